@@ -1,0 +1,290 @@
+//! The Contacts API v2 as data: the requests the core plans and the classification of each answer.
+//! The shell only turns an [`ApiRequest`] into a `Fetch` and a response back into an [`ApiResponse`].
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// Production base URL; `CONTACTS_API_BASE` overrides it (the simulator in tests and dev).
+pub const DEFAULT_BASE_URL: &str = "https://services.leadconnectorhq.com";
+/// Every call carries `Version: 2021-07-28`; without it the API answers 401.
+pub const API_VERSION: &str = "2021-07-28";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Delete,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+        }
+    }
+}
+
+/// One planned call: method, path below the base URL, and JSON body.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApiRequest {
+    pub method: Method,
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<Value>,
+}
+
+impl ApiRequest {
+    /// POST /contacts/ with `locationId` added to `fields`.
+    pub fn create_contact(location_id: &str, mut fields: Map<String, Value>) -> ApiRequest {
+        fields.insert("locationId".into(), Value::String(location_id.to_owned()));
+        ApiRequest {
+            method: Method::Post,
+            path: "/contacts/".into(),
+            body: Some(Value::Object(fields)),
+        }
+    }
+
+    /// PUT /contacts/{contactId}.
+    pub fn update_contact(contact_id: &ContactId, fields: Map<String, Value>) -> ApiRequest {
+        ApiRequest {
+            method: Method::Put,
+            path: format!("/contacts/{}", contact_id.as_str()),
+            body: Some(Value::Object(fields)),
+        }
+    }
+}
+
+/// A Contacts API record id, checked to be safe inside a URL path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ContactId(String);
+
+impl ContactId {
+    pub fn parse(text: &str) -> Option<ContactId> {
+        let safe = !text.is_empty()
+            && text.len() <= 64
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        safe.then(|| ContactId(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ContactId {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        ContactId::parse(&text).ok_or_else(|| "not a usable contact id".to_owned())
+    }
+}
+
+impl From<ContactId> for String {
+    fn from(id: ContactId) -> String {
+        id.0
+    }
+}
+
+/// What came back, reduced to what the core needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiResponse {
+    pub status: u16,
+    /// The parsed JSON body, or `Null` when it was empty or not JSON.
+    pub body: Value,
+    /// `Retry-After` in seconds, when present and numeric.
+    pub retry_after_secs: Option<u64>,
+}
+
+/// The meaning of an answer (or of a failure to get one).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// 2xx, with the body.
+    Success(Value),
+    /// 400 from POST /contacts/ naming an existing contact (`meta.contactId`).
+    Duplicate(ContactId),
+    /// 401 about the token: a refresh may fix it.
+    TokenRejected,
+    /// 401 about the `Version` header: a configuration error no retry fixes.
+    VersionRejected,
+    /// 429: try again after this many seconds (when the API said).
+    RateLimited { retry_after_secs: Option<u64> },
+    /// 5xx, a timeout or a network failure: retrying may help.
+    Unavailable { detail: String },
+    /// Any other 4xx: retrying will not help; the API's own message is kept.
+    Rejected { status: u16, message: String },
+}
+
+impl Answer {
+    /// A request that never got an answer (timeout, connection refused).
+    pub fn transport_failure(detail: impl Into<String>) -> Answer {
+        Answer::Unavailable {
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Classifies one response.
+pub fn classify(response: &ApiResponse) -> Answer {
+    let message = api_message(&response.body);
+    match response.status {
+        200..=299 => Answer::Success(response.body.clone()),
+        400 => match duplicate_of(&response.body) {
+            Some(id) => Answer::Duplicate(id),
+            None => rejected(400, message),
+        },
+        401 if message.to_ascii_lowercase().contains("version header") => Answer::VersionRejected,
+        401 => Answer::TokenRejected,
+        429 => Answer::RateLimited {
+            retry_after_secs: response.retry_after_secs,
+        },
+        status @ 500..=599 => Answer::Unavailable {
+            detail: format!("HTTP {status}: {message}"),
+        },
+        status => rejected(status, message),
+    }
+}
+
+fn rejected(status: u16, message: String) -> Answer {
+    Answer::Rejected { status, message }
+}
+
+fn duplicate_of(body: &Value) -> Option<ContactId> {
+    body.pointer("/meta/contactId")
+        .and_then(Value::as_str)
+        .and_then(ContactId::parse)
+}
+
+/// The API's `message` (a string or a list of strings), cut to 300 characters.
+pub fn api_message(body: &Value) -> String {
+    let text = match body.get("message") {
+        Some(Value::String(text)) => text.clone(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join("; "),
+        _ => String::from("(no message)"),
+    };
+    text.chars().take(300).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn response(status: u16, body: Value) -> ApiResponse {
+        ApiResponse {
+            status,
+            body,
+            retry_after_secs: None,
+        }
+    }
+
+    #[test]
+    fn answers_are_classified_by_status_and_body() {
+        let id = ContactId::parse("abc123").unwrap();
+        let table = vec![
+            (
+                response(201, json!({"contact": {}})),
+                Answer::Success(json!({"contact": {}})),
+            ),
+            (
+                response(
+                    400,
+                    json!({"message": "This location does not allow duplicated contacts.", "meta": {"contactId": "abc123"}}),
+                ),
+                Answer::Duplicate(id),
+            ),
+            (
+                response(
+                    400,
+                    json!({"message": "dup", "meta": {"contactId": "../x"}}),
+                ),
+                Answer::Rejected {
+                    status: 400,
+                    message: "dup".into(),
+                },
+            ),
+            (
+                response(401, json!({"message": "version header was not found."})),
+                Answer::VersionRejected,
+            ),
+            (
+                response(401, json!({"message": "Invalid JWT"})),
+                Answer::TokenRejected,
+            ),
+            (
+                ApiResponse {
+                    status: 429,
+                    body: Value::Null,
+                    retry_after_secs: Some(7),
+                },
+                Answer::RateLimited {
+                    retry_after_secs: Some(7),
+                },
+            ),
+            (
+                response(503, Value::Null),
+                Answer::Unavailable {
+                    detail: "HTTP 503: (no message)".into(),
+                },
+            ),
+            (
+                response(
+                    422,
+                    json!({"message": ["property foo should not exist", "email must be an email"]}),
+                ),
+                Answer::Rejected {
+                    status: 422,
+                    message: "property foo should not exist; email must be an email".into(),
+                },
+            ),
+            (
+                response(403, json!({"message": "no access"})),
+                Answer::Rejected {
+                    status: 403,
+                    message: "no access".into(),
+                },
+            ),
+        ];
+        for (input, expected) in table {
+            assert_eq!(classify(&input), expected, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn requests_are_shaped_as_the_api_expects() {
+        let mut fields = Map::new();
+        fields.insert("email".into(), json!("a@b.c"));
+        let create = ApiRequest::create_contact("loc-1", fields.clone());
+        assert_eq!(create.method, Method::Post);
+        assert_eq!(create.path, "/contacts/");
+        assert_eq!(
+            create.body,
+            Some(json!({"email": "a@b.c", "locationId": "loc-1"}))
+        );
+
+        let update = ApiRequest::update_contact(&ContactId::parse("c1").unwrap(), fields);
+        assert_eq!(
+            (update.method, update.path.as_str()),
+            (Method::Put, "/contacts/c1")
+        );
+        assert_eq!(update.body, Some(json!({"email": "a@b.c"})));
+    }
+
+    #[test]
+    fn contact_ids_must_be_path_safe() {
+        for bad in ["", "a/b", "a?b", "a b", "..", &"x".repeat(65)] {
+            assert_eq!(ContactId::parse(bad), None, "{bad}");
+        }
+        assert!(ContactId::parse("seD4PfOuKoVMLkEZqohJ").is_some());
+    }
+}

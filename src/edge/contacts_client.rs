@@ -1,0 +1,96 @@
+//! Sends one planned [`ApiRequest`] to the Contacts API with `Fetch` (bearer token, `Version`
+//! header, timeout) and returns the core's classification of what came back.
+
+use std::time::Duration;
+
+use futures_util::future::{select, Either};
+use serde_json::Value;
+use wasm_bindgen::JsValue;
+use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, Response};
+
+use crate::contacts_api::{
+    classify, Answer, ApiRequest, ApiResponse, Method as ApiMethod, API_VERSION,
+};
+use crate::secret::Secret;
+
+pub struct ContactsClient<'a> {
+    pub base_url: &'a str,
+    pub token: &'a Secret,
+    pub timeout_ms: u32,
+}
+
+impl ContactsClient<'_> {
+    pub async fn send(&self, request: &ApiRequest) -> Answer {
+        let fetch_request = match self.build(request) {
+            Ok(fetch_request) => fetch_request,
+            Err(error) => {
+                return Answer::transport_failure(format!("could not build the request: {error}"))
+            }
+        };
+        let controller = AbortController::default();
+        let signal = controller.signal();
+        let fetch = Fetch::Request(fetch_request);
+        let sending = Box::pin(async {
+            let mut response = fetch.send_with_signal(&signal).await?;
+            let text = response.text().await?;
+            Ok::<_, worker::Error>((response, text))
+        });
+        let timeout = Box::pin(Delay::from(Duration::from_millis(u64::from(
+            self.timeout_ms,
+        ))));
+        let raced = select(sending, timeout).await;
+        match raced {
+            Either::Left((Ok((response, text)), _)) => classify(&api_response(&response, &text)),
+            Either::Left((Err(error), _)) => {
+                Answer::transport_failure(format!("network error: {error}"))
+            }
+            Either::Right(((), _)) => {
+                controller.abort();
+                Answer::transport_failure(format!("no answer within {} ms", self.timeout_ms))
+            }
+        }
+    }
+
+    fn build(&self, request: &ApiRequest) -> worker::Result<Request> {
+        let headers = Headers::new();
+        headers.set("Authorization", &format!("Bearer {}", self.token.expose()))?;
+        headers.set("Version", API_VERSION)?;
+        headers.set("Accept", "application/json")?;
+        if request.body.is_some() {
+            headers.set("Content-Type", "application/json")?;
+        }
+        let mut init = RequestInit::new();
+        init.with_method(method(request.method))
+            .with_headers(headers)
+            .with_body(
+                request
+                    .body
+                    .as_ref()
+                    .map(|body| JsValue::from_str(&body.to_string())),
+            );
+        Request::new_with_init(&format!("{}{}", self.base_url, request.path), &init)
+    }
+}
+
+fn method(method: ApiMethod) -> Method {
+    match method {
+        ApiMethod::Get => Method::Get,
+        ApiMethod::Post => Method::Post,
+        ApiMethod::Put => Method::Put,
+        ApiMethod::Delete => Method::Delete,
+    }
+}
+
+fn api_response(response: &Response, text: &str) -> ApiResponse {
+    let retry_after_secs = response
+        .headers()
+        .get("Retry-After")
+        .ok()
+        .flatten()
+        .and_then(|value| value.trim().parse().ok());
+    ApiResponse {
+        status: response.status_code(),
+        body: serde_json::from_str(text).unwrap_or(Value::Null),
+        retry_after_secs,
+    }
+}

@@ -1,0 +1,141 @@
+// Contacts API v2 routes: create, update and get a contact. Each route is a table entry
+// `{ method, path, handler }`; a handler gets a context (params, body, auth, store, ...) and
+// returns a result `{ status, body }`. Add more entries here (or in a sibling module) for
+// notes, tags, tasks and appointments.
+
+import { apiError, ok } from "../http.mjs";
+import { randomId } from "../prng.mjs";
+import { CREATE_CONTACT, UPDATE_CONTACT, unprocessable } from "../validate.mjs";
+
+const CONTACT_NOT_FOUND = () => apiError(400, "Contact not found");
+const NO_LOCATION_ACCESS = () => apiError(403, "The token does not have access to this location.");
+
+// ---- record helpers ---------------------------------------------------------------------------
+
+function fullName(contact) {
+  if (typeof contact.name === "string") return contact.name;
+  const parts = [contact.firstName, contact.lastName].filter((p) => typeof p === "string" && p !== "");
+  return parts.length > 0 ? parts.join(" ") : undefined;
+}
+
+function setOrDelete(record, key, value) {
+  if (value === undefined || value === null) delete record[key];
+  else record[key] = value;
+}
+
+/** Recomputes the lower-case search fields the API keeps beside the names and email. */
+function refreshDerivedFields(contact) {
+  setOrDelete(contact, "firstNameLowerCase", contact.firstName?.toLowerCase());
+  setOrDelete(contact, "lastNameLowerCase", contact.lastName?.toLowerCase());
+  setOrDelete(contact, "fullNameLowerCase", fullName(contact)?.toLowerCase());
+  setOrDelete(contact, "emailLowerCase", contact.email?.toLowerCase());
+}
+
+/** `[{id, field_value}]` from a request merged by id into the stored `[{id, value}]`. */
+function mergeCustomFields(stored, given) {
+  const merged = stored.map((f) => ({ ...f }));
+  for (const field of given) {
+    const value = field.field_value ?? null;
+    const existing = merged.find((f) => f.id === field.id);
+    if (existing) existing.value = value;
+    else merged.push({ id: field.id, value });
+  }
+  return merged;
+}
+
+/** Applies the given body properties to `contact` (null clears a property). */
+function applyFields(contact, body) {
+  for (const [key, value] of Object.entries(body)) {
+    if (key === "customFields") {
+      if (Array.isArray(value)) contact.customFields = mergeCustomFields(contact.customFields, value);
+    } else if (key === "tags") {
+      contact.tags = value === null ? [] : [...value]; // overwrites all tags, as the spec warns
+    } else {
+      setOrDelete(contact, key, value === null ? null : structuredClone(value));
+    }
+  }
+  refreshDerivedFields(contact);
+}
+
+function digitsOf(phone) {
+  return typeof phone === "string" ? phone.replace(/\D/g, "") : "";
+}
+
+/** The existing contact a new one would duplicate, with the field that matched. */
+function findDuplicate(contacts, locationId, body) {
+  const email = typeof body.email === "string" && body.email !== "" ? body.email.toLowerCase() : null;
+  const phone = digitsOf(body.phone);
+  const sameLocation = [...contacts.values()].filter((c) => c.locationId === locationId);
+  const byEmail = email && sameLocation.find((c) => c.emailLowerCase === email);
+  if (byEmail) return { contact: byEmail, matchingField: "email" };
+  const byPhone = phone && sameLocation.find((c) => digitsOf(c.phone) === phone);
+  if (byPhone) return { contact: byPhone, matchingField: "phone" };
+  return null;
+}
+
+function newContactId(ctx) {
+  let id;
+  do id = randomId(ctx.random);
+  while (ctx.store.contacts.has(id));
+  return id;
+}
+
+function contactOfLocation(ctx) {
+  const contact = ctx.store.contacts.get(ctx.params.contactId);
+  return contact && contact.locationId === ctx.auth.locationId ? contact : null;
+}
+
+// ---- handlers ---------------------------------------------------------------------------------
+
+function createContact(ctx) {
+  const { body, auth } = ctx;
+  const locationId = body?.locationId;
+  if (typeof locationId === "string" && locationId !== "" && locationId !== auth.locationId) {
+    return NO_LOCATION_ACCESS();
+  }
+  const invalid = unprocessable(body, CREATE_CONTACT);
+  if (invalid) return invalid;
+
+  if (!ctx.location(auth.locationId).allowDuplicates) {
+    const duplicate = findDuplicate(ctx.store.contacts, auth.locationId, body);
+    if (duplicate) {
+      return apiError(400, "This location does not allow duplicated contacts.", {
+        meta: {
+          contactName: fullName(duplicate.contact) ?? "",
+          contactId: duplicate.contact.id,
+          matchingField: duplicate.matchingField,
+        },
+      });
+    }
+  }
+
+  const stamp = new Date(ctx.now()).toISOString();
+  const contact = { id: newContactId(ctx), locationId: auth.locationId, tags: [], customFields: [] };
+  const { locationId: _ignored, ...fields } = body;
+  applyFields(contact, fields);
+  contact.dateAdded = stamp;
+  contact.dateUpdated = stamp;
+  ctx.store.contacts.set(contact.id, contact);
+  return ok(201, { contact: structuredClone(contact) });
+}
+
+function updateContact(ctx) {
+  const invalid = unprocessable(ctx.body, UPDATE_CONTACT);
+  if (invalid) return invalid;
+  const contact = contactOfLocation(ctx);
+  if (!contact) return CONTACT_NOT_FOUND();
+  applyFields(contact, ctx.body);
+  contact.dateUpdated = new Date(ctx.now()).toISOString();
+  return ok(200, { succeded: true, contact: structuredClone(contact) }); // sic: the API's spelling
+}
+
+function getContact(ctx) {
+  const contact = contactOfLocation(ctx);
+  return contact ? ok(200, { contact: structuredClone(contact) }) : CONTACT_NOT_FOUND();
+}
+
+export const contactRoutes = [
+  { method: "POST", path: "/contacts/", handler: createContact },
+  { method: "PUT", path: "/contacts/:contactId", handler: updateContact },
+  { method: "GET", path: "/contacts/:contactId", handler: getContact },
+];

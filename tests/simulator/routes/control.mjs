@@ -1,0 +1,54 @@
+// The control interface under /__control/: lets tests that run the simulator in another process
+// read its state and steer it. Never authenticated, rate-limited, faulted or recorded.
+// Each handler gets `{ sim, body, params }` (sim = the object startSimulator returns).
+
+import { apiError, ok } from "../http.mjs";
+import { FaultSpecError } from "../faults.mjs";
+import { isPlainObject } from "../validate.mjs";
+
+const NO_CONTENT = () => ok(204);
+
+function badRequest(message) {
+  return apiError(400, message, { error: "Bad Request" });
+}
+
+function addFault({ sim, body }) {
+  try {
+    return ok(201, { fault: sim.injectFault(body) });
+  } catch (err) {
+    if (err instanceof FaultSpecError) return badRequest(err.message);
+    throw err;
+  }
+}
+
+function addToken({ sim, body }) {
+  if (!isPlainObject(body) || typeof body.token !== "string" || typeof body.locationId !== "string") {
+    return badRequest("expected {token, locationId} strings");
+  }
+  sim.addToken(body.token, body.locationId);
+  return ok(201, { token: body.token, locationId: body.locationId });
+}
+
+function setLocation({ sim, body }) {
+  if (!isPlainObject(body) || typeof body.locationId !== "string") {
+    return badRequest("expected {locationId, allowDuplicates?}");
+  }
+  const config = sim.setLocation(body.locationId, { allowDuplicates: body.allowDuplicates !== false });
+  return ok(201, { locationId: body.locationId, ...config });
+}
+
+export const controlRoutes = [
+  { method: "GET", path: "/__control/state", handler: ({ sim }) => ok(200, sim.state()) },
+  { method: "GET", path: "/__control/requests", handler: ({ sim }) => ok(200, sim.requests()) },
+  { method: "GET", path: "/__control/counts", handler: ({ sim }) => ok(200, sim.counts()) },
+  { method: "POST", path: "/__control/faults", handler: addFault },
+  { method: "DELETE", path: "/__control/faults", handler: ({ sim }) => (sim.clearFaults(), NO_CONTENT()) },
+  { method: "POST", path: "/__control/reset", handler: ({ sim }) => (sim.reset(), NO_CONTENT()) },
+  { method: "POST", path: "/__control/tokens", handler: addToken },
+  {
+    method: "DELETE",
+    path: "/__control/tokens/:token",
+    handler: ({ sim, params }) => (sim.revokeToken(params.token), NO_CONTENT()),
+  },
+  { method: "POST", path: "/__control/locations", handler: setLocation },
+];

@@ -1,0 +1,263 @@
+// A stateful simulator of the GoHighLevel / LeadConnector Contacts API v2 for end-to-end tests:
+// checks the Version header and bearer token, rate-limits per location, validates bodies,
+// keeps contacts in memory, records every request and injects faults on demand. A control
+// interface under /__control/ steers it from other processes. See README.md.
+
+import http from "node:http";
+import { createFaults, normaliseFault } from "./faults.mjs";
+import {
+  apiError,
+  isJsonContentType,
+  MAX_BODY_BYTES,
+  notFound,
+  readBody,
+  send,
+  tryParseJson,
+  defaultErrorBody,
+} from "./http.mjs";
+import { createInflight } from "./inflight.mjs";
+import { createRandom } from "./prng.mjs";
+import { createRateLimiter } from "./ratelimit.mjs";
+import { createRouter } from "./router.mjs";
+import { contactRoutes } from "./routes/contacts.mjs";
+import { controlRoutes } from "./routes/control.mjs";
+import { createStore, snapshot } from "./store.mjs";
+
+export const API_VERSION = "2021-07-28";
+const CONTROL_PREFIX = "/__control/";
+const UNMATCHED_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+
+/** Every API route the simulator serves: add route tables here. */
+const API_ROUTES = [...contactRoutes];
+
+const unauthorized = (message) => apiError(401, message, { error: "Unauthorized" });
+
+// ---- request pieces ---------------------------------------------------------------------------
+
+function redactedHeaders(headers) {
+  const copy = { ...headers };
+  if (copy.authorization !== undefined) copy.authorization = "[redacted]";
+  return copy;
+}
+
+/** Parses the body the way `route.body` ("json" | "form" | "none") says; `{ value }` or `{ error }`. */
+function parseBody(route, req, raw) {
+  const kind = route.body ?? (["POST", "PUT", "PATCH"].includes(req.method) ? "json" : "none");
+  if (kind === "none") return { value: null };
+  if (kind === "form") return { value: Object.fromEntries(new URLSearchParams(raw)) };
+  if (raw.trim() === "") return { value: {} };
+  if (!isJsonContentType(req.headers["content-type"])) {
+    return { error: apiError(415, "Content-Type must be application/json", { error: "Unsupported Media Type" }) };
+  }
+  try {
+    return { value: JSON.parse(raw) };
+  } catch (err) {
+    return { error: apiError(400, err.message) };
+  }
+}
+
+function faultResult(fault) {
+  return {
+    status: fault.status,
+    body: fault.body === undefined ? defaultErrorBody(fault.status) : fault.body,
+    headers: fault.headers,
+  };
+}
+
+function normaliseLocation(config) {
+  return { allowDuplicates: config?.allowDuplicates !== false };
+}
+
+// ---- the simulator ------------------------------------------------------------------------------
+
+/**
+ * Starts the simulator. Options (all optional): port, host, tokens {token: locationId},
+ * locations {locationId: {allowDuplicates}}, rateLimit {max, intervalMs, daily}, seed,
+ * now (() => ms, the clock; default Date.now).
+ */
+export async function startSimulator(options = {}) {
+  const clock = options.now ?? Date.now;
+  const seed = options.seed ?? 1;
+  const tokens = new Map(Object.entries(options.tokens ?? {}));
+  const locations = new Map(
+    Object.entries(options.locations ?? {}).map(([id, config]) => [id, normaliseLocation(config)]),
+  );
+  const apiRouter = createRouter(API_ROUTES);
+  const controlRouter = createRouter(controlRoutes);
+  const faultRoutes = [...apiRouter.keys, ...UNMATCHED_METHODS.map((m) => `${m} <unmatched>`)];
+  const inflight = createInflight();
+
+  let run; // everything reset() starts afresh
+  function freshRun() {
+    return {
+      store: createStore(),
+      idRandom: createRandom(seed),
+      faults: createFaults(createRandom(seed ^ 0x5eed5eed)),
+      limiter: createRateLimiter(options.rateLimit, clock),
+      log: [],
+      counts: new Map(),
+    };
+  }
+  run = freshRun();
+
+  const locationConfig = (id) => locations.get(id) ?? normaliseLocation();
+
+  /** Version header, then bearer token: `{ auth }` or `{ error }`. */
+  function authenticate(headers) {
+    if (headers.version !== API_VERSION) {
+      return { error: apiError(401, "version header was not found.") };
+    }
+    const bearer = /^Bearer\s+(\S+)\s*$/i.exec(headers.authorization ?? "");
+    if (!bearer) return { error: unauthorized("Invalid JWT") };
+    if (!tokens.has(bearer[1])) return { error: unauthorized("Invalid token: access token is invalid") };
+    return { auth: { token: bearer[1], locationId: tokens.get(bearer[1]) } };
+  }
+
+  /** Runs one API request through auth, rate limit, body parsing and its handler. */
+  function respond(match, req, url, raw) {
+    if (!match) return notFound(req.method, url.pathname);
+    const { route, params } = match;
+    let auth = null;
+    let limitHeaders = {};
+    if (route.auth !== false) {
+      const checked = authenticate(req.headers);
+      if (checked.error) return checked.error;
+      auth = checked.auth;
+      const limit = run.limiter.take(auth.locationId);
+      limitHeaders = limit.headers;
+      if (!limit.allowed) {
+        const tooMany = apiError(429, "Too Many Requests");
+        return { ...tooMany, headers: { ...limitHeaders, "Retry-After": String(limit.retryAfter) } };
+      }
+    }
+    const withLimits = (result) => ({ ...result, headers: { ...limitHeaders, ...(result.headers ?? {}) } });
+    const body = parseBody(route, req, raw);
+    if (body.error) return withLimits(body.error);
+    return withLimits(
+      route.handler({
+        params,
+        query: Object.fromEntries(url.searchParams),
+        body: body.value,
+        auth,
+        store: run.store,
+        random: run.idRandom,
+        now: clock,
+        location: locationConfig,
+      }),
+    );
+  }
+
+  function record(req, routeKey, raw) {
+    const entry = {
+      method: req.method,
+      path: req.url,
+      route: routeKey,
+      status: 0,
+      headers: redactedHeaders(req.headers),
+      body: tryParseJson(raw),
+      at: clock(),
+    };
+    run.log.push(entry);
+    run.counts.set(routeKey, (run.counts.get(routeKey) ?? 0) + 1);
+    return entry;
+  }
+
+  async function handleApi(req, res, url, raw) {
+    const match = apiRouter.match(req.method, url.pathname);
+    const routeKey = match ? match.route.key : `${req.method} <unmatched>`;
+    const entry = record(req, routeKey, raw);
+    const reply = (result) => {
+      entry.status = result.status;
+      send(res, result);
+    };
+
+    const fault = run.faults.take(routeKey);
+    if (fault && fault.latencyMs > 0 && !(await inflight.delay(fault.latencyMs, res))) return;
+    const failing = fault && (fault.hang || fault.status !== null);
+    if (failing && !fault.afterApply) return fault.hang ? inflight.hang(res) : reply(faultResult(fault));
+
+    const result = respond(match, req, url, raw);
+    if (failing) return fault.hang ? inflight.hang(res) : reply(faultResult(fault));
+    reply(result);
+  }
+
+  function handleControl(req, res, url, raw) {
+    const match = controlRouter.match(req.method, url.pathname);
+    if (!match) return send(res, notFound(req.method, url.pathname));
+    let body = null;
+    if (raw.trim() !== "") {
+      body = tryParseJson(raw);
+      if (body === null) return send(res, apiError(400, "malformed JSON body"));
+    }
+    send(res, match.route.handler({ sim, body, params: match.params }));
+  }
+
+  async function onRequest(req, res) {
+    try {
+      const url = new URL(req.url, "http://simulator.invalid");
+      const raw = await readBody(req);
+      if (url.pathname.startsWith(CONTROL_PREFIX)) handleControl(req, res, url, raw);
+      else await handleApi(req, res, url, raw);
+    } catch (err) {
+      const status = err.message === "request entity too large" ? 413 : 500;
+      const message = status === 413 ? `request body over ${MAX_BODY_BYTES} bytes` : `simulator error: ${err.message}`;
+      send(res, apiError(status, message));
+    }
+  }
+
+  const server = http.createServer((req, res) => {
+    onRequest(req, res);
+  });
+  await new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? 0, options.host ?? "127.0.0.1", () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+
+  const { address, port } = server.address();
+  const host = address.includes(":") ? `[${address}]` : address;
+  let closing = null;
+
+  const sim = {
+    url: `http://${host}:${port}`,
+    port,
+    state: () => snapshot(run.store),
+    requests: () => structuredClone(run.log),
+    counts: () => Object.fromEntries(run.counts),
+    injectFault(spec) {
+      const fault = normaliseFault(spec, faultRoutes);
+      run.faults.add(fault);
+      return { ...fault };
+    },
+    faults: () => run.faults.list(),
+    clearFaults() {
+      run.faults.clear();
+      inflight.releaseHung();
+    },
+    reset() {
+      inflight.releaseHung();
+      run = freshRun();
+    },
+    addToken(token, locationId) {
+      tokens.set(token, locationId);
+    },
+    revokeToken(token) {
+      tokens.delete(token);
+    },
+    setLocation(locationId, config) {
+      locations.set(locationId, normaliseLocation(config));
+      return locationConfig(locationId);
+    },
+    close() {
+      closing ??= new Promise((resolve) => {
+        inflight.closeAll();
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      return closing;
+    },
+  };
+  return sim;
+}
