@@ -377,6 +377,7 @@ mod tests {
         assert_eq!(nesting_depth(b"[[{}]]"), 3);
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     proptest::proptest! {
         #[test]
         fn any_bytes_parse_or_are_refused(input in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {

@@ -162,7 +162,8 @@ mod tests {
     #[test]
     fn each_refusal_has_its_status_and_code() {
         let big = vec![b' '; 2048];
-        let table: Vec<(Option<&str>, &[u8], &[u8], u16, &str)> = vec![
+        type Case<'a> = (Option<&'a str>, &'a [u8], &'a [u8], u16, &'a str);
+        let table: Vec<Case> = vec![
             (Some("application/json"), &big, &big, 413, "body_too_large"),
             (None, BODY, BODY, 415, "unsupported_media_type"),
             (

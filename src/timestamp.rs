@@ -141,6 +141,7 @@ mod tests {
         }
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     proptest::proptest! {
         #[test]
         fn never_panics(text in ".{0,40}") {

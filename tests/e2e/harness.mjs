@@ -2,9 +2,11 @@
 // Miniflare, with a real local KV namespace, beside the Contacts API simulator; signs webhooks the
 // way SightMill does and captures everything the worker logs.
 
-import { createHmac, randomBytes } from "node:crypto";
 import { Miniflare } from "miniflare";
 import { startSimulator } from "../simulator/server.mjs";
+import { sightmillEvent, sign, signedDelivery } from "../support/webhooks.mjs";
+
+export { sign };
 
 export const LOCATION = "loc-e2e";
 export const TOKEN = "pit-e2e-0123456789abcdef";
@@ -58,7 +60,7 @@ export async function startWorld({ vars = {}, simulator = {} } = {}) {
     fetch: (path, init) => mf.dispatchFetch(`${BASE}${path}`, init),
     /** Signs and posts a webhook; `overrides` can break any part of it. */
     async deliver(event, overrides = {}) {
-      const request = signedDelivery(event, overrides);
+      const request = signedDelivery(SECRET, event, overrides);
       const response = await mf.dispatchFetch(`${BASE}${WEBHOOK_PATH}`, request);
       const text = await response.text();
       let json = null;
@@ -85,37 +87,8 @@ export async function startWorld({ vars = {}, simulator = {} } = {}) {
   };
 }
 
-/** A webhook request as SightMill sends it: Standard Webhooks headers over the raw body. */
-export function signedDelivery(event, overrides = {}) {
-  const id = overrides.id ?? `msg_${randomBytes(9).toString("hex")}`;
-  const timestamp = overrides.timestamp ?? Math.floor(Date.now() / 1000);
-  const body = overrides.rawBody ?? JSON.stringify(event);
-  const signature = overrides.signature ?? sign(overrides.secret ?? SECRET, id, timestamp, body);
-  const headers = {
-    "content-type": "application/json",
-    "webhook-id": id,
-    "webhook-timestamp": String(timestamp),
-    "webhook-signature": signature,
-    ...overrides.headers,
-  };
-  for (const [name, value] of Object.entries(headers)) if (value === undefined) delete headers[name];
-  return { id, method: overrides.method ?? "POST", headers, body };
-}
-
-export function sign(secret, id, timestamp, body) {
-  const key = Buffer.from(secret.replace(/^whsec_/, ""), "base64");
-  const mac = createHmac("sha256", key).update(`${id}.${timestamp}.`).update(body).digest("base64");
-  return `v1,${mac}`;
-}
-
 /** A contact.created / contact.updated event. */
-export function contactEvent(type, data) {
-  return {
-    type,
-    timestamp: new Date().toISOString(),
-    data: { updated_at: "2026-11-27T10:00:00Z", ...data },
-  };
-}
+export const contactEvent = sightmillEvent;
 
 /** Total API calls the simulator received. */
 export function apiCalls(sim) {

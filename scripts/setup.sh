@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs whatever the build and tests need and is missing, at the pinned versions: the wasm32
+# target, worker-build, the wasm-bindgen CLI that matches Cargo.lock, and the npm tools
+# (wrangler, miniflare, binaryen's wasm-opt) from package-lock.json. A second run installs nothing.
+# Needs only rustup/cargo, Node 20 and npm.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+WORKER_BUILD_VERSION=0.8.7
+WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+
+say() { printf 'setup: %s\n' "$*"; }
+
+for tool in cargo rustup node npm; do
+  command -v "$tool" >/dev/null || { say "$tool is required but not on PATH"; exit 1; }
+done
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+[ "$node_major" -ge 20 ] || { say "Node 20 or newer is required (found $(node --version))"; exit 1; }
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  say "adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+if [ "$(worker-build --version 2>/dev/null | awk '{print $NF}')" != "$WORKER_BUILD_VERSION" ]; then
+  say "installing worker-build $WORKER_BUILD_VERSION (about 5 minutes, once)"
+  cargo install worker-build --version "$WORKER_BUILD_VERSION" --locked
+fi
+
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $NF}')" != "$WASM_BINDGEN_VERSION" ]; then
+  say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION to match Cargo.lock (about 3 minutes, once)"
+  # No --locked: its own lockfile pins a crate version some registry mirrors lack.
+  cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
+fi
+
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "installing the pinned npm tools (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
