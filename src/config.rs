@@ -1,16 +1,18 @@
-//! Settings and secrets, read once per request from the worker's environment through a lookup
-//! function, checked, and turned into a typed [`Config`]. Errors name the setting, never its value.
+//! Settings and secrets, read from the worker's environment through a lookup function, checked,
+//! and turned into a typed [`Config`]. Errors name the setting, never its value. A bad setting
+//! stops every webhook and cron run before anything is processed with it.
 
 use thiserror::Error;
 
 use crate::contacts_api::DEFAULT_BASE_URL;
-use crate::mapping::ContactMapping;
+use crate::mapping::{Mapping, MappingError};
+use crate::retry::{parse_duration, Schedule, DEFAULT_MAX_WAIT_SECS};
 use crate::signature::{KeyError, SigningKey};
 
 pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
 pub const DEFAULT_API_TIMEOUT_MS: u32 = 10_000;
 
-/// Everything the webhook path needs besides the token.
+/// Everything the worker needs besides tokens and API keys.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The Contacts API location (sub-account) that SightMill's contacts go to.
@@ -20,7 +22,38 @@ pub struct Config {
     pub signing_keys: Vec<SigningKey>,
     pub max_body_bytes: usize,
     pub api_timeout_ms: u32,
-    pub mapping: ContactMapping,
+    pub mapping: Mapping,
+    pub retry: RetryConfig,
+    pub cron: CronConfig,
+    pub alerts: AlertConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryConfig {
+    pub schedule: Schedule,
+    /// How long an event may wait for its contact or task before it is parked.
+    pub max_wait_secs: u64,
+}
+
+/// Bounds on one cron run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CronConfig {
+    /// Contacts API calls one run may make (the platform's subrequest limit: 50 on the free plan).
+    pub max_api_calls: u32,
+    /// Wall-clock time one run may spend, in milliseconds.
+    pub time_budget_ms: u32,
+    /// Calls per 10 s a run allows itself per location (the API allows 100).
+    pub calls_per_10s: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertConfig {
+    /// Where alerts are posted (`{"text": ...}`, Slack-compatible); `None`: alerts are only logged.
+    pub webhook_url: Option<String>,
+    /// At most one alert per kind and location in this many seconds.
+    pub quiet_secs: u64,
+    /// Alert when the oldest pending event is older than this.
+    pub pending_age_secs: u64,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -31,71 +64,74 @@ pub enum ConfigError {
     Invalid { name: &'static str, reason: String },
     #[error("the secret `WEBHOOK_SECRETS` is invalid: {0}")]
     SigningKeys(#[from] KeyError),
+    #[error("the setting `CONTACT_MAPPING` is invalid: {0}")]
+    Mapping(#[from] MappingError),
 }
 
 impl Config {
     /// Builds the config from `lookup` (a var or secret by name; `None` or blank when unset).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         let location_id = get("GHL_LOCATION_ID").ok_or(ConfigError::Missing("GHL_LOCATION_ID"))?;
-        if !location_id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        {
+        if !location_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
             return Err(invalid("GHL_LOCATION_ID", "use only A-Z a-z 0-9 _ -"));
         }
         let secrets = get("WEBHOOK_SECRETS").ok_or(ConfigError::Missing("WEBHOOK_SECRETS"))?;
+        let mapping = match get("CONTACT_MAPPING") {
+            Some(document) => Mapping::parse(&document)?,
+            None => Mapping::default(),
+        };
+        let schedule = match get("RETRY_SCHEDULE") {
+            Some(text) => Schedule::parse(&text).map_err(|e| invalid("RETRY_SCHEDULE", e.to_string()))?,
+            None => Schedule::default(),
+        };
         Ok(Config {
             location_id,
-            api_base: api_base(get("CONTACTS_API_BASE"))?,
+            api_base: url(get("CONTACTS_API_BASE"), "CONTACTS_API_BASE")?.unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()),
             signing_keys: SigningKey::parse_list(&secrets)?,
-            max_body_bytes: number(
-                get("MAX_BODY_BYTES"),
-                "MAX_BODY_BYTES",
-                DEFAULT_MAX_BODY_BYTES,
-                1..=1 << 20,
-            )?,
-            api_timeout_ms: number(
-                get("API_TIMEOUT_MS"),
-                "API_TIMEOUT_MS",
-                DEFAULT_API_TIMEOUT_MS,
-                100..=60_000,
-            )?,
-            mapping: ContactMapping {
-                status_field_id: get("STATUS_CUSTOM_FIELD_ID"),
+            max_body_bytes: number(get("MAX_BODY_BYTES"), "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1..=1 << 20)?,
+            api_timeout_ms: number(get("API_TIMEOUT_MS"), "API_TIMEOUT_MS", DEFAULT_API_TIMEOUT_MS, 100..=60_000)?,
+            mapping,
+            retry: RetryConfig {
+                schedule,
+                max_wait_secs: duration(get("MAX_WAIT_FOR_CONTACT"), "MAX_WAIT_FOR_CONTACT", DEFAULT_MAX_WAIT_SECS)?,
+            },
+            cron: CronConfig {
+                max_api_calls: number(get("CRON_MAX_API_CALLS"), "CRON_MAX_API_CALLS", 40, 1..=1_000)?,
+                time_budget_ms: number(get("CRON_TIME_BUDGET_MS"), "CRON_TIME_BUDGET_MS", 25_000, 1_000..=600_000)?,
+                calls_per_10s: number(get("RATE_LIMIT_PER_10S"), "RATE_LIMIT_PER_10S", 90, 1..=100)?,
+            },
+            alerts: AlertConfig {
+                webhook_url: url(get("ALERT_WEBHOOK_URL"), "ALERT_WEBHOOK_URL")?,
+                quiet_secs: duration(get("ALERT_QUIET_PERIOD"), "ALERT_QUIET_PERIOD", 3_600)?.max(60),
+                pending_age_secs: duration(get("ALERT_PENDING_AGE"), "ALERT_PENDING_AGE", 3_600)?,
             },
         })
     }
 }
 
 fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        name,
-        reason: reason.into(),
+    ConfigError::Invalid { name, reason: reason.into() }
+}
+
+fn url(value: Option<String>, name: &'static str) -> Result<Option<String>, ConfigError> {
+    match value {
+        Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
+            Ok(Some(url.trim_end_matches('/').to_owned()))
+        }
+        Some(_) => Err(invalid(name, "must start with https:// or http://")),
+        None => Ok(None),
     }
 }
 
-fn api_base(value: Option<String>) -> Result<String, ConfigError> {
-    let base = value.unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
-    if !(base.starts_with("https://") || base.starts_with("http://")) {
-        return Err(invalid(
-            "CONTACTS_API_BASE",
-            "must start with https:// or http://",
-        ));
+fn duration(value: Option<String>, name: &'static str, default: u64) -> Result<u64, ConfigError> {
+    match value {
+        Some(text) => parse_duration(&text).ok_or_else(|| invalid(name, "must be a duration like 90s, 30m, 2h or 1d")),
+        None => Ok(default),
     }
-    Ok(base.trim_end_matches('/').to_owned())
 }
 
-fn number<T>(
-    value: Option<String>,
-    name: &'static str,
-    default: T,
-    range: std::ops::RangeInclusive<T>,
-) -> Result<T, ConfigError>
+fn number<T>(value: Option<String>, name: &'static str, default: T, range: std::ops::RangeInclusive<T>) -> Result<T, ConfigError>
 where
     T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
 {
@@ -104,14 +140,7 @@ where
     };
     match text.parse::<T>() {
         Ok(n) if range.contains(&n) => Ok(n),
-        _ => Err(invalid(
-            name,
-            format!(
-                "must be a whole number from {} to {}",
-                range.start(),
-                range.end()
-            ),
-        )),
+        _ => Err(invalid(name, format!("must be a whole number from {} to {}", range.start(), range.end()))),
     }
 }
 
@@ -121,75 +150,65 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(|name| map.get(name).cloned())
     }
 
     const SECRET: (&str, &str) = ("WEBHOOK_SECRETS", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+    const LOCATION: (&str, &str) = ("GHL_LOCATION_ID", "loc-1");
 
     #[test]
     fn defaults_fill_what_is_unset() {
-        let config = config(&[("GHL_LOCATION_ID", "loc-1"), SECRET]).unwrap();
+        let config = config(&[LOCATION, SECRET]).unwrap();
         assert_eq!(config.api_base, DEFAULT_BASE_URL);
         assert_eq!(config.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
         assert_eq!(config.api_timeout_ms, DEFAULT_API_TIMEOUT_MS);
-        assert_eq!(config.mapping.status_field_id, None);
+        assert_eq!(config.mapping, Mapping::default());
+        assert_eq!(config.retry, RetryConfig { schedule: Schedule::default(), max_wait_secs: 86_400 });
+        assert_eq!(config.cron, CronConfig { max_api_calls: 40, time_budget_ms: 25_000, calls_per_10s: 90 });
+        assert_eq!(config.alerts, AlertConfig { webhook_url: None, quiet_secs: 3_600, pending_age_secs: 3_600 });
     }
 
     #[test]
     fn settings_are_read_and_checked() {
         let config = config(&[
-            ("GHL_LOCATION_ID", "loc-1"),
+            LOCATION,
             SECRET,
             ("CONTACTS_API_BASE", "http://127.0.0.1:8788/"),
             ("MAX_BODY_BYTES", "4096"),
-            ("STATUS_CUSTOM_FIELD_ID", "cf1"),
+            ("CONTACT_MAPPING", r#"{"fields": [{"from": "mail", "to": "email"}]}"#),
+            ("RETRY_SCHEDULE", "10s,1m"),
+            ("MAX_WAIT_FOR_CONTACT", "2h"),
+            ("ALERT_WEBHOOK_URL", "https://hooks.example.com/x"),
+            ("ALERT_QUIET_PERIOD", "5s"),
         ])
         .unwrap();
         assert_eq!(config.api_base, "http://127.0.0.1:8788");
         assert_eq!(config.max_body_bytes, 4096);
-        assert_eq!(config.mapping.status_field_id.as_deref(), Some("cf1"));
+        assert_eq!(config.retry.schedule, Schedule::parse("10s,1m").unwrap());
+        assert_eq!(config.retry.max_wait_secs, 7_200);
+        assert_eq!(config.alerts.webhook_url.as_deref(), Some("https://hooks.example.com/x"));
+        assert_eq!(config.alerts.quiet_secs, 60, "KV cannot expire a key sooner");
     }
 
     #[test]
     fn errors_name_the_setting_and_never_the_secret() {
         let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
             (vec![SECRET], "`GHL_LOCATION_ID` is required"),
-            (
-                vec![("GHL_LOCATION_ID", "loc")],
-                "`WEBHOOK_SECRETS` is required",
-            ),
-            (
-                vec![("GHL_LOCATION_ID", "loc/1"), SECRET],
-                "`GHL_LOCATION_ID` is invalid",
-            ),
-            (
-                vec![("GHL_LOCATION_ID", "loc"), ("WEBHOOK_SECRETS", "hunter2")],
-                "does not start with `whsec_`",
-            ),
-            (
-                vec![("GHL_LOCATION_ID", "loc"), SECRET, ("MAX_BODY_BYTES", "-1")],
-                "`MAX_BODY_BYTES` is invalid",
-            ),
-            (
-                vec![
-                    ("GHL_LOCATION_ID", "loc"),
-                    SECRET,
-                    ("CONTACTS_API_BASE", "ftp://x"),
-                ],
-                "`CONTACTS_API_BASE` is invalid",
-            ),
+            (vec![LOCATION], "`WEBHOOK_SECRETS` is required"),
+            (vec![("GHL_LOCATION_ID", "loc/1"), SECRET], "`GHL_LOCATION_ID` is invalid"),
+            (vec![LOCATION, ("WEBHOOK_SECRETS", "hunter2")], "does not start with `whsec_`"),
+            (vec![LOCATION, SECRET, ("MAX_BODY_BYTES", "-1")], "`MAX_BODY_BYTES` is invalid"),
+            (vec![LOCATION, SECRET, ("CONTACTS_API_BASE", "ftp://x")], "`CONTACTS_API_BASE` is invalid"),
+            (vec![LOCATION, SECRET, ("RETRY_SCHEDULE", "1m,soon")], "`RETRY_SCHEDULE` is invalid: `soon`"),
+            (vec![LOCATION, SECRET, ("CONTACT_MAPPING", r#"{"fields": [{"from": "a", "to": "nick"}]}"#)],
+                "`CONTACT_MAPPING` is invalid: mapping entry `fields[0]`: unknown target `nick`"),
+            (vec![LOCATION, SECRET, ("CRON_MAX_API_CALLS", "0")], "`CRON_MAX_API_CALLS` is invalid"),
         ];
         for (pairs, expected) in cases {
             let message = config(&pairs).unwrap_err().to_string();
             assert!(message.contains(expected), "{message}");
-            assert!(
-                !message.contains("hunter2") && !message.contains("MfKQ9r8"),
-                "{message}"
-            );
+            assert!(!message.contains("hunter2") && !message.contains("MfKQ9r8"), "{message}");
         }
     }
 }

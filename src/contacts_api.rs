@@ -2,7 +2,7 @@
 //! The shell only turns an [`ApiRequest`] into a `Fetch` and a response back into an [`ApiResponse`].
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 /// Production base URL; `CONTACTS_API_BASE` overrides it (the simulator in tests and dev).
 pub const DEFAULT_BASE_URL: &str = "https://services.leadconnectorhq.com";
@@ -50,28 +50,83 @@ impl ApiRequest {
     }
 
     /// PUT /contacts/{contactId}.
-    pub fn update_contact(contact_id: &ContactId, fields: Map<String, Value>) -> ApiRequest {
-        ApiRequest {
-            method: Method::Put,
-            path: format!("/contacts/{}", contact_id.as_str()),
-            body: Some(Value::Object(fields)),
+    pub fn update_contact(contact_id: &ApiId, fields: Map<String, Value>) -> ApiRequest {
+        Self::put(format!("/contacts/{contact_id}"), Value::Object(fields))
+    }
+
+    /// DELETE /contacts/{contactId}.
+    pub fn delete_contact(contact_id: &ApiId) -> ApiRequest {
+        Self::delete(format!("/contacts/{contact_id}"), None)
+    }
+
+    /// POST /contacts/{contactId}/tags (adds; never PUT tags, that overwrites them all).
+    pub fn add_tags(contact_id: &ApiId, tags: &[String]) -> ApiRequest {
+        Self::post(format!("/contacts/{contact_id}/tags"), json!({ "tags": tags }))
+    }
+
+    /// DELETE /contacts/{contactId}/tags.
+    pub fn remove_tags(contact_id: &ApiId, tags: &[String]) -> ApiRequest {
+        Self::delete(format!("/contacts/{contact_id}/tags"), Some(json!({ "tags": tags })))
+    }
+
+    /// POST /contacts/{contactId}/notes, or PUT /contacts/{contactId}/notes/{id} when it exists.
+    pub fn upsert_note(contact_id: &ApiId, note_id: Option<&ApiId>, body: Value) -> ApiRequest {
+        match note_id {
+            Some(id) => Self::put(format!("/contacts/{contact_id}/notes/{id}"), body),
+            None => Self::post(format!("/contacts/{contact_id}/notes"), body),
         }
+    }
+
+    /// DELETE /contacts/{contactId}/notes/{id}.
+    pub fn delete_note(contact_id: &ApiId, note_id: &ApiId) -> ApiRequest {
+        Self::delete(format!("/contacts/{contact_id}/notes/{note_id}"), None)
+    }
+
+    /// POST /contacts/{contactId}/tasks, or PUT /contacts/{contactId}/tasks/{taskId} when it exists.
+    pub fn upsert_task(contact_id: &ApiId, task_id: Option<&ApiId>, body: Value) -> ApiRequest {
+        match task_id {
+            Some(id) => Self::put(format!("/contacts/{contact_id}/tasks/{id}"), body),
+            None => Self::post(format!("/contacts/{contact_id}/tasks"), body),
+        }
+    }
+
+    /// PUT /contacts/{contactId}/tasks/{taskId}/completed.
+    pub fn complete_task(contact_id: &ApiId, task_id: &ApiId) -> ApiRequest {
+        let path = format!("/contacts/{contact_id}/tasks/{task_id}/completed");
+        Self::put(path, json!({ "completed": true }))
+    }
+
+    /// DELETE /contacts/{contactId}/tasks/{taskId}.
+    pub fn delete_task(contact_id: &ApiId, task_id: &ApiId) -> ApiRequest {
+        Self::delete(format!("/contacts/{contact_id}/tasks/{task_id}"), None)
+    }
+
+    fn post(path: String, body: Value) -> ApiRequest {
+        ApiRequest { method: Method::Post, path, body: Some(body) }
+    }
+
+    fn put(path: String, body: Value) -> ApiRequest {
+        ApiRequest { method: Method::Put, path, body: Some(body) }
+    }
+
+    fn delete(path: String, body: Option<Value>) -> ApiRequest {
+        ApiRequest { method: Method::Delete, path, body }
     }
 }
 
-/// A Contacts API record id, checked to be safe inside a URL path.
+/// A Contacts API record id (contact, note, task), checked to be safe inside a URL path.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct ContactId(String);
+pub struct ApiId(String);
 
-impl ContactId {
-    pub fn parse(text: &str) -> Option<ContactId> {
+impl ApiId {
+    pub fn parse(text: &str) -> Option<ApiId> {
         let safe = !text.is_empty()
             && text.len() <= 64
             && text
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        safe.then(|| ContactId(text.to_owned()))
+        safe.then(|| ApiId(text.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -79,15 +134,21 @@ impl ContactId {
     }
 }
 
-impl TryFrom<String> for ContactId {
-    type Error = String;
-    fn try_from(text: String) -> Result<Self, Self::Error> {
-        ContactId::parse(&text).ok_or_else(|| "not a usable contact id".to_owned())
+impl std::fmt::Display for ApiId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
-impl From<ContactId> for String {
-    fn from(id: ContactId) -> String {
+impl TryFrom<String> for ApiId {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        ApiId::parse(&text).ok_or_else(|| "not a usable contact id".to_owned())
+    }
+}
+
+impl From<ApiId> for String {
+    fn from(id: ApiId) -> String {
         id.0
     }
 }
@@ -108,7 +169,7 @@ pub enum Answer {
     /// 2xx, with the body.
     Success(Value),
     /// 400 from POST /contacts/ naming an existing contact (`meta.contactId`).
-    Duplicate(ContactId),
+    Duplicate(ApiId),
     /// 401 about the token: a refresh may fix it.
     TokenRejected,
     /// 401 about the `Version` header: a configuration error no retry fixes.
@@ -155,10 +216,10 @@ fn rejected(status: u16, message: String) -> Answer {
     Answer::Rejected { status, message }
 }
 
-fn duplicate_of(body: &Value) -> Option<ContactId> {
+fn duplicate_of(body: &Value) -> Option<ApiId> {
     body.pointer("/meta/contactId")
         .and_then(Value::as_str)
-        .and_then(ContactId::parse)
+        .and_then(ApiId::parse)
 }
 
 /// The API's `message` (a string or a list of strings), cut to 300 characters.
@@ -178,7 +239,6 @@ pub fn api_message(body: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn response(status: u16, body: Value) -> ApiResponse {
         ApiResponse {
@@ -190,7 +250,7 @@ mod tests {
 
     #[test]
     fn answers_are_classified_by_status_and_body() {
-        let id = ContactId::parse("abc123").unwrap();
+        let id = ApiId::parse("abc123").unwrap();
         let table = vec![
             (
                 response(201, json!({"contact": {}})),
@@ -272,7 +332,7 @@ mod tests {
             Some(json!({"email": "a@b.c", "locationId": "loc-1"}))
         );
 
-        let update = ApiRequest::update_contact(&ContactId::parse("c1").unwrap(), fields);
+        let update = ApiRequest::update_contact(&ApiId::parse("c1").unwrap(), fields);
         assert_eq!(
             (update.method, update.path.as_str()),
             (Method::Put, "/contacts/c1")
@@ -283,8 +343,8 @@ mod tests {
     #[test]
     fn contact_ids_must_be_path_safe() {
         for bad in ["", "a/b", "a?b", "a b", "..", &"x".repeat(65)] {
-            assert_eq!(ContactId::parse(bad), None, "{bad}");
+            assert_eq!(ApiId::parse(bad), None, "{bad}");
         }
-        assert!(ContactId::parse("seD4PfOuKoVMLkEZqohJ").is_some());
+        assert!(ApiId::parse("seD4PfOuKoVMLkEZqohJ").is_some());
     }
 }

@@ -69,47 +69,77 @@ impl EventType {
     }
 }
 
-/// A string field of SightMill's data: left out (keep what the Contacts API has), `null` (clear
-/// it), or a value.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum Field {
-    #[default]
-    Absent,
-    Null,
-    Value(String),
-}
-
-/// A SightMill contact as `contact.created` and `contact.updated` carry it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A SightMill contact as `contact.created` and `contact.updated` carry it: its id, its
+/// `updated_at`, and every field SightMill sent, for the operator's mapping to pick from.
+#[derive(Debug, Clone, PartialEq)]
 pub struct SightmillContact {
     pub id: String,
-    pub email: Field,
-    pub name: Field,
-    pub phone: Field,
-    pub status: Field,
     pub updated_at: UnixMillis,
+    pub fields: Map<String, Value>,
 }
 
-/// A parsed, supported event.
+/// A SightMill note (`note.created`, `note.updated`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    ContactUpsert {
-        kind: EventType,
-        contact: SightmillContact,
-    },
+pub struct SightmillNote {
+    pub id: String,
+    pub body: String,
+}
+
+/// A SightMill task (`task.created`, `task.updated`): a full snapshot, so that an update whose
+/// create was lost can still create it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SightmillTask {
+    pub id: String,
+    pub title: String,
+    pub body: Option<String>,
+    /// RFC 3339, passed on as the Contacts API `dueDate`.
+    pub due_date: String,
+    pub completed: bool,
+    pub assigned_to: Option<String>,
+}
+
+/// Which record an event changes, and to what.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    ContactUpsert(SightmillContact),
+    ContactDeleted,
+    NoteUpsert(SightmillNote),
+    NoteDeleted { note_id: String },
+    TagAdded { tag: String },
+    TagRemoved { tag: String },
+    TaskUpsert(SightmillTask),
+    TaskCompleted { task_id: String },
+    TaskDeleted { task_id: String },
+}
+
+/// A parsed event of any type in the catalogue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub kind: EventType,
+    /// SightMill's id of the contact the event is about (every event has one).
+    pub contact_id: String,
+    pub updated_at: UnixMillis,
+    pub change: Change,
 }
 
 impl Event {
     pub fn kind(&self) -> EventType {
-        match self {
-            Event::ContactUpsert { kind, .. } => *kind,
-        }
+        self.kind
     }
 
     /// SightMill's id of the contact the event is about.
     pub fn sightmill_contact_id(&self) -> &str {
-        match self {
-            Event::ContactUpsert { contact, .. } => &contact.id,
+        &self.contact_id
+    }
+
+    /// SightMill's id of the note or task the event is about, if any.
+    pub fn record_id(&self) -> Option<&str> {
+        match &self.change {
+            Change::NoteUpsert(note) => Some(&note.id),
+            Change::TaskUpsert(task) => Some(&task.id),
+            Change::NoteDeleted { note_id } => Some(note_id),
+            Change::TaskCompleted { task_id } | Change::TaskDeleted { task_id } => Some(task_id),
+            _ => None,
         }
     }
 }
@@ -152,27 +182,115 @@ pub fn parse_event(body: &[u8]) -> Result<Event, ParseError> {
     }
     let kind = EventType::from_name(&envelope.kind)
         .ok_or_else(|| shape(format!("unknown event type `{}`", truncate(&envelope.kind))))?;
-    match kind {
-        EventType::ContactCreated | EventType::ContactUpdated => Ok(Event::ContactUpsert {
-            kind,
-            contact: parse_contact(&envelope.data)?,
-        }),
-        other => Err(shape(format!(
-            "event type `{}` is not handled by this version of sightmill-sync",
-            other.as_str()
-        ))),
-    }
+    parse_data(kind, &Data(&envelope.data))
 }
 
-fn parse_contact(data: &Map<String, Value>) -> Result<SightmillContact, ParseError> {
-    Ok(SightmillContact {
-        id: sightmill_id(data, "id")?,
-        email: optional_string(data, "email")?,
-        name: optional_string(data, "name")?,
-        phone: optional_string(data, "phone")?,
-        status: optional_string(data, "status")?,
-        updated_at: updated_at(data)?,
+fn parse_data(kind: EventType, data: &Data) -> Result<Event, ParseError> {
+    let contact_key = match kind {
+        EventType::ContactCreated | EventType::ContactUpdated | EventType::ContactDeleted => "id",
+        _ => "contact_id",
+    };
+    let contact_id = data.id(contact_key)?;
+    let updated_at = data.time("updated_at")?;
+    let change = match kind {
+        EventType::ContactCreated | EventType::ContactUpdated => {
+            Change::ContactUpsert(SightmillContact {
+                id: contact_id.clone(),
+                updated_at,
+                fields: data.0.clone(),
+            })
+        }
+        EventType::ContactDeleted => Change::ContactDeleted,
+        EventType::NoteCreated | EventType::NoteUpdated => Change::NoteUpsert(SightmillNote {
+            id: data.id("id")?,
+            body: data.text("body", MAX_TEXT_LEN)?,
+        }),
+        EventType::NoteDeleted => Change::NoteDeleted {
+            note_id: data.id("id")?,
+        },
+        EventType::TagAdded => Change::TagAdded {
+            tag: data.text("tag", MAX_TAG_LEN)?,
+        },
+        EventType::TagRemoved => Change::TagRemoved {
+            tag: data.text("tag", MAX_TAG_LEN)?,
+        },
+        EventType::TaskCreated | EventType::TaskUpdated => Change::TaskUpsert(SightmillTask {
+            id: data.id("id")?,
+            title: data.text("title", MAX_TITLE_LEN)?,
+            body: data.optional_text("body", MAX_TEXT_LEN)?,
+            due_date: data.date_time_text("due_date")?,
+            completed: data.flag("completed")?,
+            assigned_to: data.optional_text("assigned_to", MAX_SIGHTMILL_ID_LEN)?,
+        }),
+        EventType::TaskCompleted => Change::TaskCompleted {
+            task_id: data.id("id")?,
+        },
+        EventType::TaskDeleted => Change::TaskDeleted {
+            task_id: data.id("id")?,
+        },
+    };
+    Ok(Event {
+        kind,
+        contact_id,
+        updated_at,
+        change,
     })
+}
+
+/// Longest note or task body accepted.
+const MAX_TEXT_LEN: usize = 64 * 1024;
+/// Longest tag accepted (tags also become parts of KV keys).
+const MAX_TAG_LEN: usize = 100;
+const MAX_TITLE_LEN: usize = 1024;
+
+/// The `data` object of an event, with typed getters whose errors name the field.
+struct Data<'a>(&'a Map<String, Value>);
+
+impl Data<'_> {
+    fn id(&self, key: &str) -> Result<String, ParseError> {
+        sightmill_id(self.0, key)
+    }
+
+    fn time(&self, key: &str) -> Result<UnixMillis, ParseError> {
+        match self.0.get(key) {
+            Some(Value::String(text)) => parse_rfc3339(text)
+                .ok_or_else(|| shape(format!("`data.{key}` must be an RFC 3339 date-time"))),
+            Some(_) => Err(shape(format!(
+                "`data.{key}` must be an RFC 3339 date-time string"
+            ))),
+            None => Err(shape(format!("`data.{key}` is required"))),
+        }
+    }
+
+    fn date_time_text(&self, key: &str) -> Result<String, ParseError> {
+        self.time(key)?;
+        self.text(key, 64)
+    }
+
+    fn text(&self, key: &str, max_len: usize) -> Result<String, ParseError> {
+        self.optional_text(key, max_len)?
+            .ok_or_else(|| shape(format!("`data.{key}` is required")))
+    }
+
+    fn optional_text(&self, key: &str, max_len: usize) -> Result<Option<String>, ParseError> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(text)) if text.trim().is_empty() => Ok(None),
+            Some(Value::String(text)) if text.len() > max_len => Err(shape(format!(
+                "`data.{key}` is longer than {max_len} bytes"
+            ))),
+            Some(Value::String(text)) => Ok(Some(text.clone())),
+            Some(_) => Err(shape(format!("`data.{key}` must be a string"))),
+        }
+    }
+
+    fn flag(&self, key: &str) -> Result<bool, ParseError> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(false),
+            Some(Value::Bool(flag)) => Ok(*flag),
+            Some(_) => Err(shape(format!("`data.{key}` must be true or false"))),
+        }
+    }
 }
 
 /// A required SightMill id: 1-128 characters of A-Z a-z 0-9 . _ -  (no `/`, `:` or spaces, because
@@ -194,26 +312,6 @@ pub fn sightmill_id(data: &Map<String, Value>, key: &str) -> Result<String, Pars
         Err(shape(format!(
             "`data.{key}` must be 1-{MAX_SIGHTMILL_ID_LEN} characters of A-Z a-z 0-9 . _ -"
         )))
-    }
-}
-
-fn optional_string(data: &Map<String, Value>, key: &str) -> Result<Field, ParseError> {
-    match data.get(key) {
-        None => Ok(Field::Absent),
-        Some(Value::Null) => Ok(Field::Null),
-        Some(Value::String(text)) => Ok(Field::Value(text.clone())),
-        Some(_) => Err(shape(format!("`data.{key}` must be a string or null"))),
-    }
-}
-
-fn updated_at(data: &Map<String, Value>) -> Result<UnixMillis, ParseError> {
-    match data.get("updated_at") {
-        Some(Value::String(text)) => parse_rfc3339(text)
-            .ok_or_else(|| shape("`data.updated_at` must be an RFC 3339 date-time")),
-        Some(_) => Err(shape(
-            "`data.updated_at` must be an RFC 3339 date-time string",
-        )),
-        None => Err(shape("`data.updated_at` is required")),
     }
 }
 
@@ -262,25 +360,43 @@ mod tests {
     }
 
     #[test]
-    fn a_full_contact_event_parses() {
-        let data = r#"{"id":"sm_1","email":"ada@example.com","name":"Ada Lovelace","phone":null,"status":"active","updated_at":"2026-11-27T10:00:00Z","extra":1}"#;
+    fn a_contact_event_keeps_every_field_for_the_mapping() {
+        let data = r#"{"id":"sm_1","email":"ada@example.com","phone":null,"plan":"pro","updated_at":"2026-11-27T10:00:00Z"}"#;
         let event = parse_event(&body("contact.created", data)).unwrap();
-        assert_eq!(
-            event,
-            Event::ContactUpsert {
-                kind: EventType::ContactCreated,
-                contact: SightmillContact {
-                    id: "sm_1".into(),
-                    email: Field::Value("ada@example.com".into()),
-                    name: Field::Value("Ada Lovelace".into()),
-                    phone: Field::Null,
-                    status: Field::Value("active".into()),
-                    updated_at: 1_795_773_600_000,
-                },
-            }
-        );
+        assert_eq!(event.kind(), EventType::ContactCreated);
         assert_eq!(event.sightmill_contact_id(), "sm_1");
-        assert_eq!(event.kind().as_str(), "contact.created");
+        assert_eq!(event.updated_at, 1_795_773_600_000);
+        let Change::ContactUpsert(contact) = &event.change else {
+            panic!("{event:?}")
+        };
+        assert_eq!(contact.fields["plan"], "pro");
+        assert_eq!(contact.fields["phone"], Value::Null);
+    }
+
+    #[test]
+    fn every_type_parses_into_its_change() {
+        let t = r#""updated_at":"2026-11-27T10:00:00Z""#;
+        let table = vec![
+            ("contact.deleted", format!(r#"{{"id":"c1",{t}}}"#), Change::ContactDeleted, None),
+            ("note.created", format!(r#"{{"id":"n1","contact_id":"c1","body":"hi",{t}}}"#),
+                Change::NoteUpsert(SightmillNote { id: "n1".into(), body: "hi".into() }), Some("n1")),
+            ("note.deleted", format!(r#"{{"id":"n1","contact_id":"c1",{t}}}"#),
+                Change::NoteDeleted { note_id: "n1".into() }, Some("n1")),
+            ("tag.added", format!(r#"{{"contact_id":"c1","tag":"vip",{t}}}"#), Change::TagAdded { tag: "vip".into() }, None),
+            ("tag.removed", format!(r#"{{"contact_id":"c1","tag":"vip",{t}}}"#), Change::TagRemoved { tag: "vip".into() }, None),
+            ("task.updated", format!(r#"{{"id":"k1","contact_id":"c1","title":"Call","due_date":"2026-12-01T09:00:00Z","completed":false,"assigned_to":"u1",{t}}}"#),
+                Change::TaskUpsert(SightmillTask { id: "k1".into(), title: "Call".into(), body: None,
+                    due_date: "2026-12-01T09:00:00Z".into(), completed: false, assigned_to: Some("u1".into()) }), Some("k1")),
+            ("task.completed", format!(r#"{{"id":"k1","contact_id":"c1",{t}}}"#), Change::TaskCompleted { task_id: "k1".into() }, Some("k1")),
+            ("task.deleted", format!(r#"{{"id":"k1","contact_id":"c1",{t}}}"#), Change::TaskDeleted { task_id: "k1".into() }, Some("k1")),
+        ];
+        for (kind, data, change, record) in table {
+            let event = parse_event(&body(kind, &data)).unwrap_or_else(|e| panic!("{kind}: {e}"));
+            assert_eq!(event.kind().as_str(), kind);
+            assert_eq!(event.sightmill_contact_id(), "c1");
+            assert_eq!(event.change, change, "{kind}");
+            assert_eq!(event.record_id(), record, "{kind}");
+        }
     }
 
     #[test]
@@ -314,7 +430,11 @@ mod tests {
                 body("contact.exploded", ok_data),
                 "unknown event type `contact.exploded`",
             ),
-            (body("note.created", ok_data), "not handled by this version"),
+            (body("note.created", r#"{"id":"n1","contact_id":"c1","updated_at":"2026-11-27T10:00:00Z"}"#), "`data.body` is required"),
+            (body("note.created", r#"{"id":"n1","updated_at":"2026-11-27T10:00:00Z","body":"x"}"#), "`data.contact_id` is required"),
+            (body("tag.added", r#"{"contact_id":"c1","tag":["a"],"updated_at":"2026-11-27T10:00:00Z"}"#), "`data.tag` must be a string"),
+            (body("task.created", r#"{"id":"k","contact_id":"c1","title":"t","due_date":"soon","updated_at":"2026-11-27T10:00:00Z"}"#), "`data.due_date` must be an RFC 3339"),
+            (body("task.created", r#"{"id":"k","contact_id":"c1","title":"t","due_date":"2026-11-27T10:00:00Z","completed":"yes","updated_at":"2026-11-27T10:00:00Z"}"#), "`data.completed` must be true or false"),
             (body("contact.created", "{}"), "`data.id` is required"),
             (
                 body(
@@ -340,13 +460,6 @@ mod tests {
                     r#"{"id":"sm_1","updated_at":"yesterday"}"#,
                 ),
                 "RFC 3339",
-            ),
-            (
-                body(
-                    "contact.created",
-                    r#"{"id":"sm_1","updated_at":"2026-11-27T10:00:00Z","email":5}"#,
-                ),
-                "`data.email` must be a string or null",
             ),
             (
                 br#"{"type":"contact.created","timestamp":"now","data":{}}"#.to_vec(),

@@ -39,11 +39,12 @@ pub struct Delivery<'a> {
     pub body: &'a [u8],
 }
 
-/// An admitted delivery: verified and parsed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An admitted delivery: verified and parsed, with the raw body kept for the queue.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Admitted {
     pub webhook_id: String,
     pub event: Event,
+    pub body: String,
     pub body_sha256: String,
 }
 
@@ -76,10 +77,13 @@ pub fn admit(
         ParseError::Malformed(_) => Refusal::new(400, "malformed_json", e.to_string()),
         ParseError::Shape(_) => Refusal::new(422, "unprocessable_event", e.to_string()),
     })?;
+    let body = String::from_utf8(delivery.body.to_vec())
+        .map_err(|_| Refusal::new(400, "malformed_json", "the body is not UTF-8"))?;
     Ok(Admitted {
         webhook_id: webhook_id.to_owned(),
         event,
         body_sha256: body_fingerprint(delivery.body),
+        body,
     })
 }
 

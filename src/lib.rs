@@ -10,16 +10,20 @@
 //! the [`contacts_api`] calls using [`mapping`] -> `edge` sends them and feeds each answer back ->
 //! `edge` writes the outcome to KV and answers SightMill.
 
+pub mod api_keys;
 pub mod config;
 pub mod contacts_api;
 pub mod event;
 pub mod intake;
 pub mod mapping;
+pub mod plan;
+
 pub mod records;
 pub mod report;
+pub mod retry;
 pub mod secret;
 pub mod signature;
-pub mod sync;
+
 pub mod timestamp;
 
 #[cfg(target_arch = "wasm32")]

@@ -1,154 +1,630 @@
-//! How a SightMill contact becomes a Contacts API body: the planning step's field mapping.
-//! Pure: the same contact and mapping always give the same body.
+//! The operator's field mapping: how SightMill contact fields become Contacts API fields. Parsed
+//! and checked once from its JSON document (`CONTACT_MAPPING`) before any event is processed with
+//! it; applied to each contact during planning, all or nothing.
 
-use serde_json::{json, Map, Value};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use thiserror::Error;
 
-use crate::event::{Field, SightmillContact};
-
-/// What the operator configured about contact fields.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ContactMapping {
-    /// Contacts API custom field that receives SightMill's `status`; `None` leaves status unsent.
-    pub status_field_id: Option<String>,
-}
-
-/// Whether the body is for POST /contacts/ (nulls mean nothing there) or PUT (nulls clear a field).
+/// Whether a body is for POST /contacts/ (nulls mean nothing; create-only fields allowed) or for
+/// PUT /contacts/{id} (nulls clear a field; create-only fields left out).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
     Create,
     Update,
 }
 
-/// The Contacts API fields for `contact`: `name` is sent whole and split into
-/// `firstName`/`lastName` at the first space; strings are trimmed and empty ones count as null.
-pub fn contact_fields(
-    contact: &SightmillContact,
-    mapping: &ContactMapping,
-    purpose: Purpose,
-) -> Map<String, Value> {
-    let mut fields = Map::new();
-    let mut put = |key: &str, field: Field| match field {
-        Field::Absent => {}
-        Field::Null if purpose == Purpose::Create => {}
-        Field::Null => {
-            fields.insert(key.to_owned(), Value::Null);
-        }
-        Field::Value(text) => {
-            fields.insert(key.to_owned(), Value::String(text));
-        }
-    };
+/// A checked mapping, ready to apply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mapping {
+    rules: Vec<Rule>,
+    status: Option<StatusTarget>,
+    default_country_code: Option<String>,
+}
 
-    let name = trimmed(&contact.name);
-    let (first, last) = split_name(&name);
-    put("name", name);
-    put("firstName", first);
-    put("lastName", last);
-    put("email", trimmed(&contact.email));
-    put("phone", trimmed(&contact.phone));
+#[derive(Debug, Clone, PartialEq)]
+struct Rule {
+    source: Source,
+    target: Target,
+    transforms: Vec<Transform>,
+}
 
-    if let Some(field_id) = &mapping.status_field_id {
-        let value = match trimmed(&contact.status) {
-            Field::Absent => None,
-            Field::Null => Some(Value::String(String::new())),
-            Field::Value(status) => Some(Value::String(status)),
+#[derive(Debug, Clone, PartialEq)]
+enum Source {
+    /// A dotted path into the event's `data` (`address.city`).
+    Field(Vec<String>),
+    /// A constant.
+    Constant(Value),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    /// A standard Contacts API field.
+    Standard(&'static StandardField),
+    /// `firstName` and `lastName`, split at the first space.
+    SplitName,
+    /// A custom field by its Contacts API id.
+    CustomField(String),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct StandardField {
+    name: &'static str,
+    kind: Kind,
+    /// Not in UpdateContactDto: sent on create only.
+    create_only: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Text,
+    Flag,
+}
+
+const fn text(name: &'static str) -> StandardField {
+    StandardField { name, kind: Kind::Text, create_only: false }
+}
+
+/// The Contacts API contact fields a mapping may write (CreateContactDto / UpdateContactDto).
+static STANDARD_FIELDS: [StandardField; 18] = [
+    text("firstName"),
+    text("lastName"),
+    text("name"),
+    text("email"),
+    text("phone"),
+    text("address1"),
+    text("city"),
+    text("state"),
+    text("postalCode"),
+    text("website"),
+    text("timezone"),
+    text("country"),
+    text("source"),
+    text("assignedTo"),
+    text("dateOfBirth"),
+    StandardField { name: "companyName", kind: Kind::Text, create_only: true },
+    StandardField { name: "gender", kind: Kind::Text, create_only: true },
+    StandardField { name: "dnd", kind: Kind::Flag, create_only: false },
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transform {
+    Trim,
+    Lowercase,
+    Uppercase,
+    E164,
+}
+
+/// Where SightMill's `status` goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusTarget {
+    /// A tag `{prefix}{status}`, swapped through the tags endpoints when the status changes.
+    Tag { prefix: String },
+    /// A custom field by id.
+    CustomField(String),
+}
+
+/// A mapping document that cannot be used, naming the entry and the problem.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+#[error("mapping entry `{entry}`: {problem}")]
+pub struct MappingError {
+    pub entry: String,
+    pub problem: String,
+}
+
+/// A contact that cannot be mapped (the event is refused; nothing half-mapped is sent).
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+#[error("field `{field}`: {problem}")]
+pub struct FieldError {
+    pub field: String,
+    pub problem: String,
+}
+
+/// The Contacts API fields for one contact, plus the status tag it should carry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MappedContact {
+    pub fields: Map<String, Value>,
+    /// `Some(tag)` when the mapping puts the status in a tag and the contact has a status.
+    pub status_tag: Option<String>,
+}
+
+// ---- the document ------------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Document {
+    fields: Vec<Value>,
+    #[serde(default)]
+    status: Option<Value>,
+    #[serde(default)]
+    default_country_code: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleDocument {
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    value: Option<Value>,
+    to: String,
+    #[serde(default)]
+    transforms: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusDocument {
+    to: String,
+    #[serde(default)]
+    prefix: Option<String>,
+}
+
+impl Default for Mapping {
+    /// Used when no mapping is configured: name split into first and last name, email trimmed
+    /// and lower-cased, phone trimmed; status not sent.
+    fn default() -> Mapping {
+        let standard = |name| Target::Standard(standard_field(name).expect("a standard field"));
+        let rule = |from: &str, target, transforms: Vec<Transform>| Rule {
+            source: Source::Field(vec![from.to_owned()]),
+            target,
+            transforms,
         };
-        if let Some(value) = value {
-            fields.insert(
-                "customFields".into(),
-                json!([{ "id": field_id, "field_value": value }]),
-            );
+        Mapping {
+            rules: vec![
+                rule("name", Target::SplitName, vec![Transform::Trim]),
+                rule("email", standard("email"), vec![Transform::Trim, Transform::Lowercase]),
+                rule("phone", standard("phone"), vec![Transform::Trim]),
+            ],
+            status: None,
+            default_country_code: None,
         }
     }
-    fields
 }
 
-fn trimmed(field: &Field) -> Field {
-    match field {
-        Field::Value(text) if text.trim().is_empty() => Field::Null,
-        Field::Value(text) => Field::Value(text.trim().to_owned()),
-        other => other.clone(),
+impl Mapping {
+    /// Parses and checks a mapping document.
+    pub fn parse(text: &str) -> Result<Mapping, MappingError> {
+        let document: Document = serde_json::from_str(text)
+            .map_err(|e| mapping_error("document", format!("not a mapping document: {e}")))?;
+        let default_country_code = match document.default_country_code {
+            Some(code) if is_country_code(&code) => Some(code),
+            Some(_) => {
+                return Err(mapping_error("default_country_code", "must be 1-3 digits, e.g. \"1\""))
+            }
+            None => None,
+        };
+        let mut rules = Vec::with_capacity(document.fields.len());
+        for (index, entry) in document.fields.into_iter().enumerate() {
+            let name = format!("fields[{index}]");
+            let rule = parse_rule(entry).map_err(|problem| mapping_error(&name, problem))?;
+            if rule.transforms.contains(&Transform::E164) && default_country_code.is_none() {
+                return Err(mapping_error(&name, "the e164 transform needs `default_country_code`"));
+            }
+            if let Some(earlier) = rules.iter().position(|r: &Rule| r.target.overlaps(&rule.target)) {
+                return Err(mapping_error(&name, format!("writes the same field as fields[{earlier}]")));
+            }
+            rules.push(rule);
+        }
+        let status = document
+            .status
+            .map(parse_status)
+            .transpose()
+            .map_err(|problem| mapping_error("status", problem))?;
+        if let Some(StatusTarget::CustomField(id)) = &status {
+            if rules.iter().any(|r| r.target == Target::CustomField(id.clone())) {
+                return Err(mapping_error("status", "writes the same custom field as a fields entry"));
+            }
+        }
+        Ok(Mapping { rules, status, default_country_code })
+    }
+
+    pub fn status_target(&self) -> Option<&StatusTarget> {
+        self.status.as_ref()
+    }
+
+    /// Maps SightMill's contact `data` to Contacts API fields, or refuses it whole.
+    pub fn apply(&self, data: &Map<String, Value>, purpose: Purpose) -> Result<MappedContact, FieldError> {
+        let mut fields = Map::new();
+        let mut custom = Vec::new();
+        for rule in &self.rules {
+            let value = match &rule.source {
+                Source::Constant(value) => value.clone(),
+                Source::Field(path) => match lookup(data, path) {
+                    Some(value) => value.clone(),
+                    None => continue,
+                },
+            };
+            let value = self.transform(rule, value)?;
+            rule.target.write(value, purpose, &mut fields, &mut custom)?;
+        }
+        let status = data.get("status").map(|v| self.transform_text("status", v.clone(), &[Transform::Trim]));
+        let status = status.transpose()?.flatten();
+        let mut status_tag = None;
+        match (&self.status, status) {
+            (Some(StatusTarget::CustomField(id)), status) if data.contains_key("status") => {
+                custom.push(serde_json::json!({ "id": id, "field_value": status.unwrap_or_default() }));
+            }
+            (Some(StatusTarget::Tag { prefix }), Some(status)) => status_tag = Some(format!("{prefix}{status}")),
+            _ => {}
+        }
+        if !custom.is_empty() {
+            fields.insert("customFields".into(), Value::Array(custom));
+        }
+        if purpose == Purpose::Create {
+            fields.retain(|_, value| !value.is_null());
+            if let Some(tag) = &status_tag {
+                fields.insert("tags".into(), Value::Array(vec![Value::String(tag.clone())]));
+            }
+        }
+        Ok(MappedContact { fields, status_tag })
+    }
+
+    fn transform(&self, rule: &Rule, value: Value) -> Result<Value, FieldError> {
+        let field = rule.source.describe();
+        match rule.target.kind() {
+            Kind::Flag => flag(&field, value),
+            Kind::Text => Ok(self
+                .transform_text(&field, value, &rule.transforms)?
+                .map_or(Value::Null, Value::String)),
+        }
+    }
+
+    /// A text value after `transforms`; `None` for null or blank.
+    fn transform_text(&self, field: &str, value: Value, transforms: &[Transform]) -> Result<Option<String>, FieldError> {
+        let mut text = match value {
+            Value::Null => return Ok(None),
+            Value::String(text) => text,
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            _ => return Err(field_error(field, "must be a string, number or boolean")),
+        };
+        for transform in transforms {
+            text = match transform {
+                Transform::Trim => text.trim().to_owned(),
+                Transform::Lowercase => text.to_lowercase(),
+                Transform::Uppercase => text.to_uppercase(),
+                Transform::E164 if text.trim().is_empty() => text,
+                Transform::E164 => to_e164(&text, self.default_country_code.as_deref().unwrap_or(""))
+                    .ok_or_else(|| field_error(field, "is not a phone number that converts to E.164"))?,
+            };
+        }
+        Ok(Some(text).filter(|t| !t.trim().is_empty()))
     }
 }
 
-fn split_name(name: &Field) -> (Field, Field) {
+impl Source {
+    fn describe(&self) -> String {
+        match self {
+            Source::Field(path) => path.join("."),
+            Source::Constant(_) => "(constant)".into(),
+        }
+    }
+}
+
+impl Target {
+    fn kind(&self) -> Kind {
+        match self {
+            Target::Standard(field) => field.kind,
+            _ => Kind::Text,
+        }
+    }
+
+    fn names(&self) -> Vec<&str> {
+        match self {
+            Target::Standard(field) => vec![field.name],
+            Target::SplitName => vec!["firstName", "lastName"],
+            Target::CustomField(id) => vec![id.as_str()],
+        }
+    }
+
+    fn overlaps(&self, other: &Target) -> bool {
+        let custom = |t: &Target| matches!(t, Target::CustomField(_));
+        custom(self) == custom(other) && self.names().iter().any(|name| other.names().contains(name))
+    }
+
+    fn write(&self, value: Value, purpose: Purpose, fields: &mut Map<String, Value>, custom: &mut Vec<Value>) -> Result<(), FieldError> {
+        match self {
+            Target::Standard(field) if field.create_only && purpose == Purpose::Update => {}
+            Target::Standard(field) => {
+                fields.insert(field.name.into(), value);
+            }
+            Target::SplitName => {
+                let (first, last) = match value.as_str() {
+                    Some(full) => match full.split_once(char::is_whitespace) {
+                        Some((first, last)) => (Value::from(first), Value::from(last.trim())),
+                        None => (Value::from(full), Value::Null),
+                    },
+                    None => (Value::Null, Value::Null),
+                };
+                fields.insert("firstName".into(), first);
+                fields.insert("lastName".into(), last);
+            }
+            Target::CustomField(id) => {
+                let value = if value.is_null() { Value::from("") } else { value };
+                custom.push(serde_json::json!({ "id": id, "field_value": value }));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_rule(entry: Value) -> Result<Rule, String> {
+    let document: RuleDocument = serde_json::from_value(entry).map_err(|e| e.to_string())?;
+    let source = match (document.from, document.value) {
+        (Some(path), None) => Source::Field(parse_path(&path)?),
+        (None, Some(value)) if value.is_string() || value.is_boolean() || value.is_number() => Source::Constant(value),
+        (None, Some(_)) => return Err("`value` must be a string, number or boolean".into()),
+        (Some(_), Some(_)) => return Err("give either `from` or `value`, not both".into()),
+        (None, None) => return Err("needs `from` (a SightMill field) or `value` (a constant)".into()),
+    };
+    let target = parse_target(&document.to)?;
+    let transforms = document
+        .transforms
+        .iter()
+        .map(|name| parse_transform(name))
+        .collect::<Result<Vec<_>, _>>()?;
+    if target.kind() == Kind::Flag && !transforms.is_empty() {
+        return Err(format!("`{}` is true/false and takes no transforms", document.to));
+    }
+    Ok(Rule { source, target, transforms })
+}
+
+fn parse_path(path: &str) -> Result<Vec<String>, String> {
+    let parts: Vec<String> = path.split('.').map(str::to_owned).collect();
+    if parts.iter().any(|p| p.is_empty()) || path.len() > 200 {
+        return Err(format!("`from` must be a field name or dotted path, not `{path}`"));
+    }
+    Ok(parts)
+}
+
+fn parse_target(to: &str) -> Result<Target, String> {
+    if to == "firstName+lastName" {
+        return Ok(Target::SplitName);
+    }
+    if let Some(id) = to.strip_prefix("customField:") {
+        return custom_field_id(id).map(Target::CustomField);
+    }
+    standard_field(to).map(Target::Standard).ok_or_else(|| {
+        format!("unknown target `{to}`: use a Contacts API contact field, `firstName+lastName` or `customField:<id>`")
+    })
+}
+
+fn parse_status(entry: Value) -> Result<StatusTarget, String> {
+    let document: StatusDocument = serde_json::from_value(entry).map_err(|e| e.to_string())?;
+    match (document.to.as_str(), document.prefix) {
+        ("tag", prefix) => Ok(StatusTarget::Tag { prefix: prefix.unwrap_or_default() }),
+        (to, None) if to.starts_with("customField:") => {
+            custom_field_id(&to["customField:".len()..]).map(StatusTarget::CustomField)
+        }
+        (_, Some(_)) => Err("`prefix` applies only to `\"to\": \"tag\"`".into()),
+        (to, None) => Err(format!("`to` must be `tag` or `customField:<id>`, not `{to}`")),
+    }
+}
+
+fn custom_field_id(id: &str) -> Result<String, String> {
+    let valid = !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    valid.then(|| id.to_owned()).ok_or_else(|| format!("`{id}` is not a custom field id"))
+}
+
+fn parse_transform(name: &str) -> Result<Transform, String> {
     match name {
-        Field::Absent => (Field::Absent, Field::Absent),
-        Field::Null => (Field::Null, Field::Null),
-        Field::Value(full) => match full.split_once(char::is_whitespace) {
-            Some((first, last)) => (
-                Field::Value(first.to_owned()),
-                Field::Value(last.trim().to_owned()),
-            ),
-            None => (Field::Value(full.clone()), Field::Null),
-        },
+        "trim" => Ok(Transform::Trim),
+        "lowercase" => Ok(Transform::Lowercase),
+        "uppercase" => Ok(Transform::Uppercase),
+        "e164" => Ok(Transform::E164),
+        other => Err(format!("unknown transform `{other}` (trim, lowercase, uppercase, e164)")),
     }
+}
+
+fn standard_field(name: &str) -> Option<&'static StandardField> {
+    STANDARD_FIELDS.iter().find(|field| field.name == name)
+}
+
+fn lookup<'a>(data: &'a Map<String, Value>, path: &[String]) -> Option<&'a Value> {
+    let (first, rest) = path.split_first()?;
+    rest.iter().try_fold(data.get(first)?, |value, key| value.get(key))
+}
+
+fn flag(field: &str, value: Value) -> Result<Value, FieldError> {
+    match value {
+        Value::Bool(_) | Value::Null => Ok(value),
+        Value::String(text) if text == "true" || text == "false" => Ok(Value::Bool(text == "true")),
+        _ => Err(field_error(field, "must be true or false")),
+    }
+}
+
+fn is_country_code(code: &str) -> bool {
+    (1..=3).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A phone number in E.164 (`+` and 8-15 digits). Numbers without `+` or `00` get the default
+/// country code (a national trunk `0` is dropped first).
+pub fn to_e164(phone: &str, default_country_code: &str) -> Option<String> {
+    let trimmed = phone.trim();
+    let allowed = |c: char| c.is_ascii_digit() || " -.()/".contains(c);
+    let (international, rest) = match trimmed.strip_prefix('+') {
+        Some(rest) => (true, rest),
+        None => match trimmed.strip_prefix("00") {
+            Some(rest) => (true, rest),
+            None => (false, trimmed),
+        },
+    };
+    if rest.is_empty() || !rest.chars().all(allowed) {
+        return None;
+    }
+    let digits: String = rest.chars().filter(char::is_ascii_digit).collect();
+    let full = if international {
+        digits
+    } else if default_country_code.is_empty() {
+        return None;
+    } else {
+        format!("{default_country_code}{}", digits.strip_prefix('0').unwrap_or(&digits))
+    };
+    (8..=15).contains(&full.len()).then(|| format!("+{full}"))
+}
+
+fn mapping_error(entry: &str, problem: impl Into<String>) -> MappingError {
+    MappingError { entry: entry.to_owned(), problem: problem.into() }
+}
+
+fn field_error(field: &str, problem: &str) -> FieldError {
+    FieldError { field: field.to_owned(), problem: problem.to_owned() }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
-    fn contact(name: Field, email: Field, phone: Field, status: Field) -> SightmillContact {
-        SightmillContact {
-            id: "sm_1".into(),
-            email,
-            name,
-            phone,
-            status,
-            updated_at: 0,
+    fn data(value: Value) -> Map<String, Value> {
+        value.as_object().unwrap().clone()
+    }
+
+    const FULL: &str = r#"{
+        "fields": [
+            {"from": "name", "to": "firstName+lastName", "transforms": ["trim"]},
+            {"from": "email", "to": "email", "transforms": ["trim", "lowercase"]},
+            {"from": "phone", "to": "phone", "transforms": ["e164"]},
+            {"from": "company", "to": "companyName"},
+            {"from": "billing.plan", "to": "customField:cf_plan"},
+            {"from": "country", "to": "country", "transforms": ["uppercase"]},
+            {"from": "do_not_disturb", "to": "dnd"},
+            {"value": "sightmill", "to": "source"}
+        ],
+        "status": {"to": "tag", "prefix": "status:"},
+        "default_country_code": "1"
+    }"#;
+
+    #[test]
+    fn a_full_mapping_maps_every_kind_of_rule() {
+        let mapping = Mapping::parse(FULL).unwrap();
+        let input = data(json!({
+            "id": "sm_1", "name": " Ada  King Lovelace ", "email": " ADA@Example.com ",
+            "phone": "(555) 010-0199", "company": "Analytical Engines", "billing": {"plan": "pro"},
+            "country": "gb", "do_not_disturb": "true", "status": "customer", "ignored": 1
+        }));
+        let created = mapping.apply(&input, Purpose::Create).unwrap();
+        assert_eq!(
+            Value::Object(created.fields),
+            json!({
+                "firstName": "Ada", "lastName": "King Lovelace", "email": "ada@example.com",
+                "phone": "+15550100199", "companyName": "Analytical Engines", "country": "GB",
+                "dnd": true, "source": "sightmill",
+                "customFields": [{"id": "cf_plan", "field_value": "pro"}],
+                "tags": ["status:customer"],
+            })
+        );
+        assert_eq!(created.status_tag.as_deref(), Some("status:customer"));
+
+        let updated = mapping.apply(&input, Purpose::Update).unwrap();
+        assert!(!updated.fields.contains_key("companyName"), "companyName is create-only");
+        assert!(!updated.fields.contains_key("tags"), "tags are never part of an update");
+    }
+
+    #[test]
+    fn the_default_mapping_splits_names_and_passes_nulls_on_update() {
+        let mapping = Mapping::default();
+        let input = data(json!({"name": "Plato", "email": null, "status": "x"}));
+        assert_eq!(
+            Value::Object(mapping.apply(&input, Purpose::Update).unwrap().fields),
+            json!({"firstName": "Plato", "lastName": null, "email": null})
+        );
+        assert_eq!(
+            Value::Object(mapping.apply(&input, Purpose::Create).unwrap().fields),
+            json!({"firstName": "Plato"})
+        );
+    }
+
+    #[test]
+    fn status_can_go_to_a_custom_field() {
+        let mapping = Mapping::parse(r#"{"fields": [], "status": {"to": "customField:cf_status"}}"#).unwrap();
+        let mapped = mapping.apply(&data(json!({"status": "lead"})), Purpose::Update).unwrap();
+        assert_eq!(mapped.fields["customFields"], json!([{"id": "cf_status", "field_value": "lead"}]));
+        assert_eq!(mapped.status_tag, None);
+    }
+
+    #[test]
+    fn bad_documents_name_the_entry_and_the_problem() {
+        let table = [
+            ("[]", "document", "not a mapping document"),
+            (r#"{"fields": [], "extra": 1}"#, "document", "unknown field `extra`"),
+            (r#"{"fields": [{"from": "a", "to": "nickname"}]}"#, "fields[0]", "unknown target `nickname`"),
+            (r#"{"fields": [{"from": "a", "to": "email"}, {"from": "b", "to": "email"}]}"#, "fields[1]", "same field as fields[0]"),
+            (r#"{"fields": [{"from": "n", "to": "firstName+lastName"}, {"from": "b", "to": "lastName"}]}"#, "fields[1]", "same field as fields[0]"),
+            (r#"{"fields": [{"to": "email"}]}"#, "fields[0]", "needs `from`"),
+            (r#"{"fields": [{"from": "a", "value": "b", "to": "email"}]}"#, "fields[0]", "not both"),
+            (r#"{"fields": [{"from": "a", "to": "email", "transforms": ["shout"]}]}"#, "fields[0]", "unknown transform `shout`"),
+            (r#"{"fields": [{"from": "p", "to": "phone", "transforms": ["e164"]}]}"#, "fields[0]", "needs `default_country_code`"),
+            (r#"{"fields": [{"from": "a", "to": "customField:has space"}]}"#, "fields[0]", "not a custom field id"),
+            (r#"{"fields": [{"from": "a..b", "to": "city"}]}"#, "fields[0]", "dotted path"),
+            (r#"{"fields": [{"from": "a", "to": "dnd", "transforms": ["trim"]}]}"#, "fields[0]", "takes no transforms"),
+            (r#"{"fields": [{"value": {"x": 1}, "to": "city"}]}"#, "fields[0]", "`value` must be"),
+            (r#"{"fields": [], "status": {"to": "email"}}"#, "status", "must be `tag` or `customField:<id>`"),
+            (r#"{"fields": [], "default_country_code": "+1"}"#, "default_country_code", "1-3 digits"),
+        ];
+        for (document, entry, problem) in table {
+            let error = Mapping::parse(document).unwrap_err();
+            assert_eq!(error.entry, entry, "{document}");
+            assert!(error.problem.contains(problem), "{document}: {}", error.problem);
+            assert!(error.to_string().starts_with(&format!("mapping entry `{entry}`")));
         }
     }
 
-    fn value(text: &str) -> Field {
-        Field::Value(text.into())
+    #[test]
+    fn a_contact_that_cannot_be_mapped_is_refused_whole() {
+        let mapping = Mapping::parse(FULL).unwrap();
+        let table = [
+            (json!({"phone": "call me"}), "phone"),
+            (json!({"email": ["a"]}), "email"),
+            (json!({"do_not_disturb": "maybe"}), "do_not_disturb"),
+        ];
+        for (input, field) in table {
+            let error = mapping.apply(&data(input.clone()), Purpose::Create).unwrap_err();
+            assert_eq!(error.field, field, "{input}");
+        }
     }
 
     #[test]
-    fn a_full_contact_maps_to_every_field() {
-        let mapping = ContactMapping {
-            status_field_id: Some("cf_status".into()),
-        };
-        let input = contact(
-            value(" Ada  King Lovelace "),
-            value(" ada@example.com"),
-            value("+15550100"),
-            value("active"),
-        );
-        let body = contact_fields(&input, &mapping, Purpose::Create);
-        assert_eq!(
-            Value::Object(body),
-            json!({
-                "name": "Ada  King Lovelace",
-                "firstName": "Ada",
-                "lastName": "King Lovelace",
-                "email": "ada@example.com",
-                "phone": "+15550100",
-                "customFields": [{"id": "cf_status", "field_value": "active"}],
-            })
-        );
+    fn phones_convert_to_e164() {
+        let table = [
+            ("+44 20 7946 0958", "1", Some("+442079460958")),
+            ("0044 20 7946 0958", "1", Some("+442079460958")),
+            ("(555) 010-0199", "1", Some("+15550100199")),
+            ("020 7946 0958", "44", Some("+442079460958")),
+            ("555-0100", "", None),
+            ("12", "1", None),
+            ("+1 555 CALL NOW", "1", None),
+            ("+1234567890123456", "1", None),
+        ];
+        for (input, code, expected) in table {
+            assert_eq!(to_e164(input, code).as_deref(), expected, "{input}");
+        }
     }
 
-    #[test]
-    fn nulls_clear_on_update_and_vanish_on_create() {
-        let input = contact(Field::Null, value("  "), Field::Absent, value("lead"));
-        let mapping = ContactMapping::default();
-        assert_eq!(
-            Value::Object(contact_fields(&input, &mapping, Purpose::Update)),
-            json!({"name": null, "firstName": null, "lastName": null, "email": null})
-        );
-        assert_eq!(
-            Value::Object(contact_fields(&input, &mapping, Purpose::Create)),
-            json!({})
-        );
-    }
+    #[cfg(not(target_arch = "wasm32"))]
+    proptest::proptest! {
+        #[test]
+        fn any_contact_maps_or_is_refused(
+            name in proptest::option::of(".{0,30}"),
+            phone in proptest::option::of("[0-9+() -]{0,20}"),
+            dnd in proptest::option::of(proptest::bool::ANY),
+            plan in proptest::option::of(proptest::num::i64::ANY),
+        ) {
+            let mapping = Mapping::parse(FULL).unwrap();
+            let input = data(json!({"name": name, "phone": phone, "do_not_disturb": dnd, "billing": {"plan": plan}}));
+            for purpose in [Purpose::Create, Purpose::Update] {
+                if let Ok(mapped) = mapping.apply(&input, purpose) {
+                    if let Some(Value::String(phone)) = mapped.fields.get("phone") {
+                        proptest::prop_assert!(phone.starts_with('+'));
+                    }
+                }
+            }
+        }
 
-    #[test]
-    fn a_single_word_name_has_no_last_name() {
-        let input = contact(value("Plato"), Field::Absent, Field::Absent, Field::Absent);
-        let body = contact_fields(&input, &ContactMapping::default(), Purpose::Update);
-        assert_eq!(
-            Value::Object(body),
-            json!({"name": "Plato", "firstName": "Plato", "lastName": null})
-        );
+        #[test]
+        fn any_document_parses_or_is_refused(document in ".{0,200}") {
+            let _ = Mapping::parse(&document);
+        }
     }
 }

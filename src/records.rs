@@ -1,26 +1,75 @@
-//! What sightmill-sync keeps in Workers KV: key names and record types, and the decision a stored
-//! webhook record dictates when the same webhook id arrives again.
+//! What sightmill-sync keeps in Workers KV: key names, the record types stored under them, and the
+//! decisions a stored webhook record dictates when the same webhook id arrives again.
+//!
+//! | key | value |
+//! | --- | --- |
+//! | `webhook:{webhook-id}` | [`WebhookRecord`]: the event, its state (pending, parked, finished) and attempts |
+//! | `due:{due-at ms, 13 digits}:{webhook-id}` | empty; lists pending webhooks in due order (metadata: [`DueMeta`]) |
+//! | `parked:{parked-at ms}:{webhook-id}` | empty; lists dead letters in parking order |
+//! | `lease:{webhook-id}` | the holder's random token while one run works on the webhook |
+//! | `contact:{location}:{sightmill contact}` | [`Link`] to the Contacts API contact |
+//! | `note:{location}:{sightmill contact}:{sightmill note}` | [`Link`] to the note |
+//! | `task:{location}:{sightmill contact}:{sightmill task}` | [`Link`] to the task |
+//! | `tag:{location}:{sightmill contact}:{base64url tag}` | [`TagState`] |
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::contacts_api::ContactId;
+use crate::contacts_api::ApiId;
 use crate::timestamp::UnixMillis;
 
 /// How long a finished webhook id is remembered. SightMill (like every Standard Webhooks sender)
 /// stops redelivering well within a week.
 pub const FINISHED_TTL_SECS: u64 = 7 * 24 * 60 * 60;
 
-/// `webhook:{webhook-id}`: the idempotency record of one delivery.
 pub fn webhook_key(webhook_id: &str) -> String {
     format!("webhook:{webhook_id}")
 }
 
-/// `contact:{locationId}:{sightmill id}`: the SightMill id -> Contacts API id map.
-pub fn contact_link_key(location_id: &str, sightmill_id: &str) -> String {
-    format!("contact:{location_id}:{sightmill_id}")
+pub const DUE_PREFIX: &str = "due:";
+pub const PARKED_PREFIX: &str = "parked:";
+
+/// `due:{due_at}:{id}`: zero-padded so that KV's lexicographic listing is due order.
+pub fn due_key(due_at: UnixMillis, webhook_id: &str) -> String {
+    format!("{DUE_PREFIX}{:013}:{webhook_id}", due_at.max(0))
+}
+
+pub fn parked_key(parked_at: UnixMillis, webhook_id: &str) -> String {
+    format!("{PARKED_PREFIX}{:013}:{webhook_id}", parked_at.max(0))
+}
+
+/// The time and webhook id in a `due:` or `parked:` key.
+pub fn parse_index_key(key: &str) -> Option<(UnixMillis, &str)> {
+    let rest = key.strip_prefix(DUE_PREFIX).or_else(|| key.strip_prefix(PARKED_PREFIX))?;
+    let (at, id) = rest.split_once(':')?;
+    Some((at.parse().ok()?, id))
+}
+
+pub fn lease_key(webhook_id: &str) -> String {
+    format!("lease:{webhook_id}")
+}
+
+pub fn contact_key(location_id: &str, contact: &str) -> String {
+    format!("contact:{location_id}:{contact}")
+}
+
+pub fn note_key(location_id: &str, contact: &str, note: &str) -> String {
+    format!("note:{location_id}:{contact}:{note}")
+}
+
+pub fn task_key(location_id: &str, contact: &str, task: &str) -> String {
+    format!("task:{location_id}:{contact}:{task}")
+}
+
+pub fn tag_key(location_id: &str, contact: &str, tag: &str) -> String {
+    format!("tag:{location_id}:{contact}:{}", URL_SAFE_NO_PAD.encode(tag))
+}
+
+/// The prefixes of every record that hangs off a contact: cleared when the contact is deleted.
+pub fn child_prefixes(location_id: &str, contact: &str) -> [String; 3] {
+    ["note", "task", "tag"].map(|kind| format!("{kind}:{location_id}:{contact}:"))
 }
 
 /// A fingerprint of a webhook body, so that a reused webhook id with another body is caught.
@@ -28,43 +77,103 @@ pub fn body_fingerprint(body: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(body))
 }
 
-/// Where a SightMill contact lives in the Contacts API, and the newest `updated_at` applied to it.
+/// Where a SightMill record lives in the Contacts API, or that it was deleted, with the newest
+/// `updated_at` applied to it: anything older is stale.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ContactLink {
-    pub contact_id: ContactId,
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Link {
+    Live {
+        id: ApiId,
+        updated_at: UnixMillis,
+        /// Contacts only: the status tag the contact carries (when status goes to a tag).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status_tag: Option<String>,
+    },
+    Deleted { updated_at: UnixMillis },
+}
+
+impl Link {
+    pub fn updated_at(&self) -> UnixMillis {
+        match self {
+            Link::Live { updated_at, .. } | Link::Deleted { updated_at } => *updated_at,
+        }
+    }
+
+    pub fn live_id(&self) -> Option<&ApiId> {
+        match self {
+            Link::Live { id, .. } => Some(id),
+            Link::Deleted { .. } => None,
+        }
+    }
+}
+
+/// Whether a tag is on a contact, as of `updated_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagState {
+    pub present: bool,
     pub updated_at: UnixMillis,
 }
 
-/// The idempotency record of one webhook id.
+/// Metadata on a `due:` key, so that listing the queue tells its age without reading records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DueMeta {
+    pub accepted_at: UnixMillis,
+}
+
+/// The idempotency and queue record of one webhook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookRecord {
+    pub body_sha256: String,
+    pub event_type: String,
+    pub sightmill_id: String,
+    pub accepted_at: UnixMillis,
+    /// Attempts made so far (every try that sent or tried to send something).
+    pub attempts: u32,
+    #[serde(flatten)]
+    pub state: WebhookState,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
-pub enum WebhookRecord {
-    /// Accepted, not yet applied (or the last attempt failed in a way a retry may fix).
+pub enum WebhookState {
+    /// Accepted, to be attempted at `due_at`.
     Pending {
-        body_sha256: String,
-        accepted_at: UnixMillis,
-        attempts: u32,
+        body: String,
+        due_at: UnixMillis,
+        /// Retryable failures so far: the position in the retry schedule.
+        #[serde(default)]
+        failures: u32,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         last_error: Option<String>,
+        /// Since when it has been waiting for its contact (or task) to exist.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        waiting_since: Option<UnixMillis>,
+    },
+    /// A dead letter: not retried until an operator replays it.
+    Parked {
+        body: String,
+        parked_at: UnixMillis,
+        reason: String,
     },
     /// Done for good: a redelivery answers with the same outcome and sends nothing.
     Finished {
-        body_sha256: String,
         finished_at: UnixMillis,
         outcome: Outcome,
     },
 }
 
-/// How a contact event ended.
+/// How an event changed the Contacts API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
-    /// POST /contacts/ made a new contact.
     Created,
-    /// PUT /contacts/{id} on the mapped contact.
     Updated,
-    /// The API reported a duplicate; that contact was mapped and updated.
+    /// The API reported a duplicate contact; it was mapped and updated.
     Adopted,
+    Deleted,
+    TagAdded,
+    TagRemoved,
+    Completed,
 }
 
 /// The final result of one webhook, stored and answered (redeliveries get the same).
@@ -72,23 +181,19 @@ pub enum Action {
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Outcome {
     Applied {
-        contact_id: ContactId,
         action: Action,
+        /// The Contacts API contact.
+        contact_id: ApiId,
+        /// The Contacts API note or task, for note and task events.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        record_id: Option<ApiId>,
     },
     /// Older (by `updated_at`) than what was already applied: dropped, nothing sent.
-    Stale { contact_id: ContactId },
-    /// The Contacts API refused the change for a reason no retry fixes.
-    Rejected { api_status: u16, message: String },
-}
-
-impl Outcome {
-    /// The HTTP status SightMill gets: 200 for done, 422 when the API refused the change for good.
-    pub fn http_status(&self) -> u16 {
-        match self {
-            Outcome::Applied { .. } | Outcome::Stale { .. } => 200,
-            Outcome::Rejected { .. } => 422,
-        }
-    }
+    Stale,
+    /// Nothing to do (e.g. a note for a contact that was deleted); `reason` says why.
+    Skipped { reason: String },
+    /// An operator discarded it.
+    Discarded,
 }
 
 /// What to do when a webhook id that is already on record arrives.
@@ -96,35 +201,58 @@ impl Outcome {
 pub enum Redelivery<'a> {
     /// Finished: answer the stored outcome, send nothing.
     Replay(&'a Outcome),
-    /// Accepted but not finished: try again; this will be attempt `attempts + 1`.
-    Resume {
-        attempts: u32,
-        accepted_at: UnixMillis,
-    },
+    /// Accepted and not finished (pending or parked): acknowledge again, change nothing.
+    AlreadyAccepted(&'static str),
     /// The id was reused for a different body: refuse it.
     Conflict,
 }
 
 impl WebhookRecord {
+    /// A freshly accepted webhook, due at `due_at` (the first attempt runs right away; `due_at`
+    /// is when the cron takes over if that attempt never finishes).
+    pub fn accepted(body: String, body_sha256: String, event_type: &str, sightmill_id: &str, now: UnixMillis, due_at: UnixMillis) -> Self {
+        WebhookRecord {
+            body_sha256,
+            event_type: event_type.to_owned(),
+            sightmill_id: sightmill_id.to_owned(),
+            accepted_at: now,
+            attempts: 0,
+            state: WebhookState::Pending { body, due_at, failures: 0, last_error: None, waiting_since: None },
+        }
+    }
+
     pub fn redelivery(&self, body_sha256: &str) -> Redelivery<'_> {
-        match self {
-            WebhookRecord::Pending {
-                body_sha256: stored,
-                ..
-            }
-            | WebhookRecord::Finished {
-                body_sha256: stored,
-                ..
-            } if stored != body_sha256 => Redelivery::Conflict,
-            WebhookRecord::Pending {
-                attempts,
-                accepted_at,
-                ..
-            } => Redelivery::Resume {
-                attempts: *attempts,
-                accepted_at: *accepted_at,
-            },
-            WebhookRecord::Finished { outcome, .. } => Redelivery::Replay(outcome),
+        if self.body_sha256 != body_sha256 {
+            return Redelivery::Conflict;
+        }
+        match &self.state {
+            WebhookState::Finished { outcome, .. } => Redelivery::Replay(outcome),
+            WebhookState::Pending { .. } => Redelivery::AlreadyAccepted("pending"),
+            WebhookState::Parked { .. } => Redelivery::AlreadyAccepted("parked"),
+        }
+    }
+
+    /// The `due:` key this record is listed under, if pending.
+    pub fn due_key(&self, webhook_id: &str) -> Option<String> {
+        match &self.state {
+            WebhookState::Pending { due_at, .. } => Some(due_key(*due_at, webhook_id)),
+            _ => None,
+        }
+    }
+
+    pub fn state_name(&self) -> &'static str {
+        match &self.state {
+            WebhookState::Pending { .. } => "pending",
+            WebhookState::Parked { .. } => "parked",
+            WebhookState::Finished { .. } => "finished",
+        }
+    }
+
+    /// The stored body of a pending or parked webhook.
+    pub fn body(&self) -> Option<&str> {
+        match &self.state {
+            WebhookState::Pending { body, .. } | WebhookState::Parked { body, .. } => Some(body),
+            WebhookState::Finished { .. } => None,
         }
     }
 }
@@ -134,73 +262,84 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn contact_id() -> ContactId {
-        ContactId::parse("c1").unwrap()
+    fn id(text: &str) -> ApiId {
+        ApiId::parse(text).unwrap()
+    }
+
+    fn record(state: WebhookState) -> WebhookRecord {
+        WebhookRecord {
+            body_sha256: "h".into(),
+            event_type: "contact.created".into(),
+            sightmill_id: "sm_1".into(),
+            accepted_at: 1,
+            attempts: 1,
+            state,
+        }
     }
 
     #[test]
-    fn records_serialise_to_a_stable_shape() {
-        let record = WebhookRecord::Finished {
-            body_sha256: "h".into(),
+    fn records_serialise_to_a_stable_flat_shape() {
+        let finished = record(WebhookState::Finished {
             finished_at: 5,
-            outcome: Outcome::Applied {
-                contact_id: contact_id(),
-                action: Action::Adopted,
-            },
-        };
-        let stored = serde_json::to_value(&record).unwrap();
+            outcome: Outcome::Applied { action: Action::Adopted, contact_id: id("c1"), record_id: None },
+        });
+        let stored = serde_json::to_value(&finished).unwrap();
         assert_eq!(
             stored,
-            json!({"state": "finished", "body_sha256": "h", "finished_at": 5,
-                   "outcome": {"status": "applied", "contact_id": "c1", "action": "adopted"}})
+            json!({"body_sha256": "h", "event_type": "contact.created", "sightmill_id": "sm_1",
+                   "accepted_at": 1, "attempts": 1, "state": "finished", "finished_at": 5,
+                   "outcome": {"status": "applied", "action": "adopted", "contact_id": "c1"}})
         );
-        assert_eq!(
-            serde_json::from_value::<WebhookRecord>(stored).unwrap(),
-            record
-        );
+        assert_eq!(serde_json::from_value::<WebhookRecord>(stored).unwrap(), finished);
+
+        let pending = record(WebhookState::Pending { body: "{}".into(), due_at: 9, failures: 0, last_error: None, waiting_since: None });
+        let stored = serde_json::to_value(&pending).unwrap();
+        assert_eq!(stored["state"], "pending");
+        assert_eq!(serde_json::from_value::<WebhookRecord>(stored).unwrap(), pending);
     }
 
     #[test]
     fn a_stored_record_decides_the_redelivery() {
-        let outcome = Outcome::Stale {
-            contact_id: contact_id(),
-        };
-        let finished = WebhookRecord::Finished {
-            body_sha256: "h".into(),
-            finished_at: 1,
-            outcome: outcome.clone(),
-        };
-        let pending = WebhookRecord::Pending {
-            body_sha256: "h".into(),
-            accepted_at: 1,
-            attempts: 2,
-            last_error: Some("HTTP 503".into()),
-        };
+        let outcome = Outcome::Stale;
+        let finished = record(WebhookState::Finished { finished_at: 1, outcome: outcome.clone() });
+        let pending = record(WebhookState::Pending { body: "{}".into(), due_at: 1, failures: 2, last_error: None, waiting_since: None });
+        let parked = record(WebhookState::Parked { body: "{}".into(), parked_at: 1, reason: "r".into() });
         assert_eq!(finished.redelivery("h"), Redelivery::Replay(&outcome));
-        assert_eq!(finished.redelivery("other"), Redelivery::Conflict);
-        assert_eq!(
-            pending.redelivery("h"),
-            Redelivery::Resume {
-                attempts: 2,
-                accepted_at: 1
-            }
-        );
-        assert_eq!(pending.redelivery("other"), Redelivery::Conflict);
+        assert_eq!(pending.redelivery("h"), Redelivery::AlreadyAccepted("pending"));
+        assert_eq!(parked.redelivery("h"), Redelivery::AlreadyAccepted("parked"));
+        for record in [finished, pending, parked] {
+            assert_eq!(record.redelivery("other"), Redelivery::Conflict);
+        }
     }
 
     #[test]
-    fn a_tampered_contact_id_does_not_load() {
-        let bad = json!({"contact_id": "../../admin", "updated_at": 1});
-        assert!(serde_json::from_value::<ContactLink>(bad).is_err());
+    fn index_keys_sort_by_time_and_parse_back() {
+        let early = due_key(999, "msg_b");
+        let late = due_key(1_795_773_600_000, "msg_a");
+        assert!(early < late);
+        assert_eq!(early, "due:0000000000999:msg_b");
+        assert_eq!(parse_index_key(&late), Some((1_795_773_600_000, "msg_a")));
+        assert_eq!(parse_index_key(&parked_key(5, "m")), Some((5, "m")));
+        assert_eq!(parse_index_key("due:x:m"), None);
+        assert_eq!(parse_index_key("webhook:m"), None);
     }
 
     #[test]
-    fn keys_and_fingerprints() {
+    fn links_load_only_with_a_path_safe_id() {
+        let bad = json!({"state": "live", "id": "../../admin", "updated_at": 1});
+        assert!(serde_json::from_value::<Link>(bad).is_err());
+        let good = json!({"state": "deleted", "updated_at": 3});
+        assert_eq!(serde_json::from_value::<Link>(good).unwrap(), Link::Deleted { updated_at: 3 });
+    }
+
+    #[test]
+    fn record_keys() {
         assert_eq!(webhook_key("msg_1"), "webhook:msg_1");
-        assert_eq!(contact_link_key("loc", "sm_1"), "contact:loc:sm_1");
-        assert_eq!(
-            body_fingerprint(b"abc"),
-            "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0"
-        );
+        assert_eq!(contact_key("loc", "sm_1"), "contact:loc:sm_1");
+        assert_eq!(note_key("loc", "sm_1", "n1"), "note:loc:sm_1:n1");
+        assert_eq!(task_key("loc", "sm_1", "t1"), "task:loc:sm_1:t1");
+        assert_eq!(tag_key("loc", "sm_1", "vip/gold"), "tag:loc:sm_1:dmlwL2dvbGQ");
+        assert_eq!(child_prefixes("loc", "sm_1")[0], "note:loc:sm_1:");
+        assert_eq!(body_fingerprint(b"abc"), "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0");
     }
 }

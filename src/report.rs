@@ -1,43 +1,68 @@
-//! What the worker says about a webhook: the JSON answer SightMill gets and the one JSON log line
-//! per outcome that operators read in `wrangler tail`. Neither ever carries a token or a contact body.
+//! What the worker says about a webhook: the JSON answers SightMill gets and the one JSON log line
+//! per outcome that operators read in `wrangler tail`. Neither ever carries a token or contact data.
 
 use serde_json::{json, Value};
 
-use crate::intake::Admitted;
-use crate::records::Outcome;
+use crate::records::{Outcome, WebhookRecord};
 
-/// The answer body for a finished webhook; a redelivery gets the very same body.
-pub fn outcome_body(admitted: &Admitted, outcome: &Outcome) -> Value {
-    let mut body = json!({
-        "webhook_id": admitted.webhook_id,
-        "event": admitted.event.kind().as_str(),
-        "sightmill_id": admitted.event.sightmill_contact_id(),
-    });
-    if let (Value::Object(body), Ok(Value::Object(fields))) =
-        (&mut body, serde_json::to_value(outcome))
-    {
+/// Who the webhook is: the fields every answer and log line starts with.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub webhook_id: &'a str,
+    pub event_type: &'a str,
+    pub sightmill_id: &'a str,
+}
+
+impl<'a> Subject<'a> {
+    pub fn of(webhook_id: &'a str, record: &'a WebhookRecord) -> Subject<'a> {
+        Subject { webhook_id, event_type: &record.event_type, sightmill_id: &record.sightmill_id }
+    }
+
+    fn base(&self) -> Value {
+        json!({ "webhook_id": self.webhook_id, "event": self.event_type, "sightmill_id": self.sightmill_id })
+    }
+}
+
+/// The 202 answer for an accepted (or already accepted, not yet finished) webhook.
+pub fn accepted_body(subject: Subject<'_>, state: &str) -> Value {
+    let mut body = subject.base();
+    body["status"] = json!("accepted");
+    body["state"] = json!(state);
+    body
+}
+
+/// The answer for a finished webhook; a redelivery gets the very same body.
+pub fn outcome_body(subject: Subject<'_>, outcome: &Outcome) -> Value {
+    let mut body = subject.base();
+    if let (Value::Object(body), Ok(Value::Object(fields))) = (&mut body, serde_json::to_value(outcome)) {
         body.extend(fields);
     }
     body
 }
 
-/// One attempt's result, for the log line.
+/// What one attempt decided, for the log line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
-    /// Finished (applied, stale or rejected); see the outcome.
+    /// Done for good (applied, stale, skipped).
     Finished,
-    /// Redelivery of a finished webhook: answered from KV, nothing sent.
+    /// Failed; tried again later.
+    Retry,
+    /// Waiting for its contact or task to exist.
+    Wait,
+    /// Parked as a dead letter.
+    Parked,
+    /// Redelivery of a known webhook: answered from KV, nothing sent.
     Replayed,
-    /// Not applied this time; the webhook stays pending and SightMill's redelivery retries it.
-    RetryLater,
 }
 
 impl Decision {
     fn as_str(self) -> &'static str {
         match self {
             Decision::Finished => "finished",
+            Decision::Retry => "retry",
+            Decision::Wait => "wait",
+            Decision::Parked => "parked",
             Decision::Replayed => "replayed",
-            Decision::RetryLater => "retry_later",
         }
     }
 }
@@ -45,37 +70,38 @@ impl Decision {
 /// Everything one log line says.
 #[derive(Debug, Clone)]
 pub struct LogEntry<'a> {
-    pub admitted: &'a Admitted,
+    pub subject: Subject<'a>,
     pub attempt: u32,
     pub decision: Decision,
     pub outcome: Option<&'a Outcome>,
+    /// The failure or park reason (never a secret; at most the API's own message).
     pub error: Option<&'a str>,
     pub api_calls: u32,
     pub latency_ms: i64,
+    /// When it will be tried again, for `retry` and `wait`.
+    pub due_at: Option<i64>,
 }
 
 /// `{"msg":"webhook", ...}` as one line.
 pub fn log_line(entry: &LogEntry<'_>) -> String {
-    let mut line = json!({
-        "msg": "webhook",
-        "webhook_id": entry.admitted.webhook_id,
-        "type": entry.admitted.event.kind().as_str(),
-        "sightmill_id": entry.admitted.event.sightmill_contact_id(),
-        "attempt": entry.attempt,
-        "decision": entry.decision.as_str(),
-        "api_calls": entry.api_calls,
-        "latency_ms": entry.latency_ms,
-    });
-    if let Some(outcome) = entry.outcome {
-        let outcome = serde_json::to_value(outcome).unwrap_or(Value::Null);
-        for key in ["status", "contact_id", "action", "api_status"] {
+    let mut line = entry.subject.base();
+    line["msg"] = json!("webhook");
+    line["attempt"] = json!(entry.attempt);
+    line["decision"] = json!(entry.decision.as_str());
+    line["api_calls"] = json!(entry.api_calls);
+    line["latency_ms"] = json!(entry.latency_ms);
+    if let Some(outcome) = entry.outcome.and_then(|o| serde_json::to_value(o).ok()) {
+        for key in ["status", "action", "contact_id", "record_id"] {
             if let Some(value) = outcome.get(key) {
                 line[key] = value.clone();
             }
         }
     }
     if let Some(error) = entry.error {
-        line["error"] = Value::String(error.to_owned());
+        line["error"] = json!(error);
+    }
+    if let Some(due_at) = entry.due_at {
+        line["due_at"] = json!(due_at);
     }
     line.to_string()
 }
@@ -83,62 +109,48 @@ pub fn log_line(entry: &LogEntry<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::contacts_api::ContactId;
-    use crate::event::{Event, EventType, Field, SightmillContact};
+    use crate::contacts_api::ApiId;
     use crate::records::Action;
 
-    fn admitted() -> Admitted {
-        Admitted {
-            webhook_id: "msg_1".into(),
-            event: Event::ContactUpsert {
-                kind: EventType::ContactUpdated,
-                contact: SightmillContact {
-                    id: "sm_1".into(),
-                    email: Field::Value("secret-person@example.com".into()),
-                    name: Field::Absent,
-                    phone: Field::Absent,
-                    status: Field::Absent,
-                    updated_at: 0,
-                },
-            },
-            body_sha256: "h".into(),
-        }
-    }
+    const SUBJECT: Subject<'static> = Subject { webhook_id: "msg_1", event_type: "contact.updated", sightmill_id: "sm_1" };
 
     fn applied() -> Outcome {
-        Outcome::Applied {
-            contact_id: ContactId::parse("c1").unwrap(),
-            action: Action::Created,
-        }
+        Outcome::Applied { action: Action::Created, contact_id: ApiId::parse("c1").unwrap(), record_id: None }
     }
 
     #[test]
-    fn the_answer_names_the_webhook_and_its_outcome() {
+    fn answers_name_the_webhook_and_its_outcome() {
         assert_eq!(
-            outcome_body(&admitted(), &applied()),
+            outcome_body(SUBJECT, &applied()),
             json!({"webhook_id": "msg_1", "event": "contact.updated", "sightmill_id": "sm_1",
                    "status": "applied", "contact_id": "c1", "action": "created"})
+        );
+        assert_eq!(
+            accepted_body(SUBJECT, "pending"),
+            json!({"webhook_id": "msg_1", "event": "contact.updated", "sightmill_id": "sm_1",
+                   "status": "accepted", "state": "pending"})
         );
     }
 
     #[test]
-    fn the_log_line_is_one_json_object_without_contact_data() {
-        let admitted = admitted();
+    fn the_log_line_is_one_json_object() {
         let outcome = applied();
         let line = log_line(&LogEntry {
-            admitted: &admitted,
+            subject: SUBJECT,
             attempt: 2,
             decision: Decision::Finished,
             outcome: Some(&outcome),
             error: None,
             api_calls: 1,
             latency_ms: 12,
+            due_at: None,
         });
-        assert!(!line.contains('\n') && !line.contains("secret-person"));
+        assert!(!line.contains('\n'));
         let parsed: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(parsed["decision"], "finished");
         assert_eq!(parsed["status"], "applied");
         assert_eq!(parsed["contact_id"], "c1");
         assert_eq!(parsed["attempt"], 2);
+        assert_eq!(parsed.get("due_at"), None);
     }
 }
