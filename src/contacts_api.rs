@@ -61,12 +61,18 @@ impl ApiRequest {
 
     /// POST /contacts/{contactId}/tags (adds; never PUT tags, that overwrites them all).
     pub fn add_tags(contact_id: &ApiId, tags: &[String]) -> ApiRequest {
-        Self::post(format!("/contacts/{contact_id}/tags"), json!({ "tags": tags }))
+        Self::post(
+            format!("/contacts/{contact_id}/tags"),
+            json!({ "tags": tags }),
+        )
     }
 
     /// DELETE /contacts/{contactId}/tags.
     pub fn remove_tags(contact_id: &ApiId, tags: &[String]) -> ApiRequest {
-        Self::delete(format!("/contacts/{contact_id}/tags"), Some(json!({ "tags": tags })))
+        Self::delete(
+            format!("/contacts/{contact_id}/tags"),
+            Some(json!({ "tags": tags })),
+        )
     }
 
     /// POST /contacts/{contactId}/notes, or PUT /contacts/{contactId}/notes/{id} when it exists.
@@ -102,15 +108,27 @@ impl ApiRequest {
     }
 
     fn post(path: String, body: Value) -> ApiRequest {
-        ApiRequest { method: Method::Post, path, body: Some(body) }
+        ApiRequest {
+            method: Method::Post,
+            path,
+            body: Some(body),
+        }
     }
 
     fn put(path: String, body: Value) -> ApiRequest {
-        ApiRequest { method: Method::Put, path, body: Some(body) }
+        ApiRequest {
+            method: Method::Put,
+            path,
+            body: Some(body),
+        }
     }
 
     fn delete(path: String, body: Option<Value>) -> ApiRequest {
-        ApiRequest { method: Method::Delete, path, body }
+        ApiRequest {
+            method: Method::Delete,
+            path,
+            body,
+        }
     }
 }
 

@@ -377,18 +377,72 @@ mod tests {
     fn every_type_parses_into_its_change() {
         let t = r#""updated_at":"2026-11-27T10:00:00Z""#;
         let table = vec![
-            ("contact.deleted", format!(r#"{{"id":"c1",{t}}}"#), Change::ContactDeleted, None),
-            ("note.created", format!(r#"{{"id":"n1","contact_id":"c1","body":"hi",{t}}}"#),
-                Change::NoteUpsert(SightmillNote { id: "n1".into(), body: "hi".into() }), Some("n1")),
-            ("note.deleted", format!(r#"{{"id":"n1","contact_id":"c1",{t}}}"#),
-                Change::NoteDeleted { note_id: "n1".into() }, Some("n1")),
-            ("tag.added", format!(r#"{{"contact_id":"c1","tag":"vip",{t}}}"#), Change::TagAdded { tag: "vip".into() }, None),
-            ("tag.removed", format!(r#"{{"contact_id":"c1","tag":"vip",{t}}}"#), Change::TagRemoved { tag: "vip".into() }, None),
-            ("task.updated", format!(r#"{{"id":"k1","contact_id":"c1","title":"Call","due_date":"2026-12-01T09:00:00Z","completed":false,"assigned_to":"u1",{t}}}"#),
-                Change::TaskUpsert(SightmillTask { id: "k1".into(), title: "Call".into(), body: None,
-                    due_date: "2026-12-01T09:00:00Z".into(), completed: false, assigned_to: Some("u1".into()) }), Some("k1")),
-            ("task.completed", format!(r#"{{"id":"k1","contact_id":"c1",{t}}}"#), Change::TaskCompleted { task_id: "k1".into() }, Some("k1")),
-            ("task.deleted", format!(r#"{{"id":"k1","contact_id":"c1",{t}}}"#), Change::TaskDeleted { task_id: "k1".into() }, Some("k1")),
+            (
+                "contact.deleted",
+                format!(r#"{{"id":"c1",{t}}}"#),
+                Change::ContactDeleted,
+                None,
+            ),
+            (
+                "note.created",
+                format!(r#"{{"id":"n1","contact_id":"c1","body":"hi",{t}}}"#),
+                Change::NoteUpsert(SightmillNote {
+                    id: "n1".into(),
+                    body: "hi".into(),
+                }),
+                Some("n1"),
+            ),
+            (
+                "note.deleted",
+                format!(r#"{{"id":"n1","contact_id":"c1",{t}}}"#),
+                Change::NoteDeleted {
+                    note_id: "n1".into(),
+                },
+                Some("n1"),
+            ),
+            (
+                "tag.added",
+                format!(r#"{{"contact_id":"c1","tag":"vip",{t}}}"#),
+                Change::TagAdded { tag: "vip".into() },
+                None,
+            ),
+            (
+                "tag.removed",
+                format!(r#"{{"contact_id":"c1","tag":"vip",{t}}}"#),
+                Change::TagRemoved { tag: "vip".into() },
+                None,
+            ),
+            (
+                "task.updated",
+                format!(
+                    r#"{{"id":"k1","contact_id":"c1","title":"Call","due_date":"2026-12-01T09:00:00Z","completed":false,"assigned_to":"u1",{t}}}"#
+                ),
+                Change::TaskUpsert(SightmillTask {
+                    id: "k1".into(),
+                    title: "Call".into(),
+                    body: None,
+                    due_date: "2026-12-01T09:00:00Z".into(),
+                    completed: false,
+                    assigned_to: Some("u1".into()),
+                }),
+                Some("k1"),
+            ),
+            (
+                "task.completed",
+                format!(r#"{{"id":"k1","contact_id":"c1",{t}}}"#),
+                Change::TaskCompleted {
+                    task_id: "k1".into(),
+                },
+                Some("k1"),
+            ),
+            (
+                "task.deleted",
+                format!(r#"{{"id":"k1","contact_id":"c1",{t}}}"#),
+                Change::TaskDeleted {
+                    task_id: "k1".into(),
+                },
+                Some("k1"),
+            ),
         ];
         for (kind, data, change, record) in table {
             let event = parse_event(&body(kind, &data)).unwrap_or_else(|e| panic!("{kind}: {e}"));
@@ -430,11 +484,41 @@ mod tests {
                 body("contact.exploded", ok_data),
                 "unknown event type `contact.exploded`",
             ),
-            (body("note.created", r#"{"id":"n1","contact_id":"c1","updated_at":"2026-11-27T10:00:00Z"}"#), "`data.body` is required"),
-            (body("note.created", r#"{"id":"n1","updated_at":"2026-11-27T10:00:00Z","body":"x"}"#), "`data.contact_id` is required"),
-            (body("tag.added", r#"{"contact_id":"c1","tag":["a"],"updated_at":"2026-11-27T10:00:00Z"}"#), "`data.tag` must be a string"),
-            (body("task.created", r#"{"id":"k","contact_id":"c1","title":"t","due_date":"soon","updated_at":"2026-11-27T10:00:00Z"}"#), "`data.due_date` must be an RFC 3339"),
-            (body("task.created", r#"{"id":"k","contact_id":"c1","title":"t","due_date":"2026-11-27T10:00:00Z","completed":"yes","updated_at":"2026-11-27T10:00:00Z"}"#), "`data.completed` must be true or false"),
+            (
+                body(
+                    "note.created",
+                    r#"{"id":"n1","contact_id":"c1","updated_at":"2026-11-27T10:00:00Z"}"#,
+                ),
+                "`data.body` is required",
+            ),
+            (
+                body(
+                    "note.created",
+                    r#"{"id":"n1","updated_at":"2026-11-27T10:00:00Z","body":"x"}"#,
+                ),
+                "`data.contact_id` is required",
+            ),
+            (
+                body(
+                    "tag.added",
+                    r#"{"contact_id":"c1","tag":["a"],"updated_at":"2026-11-27T10:00:00Z"}"#,
+                ),
+                "`data.tag` must be a string",
+            ),
+            (
+                body(
+                    "task.created",
+                    r#"{"id":"k","contact_id":"c1","title":"t","due_date":"soon","updated_at":"2026-11-27T10:00:00Z"}"#,
+                ),
+                "`data.due_date` must be an RFC 3339",
+            ),
+            (
+                body(
+                    "task.created",
+                    r#"{"id":"k","contact_id":"c1","title":"t","due_date":"2026-11-27T10:00:00Z","completed":"yes","updated_at":"2026-11-27T10:00:00Z"}"#,
+                ),
+                "`data.completed` must be true or false",
+            ),
             (body("contact.created", "{}"), "`data.id` is required"),
             (
                 body(

@@ -11,6 +11,9 @@
 //! | `note:{location}:{sightmill contact}:{sightmill note}` | [`Link`] to the note |
 //! | `task:{location}:{sightmill contact}:{sightmill task}` | [`Link`] to the task |
 //! | `tag:{location}:{sightmill contact}:{base64url tag}` | [`TagState`] |
+//! | `ratelimit:{location}` | until when the location's rate-limit window is spent (expires) |
+//! | `alert:{kind}:{location}` | present while that alert is in its quiet period (expires) |
+//! | `cron:last` | [`CronRun`]: what the last cron run did |
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -42,7 +45,9 @@ pub fn parked_key(parked_at: UnixMillis, webhook_id: &str) -> String {
 
 /// The time and webhook id in a `due:` or `parked:` key.
 pub fn parse_index_key(key: &str) -> Option<(UnixMillis, &str)> {
-    let rest = key.strip_prefix(DUE_PREFIX).or_else(|| key.strip_prefix(PARKED_PREFIX))?;
+    let rest = key
+        .strip_prefix(DUE_PREFIX)
+        .or_else(|| key.strip_prefix(PARKED_PREFIX))?;
     let (at, id) = rest.split_once(':')?;
     Some((at.parse().ok()?, id))
 }
@@ -64,12 +69,42 @@ pub fn task_key(location_id: &str, contact: &str, task: &str) -> String {
 }
 
 pub fn tag_key(location_id: &str, contact: &str, tag: &str) -> String {
-    format!("tag:{location_id}:{contact}:{}", URL_SAFE_NO_PAD.encode(tag))
+    format!(
+        "tag:{location_id}:{contact}:{}",
+        URL_SAFE_NO_PAD.encode(tag)
+    )
 }
 
 /// The prefixes of every record that hangs off a contact: cleared when the contact is deleted.
 pub fn child_prefixes(location_id: &str, contact: &str) -> [String; 3] {
     ["note", "task", "tag"].map(|kind| format!("{kind}:{location_id}:{contact}:"))
+}
+
+/// What the last cron run did (`cron:last`).
+pub const CRON_LAST_KEY: &str = "cron:last";
+
+/// One cron run's tally, kept for the operator's status.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CronRun {
+    pub started_at: UnixMillis,
+    pub finished_at: UnixMillis,
+    /// Pending webhooks in the queue when the run started.
+    pub pending: u32,
+    /// Of those, due now.
+    pub due: u32,
+    pub finished: u32,
+    pub retried: u32,
+    pub waiting: u32,
+    pub parked: u32,
+    /// Not attempted: the location's rate limit was spent.
+    pub deferred: u32,
+    /// Not attempted: another run held its lease, or it was no longer pending.
+    pub skipped: u32,
+    /// Due but left for the next run (budget spent).
+    pub left_for_next_run: u32,
+    pub api_calls: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest_pending_age_secs: Option<i64>,
 }
 
 /// A fingerprint of a webhook body, so that a reused webhook id with another body is caught.
@@ -89,7 +124,9 @@ pub enum Link {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         status_tag: Option<String>,
     },
-    Deleted { updated_at: UnixMillis },
+    Deleted {
+        updated_at: UnixMillis,
+    },
 }
 
 impl Link {
@@ -210,14 +247,27 @@ pub enum Redelivery<'a> {
 impl WebhookRecord {
     /// A freshly accepted webhook, due at `due_at` (the first attempt runs right away; `due_at`
     /// is when the cron takes over if that attempt never finishes).
-    pub fn accepted(body: String, body_sha256: String, event_type: &str, sightmill_id: &str, now: UnixMillis, due_at: UnixMillis) -> Self {
+    pub fn accepted(
+        body: String,
+        body_sha256: String,
+        event_type: &str,
+        sightmill_id: &str,
+        now: UnixMillis,
+        due_at: UnixMillis,
+    ) -> Self {
         WebhookRecord {
             body_sha256,
             event_type: event_type.to_owned(),
             sightmill_id: sightmill_id.to_owned(),
             accepted_at: now,
             attempts: 0,
-            state: WebhookState::Pending { body, due_at, failures: 0, last_error: None, waiting_since: None },
+            state: WebhookState::Pending {
+                body,
+                due_at,
+                failures: 0,
+                last_error: None,
+                waiting_since: None,
+            },
         }
     }
 
@@ -281,7 +331,11 @@ mod tests {
     fn records_serialise_to_a_stable_flat_shape() {
         let finished = record(WebhookState::Finished {
             finished_at: 5,
-            outcome: Outcome::Applied { action: Action::Adopted, contact_id: id("c1"), record_id: None },
+            outcome: Outcome::Applied {
+                action: Action::Adopted,
+                contact_id: id("c1"),
+                record_id: None,
+            },
         });
         let stored = serde_json::to_value(&finished).unwrap();
         assert_eq!(
@@ -290,23 +344,54 @@ mod tests {
                    "accepted_at": 1, "attempts": 1, "state": "finished", "finished_at": 5,
                    "outcome": {"status": "applied", "action": "adopted", "contact_id": "c1"}})
         );
-        assert_eq!(serde_json::from_value::<WebhookRecord>(stored).unwrap(), finished);
+        assert_eq!(
+            serde_json::from_value::<WebhookRecord>(stored).unwrap(),
+            finished
+        );
 
-        let pending = record(WebhookState::Pending { body: "{}".into(), due_at: 9, failures: 0, last_error: None, waiting_since: None });
+        let pending = record(WebhookState::Pending {
+            body: "{}".into(),
+            due_at: 9,
+            failures: 0,
+            last_error: None,
+            waiting_since: None,
+        });
         let stored = serde_json::to_value(&pending).unwrap();
         assert_eq!(stored["state"], "pending");
-        assert_eq!(serde_json::from_value::<WebhookRecord>(stored).unwrap(), pending);
+        assert_eq!(
+            serde_json::from_value::<WebhookRecord>(stored).unwrap(),
+            pending
+        );
     }
 
     #[test]
     fn a_stored_record_decides_the_redelivery() {
         let outcome = Outcome::Stale;
-        let finished = record(WebhookState::Finished { finished_at: 1, outcome: outcome.clone() });
-        let pending = record(WebhookState::Pending { body: "{}".into(), due_at: 1, failures: 2, last_error: None, waiting_since: None });
-        let parked = record(WebhookState::Parked { body: "{}".into(), parked_at: 1, reason: "r".into() });
+        let finished = record(WebhookState::Finished {
+            finished_at: 1,
+            outcome: outcome.clone(),
+        });
+        let pending = record(WebhookState::Pending {
+            body: "{}".into(),
+            due_at: 1,
+            failures: 2,
+            last_error: None,
+            waiting_since: None,
+        });
+        let parked = record(WebhookState::Parked {
+            body: "{}".into(),
+            parked_at: 1,
+            reason: "r".into(),
+        });
         assert_eq!(finished.redelivery("h"), Redelivery::Replay(&outcome));
-        assert_eq!(pending.redelivery("h"), Redelivery::AlreadyAccepted("pending"));
-        assert_eq!(parked.redelivery("h"), Redelivery::AlreadyAccepted("parked"));
+        assert_eq!(
+            pending.redelivery("h"),
+            Redelivery::AlreadyAccepted("pending")
+        );
+        assert_eq!(
+            parked.redelivery("h"),
+            Redelivery::AlreadyAccepted("parked")
+        );
         for record in [finished, pending, parked] {
             assert_eq!(record.redelivery("other"), Redelivery::Conflict);
         }
@@ -329,7 +414,10 @@ mod tests {
         let bad = json!({"state": "live", "id": "../../admin", "updated_at": 1});
         assert!(serde_json::from_value::<Link>(bad).is_err());
         let good = json!({"state": "deleted", "updated_at": 3});
-        assert_eq!(serde_json::from_value::<Link>(good).unwrap(), Link::Deleted { updated_at: 3 });
+        assert_eq!(
+            serde_json::from_value::<Link>(good).unwrap(),
+            Link::Deleted { updated_at: 3 }
+        );
     }
 
     #[test]
@@ -338,8 +426,14 @@ mod tests {
         assert_eq!(contact_key("loc", "sm_1"), "contact:loc:sm_1");
         assert_eq!(note_key("loc", "sm_1", "n1"), "note:loc:sm_1:n1");
         assert_eq!(task_key("loc", "sm_1", "t1"), "task:loc:sm_1:t1");
-        assert_eq!(tag_key("loc", "sm_1", "vip/gold"), "tag:loc:sm_1:dmlwL2dvbGQ");
+        assert_eq!(
+            tag_key("loc", "sm_1", "vip/gold"),
+            "tag:loc:sm_1:dmlwL2dvbGQ"
+        );
         assert_eq!(child_prefixes("loc", "sm_1")[0], "note:loc:sm_1:");
-        assert_eq!(body_fingerprint(b"abc"), "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0");
+        assert_eq!(
+            body_fingerprint(b"abc"),
+            "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0"
+        );
     }
 }

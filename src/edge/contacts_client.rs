@@ -1,5 +1,6 @@
 //! Sends one planned [`ApiRequest`] to the Contacts API with `Fetch` (bearer token, `Version`
-//! header, timeout) and returns the core's classification of what came back.
+//! header, timeout) and returns the core's classification of what came back, with the rate-limit
+//! headers that came with it.
 
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestIni
 use crate::contacts_api::{
     classify, Answer, ApiRequest, ApiResponse, Method as ApiMethod, API_VERSION,
 };
+use crate::retry::RateHeaders;
 use crate::secret::Secret;
 
 pub struct ContactsClient<'a> {
@@ -19,13 +21,22 @@ pub struct ContactsClient<'a> {
     pub timeout_ms: u32,
 }
 
+/// What one call produced.
+pub struct Sent {
+    pub answer: Answer,
+    /// Status 0 when no answer came.
+    pub rate: RateHeaders,
+}
+
 impl ContactsClient<'_> {
-    pub async fn send(&self, request: &ApiRequest) -> Answer {
+    pub async fn send(&self, request: &ApiRequest) -> Sent {
+        let failed = |detail: String| Sent {
+            answer: Answer::transport_failure(detail),
+            rate: RateHeaders::default(),
+        };
         let fetch_request = match self.build(request) {
             Ok(fetch_request) => fetch_request,
-            Err(error) => {
-                return Answer::transport_failure(format!("could not build the request: {error}"))
-            }
+            Err(error) => return failed(format!("could not build the request: {error}")),
         };
         let controller = AbortController::default();
         let signal = controller.signal();
@@ -40,13 +51,14 @@ impl ContactsClient<'_> {
         ))));
         let raced = select(sending, timeout).await;
         match raced {
-            Either::Left((Ok((response, text)), _)) => classify(&api_response(&response, &text)),
-            Either::Left((Err(error), _)) => {
-                Answer::transport_failure(format!("network error: {error}"))
-            }
+            Either::Left((Ok((response, text)), _)) => Sent {
+                answer: classify(&api_response(&response, &text)),
+                rate: rate_headers(&response),
+            },
+            Either::Left((Err(error), _)) => failed(format!("network error: {error}")),
             Either::Right(((), _)) => {
                 controller.abort();
-                Answer::transport_failure(format!("no answer within {} ms", self.timeout_ms))
+                failed(format!("no answer within {} ms", self.timeout_ms))
             }
         }
     }
@@ -81,16 +93,29 @@ fn method(method: ApiMethod) -> Method {
     }
 }
 
-fn api_response(response: &Response, text: &str) -> ApiResponse {
-    let retry_after_secs = response
+fn header_number(response: &Response, name: &str) -> Option<u64> {
+    response
         .headers()
-        .get("Retry-After")
+        .get(name)
         .ok()
         .flatten()
-        .and_then(|value| value.trim().parse().ok());
+        .and_then(|value| value.trim().parse().ok())
+}
+
+fn api_response(response: &Response, text: &str) -> ApiResponse {
     ApiResponse {
         status: response.status_code(),
         body: serde_json::from_str(text).unwrap_or(Value::Null),
-        retry_after_secs,
+        retry_after_secs: header_number(response, "Retry-After"),
+    }
+}
+
+fn rate_headers(response: &Response) -> RateHeaders {
+    RateHeaders {
+        status: response.status_code(),
+        remaining: header_number(response, "X-RateLimit-Remaining"),
+        interval_ms: header_number(response, "X-RateLimit-Interval-Milliseconds"),
+        daily_remaining: header_number(response, "X-RateLimit-Daily-Remaining"),
+        retry_after_secs: header_number(response, "Retry-After"),
     }
 }

@@ -1,13 +1,19 @@
 //! The imperative shell (wasm32 only): the Worker's entry points and routes. Everything here reads
 //! the platform (request, env, clock, KV, Fetch) and hands plain values to the core.
 
+mod admin;
+mod alerts;
 mod contacts_client;
+mod cron;
+mod queue;
 mod respond;
 mod store;
 mod tokens;
 mod webhook;
 
-use worker::{event, Context, Env, Method, Request, Response, Result};
+use worker::{
+    event, Context, Env, Method, Request, Response, Result, ScheduleContext, ScheduledEvent,
+};
 
 /// The path SightMill posts its webhooks to.
 pub const WEBHOOK_PATH: &str = "/webhooks/sightmill";
@@ -18,12 +24,18 @@ fn start() {
 }
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let path = req.path();
     match (req.method(), path.as_str()) {
-        (Method::Post, WEBHOOK_PATH) => webhook::handle(req, &env).await,
+        (Method::Post, WEBHOOK_PATH) => webhook::handle(req, &env, &ctx).await,
         (_, WEBHOOK_PATH) => respond::error(405, "method_not_allowed", "use POST for webhooks"),
         (Method::Get, "/healthz") => respond::json(200, &serde_json::json!({ "ok": true })),
+        (_, p) if p.starts_with(admin::PREFIX) => admin::handle(req, &env).await,
         _ => respond::error(404, "not_found", "no such route"),
     }
+}
+
+#[event(scheduled)]
+async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    cron::run(env).await;
 }

@@ -1,0 +1,546 @@
+//! Works queued webhooks: plans each one (core), sends its calls within the run's budget and the
+//! location's rate limit, interprets the answers, and records the result: finished, retried later,
+//! waiting for its contact, or parked. The first attempt right after a webhook is acknowledged,
+//! every cron run and nothing else drive this.
+
+use std::time::Duration;
+
+use serde_json::json;
+use worker::{console_log, Date, Delay, Env};
+
+use super::alerts::{self, AlertKind};
+use super::contacts_client::ContactsClient;
+use super::store::{Store, StoreError};
+use super::tokens::access_token;
+use crate::config::Config;
+use crate::contacts_api::{Answer, ApiRequest};
+use crate::event::parse_event;
+use crate::plan::{self, Applied, Failure, Job, Known, Next, RecordKey, Start, Write, MAX_CALLS};
+use crate::records::{
+    due_key, parked_key, parse_index_key, webhook_key, DueMeta, Outcome, WebhookRecord,
+    WebhookState, DUE_PREFIX, FINISHED_TTL_SECS,
+};
+use crate::report::{log_line, Decision as LogDecision, LogEntry, Subject};
+use crate::retry::{blocked_until, decide, decide_wait, Decision, Pacer};
+use crate::secret::Secret;
+use crate::timestamp::UnixMillis;
+
+/// How a run left one webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ran {
+    Finished,
+    Retry,
+    Waiting,
+    Parked,
+    /// Not attempted now (its location is rate limited or the run is out of budget): due soon.
+    Deferred,
+    /// Not pending any more (another run finished it).
+    Skipped,
+}
+
+/// One run's worker: config, budget, token and pacing shared by every webhook it attempts.
+pub struct Runner {
+    env: Env,
+    pub store: Store,
+    pub config: Config,
+    token: Option<Secret>,
+    blocked_until: Option<UnixMillis>,
+    pacer: Pacer,
+    /// Contacts API calls made in this run.
+    pub calls: u32,
+    max_calls: u32,
+    deadline: UnixMillis,
+}
+
+/// How driving a job ended.
+enum Driven {
+    Applied(Applied),
+    Failed(Failure),
+}
+
+/// What to write for a webhook that is not done yet.
+struct Reschedule {
+    due_at: UnixMillis,
+    counts: bool,
+    waiting_since: Option<UnixMillis>,
+    error: String,
+    decision: LogDecision,
+}
+
+impl Runner {
+    pub fn new(env: Env, store: Store, config: Config, max_calls: u32, budget_ms: u32) -> Runner {
+        let calls_per_10s = config.cron.calls_per_10s;
+        Runner {
+            env,
+            store,
+            config,
+            token: None,
+            blocked_until: None,
+            pacer: Pacer::new(calls_per_10s, 10_000),
+            calls: 0,
+            max_calls,
+            deadline: now_ms() + i64::from(budget_ms),
+        }
+    }
+
+    /// Whether the run can afford another event (it may need up to `MAX_CALLS` calls).
+    pub fn has_budget(&self) -> bool {
+        self.calls + MAX_CALLS <= self.max_calls && now_ms() < self.deadline
+    }
+
+    /// Attempts one pending webhook whose record is `record`.
+    pub async fn attempt(
+        &mut self,
+        webhook_id: &str,
+        record: WebhookRecord,
+    ) -> Result<Ran, StoreError> {
+        let started = now_ms();
+        let WebhookState::Pending {
+            body,
+            due_at,
+            waiting_since,
+            ..
+        } = &record.state
+        else {
+            return Ok(Ran::Skipped);
+        };
+        let old_due = due_key(*due_at, webhook_id);
+        let waiting_since = *waiting_since;
+        let event = match parse_event(body.as_bytes()) {
+            Ok(event) => event,
+            Err(error) => {
+                let reason = format!("the stored body no longer parses: {error}");
+                return self
+                    .park(webhook_id, record, &old_due, reason, 0, started)
+                    .await;
+            }
+        };
+        if let Some(until) = self.location_blocked(started).await? {
+            let later = Reschedule {
+                due_at: until,
+                counts: false,
+                waiting_since,
+                error: "the location's rate limit is spent".into(),
+                decision: LogDecision::Retry,
+            };
+            return self
+                .reschedule(webhook_id, record, &old_due, later, 0, started)
+                .await;
+        }
+        let location = self.config.location_id.clone();
+        let known = read_known(&self.store, &plan::reads(&event, &location)).await?;
+        match plan::start(&event, &known, &location, &self.config.mapping) {
+            Start::Finish(applied) => {
+                self.finish(webhook_id, record, &old_due, applied, 0, started)
+                    .await
+            }
+            Start::Park(reason) => {
+                self.park(webhook_id, record, &old_due, reason, 0, started)
+                    .await
+            }
+            Start::Wait(reason) => {
+                let since = waiting_since.unwrap_or(started);
+                match decide_wait(&reason, since, started, self.config.retry.max_wait_secs) {
+                    Decision::RetryAt { due_at, .. } => {
+                        let later = Reschedule {
+                            due_at,
+                            counts: false,
+                            waiting_since: Some(since),
+                            error: reason,
+                            decision: LogDecision::Wait,
+                        };
+                        self.reschedule(webhook_id, record, &old_due, later, 0, started)
+                            .await
+                    }
+                    Decision::Park { reason } => {
+                        self.park(webhook_id, record, &old_due, reason, 0, started)
+                            .await
+                    }
+                }
+            }
+            Start::Send(job, request) => {
+                let calls_before = self.calls;
+                let driven = self.drive(job, request).await?;
+                let calls = self.calls - calls_before;
+                match driven {
+                    Driven::Applied(applied) => {
+                        self.finish(webhook_id, record, &old_due, applied, calls, started)
+                            .await
+                    }
+                    Driven::Failed(failure) => {
+                        self.failed(webhook_id, record, &old_due, failure, calls, started)
+                            .await
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends the job's requests until it is applied or has failed.
+    async fn drive(&mut self, mut job: Job, mut request: ApiRequest) -> Result<Driven, StoreError> {
+        let mut calls = 0;
+        let (mut refreshed, mut renew) = (false, false);
+        loop {
+            let token = match self.token(std::mem::take(&mut renew)).await {
+                Ok(token) => token,
+                Err(failure) => return Ok(Driven::Failed(failure)),
+            };
+            self.pace().await;
+            let client = ContactsClient {
+                base_url: &self.config.api_base,
+                token: &token,
+                timeout_ms: self.config.api_timeout_ms,
+            };
+            let sent = client.send(&request).await;
+            self.calls += 1;
+            calls += 1;
+            if let Some(until) = blocked_until(&sent.rate, now_ms()) {
+                self.block_location(until).await?;
+            }
+            if sent.answer == Answer::TokenRejected && !refreshed {
+                (refreshed, renew) = (true, true);
+                continue;
+            }
+            match job.on_answer(sent.answer) {
+                Next::Send(next) if calls < MAX_CALLS => request = next,
+                Next::Send(_) => {
+                    let detail = "too many Contacts API calls for one event".into();
+                    return Ok(Driven::Failed(Failure::Retryable { detail }));
+                }
+                Next::Applied(applied) => return Ok(Driven::Applied(applied)),
+                Next::Failed(failure) => return Ok(Driven::Failed(failure)),
+            }
+        }
+    }
+
+    /// The access token for the location; after a token 401, a fresh one.
+    async fn token(&mut self, renew: bool) -> Result<Secret, Failure> {
+        if renew {
+            self.token = None;
+        }
+        if let Some(token) = &self.token {
+            return Ok(token.clone());
+        }
+        let token = access_token(&self.env, &self.config.location_id)
+            .await
+            .map_err(|error| Failure::Misconfigured(error.to_string()))?;
+        self.token = Some(token.clone());
+        Ok(token)
+    }
+
+    /// Waits until the pacer allows the next call to the location.
+    async fn pace(&mut self) {
+        let now = now_ms();
+        let slot = self.pacer.next_slot(now);
+        if slot > now {
+            Delay::from(Duration::from_millis((slot - now) as u64)).await;
+        }
+        self.pacer.record(slot.max(now));
+    }
+
+    fn rate_key(&self) -> String {
+        format!("ratelimit:{}", self.config.location_id)
+    }
+
+    /// When the location's rate-limit window is spent, until when.
+    async fn location_blocked(
+        &mut self,
+        now: UnixMillis,
+    ) -> Result<Option<UnixMillis>, StoreError> {
+        if self.blocked_until.is_none() {
+            let stored: Option<UnixMillis> = self.store.get(&self.rate_key()).await?;
+            self.blocked_until = Some(stored.unwrap_or(0));
+        }
+        Ok(self.blocked_until.filter(|until| *until > now))
+    }
+
+    async fn block_location(&mut self, until: UnixMillis) -> Result<(), StoreError> {
+        self.blocked_until = Some(until);
+        let ttl = ((until - now_ms()) / 1_000).max(60) as u64;
+        self.store.put(&self.rate_key(), &until, Some(ttl)).await
+    }
+
+    async fn failed(
+        &mut self,
+        id: &str,
+        record: WebhookRecord,
+        old_due: &str,
+        failure: Failure,
+        calls: u32,
+        started: UnixMillis,
+    ) -> Result<Ran, StoreError> {
+        let WebhookState::Pending {
+            failures,
+            waiting_since,
+            ..
+        } = &record.state
+        else {
+            return Ok(Ran::Skipped);
+        };
+        let (failures, waiting_since) = (*failures, *waiting_since);
+        if matches!(failure, Failure::TokenRejected | Failure::Misconfigured(_)) {
+            let text = format!("calls for this location fail: {}", failure.describe());
+            alerts::raise(
+                &self.store,
+                &self.config.alerts,
+                AlertKind::TokenRenewal,
+                &self.config.location_id,
+                &text,
+            )
+            .await;
+        }
+        match decide(
+            &failure,
+            failures,
+            &self.config.retry.schedule,
+            now_ms(),
+            jitter(),
+        ) {
+            Decision::RetryAt { due_at, counts } => {
+                let later = Reschedule {
+                    due_at,
+                    counts,
+                    waiting_since,
+                    error: failure.describe(),
+                    decision: LogDecision::Retry,
+                };
+                self.reschedule(id, record, old_due, later, calls, started)
+                    .await
+            }
+            Decision::Park { reason } => {
+                self.park(id, record, old_due, reason, calls, started).await
+            }
+        }
+    }
+
+    async fn reschedule(
+        &mut self,
+        id: &str,
+        mut record: WebhookRecord,
+        old_due: &str,
+        later: Reschedule,
+        calls: u32,
+        started: UnixMillis,
+    ) -> Result<Ran, StoreError> {
+        let WebhookState::Pending { body, failures, .. } = record.state else {
+            return Ok(Ran::Skipped);
+        };
+        record.attempts += u32::from(calls > 0);
+        record.state = WebhookState::Pending {
+            body,
+            due_at: later.due_at,
+            failures: failures + u32::from(later.counts),
+            last_error: Some(later.error.clone()),
+            waiting_since: later.waiting_since,
+        };
+        let new_due = due_key(later.due_at, id);
+        self.store.put(&webhook_key(id), &record, None).await?;
+        self.store
+            .put_index(
+                &new_due,
+                Some(json!(DueMeta {
+                    accepted_at: record.accepted_at
+                })),
+            )
+            .await?;
+        if new_due != old_due {
+            self.store.delete(old_due).await?;
+        }
+        let ran = match later.decision {
+            LogDecision::Wait => Ran::Waiting,
+            _ if calls == 0 && later.error.contains("rate limit") => Ran::Deferred,
+            _ => Ran::Retry,
+        };
+        log(
+            id,
+            &record,
+            later.decision,
+            None,
+            Some(&later.error),
+            calls,
+            started,
+            Some(later.due_at),
+        );
+        Ok(ran)
+    }
+
+    async fn finish(
+        &mut self,
+        id: &str,
+        mut record: WebhookRecord,
+        old_due: &str,
+        applied: Applied,
+        calls: u32,
+        started: UnixMillis,
+    ) -> Result<Ran, StoreError> {
+        for write in &applied.writes {
+            match write {
+                Write::Put { key, value } => self.store.put(key, value, None).await?,
+                Write::ClearPrefix(prefix) => self.store.clear_prefix(prefix).await?,
+            }
+        }
+        record.attempts += u32::from(calls > 0);
+        record.state = WebhookState::Finished {
+            finished_at: now_ms(),
+            outcome: applied.outcome.clone(),
+        };
+        self.store
+            .put(&webhook_key(id), &record, Some(FINISHED_TTL_SECS))
+            .await?;
+        self.store.delete(old_due).await?;
+        log(
+            id,
+            &record,
+            LogDecision::Finished,
+            Some(&applied.outcome),
+            None,
+            calls,
+            started,
+            None,
+        );
+        Ok(Ran::Finished)
+    }
+
+    async fn park(
+        &mut self,
+        id: &str,
+        mut record: WebhookRecord,
+        old_due: &str,
+        reason: String,
+        calls: u32,
+        started: UnixMillis,
+    ) -> Result<Ran, StoreError> {
+        let WebhookState::Pending { body, .. } = record.state else {
+            return Ok(Ran::Skipped);
+        };
+        let parked_at = now_ms();
+        record.attempts += u32::from(calls > 0);
+        record.state = WebhookState::Parked {
+            body,
+            parked_at,
+            reason: reason.clone(),
+        };
+        self.store.put(&webhook_key(id), &record, None).await?;
+        self.store
+            .put_index(&parked_key(parked_at, id), None)
+            .await?;
+        self.store.delete(old_due).await?;
+        log(
+            id,
+            &record,
+            LogDecision::Parked,
+            None,
+            Some(&reason),
+            calls,
+            started,
+            None,
+        );
+        let text = format!("webhook {id} ({}) was parked: {reason}", record.event_type);
+        alerts::raise(
+            &self.store,
+            &self.config.alerts,
+            AlertKind::Parked,
+            &self.config.location_id,
+            &text,
+        )
+        .await;
+        Ok(Ran::Parked)
+    }
+}
+
+/// What KV holds under the keys planning needs.
+pub async fn read_known(store: &Store, reads: &plan::Reads) -> Result<Known, StoreError> {
+    let mut known = Known {
+        contact: store.get(&reads.contact).await?,
+        ..Known::default()
+    };
+    match &reads.record {
+        Some(RecordKey::Link(key)) => known.link = store.get(key).await?,
+        Some(RecordKey::Tag(key)) => known.tag = store.get(key).await?,
+        None => {}
+    }
+    Ok(known)
+}
+
+/// The queue as listed: how many are pending, which are due, and when the oldest was accepted.
+pub struct QueueScan {
+    pub pending: u32,
+    /// `(due key, webhook id)` of the due ones, in due order.
+    pub due: Vec<(String, String)>,
+    pub oldest_accepted_at: Option<UnixMillis>,
+}
+
+/// Lists the whole queue; keeps at most `max_due` of the due entries.
+pub async fn scan_queue(
+    store: &Store,
+    now: UnixMillis,
+    max_due: usize,
+) -> Result<QueueScan, StoreError> {
+    let mut scan = QueueScan {
+        pending: 0,
+        due: Vec::new(),
+        oldest_accepted_at: None,
+    };
+    for key in store.list_all(DUE_PREFIX).await? {
+        let Some((due_at, webhook_id)) = parse_index_key(&key.name) else {
+            continue;
+        };
+        scan.pending += 1;
+        let meta = key
+            .metadata
+            .and_then(|m| serde_json::from_value::<DueMeta>(m).ok());
+        if let Some(at) = meta.map(|m| m.accepted_at) {
+            scan.oldest_accepted_at =
+                Some(scan.oldest_accepted_at.map_or(at, |oldest| oldest.min(at)));
+        }
+        if due_at <= now && scan.due.len() < max_due {
+            let webhook_id = webhook_id.to_owned();
+            scan.due.push((key.name, webhook_id));
+        }
+    }
+    Ok(scan)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn log(
+    id: &str,
+    record: &WebhookRecord,
+    decision: LogDecision,
+    outcome: Option<&Outcome>,
+    error: Option<&str>,
+    calls: u32,
+    started: UnixMillis,
+    due_at: Option<UnixMillis>,
+) {
+    let entry = LogEntry {
+        subject: Subject::of(id, record),
+        attempt: record.attempts,
+        decision,
+        outcome,
+        error,
+        api_calls: calls,
+        latency_ms: now_ms() - started,
+        due_at,
+    };
+    console_log!("{}", log_line(&entry));
+}
+
+/// A random number in [0, 1) for retry jitter.
+fn jitter() -> f64 {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        return 0.5;
+    }
+    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// A random token for leases.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).unwrap_or_default();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn now_ms() -> UnixMillis {
+    Date::now().as_millis() as i64
+}
