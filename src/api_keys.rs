@@ -26,16 +26,10 @@ impl ApiKeys {
     /// Checks an `Authorization` header: 401 when it is missing, 403 when no key matches.
     pub fn authorize(&self, authorization: Option<&str>) -> Result<(), Refusal> {
         let presented = authorization
-            .and_then(|value| {
-                value
-                    .strip_prefix("Bearer ")
-                    .or_else(|| value.strip_prefix("bearer "))
-            })
+            .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
             .map(str::trim)
             .filter(|key| !key.is_empty())
-            .ok_or_else(|| {
-                Refusal::new(401, "missing_api_key", "send `Authorization: Bearer <key>`")
-            })?;
+            .ok_or_else(|| Refusal::new(401, "missing_api_key", "send `Authorization: Bearer <key>`"))?;
         let mut matched = subtle::Choice::from(0);
         for key in &self.0 {
             matched |= key.expose().as_bytes().ct_eq(presented.as_bytes());
@@ -43,11 +37,7 @@ impl ApiKeys {
         if bool::from(matched) {
             Ok(())
         } else {
-            Err(Refusal::new(
-                403,
-                "invalid_api_key",
-                "the key is not valid for this route",
-            ))
+            Err(Refusal::new(403, "invalid_api_key", "the key is not valid for this route"))
         }
     }
 }
@@ -77,9 +67,6 @@ mod tests {
     #[test]
     fn no_configured_key_refuses_everyone() {
         let keys = ApiKeys::parse(None);
-        assert_eq!(
-            keys.authorize(Some("Bearer anything")).unwrap_err().status,
-            403
-        );
+        assert_eq!(keys.authorize(Some("Bearer anything")).unwrap_err().status, 403);
     }
 }

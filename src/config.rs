@@ -71,16 +71,9 @@ pub enum ConfigError {
 impl Config {
     /// Builds the config from `lookup` (a var or secret by name; `None` or blank when unset).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         let location_id = get("GHL_LOCATION_ID").ok_or(ConfigError::Missing("GHL_LOCATION_ID"))?;
-        if !location_id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        {
+        if !location_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
             return Err(invalid("GHL_LOCATION_ID", "use only A-Z a-z 0-9 _ -"));
         }
         let secrets = get("WEBHOOK_SECRETS").ok_or(ConfigError::Missing("WEBHOOK_SECRETS"))?;
@@ -89,9 +82,7 @@ impl Config {
             None => Mapping::default(),
         };
         let schedule = match get("RETRY_SCHEDULE") {
-            Some(text) => {
-                Schedule::parse(&text).map_err(|e| invalid("RETRY_SCHEDULE", e.to_string()))?
-            }
+            Some(text) => Schedule::parse(&text).map_err(|e| invalid("RETRY_SCHEDULE", e.to_string()))?,
             None => Schedule::default(),
         };
         Ok(Config {
@@ -121,29 +112,18 @@ impl Config {
                 )?,
             },
             cron: CronConfig {
-                max_api_calls: number(
-                    get("CRON_MAX_API_CALLS"),
-                    "CRON_MAX_API_CALLS",
-                    40,
-                    1..=1_000,
-                )?,
+                max_api_calls: number(get("CRON_MAX_API_CALLS"), "CRON_MAX_API_CALLS", 40, 1..=1_000)?,
                 time_budget_ms: number(
                     get("CRON_TIME_BUDGET_MS"),
                     "CRON_TIME_BUDGET_MS",
                     25_000,
                     1_000..=600_000,
                 )?,
-                calls_per_10s: number(
-                    get("RATE_LIMIT_PER_10S"),
-                    "RATE_LIMIT_PER_10S",
-                    90,
-                    1..=100,
-                )?,
+                calls_per_10s: number(get("RATE_LIMIT_PER_10S"), "RATE_LIMIT_PER_10S", 90, 1..=100)?,
             },
             alerts: AlertConfig {
                 webhook_url: url(get("ALERT_WEBHOOK_URL"), "ALERT_WEBHOOK_URL")?,
-                quiet_secs: duration(get("ALERT_QUIET_PERIOD"), "ALERT_QUIET_PERIOD", 3_600)?
-                    .max(60),
+                quiet_secs: duration(get("ALERT_QUIET_PERIOD"), "ALERT_QUIET_PERIOD", 3_600)?.max(60),
                 pending_age_secs: duration(get("ALERT_PENDING_AGE"), "ALERT_PENDING_AGE", 3_600)?,
             },
         })
@@ -151,10 +131,7 @@ impl Config {
 }
 
 fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        name,
-        reason: reason.into(),
-    }
+    ConfigError::Invalid { name, reason: reason.into() }
 }
 
 fn url(value: Option<String>, name: &'static str) -> Result<Option<String>, ConfigError> {
@@ -169,8 +146,9 @@ fn url(value: Option<String>, name: &'static str) -> Result<Option<String>, Conf
 
 fn duration(value: Option<String>, name: &'static str, default: u64) -> Result<u64, ConfigError> {
     match value {
-        Some(text) => parse_duration(&text)
-            .ok_or_else(|| invalid(name, "must be a duration like 90s, 30m, 2h or 1d")),
+        Some(text) => {
+            parse_duration(&text).ok_or_else(|| invalid(name, "must be a duration like 90s, 30m, 2h or 1d"))
+        }
         None => Ok(default),
     }
 }
@@ -189,14 +167,7 @@ where
     };
     match text.parse::<T>() {
         Ok(n) if range.contains(&n) => Ok(n),
-        _ => Err(invalid(
-            name,
-            format!(
-                "must be a whole number from {} to {}",
-                range.start(),
-                range.end()
-            ),
-        )),
+        _ => Err(invalid(name, format!("must be a whole number from {} to {}", range.start(), range.end()))),
     }
 }
 
@@ -206,10 +177,8 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(|name| map.get(name).cloned())
     }
 
@@ -223,28 +192,11 @@ mod tests {
         assert_eq!(config.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
         assert_eq!(config.api_timeout_ms, DEFAULT_API_TIMEOUT_MS);
         assert_eq!(config.mapping, Mapping::default());
-        assert_eq!(
-            config.retry,
-            RetryConfig {
-                schedule: Schedule::default(),
-                max_wait_secs: 86_400
-            }
-        );
-        assert_eq!(
-            config.cron,
-            CronConfig {
-                max_api_calls: 40,
-                time_budget_ms: 25_000,
-                calls_per_10s: 90
-            }
-        );
+        assert_eq!(config.retry, RetryConfig { schedule: Schedule::default(), max_wait_secs: 86_400 });
+        assert_eq!(config.cron, CronConfig { max_api_calls: 40, time_budget_ms: 25_000, calls_per_10s: 90 });
         assert_eq!(
             config.alerts,
-            AlertConfig {
-                webhook_url: None,
-                quiet_secs: 3_600,
-                pending_age_secs: 3_600
-            }
+            AlertConfig { webhook_url: None, quiet_secs: 3_600, pending_age_secs: 3_600 }
         );
     }
 
@@ -255,10 +207,7 @@ mod tests {
             SECRET,
             ("CONTACTS_API_BASE", "http://127.0.0.1:8788/"),
             ("MAX_BODY_BYTES", "4096"),
-            (
-                "CONTACT_MAPPING",
-                r#"{"fields": [{"from": "mail", "to": "email"}]}"#,
-            ),
+            ("CONTACT_MAPPING", r#"{"fields": [{"from": "mail", "to": "email"}]}"#),
             ("RETRY_SCHEDULE", "10s,1m"),
             ("MAX_WAIT_FOR_CONTACT", "2h"),
             ("ALERT_WEBHOOK_URL", "https://hooks.example.com/x"),
@@ -269,14 +218,8 @@ mod tests {
         assert_eq!(config.max_body_bytes, 4096);
         assert_eq!(config.retry.schedule, Schedule::parse("10s,1m").unwrap());
         assert_eq!(config.retry.max_wait_secs, 7_200);
-        assert_eq!(
-            config.alerts.webhook_url.as_deref(),
-            Some("https://hooks.example.com/x")
-        );
-        assert_eq!(
-            config.alerts.quiet_secs, 60,
-            "KV cannot expire a key sooner"
-        );
+        assert_eq!(config.alerts.webhook_url.as_deref(), Some("https://hooks.example.com/x"));
+        assert_eq!(config.alerts.quiet_secs, 60, "KV cannot expire a key sooner");
     }
 
     #[test]
@@ -284,49 +227,21 @@ mod tests {
         let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
             (vec![SECRET], "`GHL_LOCATION_ID` is required"),
             (vec![LOCATION], "`WEBHOOK_SECRETS` is required"),
+            (vec![("GHL_LOCATION_ID", "loc/1"), SECRET], "`GHL_LOCATION_ID` is invalid"),
+            (vec![LOCATION, ("WEBHOOK_SECRETS", "hunter2")], "does not start with `whsec_`"),
+            (vec![LOCATION, SECRET, ("MAX_BODY_BYTES", "-1")], "`MAX_BODY_BYTES` is invalid"),
+            (vec![LOCATION, SECRET, ("CONTACTS_API_BASE", "ftp://x")], "`CONTACTS_API_BASE` is invalid"),
+            (vec![LOCATION, SECRET, ("RETRY_SCHEDULE", "1m,soon")], "`RETRY_SCHEDULE` is invalid: `soon`"),
             (
-                vec![("GHL_LOCATION_ID", "loc/1"), SECRET],
-                "`GHL_LOCATION_ID` is invalid",
-            ),
-            (
-                vec![LOCATION, ("WEBHOOK_SECRETS", "hunter2")],
-                "does not start with `whsec_`",
-            ),
-            (
-                vec![LOCATION, SECRET, ("MAX_BODY_BYTES", "-1")],
-                "`MAX_BODY_BYTES` is invalid",
-            ),
-            (
-                vec![LOCATION, SECRET, ("CONTACTS_API_BASE", "ftp://x")],
-                "`CONTACTS_API_BASE` is invalid",
-            ),
-            (
-                vec![LOCATION, SECRET, ("RETRY_SCHEDULE", "1m,soon")],
-                "`RETRY_SCHEDULE` is invalid: `soon`",
-            ),
-            (
-                vec![
-                    LOCATION,
-                    SECRET,
-                    (
-                        "CONTACT_MAPPING",
-                        r#"{"fields": [{"from": "a", "to": "nick"}]}"#,
-                    ),
-                ],
+                vec![LOCATION, SECRET, ("CONTACT_MAPPING", r#"{"fields": [{"from": "a", "to": "nick"}]}"#)],
                 "`CONTACT_MAPPING` is invalid: mapping entry `fields[0]`: unknown target `nick`",
             ),
-            (
-                vec![LOCATION, SECRET, ("CRON_MAX_API_CALLS", "0")],
-                "`CRON_MAX_API_CALLS` is invalid",
-            ),
+            (vec![LOCATION, SECRET, ("CRON_MAX_API_CALLS", "0")], "`CRON_MAX_API_CALLS` is invalid"),
         ];
         for (pairs, expected) in cases {
             let message = config(&pairs).unwrap_err().to_string();
             assert!(message.contains(expected), "{message}");
-            assert!(
-                !message.contains("hunter2") && !message.contains("MfKQ9r8"),
-                "{message}"
-            );
+            assert!(!message.contains("hunter2") && !message.contains("MfKQ9r8"), "{message}");
         }
     }
 }

@@ -42,11 +42,7 @@ impl ApiRequest {
     /// POST /contacts/ with `locationId` added to `fields`.
     pub fn create_contact(location_id: &str, mut fields: Map<String, Value>) -> ApiRequest {
         fields.insert("locationId".into(), Value::String(location_id.to_owned()));
-        ApiRequest {
-            method: Method::Post,
-            path: "/contacts/".into(),
-            body: Some(Value::Object(fields)),
-        }
+        ApiRequest { method: Method::Post, path: "/contacts/".into(), body: Some(Value::Object(fields)) }
     }
 
     /// PUT /contacts/{contactId}.
@@ -61,18 +57,12 @@ impl ApiRequest {
 
     /// POST /contacts/{contactId}/tags (adds; never PUT tags, that overwrites them all).
     pub fn add_tags(contact_id: &ApiId, tags: &[String]) -> ApiRequest {
-        Self::post(
-            format!("/contacts/{contact_id}/tags"),
-            json!({ "tags": tags }),
-        )
+        Self::post(format!("/contacts/{contact_id}/tags"), json!({ "tags": tags }))
     }
 
     /// DELETE /contacts/{contactId}/tags.
     pub fn remove_tags(contact_id: &ApiId, tags: &[String]) -> ApiRequest {
-        Self::delete(
-            format!("/contacts/{contact_id}/tags"),
-            Some(json!({ "tags": tags })),
-        )
+        Self::delete(format!("/contacts/{contact_id}/tags"), Some(json!({ "tags": tags })))
     }
 
     /// POST /contacts/{contactId}/notes, or PUT /contacts/{contactId}/notes/{id} when it exists.
@@ -108,27 +98,15 @@ impl ApiRequest {
     }
 
     fn post(path: String, body: Value) -> ApiRequest {
-        ApiRequest {
-            method: Method::Post,
-            path,
-            body: Some(body),
-        }
+        ApiRequest { method: Method::Post, path, body: Some(body) }
     }
 
     fn put(path: String, body: Value) -> ApiRequest {
-        ApiRequest {
-            method: Method::Put,
-            path,
-            body: Some(body),
-        }
+        ApiRequest { method: Method::Put, path, body: Some(body) }
     }
 
     fn delete(path: String, body: Option<Value>) -> ApiRequest {
-        ApiRequest {
-            method: Method::Delete,
-            path,
-            body,
-        }
+        ApiRequest { method: Method::Delete, path, body }
     }
 }
 
@@ -141,9 +119,7 @@ impl ApiId {
     pub fn parse(text: &str) -> Option<ApiId> {
         let safe = !text.is_empty()
             && text.len() <= 64
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         safe.then(|| ApiId(text.to_owned()))
     }
 
@@ -203,9 +179,7 @@ pub enum Answer {
 impl Answer {
     /// A request that never got an answer (timeout, connection refused).
     pub fn transport_failure(detail: impl Into<String>) -> Answer {
-        Answer::Unavailable {
-            detail: detail.into(),
-        }
+        Answer::Unavailable { detail: detail.into() }
     }
 }
 
@@ -220,12 +194,8 @@ pub fn classify(response: &ApiResponse) -> Answer {
         },
         401 if message.to_ascii_lowercase().contains("version header") => Answer::VersionRejected,
         401 => Answer::TokenRejected,
-        429 => Answer::RateLimited {
-            retry_after_secs: response.retry_after_secs,
-        },
-        status @ 500..=599 => Answer::Unavailable {
-            detail: format!("HTTP {status}: {message}"),
-        },
+        429 => Answer::RateLimited { retry_after_secs: response.retry_after_secs },
+        status @ 500..=599 => Answer::Unavailable { detail: format!("HTTP {status}: {message}") },
         status => rejected(status, message),
     }
 }
@@ -235,20 +205,14 @@ fn rejected(status: u16, message: String) -> Answer {
 }
 
 fn duplicate_of(body: &Value) -> Option<ApiId> {
-    body.pointer("/meta/contactId")
-        .and_then(Value::as_str)
-        .and_then(ApiId::parse)
+    body.pointer("/meta/contactId").and_then(Value::as_str).and_then(ApiId::parse)
 }
 
 /// The API's `message` (a string or a list of strings), cut to 300 characters.
 pub fn api_message(body: &Value) -> String {
     let text = match body.get("message") {
         Some(Value::String(text)) => text.clone(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(Value::as_str)
-            .collect::<Vec<_>>()
-            .join("; "),
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("; "),
         _ => String::from("(no message)"),
     };
     text.chars().take(300).collect()
@@ -259,21 +223,14 @@ mod tests {
     use super::*;
 
     fn response(status: u16, body: Value) -> ApiResponse {
-        ApiResponse {
-            status,
-            body,
-            retry_after_secs: None,
-        }
+        ApiResponse { status, body, retry_after_secs: None }
     }
 
     #[test]
     fn answers_are_classified_by_status_and_body() {
         let id = ApiId::parse("abc123").unwrap();
         let table = vec![
-            (
-                response(201, json!({"contact": {}})),
-                Answer::Success(json!({"contact": {}})),
-            ),
+            (response(201, json!({"contact": {}})), Answer::Success(json!({"contact": {}}))),
             (
                 response(
                     400,
@@ -282,39 +239,16 @@ mod tests {
                 Answer::Duplicate(id),
             ),
             (
-                response(
-                    400,
-                    json!({"message": "dup", "meta": {"contactId": "../x"}}),
-                ),
-                Answer::Rejected {
-                    status: 400,
-                    message: "dup".into(),
-                },
+                response(400, json!({"message": "dup", "meta": {"contactId": "../x"}})),
+                Answer::Rejected { status: 400, message: "dup".into() },
             ),
+            (response(401, json!({"message": "version header was not found."})), Answer::VersionRejected),
+            (response(401, json!({"message": "Invalid JWT"})), Answer::TokenRejected),
             (
-                response(401, json!({"message": "version header was not found."})),
-                Answer::VersionRejected,
+                ApiResponse { status: 429, body: Value::Null, retry_after_secs: Some(7) },
+                Answer::RateLimited { retry_after_secs: Some(7) },
             ),
-            (
-                response(401, json!({"message": "Invalid JWT"})),
-                Answer::TokenRejected,
-            ),
-            (
-                ApiResponse {
-                    status: 429,
-                    body: Value::Null,
-                    retry_after_secs: Some(7),
-                },
-                Answer::RateLimited {
-                    retry_after_secs: Some(7),
-                },
-            ),
-            (
-                response(503, Value::Null),
-                Answer::Unavailable {
-                    detail: "HTTP 503: (no message)".into(),
-                },
-            ),
+            (response(503, Value::Null), Answer::Unavailable { detail: "HTTP 503: (no message)".into() }),
             (
                 response(
                     422,
@@ -327,10 +261,7 @@ mod tests {
             ),
             (
                 response(403, json!({"message": "no access"})),
-                Answer::Rejected {
-                    status: 403,
-                    message: "no access".into(),
-                },
+                Answer::Rejected { status: 403, message: "no access".into() },
             ),
         ];
         for (input, expected) in table {
@@ -345,16 +276,10 @@ mod tests {
         let create = ApiRequest::create_contact("loc-1", fields.clone());
         assert_eq!(create.method, Method::Post);
         assert_eq!(create.path, "/contacts/");
-        assert_eq!(
-            create.body,
-            Some(json!({"email": "a@b.c", "locationId": "loc-1"}))
-        );
+        assert_eq!(create.body, Some(json!({"email": "a@b.c", "locationId": "loc-1"})));
 
         let update = ApiRequest::update_contact(&ApiId::parse("c1").unwrap(), fields);
-        assert_eq!(
-            (update.method, update.path.as_str()),
-            (Method::Put, "/contacts/c1")
-        );
+        assert_eq!((update.method, update.path.as_str()), (Method::Put, "/contacts/c1"));
         assert_eq!(update.body, Some(json!({"email": "a@b.c"})));
     }
 

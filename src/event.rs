@@ -63,9 +63,7 @@ impl EventType {
     }
 
     pub fn from_name(name: &str) -> Option<EventType> {
-        EventType::ALL
-            .into_iter()
-            .find(|kind| kind.as_str() == name)
+        EventType::ALL.into_iter().find(|kind| kind.as_str() == name)
     }
 }
 
@@ -166,16 +164,11 @@ struct Envelope {
 /// Parses a raw webhook body into an [`Event`].
 pub fn parse_event(body: &[u8]) -> Result<Event, ParseError> {
     if nesting_depth(body) > MAX_DEPTH {
-        return Err(ParseError::Malformed(format!(
-            "nested deeper than {MAX_DEPTH} levels"
-        )));
+        return Err(ParseError::Malformed(format!("nested deeper than {MAX_DEPTH} levels")));
     }
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| ParseError::Malformed(e.to_string()))?;
+    let value: Value = serde_json::from_slice(body).map_err(|e| ParseError::Malformed(e.to_string()))?;
     let envelope: Envelope = serde_json::from_value(value).map_err(|e| {
-        ParseError::Shape(format!(
-            "the body must be {{\"type\", \"timestamp\", \"data\"}}: {e}"
-        ))
+        ParseError::Shape(format!("the body must be {{\"type\", \"timestamp\", \"data\"}}: {e}"))
     })?;
     if parse_rfc3339(&envelope.timestamp).is_none() {
         return Err(shape("`timestamp` must be an RFC 3339 date-time"));
@@ -193,27 +186,18 @@ fn parse_data(kind: EventType, data: &Data) -> Result<Event, ParseError> {
     let contact_id = data.id(contact_key)?;
     let updated_at = data.time("updated_at")?;
     let change = match kind {
-        EventType::ContactCreated | EventType::ContactUpdated => {
-            Change::ContactUpsert(SightmillContact {
-                id: contact_id.clone(),
-                updated_at,
-                fields: data.0.clone(),
-            })
-        }
-        EventType::ContactDeleted => Change::ContactDeleted,
-        EventType::NoteCreated | EventType::NoteUpdated => Change::NoteUpsert(SightmillNote {
-            id: data.id("id")?,
-            body: data.text("body", MAX_TEXT_LEN)?,
+        EventType::ContactCreated | EventType::ContactUpdated => Change::ContactUpsert(SightmillContact {
+            id: contact_id.clone(),
+            updated_at,
+            fields: data.0.clone(),
         }),
-        EventType::NoteDeleted => Change::NoteDeleted {
-            note_id: data.id("id")?,
-        },
-        EventType::TagAdded => Change::TagAdded {
-            tag: data.text("tag", MAX_TAG_LEN)?,
-        },
-        EventType::TagRemoved => Change::TagRemoved {
-            tag: data.text("tag", MAX_TAG_LEN)?,
-        },
+        EventType::ContactDeleted => Change::ContactDeleted,
+        EventType::NoteCreated | EventType::NoteUpdated => {
+            Change::NoteUpsert(SightmillNote { id: data.id("id")?, body: data.text("body", MAX_TEXT_LEN)? })
+        }
+        EventType::NoteDeleted => Change::NoteDeleted { note_id: data.id("id")? },
+        EventType::TagAdded => Change::TagAdded { tag: data.text("tag", MAX_TAG_LEN)? },
+        EventType::TagRemoved => Change::TagRemoved { tag: data.text("tag", MAX_TAG_LEN)? },
         EventType::TaskCreated | EventType::TaskUpdated => Change::TaskUpsert(SightmillTask {
             id: data.id("id")?,
             title: data.text("title", MAX_TITLE_LEN)?,
@@ -222,19 +206,10 @@ fn parse_data(kind: EventType, data: &Data) -> Result<Event, ParseError> {
             completed: data.flag("completed")?,
             assigned_to: data.optional_text("assigned_to", MAX_SIGHTMILL_ID_LEN)?,
         }),
-        EventType::TaskCompleted => Change::TaskCompleted {
-            task_id: data.id("id")?,
-        },
-        EventType::TaskDeleted => Change::TaskDeleted {
-            task_id: data.id("id")?,
-        },
+        EventType::TaskCompleted => Change::TaskCompleted { task_id: data.id("id")? },
+        EventType::TaskDeleted => Change::TaskDeleted { task_id: data.id("id")? },
     };
-    Ok(Event {
-        kind,
-        contact_id,
-        updated_at,
-        change,
-    })
+    Ok(Event { kind, contact_id, updated_at, change })
 }
 
 /// Longest note or task body accepted.
@@ -255,9 +230,7 @@ impl Data<'_> {
         match self.0.get(key) {
             Some(Value::String(text)) => parse_rfc3339(text)
                 .ok_or_else(|| shape(format!("`data.{key}` must be an RFC 3339 date-time"))),
-            Some(_) => Err(shape(format!(
-                "`data.{key}` must be an RFC 3339 date-time string"
-            ))),
+            Some(_) => Err(shape(format!("`data.{key}` must be an RFC 3339 date-time string"))),
             None => Err(shape(format!("`data.{key}` is required"))),
         }
     }
@@ -268,17 +241,16 @@ impl Data<'_> {
     }
 
     fn text(&self, key: &str, max_len: usize) -> Result<String, ParseError> {
-        self.optional_text(key, max_len)?
-            .ok_or_else(|| shape(format!("`data.{key}` is required")))
+        self.optional_text(key, max_len)?.ok_or_else(|| shape(format!("`data.{key}` is required")))
     }
 
     fn optional_text(&self, key: &str, max_len: usize) -> Result<Option<String>, ParseError> {
         match self.0.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(text)) if text.trim().is_empty() => Ok(None),
-            Some(Value::String(text)) if text.len() > max_len => Err(shape(format!(
-                "`data.{key}` is longer than {max_len} bytes"
-            ))),
+            Some(Value::String(text)) if text.len() > max_len => {
+                Err(shape(format!("`data.{key}` is longer than {max_len} bytes")))
+            }
             Some(Value::String(text)) => Ok(Some(text.clone())),
             Some(_) => Err(shape(format!("`data.{key}` must be a string"))),
         }
@@ -303,15 +275,11 @@ pub fn sightmill_id(data: &Map<String, Value>, key: &str) -> Result<String, Pars
     };
     let valid = !id.is_empty()
         && id.len() <= MAX_SIGHTMILL_ID_LEN
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
     if valid {
         Ok(id.clone())
     } else {
-        Err(shape(format!(
-            "`data.{key}` must be 1-{MAX_SIGHTMILL_ID_LEN} characters of A-Z a-z 0-9 . _ -"
-        )))
+        Err(shape(format!("`data.{key}` must be 1-{MAX_SIGHTMILL_ID_LEN} characters of A-Z a-z 0-9 . _ -")))
     }
 }
 
@@ -355,8 +323,7 @@ mod tests {
     use super::*;
 
     fn body(kind: &str, data: &str) -> Vec<u8> {
-        format!(r#"{{"type":"{kind}","timestamp":"2026-11-27T10:00:00Z","data":{data}}}"#)
-            .into_bytes()
+        format!(r#"{{"type":"{kind}","timestamp":"2026-11-27T10:00:00Z","data":{data}}}"#).into_bytes()
     }
 
     #[test]
@@ -366,9 +333,7 @@ mod tests {
         assert_eq!(event.kind(), EventType::ContactCreated);
         assert_eq!(event.sightmill_contact_id(), "sm_1");
         assert_eq!(event.updated_at, 1_795_773_600_000);
-        let Change::ContactUpsert(contact) = &event.change else {
-            panic!("{event:?}")
-        };
+        let Change::ContactUpsert(contact) = &event.change else { panic!("{event:?}") };
         assert_eq!(contact.fields["plan"], "pro");
         assert_eq!(contact.fields["phone"], Value::Null);
     }
@@ -377,27 +342,17 @@ mod tests {
     fn every_type_parses_into_its_change() {
         let t = r#""updated_at":"2026-11-27T10:00:00Z""#;
         let table = vec![
-            (
-                "contact.deleted",
-                format!(r#"{{"id":"c1",{t}}}"#),
-                Change::ContactDeleted,
-                None,
-            ),
+            ("contact.deleted", format!(r#"{{"id":"c1",{t}}}"#), Change::ContactDeleted, None),
             (
                 "note.created",
                 format!(r#"{{"id":"n1","contact_id":"c1","body":"hi",{t}}}"#),
-                Change::NoteUpsert(SightmillNote {
-                    id: "n1".into(),
-                    body: "hi".into(),
-                }),
+                Change::NoteUpsert(SightmillNote { id: "n1".into(), body: "hi".into() }),
                 Some("n1"),
             ),
             (
                 "note.deleted",
                 format!(r#"{{"id":"n1","contact_id":"c1",{t}}}"#),
-                Change::NoteDeleted {
-                    note_id: "n1".into(),
-                },
+                Change::NoteDeleted { note_id: "n1".into() },
                 Some("n1"),
             ),
             (
@@ -430,17 +385,13 @@ mod tests {
             (
                 "task.completed",
                 format!(r#"{{"id":"k1","contact_id":"c1",{t}}}"#),
-                Change::TaskCompleted {
-                    task_id: "k1".into(),
-                },
+                Change::TaskCompleted { task_id: "k1".into() },
                 Some("k1"),
             ),
             (
                 "task.deleted",
                 format!(r#"{{"id":"k1","contact_id":"c1",{t}}}"#),
-                Change::TaskDeleted {
-                    task_id: "k1".into(),
-                },
+                Change::TaskDeleted { task_id: "k1".into() },
                 Some("k1"),
             ),
         ];
@@ -466,43 +417,25 @@ mod tests {
         let ok_data = r#"{"id":"sm_1","updated_at":"2026-11-27T10:00:00Z"}"#;
         let malformed: [&[u8]; 4] = [b"", b"{", b"\xff\xfe", b"{\"type\":}"];
         for input in malformed {
-            assert!(
-                matches!(parse_event(input), Err(ParseError::Malformed(_))),
-                "{input:?}"
-            );
+            assert!(matches!(parse_event(input), Err(ParseError::Malformed(_))), "{input:?}");
         }
         let deep = format!("{}{}", "[".repeat(40), "]".repeat(40));
-        assert!(matches!(
-            parse_event(deep.as_bytes()),
-            Err(ParseError::Malformed(_))
-        ));
+        assert!(matches!(parse_event(deep.as_bytes()), Err(ParseError::Malformed(_))));
 
         let misshapen: Vec<(Vec<u8>, &str)> = vec![
             (b"[]".to_vec(), "the body must be"),
             (b"{\"type\":\"contact.created\"}".to_vec(), "missing field"),
+            (body("contact.exploded", ok_data), "unknown event type `contact.exploded`"),
             (
-                body("contact.exploded", ok_data),
-                "unknown event type `contact.exploded`",
-            ),
-            (
-                body(
-                    "note.created",
-                    r#"{"id":"n1","contact_id":"c1","updated_at":"2026-11-27T10:00:00Z"}"#,
-                ),
+                body("note.created", r#"{"id":"n1","contact_id":"c1","updated_at":"2026-11-27T10:00:00Z"}"#),
                 "`data.body` is required",
             ),
             (
-                body(
-                    "note.created",
-                    r#"{"id":"n1","updated_at":"2026-11-27T10:00:00Z","body":"x"}"#,
-                ),
+                body("note.created", r#"{"id":"n1","updated_at":"2026-11-27T10:00:00Z","body":"x"}"#),
                 "`data.contact_id` is required",
             ),
             (
-                body(
-                    "tag.added",
-                    r#"{"contact_id":"c1","tag":["a"],"updated_at":"2026-11-27T10:00:00Z"}"#,
-                ),
+                body("tag.added", r#"{"contact_id":"c1","tag":["a"],"updated_at":"2026-11-27T10:00:00Z"}"#),
                 "`data.tag` must be a string",
             ),
             (
@@ -521,47 +454,25 @@ mod tests {
             ),
             (body("contact.created", "{}"), "`data.id` is required"),
             (
-                body(
-                    "contact.created",
-                    r#"{"id":7,"updated_at":"2026-11-27T10:00:00Z"}"#,
-                ),
+                body("contact.created", r#"{"id":7,"updated_at":"2026-11-27T10:00:00Z"}"#),
                 "`data.id` must be a string",
             ),
             (
-                body(
-                    "contact.created",
-                    r#"{"id":"a/b","updated_at":"2026-11-27T10:00:00Z"}"#,
-                ),
+                body("contact.created", r#"{"id":"a/b","updated_at":"2026-11-27T10:00:00Z"}"#),
                 "must be 1-128 characters",
             ),
+            (body("contact.created", r#"{"id":"sm_1"}"#), "`data.updated_at` is required"),
+            (body("contact.created", r#"{"id":"sm_1","updated_at":"yesterday"}"#), "RFC 3339"),
+            (br#"{"type":"contact.created","timestamp":"now","data":{}}"#.to_vec(), "`timestamp` must be"),
             (
-                body("contact.created", r#"{"id":"sm_1"}"#),
-                "`data.updated_at` is required",
-            ),
-            (
-                body(
-                    "contact.created",
-                    r#"{"id":"sm_1","updated_at":"yesterday"}"#,
-                ),
-                "RFC 3339",
-            ),
-            (
-                br#"{"type":"contact.created","timestamp":"now","data":{}}"#.to_vec(),
-                "`timestamp` must be",
-            ),
-            (
-                br#"{"type":"contact.created","timestamp":"2026-11-27T10:00:00Z","data":{},"x":1}"#
-                    .to_vec(),
+                br#"{"type":"contact.created","timestamp":"2026-11-27T10:00:00Z","data":{},"x":1}"#.to_vec(),
                 "unknown field",
             ),
         ];
         for (input, expected) in misshapen {
             match parse_event(&input) {
                 Err(ParseError::Shape(message)) => {
-                    assert!(
-                        message.contains(expected),
-                        "{message} should contain {expected}"
-                    )
+                    assert!(message.contains(expected), "{message} should contain {expected}")
                 }
                 other => panic!("{}: {other:?}", String::from_utf8_lossy(&input)),
             }

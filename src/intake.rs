@@ -18,11 +18,7 @@ pub struct Refusal {
 
 impl Refusal {
     pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Refusal {
-        Refusal {
-            status,
-            code,
-            message: message.into(),
-        }
+        Refusal { status, code, message: message.into() }
     }
 
     /// `{"error": code, "message": message}`.
@@ -49,10 +45,7 @@ pub struct Admitted {
 }
 
 /// Refuses a declared `Content-Length` over the limit before the body is read.
-pub fn check_declared_length(
-    content_length: Option<&str>,
-    max_body_bytes: usize,
-) -> Result<(), Refusal> {
+pub fn check_declared_length(content_length: Option<&str>, max_body_bytes: usize) -> Result<(), Refusal> {
     match content_length.and_then(|text| text.trim().parse::<u64>().ok()) {
         Some(length) if length > max_body_bytes as u64 => Err(too_large(max_body_bytes)),
         _ => Ok(()),
@@ -88,11 +81,7 @@ pub fn admit(
 }
 
 fn too_large(max_body_bytes: usize) -> Refusal {
-    Refusal::new(
-        413,
-        "body_too_large",
-        format!("the body is larger than {max_body_bytes} bytes"),
-    )
+    Refusal::new(413, "body_too_large", format!("the body is larger than {max_body_bytes} bytes"))
 }
 
 /// `application/json`, optionally with `charset=utf-8`.
@@ -105,10 +94,7 @@ fn check_content_type(content_type: Option<&str>) -> Result<(), Refusal> {
         )
     };
     let mut parts = content_type.ok_or_else(refuse)?.split(';').map(str::trim);
-    if !parts
-        .next()
-        .is_some_and(|media| media.eq_ignore_ascii_case("application/json"))
-    {
+    if !parts.next().is_some_and(|media| media.eq_ignore_ascii_case("application/json")) {
         return Err(refuse());
     }
     for parameter in parts.filter(|p| !p.is_empty()) {
@@ -133,11 +119,7 @@ mod tests {
         SigningKey::parse_list(SECRET).unwrap()
     }
 
-    fn admit_with(
-        content_type: Option<&str>,
-        body: &[u8],
-        sign_body: &[u8],
-    ) -> Result<Admitted, Refusal> {
+    fn admit_with(content_type: Option<&str>, body: &[u8], sign_body: &[u8]) -> Result<Admitted, Refusal> {
         let signature = keys()[0].sign("msg_1", NOW, sign_body);
         let timestamp = NOW.to_string();
         let delivery = Delivery {
@@ -170,73 +152,25 @@ mod tests {
         let table: Vec<Case> = vec![
             (Some("application/json"), &big, &big, 413, "body_too_large"),
             (None, BODY, BODY, 415, "unsupported_media_type"),
-            (
-                Some("text/plain"),
-                BODY,
-                BODY,
-                415,
-                "unsupported_media_type",
-            ),
-            (
-                Some("application/json; charset=latin1"),
-                BODY,
-                BODY,
-                415,
-                "unsupported_media_type",
-            ),
-            (
-                Some("application/jsonx"),
-                BODY,
-                BODY,
-                415,
-                "unsupported_media_type",
-            ),
-            (
-                Some("application/json"),
-                BODY,
-                b"other",
-                401,
-                "invalid_signature",
-            ),
-            (
-                Some("application/json"),
-                b"{nope",
-                b"{nope",
-                400,
-                "malformed_json",
-            ),
-            (
-                Some("application/json"),
-                b"{\"type\":1}",
-                b"{\"type\":1}",
-                422,
-                "unprocessable_event",
-            ),
+            (Some("text/plain"), BODY, BODY, 415, "unsupported_media_type"),
+            (Some("application/json; charset=latin1"), BODY, BODY, 415, "unsupported_media_type"),
+            (Some("application/jsonx"), BODY, BODY, 415, "unsupported_media_type"),
+            (Some("application/json"), BODY, b"other", 401, "invalid_signature"),
+            (Some("application/json"), b"{nope", b"{nope", 400, "malformed_json"),
+            (Some("application/json"), b"{\"type\":1}", b"{\"type\":1}", 422, "unprocessable_event"),
         ];
         for (content_type, body, signed, expected_status, expected_code) in table {
             let refusal = admit_with(content_type, body, signed).unwrap_err();
-            assert_eq!(
-                (refusal.status, refusal.code),
-                (expected_status, expected_code),
-                "{content_type:?}"
-            );
+            assert_eq!((refusal.status, refusal.code), (expected_status, expected_code), "{content_type:?}");
             assert_eq!(refusal.body()["error"], expected_code);
         }
     }
 
     #[test]
     fn a_declared_length_over_the_limit_is_refused_early() {
-        assert_eq!(
-            check_declared_length(Some("1025"), 1024)
-                .unwrap_err()
-                .status,
-            413
-        );
+        assert_eq!(check_declared_length(Some("1025"), 1024).unwrap_err().status, 413);
         assert!(check_declared_length(Some("1024"), 1024).is_ok());
         assert!(check_declared_length(None, 1024).is_ok());
-        assert_eq!(
-            status(admit_with(Some("application/json"), BODY, BODY)),
-            200
-        );
+        assert_eq!(status(admit_with(Some("application/json"), BODY, BODY)), 200);
     }
 }

@@ -62,11 +62,7 @@ enum Kind {
 }
 
 const fn text(name: &'static str) -> StandardField {
-    StandardField {
-        name,
-        kind: Kind::Text,
-        create_only: false,
-    }
+    StandardField { name, kind: Kind::Text, create_only: false }
 }
 
 /// The Contacts API contact fields a mapping may write (CreateContactDto / UpdateContactDto).
@@ -86,21 +82,9 @@ static STANDARD_FIELDS: [StandardField; 18] = [
     text("source"),
     text("assignedTo"),
     text("dateOfBirth"),
-    StandardField {
-        name: "companyName",
-        kind: Kind::Text,
-        create_only: true,
-    },
-    StandardField {
-        name: "gender",
-        kind: Kind::Text,
-        create_only: true,
-    },
-    StandardField {
-        name: "dnd",
-        kind: Kind::Flag,
-        create_only: false,
-    },
+    StandardField { name: "companyName", kind: Kind::Text, create_only: true },
+    StandardField { name: "gender", kind: Kind::Text, create_only: true },
+    StandardField { name: "dnd", kind: Kind::Flag, create_only: false },
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,11 +173,7 @@ impl Default for Mapping {
         Mapping {
             rules: vec![
                 rule("name", Target::SplitName, vec![Transform::Trim]),
-                rule(
-                    "email",
-                    standard("email"),
-                    vec![Transform::Trim, Transform::Lowercase],
-                ),
+                rule("email", standard("email"), vec![Transform::Trim, Transform::Lowercase]),
                 rule("phone", standard("phone"), vec![Transform::Trim]),
             ],
             status: None,
@@ -209,12 +189,7 @@ impl Mapping {
             .map_err(|e| mapping_error("document", format!("not a mapping document: {e}")))?;
         let default_country_code = match document.default_country_code {
             Some(code) if is_country_code(&code) => Some(code),
-            Some(_) => {
-                return Err(mapping_error(
-                    "default_country_code",
-                    "must be 1-3 digits, e.g. \"1\"",
-                ))
-            }
+            Some(_) => return Err(mapping_error("default_country_code", "must be 1-3 digits, e.g. \"1\"")),
             None => None,
         };
         let mut rules = Vec::with_capacity(document.fields.len());
@@ -222,19 +197,10 @@ impl Mapping {
             let name = format!("fields[{index}]");
             let rule = parse_rule(entry).map_err(|problem| mapping_error(&name, problem))?;
             if rule.transforms.contains(&Transform::E164) && default_country_code.is_none() {
-                return Err(mapping_error(
-                    &name,
-                    "the e164 transform needs `default_country_code`",
-                ));
+                return Err(mapping_error(&name, "the e164 transform needs `default_country_code`"));
             }
-            if let Some(earlier) = rules
-                .iter()
-                .position(|r: &Rule| r.target.overlaps(&rule.target))
-            {
-                return Err(mapping_error(
-                    &name,
-                    format!("writes the same field as fields[{earlier}]"),
-                ));
+            if let Some(earlier) = rules.iter().position(|r: &Rule| r.target.overlaps(&rule.target)) {
+                return Err(mapping_error(&name, format!("writes the same field as fields[{earlier}]")));
             }
             rules.push(rule);
         }
@@ -244,21 +210,11 @@ impl Mapping {
             .transpose()
             .map_err(|problem| mapping_error("status", problem))?;
         if let Some(StatusTarget::CustomField(id)) = &status {
-            if rules
-                .iter()
-                .any(|r| r.target == Target::CustomField(id.clone()))
-            {
-                return Err(mapping_error(
-                    "status",
-                    "writes the same custom field as a fields entry",
-                ));
+            if rules.iter().any(|r| r.target == Target::CustomField(id.clone())) {
+                return Err(mapping_error("status", "writes the same custom field as a fields entry"));
             }
         }
-        Ok(Mapping {
-            rules,
-            status,
-            default_country_code,
-        })
+        Ok(Mapping { rules, status, default_country_code })
     }
 
     pub fn status_target(&self) -> Option<&StatusTarget> {
@@ -266,11 +222,7 @@ impl Mapping {
     }
 
     /// Maps SightMill's contact `data` to Contacts API fields, or refuses it whole.
-    pub fn apply(
-        &self,
-        data: &Map<String, Value>,
-        purpose: Purpose,
-    ) -> Result<MappedContact, FieldError> {
+    pub fn apply(&self, data: &Map<String, Value>, purpose: Purpose) -> Result<MappedContact, FieldError> {
         let mut fields = Map::new();
         let mut custom = Vec::new();
         for rule in &self.rules {
@@ -282,19 +234,14 @@ impl Mapping {
                 },
             };
             let value = self.transform(rule, value)?;
-            rule.target
-                .write(value, purpose, &mut fields, &mut custom)?;
+            rule.target.write(value, purpose, &mut fields, &mut custom)?;
         }
-        let status = data
-            .get("status")
-            .map(|v| self.transform_text("status", v.clone(), &[Transform::Trim]));
+        let status = data.get("status").map(|v| self.transform_text("status", v.clone(), &[Transform::Trim]));
         let status = status.transpose()?.flatten();
         let mut status_tag = None;
         match (&self.status, status) {
             (Some(StatusTarget::CustomField(id)), status) if data.contains_key("status") => {
-                custom.push(
-                    serde_json::json!({ "id": id, "field_value": status.unwrap_or_default() }),
-                );
+                custom.push(serde_json::json!({ "id": id, "field_value": status.unwrap_or_default() }));
             }
             (Some(StatusTarget::Tag { prefix }), Some(status)) => {
                 status_tag = Some(format!("{prefix}{status}"))
@@ -307,10 +254,7 @@ impl Mapping {
         if purpose == Purpose::Create {
             fields.retain(|_, value| !value.is_null());
             if let Some(tag) = &status_tag {
-                fields.insert(
-                    "tags".into(),
-                    Value::Array(vec![Value::String(tag.clone())]),
-                );
+                fields.insert("tags".into(), Value::Array(vec![Value::String(tag.clone())]));
             }
         }
         Ok(MappedContact { fields, status_tag })
@@ -320,9 +264,9 @@ impl Mapping {
         let field = rule.source.describe();
         match rule.target.kind() {
             Kind::Flag => flag(&field, value),
-            Kind::Text => Ok(self
-                .transform_text(&field, value, &rule.transforms)?
-                .map_or(Value::Null, Value::String)),
+            Kind::Text => {
+                Ok(self.transform_text(&field, value, &rule.transforms)?.map_or(Value::Null, Value::String))
+            }
         }
     }
 
@@ -346,11 +290,8 @@ impl Mapping {
                 Transform::Lowercase => text.to_lowercase(),
                 Transform::Uppercase => text.to_uppercase(),
                 Transform::E164 if text.trim().is_empty() => text,
-                Transform::E164 => {
-                    to_e164(&text, self.default_country_code.as_deref().unwrap_or("")).ok_or_else(
-                        || field_error(field, "is not a phone number that converts to E.164"),
-                    )?
-                }
+                Transform::E164 => to_e164(&text, self.default_country_code.as_deref().unwrap_or(""))
+                    .ok_or_else(|| field_error(field, "is not a phone number that converts to E.164"))?,
             };
         }
         Ok(Some(text).filter(|t| !t.trim().is_empty()))
@@ -384,8 +325,7 @@ impl Target {
 
     fn overlaps(&self, other: &Target) -> bool {
         let custom = |t: &Target| matches!(t, Target::CustomField(_));
-        custom(self) == custom(other)
-            && self.names().iter().any(|name| other.names().contains(name))
+        custom(self) == custom(other) && self.names().iter().any(|name| other.names().contains(name))
     }
 
     fn write(
@@ -412,11 +352,7 @@ impl Target {
                 fields.insert("lastName".into(), last);
             }
             Target::CustomField(id) => {
-                let value = if value.is_null() {
-                    Value::from("")
-                } else {
-                    value
-                };
+                let value = if value.is_null() { Value::from("") } else { value };
                 custom.push(serde_json::json!({ "id": id, "field_value": value }));
             }
         }
@@ -433,35 +369,21 @@ fn parse_rule(entry: Value) -> Result<Rule, String> {
         }
         (None, Some(_)) => return Err("`value` must be a string, number or boolean".into()),
         (Some(_), Some(_)) => return Err("give either `from` or `value`, not both".into()),
-        (None, None) => {
-            return Err("needs `from` (a SightMill field) or `value` (a constant)".into())
-        }
+        (None, None) => return Err("needs `from` (a SightMill field) or `value` (a constant)".into()),
     };
     let target = parse_target(&document.to)?;
-    let transforms = document
-        .transforms
-        .iter()
-        .map(|name| parse_transform(name))
-        .collect::<Result<Vec<_>, _>>()?;
+    let transforms =
+        document.transforms.iter().map(|name| parse_transform(name)).collect::<Result<Vec<_>, _>>()?;
     if target.kind() == Kind::Flag && !transforms.is_empty() {
-        return Err(format!(
-            "`{}` is true/false and takes no transforms",
-            document.to
-        ));
+        return Err(format!("`{}` is true/false and takes no transforms", document.to));
     }
-    Ok(Rule {
-        source,
-        target,
-        transforms,
-    })
+    Ok(Rule { source, target, transforms })
 }
 
 fn parse_path(path: &str) -> Result<Vec<String>, String> {
     let parts: Vec<String> = path.split('.').map(str::to_owned).collect();
     if parts.iter().any(|p| p.is_empty()) || path.len() > 200 {
-        return Err(format!(
-            "`from` must be a field name or dotted path, not `{path}`"
-        ));
+        return Err(format!("`from` must be a field name or dotted path, not `{path}`"));
     }
     Ok(parts)
 }
@@ -481,28 +403,20 @@ fn parse_target(to: &str) -> Result<Target, String> {
 fn parse_status(entry: Value) -> Result<StatusTarget, String> {
     let document: StatusDocument = serde_json::from_value(entry).map_err(|e| e.to_string())?;
     match (document.to.as_str(), document.prefix) {
-        ("tag", prefix) => Ok(StatusTarget::Tag {
-            prefix: prefix.unwrap_or_default(),
-        }),
+        ("tag", prefix) => Ok(StatusTarget::Tag { prefix: prefix.unwrap_or_default() }),
         (to, None) if to.starts_with("customField:") => {
             custom_field_id(&to["customField:".len()..]).map(StatusTarget::CustomField)
         }
         (_, Some(_)) => Err("`prefix` applies only to `\"to\": \"tag\"`".into()),
-        (to, None) => Err(format!(
-            "`to` must be `tag` or `customField:<id>`, not `{to}`"
-        )),
+        (to, None) => Err(format!("`to` must be `tag` or `customField:<id>`, not `{to}`")),
     }
 }
 
 fn custom_field_id(id: &str) -> Result<String, String> {
     let valid = !id.is_empty()
         && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    valid
-        .then(|| id.to_owned())
-        .ok_or_else(|| format!("`{id}` is not a custom field id"))
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    valid.then(|| id.to_owned()).ok_or_else(|| format!("`{id}` is not a custom field id"))
 }
 
 fn parse_transform(name: &str) -> Result<Transform, String> {
@@ -511,9 +425,7 @@ fn parse_transform(name: &str) -> Result<Transform, String> {
         "lowercase" => Ok(Transform::Lowercase),
         "uppercase" => Ok(Transform::Uppercase),
         "e164" => Ok(Transform::E164),
-        other => Err(format!(
-            "unknown transform `{other}` (trim, lowercase, uppercase, e164)"
-        )),
+        other => Err(format!("unknown transform `{other}` (trim, lowercase, uppercase, e164)")),
     }
 }
 
@@ -523,8 +435,7 @@ fn standard_field(name: &str) -> Option<&'static StandardField> {
 
 fn lookup<'a>(data: &'a Map<String, Value>, path: &[String]) -> Option<&'a Value> {
     let (first, rest) = path.split_first()?;
-    rest.iter()
-        .try_fold(data.get(first)?, |value, key| value.get(key))
+    rest.iter().try_fold(data.get(first)?, |value, key| value.get(key))
 }
 
 fn flag(field: &str, value: Value) -> Result<Value, FieldError> {
@@ -560,26 +471,17 @@ pub fn to_e164(phone: &str, default_country_code: &str) -> Option<String> {
     } else if default_country_code.is_empty() {
         return None;
     } else {
-        format!(
-            "{default_country_code}{}",
-            digits.strip_prefix('0').unwrap_or(&digits)
-        )
+        format!("{default_country_code}{}", digits.strip_prefix('0').unwrap_or(&digits))
     };
     (8..=15).contains(&full.len()).then(|| format!("+{full}"))
 }
 
 fn mapping_error(entry: &str, problem: impl Into<String>) -> MappingError {
-    MappingError {
-        entry: entry.to_owned(),
-        problem: problem.into(),
-    }
+    MappingError { entry: entry.to_owned(), problem: problem.into() }
 }
 
 fn field_error(field: &str, problem: &str) -> FieldError {
-    FieldError {
-        field: field.to_owned(),
-        problem: problem.to_owned(),
-    }
+    FieldError { field: field.to_owned(), problem: problem.to_owned() }
 }
 
 #[cfg(test)]
@@ -628,14 +530,8 @@ mod tests {
         assert_eq!(created.status_tag.as_deref(), Some("status:customer"));
 
         let updated = mapping.apply(&input, Purpose::Update).unwrap();
-        assert!(
-            !updated.fields.contains_key("companyName"),
-            "companyName is create-only"
-        );
-        assert!(
-            !updated.fields.contains_key("tags"),
-            "tags are never part of an update"
-        );
+        assert!(!updated.fields.contains_key("companyName"), "companyName is create-only");
+        assert!(!updated.fields.contains_key("tags"), "tags are never part of an update");
     }
 
     #[test]
@@ -654,15 +550,9 @@ mod tests {
 
     #[test]
     fn status_can_go_to_a_custom_field() {
-        let mapping =
-            Mapping::parse(r#"{"fields": [], "status": {"to": "customField:cf_status"}}"#).unwrap();
-        let mapped = mapping
-            .apply(&data(json!({"status": "lead"})), Purpose::Update)
-            .unwrap();
-        assert_eq!(
-            mapped.fields["customFields"],
-            json!([{"id": "cf_status", "field_value": "lead"}])
-        );
+        let mapping = Mapping::parse(r#"{"fields": [], "status": {"to": "customField:cf_status"}}"#).unwrap();
+        let mapped = mapping.apply(&data(json!({"status": "lead"})), Purpose::Update).unwrap();
+        assert_eq!(mapped.fields["customFields"], json!([{"id": "cf_status", "field_value": "lead"}]));
         assert_eq!(mapped.status_tag, None);
     }
 
@@ -670,16 +560,8 @@ mod tests {
     fn bad_documents_name_the_entry_and_the_problem() {
         let table = [
             ("[]", "document", "not a mapping document"),
-            (
-                r#"{"fields": [], "extra": 1}"#,
-                "document",
-                "unknown field `extra`",
-            ),
-            (
-                r#"{"fields": [{"from": "a", "to": "nickname"}]}"#,
-                "fields[0]",
-                "unknown target `nickname`",
-            ),
+            (r#"{"fields": [], "extra": 1}"#, "document", "unknown field `extra`"),
+            (r#"{"fields": [{"from": "a", "to": "nickname"}]}"#, "fields[0]", "unknown target `nickname`"),
             (
                 r#"{"fields": [{"from": "a", "to": "email"}, {"from": "b", "to": "email"}]}"#,
                 "fields[1]",
@@ -690,16 +572,8 @@ mod tests {
                 "fields[1]",
                 "same field as fields[0]",
             ),
-            (
-                r#"{"fields": [{"to": "email"}]}"#,
-                "fields[0]",
-                "needs `from`",
-            ),
-            (
-                r#"{"fields": [{"from": "a", "value": "b", "to": "email"}]}"#,
-                "fields[0]",
-                "not both",
-            ),
+            (r#"{"fields": [{"to": "email"}]}"#, "fields[0]", "needs `from`"),
+            (r#"{"fields": [{"from": "a", "value": "b", "to": "email"}]}"#, "fields[0]", "not both"),
             (
                 r#"{"fields": [{"from": "a", "to": "email", "transforms": ["shout"]}]}"#,
                 "fields[0]",
@@ -715,43 +589,21 @@ mod tests {
                 "fields[0]",
                 "not a custom field id",
             ),
-            (
-                r#"{"fields": [{"from": "a..b", "to": "city"}]}"#,
-                "fields[0]",
-                "dotted path",
-            ),
+            (r#"{"fields": [{"from": "a..b", "to": "city"}]}"#, "fields[0]", "dotted path"),
             (
                 r#"{"fields": [{"from": "a", "to": "dnd", "transforms": ["trim"]}]}"#,
                 "fields[0]",
                 "takes no transforms",
             ),
-            (
-                r#"{"fields": [{"value": {"x": 1}, "to": "city"}]}"#,
-                "fields[0]",
-                "`value` must be",
-            ),
-            (
-                r#"{"fields": [], "status": {"to": "email"}}"#,
-                "status",
-                "must be `tag` or `customField:<id>`",
-            ),
-            (
-                r#"{"fields": [], "default_country_code": "+1"}"#,
-                "default_country_code",
-                "1-3 digits",
-            ),
+            (r#"{"fields": [{"value": {"x": 1}, "to": "city"}]}"#, "fields[0]", "`value` must be"),
+            (r#"{"fields": [], "status": {"to": "email"}}"#, "status", "must be `tag` or `customField:<id>`"),
+            (r#"{"fields": [], "default_country_code": "+1"}"#, "default_country_code", "1-3 digits"),
         ];
         for (document, entry, problem) in table {
             let error = Mapping::parse(document).unwrap_err();
             assert_eq!(error.entry, entry, "{document}");
-            assert!(
-                error.problem.contains(problem),
-                "{document}: {}",
-                error.problem
-            );
-            assert!(error
-                .to_string()
-                .starts_with(&format!("mapping entry `{entry}`")));
+            assert!(error.problem.contains(problem), "{document}: {}", error.problem);
+            assert!(error.to_string().starts_with(&format!("mapping entry `{entry}`")));
         }
     }
 
@@ -764,9 +616,7 @@ mod tests {
             (json!({"do_not_disturb": "maybe"}), "do_not_disturb"),
         ];
         for (input, field) in table {
-            let error = mapping
-                .apply(&data(input.clone()), Purpose::Create)
-                .unwrap_err();
+            let error = mapping.apply(&data(input.clone()), Purpose::Create).unwrap_err();
             assert_eq!(error.field, field, "{input}");
         }
     }

@@ -105,10 +105,7 @@ impl Failure {
             Failure::RateLimited { .. } => "HTTP 429: rate limited".into(),
             Failure::TokenRejected => "the Contacts API refused the access token".into(),
             Failure::Misconfigured(detail) => detail.clone(),
-            Failure::Rejected {
-                api_status,
-                message,
-            } => format!("HTTP {api_status}: {message}"),
+            Failure::Rejected { api_status, message } => format!("HTTP {api_status}: {message}"),
         }
     }
 
@@ -120,18 +117,14 @@ impl Failure {
             Answer::VersionRejected => Failure::Misconfigured(
                 "the Contacts API refused the Version header (expected 2021-07-28)".into(),
             ),
-            Answer::Rejected { status, message } => Failure::Rejected {
-                api_status: status,
-                message,
-            },
+            Answer::Rejected { status, message } => Failure::Rejected { api_status: status, message },
             Answer::Duplicate(id) => Failure::Rejected {
                 api_status: 400,
                 message: format!("unexpected duplicate report for contact {id}"),
             },
-            Answer::Success(_) => Failure::Rejected {
-                api_status: 200,
-                message: "unexpected success answer".into(),
-            },
+            Answer::Success(_) => {
+                Failure::Rejected { api_status: 200, message: "unexpected success answer".into() }
+            }
         }
     }
 }
@@ -145,18 +138,13 @@ pub fn reads(event: &Event, location_id: &str) -> Reads {
         }
         Change::TaskUpsert(SightmillTask { id, .. })
         | Change::TaskCompleted { task_id: id }
-        | Change::TaskDeleted { task_id: id } => {
-            Some(RecordKey::Link(task_key(location_id, contact, id)))
-        }
+        | Change::TaskDeleted { task_id: id } => Some(RecordKey::Link(task_key(location_id, contact, id))),
         Change::TagAdded { tag } | Change::TagRemoved { tag } => {
             Some(RecordKey::Tag(tag_key(location_id, contact, tag)))
         }
         Change::ContactUpsert(_) | Change::ContactDeleted => None,
     };
-    Reads {
-        contact: contact_key(location_id, contact),
-        record,
-    }
+    Reads { contact: contact_key(location_id, contact), record }
 }
 
 /// Plans the first move for `event`.
@@ -174,23 +162,12 @@ pub fn start(event: &Event, known: &Known, location_id: &str, mapping: &Mapping)
         );
     }
     if let Change::ContactDeleted = &event.change {
-        return delete_contact(
-            known.contact.as_ref(),
-            at,
-            keys.contact,
-            location_id,
-            &event.contact_id,
-        );
+        return delete_contact(known.contact.as_ref(), at, keys.contact, location_id, &event.contact_id);
     }
     let contact_id = match &known.contact {
         Some(Link::Live { id, .. }) => id.clone(),
         Some(Link::Deleted { .. }) => {
-            return finish(
-                Outcome::Skipped {
-                    reason: "its contact was deleted".into(),
-                },
-                vec![],
-            )
+            return finish(Outcome::Skipped { reason: "its contact was deleted".into() }, vec![])
         }
         None => return Start::Wait("its contact is not in the Contacts API yet".into()),
     };
@@ -199,26 +176,17 @@ pub fn start(event: &Event, known: &Known, location_id: &str, mapping: &Mapping)
         None => unreachable!("every note, task and tag event has a record key"),
     };
     let call = |request, action, remember| {
-        let job = Job::Single(SingleCall {
-            contact_id: contact_id.clone(),
-            action,
-            updated_at: at,
-            remember,
-        });
+        let job =
+            Job::Single(SingleCall { contact_id: contact_id.clone(), action, updated_at: at, remember });
         Start::Send(job, request)
     };
     match &event.change {
         Change::NoteUpsert(note) => upsert(known.link.as_ref(), at, |existing| {
-            let request =
-                ApiRequest::upsert_note(&contact_id, existing, json!({ "body": note.body }));
+            let request = ApiRequest::upsert_note(&contact_id, existing, json!({ "body": note.body }));
             call(
                 request,
                 action_for(existing),
-                Remember::Link {
-                    key: record_key.clone(),
-                    known: existing.cloned(),
-                    id_at: "/note/id",
-                },
+                Remember::Link { key: record_key.clone(), known: existing.cloned(), id_at: "/note/id" },
             )
         }),
         Change::TaskUpsert(task) => upsert(known.link.as_ref(), at, |existing| {
@@ -226,11 +194,7 @@ pub fn start(event: &Event, known: &Known, location_id: &str, mapping: &Mapping)
             call(
                 request,
                 action_for(existing),
-                Remember::Link {
-                    key: record_key.clone(),
-                    known: existing.cloned(),
-                    id_at: "/task/id",
-                },
+                Remember::Link { key: record_key.clone(), known: existing.cloned(), id_at: "/task/id" },
             )
         }),
         Change::TaskCompleted { .. } => match known.link.as_ref() {
@@ -244,11 +208,7 @@ pub fn start(event: &Event, known: &Known, location_id: &str, mapping: &Mapping)
                 call(
                     request,
                     Action::Completed,
-                    Remember::Link {
-                        key: record_key,
-                        known: Some(task_id),
-                        id_at: "",
-                    },
+                    Remember::Link { key: record_key, known: Some(task_id), id_at: "" },
                 )
             }
         },
@@ -261,27 +221,17 @@ pub fn start(event: &Event, known: &Known, location_id: &str, mapping: &Mapping)
                 call(
                     request,
                     Action::Deleted,
-                    Remember::Tombstone {
-                        key: record_key,
-                        record: Some(id.clone()),
-                        clear: vec![],
-                    },
+                    Remember::Tombstone { key: record_key, record: Some(id.clone()), clear: vec![] },
                 )
             }
             Some(_) => finish(Outcome::Stale, vec![]),
             None => finish(
-                Outcome::Skipped {
-                    reason: "it was never synced".into(),
-                },
+                Outcome::Skipped { reason: "it was never synced".into() },
                 vec![tombstone(record_key, at)],
             ),
         },
         Change::TagAdded { tag } | Change::TagRemoved { tag } => {
-            if known
-                .tag
-                .as_ref()
-                .is_some_and(|state| state.updated_at > at)
-            {
+            if known.tag.as_ref().is_some_and(|state| state.updated_at > at) {
                 return finish(Outcome::Stale, vec![]);
             }
             let present = matches!(event.change, Change::TagAdded { .. });
@@ -289,30 +239,16 @@ pub fn start(event: &Event, known: &Known, location_id: &str, mapping: &Mapping)
             let (request, action) = if present {
                 (ApiRequest::add_tags(&contact_id, &tags), Action::TagAdded)
             } else {
-                (
-                    ApiRequest::remove_tags(&contact_id, &tags),
-                    Action::TagRemoved,
-                )
+                (ApiRequest::remove_tags(&contact_id, &tags), Action::TagRemoved)
             };
-            call(
-                request,
-                action,
-                Remember::Tag {
-                    key: record_key,
-                    present,
-                },
-            )
+            call(request, action, Remember::Tag { key: record_key, present })
         }
         Change::ContactUpsert(_) | Change::ContactDeleted => unreachable!("handled above"),
     }
 }
 
 /// Create-or-update of a note or task: stale when a newer version (or deletion) is on record.
-fn upsert(
-    link: Option<&Link>,
-    at: UnixMillis,
-    plan: impl FnOnce(Option<&ApiId>) -> Start,
-) -> Start {
+fn upsert(link: Option<&Link>, at: UnixMillis, plan: impl FnOnce(Option<&ApiId>) -> Start) -> Start {
     match link {
         Some(link) if link.updated_at() > at => finish(Outcome::Stale, vec![]),
         Some(Link::Deleted { updated_at }) if *updated_at == at => finish(Outcome::Stale, vec![]),
@@ -330,8 +266,7 @@ fn action_for(existing: Option<&ApiId>) -> Action {
 }
 
 fn task_body(task: &SightmillTask) -> Value {
-    let mut body =
-        json!({ "title": task.title, "dueDate": task.due_date, "completed": task.completed });
+    let mut body = json!({ "title": task.title, "dueDate": task.due_date, "completed": task.completed });
     if let Some(text) = &task.body {
         body["body"] = json!(text);
     }
@@ -356,19 +291,13 @@ fn delete_contact(
                 contact_id: id.clone(),
                 action: Action::Deleted,
                 updated_at: at,
-                remember: Remember::Tombstone {
-                    key,
-                    record: None,
-                    clear,
-                },
+                remember: Remember::Tombstone { key, record: None, clear },
             });
             Start::Send(job, ApiRequest::delete_contact(id))
         }
         Some(Link::Deleted { .. }) => finish(Outcome::Stale, vec![]),
         None => finish(
-            Outcome::Skipped {
-                reason: "the contact was never synced".into(),
-            },
+            Outcome::Skipped { reason: "the contact was never synced".into() },
             vec![tombstone(key, at)],
         ),
     }
@@ -379,10 +308,7 @@ fn finish(outcome: Outcome, writes: Vec<Write>) -> Start {
 }
 
 fn put(key: String, value: &impl serde::Serialize) -> Write {
-    Write::Put {
-        key,
-        value: serde_json::to_value(value).expect("records serialise"),
-    }
+    Write::Put { key, value: serde_json::to_value(value).expect("records serialise") }
 }
 
 fn tombstone(key: String, updated_at: UnixMillis) -> Write {
@@ -410,17 +336,9 @@ impl Job {
 #[derive(Debug, Clone)]
 enum Remember {
     /// A note or task link: to `known`, or to the id found at `id_at` in a create's answer.
-    Link {
-        key: String,
-        known: Option<ApiId>,
-        id_at: &'static str,
-    },
+    Link { key: String, known: Option<ApiId>, id_at: &'static str },
     /// A tombstone for a deleted record; `clear` lists prefixes of records hanging off it.
-    Tombstone {
-        key: String,
-        record: Option<ApiId>,
-        clear: Vec<String>,
-    },
+    Tombstone { key: String, record: Option<ApiId>, clear: Vec<String> },
     /// A tag's presence.
     Tag { key: String, present: bool },
 }
@@ -445,23 +363,14 @@ impl SingleCall {
         let at = self.updated_at;
         let (record_id, writes) = match &self.remember {
             Remember::Link { key, known, id_at } => {
-                let id = known.clone().or_else(|| {
-                    body.pointer(id_at)
-                        .and_then(Value::as_str)
-                        .and_then(ApiId::parse)
-                });
+                let id = known
+                    .clone()
+                    .or_else(|| body.pointer(id_at).and_then(Value::as_str).and_then(ApiId::parse));
                 let Some(id) = id else {
                     let message = format!("the answer carried no usable id at {id_at}");
-                    return Next::Failed(Failure::Rejected {
-                        api_status: 200,
-                        message,
-                    });
+                    return Next::Failed(Failure::Rejected { api_status: 200, message });
                 };
-                let link = Link::Live {
-                    id: id.clone(),
-                    updated_at: at,
-                    status_tag: None,
-                };
+                let link = Link::Live { id: id.clone(), updated_at: at, status_tag: None };
                 (Some(id), vec![put(key.clone(), &link)])
             }
             Remember::Tombstone { key, record, clear } => {
@@ -469,22 +378,12 @@ impl SingleCall {
                 writes.extend(clear.iter().cloned().map(Write::ClearPrefix));
                 (record.clone(), writes)
             }
-            Remember::Tag { key, present } => (
-                None,
-                vec![put(
-                    key.clone(),
-                    &TagState {
-                        present: *present,
-                        updated_at: at,
-                    },
-                )],
-            ),
+            Remember::Tag { key, present } => {
+                (None, vec![put(key.clone(), &TagState { present: *present, updated_at: at })])
+            }
         };
-        let outcome = Outcome::Applied {
-            action: self.action,
-            contact_id: self.contact_id.clone(),
-            record_id,
-        };
+        let outcome =
+            Outcome::Applied { action: self.action, contact_id: self.contact_id.clone(), record_id };
         Next::Applied(Applied { outcome, writes })
     }
 }
@@ -525,16 +424,12 @@ impl ContactJob {
         mapping: &Mapping,
     ) -> Start {
         if link.is_some_and(|link| {
-            link.updated_at() > at
-                || matches!(link, Link::Deleted { updated_at } if *updated_at == at)
+            link.updated_at() > at || matches!(link, Link::Deleted { updated_at } if *updated_at == at)
         }) {
             return finish(Outcome::Stale, vec![]);
         }
-        let mapped = |purpose| {
-            mapping
-                .apply(fields, purpose)
-                .map_err(|e| format!("mapping refused the contact: {e}"))
-        };
+        let mapped =
+            |purpose| mapping.apply(fields, purpose).map_err(|e| format!("mapping refused the contact: {e}"));
         let update = match mapped(Purpose::Update) {
             Ok(update) => update,
             Err(reason) => return Start::Park(reason),
@@ -551,10 +446,7 @@ impl ContactJob {
         let request = match link {
             Some(Link::Live { id, status_tag, .. }) => {
                 job.old_tag = status_tag.clone();
-                job.stage = Stage::Updating {
-                    contact_id: id.clone(),
-                    adopted: false,
-                };
+                job.stage = Stage::Updating { contact_id: id.clone(), adopted: false };
                 ApiRequest::update_contact(id, job.update_fields.clone())
             }
             _ => match mapped(Purpose::Create) {
@@ -568,11 +460,7 @@ impl ContactJob {
     fn on_answer(&mut self, answer: Answer) -> Next {
         match (self.stage.clone(), answer) {
             (Stage::Creating, Answer::Success(body)) => {
-                match body
-                    .pointer("/contact/id")
-                    .and_then(Value::as_str)
-                    .and_then(ApiId::parse)
-                {
+                match body.pointer("/contact/id").and_then(Value::as_str).and_then(ApiId::parse) {
                     // The create carried the status tag in its body: nothing to swap.
                     Some(id) => self.applied(id, Action::Created),
                     None => Next::Failed(Failure::Rejected {
@@ -583,24 +471,11 @@ impl ContactJob {
             }
             (Stage::Creating, Answer::Duplicate(contact_id)) => {
                 let request = ApiRequest::update_contact(&contact_id, self.update_fields.clone());
-                self.stage = Stage::Updating {
-                    contact_id,
-                    adopted: true,
-                };
+                self.stage = Stage::Updating { contact_id, adopted: true };
                 Next::Send(request)
             }
-            (
-                Stage::Updating {
-                    contact_id,
-                    adopted,
-                },
-                Answer::Success(_),
-            ) => {
-                let action = if adopted {
-                    Action::Adopted
-                } else {
-                    Action::Updated
-                };
+            (Stage::Updating { contact_id, adopted }, Answer::Success(_)) => {
+                let action = if adopted { Action::Adopted } else { Action::Updated };
                 self.queue_tag_swap(&contact_id);
                 self.stage = Stage::Tagging { contact_id, action };
                 self.next_follow_up()
@@ -616,23 +491,17 @@ impl ContactJob {
         }
         // Sent in reverse: the old tag goes first, then the new one arrives.
         if let Some(tag) = &self.new_tag {
-            self.follow_ups
-                .push(ApiRequest::add_tags(contact_id, std::slice::from_ref(tag)));
+            self.follow_ups.push(ApiRequest::add_tags(contact_id, std::slice::from_ref(tag)));
         }
         if let Some(tag) = &self.old_tag {
-            self.follow_ups.push(ApiRequest::remove_tags(
-                contact_id,
-                std::slice::from_ref(tag),
-            ));
+            self.follow_ups.push(ApiRequest::remove_tags(contact_id, std::slice::from_ref(tag)));
         }
     }
 
     fn next_follow_up(&mut self) -> Next {
         match (self.follow_ups.pop(), &self.stage) {
             (Some(request), _) => Next::Send(request),
-            (None, Stage::Tagging { contact_id, action }) => {
-                self.applied(contact_id.clone(), *action)
-            }
+            (None, Stage::Tagging { contact_id, action }) => self.applied(contact_id.clone(), *action),
             (None, _) => unreachable!("follow-ups run only in the tagging stage"),
         }
     }
@@ -644,11 +513,7 @@ impl ContactJob {
             status_tag: self.new_tag.clone(),
         };
         Next::Applied(Applied {
-            outcome: Outcome::Applied {
-                action,
-                contact_id,
-                record_id: None,
-            },
+            outcome: Outcome::Applied { action, contact_id, record_id: None },
             writes: vec![put(self.key.clone(), &link)],
         })
     }
@@ -675,18 +540,11 @@ mod tests {
     }
 
     fn live(text: &str, updated_at: UnixMillis) -> Link {
-        Link::Live {
-            id: id(text),
-            updated_at,
-            status_tag: None,
-        }
+        Link::Live { id: id(text), updated_at, status_tag: None }
     }
 
     fn known_contact(link: Link) -> Known {
-        Known {
-            contact: Some(link),
-            ..Known::default()
-        }
+        Known { contact: Some(link), ..Known::default() }
     }
 
     fn send(start: Start) -> (Job, ApiRequest) {
@@ -709,58 +567,31 @@ mod tests {
 
     #[test]
     fn an_unmapped_contact_is_created_and_linked() {
-        let event = event(
-            "contact.created",
-            json!({"id": "sm_1", "email": "A@b.co", "updated_at": T10}),
-        );
+        let event = event("contact.created", json!({"id": "sm_1", "email": "A@b.co", "updated_at": T10}));
         let (mut job, request) = send(plan(&event, &Known::default()));
-        assert_eq!(
-            (request.method, request.path.as_str()),
-            (Method::Post, "/contacts/")
-        );
-        assert_eq!(
-            request.body,
-            Some(json!({"email": "a@b.co", "locationId": LOC}))
-        );
+        assert_eq!((request.method, request.path.as_str()), (Method::Post, "/contacts/"));
+        assert_eq!(request.body, Some(json!({"email": "a@b.co", "locationId": LOC})));
         let done = applied(job.on_answer(Answer::Success(json!({"contact": {"id": "new1"}}))));
         assert_eq!(
             done.outcome,
-            Outcome::Applied {
-                action: Action::Created,
-                contact_id: id("new1"),
-                record_id: None
-            }
+            Outcome::Applied { action: Action::Created, contact_id: id("new1"), record_id: None }
         );
-        assert_eq!(
-            done.writes,
-            vec![put(contact_key(LOC, "sm_1"), &live("new1", MS10))]
-        );
+        assert_eq!(done.writes, vec![put(contact_key(LOC, "sm_1"), &live("new1", MS10))]);
     }
 
     #[test]
     fn a_mapped_contact_is_updated_and_a_reported_duplicate_adopted() {
-        let event = event(
-            "contact.updated",
-            json!({"id": "sm_1", "phone": null, "updated_at": T10}),
-        );
+        let event = event("contact.updated", json!({"id": "sm_1", "phone": null, "updated_at": T10}));
         let (mut job, request) = send(plan(&event, &known_contact(live("c9", MS10))));
-        assert_eq!(
-            (request.method, request.path.as_str()),
-            (Method::Put, "/contacts/c9")
-        );
+        assert_eq!((request.method, request.path.as_str()), (Method::Put, "/contacts/c9"));
         assert_eq!(request.body, Some(json!({"phone": null})));
         assert!(matches!(
             applied(job.on_answer(Answer::Success(json!({})))).outcome,
-            Outcome::Applied {
-                action: Action::Updated,
-                ..
-            }
+            Outcome::Applied { action: Action::Updated, .. }
         ));
 
         let (mut job, _) = send(plan(&event, &Known::default()));
-        let Next::Send(update) = job.on_answer(Answer::Duplicate(id("old7"))) else {
-            panic!()
-        };
+        let Next::Send(update) = job.on_answer(Answer::Duplicate(id("old7"))) else { panic!() };
         assert_eq!(update.path, "/contacts/old7");
         let done = applied(job.on_answer(Answer::Success(json!({}))));
         assert!(
@@ -771,33 +602,17 @@ mod tests {
     #[test]
     fn a_status_tag_is_swapped_through_the_tags_endpoints() {
         let mapping =
-            Mapping::parse(r#"{"fields": [], "status": {"to": "tag", "prefix": "status:"}}"#)
-                .unwrap();
-        let event = event(
-            "contact.updated",
-            json!({"id": "sm_1", "status": "customer", "updated_at": T10}),
-        );
-        let link = Link::Live {
-            id: id("c9"),
-            updated_at: MS10,
-            status_tag: Some("status:lead".into()),
-        };
+            Mapping::parse(r#"{"fields": [], "status": {"to": "tag", "prefix": "status:"}}"#).unwrap();
+        let event = event("contact.updated", json!({"id": "sm_1", "status": "customer", "updated_at": T10}));
+        let link = Link::Live { id: id("c9"), updated_at: MS10, status_tag: Some("status:lead".into()) };
         let (mut job, put_request) = send(start(&event, &known_contact(link), LOC, &mapping));
-        assert_eq!(
-            put_request.body,
-            Some(json!({})),
-            "tags never go into a PUT"
-        );
-        let Next::Send(remove) = job.on_answer(Answer::Success(json!({}))) else {
-            panic!()
-        };
+        assert_eq!(put_request.body, Some(json!({})), "tags never go into a PUT");
+        let Next::Send(remove) = job.on_answer(Answer::Success(json!({}))) else { panic!() };
         assert_eq!(
             (remove.method, remove.body.clone()),
             (Method::Delete, Some(json!({"tags": ["status:lead"]})))
         );
-        let Next::Send(add) = job.on_answer(Answer::Success(json!({}))) else {
-            panic!()
-        };
+        let Next::Send(add) = job.on_answer(Answer::Success(json!({}))) else { panic!() };
         assert_eq!(
             (add.method, add.body.clone()),
             (Method::Post, Some(json!({"tags": ["status:customer"]})))
@@ -809,11 +624,7 @@ mod tests {
         };
         assert_eq!(
             stored,
-            Link::Live {
-                id: id("c9"),
-                updated_at: MS10,
-                status_tag: Some("status:customer".into())
-            }
+            Link::Live { id: id("c9"), updated_at: MS10, status_tag: Some("status:customer".into()) }
         );
     }
 
@@ -830,21 +641,11 @@ mod tests {
                 known_contact(Link::Deleted { updated_at: MS10 }),
             ),
             (
-                event(
-                    "note.updated",
-                    json!({"id": "n", "contact_id": "c", "body": "b", "updated_at": T10}),
-                ),
-                Known {
-                    contact: Some(live("c9", 0)),
-                    link: Some(live("n9", newer)),
-                    tag: None,
-                },
+                event("note.updated", json!({"id": "n", "contact_id": "c", "body": "b", "updated_at": T10})),
+                Known { contact: Some(live("c9", 0)), link: Some(live("n9", newer)), tag: None },
             ),
             (
-                event(
-                    "note.created",
-                    json!({"id": "n", "contact_id": "c", "body": "b", "updated_at": T10}),
-                ),
+                event("note.created", json!({"id": "n", "contact_id": "c", "body": "b", "updated_at": T10})),
                 Known {
                     contact: Some(live("c9", 0)),
                     link: Some(Link::Deleted { updated_at: MS10 }),
@@ -852,26 +653,17 @@ mod tests {
                 },
             ),
             (
-                event(
-                    "tag.added",
-                    json!({"contact_id": "c", "tag": "vip", "updated_at": T10}),
-                ),
+                event("tag.added", json!({"contact_id": "c", "tag": "vip", "updated_at": T10})),
                 Known {
                     contact: Some(live("c9", 0)),
                     link: None,
-                    tag: Some(TagState {
-                        present: false,
-                        updated_at: newer,
-                    }),
+                    tag: Some(TagState { present: false, updated_at: newer }),
                 },
             ),
         ];
         for (event, known) in table {
             match plan(&event, &known) {
-                Start::Finish(Applied {
-                    outcome: Outcome::Stale,
-                    writes,
-                }) => assert!(writes.is_empty()),
+                Start::Finish(Applied { outcome: Outcome::Stale, writes }) => assert!(writes.is_empty()),
                 other => panic!("{}: {other:?}", event.kind().as_str()),
             }
         }
@@ -880,10 +672,7 @@ mod tests {
     #[test]
     fn a_contact_the_mapping_refuses_is_parked() {
         let mapping = Mapping::parse(r#"{"fields": [{"from": "phone", "to": "phone", "transforms": ["e164"]}], "default_country_code": "1"}"#).unwrap();
-        let event = event(
-            "contact.created",
-            json!({"id": "c", "phone": "call me", "updated_at": T10}),
-        );
+        let event = event("contact.created", json!({"id": "c", "phone": "call me", "updated_at": T10}));
         assert!(
             matches!(start(&event, &Known::default(), LOC, &mapping), Start::Park(reason) if reason.contains("field `phone`"))
         );
@@ -893,120 +682,61 @@ mod tests {
     fn deleting_a_contact_leaves_a_tombstone_and_clears_its_records() {
         let event = event("contact.deleted", json!({"id": "sm_1", "updated_at": T11}));
         let (mut job, request) = send(plan(&event, &known_contact(live("c9", MS10))));
-        assert_eq!(
-            (request.method, request.path.as_str()),
-            (Method::Delete, "/contacts/c9")
-        );
-        let gone = Answer::Rejected {
-            status: 400,
-            message: "Contact not found".into(),
-        };
+        assert_eq!((request.method, request.path.as_str()), (Method::Delete, "/contacts/c9"));
+        let gone = Answer::Rejected { status: 400, message: "Contact not found".into() };
         let done = applied(job.on_answer(gone));
-        assert!(matches!(
-            done.outcome,
-            Outcome::Applied {
-                action: Action::Deleted,
-                ..
-            }
-        ));
+        assert!(matches!(done.outcome, Outcome::Applied { action: Action::Deleted, .. }));
         assert_eq!(done.writes.len(), 4);
-        assert_eq!(
-            done.writes[0],
-            tombstone(contact_key(LOC, "sm_1"), MS10 + 3_600_000)
-        );
-        assert_eq!(
-            done.writes[1],
-            Write::ClearPrefix("note:loc-1:sm_1:".into())
-        );
+        assert_eq!(done.writes[0], tombstone(contact_key(LOC, "sm_1"), MS10 + 3_600_000));
+        assert_eq!(done.writes[1], Write::ClearPrefix("note:loc-1:sm_1:".into()));
 
         match plan(&event, &Known::default()) {
-            Start::Finish(Applied {
-                outcome: Outcome::Skipped { .. },
-                writes,
-            }) => assert_eq!(writes.len(), 1),
+            Start::Finish(Applied { outcome: Outcome::Skipped { .. }, writes }) => {
+                assert_eq!(writes.len(), 1)
+            }
             other => panic!("{other:?}"),
         }
     }
 
     #[test]
     fn records_of_a_missing_contact_wait_and_of_a_deleted_one_are_skipped() {
-        let note = event(
-            "note.created",
-            json!({"id": "n", "contact_id": "c", "body": "b", "updated_at": T10}),
-        );
+        let note =
+            event("note.created", json!({"id": "n", "contact_id": "c", "body": "b", "updated_at": T10}));
         assert!(matches!(plan(&note, &Known::default()), Start::Wait(_)));
         let deleted = known_contact(Link::Deleted { updated_at: 1 });
         assert!(matches!(
             plan(&note, &deleted),
-            Start::Finish(Applied {
-                outcome: Outcome::Skipped { .. },
-                ..
-            })
+            Start::Finish(Applied { outcome: Outcome::Skipped { .. }, .. })
         ));
     }
 
     #[test]
     fn notes_are_created_then_updated_then_deleted() {
         let contact = Some(live("c9", 0));
-        let created = event(
-            "note.created",
-            json!({"id": "n1", "contact_id": "c", "body": "hello", "updated_at": T10}),
-        );
-        let (mut job, request) = send(plan(
-            &created,
-            &Known {
-                contact: contact.clone(),
-                ..Known::default()
-            },
-        ));
-        assert_eq!(
-            (request.method, request.path.as_str()),
-            (Method::Post, "/contacts/c9/notes")
-        );
+        let created =
+            event("note.created", json!({"id": "n1", "contact_id": "c", "body": "hello", "updated_at": T10}));
+        let (mut job, request) =
+            send(plan(&created, &Known { contact: contact.clone(), ..Known::default() }));
+        assert_eq!((request.method, request.path.as_str()), (Method::Post, "/contacts/c9/notes"));
         assert_eq!(request.body, Some(json!({"body": "hello"})));
         let done = applied(job.on_answer(Answer::Success(json!({"note": {"id": "N1"}}))));
         assert_eq!(
             done.outcome,
-            Outcome::Applied {
-                action: Action::Created,
-                contact_id: id("c9"),
-                record_id: Some(id("N1"))
-            }
+            Outcome::Applied { action: Action::Created, contact_id: id("c9"), record_id: Some(id("N1")) }
         );
-        assert_eq!(
-            done.writes,
-            vec![put(note_key(LOC, "c", "n1"), &live("N1", MS10))]
-        );
+        assert_eq!(done.writes, vec![put(note_key(LOC, "c", "n1"), &live("N1", MS10))]);
 
-        let known = Known {
-            contact: contact.clone(),
-            link: Some(live("N1", MS10)),
-            tag: None,
-        };
-        let updated = event(
-            "note.updated",
-            json!({"id": "n1", "contact_id": "c", "body": "bye", "updated_at": T11}),
-        );
+        let known = Known { contact: contact.clone(), link: Some(live("N1", MS10)), tag: None };
+        let updated =
+            event("note.updated", json!({"id": "n1", "contact_id": "c", "body": "bye", "updated_at": T11}));
         let (_, request) = send(plan(&updated, &known));
-        assert_eq!(
-            (request.method, request.path.as_str()),
-            (Method::Put, "/contacts/c9/notes/N1")
-        );
+        assert_eq!((request.method, request.path.as_str()), (Method::Put, "/contacts/c9/notes/N1"));
 
-        let deleted = event(
-            "note.deleted",
-            json!({"id": "n1", "contact_id": "c", "updated_at": T11}),
-        );
+        let deleted = event("note.deleted", json!({"id": "n1", "contact_id": "c", "updated_at": T11}));
         let (mut job, request) = send(plan(&deleted, &known));
-        assert_eq!(
-            (request.method, request.path.as_str()),
-            (Method::Delete, "/contacts/c9/notes/N1")
-        );
+        assert_eq!((request.method, request.path.as_str()), (Method::Delete, "/contacts/c9/notes/N1"));
         let done = applied(job.on_answer(Answer::Success(json!({"succeded": true}))));
-        assert_eq!(
-            done.writes,
-            vec![tombstone(note_key(LOC, "c", "n1"), MS10 + 3_600_000)]
-        );
+        assert_eq!(done.writes, vec![tombstone(note_key(LOC, "c", "n1"), MS10 + 3_600_000)]);
     }
 
     #[test]
@@ -1016,68 +746,36 @@ mod tests {
             json!({"id": "k", "contact_id": "c", "title": "Call", "due_date": T11, "updated_at": T10}),
         );
         let (_, request) = send(plan(&updated, &known_contact(live("c9", 0))));
-        assert_eq!(
-            (request.method, request.path.as_str()),
-            (Method::Post, "/contacts/c9/tasks")
-        );
-        assert_eq!(
-            request.body,
-            Some(json!({"title": "Call", "dueDate": T11, "completed": false}))
-        );
+        assert_eq!((request.method, request.path.as_str()), (Method::Post, "/contacts/c9/tasks"));
+        assert_eq!(request.body, Some(json!({"title": "Call", "dueDate": T11, "completed": false})));
     }
 
     #[test]
     fn completing_a_task_waits_for_the_task() {
-        let completed = event(
-            "task.completed",
-            json!({"id": "k", "contact_id": "c", "updated_at": T10}),
-        );
-        assert!(matches!(
-            plan(&completed, &known_contact(live("c9", 0))),
-            Start::Wait(_)
-        ));
-        let known = Known {
-            contact: Some(live("c9", 0)),
-            link: Some(live("K1", 0)),
-            tag: None,
-        };
+        let completed = event("task.completed", json!({"id": "k", "contact_id": "c", "updated_at": T10}));
+        assert!(matches!(plan(&completed, &known_contact(live("c9", 0))), Start::Wait(_)));
+        let known = Known { contact: Some(live("c9", 0)), link: Some(live("K1", 0)), tag: None };
         let (mut job, request) = send(plan(&completed, &known));
         assert_eq!(request.path, "/contacts/c9/tasks/K1/completed");
         assert_eq!(request.body, Some(json!({"completed": true})));
         let done = applied(job.on_answer(Answer::Success(json!({"task": {}}))));
-        assert_eq!(
-            done.writes,
-            vec![put(task_key(LOC, "c", "k"), &live("K1", MS10))]
-        );
+        assert_eq!(done.writes, vec![put(task_key(LOC, "c", "k"), &live("K1", MS10))]);
     }
 
     #[test]
     fn tags_go_through_the_tags_endpoints() {
         let known = known_contact(live("c9", 0));
-        for (kind, method, present) in [
-            ("tag.added", Method::Post, true),
-            ("tag.removed", Method::Delete, false),
-        ] {
-            let tag = event(
-                kind,
-                json!({"contact_id": "c", "tag": "vip", "updated_at": T10}),
-            );
+        for (kind, method, present) in
+            [("tag.added", Method::Post, true), ("tag.removed", Method::Delete, false)]
+        {
+            let tag = event(kind, json!({"contact_id": "c", "tag": "vip", "updated_at": T10}));
             let (mut job, request) = send(plan(&tag, &known));
-            assert_eq!(
-                (request.method, request.path.as_str()),
-                (method, "/contacts/c9/tags")
-            );
+            assert_eq!((request.method, request.path.as_str()), (method, "/contacts/c9/tags"));
             assert_eq!(request.body, Some(json!({"tags": ["vip"]})));
             let done = applied(job.on_answer(Answer::Success(json!({"tags": []}))));
             assert_eq!(
                 done.writes,
-                vec![put(
-                    tag_key(LOC, "c", "vip"),
-                    &TagState {
-                        present,
-                        updated_at: MS10
-                    }
-                )]
+                vec![put(tag_key(LOC, "c", "vip"), &TagState { present, updated_at: MS10 })]
             );
         }
     }
@@ -1088,28 +786,16 @@ mod tests {
         let table = vec![
             (
                 Answer::transport_failure("no answer within 10000 ms"),
-                Failure::Retryable {
-                    detail: "no answer within 10000 ms".into(),
-                },
+                Failure::Retryable { detail: "no answer within 10000 ms".into() },
             ),
             (
-                Answer::RateLimited {
-                    retry_after_secs: Some(3),
-                },
-                Failure::RateLimited {
-                    retry_after_secs: Some(3),
-                },
+                Answer::RateLimited { retry_after_secs: Some(3) },
+                Failure::RateLimited { retry_after_secs: Some(3) },
             ),
             (Answer::TokenRejected, Failure::TokenRejected),
             (
-                Answer::Rejected {
-                    status: 422,
-                    message: "property x should not exist".into(),
-                },
-                Failure::Rejected {
-                    api_status: 422,
-                    message: "property x should not exist".into(),
-                },
+                Answer::Rejected { status: 422, message: "property x should not exist".into() },
+                Failure::Rejected { api_status: 422, message: "property x should not exist".into() },
             ),
             (
                 Answer::Success(json!({"contact": {"id": "a/b"}})),
@@ -1124,9 +810,6 @@ mod tests {
             assert_eq!(job.on_answer(answer), Next::Failed(expected));
         }
         let (mut job, _) = send(plan(&event, &Known::default()));
-        assert!(matches!(
-            job.on_answer(Answer::VersionRejected),
-            Next::Failed(Failure::Misconfigured(_))
-        ));
+        assert!(matches!(job.on_answer(Answer::VersionRejected), Next::Failed(Failure::Misconfigured(_))));
     }
 }

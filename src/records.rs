@@ -45,9 +45,7 @@ pub fn parked_key(parked_at: UnixMillis, webhook_id: &str) -> String {
 
 /// The time and webhook id in a `due:` or `parked:` key.
 pub fn parse_index_key(key: &str) -> Option<(UnixMillis, &str)> {
-    let rest = key
-        .strip_prefix(DUE_PREFIX)
-        .or_else(|| key.strip_prefix(PARKED_PREFIX))?;
+    let rest = key.strip_prefix(DUE_PREFIX).or_else(|| key.strip_prefix(PARKED_PREFIX))?;
     let (at, id) = rest.split_once(':')?;
     Some((at.parse().ok()?, id))
 }
@@ -69,10 +67,7 @@ pub fn task_key(location_id: &str, contact: &str, task: &str) -> String {
 }
 
 pub fn tag_key(location_id: &str, contact: &str, tag: &str) -> String {
-    format!(
-        "tag:{location_id}:{contact}:{}",
-        URL_SAFE_NO_PAD.encode(tag)
-    )
+    format!("tag:{location_id}:{contact}:{}", URL_SAFE_NO_PAD.encode(tag))
 }
 
 /// The prefixes of every record that hangs off a contact: cleared when the contact is deleted.
@@ -187,16 +182,9 @@ pub enum WebhookState {
         waiting_since: Option<UnixMillis>,
     },
     /// A dead letter: not retried until an operator replays it.
-    Parked {
-        body: String,
-        parked_at: UnixMillis,
-        reason: String,
-    },
+    Parked { body: String, parked_at: UnixMillis, reason: String },
     /// Done for good: a redelivery answers with the same outcome and sends nothing.
-    Finished {
-        finished_at: UnixMillis,
-        outcome: Outcome,
-    },
+    Finished { finished_at: UnixMillis, outcome: Outcome },
 }
 
 /// How an event changed the Contacts API.
@@ -261,13 +249,7 @@ impl WebhookRecord {
             sightmill_id: sightmill_id.to_owned(),
             accepted_at: now,
             attempts: 0,
-            state: WebhookState::Pending {
-                body,
-                due_at,
-                failures: 0,
-                last_error: None,
-                waiting_since: None,
-            },
+            state: WebhookState::Pending { body, due_at, failures: 0, last_error: None, waiting_since: None },
         }
     }
 
@@ -331,11 +313,7 @@ mod tests {
     fn records_serialise_to_a_stable_flat_shape() {
         let finished = record(WebhookState::Finished {
             finished_at: 5,
-            outcome: Outcome::Applied {
-                action: Action::Adopted,
-                contact_id: id("c1"),
-                record_id: None,
-            },
+            outcome: Outcome::Applied { action: Action::Adopted, contact_id: id("c1"), record_id: None },
         });
         let stored = serde_json::to_value(&finished).unwrap();
         assert_eq!(
@@ -344,10 +322,7 @@ mod tests {
                    "accepted_at": 1, "attempts": 1, "state": "finished", "finished_at": 5,
                    "outcome": {"status": "applied", "action": "adopted", "contact_id": "c1"}})
         );
-        assert_eq!(
-            serde_json::from_value::<WebhookRecord>(stored).unwrap(),
-            finished
-        );
+        assert_eq!(serde_json::from_value::<WebhookRecord>(stored).unwrap(), finished);
 
         let pending = record(WebhookState::Pending {
             body: "{}".into(),
@@ -358,19 +333,13 @@ mod tests {
         });
         let stored = serde_json::to_value(&pending).unwrap();
         assert_eq!(stored["state"], "pending");
-        assert_eq!(
-            serde_json::from_value::<WebhookRecord>(stored).unwrap(),
-            pending
-        );
+        assert_eq!(serde_json::from_value::<WebhookRecord>(stored).unwrap(), pending);
     }
 
     #[test]
     fn a_stored_record_decides_the_redelivery() {
         let outcome = Outcome::Stale;
-        let finished = record(WebhookState::Finished {
-            finished_at: 1,
-            outcome: outcome.clone(),
-        });
+        let finished = record(WebhookState::Finished { finished_at: 1, outcome: outcome.clone() });
         let pending = record(WebhookState::Pending {
             body: "{}".into(),
             due_at: 1,
@@ -378,20 +347,10 @@ mod tests {
             last_error: None,
             waiting_since: None,
         });
-        let parked = record(WebhookState::Parked {
-            body: "{}".into(),
-            parked_at: 1,
-            reason: "r".into(),
-        });
+        let parked = record(WebhookState::Parked { body: "{}".into(), parked_at: 1, reason: "r".into() });
         assert_eq!(finished.redelivery("h"), Redelivery::Replay(&outcome));
-        assert_eq!(
-            pending.redelivery("h"),
-            Redelivery::AlreadyAccepted("pending")
-        );
-        assert_eq!(
-            parked.redelivery("h"),
-            Redelivery::AlreadyAccepted("parked")
-        );
+        assert_eq!(pending.redelivery("h"), Redelivery::AlreadyAccepted("pending"));
+        assert_eq!(parked.redelivery("h"), Redelivery::AlreadyAccepted("parked"));
         for record in [finished, pending, parked] {
             assert_eq!(record.redelivery("other"), Redelivery::Conflict);
         }
@@ -414,10 +373,7 @@ mod tests {
         let bad = json!({"state": "live", "id": "../../admin", "updated_at": 1});
         assert!(serde_json::from_value::<Link>(bad).is_err());
         let good = json!({"state": "deleted", "updated_at": 3});
-        assert_eq!(
-            serde_json::from_value::<Link>(good).unwrap(),
-            Link::Deleted { updated_at: 3 }
-        );
+        assert_eq!(serde_json::from_value::<Link>(good).unwrap(), Link::Deleted { updated_at: 3 });
     }
 
     #[test]
@@ -426,14 +382,8 @@ mod tests {
         assert_eq!(contact_key("loc", "sm_1"), "contact:loc:sm_1");
         assert_eq!(note_key("loc", "sm_1", "n1"), "note:loc:sm_1:n1");
         assert_eq!(task_key("loc", "sm_1", "t1"), "task:loc:sm_1:t1");
-        assert_eq!(
-            tag_key("loc", "sm_1", "vip/gold"),
-            "tag:loc:sm_1:dmlwL2dvbGQ"
-        );
+        assert_eq!(tag_key("loc", "sm_1", "vip/gold"), "tag:loc:sm_1:dmlwL2dvbGQ");
         assert_eq!(child_prefixes("loc", "sm_1")[0], "note:loc:sm_1:");
-        assert_eq!(
-            body_fingerprint(b"abc"),
-            "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0"
-        );
+        assert_eq!(body_fingerprint(b"abc"), "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0");
     }
 }

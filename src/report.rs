@@ -15,11 +15,7 @@ pub struct Subject<'a> {
 
 impl<'a> Subject<'a> {
     pub fn of(webhook_id: &'a str, record: &'a WebhookRecord) -> Subject<'a> {
-        Subject {
-            webhook_id,
-            event_type: &record.event_type,
-            sightmill_id: &record.sightmill_id,
-        }
+        Subject { webhook_id, event_type: &record.event_type, sightmill_id: &record.sightmill_id }
     }
 
     fn base(&self) -> Value {
@@ -38,9 +34,7 @@ pub fn accepted_body(subject: Subject<'_>, state: &str) -> Value {
 /// The answer for a finished webhook; a redelivery gets the very same body.
 pub fn outcome_body(subject: Subject<'_>, outcome: &Outcome) -> Value {
     let mut body = subject.base();
-    if let (Value::Object(body), Ok(Value::Object(fields))) =
-        (&mut body, serde_json::to_value(outcome))
-    {
+    if let (Value::Object(body), Ok(Value::Object(fields))) = (&mut body, serde_json::to_value(outcome)) {
         body.extend(fields);
     }
     body
@@ -118,18 +112,11 @@ mod tests {
     use crate::contacts_api::ApiId;
     use crate::records::Action;
 
-    const SUBJECT: Subject<'static> = Subject {
-        webhook_id: "msg_1",
-        event_type: "contact.updated",
-        sightmill_id: "sm_1",
-    };
+    const SUBJECT: Subject<'static> =
+        Subject { webhook_id: "msg_1", event_type: "contact.updated", sightmill_id: "sm_1" };
 
     fn applied() -> Outcome {
-        Outcome::Applied {
-            action: Action::Created,
-            contact_id: ApiId::parse("c1").unwrap(),
-            record_id: None,
-        }
+        Outcome::Applied { action: Action::Created, contact_id: ApiId::parse("c1").unwrap(), record_id: None }
     }
 
     #[test]

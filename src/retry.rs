@@ -11,8 +11,6 @@ use crate::timestamp::UnixMillis;
 pub const DEFAULT_SCHEDULE: &str = "1m,5m,30m,2h,5h,10h,10h,24h";
 /// How long an event may wait for its contact (or task) before it is parked.
 pub const DEFAULT_MAX_WAIT_SECS: u64 = 24 * 60 * 60;
-/// How soon a waiting event looks again.
-const WAIT_RECHECK_MS: i64 = 60_000;
 /// Longest pause a `Retry-After` may impose.
 const MAX_RETRY_AFTER_SECS: u64 = 60 * 60;
 
@@ -36,6 +34,11 @@ impl Schedule {
             return Err(ScheduleError(text.to_owned()));
         }
         Ok(Schedule(delays))
+    }
+
+    /// The first delay, in milliseconds: also how soon a waiting event looks again.
+    pub fn first_ms(&self) -> i64 {
+        self.0[0] as i64 * 1_000
     }
 
     pub fn len(&self) -> usize {
@@ -87,24 +90,14 @@ pub fn decide(
     jitter: f64,
 ) -> Decision {
     match failure {
-        Failure::Rejected { .. } => Decision::Park {
-            reason: failure.describe(),
-        },
+        Failure::Rejected { .. } => Decision::Park { reason: failure.describe() },
         Failure::RateLimited { retry_after_secs } => {
-            let secs = retry_after_secs
-                .unwrap_or(60)
-                .clamp(1, MAX_RETRY_AFTER_SECS);
-            Decision::RetryAt {
-                due_at: now + secs as i64 * 1_000,
-                counts: false,
-            }
+            let secs = retry_after_secs.unwrap_or(60).clamp(1, MAX_RETRY_AFTER_SECS);
+            Decision::RetryAt { due_at: now + secs as i64 * 1_000, counts: false }
         }
         Failure::Retryable { .. } | Failure::TokenRejected | Failure::Misconfigured(_) => {
             match schedule.0.get(failures as usize) {
-                Some(delay) => Decision::RetryAt {
-                    due_at: now + jittered_ms(*delay, jitter),
-                    counts: true,
-                },
+                Some(delay) => Decision::RetryAt { due_at: now + jittered_ms(*delay, jitter), counts: true },
                 None => Decision::Park {
                     reason: format!(
                         "gave up after {} failed attempts; last: {}",
@@ -117,22 +110,19 @@ pub fn decide(
     }
 }
 
-/// What happens to an event waiting for its contact or task, waiting since `since`.
+/// What happens to an event waiting (since `since`) for its contact or task: it looks again
+/// after `recheck_ms`, until it has waited `max_wait_secs`.
 pub fn decide_wait(
     reason: &str,
     since: UnixMillis,
     now: UnixMillis,
+    recheck_ms: i64,
     max_wait_secs: u64,
 ) -> Decision {
     if now - since >= max_wait_secs as i64 * 1_000 {
-        return Decision::Park {
-            reason: format!("waited {} s: {reason}", (now - since) / 1_000),
-        };
+        return Decision::Park { reason: format!("waited {} s: {reason}", (now - since) / 1_000) };
     }
-    Decision::RetryAt {
-        due_at: now + WAIT_RECHECK_MS,
-        counts: false,
-    }
+    Decision::RetryAt { due_at: now + recheck_ms, counts: false }
 }
 
 fn jittered_ms(delay_secs: u64, jitter: f64) -> i64 {
@@ -157,9 +147,8 @@ pub fn blocked_until(headers: &RateHeaders, now: UnixMillis) -> Option<UnixMilli
         return Some(now + 3_600_000);
     }
     if headers.status == 429 {
-        let wait = headers.retry_after_secs.map_or(interval, |secs| {
-            secs.min(MAX_RETRY_AFTER_SECS) as i64 * 1_000
-        });
+        let wait =
+            headers.retry_after_secs.map_or(interval, |secs| secs.min(MAX_RETRY_AFTER_SECS) as i64 * 1_000);
         return Some(now + wait.max(1_000));
     }
     (headers.remaining == Some(0)).then_some(now + interval)
@@ -175,21 +164,13 @@ pub struct Pacer {
 
 impl Pacer {
     pub fn new(limit: u32, window_ms: i64) -> Pacer {
-        Pacer {
-            limit: limit.max(1),
-            window_ms,
-            sent: Default::default(),
-        }
+        Pacer { limit: limit.max(1), window_ms, sent: Default::default() }
     }
 
     /// When the next call may go (`now` or later); the caller waits until then and then calls
     /// [`Pacer::record`].
     pub fn next_slot(&mut self, now: UnixMillis) -> UnixMillis {
-        while self
-            .sent
-            .front()
-            .is_some_and(|at| *at + self.window_ms <= now)
-        {
+        while self.sent.front().is_some_and(|at| *at + self.window_ms <= now) {
             self.sent.pop_front();
         }
         if (self.sent.len() as u32) < self.limit {
@@ -211,10 +192,7 @@ mod tests {
 
     #[test]
     fn schedules_parse_and_refuse_nonsense() {
-        assert_eq!(
-            Schedule::default().0,
-            vec![60, 300, 1_800, 7_200, 18_000, 36_000, 36_000, 86_400]
-        );
+        assert_eq!(Schedule::default().0, vec![60, 300, 1_800, 7_200, 18_000, 36_000, 36_000, 86_400]);
         assert_eq!(Schedule::parse("90s, 1d").unwrap().0, vec![90, 86_400]);
         for bad in ["", "5", "5x", "m", "0s", "8d", "-1m", "1m,,2m"] {
             assert!(Schedule::parse(bad).is_err(), "{bad}");
@@ -224,106 +202,42 @@ mod tests {
     #[test]
     fn the_retry_decision_follows_the_table() {
         let schedule = Schedule::parse("1m,5m").unwrap();
-        let retryable = Failure::Retryable {
-            detail: "HTTP 503: down".into(),
-        };
+        let retryable = Failure::Retryable { detail: "HTTP 503: down".into() };
         let table = vec![
-            (
-                retryable.clone(),
-                0,
-                0.5,
-                Decision::RetryAt {
-                    due_at: NOW + 60_000,
-                    counts: true,
-                },
-            ),
-            (
-                retryable.clone(),
-                0,
-                0.0,
-                Decision::RetryAt {
-                    due_at: NOW + 48_000,
-                    counts: true,
-                },
-            ),
-            (
-                retryable.clone(),
-                0,
-                1.0,
-                Decision::RetryAt {
-                    due_at: NOW + 72_000,
-                    counts: true,
-                },
-            ),
-            (
-                retryable.clone(),
-                1,
-                0.5,
-                Decision::RetryAt {
-                    due_at: NOW + 300_000,
-                    counts: true,
-                },
-            ),
+            (retryable.clone(), 0, 0.5, Decision::RetryAt { due_at: NOW + 60_000, counts: true }),
+            (retryable.clone(), 0, 0.0, Decision::RetryAt { due_at: NOW + 48_000, counts: true }),
+            (retryable.clone(), 0, 1.0, Decision::RetryAt { due_at: NOW + 72_000, counts: true }),
+            (retryable.clone(), 1, 0.5, Decision::RetryAt { due_at: NOW + 300_000, counts: true }),
             (
                 retryable,
                 2,
                 0.5,
-                Decision::Park {
-                    reason: "gave up after 3 failed attempts; last: HTTP 503: down".into(),
-                },
+                Decision::Park { reason: "gave up after 3 failed attempts; last: HTTP 503: down".into() },
             ),
+            (Failure::TokenRejected, 0, 0.5, Decision::RetryAt { due_at: NOW + 60_000, counts: true }),
             (
-                Failure::TokenRejected,
-                0,
-                0.5,
-                Decision::RetryAt {
-                    due_at: NOW + 60_000,
-                    counts: true,
-                },
-            ),
-            (
-                Failure::RateLimited {
-                    retry_after_secs: Some(7),
-                },
+                Failure::RateLimited { retry_after_secs: Some(7) },
                 5,
                 0.5,
-                Decision::RetryAt {
-                    due_at: NOW + 7_000,
-                    counts: false,
-                },
+                Decision::RetryAt { due_at: NOW + 7_000, counts: false },
             ),
             (
-                Failure::RateLimited {
-                    retry_after_secs: None,
-                },
+                Failure::RateLimited { retry_after_secs: None },
                 0,
                 0.5,
-                Decision::RetryAt {
-                    due_at: NOW + 60_000,
-                    counts: false,
-                },
+                Decision::RetryAt { due_at: NOW + 60_000, counts: false },
             ),
             (
-                Failure::RateLimited {
-                    retry_after_secs: Some(999_999),
-                },
+                Failure::RateLimited { retry_after_secs: Some(999_999) },
                 0,
                 0.5,
-                Decision::RetryAt {
-                    due_at: NOW + 3_600_000,
-                    counts: false,
-                },
+                Decision::RetryAt { due_at: NOW + 3_600_000, counts: false },
             ),
             (
-                Failure::Rejected {
-                    api_status: 400,
-                    message: "bad".into(),
-                },
+                Failure::Rejected { api_status: 400, message: "bad".into() },
                 0,
                 0.5,
-                Decision::Park {
-                    reason: "HTTP 400: bad".into(),
-                },
+                Decision::Park { reason: "HTTP 400: bad".into() },
             ),
         ];
         for (failure, failures, jitter, expected) in table {
@@ -338,53 +252,28 @@ mod tests {
     #[test]
     fn waiting_rechecks_then_parks() {
         assert_eq!(
-            decide_wait("no contact", NOW - 1_000, NOW, 60),
-            Decision::RetryAt {
-                due_at: NOW + 60_000,
-                counts: false
-            }
+            decide_wait("no contact", NOW - 1_000, NOW, 60_000, 60),
+            Decision::RetryAt { due_at: NOW + 60_000, counts: false }
         );
         assert_eq!(
-            decide_wait("no contact", NOW - 60_000, NOW, 60),
-            Decision::Park {
-                reason: "waited 60 s: no contact".into()
-            }
+            decide_wait("no contact", NOW - 60_000, NOW, 60_000, 60),
+            Decision::Park { reason: "waited 60 s: no contact".into() }
         );
     }
 
     #[test]
     fn rate_headers_block_a_location_until_its_window_resets() {
-        let spent = RateHeaders {
-            status: 200,
-            remaining: Some(0),
-            interval_ms: Some(10_000),
-            ..Default::default()
-        };
+        let spent =
+            RateHeaders { status: 200, remaining: Some(0), interval_ms: Some(10_000), ..Default::default() };
         assert_eq!(blocked_until(&spent, NOW), Some(NOW + 10_000));
-        let fine = RateHeaders {
-            status: 200,
-            remaining: Some(5),
-            ..Default::default()
-        };
+        let fine = RateHeaders { status: 200, remaining: Some(5), ..Default::default() };
         assert_eq!(blocked_until(&fine, NOW), None);
-        let told = RateHeaders {
-            status: 429,
-            retry_after_secs: Some(3),
-            ..Default::default()
-        };
+        let told = RateHeaders { status: 429, retry_after_secs: Some(3), ..Default::default() };
         assert_eq!(blocked_until(&told, NOW), Some(NOW + 3_000));
-        let untold = RateHeaders {
-            status: 429,
-            interval_ms: Some(10_000),
-            ..Default::default()
-        };
+        let untold = RateHeaders { status: 429, interval_ms: Some(10_000), ..Default::default() };
         assert_eq!(blocked_until(&untold, NOW), Some(NOW + 10_000));
-        let daily = RateHeaders {
-            status: 200,
-            remaining: Some(50),
-            daily_remaining: Some(0),
-            ..Default::default()
-        };
+        let daily =
+            RateHeaders { status: 200, remaining: Some(50), daily_remaining: Some(0), ..Default::default() };
         assert_eq!(blocked_until(&daily, NOW), Some(NOW + 3_600_000));
     }
 
@@ -398,15 +287,9 @@ mod tests {
             pacer.record(now);
             sent.push(now);
         }
-        assert_eq!(
-            sent,
-            vec![0, 0, 0, 10_000, 10_000, 10_000, 20_000, 20_000, 20_000, 30_000]
-        );
+        assert_eq!(sent, vec![0, 0, 0, 10_000, 10_000, 10_000, 20_000, 20_000, 20_000, 30_000]);
         for (i, at) in sent.iter().enumerate() {
-            let in_window = sent
-                .iter()
-                .filter(|t| **t >= *at && **t < at + 10_000)
-                .count();
+            let in_window = sent.iter().filter(|t| **t >= *at && **t < at + 10_000).count();
             assert!(in_window <= 3, "window at {i}");
         }
     }

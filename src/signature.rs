@@ -53,12 +53,8 @@ impl SigningKey {
     }
 
     fn parse(text: &str, number: usize) -> Result<SigningKey, KeyError> {
-        let encoded = text
-            .strip_prefix("whsec_")
-            .ok_or(KeyError::MissingPrefix(number))?;
-        let bytes = BASE64
-            .decode(encoded)
-            .map_err(|_| KeyError::NotBase64(number))?;
+        let encoded = text.strip_prefix("whsec_").ok_or(KeyError::MissingPrefix(number))?;
+        let bytes = BASE64.decode(encoded).map_err(|_| KeyError::NotBase64(number))?;
         Ok(SigningKey(bytes))
     }
 
@@ -74,13 +70,7 @@ impl SigningKey {
     /// Used by tests, the demo and the benchmark to sign what they send.
     pub fn sign(&self, webhook_id: &str, timestamp: i64, body: &[u8]) -> String {
         let timestamp = timestamp.to_string();
-        let mac = self.mac(&[
-            webhook_id.as_bytes(),
-            b".",
-            timestamp.as_bytes(),
-            b".",
-            body,
-        ]);
+        let mac = self.mac(&[webhook_id.as_bytes(), b".", timestamp.as_bytes(), b".", body]);
         format!("v1,{}", BASE64.encode(mac.finalize().into_bytes()))
     }
 }
@@ -97,9 +87,7 @@ pub struct SignatureHeaders<'a> {
 pub enum SignatureError {
     #[error("the `{0}` header is missing")]
     MissingHeader(&'static str),
-    #[error(
-        "the `webhook-id` header must be 1-{MAX_WEBHOOK_ID_LEN} characters of A-Z a-z 0-9 . _ : -"
-    )]
+    #[error("the `webhook-id` header must be 1-{MAX_WEBHOOK_ID_LEN} characters of A-Z a-z 0-9 . _ : -")]
     BadId,
     #[error("the `webhook-timestamp` header is not a whole number of seconds")]
     BadTimestamp,
@@ -118,15 +106,9 @@ pub fn verify<'a>(
     body: &[u8],
     now_secs: i64,
 ) -> Result<&'a str, SignatureError> {
-    let id = headers
-        .id
-        .ok_or(SignatureError::MissingHeader("webhook-id"))?;
-    let timestamp = headers
-        .timestamp
-        .ok_or(SignatureError::MissingHeader("webhook-timestamp"))?;
-    let signature = headers
-        .signature
-        .ok_or(SignatureError::MissingHeader("webhook-signature"))?;
+    let id = headers.id.ok_or(SignatureError::MissingHeader("webhook-id"))?;
+    let timestamp = headers.timestamp.ok_or(SignatureError::MissingHeader("webhook-timestamp"))?;
+    let signature = headers.signature.ok_or(SignatureError::MissingHeader("webhook-signature"))?;
 
     if !is_valid_id(id) {
         return Err(SignatureError::BadId);
@@ -139,9 +121,7 @@ pub fn verify<'a>(
     let candidates: Vec<Vec<u8>> = v1_signatures(signature).collect();
     let matched = keys.iter().any(|key| {
         let mac = key.mac(&[id.as_bytes(), b".", timestamp.as_bytes(), b".", body]);
-        candidates
-            .iter()
-            .any(|candidate| mac.clone().verify_slice(candidate).is_ok())
+        candidates.iter().any(|candidate| mac.clone().verify_slice(candidate).is_ok())
     });
     if matched {
         Ok(id)
@@ -154,9 +134,7 @@ pub fn verify<'a>(
 pub fn is_valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= MAX_WEBHOOK_ID_LEN
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
 fn parse_timestamp(text: &str) -> Result<i64, SignatureError> {
@@ -193,11 +171,7 @@ mod tests {
     }
 
     fn headers<'a>(signature: &'a str, timestamp: &'a str) -> SignatureHeaders<'a> {
-        SignatureHeaders {
-            id: Some(ID),
-            timestamp: Some(timestamp),
-            signature: Some(signature),
-        }
+        SignatureHeaders { id: Some(ID), timestamp: Some(timestamp), signature: Some(signature) }
     }
 
     #[test]
@@ -205,10 +179,7 @@ mod tests {
         let keys = keys(SECRET);
         assert_eq!(keys[0].sign(ID, TIMESTAMP, BODY), SIGNATURE);
         let ts = TIMESTAMP.to_string();
-        assert_eq!(
-            verify(&keys, headers(SIGNATURE, &ts), BODY, TIMESTAMP),
-            Ok(ID)
-        );
+        assert_eq!(verify(&keys, headers(SIGNATURE, &ts), BODY, TIMESTAMP), Ok(ID));
     }
 
     #[test]
@@ -216,10 +187,7 @@ mod tests {
         let keys = keys("whsec_AAAAAAAAAAAAAAAAAAAAAA==, whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
         let header = format!("v1a,abc v1,bm90IGl0 {SIGNATURE}");
         let ts = TIMESTAMP.to_string();
-        assert_eq!(
-            verify(&keys, headers(&header, &ts), BODY, TIMESTAMP + 299),
-            Ok(ID)
-        );
+        assert_eq!(verify(&keys, headers(&header, &ts), BODY, TIMESTAMP + 299), Ok(ID));
     }
 
     #[test]
@@ -227,91 +195,45 @@ mod tests {
         let keys = keys(SECRET);
         let ts = TIMESTAMP.to_string();
         let cases: Vec<(SignatureHeaders, &[u8], i64, SignatureError)> = vec![
-            (
-                headers(SIGNATURE, &ts),
-                b"{\"test\": 2432232315}",
-                TIMESTAMP,
-                SignatureError::NoMatch,
-            ),
-            (
-                headers(SIGNATURE, &ts),
-                BODY,
-                TIMESTAMP + 301,
-                SignatureError::TimestampOutOfTolerance,
-            ),
-            (
-                headers(SIGNATURE, &ts),
-                BODY,
-                TIMESTAMP - 301,
-                SignatureError::TimestampOutOfTolerance,
-            ),
-            (
-                headers(SIGNATURE, "16142653x0"),
-                BODY,
-                TIMESTAMP,
-                SignatureError::BadTimestamp,
-            ),
-            (
-                headers(SIGNATURE, "-1"),
-                BODY,
-                TIMESTAMP,
-                SignatureError::BadTimestamp,
-            ),
+            (headers(SIGNATURE, &ts), b"{\"test\": 2432232315}", TIMESTAMP, SignatureError::NoMatch),
+            (headers(SIGNATURE, &ts), BODY, TIMESTAMP + 301, SignatureError::TimestampOutOfTolerance),
+            (headers(SIGNATURE, &ts), BODY, TIMESTAMP - 301, SignatureError::TimestampOutOfTolerance),
+            (headers(SIGNATURE, "16142653x0"), BODY, TIMESTAMP, SignatureError::BadTimestamp),
+            (headers(SIGNATURE, "-1"), BODY, TIMESTAMP, SignatureError::BadTimestamp),
             (
                 headers("v2,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=", &ts),
                 BODY,
                 TIMESTAMP,
                 SignatureError::NoMatch,
             ),
+            (headers("v1,not base64!", &ts), BODY, TIMESTAMP, SignatureError::NoMatch),
             (
-                headers("v1,not base64!", &ts),
-                BODY,
-                TIMESTAMP,
-                SignatureError::NoMatch,
-            ),
-            (
-                SignatureHeaders {
-                    id: None,
-                    ..headers(SIGNATURE, &ts)
-                },
+                SignatureHeaders { id: None, ..headers(SIGNATURE, &ts) },
                 BODY,
                 TIMESTAMP,
                 SignatureError::MissingHeader("webhook-id"),
             ),
             (
-                SignatureHeaders {
-                    timestamp: None,
-                    ..headers(SIGNATURE, &ts)
-                },
+                SignatureHeaders { timestamp: None, ..headers(SIGNATURE, &ts) },
                 BODY,
                 TIMESTAMP,
                 SignatureError::MissingHeader("webhook-timestamp"),
             ),
             (
-                SignatureHeaders {
-                    signature: None,
-                    ..headers(SIGNATURE, &ts)
-                },
+                SignatureHeaders { signature: None, ..headers(SIGNATURE, &ts) },
                 BODY,
                 TIMESTAMP,
                 SignatureError::MissingHeader("webhook-signature"),
             ),
             (
-                SignatureHeaders {
-                    id: Some("../etc/passwd"),
-                    ..headers(SIGNATURE, &ts)
-                },
+                SignatureHeaders { id: Some("../etc/passwd"), ..headers(SIGNATURE, &ts) },
                 BODY,
                 TIMESTAMP,
                 SignatureError::BadId,
             ),
         ];
         for (headers, body, now, expected) in cases {
-            assert_eq!(
-                verify(&keys, headers, body, now),
-                Err(expected.clone()),
-                "{expected}"
-            );
+            assert_eq!(verify(&keys, headers, body, now), Err(expected.clone()), "{expected}");
         }
     }
 
@@ -319,22 +241,13 @@ mod tests {
     fn a_retired_key_no_longer_verifies() {
         let ts = TIMESTAMP.to_string();
         let only_new = keys("whsec_AAAAAAAAAAAAAAAAAAAAAA==");
-        assert_eq!(
-            verify(&only_new, headers(SIGNATURE, &ts), BODY, TIMESTAMP),
-            Err(SignatureError::NoMatch)
-        );
+        assert_eq!(verify(&only_new, headers(SIGNATURE, &ts), BODY, TIMESTAMP), Err(SignatureError::NoMatch));
     }
 
     #[test]
     fn secret_lists_are_checked_without_echoing_them() {
-        assert_eq!(
-            SigningKey::parse_list("  ").unwrap_err(),
-            KeyError::NoneConfigured
-        );
-        assert_eq!(
-            SigningKey::parse_list("whsec_AAAA,secret123").unwrap_err(),
-            KeyError::MissingPrefix(2)
-        );
+        assert_eq!(SigningKey::parse_list("  ").unwrap_err(), KeyError::NoneConfigured);
+        assert_eq!(SigningKey::parse_list("whsec_AAAA,secret123").unwrap_err(), KeyError::MissingPrefix(2));
         let error = SigningKey::parse_list("whsec_%%%").unwrap_err();
         assert_eq!(error, KeyError::NotBase64(1));
         assert!(!error.to_string().contains("%%%"));

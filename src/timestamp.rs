@@ -34,9 +34,7 @@ pub fn parse_rfc3339(text: &str) -> Option<UnixMillis> {
 }
 
 fn digits(bytes: &[u8]) -> Option<i64> {
-    bytes.iter().try_fold(0i64, |acc, b| {
-        b.is_ascii_digit().then(|| acc * 10 + i64::from(b - b'0'))
-    })
+    bytes.iter().try_fold(0i64, |acc, b| b.is_ascii_digit().then(|| acc * 10 + i64::from(b - b'0')))
 }
 
 /// Splits an optional `.fraction` off the front, returning its milliseconds and the rest (the zone).
@@ -50,10 +48,7 @@ fn fraction_millis(rest: &[u8]) -> Option<(i64, &[u8])> {
     }
     let mut millis = 0;
     for position in 0..3 {
-        let digit = after_dot
-            .get(position)
-            .filter(|_| position < len)
-            .map_or(0, |b| b - b'0');
+        let digit = after_dot.get(position).filter(|_| position < len).map_or(0, |b| b - b'0');
         millis = millis * 10 + i64::from(digit);
     }
     Some((millis, &after_dot[len..]))

@@ -58,9 +58,7 @@ async fn status(store: &Store, config: &Config) -> Answered {
     let scan = scan_queue(store, now, usize::MAX).await?;
     let parked = count(store, PARKED_PREFIX).await?;
     let last_cron: Option<CronRun> = store.get(CRON_LAST_KEY).await?;
-    let blocked_until: Option<i64> = store
-        .get(&format!("ratelimit:{}", config.location_id))
-        .await?;
+    let blocked_until: Option<i64> = store.get(&format!("ratelimit:{}", config.location_id)).await?;
     let body = json!({
         "location_id": config.location_id,
         "pending": scan.pending,
@@ -83,18 +81,9 @@ async fn list(store: &Store, query_string: &str) -> Answered {
     let prefix = match query("state").as_deref() {
         None | Some("pending") => DUE_PREFIX,
         Some("parked") => PARKED_PREFIX,
-        Some(_) => {
-            return Ok(respond::error(
-                400,
-                "bad_query",
-                "state must be pending or parked",
-            ))
-        }
+        Some(_) => return Ok(respond::error(400, "bad_query", "state must be pending or parked")),
     };
-    let limit = query("limit")
-        .and_then(|l| l.parse().ok())
-        .unwrap_or(50u64)
-        .clamp(1, 100);
+    let limit = query("limit").and_then(|l| l.parse().ok()).unwrap_or(50u64).clamp(1, 100);
     let page = store.list(prefix, limit, query("cursor")).await?;
     let mut events = Vec::with_capacity(page.keys.len());
     for key in &page.keys {
@@ -105,17 +94,15 @@ async fn list(store: &Store, query_string: &str) -> Answered {
             events.push(summary(id, &record));
         }
     }
-    Ok(respond::json(
-        200,
-        &json!({ "events": events, "cursor": page.cursor }),
-    ))
+    Ok(respond::json(200, &json!({ "events": events, "cursor": page.cursor })))
 }
 
 /// One decoded parameter of a query string.
 fn query_param(query: &str, name: &str) -> Option<String> {
     query.split('&').find_map(|pair| {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let decode = |text: &str| js_sys::decode_uri_component(&text.replace('+', " ")).ok().map(String::from);
+        let decode =
+            |text: &str| js_sys::decode_uri_component(&text.replace('+', " ")).ok().map(String::from);
         (decode(key)? == name).then(|| decode(value)).flatten()
     })
 }
@@ -134,10 +121,7 @@ async fn inspect(store: &Store, id: &str) -> Answered {
         return Ok(not_found(id));
     };
     let mut body = summary(id, &record);
-    if let Some(event) = record
-        .body()
-        .and_then(|text| serde_json::from_str::<Value>(text).ok())
-    {
+    if let Some(event) = record.body().and_then(|text| serde_json::from_str::<Value>(text).ok()) {
         body["body"] = event;
     }
     Ok(respond::json(200, &body))
@@ -152,11 +136,7 @@ async fn load(store: &Store, id: &str) -> std::result::Result<Option<WebhookReco
 
 fn not_found(id: &str) -> Result<Response> {
     let id: String = id.chars().take(64).collect();
-    respond::error(
-        404,
-        "unknown_webhook",
-        format!("no webhook `{id}` on record"),
-    )
+    respond::error(404, "unknown_webhook", format!("no webhook `{id}` on record"))
 }
 
 /// Moves a parked webhook back into the queue, due now; the next cron run applies it.
@@ -165,29 +145,14 @@ async fn requeue(
     id: &str,
     mut record: WebhookRecord,
 ) -> std::result::Result<bool, StoreError> {
-    let WebhookState::Parked {
-        body, parked_at, ..
-    } = record.state
-    else {
+    let WebhookState::Parked { body, parked_at, .. } = record.state else {
         return Ok(false);
     };
     let now = now_ms();
-    record.state = WebhookState::Pending {
-        body,
-        due_at: now,
-        failures: 0,
-        last_error: None,
-        waiting_since: None,
-    };
+    record.state =
+        WebhookState::Pending { body, due_at: now, failures: 0, last_error: None, waiting_since: None };
     store.put(&webhook_key(id), &record, None).await?;
-    store
-        .put_index(
-            &due_key(now, id),
-            Some(json!(DueMeta {
-                accepted_at: record.accepted_at
-            })),
-        )
-        .await?;
+    store.put_index(&due_key(now, id), Some(json!(DueMeta { accepted_at: record.accepted_at }))).await?;
     store.delete(&parked_key(parked_at, id)).await?;
     Ok(true)
 }
@@ -214,8 +179,7 @@ async fn replay_many(store: &Store, body: &Value) -> Answered {
         (Some(Value::Bool(true)), None, None) => (i64::MIN, i64::MAX),
         (None, Some(Some(from)), Some(Some(to))) if from <= to => (from, to),
         _ => {
-            let message =
-                "send {\"all\": true} or {\"from\": \"<RFC 3339>\", \"to\": \"<RFC 3339>\"}";
+            let message = "send {\"all\": true} or {\"from\": \"<RFC 3339>\", \"to\": \"<RFC 3339>\"}";
             return Ok(respond::error(400, "bad_replay_request", message));
         }
     };
@@ -253,13 +217,8 @@ async fn discard(store: &Store, id: &str) -> Answered {
             ))
         }
     };
-    record.state = WebhookState::Finished {
-        finished_at: now_ms(),
-        outcome: Outcome::Discarded,
-    };
-    store
-        .put(&webhook_key(id), &record, Some(FINISHED_TTL_SECS))
-        .await?;
+    record.state = WebhookState::Finished { finished_at: now_ms(), outcome: Outcome::Discarded };
+    store.put(&webhook_key(id), &record, Some(FINISHED_TTL_SECS)).await?;
     store.delete(&index).await?;
     Ok(respond::json(200, &json!({ "discarded": id })))
 }

@@ -27,15 +27,8 @@ impl AlertKind {
 
 /// Raises an alert unless one of the same kind for the same location went out within the quiet
 /// period. Failures to deliver are logged, never propagated: an alert must not stop the queue.
-pub async fn raise(
-    store: &Store,
-    config: &AlertConfig,
-    kind: AlertKind,
-    location_id: &str,
-    text: &str,
-) {
-    let line =
-        json!({"msg": "alert", "kind": kind.as_str(), "location_id": location_id, "text": text});
+pub async fn raise(store: &Store, config: &AlertConfig, kind: AlertKind, location_id: &str, text: &str) {
+    let line = json!({"msg": "alert", "kind": kind.as_str(), "location_id": location_id, "text": text});
     console_error!("{line}");
     let Some(url) = &config.webhook_url else {
         return;
@@ -44,11 +37,7 @@ pub async fn raise(
     if matches!(store.get_text(&quiet_key).await, Ok(Some(_))) {
         return;
     }
-    if store
-        .put_raw(&quiet_key, "sent".into(), None, Some(config.quiet_secs))
-        .await
-        .is_err()
-    {
+    if store.put_raw(&quiet_key, "sent".into(), None, Some(config.quiet_secs)).await.is_err() {
         return;
     }
     let body = json!({
@@ -68,16 +57,10 @@ async fn post(url: &str, body: &str) -> worker::Result<()> {
     let headers = Headers::new();
     headers.set("Content-Type", "application/json")?;
     let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(body.into()));
-    let response = Fetch::Request(Request::new_with_init(url, &init)?)
-        .send()
-        .await?;
+    init.with_method(Method::Post).with_headers(headers).with_body(Some(body.into()));
+    let response = Fetch::Request(Request::new_with_init(url, &init)?).send().await?;
     match response.status_code() {
         200..=299 => Ok(()),
-        status => Err(worker::Error::RustError(format!(
-            "the alert receiver answered {status}"
-        ))),
+        status => Err(worker::Error::RustError(format!("the alert receiver answered {status}"))),
     }
 }

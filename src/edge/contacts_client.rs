@@ -9,9 +9,7 @@ use serde_json::Value;
 use wasm_bindgen::JsValue;
 use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, Response};
 
-use crate::contacts_api::{
-    classify, Answer, ApiRequest, ApiResponse, Method as ApiMethod, API_VERSION,
-};
+use crate::contacts_api::{classify, Answer, ApiRequest, ApiResponse, Method as ApiMethod, API_VERSION};
 use crate::retry::RateHeaders;
 use crate::secret::Secret;
 
@@ -30,10 +28,8 @@ pub struct Sent {
 
 impl ContactsClient<'_> {
     pub async fn send(&self, request: &ApiRequest) -> Sent {
-        let failed = |detail: String| Sent {
-            answer: Answer::transport_failure(detail),
-            rate: RateHeaders::default(),
-        };
+        let failed =
+            |detail: String| Sent { answer: Answer::transport_failure(detail), rate: RateHeaders::default() };
         let fetch_request = match self.build(request) {
             Ok(fetch_request) => fetch_request,
             Err(error) => return failed(format!("could not build the request: {error}")),
@@ -46,15 +42,12 @@ impl ContactsClient<'_> {
             let text = response.text().await?;
             Ok::<_, worker::Error>((response, text))
         });
-        let timeout = Box::pin(Delay::from(Duration::from_millis(u64::from(
-            self.timeout_ms,
-        ))));
+        let timeout = Box::pin(Delay::from(Duration::from_millis(u64::from(self.timeout_ms))));
         let raced = select(sending, timeout).await;
         match raced {
-            Either::Left((Ok((response, text)), _)) => Sent {
-                answer: classify(&api_response(&response, &text)),
-                rate: rate_headers(&response),
-            },
+            Either::Left((Ok((response, text)), _)) => {
+                Sent { answer: classify(&api_response(&response, &text)), rate: rate_headers(&response) }
+            }
             Either::Left((Err(error), _)) => failed(format!("network error: {error}")),
             Either::Right(((), _)) => {
                 controller.abort();
@@ -74,12 +67,7 @@ impl ContactsClient<'_> {
         let mut init = RequestInit::new();
         init.with_method(method(request.method))
             .with_headers(headers)
-            .with_body(
-                request
-                    .body
-                    .as_ref()
-                    .map(|body| JsValue::from_str(&body.to_string())),
-            );
+            .with_body(request.body.as_ref().map(|body| JsValue::from_str(&body.to_string())));
         Request::new_with_init(&format!("{}{}", self.base_url, request.path), &init)
     }
 }
@@ -94,12 +82,7 @@ fn method(method: ApiMethod) -> Method {
 }
 
 fn header_number(response: &Response, name: &str) -> Option<u64> {
-    response
-        .headers()
-        .get(name)
-        .ok()
-        .flatten()
-        .and_then(|value| value.trim().parse().ok())
+    response.headers().get(name).ok().flatten().and_then(|value| value.trim().parse().ok())
 }
 
 fn api_response(response: &Response, text: &str) -> ApiResponse {

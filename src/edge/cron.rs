@@ -30,10 +30,7 @@ pub async fn run(env: Env) {
         }
     };
     let started = now_ms();
-    let mut tally = CronRun {
-        started_at: started,
-        ..CronRun::default()
-    };
+    let mut tally = CronRun { started_at: started, ..CronRun::default() };
     let mut runner = Runner::new(
         env,
         store.clone(),
@@ -42,26 +39,15 @@ pub async fn run(env: Env) {
         config.cron.time_budget_ms,
     );
     if let Err(error) = work(&store, &mut runner, &mut tally, started).await {
-        console_error!(
-            "{}",
-            serde_json::json!({"msg": "cron: storage error", "error": error.to_string()})
-        );
+        console_error!("{}", serde_json::json!({"msg": "cron: storage error", "error": error.to_string()}));
     }
     tally.api_calls = runner.calls;
     tally.finished_at = now_ms();
-    if let Some(age) = tally
-        .oldest_pending_age_secs
-        .filter(|age| *age as u64 > config.alerts.pending_age_secs)
+    if let Some(age) =
+        tally.oldest_pending_age_secs.filter(|age| *age as u64 > config.alerts.pending_age_secs)
     {
         let text = format!("{} webhooks pending; the oldest for {age} s", tally.pending);
-        alerts::raise(
-            &store,
-            &config.alerts,
-            AlertKind::PendingAge,
-            &config.location_id,
-            &text,
-        )
-        .await;
+        alerts::raise(&store, &config.alerts, AlertKind::PendingAge, &config.location_id, &text).await;
     }
     console_log!("{}", serde_json::json!({"msg": "cron run", "run": &tally}));
     if let Err(error) = store.put(CRON_LAST_KEY, &tally, None).await {
@@ -114,9 +100,7 @@ async fn take_lease(store: &Store, webhook_id: &str) -> Result<Option<String>, S
         return Ok(None);
     }
     let token = random_token();
-    store
-        .put_raw(&key, token.clone(), None, Some(LEASE_TTL_SECS))
-        .await?;
+    store.put_raw(&key, token.clone(), None, Some(LEASE_TTL_SECS)).await?;
     let holder = store.get_text(&key).await?;
     Ok((holder.as_deref() == Some(token.as_str())).then_some(token))
 }

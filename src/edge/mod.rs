@@ -11,9 +11,7 @@ mod store;
 mod tokens;
 mod webhook;
 
-use worker::{
-    event, Context, Env, Method, Request, Response, Result, ScheduleContext, ScheduledEvent,
-};
+use worker::{event, Context, Env, Method, Request, Response, Result, ScheduleContext, ScheduledEvent};
 
 /// The path SightMill posts its webhooks to.
 pub const WEBHOOK_PATH: &str = "/webhooks/sightmill";

@@ -17,8 +17,8 @@ use crate::contacts_api::{Answer, ApiRequest};
 use crate::event::parse_event;
 use crate::plan::{self, Applied, Failure, Job, Known, Next, RecordKey, Start, Write, MAX_CALLS};
 use crate::records::{
-    due_key, parked_key, parse_index_key, webhook_key, DueMeta, Outcome, WebhookRecord,
-    WebhookState, DUE_PREFIX, FINISHED_TTL_SECS,
+    due_key, parked_key, parse_index_key, webhook_key, DueMeta, Outcome, WebhookRecord, WebhookState,
+    DUE_PREFIX, FINISHED_TTL_SECS,
 };
 use crate::report::{log_line, Decision as LogDecision, LogEntry, Subject};
 use crate::retry::{blocked_until, decide, decide_wait, Decision, Pacer};
@@ -89,19 +89,9 @@ impl Runner {
     }
 
     /// Attempts one pending webhook whose record is `record`.
-    pub async fn attempt(
-        &mut self,
-        webhook_id: &str,
-        record: WebhookRecord,
-    ) -> Result<Ran, StoreError> {
+    pub async fn attempt(&mut self, webhook_id: &str, record: WebhookRecord) -> Result<Ran, StoreError> {
         let started = now_ms();
-        let WebhookState::Pending {
-            body,
-            due_at,
-            waiting_since,
-            ..
-        } = &record.state
-        else {
+        let WebhookState::Pending { body, due_at, waiting_since, .. } = &record.state else {
             return Ok(Ran::Skipped);
         };
         let old_due = due_key(*due_at, webhook_id);
@@ -110,9 +100,7 @@ impl Runner {
             Ok(event) => event,
             Err(error) => {
                 let reason = format!("the stored body no longer parses: {error}");
-                return self
-                    .park(webhook_id, record, &old_due, reason, 0, started)
-                    .await;
+                return self.park(webhook_id, record, &old_due, reason, 0, started).await;
             }
         };
         if let Some(until) = self.location_blocked(started).await? {
@@ -123,24 +111,22 @@ impl Runner {
                 error: "the location's rate limit is spent".into(),
                 decision: LogDecision::Retry,
             };
-            return self
-                .reschedule(webhook_id, record, &old_due, later, 0, started)
-                .await;
+            return self.reschedule(webhook_id, record, &old_due, later, 0, started).await;
         }
         let location = self.config.location_id.clone();
         let known = read_known(&self.store, &plan::reads(&event, &location)).await?;
         match plan::start(&event, &known, &location, &self.config.mapping) {
-            Start::Finish(applied) => {
-                self.finish(webhook_id, record, &old_due, applied, 0, started)
-                    .await
-            }
-            Start::Park(reason) => {
-                self.park(webhook_id, record, &old_due, reason, 0, started)
-                    .await
-            }
+            Start::Finish(applied) => self.finish(webhook_id, record, &old_due, applied, 0, started).await,
+            Start::Park(reason) => self.park(webhook_id, record, &old_due, reason, 0, started).await,
             Start::Wait(reason) => {
                 let since = waiting_since.unwrap_or(started);
-                match decide_wait(&reason, since, started, self.config.retry.max_wait_secs) {
+                match decide_wait(
+                    &reason,
+                    since,
+                    started,
+                    self.config.retry.schedule.first_ms(),
+                    self.config.retry.max_wait_secs,
+                ) {
                     Decision::RetryAt { due_at, .. } => {
                         let later = Reschedule {
                             due_at,
@@ -149,12 +135,10 @@ impl Runner {
                             error: reason,
                             decision: LogDecision::Wait,
                         };
-                        self.reschedule(webhook_id, record, &old_due, later, 0, started)
-                            .await
+                        self.reschedule(webhook_id, record, &old_due, later, 0, started).await
                     }
                     Decision::Park { reason } => {
-                        self.park(webhook_id, record, &old_due, reason, 0, started)
-                            .await
+                        self.park(webhook_id, record, &old_due, reason, 0, started).await
                     }
                 }
             }
@@ -164,12 +148,10 @@ impl Runner {
                 let calls = self.calls - calls_before;
                 match driven {
                     Driven::Applied(applied) => {
-                        self.finish(webhook_id, record, &old_due, applied, calls, started)
-                            .await
+                        self.finish(webhook_id, record, &old_due, applied, calls, started).await
                     }
                     Driven::Failed(failure) => {
-                        self.failed(webhook_id, record, &old_due, failure, calls, started)
-                            .await
+                        self.failed(webhook_id, record, &old_due, failure, calls, started).await
                     }
                 }
             }
@@ -243,10 +225,7 @@ impl Runner {
     }
 
     /// When the location's rate-limit window is spent, until when.
-    async fn location_blocked(
-        &mut self,
-        now: UnixMillis,
-    ) -> Result<Option<UnixMillis>, StoreError> {
+    async fn location_blocked(&mut self, now: UnixMillis) -> Result<Option<UnixMillis>, StoreError> {
         if self.blocked_until.is_none() {
             let stored: Option<UnixMillis> = self.store.get(&self.rate_key()).await?;
             self.blocked_until = Some(stored.unwrap_or(0));
@@ -269,12 +248,7 @@ impl Runner {
         calls: u32,
         started: UnixMillis,
     ) -> Result<Ran, StoreError> {
-        let WebhookState::Pending {
-            failures,
-            waiting_since,
-            ..
-        } = &record.state
-        else {
+        let WebhookState::Pending { failures, waiting_since, .. } = &record.state else {
             return Ok(Ran::Skipped);
         };
         let (failures, waiting_since) = (*failures, *waiting_since);
@@ -289,13 +263,7 @@ impl Runner {
             )
             .await;
         }
-        match decide(
-            &failure,
-            failures,
-            &self.config.retry.schedule,
-            now_ms(),
-            jitter(),
-        ) {
+        match decide(&failure, failures, &self.config.retry.schedule, now_ms(), jitter()) {
             Decision::RetryAt { due_at, counts } => {
                 let later = Reschedule {
                     due_at,
@@ -304,12 +272,9 @@ impl Runner {
                     error: failure.describe(),
                     decision: LogDecision::Retry,
                 };
-                self.reschedule(id, record, old_due, later, calls, started)
-                    .await
+                self.reschedule(id, record, old_due, later, calls, started).await
             }
-            Decision::Park { reason } => {
-                self.park(id, record, old_due, reason, calls, started).await
-            }
+            Decision::Park { reason } => self.park(id, record, old_due, reason, calls, started).await,
         }
     }
 
@@ -335,14 +300,7 @@ impl Runner {
         };
         let new_due = due_key(later.due_at, id);
         self.store.put(&webhook_key(id), &record, None).await?;
-        self.store
-            .put_index(
-                &new_due,
-                Some(json!(DueMeta {
-                    accepted_at: record.accepted_at
-                })),
-            )
-            .await?;
+        self.store.put_index(&new_due, Some(json!(DueMeta { accepted_at: record.accepted_at }))).await?;
         if new_due != old_due {
             self.store.delete(old_due).await?;
         }
@@ -351,16 +309,7 @@ impl Runner {
             _ if calls == 0 && later.error.contains("rate limit") => Ran::Deferred,
             _ => Ran::Retry,
         };
-        log(
-            id,
-            &record,
-            later.decision,
-            None,
-            Some(&later.error),
-            calls,
-            started,
-            Some(later.due_at),
-        );
+        log(id, &record, later.decision, None, Some(&later.error), calls, started, Some(later.due_at));
         Ok(ran)
     }
 
@@ -380,24 +329,10 @@ impl Runner {
             }
         }
         record.attempts += u32::from(calls > 0);
-        record.state = WebhookState::Finished {
-            finished_at: now_ms(),
-            outcome: applied.outcome.clone(),
-        };
-        self.store
-            .put(&webhook_key(id), &record, Some(FINISHED_TTL_SECS))
-            .await?;
+        record.state = WebhookState::Finished { finished_at: now_ms(), outcome: applied.outcome.clone() };
+        self.store.put(&webhook_key(id), &record, Some(FINISHED_TTL_SECS)).await?;
         self.store.delete(old_due).await?;
-        log(
-            id,
-            &record,
-            LogDecision::Finished,
-            Some(&applied.outcome),
-            None,
-            calls,
-            started,
-            None,
-        );
+        log(id, &record, LogDecision::Finished, Some(&applied.outcome), None, calls, started, None);
         Ok(Ran::Finished)
     }
 
@@ -415,45 +350,21 @@ impl Runner {
         };
         let parked_at = now_ms();
         record.attempts += u32::from(calls > 0);
-        record.state = WebhookState::Parked {
-            body,
-            parked_at,
-            reason: reason.clone(),
-        };
+        record.state = WebhookState::Parked { body, parked_at, reason: reason.clone() };
         self.store.put(&webhook_key(id), &record, None).await?;
-        self.store
-            .put_index(&parked_key(parked_at, id), None)
-            .await?;
+        self.store.put_index(&parked_key(parked_at, id), None).await?;
         self.store.delete(old_due).await?;
-        log(
-            id,
-            &record,
-            LogDecision::Parked,
-            None,
-            Some(&reason),
-            calls,
-            started,
-            None,
-        );
+        log(id, &record, LogDecision::Parked, None, Some(&reason), calls, started, None);
         let text = format!("webhook {id} ({}) was parked: {reason}", record.event_type);
-        alerts::raise(
-            &self.store,
-            &self.config.alerts,
-            AlertKind::Parked,
-            &self.config.location_id,
-            &text,
-        )
-        .await;
+        alerts::raise(&self.store, &self.config.alerts, AlertKind::Parked, &self.config.location_id, &text)
+            .await;
         Ok(Ran::Parked)
     }
 }
 
 /// What KV holds under the keys planning needs.
 pub async fn read_known(store: &Store, reads: &plan::Reads) -> Result<Known, StoreError> {
-    let mut known = Known {
-        contact: store.get(&reads.contact).await?,
-        ..Known::default()
-    };
+    let mut known = Known { contact: store.get(&reads.contact).await?, ..Known::default() };
     match &reads.record {
         Some(RecordKey::Link(key)) => known.link = store.get(key).await?,
         Some(RecordKey::Tag(key)) => known.tag = store.get(key).await?,
@@ -471,27 +382,16 @@ pub struct QueueScan {
 }
 
 /// Lists the whole queue; keeps at most `max_due` of the due entries.
-pub async fn scan_queue(
-    store: &Store,
-    now: UnixMillis,
-    max_due: usize,
-) -> Result<QueueScan, StoreError> {
-    let mut scan = QueueScan {
-        pending: 0,
-        due: Vec::new(),
-        oldest_accepted_at: None,
-    };
+pub async fn scan_queue(store: &Store, now: UnixMillis, max_due: usize) -> Result<QueueScan, StoreError> {
+    let mut scan = QueueScan { pending: 0, due: Vec::new(), oldest_accepted_at: None };
     for key in store.list_all(DUE_PREFIX).await? {
         let Some((due_at, webhook_id)) = parse_index_key(&key.name) else {
             continue;
         };
         scan.pending += 1;
-        let meta = key
-            .metadata
-            .and_then(|m| serde_json::from_value::<DueMeta>(m).ok());
+        let meta = key.metadata.and_then(|m| serde_json::from_value::<DueMeta>(m).ok());
         if let Some(at) = meta.map(|m| m.accepted_at) {
-            scan.oldest_accepted_at =
-                Some(scan.oldest_accepted_at.map_or(at, |oldest| oldest.min(at)));
+            scan.oldest_accepted_at = Some(scan.oldest_accepted_at.map_or(at, |oldest| oldest.min(at)));
         }
         if due_at <= now && scan.due.len() < max_due {
             let webhook_id = webhook_id.to_owned();

@@ -38,18 +38,11 @@ pub struct Store {
 
 impl Store {
     pub fn open(env: &Env) -> worker::Result<Store> {
-        Ok(Store {
-            kv: env.kv(BINDING)?,
-        })
+        Ok(Store { kv: env.kv(BINDING)? })
     }
 
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
-        let text = self
-            .kv
-            .get(key)
-            .text()
-            .await
-            .map_err(|_| StoreError::new("read", key))?;
+        let text = self.kv.get(key).text().await.map_err(|_| StoreError::new("read", key))?;
         Ok(text.and_then(|text| match serde_json::from_str(&text) {
             Ok(record) => Some(record),
             Err(error) => {
@@ -61,11 +54,7 @@ impl Store {
     }
 
     pub async fn get_text(&self, key: &str) -> Result<Option<String>, StoreError> {
-        self.kv
-            .get(key)
-            .text()
-            .await
-            .map_err(|_| StoreError::new("read", key))
+        self.kv.get(key).text().await.map_err(|_| StoreError::new("read", key))
     }
 
     /// Writes `record` under `key`, expiring after `ttl_secs` when given.
@@ -103,44 +92,19 @@ impl Store {
     }
 
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.kv
-            .delete(key)
-            .await
-            .map_err(|_| StoreError::new("delete", key))
+        self.kv.delete(key).await.map_err(|_| StoreError::new("delete", key))
     }
 
     /// One page of keys under `prefix`, in key order.
-    pub async fn list(
-        &self,
-        prefix: &str,
-        limit: u64,
-        cursor: Option<String>,
-    ) -> Result<Page, StoreError> {
-        let mut list = self
-            .kv
-            .list()
-            .prefix(prefix.to_owned())
-            .limit(limit.clamp(1, 1_000));
+    pub async fn list(&self, prefix: &str, limit: u64, cursor: Option<String>) -> Result<Page, StoreError> {
+        let mut list = self.kv.list().prefix(prefix.to_owned()).limit(limit.clamp(1, 1_000));
         if let Some(cursor) = cursor {
             list = list.cursor(cursor);
         }
-        let response = list
-            .execute()
-            .await
-            .map_err(|_| StoreError::new("list", prefix))?;
-        let keys = response
-            .keys
-            .into_iter()
-            .map(|key| Listed {
-                name: key.name,
-                metadata: key.metadata,
-            })
-            .collect();
-        let cursor = if response.list_complete {
-            None
-        } else {
-            response.cursor
-        };
+        let response = list.execute().await.map_err(|_| StoreError::new("list", prefix))?;
+        let keys =
+            response.keys.into_iter().map(|key| Listed { name: key.name, metadata: key.metadata }).collect();
+        let cursor = if response.list_complete { None } else { response.cursor };
         Ok(Page { keys, cursor })
     }
 
@@ -169,9 +133,6 @@ impl Store {
 
 impl StoreError {
     fn new(operation: &'static str, key: &str) -> StoreError {
-        StoreError {
-            operation,
-            key: key.to_owned(),
-        }
+        StoreError { operation, key: key.to_owned() }
     }
 }

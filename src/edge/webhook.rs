@@ -25,9 +25,7 @@ pub async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Respon
     };
     let headers = req.headers().clone();
     let header = |name: &str| headers.get(name).ok().flatten();
-    if let Err(refusal) =
-        check_declared_length(header("content-length").as_deref(), config.max_body_bytes)
-    {
+    if let Err(refusal) = check_declared_length(header("content-length").as_deref(), config.max_body_bytes) {
         return respond::refusal(&refusal);
     }
     let body = req.bytes().await?;
@@ -46,22 +44,15 @@ pub async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Respon
         },
         body: &body,
     };
-    let admitted = match admit(
-        delivery,
-        &config.signing_keys,
-        config.max_body_bytes,
-        now / 1000,
-    ) {
+    let admitted = match admit(delivery, &config.signing_keys, config.max_body_bytes, now / 1000) {
         Ok(admitted) => admitted,
         Err(refusal) => return respond::refusal(&refusal),
     };
     let store = Store::open(env)?;
     match accept(&store, &admitted, now).await {
         Ok(Accepted::New(record)) => {
-            let answer = respond::json(
-                202,
-                &accepted_body(Subject::of(&admitted.webhook_id, &record), "pending"),
-            );
+            let answer =
+                respond::json(202, &accepted_body(Subject::of(&admitted.webhook_id, &record), "pending"));
             let mut runner = Runner::new(env.clone(), store, config, MAX_CALLS, 30_000);
             let webhook_id = admitted.webhook_id.clone();
             ctx.wait_until(async move {
@@ -74,11 +65,7 @@ pub async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Respon
         Ok(Accepted::Known(response)) => response,
         Err(error) => {
             log_storage_error(&admitted.webhook_id, &error);
-            respond::error(
-                503,
-                "storage_unavailable",
-                "the webhook could not be recorded; deliver it again",
-            )
+            respond::error(503, "storage_unavailable", "the webhook could not be recorded; deliver it again")
         }
     }
 }
@@ -86,10 +73,7 @@ pub async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Respon
 /// The checked configuration, or the 500 that says which setting is wrong.
 pub fn load_config(env: &Env) -> std::result::Result<Config, Result<Response>> {
     Config::from_lookup(|name| setting(env, name)).map_err(|error| {
-        console_error!(
-            "{}",
-            serde_json::json!({"msg": "configuration error", "error": error.to_string()})
-        );
+        console_error!("{}", serde_json::json!({"msg": "configuration error", "error": error.to_string()}));
         respond::error(500, "misconfigured", error.to_string())
     })
 }
@@ -102,11 +86,7 @@ enum Accepted {
 }
 
 /// Records a new webhook (record first, then its place in the queue) or answers a known one.
-async fn accept(
-    store: &Store,
-    admitted: &Admitted,
-    now: i64,
-) -> std::result::Result<Accepted, StoreError> {
+async fn accept(store: &Store, admitted: &Admitted, now: i64) -> std::result::Result<Accepted, StoreError> {
     let key = webhook_key(&admitted.webhook_id);
     if let Some(existing) = store.get::<WebhookRecord>(&key).await? {
         let subject = Subject::of(&admitted.webhook_id, &existing);
@@ -141,9 +121,7 @@ async fn accept(
     );
     store.put(&key, &record, None).await?;
     let meta = serde_json::json!(DueMeta { accepted_at: now });
-    store
-        .put_index(&due_key(due_at, &admitted.webhook_id), Some(meta))
-        .await?;
+    store.put_index(&due_key(due_at, &admitted.webhook_id), Some(meta)).await?;
     Ok(Accepted::New(record))
 }
 

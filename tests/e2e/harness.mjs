@@ -12,6 +12,7 @@ export const LOCATION = "loc-e2e";
 export const TOKEN = "pit-e2e-0123456789abcdef";
 export const SECRET = `whsec_${Buffer.from("sightmill-e2e-signing-key-32byte").toString("base64")}`;
 export const WEBHOOK_PATH = "/webhooks/sightmill";
+export const ADMIN_KEY = "admin-e2e-key-0123456789";
 const BASE = "http://worker.test";
 
 /**
@@ -31,7 +32,9 @@ export async function startWorld({ vars = {}, simulator = {} } = {}) {
       WEBHOOK_SECRETS: SECRET,
       CONTACTS_API_TOKEN: TOKEN,
       API_TIMEOUT_MS: "2000",
-      STATUS_CUSTOM_FIELD_ID: "cf_status",
+      ADMIN_API_KEYS: ADMIN_KEY,
+      // Seconds instead of minutes, so that tests can drive retries.
+      RETRY_SCHEDULE: "1s,1s,1s",
       ...vars,
     }).filter(([, value]) => value !== undefined),
   );
@@ -69,6 +72,41 @@ export async function startWorld({ vars = {}, simulator = {} } = {}) {
       } catch {}
       return { status: response.status, headers: response.headers, json, text, id: request.id };
     },
+    /** Waits until the webhook's first attempt is over (finished, parked, or rescheduled). */
+    async settle(id, { timeoutMs = 5000 } = {}) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const record = await kv.get(`webhook:${id}`, "json");
+        if (record && (record.state !== "pending" || record.last_error)) return record;
+        if (Date.now() > deadline) throw new Error(`webhook ${id} did not settle: ${JSON.stringify(record)}`);
+        await sleep(10);
+      }
+    },
+    /** Delivers a webhook and waits for its first attempt; returns the answer and the record. */
+    async deliverAndSettle(event, overrides = {}) {
+      const answer = await this.deliver(event, overrides);
+      if (answer.status !== 202) return { answer, record: await kv.get(`webhook:${answer.id}`, "json") };
+      return { answer, record: await this.settle(answer.id) };
+    },
+    /** The webhook's record in KV. */
+    record: (id) => kv.get(`webhook:${id}`, "json"),
+    /** Runs the scheduled (cron) handler once, as the cron trigger would. */
+    async cron() {
+      const worker = await mf.getWorker();
+      await worker.scheduled({ cron: "* * * * *" });
+    },
+    /** Calls the operator API with the admin key (or `key`). */
+    async admin(method, path, { body, key = ADMIN_KEY } = {}) {
+      const headers = key ? { authorization: `Bearer ${key}` } : {};
+      const init = { method, headers };
+      if (body !== undefined) {
+        init.body = typeof body === "string" ? body : JSON.stringify(body);
+        headers["content-type"] = "application/json";
+      }
+      const response = await mf.dispatchFetch(`${BASE}/admin/${path}`, init);
+      const text = await response.text();
+      return { status: response.status, json: text ? JSON.parse(text) : null };
+    },
     /** Every key in KV. */
     async kvKeys() {
       const { keys } = await kv.list();
@@ -89,6 +127,8 @@ export async function startWorld({ vars = {}, simulator = {} } = {}) {
 
 /** A contact.created / contact.updated event. */
 export const contactEvent = sightmillEvent;
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Total API calls the simulator received. */
 export function apiCalls(sim) {

@@ -84,14 +84,15 @@ describe("misconfiguration", () => {
     }
   });
 
-  test("a missing token keeps the webhook pending with 503", async () => {
+  test("a missing token is accepted and waits in the queue, naming the setting", async () => {
     const world = await startWorld({ vars: { CONTACTS_API_TOKEN: undefined } });
     try {
-      const answer = await world.deliver(good, { id: "msg_no_token" });
-      assert.equal(answer.status, 503, answer.text);
-      assert.match(answer.json.message, /CONTACTS_API_TOKEN/);
-      assert.equal((await world.kv.get("webhook:msg_no_token", "json")).state, "pending");
+      const { answer, record } = await world.deliverAndSettle(good, { id: "msg_no_token" });
+      assert.equal(answer.status, 202, answer.text);
+      assert.equal(record.state, "pending");
+      assert.match(record.last_error, /CONTACTS_API_TOKEN/);
       assert.equal(apiCalls(world.sim), 0);
+      assert.match(world.logs(), /"kind":"token_renewal"/, "the operator is told");
     } finally {
       await world.close();
     }
