@@ -14,6 +14,7 @@
 //! | `ratelimit:{location}` | until when the location's rate-limit window is spent (expires) |
 //! | `alert:{kind}:{location}` | present while that alert is in its quiet period (expires) |
 //! | `cron:last` | [`CronRun`]: what the last cron run did |
+//! | `stats:stale_dropped` | how many stale events were dropped |
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -74,6 +75,9 @@ pub fn tag_key(location_id: &str, contact: &str, tag: &str) -> String {
 pub fn child_prefixes(location_id: &str, contact: &str) -> [String; 3] {
     ["note", "task", "tag"].map(|kind| format!("{kind}:{location_id}:{contact}:"))
 }
+
+/// How many stale events were dropped (best effort: concurrent drops may count once).
+pub const STALE_COUNT_KEY: &str = "stats:stale_dropped";
 
 /// What the last cron run did (`cron:last`).
 pub const CRON_LAST_KEY: &str = "cron:last";

@@ -16,7 +16,7 @@ use crate::event::parse_event;
 use crate::plan::{self, Next, Start};
 use crate::records::{
     due_key, parked_key, parse_index_key, webhook_key, CronRun, DueMeta, Outcome, WebhookRecord,
-    WebhookState, CRON_LAST_KEY, DUE_PREFIX, FINISHED_TTL_SECS, PARKED_PREFIX,
+    WebhookState, CRON_LAST_KEY, DUE_PREFIX, FINISHED_TTL_SECS, PARKED_PREFIX, STALE_COUNT_KEY,
 };
 use crate::signature::is_valid_id;
 use crate::timestamp::parse_rfc3339;
@@ -58,6 +58,7 @@ async fn status(store: &Store, config: &Config) -> Answered {
     let scan = scan_queue(store, now, usize::MAX).await?;
     let parked = count(store, PARKED_PREFIX).await?;
     let last_cron: Option<CronRun> = store.get(CRON_LAST_KEY).await?;
+    let stale_dropped: Option<u64> = store.get(STALE_COUNT_KEY).await?;
     let blocked_until: Option<i64> = store.get(&format!("ratelimit:{}", config.location_id)).await?;
     let body = json!({
         "location_id": config.location_id,
@@ -65,6 +66,7 @@ async fn status(store: &Store, config: &Config) -> Answered {
         "due_now": scan.due.len(),
         "oldest_pending_age_secs": scan.oldest_accepted_at.map(|at| (now - at) / 1_000),
         "parked": parked,
+        "stale_dropped": stale_dropped.unwrap_or(0),
         "last_cron_run": last_cron,
         "rate_limited_until": blocked_until.filter(|until| *until > now),
     });

@@ -18,7 +18,7 @@ use crate::event::parse_event;
 use crate::plan::{self, Applied, Failure, Job, Known, Next, RecordKey, Start, Write, MAX_CALLS};
 use crate::records::{
     due_key, parked_key, parse_index_key, webhook_key, DueMeta, Outcome, WebhookRecord, WebhookState,
-    DUE_PREFIX, FINISHED_TTL_SECS,
+    DUE_PREFIX, FINISHED_TTL_SECS, STALE_COUNT_KEY,
 };
 use crate::report::{log_line, Decision as LogDecision, LogEntry, Subject};
 use crate::retry::{blocked_until, decide, decide_wait, Decision, Pacer};
@@ -332,8 +332,17 @@ impl Runner {
         record.state = WebhookState::Finished { finished_at: now_ms(), outcome: applied.outcome.clone() };
         self.store.put(&webhook_key(id), &record, Some(FINISHED_TTL_SECS)).await?;
         self.store.delete(old_due).await?;
+        if applied.outcome == Outcome::Stale {
+            self.count_stale().await;
+        }
         log(id, &record, LogDecision::Finished, Some(&applied.outcome), None, calls, started, None);
         Ok(Ran::Finished)
+    }
+
+    /// Counts a dropped stale event; a lost increment is only a statistic, so errors are ignored.
+    async fn count_stale(&self) {
+        let count: u64 = self.store.get(STALE_COUNT_KEY).await.ok().flatten().unwrap_or(0);
+        let _ = self.store.put(STALE_COUNT_KEY, &(count + 1), None).await;
     }
 
     async fn park(
