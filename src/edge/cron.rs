@@ -2,7 +2,9 @@
 //! webhook so that overlapping runs never work the same one, attempts it within the run's budget,
 //! alerts when the oldest pending webhook is too old, and records what the run did.
 
-use worker::{console_error, console_log, Env};
+use std::time::Duration;
+
+use worker::{console_error, console_log, Delay, Env};
 
 use super::alerts::{self, AlertKind};
 use super::queue::{now_ms, random_token, scan_queue, Ran, Runner};
@@ -13,6 +15,10 @@ use crate::timestamp::UnixMillis;
 
 /// How long a lease holds; KV's shortest expiry.
 const LEASE_TTL_SECS: u64 = 60;
+/// Webhooks leased at once.
+const LEASE_BATCH: usize = 25;
+/// How long a run waits after writing its leases before it reads them back.
+const LEASE_SETTLE_MS: u64 = 50;
 /// Due webhooks one run looks at, at most.
 const MAX_DUE_PER_RUN: usize = 1_000;
 
@@ -68,41 +74,57 @@ async fn work(
     tally.pending = scan.pending;
     tally.due = scan.due.len() as u32;
     tally.oldest_pending_age_secs = scan.oldest_accepted_at.map(|at| (now - at) / 1_000);
-    for (key, webhook_id) in scan.due {
+    let mut due = scan.due.into_iter().peekable();
+    while due.peek().is_some() {
         if !runner.has_budget() {
-            tally.left_for_next_run += 1;
-            continue;
+            tally.left_for_next_run += due.count() as u32;
+            break;
         }
-        let Some(lease) = take_lease(store, &webhook_id).await? else {
-            tally.skipped += 1;
-            continue;
-        };
-        let result = attempt_listed(store, runner, &key, &webhook_id).await;
-        store.delete(&lease_key(&webhook_id)).await?;
-        drop(lease);
-        match result? {
-            Ran::Finished => tally.finished += 1,
-            Ran::Retry => tally.retried += 1,
-            Ran::Waiting => tally.waiting += 1,
-            Ran::Parked => tally.parked += 1,
-            Ran::Deferred => tally.deferred += 1,
-            Ran::Skipped => tally.skipped += 1,
+        let batch: Vec<_> = due.by_ref().take(LEASE_BATCH).collect();
+        let held = take_leases(store, &batch).await?;
+        tally.skipped += (batch.len() - held.len()) as u32;
+        for (key, webhook_id) in held {
+            let result = if runner.has_budget() {
+                attempt_listed(store, runner, &key, &webhook_id).await
+            } else {
+                Ok(Ran::Left)
+            };
+            store.delete(&lease_key(&webhook_id)).await?;
+            match result? {
+                Ran::Finished => tally.finished += 1,
+                Ran::Retry => tally.retried += 1,
+                Ran::Waiting => tally.waiting += 1,
+                Ran::Parked => tally.parked += 1,
+                Ran::Deferred => tally.deferred += 1,
+                Ran::Skipped => tally.skipped += 1,
+                Ran::Left => tally.left_for_next_run += 1,
+            }
         }
     }
     Ok(())
 }
 
-/// A lease on one webhook: written, then read back; whoever reads their own token holds it.
-/// Best effort, as KV allows; the webhook's own record is checked again under the lease.
-async fn take_lease(store: &Store, webhook_id: &str) -> Result<Option<String>, StoreError> {
-    let key = lease_key(webhook_id);
-    if store.get_text(&key).await?.is_some() {
-        return Ok(None);
+/// Leases a batch of webhooks: writes a random token under each free `lease:` key, waits for
+/// a concurrent run's writes to land, then keeps those whose key still holds its own token.
+/// Best effort, as KV allows; a finished webhook's record stops any later attempt anyway.
+async fn take_leases(store: &Store, batch: &[(String, String)]) -> Result<Vec<(String, String)>, StoreError> {
+    let mut written = Vec::with_capacity(batch.len());
+    for (key, webhook_id) in batch {
+        let lease = lease_key(webhook_id);
+        if store.get_text(&lease).await?.is_none() {
+            let token = random_token();
+            store.put_raw(&lease, token.clone(), None, Some(LEASE_TTL_SECS)).await?;
+            written.push((key.clone(), webhook_id.clone(), token));
+        }
     }
-    let token = random_token();
-    store.put_raw(&key, token.clone(), None, Some(LEASE_TTL_SECS)).await?;
-    let holder = store.get_text(&key).await?;
-    Ok((holder.as_deref() == Some(token.as_str())).then_some(token))
+    Delay::from(Duration::from_millis(LEASE_SETTLE_MS)).await;
+    let mut held = Vec::with_capacity(written.len());
+    for (key, webhook_id, token) in written {
+        if store.get_text(&lease_key(&webhook_id)).await?.as_deref() == Some(token.as_str()) {
+            held.push((key, webhook_id));
+        }
+    }
+    Ok(held)
 }
 
 /// Attempts the webhook behind a listed `due:` key, if its record still says it is due there.

@@ -36,6 +36,8 @@ pub enum Ran {
     Deferred,
     /// Not pending any more (another run finished it).
     Skipped,
+    /// Leased but left for the next run: this run's budget ran out.
+    Left,
 }
 
 /// One run's worker: config, budget, token and pacing shared by every webhook it attempts.
