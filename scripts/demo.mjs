@@ -1,6 +1,7 @@
 // The dev command's demo: signs and sends sample SightMill webhooks to a running worker, shows each
-// answer, then prints the contacts the Contacts API simulator now holds.
-//   node scripts/demo.mjs --worker URL --simulator URL --secret whsec_...
+// answer, lets the worker apply them (running the cron once for the event that had to wait), then
+// prints what the Contacts API simulator holds and the operator status.
+//   node scripts/demo.mjs --worker URL --simulator URL --secret whsec_... --admin-key KEY
 
 import { parseArgs } from "node:util";
 import { sightmillEvent, signedDelivery } from "../tests/support/webhooks.mjs";
@@ -10,39 +11,62 @@ const { values: args } = parseArgs({
     worker: { type: "string", default: "http://127.0.0.1:8787" },
     simulator: { type: "string", default: "http://127.0.0.1:8788" },
     secret: { type: "string" },
+    "admin-key": { type: "string" },
   },
 });
 if (!args.secret) throw new Error("--secret whsec_... is required");
 
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const run = Date.now().toString(36);
-const grace = { id: `sm_grace_${run}`, email: "grace@example.com", name: "Grace Hopper", phone: "+15550101", status: "lead" };
+const grace = { id: `sm_grace_${run}`, email: "Grace@Example.com", name: "Grace Hopper", phone: "(555) 010-0101", status: "lead" };
 const alan = { id: `sm_alan_${run}`, email: "alan@example.com", name: "Alan Turing", status: "customer" };
-const later = new Date().toISOString();
+const at = (minutes) => new Date(Date.now() + minutes * 60_000).toISOString();
 
 const steps = [
-  ["contact.created (Grace)", sightmillEvent("contact.created", grace)],
-  ["contact.created (Alan)", sightmillEvent("contact.created", alan)],
-  ["contact.updated (Grace becomes a customer)", sightmillEvent("contact.updated", { ...grace, status: "customer", updated_at: later })],
-  ["redelivery of the same webhook (sends nothing)", "redeliver"],
+  ["note.created for Alan before Alan exists (waits)", sightmillEvent("note.created", { id: `n1_${run}`, contact_id: alan.id, body: "Met at the conference", updated_at: at(0) })],
+  ["contact.created (Grace)", sightmillEvent("contact.created", { ...grace, updated_at: at(0) })],
+  ["contact.created (Alan)", sightmillEvent("contact.created", { ...alan, updated_at: at(0) })],
+  ["contact.updated (Grace becomes a customer)", sightmillEvent("contact.updated", { ...grace, status: "customer", updated_at: at(1) })],
+  ["tag.added (Grace: vip)", sightmillEvent("tag.added", { contact_id: grace.id, tag: "vip", updated_at: at(1) })],
+  ["task.created (call Grace)", sightmillEvent("task.created", { id: `t1_${run}`, contact_id: grace.id, title: "Call Grace", due_date: at(60 * 24), updated_at: at(1) })],
+  ["redelivery of the last webhook (sends nothing)", "redeliver"],
   ["a webhook with a bad signature (refused)", "forged"],
 ];
 
-let last;
-for (const [label, step] of steps) {
-  let delivery;
-  if (step === "redeliver") delivery = last;
-  else if (step === "forged") delivery = signedDelivery(args.secret, steps[0][1], { signature: "v1,Zm9yZ2Vk" });
-  else delivery = signedDelivery(args.secret, step);
-  last = delivery;
+async function send(label, delivery) {
   const response = await fetch(`${args.worker}/webhooks/sightmill`, delivery);
   console.log(`demo: ${label}\n      -> ${response.status} ${await response.text()}`);
 }
 
-const state = await fetch(`${args.simulator}/__control/state`).then((r) => r.json());
-const counts = await fetch(`${args.simulator}/__control/counts`).then((r) => r.json());
-console.log("\ndemo: the simulator now holds these contacts:");
-for (const c of state.contacts) {
-  const status = c.customFields?.find((f) => f.id === "sightmill_status")?.value;
-  console.log(`      ${c.id}  ${c.firstName ?? ""} ${c.lastName ?? ""}  ${c.email ?? ""}  status=${status ?? "-"}`);
+let last;
+for (const [label, step] of steps) {
+  if (step === "redeliver") {
+    await sleep(500);
+    await send(label, last);
+    continue;
+  }
+  const delivery = step === "forged" ? signedDelivery(args.secret, steps[1][1], { signature: "v1,Zm9yZ2Vk" }) : signedDelivery(args.secret, step);
+  last = delivery;
+  await send(label, delivery);
 }
-console.log(`demo: Contacts API calls by route: ${JSON.stringify(counts)}`);
+
+// The waiting note is due again after the first retry delay (5 s in dev; 1 minute by default);
+// run the cron by hand once it is, as the cron trigger would.
+console.log("\ndemo: letting the worker apply the events, then running the cron for the note that waited");
+await sleep(6000);
+await fetch(`${args.worker}/__scheduled?cron=*+*+*+*+*`);
+await sleep(500);
+
+const get = (url, headers = {}) => fetch(url, { headers }).then((r) => r.json());
+const state = await get(`${args.simulator}/__control/state`);
+console.log("\ndemo: the simulator now holds:");
+for (const c of state.contacts) {
+  console.log(`      contact ${c.id}  ${c.firstName ?? ""} ${c.lastName ?? ""}  ${c.email ?? ""}  ${c.phone ?? ""}  tags=${JSON.stringify(c.tags)}`);
+}
+for (const n of state.notes) console.log(`      note    ${n.id}  on ${n.contactId}: ${n.body}`);
+for (const t of state.tasks) console.log(`      task    ${t.id}  on ${t.contactId}: ${t.title} due ${t.dueDate}`);
+console.log(`demo: Contacts API calls by route: ${JSON.stringify(await get(`${args.simulator}/__control/counts`))}`);
+if (args["admin-key"]) {
+  const status = await get(`${args.worker}/admin/status`, { authorization: `Bearer ${args["admin-key"]}` });
+  console.log(`demo: operator status: ${JSON.stringify(status)}`);
+}

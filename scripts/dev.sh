@@ -13,6 +13,8 @@ SIMULATOR_PORT=${SIMULATOR_PORT:-8788}
 LOCATION=dev-location
 TOKEN=dev-private-integration-token
 SECRET="whsec_$(printf 'sightmill-sync-local-dev-secret!' | base64)"
+ADMIN_KEY=dev-admin-key
+MAPPING='{"fields":[{"from":"name","to":"firstName+lastName","transforms":["trim"]},{"from":"email","to":"email","transforms":["trim","lowercase"]},{"from":"phone","to":"phone","transforms":["e164"]},{"value":"sightmill","to":"source"}],"status":{"to":"tag","prefix":"status:"},"default_country_code":"1"}'
 mkdir -p .dev
 pids=()
 
@@ -30,14 +32,20 @@ setsid node tests/simulator/cli.mjs --port "$SIMULATOR_PORT" \
   --token "$TOKEN:$LOCATION" --location "$LOCATION:noduplicates" >.dev/simulator.log 2>&1 &
 pids+=($!)
 
+# Settings and dev-only secrets for the local worker (never used outside this machine).
+cat >.dev/dev.env <<EOF
+GHL_LOCATION_ID=$LOCATION
+CONTACTS_API_BASE=http://127.0.0.1:$SIMULATOR_PORT
+WEBHOOK_SECRETS=$SECRET
+CONTACTS_API_TOKEN=$TOKEN
+ADMIN_API_KEYS=$ADMIN_KEY
+CONTACT_MAPPING='$MAPPING'
+RETRY_SCHEDULE=5s,30s,5m,30m,2h
+EOF
+
 echo "dev: starting wrangler dev on 127.0.0.1:$WORKER_PORT (it builds the worker first; logs in .dev/wrangler.log)"
 setsid npx wrangler dev --ip 127.0.0.1 --port "$WORKER_PORT" --inspector-port 0 \
-  --show-interactive-dev-session=false --persist-to .dev/state \
-  --var "GHL_LOCATION_ID:$LOCATION" \
-  --var "CONTACTS_API_BASE:http://127.0.0.1:$SIMULATOR_PORT" \
-  --var "WEBHOOK_SECRETS:$SECRET" \
-  --var "CONTACTS_API_TOKEN:$TOKEN" \
-  --var "STATUS_CUSTOM_FIELD_ID:sightmill_status" >.dev/wrangler.log 2>&1 &
+  --show-interactive-dev-session=false --persist-to .dev/state --env-file .dev/dev.env --test-scheduled >.dev/wrangler.log 2>&1 &
 pids+=($!)
 
 healthy() { node -e 'fetch(process.argv[1]).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))' "http://127.0.0.1:$WORKER_PORT/healthz"; }
@@ -49,13 +57,15 @@ done
 healthy || { echo "dev: the worker did not come up"; tail -30 .dev/wrangler.log; exit 1; }
 
 node scripts/demo.mjs --worker "http://127.0.0.1:$WORKER_PORT" \
-  --simulator "http://127.0.0.1:$SIMULATOR_PORT" --secret "$SECRET"
+  --simulator "http://127.0.0.1:$SIMULATOR_PORT" --secret "$SECRET" --admin-key "$ADMIN_KEY"
 
 cat <<EOF
 
 dev: running. Worker: http://127.0.0.1:$WORKER_PORT/webhooks/sightmill
      Simulator state: http://127.0.0.1:$SIMULATOR_PORT/__control/state
      Signing secret for your own webhooks: $SECRET
+     Operator API: curl -H "Authorization: Bearer $ADMIN_KEY" http://127.0.0.1:$WORKER_PORT/admin/status
+     Run the cron now: curl http://127.0.0.1:$WORKER_PORT/__scheduled
      Logs: .dev/wrangler.log and .dev/simulator.log. Ctrl-C stops everything.
 EOF
 wait
