@@ -19,8 +19,13 @@ import { createInflight } from "./inflight.mjs";
 import { createRandom } from "./prng.mjs";
 import { createRateLimiter } from "./ratelimit.mjs";
 import { createRouter } from "./router.mjs";
+import { appointmentRoutes, seedAppointment } from "./routes/appointments.mjs";
 import { contactRoutes } from "./routes/contacts.mjs";
 import { controlRoutes } from "./routes/control.mjs";
+import { assignBusiness, listRoutes } from "./routes/lists.mjs";
+import { noteRoutes } from "./routes/notes.mjs";
+import { tagRoutes } from "./routes/tags.mjs";
+import { taskRoutes } from "./routes/tasks.mjs";
 import { createStore, snapshot } from "./store.mjs";
 
 export const API_VERSION = "2021-07-28";
@@ -28,7 +33,14 @@ const CONTROL_PREFIX = "/__control/";
 const UNMATCHED_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"];
 
 /** Every API route the simulator serves: add route tables here. */
-const API_ROUTES = [...contactRoutes];
+const API_ROUTES = [
+  ...contactRoutes,
+  ...noteRoutes,
+  ...tagRoutes,
+  ...taskRoutes,
+  ...appointmentRoutes,
+  ...listRoutes,
+];
 
 const unauthorized = (message) => apiError(401, message, { error: "Unauthorized" });
 
@@ -136,6 +148,7 @@ export async function startSimulator(options = {}) {
     return withLimits(
       route.handler({
         params,
+        origin: sim.url,
         query: Object.fromEntries(url.searchParams),
         body: body.value,
         auth,
@@ -224,6 +237,9 @@ export async function startSimulator(options = {}) {
     url: `http://${host}:${port}`,
     port,
     state: () => snapshot(run.store),
+    seedAppointment: (contactId, fields) =>
+      seedAppointment({ store: run.store, random: run.idRandom, now: clock }, contactId, fields),
+    assignBusiness: (contactId, businessId) => assignBusiness(run.store, contactId, businessId),
     requests: () => structuredClone(run.log),
     counts: () => Object.fromEntries(run.counts),
     injectFault(spec) {

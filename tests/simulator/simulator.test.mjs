@@ -65,7 +65,7 @@ test("creates a contact and gets it back", async () => {
     const got = await call(sim, "GET", `/contacts/${contact.id}`);
     assert.equal(got.status, 200);
     assert.deepEqual(got.body, { contact });
-    assert.deepEqual(sim.state(), { contacts: [contact] });
+    assert.deepEqual(sim.state(), { contacts: [contact], notes: [], tasks: [], appointments: [] });
 
     const missing = await call(sim, "GET", "/contacts/nope");
     assert.deepEqual([missing.status, missing.body], [400, { statusCode: 400, message: "Contact not found" }]);
@@ -396,9 +396,280 @@ test("control HTTP interface", async () => {
     assert.equal((await call(sim, "GET", "/contacts/x", { token: "ctl" })).status, 401);
 
     assert.equal((await control("POST", "reset")).status, 204);
-    assert.deepEqual((await control("GET", "state")).body, { contacts: [] });
+    assert.deepEqual((await control("GET", "state")).body, { contacts: [], notes: [], tasks: [], appointments: [] });
     assert.deepEqual((await control("GET", "requests")).body, []);
     assert.deepEqual((await control("GET", "counts")).body, {}, "control requests are never counted");
     assert.equal((await call(sim, "GET", "/contacts/x")).status, 400, "tokens survive reset");
+  });
+});
+
+// ---- sub-resources and lists ------------------------------------------------------------------
+
+test("DELETE /contacts/:contactId answers {succeded} and removes the contact's notes and tasks", async () => {
+  await withSim({}, async (sim) => {
+    const { contact } = (await create(sim, { firstName: "Gone" })).body;
+    const kept = (await create(sim, { firstName: "Kept" })).body.contact;
+    await call(sim, "POST", `/contacts/${contact.id}/notes`, { body: { body: "n" } });
+    await call(sim, "POST", `/contacts/${kept.id}/notes`, { body: { body: "k" } });
+    const task = { title: "t", dueDate: "2026-12-01T10:00:00Z", completed: false };
+    await call(sim, "POST", `/contacts/${contact.id}/tasks`, { body: task });
+
+    const deleted = await call(sim, "DELETE", `/contacts/${contact.id}`);
+    assert.deepEqual([deleted.status, deleted.body], [200, { succeded: true }]);
+    const state = sim.state();
+    assert.deepEqual(state.contacts.map((c) => c.id), [kept.id]);
+    assert.deepEqual(state.notes.map((n) => n.contactId), [kept.id]);
+    assert.deepEqual(state.tasks, []);
+
+    const again = await call(sim, "DELETE", `/contacts/${contact.id}`);
+    assert.deepEqual([again.status, again.body.message], [400, "Contact not found"]);
+    assert.equal(sim.counts()["DELETE /contacts/:contactId"], 2);
+  });
+});
+
+test("notes: create, list, get, update, delete, validated as NotesDTO", async () => {
+  await withSim({}, async (sim) => {
+    const { contact } = (await create(sim, {})).body;
+    const base = `/contacts/${contact.id}/notes`;
+    const created = await call(sim, "POST", base, { body: { body: "first", userId: "u1", pinned: true } });
+    assert.equal(created.status, 201);
+    const { note } = created.body;
+    assert.match(note.id, /^[A-Za-z0-9]{20}$/);
+    assert.deepEqual(
+      { body: note.body, userId: note.userId, pinned: note.pinned, contactId: note.contactId },
+      { body: "first", userId: "u1", pinned: true, contactId: contact.id },
+    );
+    assert.ok(note.dateAdded);
+
+    const listed = await call(sim, "GET", base);
+    assert.deepEqual([listed.status, listed.body], [200, { notes: [note] }]);
+    assert.deepEqual((await call(sim, "GET", `${base}/${note.id}`)).body, { note });
+
+    const updated = await call(sim, "PUT", `${base}/${note.id}`, { body: { body: "changed", title: "T" } });
+    assert.equal(updated.status, 200);
+    assert.deepEqual(updated.body.note, { ...note, body: "changed", title: "T" });
+    assert.deepEqual(sim.state().notes, [updated.body.note]);
+
+    const deleted = await call(sim, "DELETE", `${base}/${note.id}`);
+    assert.deepEqual([deleted.status, deleted.body], [200, { succeded: true }]);
+    assert.deepEqual(sim.state().notes, []);
+
+    for (const [method, body] of [["GET"], ["PUT", { body: "x" }], ["DELETE"]]) {
+      const missing = await call(sim, method, `${base}/${note.id}`, { body });
+      assert.deepEqual([missing.status, missing.body.message], [400, "Note not found"], method);
+    }
+    const noContact = await call(sim, "POST", "/contacts/nobody/notes", { body: { body: "x" } });
+    assert.deepEqual([noContact.status, noContact.body.message], [400, "Contact not found"]);
+
+    const invalid = await call(sim, "POST", base, { body: { userId: 5, colour: "red" } });
+    assert.equal(invalid.status, 422);
+    for (const message of ["property colour should not exist", "body should not be empty", "userId must be a string"]) {
+      assert.ok(invalid.body.message.includes(message), `${message} in ${invalid.body.message}`);
+    }
+    const invalidUpdate = await call(sim, "PUT", `${base}/x`, { body: { pinned: "yes" } });
+    assert.deepEqual(invalidUpdate.body.message, ["pinned must be a boolean value"]);
+  });
+});
+
+test("tags: POST adds without duplicates, DELETE removes, each answers the tags now", async () => {
+  await withSim({}, async (sim) => {
+    const { contact } = (await create(sim, { tags: ["a"] })).body;
+    const path = `/contacts/${contact.id}/tags`;
+    const added = await call(sim, "POST", path, { body: { tags: ["b", "a", "c", "b"] } });
+    assert.deepEqual([added.status, added.body], [201, { tags: ["a", "b", "c"] }]);
+    const removed = await call(sim, "DELETE", path, { body: { tags: ["a", "zz"] } });
+    assert.deepEqual([removed.status, removed.body], [200, { tags: ["b", "c"] }]);
+    assert.deepEqual(sim.state().contacts[0].tags, ["b", "c"]);
+
+    const invalid = await call(sim, "POST", path, { body: { tags: "a", extra: 1 } });
+    assert.equal(invalid.status, 422);
+    assert.ok(invalid.body.message.includes("property extra should not exist"));
+    assert.ok(invalid.body.message.includes("tags must be an array"));
+    assert.deepEqual((await call(sim, "DELETE", path, { body: {} })).body.message, ["tags should not be empty", "tags must be an array"]);
+    assert.equal((await call(sim, "POST", "/contacts/nobody/tags", { body: { tags: [] } })).status, 400);
+    assert.deepEqual(sim.counts(), { "POST /contacts/": 1, "POST /contacts/:contactId/tags": 3, "DELETE /contacts/:contactId/tags": 2 });
+  });
+});
+
+test("tasks: create, list, get, update, complete, delete, validated as in the spec", async () => {
+  await withSim({}, async (sim) => {
+    const { contact } = (await create(sim, {})).body;
+    const base = `/contacts/${contact.id}/tasks`;
+    const fields = { title: "Call", body: "about the order", dueDate: "2026-12-01T10:00:00Z", completed: false };
+    const created = await call(sim, "POST", base, { body: fields });
+    assert.equal(created.status, 201);
+    const { task } = created.body;
+    assert.deepEqual(task, { id: task.id, ...fields, contactId: contact.id });
+
+    assert.deepEqual((await call(sim, "GET", base)).body, { tasks: [task] });
+    assert.deepEqual((await call(sim, "GET", `${base}/${task.id}`)).body, { task });
+
+    const updated = await call(sim, "PUT", `${base}/${task.id}`, { body: { title: "Call back", assignedTo: "u1" } });
+    assert.deepEqual([updated.status, updated.body.task], [200, { ...task, title: "Call back", assignedTo: "u1" }]);
+    const completed = await call(sim, "PUT", `${base}/${task.id}/completed`, { body: { completed: true } });
+    assert.deepEqual([completed.status, completed.body.task.completed], [200, true]);
+    assert.deepEqual(sim.state().tasks, [completed.body.task]);
+
+    const deleted = await call(sim, "DELETE", `${base}/${task.id}`);
+    assert.deepEqual([deleted.status, deleted.body], [200, { succeded: true }]);
+    const missing = await call(sim, "GET", `${base}/${task.id}`);
+    assert.deepEqual([missing.status, missing.body.message], [400, "Task not found"]);
+
+    const invalid = await call(sim, "POST", base, { body: { title: "x", dueDate: "tomorrow", priority: 1 } });
+    assert.equal(invalid.status, 422);
+    for (const message of [
+      "property priority should not exist",
+      "dueDate must be a valid ISO 8601 date string",
+      "completed should not be empty",
+      "completed must be a boolean value",
+    ]) {
+      assert.ok(invalid.body.message.includes(message), `${message} in ${invalid.body.message}`);
+    }
+    const badStatus = await call(sim, "PUT", `${base}/x/completed`, { body: { completed: "yes", title: "x" } });
+    assert.deepEqual(badStatus.body.message, ["property title should not exist", "completed must be a boolean value"]);
+    assert.equal(sim.counts()["PUT /contacts/:contactId/tasks/:taskId/completed"], 2);
+  });
+});
+
+test("appointments: seeded per contact, listed as {events}", async () => {
+  await withSim({}, async (sim) => {
+    const ada = (await create(sim, { firstName: "Ada" })).body.contact;
+    const bob = (await create(sim, { firstName: "Bob" })).body.contact;
+    const event = sim.seedAppointment(ada.id, { title: "Demo", startTime: "2026-12-01T10:00:00Z" });
+    assert.deepEqual(
+      { title: event.title, contactId: event.contactId, locationId: event.locationId, status: event.status },
+      { title: "Demo", contactId: ada.id, locationId: LOCATION, status: "booked" },
+    );
+    const listed = await call(sim, "GET", `/contacts/${ada.id}/appointments`);
+    assert.deepEqual([listed.status, listed.body], [200, { events: [event] }]);
+    assert.deepEqual((await call(sim, "GET", `/contacts/${bob.id}/appointments`)).body, { events: [] });
+    assert.equal((await call(sim, "GET", "/contacts/nobody/appointments")).status, 400);
+    assert.deepEqual(sim.state().appointments, [event]);
+    assert.throws(() => sim.seedAppointment("nobody"), /no contact/);
+  });
+});
+
+test("GET /contacts/: locationId checked, query search, cursor pages with meta", async () => {
+  let now = Date.parse("2026-11-27T10:00:00Z");
+  await withSim({ now: () => now, tokens: { [TOKEN]: LOCATION, other: "loc-2" } }, async (sim) => {
+    const ids = [];
+    for (const name of ["Ada", "Bob", "Cy", "Adam", "Dee"]) {
+      ids.push((await create(sim, { firstName: name, email: `${name.toLowerCase()}@x.com` })).body.contact.id);
+      now += 1000;
+    }
+    await call(sim, "POST", "/contacts/", { token: "other", body: { locationId: "loc-2", firstName: "Ada" } });
+
+    const all = await call(sim, "GET", `/contacts/?locationId=${LOCATION}`);
+    assert.equal(all.status, 200);
+    assert.deepEqual(all.body.contacts.map((c) => c.id), ids, "oldest first, this location only");
+    assert.equal(all.body.count, 5);
+    assert.deepEqual(all.body.meta, {
+      total: 5,
+      nextPageUrl: null,
+      startAfterId: ids[4],
+      startAfter: Date.parse("2026-11-27T10:00:04Z"),
+      currentPage: 1,
+      nextPage: null,
+      prevPage: null,
+    });
+
+    const first = await call(sim, "GET", `/contacts/?locationId=${LOCATION}&limit=2`);
+    assert.deepEqual(first.body.contacts.map((c) => c.id), ids.slice(0, 2));
+    assert.deepEqual([first.body.meta.currentPage, first.body.meta.nextPage], [1, 2]);
+    const next = new URL(first.body.meta.nextPageUrl);
+    assert.equal(next.origin, sim.url);
+    assert.equal(next.searchParams.get("startAfterId"), ids[1]);
+    const second = await call(sim, "GET", next.pathname + next.search);
+    assert.deepEqual(second.body.contacts.map((c) => c.id), ids.slice(2, 4));
+    assert.deepEqual([second.body.meta.currentPage, second.body.meta.prevPage], [2, 1]);
+    const byIdOnly = await call(sim, "GET", `/contacts/?locationId=${LOCATION}&startAfterId=${ids[3]}`);
+    assert.deepEqual(byIdOnly.body.contacts.map((c) => c.id), [ids[4]]);
+    const byTime = await call(sim, "GET", `/contacts/?locationId=${LOCATION}&startAfter=${Date.parse("2026-11-27T10:00:02Z")}`);
+    assert.deepEqual(byTime.body.contacts.map((c) => c.id), ids.slice(3));
+
+    const search = await call(sim, "GET", `/contacts/?locationId=${LOCATION}&query=ADA`);
+    assert.deepEqual(search.body.contacts.map((c) => c.firstName), ["Ada", "Adam"]);
+    assert.equal(search.body.count, 2);
+
+    const refusals = [
+      ["/contacts/", 422, ["locationId should not be empty", "locationId must be a string"]],
+      [`/contacts/?locationId=${LOCATION}&limit=101`, 422, ["limit must not be greater than 100"]],
+      [`/contacts/?locationId=${LOCATION}&limit=x&sort=asc`, 422, ["property sort should not exist", "limit must be a number conforming to the specified constraints"]],
+      ["/contacts/?locationId=loc-2", 403, "The token does not have access to this location."],
+      [`/contacts/?locationId=${LOCATION}&startAfterId=nobody`, 400, "startAfterId nobody is not a contact of this list"],
+    ];
+    for (const [path, status, message] of refusals) {
+      const res = await call(sim, "GET", path);
+      assert.deepEqual([res.status, res.body.message], [status, message], path);
+    }
+    assert.equal(sim.counts()["GET /contacts/"], 11);
+  });
+});
+
+test("GET /contacts/business/:businessId lists the business's contacts with skip/limit", async () => {
+  let now = Date.parse("2026-11-27T10:00:00Z");
+  await withSim({ now: () => now }, async (sim) => {
+    const ids = [];
+    for (const name of ["Ada", "Bob", "Cy", "Dee"]) {
+      ids.push((await create(sim, { firstName: name })).body.contact.id);
+      now += 1000;
+    }
+    for (const id of ids.slice(0, 3)) sim.assignBusiness(id, "biz-1");
+    sim.assignBusiness(ids[3], "biz-2");
+
+    const res = await call(sim, "GET", `/contacts/business/biz-1?locationId=${LOCATION}`);
+    assert.equal(res.status, 200);
+    assert.deepEqual(res.body.contacts.map((c) => c.id), ids.slice(0, 3));
+    assert.equal(res.body.count, 3);
+    assert.ok(res.body.contacts.every((c) => c.businessId === "biz-1"));
+    const page = await call(sim, "GET", `/contacts/business/biz-1?locationId=${LOCATION}&skip=1&limit=1`);
+    assert.deepEqual([page.body.contacts.map((c) => c.id), page.body.count], [[ids[1]], 3]);
+    const search = await call(sim, "GET", `/contacts/business/biz-1?locationId=${LOCATION}&query=cy`);
+    assert.deepEqual(search.body.contacts.map((c) => c.id), [ids[2]]);
+    assert.deepEqual((await call(sim, "GET", `/contacts/business/none?locationId=${LOCATION}`)).body, { contacts: [], count: 0 });
+
+    const missing = await call(sim, "GET", "/contacts/business/biz-1");
+    assert.equal(missing.status, 422);
+    const bad = await call(sim, "GET", `/contacts/business/biz-1?locationId=${LOCATION}&skip=-1`);
+    assert.deepEqual(bad.body.message, ["skip must not be less than 0"]);
+    assert.throws(() => sim.assignBusiness("nobody", "b"), /no contact/);
+  });
+});
+
+test("new routes share auth, rate limits and fault injection", async () => {
+  await withSim({ rateLimit: { max: 2, intervalMs: 60_000 } }, async (sim) => {
+    assert.equal((await call(sim, "GET", "/contacts/x/notes", { version: null })).status, 401);
+    assert.equal((await call(sim, "GET", `/contacts/?locationId=${LOCATION}`, { token: "bad" })).status, 401);
+    sim.injectFault({ route: "GET /contacts/:contactId/tasks", status: 404, body: { statusCode: 404, message: "gone" } });
+    const faulted = await call(sim, "GET", "/contacts/x/tasks");
+    assert.deepEqual([faulted.status, faulted.body.message], [404, "gone"]);
+    assert.equal((await call(sim, "GET", "/contacts/x/appointments")).status, 400);
+    assert.equal((await call(sim, "GET", "/contacts/x/appointments")).status, 400);
+    const limited = await call(sim, "GET", "/contacts/business/b?locationId=loc-1");
+    assert.equal(limited.status, 429);
+    assert.ok(Number(limited.headers.get("retry-after")) > 0);
+  });
+});
+
+test("control: seed appointments and businesses over HTTP", async () => {
+  await withSim({}, async (sim) => {
+    const control = async (path, body) => {
+      const res = await fetch(`${sim.url}/__control/${path}`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(body),
+      });
+      return { status: res.status, body: await res.json() };
+    };
+    const { contact } = (await create(sim, {})).body;
+    const booked = await control("appointments", { contactId: contact.id, title: "Call" });
+    assert.deepEqual([booked.status, booked.body.event.title], [201, "Call"]);
+    assert.equal((await control("appointments", { contactId: "nobody" })).status, 400);
+    assert.equal((await control("appointments", {})).status, 400);
+    const tied = await control("business", { contactId: contact.id, businessId: "biz" });
+    assert.deepEqual([tied.status, tied.body.contact.businessId], [200, "biz"]);
+    assert.equal((await control("business", { contactId: contact.id, businessId: 5 })).status, 400);
+    assert.equal(sim.state().contacts[0].businessId, "biz");
+    assert.deepEqual(sim.counts(), { "POST /contacts/": 1 }, "control requests are not counted");
   });
 });

@@ -30,6 +30,25 @@ export const arrayOf = (itemChecker) => (v, name) => {
   return v.flatMap((item, i) => itemChecker(item, `${name}.${i}`));
 };
 
+const ISO_8601 = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?$/;
+
+/** An ISO 8601 date or date-time string (class-validator's @IsISO8601). */
+export const isoDateString = (v, name) =>
+  typeof v === "string" && ISO_8601.test(v) && !Number.isNaN(Date.parse(v))
+    ? []
+    : [`${name} must be a valid ISO 8601 date string`];
+
+/** A query-string number (query values arrive as strings), optionally within `min`..`max`. */
+export const numberString =
+  ({ min, max } = {}) =>
+  (v, name) => {
+    const n = typeof v === "string" && v.trim() !== "" ? Number(v) : Number.NaN;
+    if (!Number.isFinite(n)) return [`${name} must be a number conforming to the specified constraints`];
+    if (min !== undefined && n < min) return [`${name} must not be less than ${min}`];
+    if (max !== undefined && n > max) return [`${name} must not be greater than ${max}`];
+    return [];
+  };
+
 /** Passes when any of `checkers` passes; otherwise answers `message`. */
 export const anyOf = (message, ...checkers) => (v, name) =>
   checkers.some((check) => check(v, name).length === 0) ? [] : [`${name} ${message}`];
@@ -129,7 +148,7 @@ export const CREATE_CONTACT = {
 /** PUT /contacts/:contactId body: no locationId, gender or companyName (as in the spec). */
 export const UPDATE_CONTACT = { fields: { ...CONTACT_FIELDS } };
 
-/** Validates a parsed JSON body; returns a 422 result or null when valid. */
+/** Validates a parsed JSON body (or a query object); returns a 422 result or null when valid. */
 export function unprocessable(body, shape) {
   const messages = isPlainObject(body) ? validateShape(body, shape) : ["request body must be a JSON object"];
   if (messages.length === 0) return null;

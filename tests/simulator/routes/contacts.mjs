@@ -1,14 +1,14 @@
-// Contacts API v2 routes: create, update and get a contact. Each route is a table entry
+// Contacts API v2 routes: create, update, get and delete a contact. Each route is a table entry
 // `{ method, path, handler }`; a handler gets a context (params, body, auth, store, ...) and
-// returns a result `{ status, body }`. Add more entries here (or in a sibling module) for
-// notes, tags, tasks and appointments.
+// returns a result `{ status, body }`. The sibling modules (notes, tags, tasks, appointments,
+// lists) reuse the contact lookup and id helpers exported here.
 
 import { apiError, ok } from "../http.mjs";
 import { randomId } from "../prng.mjs";
 import { CREATE_CONTACT, UPDATE_CONTACT, unprocessable } from "../validate.mjs";
 
-const CONTACT_NOT_FOUND = () => apiError(400, "Contact not found");
-const NO_LOCATION_ACCESS = () => apiError(403, "The token does not have access to this location.");
+export const CONTACT_NOT_FOUND = () => apiError(400, "Contact not found");
+export const NO_LOCATION_ACCESS = () => apiError(403, "The token does not have access to this location.");
 
 // ---- record helpers ---------------------------------------------------------------------------
 
@@ -18,7 +18,7 @@ function fullName(contact) {
   return parts.length > 0 ? parts.join(" ") : undefined;
 }
 
-function setOrDelete(record, key, value) {
+export function setOrDelete(record, key, value) {
   if (value === undefined || value === null) delete record[key];
   else record[key] = value;
 }
@@ -73,16 +73,29 @@ function findDuplicate(contacts, locationId, body) {
   return null;
 }
 
-function newContactId(ctx) {
+/** A fresh id from the seeded PRNG that `records` (a store collection) does not hold yet. */
+export function newId(ctx, records) {
   let id;
   do id = randomId(ctx.random);
-  while (ctx.store.contacts.has(id));
+  while (records.has(id));
   return id;
 }
 
-function contactOfLocation(ctx) {
+/** The contact `:contactId` names, when it belongs to the token's location. */
+export function contactOfLocation(ctx) {
   const contact = ctx.store.contacts.get(ctx.params.contactId);
   return contact && contact.locationId === ctx.auth.locationId ? contact : null;
+}
+
+/** Runs `handler(contact)` for the contact `:contactId` names, or answers "Contact not found". */
+export function withContact(ctx, handler) {
+  const contact = contactOfLocation(ctx);
+  return contact ? handler(contact) : CONTACT_NOT_FOUND();
+}
+
+/** Stamps `contact` as changed now (sub-resource changes such as tags count too). */
+export function touch(ctx, contact) {
+  contact.dateUpdated = new Date(ctx.now()).toISOString();
 }
 
 // ---- handlers ---------------------------------------------------------------------------------
@@ -110,7 +123,7 @@ function createContact(ctx) {
   }
 
   const stamp = new Date(ctx.now()).toISOString();
-  const contact = { id: newContactId(ctx), locationId: auth.locationId, tags: [], customFields: [] };
+  const contact = { id: newId(ctx, ctx.store.contacts), locationId: auth.locationId, tags: [], customFields: [] };
   const { locationId: _ignored, ...fields } = body;
   applyFields(contact, fields);
   contact.dateAdded = stamp;
@@ -125,17 +138,32 @@ function updateContact(ctx) {
   const contact = contactOfLocation(ctx);
   if (!contact) return CONTACT_NOT_FOUND();
   applyFields(contact, ctx.body);
-  contact.dateUpdated = new Date(ctx.now()).toISOString();
+  touch(ctx, contact);
   return ok(200, { succeded: true, contact: structuredClone(contact) }); // sic: the API's spelling
 }
 
 function getContact(ctx) {
-  const contact = contactOfLocation(ctx);
-  return contact ? ok(200, { contact: structuredClone(contact) }) : CONTACT_NOT_FOUND();
+  return withContact(ctx, (contact) => ok(200, { contact: structuredClone(contact) }));
+}
+
+/** Removes `records` entries (notes, tasks) that belong to `contactId`. */
+function removeOwned(records, contactId) {
+  for (const [id, record] of records) if (record.contactId === contactId) records.delete(id);
+}
+
+/** Deletes the contact with its notes and tasks; appointments live in calendars and stay. */
+function deleteContact(ctx) {
+  return withContact(ctx, (contact) => {
+    ctx.store.contacts.delete(contact.id);
+    removeOwned(ctx.store.notes, contact.id);
+    removeOwned(ctx.store.tasks, contact.id);
+    return ok(200, { succeded: true });
+  });
 }
 
 export const contactRoutes = [
   { method: "POST", path: "/contacts/", handler: createContact },
   { method: "PUT", path: "/contacts/:contactId", handler: updateContact },
   { method: "GET", path: "/contacts/:contactId", handler: getContact },
+  { method: "DELETE", path: "/contacts/:contactId", handler: deleteContact },
 ];

@@ -5,6 +5,7 @@
 import { apiError, ok } from "../http.mjs";
 import { FaultSpecError } from "../faults.mjs";
 import { isPlainObject } from "../validate.mjs";
+import { SeedError } from "../store.mjs";
 
 const NO_CONTENT = () => ok(204);
 
@@ -37,6 +38,31 @@ function setLocation({ sim, body }) {
   return ok(201, { locationId: body.locationId, ...config });
 }
 
+/** Runs a seeding call; a SeedError (unknown contact, bad fields) answers 400. */
+function seeding(status, seed) {
+  try {
+    return ok(status, seed());
+  } catch (err) {
+    if (err instanceof SeedError) return badRequest(err.message);
+    throw err;
+  }
+}
+
+function addAppointment({ sim, body }) {
+  if (!isPlainObject(body) || typeof body.contactId !== "string") {
+    return badRequest("expected {contactId, ...appointment fields}");
+  }
+  const { contactId, ...fields } = body;
+  return seeding(201, () => ({ event: sim.seedAppointment(contactId, fields) }));
+}
+
+function setBusiness({ sim, body }) {
+  if (!isPlainObject(body) || typeof body.contactId !== "string") {
+    return badRequest("expected {contactId, businessId}");
+  }
+  return seeding(200, () => ({ contact: sim.assignBusiness(body.contactId, body.businessId ?? null) }));
+}
+
 export const controlRoutes = [
   { method: "GET", path: "/__control/state", handler: ({ sim }) => ok(200, sim.state()) },
   { method: "GET", path: "/__control/requests", handler: ({ sim }) => ok(200, sim.requests()) },
@@ -51,4 +77,6 @@ export const controlRoutes = [
     handler: ({ sim, params }) => (sim.revokeToken(params.token), NO_CONTENT()),
   },
   { method: "POST", path: "/__control/locations", handler: setLocation },
+  { method: "POST", path: "/__control/appointments", handler: addAppointment },
+  { method: "POST", path: "/__control/business", handler: setBusiness },
 ];
