@@ -41,13 +41,7 @@ impl Config {
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
         };
-        let location_id = get("GHL_LOCATION_ID").ok_or(ConfigError::Missing("GHL_LOCATION_ID"))?;
-        if !location_id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        {
-            return Err(invalid("GHL_LOCATION_ID", "use only A-Z a-z 0-9 _ -"));
-        }
+        let location_id = location_id(get("GHL_LOCATION_ID"))?;
         let secrets = get("WEBHOOK_SECRETS").ok_or(ConfigError::Missing("WEBHOOK_SECRETS"))?;
         Ok(Config {
             location_id,
@@ -59,12 +53,7 @@ impl Config {
                 DEFAULT_MAX_BODY_BYTES,
                 1..=1 << 20,
             )?,
-            api_timeout_ms: number(
-                get("API_TIMEOUT_MS"),
-                "API_TIMEOUT_MS",
-                DEFAULT_API_TIMEOUT_MS,
-                100..=60_000,
-            )?,
+            api_timeout_ms: api_timeout_ms(get("API_TIMEOUT_MS"))?,
             mapping: ContactMapping {
                 status_field_id: get("STATUS_CUSTOM_FIELD_ID"),
             },
@@ -72,14 +61,26 @@ impl Config {
     }
 }
 
-fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         name,
         reason: reason.into(),
     }
 }
 
-fn api_base(value: Option<String>) -> Result<String, ConfigError> {
+/// `GHL_LOCATION_ID`: required, and only characters that are safe in KV keys and URLs.
+pub(crate) fn location_id(value: Option<String>) -> Result<String, ConfigError> {
+    let location_id = value.ok_or(ConfigError::Missing("GHL_LOCATION_ID"))?;
+    if !location_id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(invalid("GHL_LOCATION_ID", "use only A-Z a-z 0-9 _ -"));
+    }
+    Ok(location_id)
+}
+
+pub(crate) fn api_base(value: Option<String>) -> Result<String, ConfigError> {
     let base = value.unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
     if !(base.starts_with("https://") || base.starts_with("http://")) {
         return Err(invalid(
@@ -90,7 +91,17 @@ fn api_base(value: Option<String>) -> Result<String, ConfigError> {
     Ok(base.trim_end_matches('/').to_owned())
 }
 
-fn number<T>(
+/// `API_TIMEOUT_MS`: 100 to 60000, default [`DEFAULT_API_TIMEOUT_MS`].
+pub(crate) fn api_timeout_ms(value: Option<String>) -> Result<u32, ConfigError> {
+    number(
+        value,
+        "API_TIMEOUT_MS",
+        DEFAULT_API_TIMEOUT_MS,
+        100..=60_000,
+    )
+}
+
+pub(crate) fn number<T>(
     value: Option<String>,
     name: &'static str,
     default: T,

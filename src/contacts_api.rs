@@ -29,7 +29,8 @@ impl Method {
     }
 }
 
-/// One planned call: method, path below the base URL, and JSON body.
+/// One planned call: method, path below the base URL (with its `?query` when it has one), and
+/// JSON body.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ApiRequest {
     pub method: Method,
@@ -56,6 +57,27 @@ impl ApiRequest {
             path: format!("/contacts/{}", contact_id.as_str()),
             body: Some(Value::Object(fields)),
         }
+    }
+
+    /// GET `path` (no body).
+    pub fn get(path: impl Into<String>) -> ApiRequest {
+        ApiRequest {
+            method: Method::Get,
+            path: path.into(),
+            body: None,
+        }
+    }
+
+    /// Appends `pairs` to the path as a URL-encoded query string (`?name=value&...`).
+    pub fn with_query<'a>(mut self, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut pairs = pairs.into_iter().peekable();
+        if pairs.peek().is_some() {
+            let query = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(pairs)
+                .finish();
+            self.path = format!("{}?{query}", self.path);
+        }
+        self
     }
 }
 
@@ -278,6 +300,23 @@ mod tests {
             (Method::Put, "/contacts/c1")
         );
         assert_eq!(update.body, Some(json!({"email": "a@b.c"})));
+    }
+
+    #[test]
+    fn a_get_may_carry_an_encoded_query() {
+        let plain = ApiRequest::get("/contacts/c1/tasks");
+        assert_eq!(
+            (plain.method, plain.path.as_str(), plain.body),
+            (Method::Get, "/contacts/c1/tasks", None)
+        );
+        let empty = ApiRequest::get("/contacts/").with_query([]);
+        assert_eq!(empty.path, "/contacts/");
+        let listed = ApiRequest::get("/contacts/")
+            .with_query([("locationId", "loc-1"), ("query", "Ada L&x=1")]);
+        assert_eq!(
+            listed.path,
+            "/contacts/?locationId=loc-1&query=Ada+L%26x%3D1"
+        );
     }
 
     #[test]

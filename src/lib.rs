@@ -9,12 +9,18 @@
 //! [`signature`] and parses the [`event`] -> `edge` reads the [`records`] from KV -> [`sync`] plans
 //! the [`contacts_api`] calls using [`mapping`] -> `edge` sends them and feeds each answer back ->
 //! `edge` writes the outcome to KV and answers SightMill.
+//!
+//! One read (the read API): `edge` checks the caller's [`api_keys`] -> [`read_path`] parses the
+//! route and plans the [`contacts_api`] GET -> `edge` resolves a SightMill id through the
+//! [`records`] id map, sends the call (or serves the edge cache) and passes the answer on.
 
+pub mod api_keys;
 pub mod config;
 pub mod contacts_api;
 pub mod event;
 pub mod intake;
 pub mod mapping;
+pub mod read_path;
 pub mod records;
 pub mod report;
 pub mod secret;
