@@ -42,6 +42,33 @@ pub fn handles(path: &str) -> bool {
     path == "/contacts" || path.starts_with("/contacts/") || path.starts_with(SIGHTMILL_PREFIX)
 }
 
+/// The parts of a request URL the read API uses, split without parsing the host (a full URL
+/// parser brings IDNA tables into the Wasm): `origin` is `scheme://host[:port]`, `path` is as
+/// sent (still percent-encoded, `/` when empty), `query` is what follows `?` (no fragment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UrlParts<'a> {
+    pub origin: &'a str,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+}
+
+pub fn split_url(url: &str) -> UrlParts<'_> {
+    let url = url.split('#').next().unwrap_or_default();
+    let host_start = url.find("://").map_or(0, |at| at + 3);
+    let path_start = url[host_start..]
+        .find(['/', '?'])
+        .map_or(url.len(), |at| host_start + at);
+    let (path, query) = match url[path_start..].split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (&url[path_start..], None),
+    };
+    UrlParts {
+        origin: &url[..path_start],
+        path: if path.is_empty() { "/" } else { path },
+        query,
+    }
+}
+
 /// What the read API needs from the settings.
 #[derive(Debug, Clone)]
 pub struct ReadConfig {
@@ -433,6 +460,41 @@ mod tests {
     fn refused(path_and_query: &str) -> (u16, &'static str) {
         let refusal = parse(path_and_query).unwrap_err();
         (refusal.status, refusal.code)
+    }
+
+    #[test]
+    fn urls_split_into_origin_path_and_query() {
+        let table = [
+            (
+                "https://w.example/contacts/",
+                ("https://w.example", "/contacts/", None),
+            ),
+            (
+                "https://w.example:8443/contacts/?limit=2&a=/b#frag?x",
+                ("https://w.example:8443", "/contacts/", Some("limit=2&a=/b")),
+            ),
+            (
+                "http://w.test/a%3F%23%2Fb?",
+                ("http://w.test", "/a%3F%23%2Fb", Some("")),
+            ),
+            (
+                "https://w.example?q=1",
+                ("https://w.example", "/", Some("q=1")),
+            ),
+            ("https://w.example#top", ("https://w.example", "/", None)),
+            ("https://w.example", ("https://w.example", "/", None)),
+        ];
+        for (url, (origin, path, query)) in table {
+            assert_eq!(
+                split_url(url),
+                UrlParts {
+                    origin,
+                    path,
+                    query
+                },
+                "{url}"
+            );
+        }
     }
 
     #[test]

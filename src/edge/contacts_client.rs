@@ -1,5 +1,6 @@
 //! Sends one planned [`ApiRequest`] to the Contacts API with `Fetch` (bearer token, `Version`
-//! header, timeout) and returns the core's classification of what came back.
+//! header, timeout): `send` returns the core's classification of what came back (the write path),
+//! `send_raw` the answer itself (the read path passes it on).
 
 use std::time::Duration;
 
@@ -19,14 +20,30 @@ pub struct ContactsClient<'a> {
     pub timeout_ms: u32,
 }
 
+/// A call that got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportFailure {
+    #[error("could not build the request: {0}")]
+    Build(String),
+    #[error("network error: {0}")]
+    Network(String),
+    #[error("no answer within {0} ms")]
+    Timeout(u32),
+}
+
 impl ContactsClient<'_> {
     pub async fn send(&self, request: &ApiRequest) -> Answer {
-        let fetch_request = match self.build(request) {
-            Ok(fetch_request) => fetch_request,
-            Err(error) => {
-                return Answer::transport_failure(format!("could not build the request: {error}"))
-            }
-        };
+        match self.send_raw(request).await {
+            Ok(response) => classify(&response),
+            Err(failure) => Answer::transport_failure(failure.to_string()),
+        }
+    }
+
+    /// The API's answer (status, JSON body, `Retry-After`), or why there was none.
+    pub async fn send_raw(&self, request: &ApiRequest) -> Result<ApiResponse, TransportFailure> {
+        let fetch_request = self
+            .build(request)
+            .map_err(|error| TransportFailure::Build(error.to_string()))?;
         let controller = AbortController::default();
         let signal = controller.signal();
         let fetch = Fetch::Request(fetch_request);
@@ -40,13 +57,11 @@ impl ContactsClient<'_> {
         ))));
         let raced = select(sending, timeout).await;
         match raced {
-            Either::Left((Ok((response, text)), _)) => classify(&api_response(&response, &text)),
-            Either::Left((Err(error), _)) => {
-                Answer::transport_failure(format!("network error: {error}"))
-            }
+            Either::Left((Ok((response, text)), _)) => Ok(api_response(&response, &text)),
+            Either::Left((Err(error), _)) => Err(TransportFailure::Network(error.to_string())),
             Either::Right(((), _)) => {
                 controller.abort();
-                Answer::transport_failure(format!("no answer within {} ms", self.timeout_ms))
+                Err(TransportFailure::Timeout(self.timeout_ms))
             }
         }
     }

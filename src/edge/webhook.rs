@@ -4,6 +4,7 @@
 use worker::{console_error, console_log, Date, Env, Request, Response, Result};
 
 use super::contacts_client::ContactsClient;
+use super::read_api;
 use super::respond;
 use super::store::{Store, StoreError};
 use super::tokens::access_token;
@@ -179,6 +180,9 @@ impl<'a> Attempt<'a> {
                 }
                 Next::Applied { link, action } => {
                     store.put(&link_key, &link, None).await?;
+                    if read_api::caching_enabled(env) {
+                        read_api::mark_contact_changed(store, link.contact_id.as_str()).await;
+                    }
                     let contact_id = link.contact_id;
                     return attempt
                         .finish(Outcome::Applied { contact_id, action })
@@ -278,7 +282,7 @@ fn replay_response(admitted: &Admitted, outcome: &Outcome) -> Result<Response> {
 }
 
 /// A var or secret by name.
-fn setting(env: &Env, name: &str) -> Option<String> {
+pub(super) fn setting(env: &Env, name: &str) -> Option<String> {
     env.var(name)
         .map(|value| value.to_string())
         .or_else(|_| env.secret(name).map(|value| value.to_string()))
