@@ -13,7 +13,7 @@ SIMULATOR_PORT=${SIMULATOR_PORT:-8788}
 LOCATION=dev-location
 TOKEN=dev-private-integration-token
 SECRET="whsec_$(printf 'sightmill-sync-local-dev-secret!' | base64)"
-ADMIN_KEY=dev-admin-key
+ADMIN_KEY=dev-admin-key-0123456789
 MAPPING='{"fields":[{"from":"name","to":"firstName+lastName","transforms":["trim"]},{"from":"email","to":"email","transforms":["trim","lowercase"]},{"from":"phone","to":"phone","transforms":["e164"]},{"value":"sightmill","to":"source"}],"status":{"to":"tag","prefix":"status:"},"default_country_code":"1"}'
 mkdir -p .dev
 pids=()

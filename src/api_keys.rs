@@ -1,72 +1,159 @@
-//! API keys for the operator API: parsed from a secret, compared in constant time. A request is
-//! authorised when its `Authorization: Bearer <key>` matches any configured key.
+//! Bearer API keys for the worker's own HTTP APIs (`READ_API_KEYS` for the read API,
+//! `ADMIN_API_KEYS` for the operator API): parses a configured list and checks a request's
+//! `Authorization` header against it in constant time. The shell calls it before anything else
+//! on those routes; the webhook path never accepts a key (it is signed instead).
 
-use subtle::ConstantTimeEq;
+use sha2::{Digest, Sha256};
+use subtle::{Choice, ConstantTimeEq};
+use thiserror::Error;
 
 use crate::intake::Refusal;
-use crate::secret::Secret;
 
-/// The keys one route accepts (several may be active during a rotation).
-#[derive(Debug, Clone, Default)]
-pub struct ApiKeys(Vec<Secret>);
+/// The secret holding the operator API's keys (the read API's are `READ_API_KEYS`).
+pub const ADMIN_KEYS_SETTING: &str = "ADMIN_API_KEYS";
+
+/// Shortest key accepted in a configured list: a guessable key is a configuration error.
+pub const MIN_KEY_LEN: usize = 16;
+
+/// A configured list of keys. Only their SHA-256 digests are kept, so that every comparison has
+/// the same length and the keys themselves do not stay in memory; `Debug` shows the count only.
+#[derive(Clone)]
+pub struct ApiKeys {
+    digests: Vec<[u8; 32]>,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ApiKeysError {
+    #[error("no key given")]
+    Empty,
+    #[error("key {position} is shorter than {MIN_KEY_LEN} characters")]
+    TooShort { position: usize },
+}
+
+/// Why a request was not let in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// No `Authorization: Bearer <key>` header.
+    Missing,
+    /// A bearer key that is not on the list.
+    Invalid,
+}
 
 impl ApiKeys {
-    /// Keys separated by spaces, commas or newlines; an unset secret gives no keys (every call is
-    /// refused).
-    pub fn parse(list: Option<&str>) -> ApiKeys {
-        let keys = list
-            .unwrap_or_default()
-            .split(|c: char| c == ',' || c.is_whitespace())
-            .filter(|key| !key.is_empty())
-            .map(Secret::new)
-            .collect();
-        ApiKeys(keys)
+    /// Parses keys separated by spaces or commas (several at once allow rotation).
+    pub fn parse(list: &str) -> Result<ApiKeys, ApiKeysError> {
+        let keys: Vec<&str> =
+            list.split(|c: char| c == ',' || c.is_whitespace()).filter(|key| !key.is_empty()).collect();
+        if keys.is_empty() {
+            return Err(ApiKeysError::Empty);
+        }
+        if let Some(position) = keys.iter().position(|key| key.len() < MIN_KEY_LEN) {
+            return Err(ApiKeysError::TooShort { position: position + 1 });
+        }
+        Ok(ApiKeys { digests: keys.iter().map(|key| digest(key)).collect() })
     }
 
-    /// Checks an `Authorization` header: 401 when it is missing, 403 when no key matches.
-    pub fn authorize(&self, authorization: Option<&str>) -> Result<(), Refusal> {
-        let presented = authorization
-            .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
-            .map(str::trim)
-            .filter(|key| !key.is_empty())
-            .ok_or_else(|| Refusal::new(401, "missing_api_key", "send `Authorization: Bearer <key>`"))?;
-        let mut matched = subtle::Choice::from(0);
-        for key in &self.0 {
-            matched |= key.expose().as_bytes().ct_eq(presented.as_bytes());
-        }
-        if bool::from(matched) {
+    /// Checks an `Authorization` header value.
+    pub fn check(&self, authorization: Option<&str>) -> Result<(), Denied> {
+        let presented = authorization.and_then(bearer).ok_or(Denied::Missing)?;
+        if self.accepts(presented) {
             Ok(())
         } else {
-            Err(Refusal::new(403, "invalid_api_key", "the key is not valid for this route"))
+            Err(Denied::Invalid)
         }
     }
+
+    /// Whether `presented` is one of the keys. Compares against every key, each in constant
+    /// time, without stopping at a match.
+    pub fn accepts(&self, presented: &str) -> bool {
+        let presented = digest(presented);
+        let matched =
+            self.digests.iter().fold(Choice::from(0), |matched, key| matched | key.ct_eq(&presented));
+        matched.into()
+    }
+}
+
+impl std::fmt::Debug for ApiKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ApiKeys({} keys, [redacted])", self.digests.len())
+    }
+}
+
+impl Denied {
+    /// 401 `missing_api_key` or 401 `invalid_api_key`: both say "authenticate", and a wrong key
+    /// is not told apart from a revoked one.
+    pub fn refusal(self) -> Refusal {
+        match self {
+            Denied::Missing => {
+                Refusal::new(401, "missing_api_key", "send the API key as `Authorization: Bearer <key>`")
+            }
+            Denied::Invalid => Refusal::new(401, "invalid_api_key", "the API key is not valid"),
+        }
+    }
+}
+
+/// The credential of an `Authorization: Bearer <credential>` header (scheme case-insensitive).
+pub fn bearer(authorization: &str) -> Option<&str> {
+    let (scheme, credential) = authorization.trim().split_once(' ')?;
+    let credential = credential.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !credential.is_empty()).then_some(credential)
+}
+
+fn digest(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const ONE: &str = "read-key-0123456789abcdef";
+    const TWO: &str = "read-key-fedcba9876543210";
+
     #[test]
-    fn any_configured_key_opens_and_nothing_else_does() {
-        let keys = ApiKeys::parse(Some("old-key, new-key"));
-        assert!(keys.authorize(Some("Bearer old-key")).is_ok());
-        assert!(keys.authorize(Some("Bearer new-key")).is_ok());
+    fn several_keys_separated_by_spaces_or_commas() {
+        let keys = ApiKeys::parse(&format!(" {ONE}, {TWO}\n")).unwrap();
+        assert!(keys.accepts(ONE));
+        assert!(keys.accepts(TWO));
+        assert!(!keys.accepts("read-key-0123456789abcdeF"));
+        assert!(!keys.accepts(&ONE[..ONE.len() - 1]));
+        assert!(!keys.accepts(""));
+    }
+
+    #[test]
+    fn a_list_without_usable_keys_is_refused_without_showing_them() {
+        assert_eq!(ApiKeys::parse(" , ").unwrap_err(), ApiKeysError::Empty);
+        let short = ApiKeys::parse(&format!("{ONE} hunter2")).unwrap_err();
+        assert_eq!(short, ApiKeysError::TooShort { position: 2 });
+        assert!(!short.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn the_header_decides_missing_or_invalid() {
+        let keys = ApiKeys::parse(ONE).unwrap();
         let table = [
-            (None, 401, "missing_api_key"),
-            (Some("Bearer "), 401, "missing_api_key"),
-            (Some("Basic b2xkLWtleQ=="), 401, "missing_api_key"),
-            (Some("Bearer new-ke"), 403, "invalid_api_key"),
-            (Some("Bearer new-key-2"), 403, "invalid_api_key"),
+            (None, Err(Denied::Missing)),
+            (Some(""), Err(Denied::Missing)),
+            (Some("Bearer"), Err(Denied::Missing)),
+            (Some("Bearer   "), Err(Denied::Missing)),
+            (Some("Basic cmVhZDprZXk="), Err(Denied::Missing)),
+            (Some(ONE), Err(Denied::Missing)),
+            (Some("Bearer wrong-key-0123456789"), Err(Denied::Invalid)),
+            (Some("Bearer read-key-0123456789abcdef "), Ok(())),
+            (Some("bearer read-key-0123456789abcdef"), Ok(())),
         ];
-        for (header, status, code) in table {
-            let refusal = keys.authorize(header).unwrap_err();
-            assert_eq!((refusal.status, refusal.code), (status, code), "{header:?}");
+        for (header, expected) in table {
+            assert_eq!(keys.check(header), expected, "{header:?}");
         }
     }
 
     #[test]
-    fn no_configured_key_refuses_everyone() {
-        let keys = ApiKeys::parse(None);
-        assert_eq!(keys.authorize(Some("Bearer anything")).unwrap_err().status, 403);
+    fn refusals_are_401_with_a_code_and_never_echo_the_key() {
+        let missing = Denied::Missing.refusal();
+        assert_eq!((missing.status, missing.code), (401, "missing_api_key"));
+        let invalid = Denied::Invalid.refusal();
+        assert_eq!((invalid.status, invalid.code), (401, "invalid_api_key"));
+        let debug = format!("{:?}", ApiKeys::parse(ONE).unwrap());
+        assert!(!debug.contains(ONE), "{debug}");
     }
 }

@@ -72,10 +72,7 @@ impl Config {
     /// Builds the config from `lookup` (a var or secret by name; `None` or blank when unset).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        let location_id = get("GHL_LOCATION_ID").ok_or(ConfigError::Missing("GHL_LOCATION_ID"))?;
-        if !location_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
-            return Err(invalid("GHL_LOCATION_ID", "use only A-Z a-z 0-9 _ -"));
-        }
+        let location_id = location_id(get("GHL_LOCATION_ID"))?;
         let secrets = get("WEBHOOK_SECRETS").ok_or(ConfigError::Missing("WEBHOOK_SECRETS"))?;
         let mapping = match get("CONTACT_MAPPING") {
             Some(document) => Mapping::parse(&document)?,
@@ -87,8 +84,7 @@ impl Config {
         };
         Ok(Config {
             location_id,
-            api_base: url(get("CONTACTS_API_BASE"), "CONTACTS_API_BASE")?
-                .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()),
+            api_base: api_base(get("CONTACTS_API_BASE"))?,
             signing_keys: SigningKey::parse_list(&secrets)?,
             max_body_bytes: number(
                 get("MAX_BODY_BYTES"),
@@ -96,12 +92,7 @@ impl Config {
                 DEFAULT_MAX_BODY_BYTES,
                 1..=1 << 20,
             )?,
-            api_timeout_ms: number(
-                get("API_TIMEOUT_MS"),
-                "API_TIMEOUT_MS",
-                DEFAULT_API_TIMEOUT_MS,
-                100..=60_000,
-            )?,
+            api_timeout_ms: api_timeout_ms(get("API_TIMEOUT_MS"))?,
             mapping,
             retry: RetryConfig {
                 schedule,
@@ -130,8 +121,27 @@ impl Config {
     }
 }
 
-fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { name, reason: reason.into() }
+}
+
+/// `GHL_LOCATION_ID`: required, and only characters that are safe in KV keys and URLs.
+pub(crate) fn location_id(value: Option<String>) -> Result<String, ConfigError> {
+    let location_id = value.ok_or(ConfigError::Missing("GHL_LOCATION_ID"))?;
+    if !location_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        return Err(invalid("GHL_LOCATION_ID", "use only A-Z a-z 0-9 _ -"));
+    }
+    Ok(location_id)
+}
+
+/// `CONTACTS_API_BASE`, default production, without a trailing slash.
+pub(crate) fn api_base(value: Option<String>) -> Result<String, ConfigError> {
+    Ok(url(value, "CONTACTS_API_BASE")?.unwrap_or_else(|| DEFAULT_BASE_URL.to_owned()))
+}
+
+/// `API_TIMEOUT_MS`: 100 to 60000, default [`DEFAULT_API_TIMEOUT_MS`].
+pub(crate) fn api_timeout_ms(value: Option<String>) -> Result<u32, ConfigError> {
+    number(value, "API_TIMEOUT_MS", DEFAULT_API_TIMEOUT_MS, 100..=60_000)
 }
 
 fn url(value: Option<String>, name: &'static str) -> Result<Option<String>, ConfigError> {
@@ -153,7 +163,7 @@ fn duration(value: Option<String>, name: &'static str, default: u64) -> Result<u
     }
 }
 
-fn number<T>(
+pub(crate) fn number<T>(
     value: Option<String>,
     name: &'static str,
     default: T,

@@ -29,7 +29,8 @@ impl Method {
     }
 }
 
-/// One planned call: method, path below the base URL, and JSON body.
+/// One planned call: method, path below the base URL (with its `?query` when it has one), and
+/// JSON body.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ApiRequest {
     pub method: Method,
@@ -95,6 +96,21 @@ impl ApiRequest {
     /// DELETE /contacts/{contactId}/tasks/{taskId}.
     pub fn delete_task(contact_id: &ApiId, task_id: &ApiId) -> ApiRequest {
         Self::delete(format!("/contacts/{contact_id}/tasks/{task_id}"), None)
+    }
+
+    /// GET `path` (no body).
+    pub fn get(path: impl Into<String>) -> ApiRequest {
+        ApiRequest { method: Method::Get, path: path.into(), body: None }
+    }
+
+    /// Appends `pairs` to the path as a URL-encoded query string (`?name=value&...`).
+    pub fn with_query<'a>(mut self, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut pairs = pairs.into_iter().peekable();
+        if pairs.peek().is_some() {
+            let query = form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+            self.path = format!("{}?{query}", self.path);
+        }
+        self
     }
 
     fn post(path: String, body: Value) -> ApiRequest {
@@ -281,6 +297,20 @@ mod tests {
         let update = ApiRequest::update_contact(&ApiId::parse("c1").unwrap(), fields);
         assert_eq!((update.method, update.path.as_str()), (Method::Put, "/contacts/c1"));
         assert_eq!(update.body, Some(json!({"email": "a@b.c"})));
+    }
+
+    #[test]
+    fn a_get_may_carry_an_encoded_query() {
+        let plain = ApiRequest::get("/contacts/c1/tasks");
+        assert_eq!(
+            (plain.method, plain.path.as_str(), plain.body),
+            (Method::Get, "/contacts/c1/tasks", None)
+        );
+        let empty = ApiRequest::get("/contacts/").with_query([]);
+        assert_eq!(empty.path, "/contacts/");
+        let listed =
+            ApiRequest::get("/contacts/").with_query([("locationId", "loc-1"), ("query", "Ada L&x=1")]);
+        assert_eq!(listed.path, "/contacts/?locationId=loc-1&query=Ada+L%26x%3D1");
     }
 
     #[test]

@@ -273,14 +273,18 @@ pub fn sightmill_id(data: &Map<String, Value>, key: &str) -> Result<String, Pars
         Some(_) => return Err(shape(format!("`data.{key}` must be a string"))),
         None => return Err(shape(format!("`data.{key}` is required"))),
     };
-    let valid = !id.is_empty()
-        && id.len() <= MAX_SIGHTMILL_ID_LEN
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if valid {
+    if is_sightmill_id(id) {
         Ok(id.clone())
     } else {
         Err(shape(format!("`data.{key}` must be 1-{MAX_SIGHTMILL_ID_LEN} characters of A-Z a-z 0-9 . _ -")))
     }
+}
+
+/// Whether `id` is a usable SightMill id (see [`sightmill_id`]).
+pub fn is_sightmill_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_SIGHTMILL_ID_LEN
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 fn shape(message: impl Into<String>) -> ParseError {

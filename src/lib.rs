@@ -6,9 +6,15 @@
 //! tested natively. `edge` (wasm32 only) is the shell: the Worker entry points, KV and `Fetch`.
 //!
 //! One webhook's way through: `edge` reads the body and headers -> [`intake`] verifies the
-//! [`signature`] and parses the [`event`] -> `edge` reads the [`records`] from KV -> [`sync`] plans
-//! the [`contacts_api`] calls using [`mapping`] -> `edge` sends them and feeds each answer back ->
-//! `edge` writes the outcome to KV and answers SightMill.
+//! [`signature`] and parses the [`event`] -> `edge` records it in KV (the [`records`] queue) and
+//! answers 202 -> [`plan`] turns the event and the id maps into [`contacts_api`] calls, with the
+//! operator's [`mapping`] -> `edge` sends them and feeds each answer back -> [`retry`] decides
+//! what a failure means -> `edge` writes the outcome and logs it ([`report`]). The cron run and
+//! the operator API (guarded by [`api_keys`]) go through the same queue.
+//!
+//! One read (the read API): `edge` checks the caller's [`api_keys`] -> [`read_path`] parses the
+//! route and plans the [`contacts_api`] GET -> `edge` resolves a SightMill id through the
+//! [`records`] id map, sends the call (or serves the edge cache) and passes the answer on.
 
 pub mod api_keys;
 pub mod config;
@@ -17,6 +23,7 @@ pub mod event;
 pub mod intake;
 pub mod mapping;
 pub mod plan;
+pub mod read_path;
 
 pub mod records;
 pub mod report;

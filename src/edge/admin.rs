@@ -9,7 +9,7 @@ use super::queue::{now_ms, read_known, scan_queue};
 use super::respond;
 use super::store::{Store, StoreError};
 use super::webhook::{load_config, setting};
-use crate::api_keys::ApiKeys;
+use crate::api_keys::{ApiKeys, Denied, ADMIN_KEYS_SETTING};
 use crate::config::Config;
 use crate::contacts_api::Answer;
 use crate::event::parse_event;
@@ -21,12 +21,16 @@ use crate::records::{
 use crate::signature::is_valid_id;
 use crate::timestamp::parse_rfc3339;
 
-pub const PREFIX: &str = "/admin/";
+const PREFIX: &str = "/admin/";
+
+/// The operator API lives under `/admin`.
+pub fn handles(path: &str) -> bool {
+    path == "/admin" || path.starts_with(PREFIX)
+}
 
 pub async fn handle(mut req: Request, env: &Env) -> Result<Response> {
-    let keys = ApiKeys::parse(setting(env, "ADMIN_API_KEYS").as_deref());
-    if let Err(refusal) = keys.authorize(req.headers().get("Authorization")?.as_deref()) {
-        return respond::refusal(&refusal);
+    if let Err(denied) = authorize(&req, env) {
+        return respond::refusal(&denied.refusal());
     }
     let config = match load_config(env) {
         Ok(config) => config,
@@ -49,6 +53,14 @@ pub async fn handle(mut req: Request, env: &Env) -> Result<Response> {
         _ => return respond::error(404, "not_found", "no such operator route"),
     };
     result.unwrap_or_else(|error| respond::error(503, "storage_unavailable", error.to_string()))
+}
+
+/// The operator API's door: a bearer key from `ADMIN_API_KEYS` (never a read key, which is a
+/// different list), checked in constant time. Unset or unusable: nobody gets in.
+fn authorize(req: &Request, env: &Env) -> std::result::Result<(), Denied> {
+    let keys = setting(env, ADMIN_KEYS_SETTING).and_then(|list| ApiKeys::parse(&list).ok());
+    let authorization = req.headers().get("Authorization").ok().flatten();
+    keys.ok_or(Denied::Invalid)?.check(authorization.as_deref())
 }
 
 type Answered = std::result::Result<Result<Response>, StoreError>;

@@ -1,6 +1,6 @@
 //! Sends one planned [`ApiRequest`] to the Contacts API with `Fetch` (bearer token, `Version`
-//! header, timeout) and returns the core's classification of what came back, with the rate-limit
-//! headers that came with it.
+//! header, timeout): `send` returns the core's classification of what came back with the
+//! rate-limit headers (the write path), `send_raw` the answer itself (the read path passes it on).
 
 use std::time::Duration;
 
@@ -19,7 +19,18 @@ pub struct ContactsClient<'a> {
     pub timeout_ms: u32,
 }
 
-/// What one call produced.
+/// A call that got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportFailure {
+    #[error("could not build the request: {0}")]
+    Build(String),
+    #[error("network error: {0}")]
+    Network(String),
+    #[error("no answer within {0} ms")]
+    Timeout(u32),
+}
+
+/// What one call produced, classified.
 pub struct Sent {
     pub answer: Answer,
     /// Status 0 when no answer came.
@@ -28,12 +39,22 @@ pub struct Sent {
 
 impl ContactsClient<'_> {
     pub async fn send(&self, request: &ApiRequest) -> Sent {
-        let failed =
-            |detail: String| Sent { answer: Answer::transport_failure(detail), rate: RateHeaders::default() };
-        let fetch_request = match self.build(request) {
-            Ok(fetch_request) => fetch_request,
-            Err(error) => return failed(format!("could not build the request: {error}")),
-        };
+        match self.send_raw(request).await {
+            Ok((response, rate)) => Sent { answer: classify(&response), rate },
+            Err(failure) => {
+                Sent { answer: Answer::transport_failure(failure.to_string()), rate: RateHeaders::default() }
+            }
+        }
+    }
+
+    /// The API's answer (status, JSON body, `Retry-After`) and its rate-limit headers, or why
+    /// there was none.
+    pub async fn send_raw(
+        &self,
+        request: &ApiRequest,
+    ) -> Result<(ApiResponse, RateHeaders), TransportFailure> {
+        let fetch_request =
+            self.build(request).map_err(|error| TransportFailure::Build(error.to_string()))?;
         let controller = AbortController::default();
         let signal = controller.signal();
         let fetch = Fetch::Request(fetch_request);
@@ -46,12 +67,12 @@ impl ContactsClient<'_> {
         let raced = select(sending, timeout).await;
         match raced {
             Either::Left((Ok((response, text)), _)) => {
-                Sent { answer: classify(&api_response(&response, &text)), rate: rate_headers(&response) }
+                Ok((api_response(&response, &text), rate_headers(&response)))
             }
-            Either::Left((Err(error), _)) => failed(format!("network error: {error}")),
+            Either::Left((Err(error), _)) => Err(TransportFailure::Network(error.to_string())),
             Either::Right(((), _)) => {
                 controller.abort();
-                failed(format!("no answer within {} ms", self.timeout_ms))
+                Err(TransportFailure::Timeout(self.timeout_ms))
             }
         }
     }

@@ -6,6 +6,7 @@ mod alerts;
 mod contacts_client;
 mod cron;
 mod queue;
+mod read_api;
 mod respond;
 mod store;
 mod tokens;
@@ -28,7 +29,11 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         (Method::Post, WEBHOOK_PATH) => webhook::handle(req, &env, &ctx).await,
         (_, WEBHOOK_PATH) => respond::error(405, "method_not_allowed", "use POST for webhooks"),
         (Method::Get, "/healthz") => respond::json(200, &serde_json::json!({ "ok": true })),
-        (_, p) if p.starts_with(admin::PREFIX) => admin::handle(req, &env).await,
+        (_, p) if admin::handles(p) => admin::handle(req, &env).await,
+        (Method::Get, p) if read_api::handles(p) => read_api::handle(req, &env).await,
+        (_, p) if read_api::handles(p) => {
+            respond::error(405, "method_not_allowed", "the read API answers GET only")
+        }
         _ => respond::error(404, "not_found", "no such route"),
     }
 }

@@ -10,6 +10,7 @@ use worker::{console_log, Date, Delay, Env};
 
 use super::alerts::{self, AlertKind};
 use super::contacts_client::ContactsClient;
+use super::read_api::{caching_enabled, mark_contact_changed};
 use super::store::{Store, StoreError};
 use super::tokens::access_token;
 use crate::config::Config;
@@ -334,8 +335,12 @@ impl Runner {
         record.state = WebhookState::Finished { finished_at: now_ms(), outcome: applied.outcome.clone() };
         self.store.put(&webhook_key(id), &record, Some(FINISHED_TTL_SECS)).await?;
         self.store.delete(old_due).await?;
-        if applied.outcome == Outcome::Stale {
-            self.count_stale().await;
+        match &applied.outcome {
+            Outcome::Stale => self.count_stale().await,
+            Outcome::Applied { contact_id, .. } if caching_enabled(&self.env) => {
+                mark_contact_changed(&self.store, contact_id.as_str()).await
+            }
+            _ => {}
         }
         log(id, &record, LogDecision::Finished, Some(&applied.outcome), None, calls, started, None);
         Ok(Ran::Finished)

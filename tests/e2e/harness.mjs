@@ -12,7 +12,11 @@ export const LOCATION = "loc-e2e";
 export const TOKEN = "pit-e2e-0123456789abcdef";
 export const SECRET = `whsec_${Buffer.from("sightmill-e2e-signing-key-32byte").toString("base64")}`;
 export const WEBHOOK_PATH = "/webhooks/sightmill";
-export const ADMIN_KEY = "admin-e2e-key-0123456789";
+/** Two read API keys (several may be configured) and an operator API key. */
+export const READ_KEYS = ["read-key-e2e-0123456789abcdef", "read-key-e2e-fedcba9876543210"];
+export const ADMIN_KEY = "admin-key-e2e-0123456789abcdef";
+/** The named edge cache the read API keeps answers in (emptied by reset()). */
+const READ_CACHE = "sightmill-sync-read";
 const BASE = "http://worker.test";
 
 /**
@@ -33,6 +37,7 @@ export async function startWorld({ vars = {}, simulator = {} } = {}) {
       CONTACTS_API_TOKEN: TOKEN,
       API_TIMEOUT_MS: "2000",
       ADMIN_API_KEYS: ADMIN_KEY,
+      READ_API_KEYS: READ_KEYS.join(" "),
       // Seconds instead of minutes, so that tests can drive retries.
       RETRY_SCHEDULE: "1s,1s,1s",
       ...vars,
@@ -112,10 +117,11 @@ export async function startWorld({ vars = {}, simulator = {} } = {}) {
       const { keys } = await kv.list();
       return keys.map((key) => key.name);
     },
-    /** Empties the simulator and KV between tests. */
+    /** Empties the simulator, KV and the read cache between tests. */
     async reset() {
       sim.reset();
       for (const name of await this.kvKeys()) await kv.delete(name);
+      await mf.purgeCache(READ_CACHE);
       logs.length = 0;
     },
     async close() {

@@ -1,0 +1,306 @@
+//! The read API's shell: GET /contacts/... and /sightmill/contacts/... for SightMill's users.
+//! Checks the caller's key, resolves a SightMill id through the id map in KV, serves the edge cache
+//! or calls the Contacts API with the location's token (once more after a refused token), and
+//! passes the answer on. [`mark_contact_changed`] is what the write path calls after it changes a
+//! contact, so that the contact's cached reads are never served again.
+
+use worker::{console_error, console_log, console_warn, Cache, Date, Env, Request, Response, Result};
+
+use super::contacts_client::{ContactsClient, TransportFailure};
+use super::respond;
+use super::store::{Store, StoreError};
+use super::tokens::{access_token, TokenError};
+use super::webhook::setting;
+use crate::contacts_api::{ApiRequest, ApiResponse};
+use crate::intake::Refusal;
+use crate::read_path::{
+    cache_ttl_secs, cacheable, config_refusal, read_version_key, split_url, token_rejected, upstream_refusal,
+    ApiRoute, ReadConfig, ReadRoute, CACHE_TTL_SETTING, READ_VERSION_TTL_SECS,
+};
+use crate::records::Link;
+use crate::secret::Secret;
+
+/// The named edge cache that holds read answers (apart from the zone's own cache).
+const CACHE_NAME: &str = "sightmill-sync-read";
+/// Tells the caller whether the answer came from the edge cache (`hit`) or the API (`miss`).
+const CACHE_HEADER: &str = "x-sightmill-sync-cache";
+
+pub fn handles(path: &str) -> bool {
+    crate::read_path::handles(path)
+}
+
+/// Answers one GET on a read route, and logs one JSON line about it (no key, token or data).
+pub async fn handle(req: Request, env: &Env) -> Result<Response> {
+    let mut log = ReadLog::new();
+    let response = match answer(&req, env, &mut log).await {
+        Ok(response) => Ok(response),
+        Err(Stop::Refused(refusal)) => {
+            log.error = Some(refusal.code);
+            refusal_response(&refusal)
+        }
+        Err(Stop::Failed(error)) => {
+            log.error = Some("internal_error");
+            console_error!("{}", serde_json::json!({"msg": "read failed", "error": error.to_string()}));
+            respond::error(500, "internal_error", "the read could not be answered")
+        }
+    }?;
+    log.write(response.status_code());
+    Ok(response)
+}
+
+/// After the worker applied a change to `contact_id`: gives the contact a new read version, so
+/// that its cached reads (keyed by the old one) are never served again. Never fails the caller:
+/// a KV error is logged, and cached copies then expire within `READ_CACHE_TTL_SECS`.
+pub async fn mark_contact_changed(store: &Store, contact_id: &str) {
+    let key = read_version_key(contact_id);
+    if let Err(error) = store.put(&key, &now_ms(), Some(READ_VERSION_TTL_SECS)).await {
+        console_warn!(
+            "{}",
+            serde_json::json!({"msg": "read version not bumped", "error": error.to_string()})
+        );
+    }
+}
+
+/// Whether read caching is on (`READ_CACHE_TTL_SECS` > 0): the write path bumps read versions
+/// only then, which saves a KV write per change when nothing is cached.
+pub fn caching_enabled(env: &Env) -> bool {
+    let value = setting(env, CACHE_TTL_SETTING).filter(|value| !value.trim().is_empty());
+    matches!(cache_ttl_secs(value.map(|v| v.trim().to_owned())), Ok(ttl) if ttl > 0)
+}
+
+async fn answer(req: &Request, env: &Env, log: &mut ReadLog) -> std::result::Result<Response, Stop> {
+    let config = ReadConfig::from_lookup(|name| setting(env, name)).map_err(|e| config_refusal(&e))?;
+    let authorization = req.headers().get("Authorization")?;
+    config.keys.check(authorization.as_deref()).map_err(|denied| denied.refusal())?;
+    let url = req.inner().url();
+    let url = split_url(&url);
+    let route = ReadRoute::parse(url.path, url.query, &config.location_id)?;
+    let store = Store::open(env)?;
+    let link: Option<Link> = match route.link_key(&config.location_id) {
+        Some(key) => store.get(&key).await?,
+        None => None,
+    };
+    let route = route.resolve(link)?;
+    log.route = route.name();
+    let reader = Reader { env, config: &config, store: &store };
+    reader.read(&route, url.origin, log).await
+}
+
+/// One read's collaborators.
+struct Reader<'a> {
+    env: &'a Env,
+    config: &'a ReadConfig,
+    store: &'a Store,
+}
+
+impl Reader<'_> {
+    /// Serves `route` from the cache when it may, otherwise from the API (caching a success).
+    async fn read(
+        &self,
+        route: &ApiRoute,
+        origin: &str,
+        log: &mut ReadLog,
+    ) -> std::result::Result<Response, Stop> {
+        let cache_key = self.cache_key(route, origin).await?;
+        let cache = match &cache_key {
+            Some(_) => Some(Cache::open(CACHE_NAME.to_owned()).await),
+            None => None,
+        };
+        if let (Some(cache), Some(key)) = (&cache, &cache_key) {
+            if let Some(hit) = cached(cache, key).await {
+                log.cache = "hit";
+                return Ok(hit);
+            }
+            log.cache = "miss";
+        }
+        let request = route.request(&self.config.location_id);
+        let response = self.send_with_token_retry(&request, log).await?;
+        if let Some(refusal) = upstream_refusal(&response) {
+            return Err(refusal.into());
+        }
+        if let (Some(cache), Some(key)) = (&cache, &cache_key) {
+            if cacheable(&response) {
+                self.store_in_cache(cache, key, &response).await;
+            }
+        }
+        Ok(passthrough(&response, cache_key.as_ref().map(|_| "miss"))?)
+    }
+
+    /// The cache key at the contact's current read version, when caching is on and applies.
+    async fn cache_key(&self, route: &ApiRoute, origin: &str) -> std::result::Result<Option<String>, Stop> {
+        let Some(contact_id) = route.cached_contact().filter(|_| self.config.cache_ttl_secs > 0) else {
+            return Ok(None);
+        };
+        let version: Option<u64> = self.store.get(&read_version_key(contact_id.as_str())).await?;
+        Ok(route.cache_key(origin, &self.config.location_id, version.unwrap_or(0)))
+    }
+
+    /// Sends `request` with the location's token. When the API refuses the token (a 401 that is
+    /// not about `Version`), gets a token again from [`token_after_rejection`] and sends once
+    /// more; whatever the second answer is, it is the answer.
+    async fn send_with_token_retry(
+        &self,
+        request: &ApiRequest,
+        log: &mut ReadLog,
+    ) -> std::result::Result<ApiResponse, Stop> {
+        let location_id = &self.config.location_id;
+        let token = access_token(self.env, location_id).await?;
+        let first = self.send(request, &token, log).await?;
+        if !token_rejected(&first) {
+            return Ok(first);
+        }
+        let token = token_after_rejection(self.env, location_id).await?;
+        self.send(request, &token, log).await
+    }
+
+    async fn send(
+        &self,
+        request: &ApiRequest,
+        token: &Secret,
+        log: &mut ReadLog,
+    ) -> std::result::Result<ApiResponse, Stop> {
+        log.api_calls += 1;
+        let client =
+            ContactsClient { base_url: &self.config.api_base, token, timeout_ms: self.config.api_timeout_ms };
+        Ok(client.send_raw(request).await?.0)
+    }
+
+    /// Stores a success for `READ_CACHE_TTL_SECS`. A failure only costs the next read an API call.
+    async fn store_in_cache(&self, cache: &Cache, key: &str, response: &ApiResponse) {
+        let stored = Response::from_json(&response.body).and_then(|stored| {
+            let mut stored = stored.with_status(response.status);
+            let max_age = format!("max-age={}", self.config.cache_ttl_secs);
+            stored.headers_mut().set("Cache-Control", &max_age)?;
+            Ok(stored)
+        });
+        let put = match stored {
+            Ok(stored) => cache.put(key, stored).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = put {
+            console_warn!("{}", serde_json::json!({"msg": "read not cached", "error": error.to_string()}));
+        }
+    }
+}
+
+/// The token to retry with after the API refused the first one. Today the same seam again (a
+/// Private Integration Token cannot be refreshed); the OAuth flow points this at its refresh.
+async fn token_after_rejection(env: &Env, location_id: &str) -> std::result::Result<Secret, TokenError> {
+    access_token(env, location_id).await
+}
+
+/// A cached answer, rebuilt with the caller-facing headers; a cache error counts as a miss.
+async fn cached(cache: &Cache, key: &str) -> Option<Response> {
+    let mut hit = match cache.get(key, false).await {
+        Ok(hit) => hit?,
+        Err(error) => {
+            console_warn!(
+                "{}",
+                serde_json::json!({"msg": "read cache unavailable", "error": error.to_string()})
+            );
+            return None;
+        }
+    };
+    let status = hit.status_code();
+    let body = hit.text().await.ok()?;
+    let mut response = Response::from_bytes(body.into_bytes()).ok()?.with_status(status);
+    let headers = response.headers_mut();
+    for (name, value) in
+        [("Content-Type", "application/json"), ("Cache-Control", "no-store"), (CACHE_HEADER, "hit")]
+    {
+        headers.set(name, value).ok()?;
+    }
+    Some(response)
+}
+
+/// The API's answer as the caller gets it: its status and JSON body, its `Retry-After` when it
+/// sent one, and whether the cache was consulted.
+fn passthrough(response: &ApiResponse, cache: Option<&str>) -> Result<Response> {
+    let retry_after = response.retry_after_secs.map(|secs| secs.to_string());
+    let mut headers = vec![("Cache-Control", "no-store")];
+    headers.extend(retry_after.as_deref().map(|secs| ("Retry-After", secs)));
+    headers.extend(cache.map(|state| (CACHE_HEADER, state)));
+    respond::json_with_headers(response.status, &response.body, &headers)
+}
+
+/// A refusal as JSON; a 401 also says how to authenticate.
+fn refusal_response(refusal: &Refusal) -> Result<Response> {
+    let challenge = [("WWW-Authenticate", "Bearer")];
+    let headers: &[(&str, &str)] = if refusal.status == 401 { &challenge } else { &[] };
+    respond::json_with_headers(refusal.status, &refusal.body(), headers)
+}
+
+/// Why a read stopped before the API's answer could be passed on.
+enum Stop {
+    Refused(Refusal),
+    Failed(worker::Error),
+}
+
+impl From<Refusal> for Stop {
+    fn from(refusal: Refusal) -> Stop {
+        Stop::Refused(refusal)
+    }
+}
+
+impl From<worker::Error> for Stop {
+    fn from(error: worker::Error) -> Stop {
+        Stop::Failed(error)
+    }
+}
+
+impl From<StoreError> for Stop {
+    fn from(error: StoreError) -> Stop {
+        console_error!("{}", serde_json::json!({"msg": "storage error", "error": error.to_string()}));
+        Stop::Refused(Refusal::new(503, "storage_unavailable", "the id map could not be read; try again"))
+    }
+}
+
+impl From<TokenError> for Stop {
+    fn from(error: TokenError) -> Stop {
+        Stop::Refused(Refusal::new(503, "misconfigured", error.to_string()))
+    }
+}
+
+impl From<TransportFailure> for Stop {
+    fn from(failure: TransportFailure) -> Stop {
+        let (status, code) = match failure {
+            TransportFailure::Timeout(_) => (504, "contacts_api_timeout"),
+            TransportFailure::Build(_) | TransportFailure::Network(_) => (502, "contacts_api_unavailable"),
+        };
+        Stop::Refused(Refusal::new(status, code, failure.to_string()))
+    }
+}
+
+/// The one log line of a read: what was read, how, and how it ended.
+struct ReadLog {
+    started_at: u64,
+    route: &'static str,
+    cache: &'static str,
+    api_calls: u32,
+    error: Option<&'static str>,
+}
+
+impl ReadLog {
+    fn new() -> ReadLog {
+        ReadLog { started_at: now_ms(), route: "unrouted", cache: "off", api_calls: 0, error: None }
+    }
+
+    fn write(&self, status: u16) {
+        console_log!(
+            "{}",
+            serde_json::json!({
+                "msg": "read",
+                "route": self.route,
+                "status": status,
+                "cache": self.cache,
+                "api_calls": self.api_calls,
+                "error": self.error,
+                "latency_ms": now_ms().saturating_sub(self.started_at),
+            })
+        );
+    }
+}
+
+fn now_ms() -> u64 {
+    Date::now().as_millis()
+}
