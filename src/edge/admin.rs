@@ -244,6 +244,10 @@ async fn body_json(req: &mut Request) -> Value {
 /// `POST /admin/dry-run` with a SightMill event body: the requests it would send now, given what
 /// KV holds, assuming each call succeeds. Sends nothing and writes nothing.
 async fn dry_run(store: &Store, config: &Config, body: &[u8]) -> Result<Response> {
+    if body.len() > config.max_body_bytes {
+        let message = format!("the body is larger than {} bytes", config.max_body_bytes);
+        return respond::error(413, "body_too_large", message);
+    }
     let event = match parse_event(body) {
         Ok(event) => event,
         Err(error) => return respond::error(422, "unprocessable_event", error.to_string()),

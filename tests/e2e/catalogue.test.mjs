@@ -187,6 +187,9 @@ describe("the event catalogue", () => {
 
     const bad = await world.admin("POST", "dry-run", { body: { type: "contact.exploded" } });
     assert.equal(bad.status, 422);
+    const huge = await world.admin("POST", "dry-run", { body: { ...event, pad: "x".repeat(300 * 1024) } });
+    assert.equal(huge.status, 413);
+    assert.equal(huge.json.error, "body_too_large");
     const unauthorised = await world.admin("POST", "dry-run", { body: event, key: "wrong-key-0123456789" });
     assert.equal(unauthorised.status, 401);
   });
