@@ -122,28 +122,7 @@ impl Runner {
             Start::Finish(applied) => self.finish(webhook_id, record, &old_due, applied, 0, started).await,
             Start::Park(reason) => self.park(webhook_id, record, &old_due, reason, 0, started).await,
             Start::Wait(reason) => {
-                let since = waiting_since.unwrap_or(started);
-                match decide_wait(
-                    &reason,
-                    since,
-                    started,
-                    self.config.retry.schedule.first_ms(),
-                    self.config.retry.max_wait_secs,
-                ) {
-                    Decision::RetryAt { due_at, .. } => {
-                        let later = Reschedule {
-                            due_at,
-                            counts: false,
-                            waiting_since: Some(since),
-                            error: reason,
-                            decision: LogDecision::Wait,
-                        };
-                        self.reschedule(webhook_id, record, &old_due, later, 0, started).await
-                    }
-                    Decision::Park { reason } => {
-                        self.park(webhook_id, record, &old_due, reason, 0, started).await
-                    }
-                }
+                self.wait(webhook_id, record, &old_due, reason, waiting_since, started).await
             }
             Start::Send(job, request) => {
                 let calls_before = self.calls;
@@ -158,6 +137,35 @@ impl Runner {
                     }
                 }
             }
+        }
+    }
+
+    /// Reschedules an event that waits for its contact (or task), or parks it when it has waited
+    /// too long.
+    async fn wait(
+        &mut self,
+        id: &str,
+        record: WebhookRecord,
+        old_due: &str,
+        reason: String,
+        waiting_since: Option<UnixMillis>,
+        started: UnixMillis,
+    ) -> Result<Ran, StoreError> {
+        let since = waiting_since.unwrap_or(started);
+        let retry = &self.config.retry;
+        match decide_wait(&reason, since, started, retry.schedule.first_ms(), retry.max_wait_secs) {
+            Decision::RetryAt { due_at, .. } => {
+                let waiting_since = Some(since);
+                let later = Reschedule {
+                    due_at,
+                    counts: false,
+                    waiting_since,
+                    error: reason,
+                    decision: LogDecision::Wait,
+                };
+                self.reschedule(id, record, old_due, later, 0, started).await
+            }
+            Decision::Park { reason } => self.park(id, record, old_due, reason, 0, started).await,
         }
     }
 
