@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod contacts_api;
+pub mod envelope;
 pub mod event;
 pub mod intake;
 pub mod mapping;
