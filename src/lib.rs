@@ -22,6 +22,8 @@ pub mod secret;
 pub mod signature;
 pub mod sync;
 pub mod timestamp;
+pub mod token_endpoint;
+pub mod tokens;
 
 #[cfg(target_arch = "wasm32")]
 mod edge;
