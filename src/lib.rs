@@ -14,6 +14,7 @@ pub mod config;
 pub mod contacts_api;
 pub mod envelope;
 pub mod event;
+pub mod install;
 pub mod intake;
 pub mod mapping;
 pub mod records;
