@@ -21,6 +21,7 @@ import { createRateLimiter } from "./ratelimit.mjs";
 import { createRouter } from "./router.mjs";
 import { contactRoutes } from "./routes/contacts.mjs";
 import { controlRoutes } from "./routes/control.mjs";
+import { createOAuth, oauthControlRoutes, oauthRoutes } from "./routes/oauth.mjs";
 import { createStore, snapshot } from "./store.mjs";
 
 export const API_VERSION = "2021-07-28";
@@ -28,7 +29,7 @@ const CONTROL_PREFIX = "/__control/";
 const UNMATCHED_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"];
 
 /** Every API route the simulator serves: add route tables here. */
-const API_ROUTES = [...contactRoutes];
+const API_ROUTES = [...contactRoutes, ...oauthRoutes];
 
 const unauthorized = (message) => apiError(401, message, { error: "Unauthorized" });
 
@@ -73,7 +74,7 @@ function normaliseLocation(config) {
 /**
  * Starts the simulator. Options (all optional): port, host, tokens {token: locationId},
  * locations {locationId: {allowDuplicates}}, rateLimit {max, intervalMs, daily}, seed,
- * now (() => ms, the clock; default Date.now).
+ * now (() => ms, the clock; default Date.now), oauth {clients, tokenLifetimeSecs} (routes/oauth.mjs).
  */
 export async function startSimulator(options = {}) {
   const clock = options.now ?? Date.now;
@@ -83,7 +84,8 @@ export async function startSimulator(options = {}) {
     Object.entries(options.locations ?? {}).map(([id, config]) => [id, normaliseLocation(config)]),
   );
   const apiRouter = createRouter(API_ROUTES);
-  const controlRouter = createRouter(controlRoutes);
+  const controlRouter = createRouter([...controlRoutes, ...oauthControlRoutes]);
+  const oauth = createOAuth({ clock, ...options.oauth });
   const faultRoutes = [...apiRouter.keys, ...UNMATCHED_METHODS.map((m) => `${m} <unmatched>`)];
   const inflight = createInflight();
 
@@ -109,8 +111,9 @@ export async function startSimulator(options = {}) {
     }
     const bearer = /^Bearer\s+(\S+)\s*$/i.exec(headers.authorization ?? "");
     if (!bearer) return { error: unauthorized("Invalid JWT") };
-    if (!tokens.has(bearer[1])) return { error: unauthorized("Invalid token: access token is invalid") };
-    return { auth: { token: bearer[1], locationId: tokens.get(bearer[1]) } };
+    const locationId = tokens.get(bearer[1]) ?? oauth.locationOf(bearer[1]);
+    if (locationId === undefined) return { error: unauthorized("Invalid token: access token is invalid") };
+    return { auth: { token: bearer[1], locationId } };
   }
 
   /** Runs one API request through auth, rate limit, body parsing and its handler. */
@@ -143,6 +146,7 @@ export async function startSimulator(options = {}) {
         random: run.idRandom,
         now: clock,
         location: locationConfig,
+        oauth,
       }),
     );
   }
@@ -226,6 +230,7 @@ export async function startSimulator(options = {}) {
     state: () => snapshot(run.store),
     requests: () => structuredClone(run.log),
     counts: () => Object.fromEntries(run.counts),
+    oauth,
     injectFault(spec) {
       const fault = normaliseFault(spec, faultRoutes);
       run.faults.add(fault);
@@ -239,6 +244,7 @@ export async function startSimulator(options = {}) {
     reset() {
       inflight.releaseHung();
       run = freshRun();
+      oauth.reset();
     },
     addToken(token, locationId) {
       tokens.set(token, locationId);
