@@ -1,9 +1,11 @@
 //! The imperative shell (wasm32 only): the Worker's entry points and routes. Everything here reads
 //! the platform (request, env, clock, KV, Fetch) and hands plain values to the core.
 
+mod authorized;
 mod contacts_client;
 mod respond;
 mod store;
+mod token_endpoint;
 mod tokens;
 mod webhook;
 

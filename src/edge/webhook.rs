@@ -3,10 +3,10 @@
 
 use worker::{console_error, console_log, Date, Env, Request, Response, Result};
 
-use super::contacts_client::ContactsClient;
+use super::authorized::AuthorizedClient;
 use super::respond;
 use super::store::{Store, StoreError};
-use super::tokens::access_token;
+use super::tokens::TokenError;
 use crate::config::Config;
 use crate::event::Event;
 use crate::intake::{admit, check_declared_length, Admitted, Delivery};
@@ -153,22 +153,17 @@ impl<'a> Attempt<'a> {
             Start::Stale(contact_id) => return attempt.finish(Outcome::Stale { contact_id }).await,
             Start::Send(sync, request) => (sync, request),
         };
-        let token = match access_token(env, &config.location_id).await {
-            Ok(token) => token,
-            Err(error) => {
-                return attempt
-                    .retry_later(Failure::Misconfigured(error.to_string()))
-                    .await
-            }
-        };
-        let client = ContactsClient {
-            base_url: &config.api_base,
-            token: &token,
-            timeout_ms: config.api_timeout_ms,
+        let mut client = match AuthorizedClient::open(env, store, config).await {
+            Ok(client) => client,
+            Err(error) => return attempt.retry_later(token_failure(error)).await,
         };
         loop {
             attempt.api_calls += 1;
-            match sync.on_answer(client.send(&request).await) {
+            let answer = match client.send(&request).await {
+                Ok(answer) => answer,
+                Err(error) => return attempt.retry_later(token_failure(error)).await,
+            };
+            match sync.on_answer(answer) {
                 Next::Send(next) if attempt.api_calls < MAX_CALLS => request = next,
                 Next::Send(_) => {
                     let failure = Failure::Retryable {
@@ -265,6 +260,18 @@ impl<'a> Attempt<'a> {
                 latency_ms: now_ms() - self.started_at,
             })
         );
+    }
+}
+
+/// Why no token could be had, as an attempt failure: the webhook stays pending in every case.
+fn token_failure(error: TokenError) -> Failure {
+    match error {
+        TokenError::NotConfigured(detail) => Failure::Misconfigured(detail),
+        TokenError::Unavailable(detail) => Failure::Retryable {
+            detail,
+            retry_after_secs: None,
+        },
+        TokenError::Refused(_) => Failure::TokenRejected,
     }
 }
 
