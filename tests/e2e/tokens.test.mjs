@@ -100,6 +100,17 @@ describe("private integration token (the default mode)", () => {
       world.sim.addToken(TOKEN, LOCATION);
     }
   });
+
+  test("the install routes are off: 404 oauth_disabled, 405 for other methods", async () => {
+    for (const path of ["/oauth/install", "/oauth/callback?code=x&state=y"]) {
+      const response = await world.fetch(path, { redirect: "manual" });
+      assert.equal(response.status, 404);
+      assert.equal((await response.json()).error, "oauth_disabled");
+    }
+    const post = await world.fetch("/oauth/callback", { method: "POST" });
+    assert.equal(post.status, 405);
+    assert.equal((await post.json()).error, "method_not_allowed");
+  });
 });
 
 describe("client credentials", () => {
@@ -171,6 +182,333 @@ describe("client credentials", () => {
       assert.equal(again.status, 200, again.text);
     } finally {
       await world.reconfigure(issuerVars("client_credentials"));
+    }
+  });
+});
+
+describe("OAuth install", () => {
+  let world;
+  before(async () => {
+    world = await issuerWorld("oauth");
+  });
+  after(() => world.close());
+  beforeEach(() => world.reset());
+
+  test("before the install, webhooks wait with 503 and a message pointing at /oauth/install", async () => {
+    const event = ada();
+    const answer = await world.deliver(event, { id: "msg_early" });
+    assert.equal(answer.status, 503);
+    assert.equal(answer.json.error, "misconfigured");
+    assert.match(answer.json.message, /no OAuth installation for location `loc-e2e`.*\/oauth\/install/);
+    assert.equal((await world.kv.get("webhook:msg_early", "json")).state, "pending");
+
+    assert.equal((await install(world)).status, 200);
+    const later = await world.deliver(event, { id: "msg_early" });
+    assert.equal(later.status, 200, later.text);
+  });
+
+  test("install -> consent -> callback stores the tokens encrypted; webhooks then use them", async () => {
+    const flow = await install(world);
+    const redirect = new URL(flow.start.headers.get("location"));
+    assert.equal(`${redirect.origin}${redirect.pathname}`, `${world.sim.url}/oauth/chooselocation`);
+    assert.equal(redirect.searchParams.get("response_type"), "code");
+    assert.equal(redirect.searchParams.get("client_id"), CLIENT_ID);
+    assert.equal(redirect.searchParams.get("redirect_uri"), "http://worker.test/oauth/callback");
+    assert.equal(redirect.searchParams.get("scope"), "contacts.readonly contacts.write");
+    assert.match(redirect.searchParams.get("state"), /^\d+\.[\w-]+\.[\w-]+$/);
+    assert.match(flow.start.headers.get("set-cookie"), /^sightmill_sync_oauth=[\w-]+; Path=\/oauth\/callback; Max-Age=600; HttpOnly; Secure; SameSite=Lax$/);
+
+    assert.equal(flow.status, 200, JSON.stringify(flow.json));
+    assert.deepEqual(flow.json, { status: "installed", location_id: LOCATION, company_id: "co-e2e", scope: "contacts.readonly contacts.write" });
+    assert.match(flow.headers.get("set-cookie"), /^sightmill_sync_oauth=; .*Max-Age=0/);
+    assert.equal((await storedToken(world)).kid, "k1");
+
+    const answer = await world.deliver(ada());
+    assert.equal(answer.status, 200, answer.text);
+    assert.deepEqual(grants(world), [["authorization_code", 200]]);
+  });
+
+  test("forged, foreign-browser, incomplete and denied callbacks are refused and store nothing", async () => {
+    const start = await world.fetch("/oauth/install", { redirect: "manual" });
+    const cookie = start.headers.get("set-cookie").split(";")[0];
+    const state = new URL(start.headers.get("location")).searchParams.get("state");
+    const [expires, nonce, mac] = state.split(".");
+    const forged = `${Number(expires) + 3600}.${nonce}.${mac}`;
+    const enc = encodeURIComponent;
+    const cases = [
+      [`?code=c1`, cookie, 401, "invalid_state"],
+      [`?code=c1&state=${enc(forged)}`, cookie, 401, "invalid_state"],
+      [`?code=c1&state=${enc(`${expires}.${nonce}.${"A".repeat(43)}`)}`, cookie, 401, "invalid_state"],
+      [`?code=c1&state=not-a-state`, cookie, 401, "invalid_state"],
+      [`?code=c1&state=${enc(state)}`, null, 401, "invalid_state"],
+      [`?code=c1&state=${enc(state)}`, "sightmill_sync_oauth=someone-else", 401, "invalid_state"],
+      [`?state=${enc(state)}`, cookie, 400, "missing_code"],
+      [`?error=access_denied&state=${enc(state)}`, cookie, 400, "authorization_denied"],
+      [`?code=made-up-code&state=${enc(state)}`, cookie, 400, "authorization_code_rejected"],
+    ];
+    for (const [query, sentCookie, status, code] of cases) {
+      const response = await world.fetch(`/oauth/callback${query}`, { headers: sentCookie ? { cookie: sentCookie } : {} });
+      const body = await response.json();
+      assert.equal(response.status, status, `${query}: ${JSON.stringify(body)}`);
+      assert.equal(body.error, code, query);
+      assert.equal(typeof body.message, "string");
+    }
+    assert.deepEqual(await world.kvKeys(), []);
+  });
+
+  test("a code is good for one callback only", async () => {
+    const flow = await install(world);
+    assert.equal(flow.status, 200);
+    const replay = await world.fetch(`${flow.callback.pathname}${flow.callback.search}`, { headers: { cookie: flow.cookie } });
+    assert.equal(replay.status, 400);
+    const body = await replay.json();
+    assert.equal(body.error, "authorization_code_rejected");
+    assert.match(body.message, /invalid_grant: Authorization code has already been used/);
+  });
+
+  test("an install for another location is refused with 409 and nothing is stored", async () => {
+    world.sim.oauth.setConsentLocation("loc-elsewhere");
+    const flow = await install(world);
+    assert.equal(flow.status, 409);
+    assert.equal(flow.json.error, "location_mismatch");
+    assert.match(flow.json.message, /`loc-elsewhere`.*`loc-e2e`/);
+    assert.deepEqual(await world.kvKeys(), []);
+  });
+
+  test("a token without a location (not a sub-account install) is refused with 502", async () => {
+    const companyToken = { access_token: "company-token", expires_in: 86399, refresh_token: "company-refresh", userType: "Company" };
+    world.sim.injectFault({ route: "POST /oauth/token", status: 200, body: companyToken });
+    const flow = await install(world);
+    assert.equal(flow.status, 502);
+    assert.equal(flow.json.error, "no_location");
+    assert.deepEqual(await world.kvKeys(), []);
+  });
+
+  test("a token endpoint outage during the callback answers 503", async () => {
+    world.sim.injectFault({ route: "POST /oauth/token", status: 502 });
+    const flow = await install(world);
+    assert.equal(flow.status, 503);
+    assert.equal(flow.json.error, "token_endpoint_unavailable");
+  });
+
+  test("an invalid token setting answers 500 naming it, never its value", async () => {
+    await world.reconfigure({ ...issuerVars("oauth"), TOKEN_ENCRYPTION_KEYS: `k1:${KEY1.slice(0, 20)}` });
+    try {
+      const response = await world.fetch("/oauth/install", { redirect: "manual" });
+      assert.equal(response.status, 500);
+      const body = await response.json();
+      assert.equal(body.error, "misconfigured");
+      assert.match(body.message, /`TOKEN_ENCRYPTION_KEYS` is invalid: entry 1 \(`k1`\)/);
+      assert.ok(!body.message.includes(KEY1.slice(0, 20)));
+      const webhook = await world.deliver(ada());
+      assert.equal(webhook.status, 503);
+      assert.match(webhook.json.message, /TOKEN_ENCRYPTION_KEYS/);
+    } finally {
+      await world.reconfigure(issuerVars("oauth"));
+    }
+  });
+});
+
+describe("OAuth renewal", () => {
+  let world;
+  before(async () => {
+    world = await issuerWorld("oauth");
+  });
+  after(() => world.close());
+  beforeEach(() => world.reset());
+
+  test("near expiry the token is refreshed, and each refresh's new refresh token is the one kept", async () => {
+    world.sim.oauth.setTokenLifetime(SHORT_LIFETIME_SECS);
+    assert.equal((await install(world)).status, 200);
+    const installed = await storedToken(world);
+    assert.equal((await world.deliver(ada("sm_1"))).status, 200);
+    const refreshed = await storedToken(world);
+    assert.notEqual(refreshed.ciphertext, installed.ciphertext);
+    assert.equal((await world.deliver(ada("sm_2"))).status, 200);
+    assert.deepEqual(grants(world), [
+      ["authorization_code", 200],
+      ["refresh_token", 200],
+      ["refresh_token", 200], // a spent refresh token would have been refused with 400
+    ]);
+    assert.deepEqual(apiStatuses(world), [201, 201]);
+    const renewals = logLines(await logsMatching(world, /token renewed/), "token renewed");
+    assert.deepEqual(renewals.map((l) => l.grant), ["refresh_token", "refresh_token"]);
+  });
+
+  test("a 401 for the token leads to one refresh and one retry", async () => {
+    await install(world);
+    assert.equal((await world.deliver(ada())).status, 200);
+    world.sim.oauth.expireAccessTokens();
+    const answer = await world.deliver(adaLater());
+    assert.equal(answer.status, 200, answer.text);
+    assert.deepEqual(apiStatuses(world), [201, 401, 200]);
+    assert.deepEqual(grants(world), [["authorization_code", 200], ["refresh_token", 200]]);
+  });
+
+  test("a second token 401 after the refresh is not retried again: the webhook waits", async () => {
+    await install(world);
+    world.sim.injectFault({ route: "POST /contacts/", status: 401, count: 2, body: { statusCode: 401, message: "Invalid JWT" } });
+    const event = ada();
+    const answer = await world.deliver(event, { id: "msg_twice" });
+    assert.equal(answer.status, 503);
+    assert.equal(answer.json.error, "contacts_api_token_rejected");
+    assert.deepEqual(apiStatuses(world), [401, 401]);
+    assert.deepEqual(grants(world), [["authorization_code", 200], ["refresh_token", 200]]);
+    assert.equal((await world.deliver(event, { id: "msg_twice" })).status, 200);
+  });
+
+  test("the Version-header 401 is a configuration error, not a token problem: no refresh", async () => {
+    await install(world);
+    world.sim.injectFault({ route: "POST /contacts/", status: 401, body: { statusCode: 401, message: "version header was not found." } });
+    const answer = await world.deliver(ada());
+    assert.equal(answer.status, 503);
+    assert.equal(answer.json.error, "misconfigured");
+    assert.match(answer.json.message, /Version header/);
+    assert.deepEqual(grants(world), [["authorization_code", 200]]);
+  });
+
+  test("two deliveries racing to refresh with one refresh token: one refresh wins, both apply", async () => {
+    world.sim.oauth.setTokenLifetime(SHORT_LIFETIME_SECS);
+    await install(world);
+    // Both refreshes are held at the endpoint, so both webhooks read the same refresh token first.
+    world.sim.injectFault({ route: "POST /oauth/token", latencyMs: 500, count: 2 });
+    const [a, b] = await Promise.all([world.deliver(ada("sm_a")), world.deliver(ada("sm_b"))]);
+    assert.equal(a.status, 200, a.text);
+    assert.equal(b.status, 200, b.text);
+    const refreshes = world.sim.oauth.grants().filter((g) => g.grantType === "refresh_token");
+    assert.deepEqual(refreshes.map((g) => [g.status, g.error]).sort(), [[200, null], [400, "invalid_grant"]]);
+    assert.equal(world.sim.state().contacts.length, 2);
+    assert.deepEqual(apiStatuses(world), [201, 201]);
+    assert.equal(logLines(await logsMatching(world, /token adopted/), "token adopted").length, 1);
+    assert.equal(logLines(world.logs(), "token refused").length, 0, "no false alarm");
+  });
+
+  test("a revoked refresh token: webhooks wait with 503, the operator is told, nothing is lost", async () => {
+    world.sim.oauth.setTokenLifetime(SHORT_LIFETIME_SECS);
+    await install(world);
+    world.sim.oauth.revokeRefreshTokens();
+    const event = ada();
+    const first = await world.deliver(event, { id: "msg_revoked" });
+    assert.equal(first.status, 503, first.text);
+    assert.equal(first.json.error, "contacts_api_token_rejected");
+    assert.equal((await world.kv.get("webhook:msg_revoked", "json")).state, "pending");
+    const [line] = logLines(await logsMatching(world, /token refused/), "token refused");
+    assert.equal(line.alert, true);
+    assert.equal(line.location_id, LOCATION);
+    assert.match(line.error, /invalid_grant: Refresh token has been revoked/);
+    assert.match(line.action, /\/oauth\/install/);
+    assert.deepEqual(apiStatuses(world), []);
+
+    assert.equal((await install(world)).status, 200, "the operator installs again");
+    const second = await world.deliver(event, { id: "msg_revoked" });
+    assert.equal(second.status, 200, second.text);
+    assert.equal(world.sim.state().contacts.length, 1);
+  });
+
+  test("an inactive location: the refresh is refused, webhooks wait, and apply once it is active", async () => {
+    world.sim.oauth.setTokenLifetime(SHORT_LIFETIME_SECS);
+    await install(world);
+    world.sim.oauth.deactivateLocation(LOCATION);
+    const event = ada();
+    const first = await world.deliver(event, { id: "msg_inactive" });
+    assert.equal(first.status, 503);
+    const [line] = logLines(await logsMatching(world, /token refused/), "token refused");
+    assert.match(line.error, /Location is not active/);
+    world.sim.oauth.activateLocation(LOCATION);
+    const second = await world.deliver(event, { id: "msg_inactive" });
+    assert.equal(second.status, 200, second.text);
+  });
+});
+
+describe("encryption key rotation", () => {
+  let world;
+  before(async () => {
+    world = await issuerWorld("oauth");
+  });
+  after(() => world.close());
+
+  test("records under the old key still open, and are re-encrypted under the new key on the next write", async () => {
+    await install(world);
+    assert.equal((await storedToken(world)).kid, "k1");
+
+    await world.reconfigure({ ...issuerVars("oauth"), TOKEN_ENCRYPTION_KEYS: `k2:${KEY2} k1:${KEY1}` });
+    assert.equal((await world.deliver(ada("sm_1"))).status, 200, "the k1 record opens");
+    assert.equal((await storedToken(world)).kid, "k1", "reading alone does not rewrite it");
+
+    world.sim.oauth.expireAccessTokens();
+    assert.equal((await world.deliver(ada("sm_2"))).status, 200);
+    assert.equal((await storedToken(world)).kid, "k2", "the refresh wrote it under the current key");
+
+    await world.reconfigure({ ...issuerVars("oauth"), TOKEN_ENCRYPTION_KEYS: `k2:${KEY2}` });
+    assert.equal((await world.deliver(ada("sm_3"))).status, 200, "k1 can be retired");
+
+    await world.reconfigure({ ...issuerVars("oauth"), TOKEN_ENCRYPTION_KEYS: `k3:${KEY3}` });
+    const lost = await world.deliver(ada("sm_4"));
+    assert.equal(lost.status, 503);
+    assert.equal(lost.json.error, "misconfigured");
+    assert.match(lost.json.message, /key id `k2`, which TOKEN_ENCRYPTION_KEYS does not list/);
+    assert.deepEqual(grants(world), [["authorization_code", 200], ["refresh_token", 200]]);
+  });
+});
+
+describe("credentials never reach logs or responses", () => {
+  let world;
+  before(async () => {
+    world = await issuerWorld("oauth");
+  });
+  after(() => world.close());
+
+  test("a full flow through every token path logs no token, refresh token, code, client secret or key", async () => {
+    const texts = [];
+    const keep = async (promise) => {
+      const answer = await promise;
+      texts.push(answer.text ?? JSON.stringify(answer.json));
+      return answer;
+    };
+    world.sim.oauth.setTokenLifetime(SHORT_LIFETIME_SECS);
+    const flow = await install(world);
+    texts.push(JSON.stringify(flow.json), flow.start.headers.get("location"));
+    await keep(world.deliver(ada("sm_1"))); // refresh ahead of expiry
+    world.sim.oauth.setTokenLifetime(3600);
+    await keep(world.deliver(ada("sm_2"))); // refresh
+    world.sim.oauth.expireAccessTokens();
+    await keep(world.deliver(adaLater("sm_2"))); // 401, refresh, retry
+    world.sim.oauth.setTokenLifetime(SHORT_LIFETIME_SECS);
+    world.sim.oauth.expireAccessTokens();
+    await keep(world.deliver(ada("sm_3")));
+    world.sim.injectFault({ route: "POST /oauth/token", latencyMs: 300, count: 2 });
+    await Promise.all([keep(world.deliver(ada("sm_4"))), keep(world.deliver(ada("sm_5")))]); // race
+    world.sim.oauth.revokeRefreshTokens();
+    await keep(world.deliver(ada("sm_6"))); // refused for good
+    const replay = await world.fetch(`${flow.callback.pathname}${flow.callback.search}`, { headers: { cookie: flow.cookie } });
+    texts.push(await replay.text()); // a spent code
+
+    await world.reconfigure({ ...issuerVars("client_credentials"), TOKEN_ENCRYPTION_KEYS: `k2:${KEY2} k1:${KEY1}` });
+    await keep(world.deliver(ada("sm_7")));
+    await world.reconfigure({ ...issuerVars("client_credentials"), OAUTH_CLIENT_SECRET: `${CLIENT_SECRET}-wrong` });
+    await world.kv.delete(`token:${LOCATION}`);
+    await keep(world.deliver(ada("sm_8"))); // invalid_client
+
+    const logs = await logsMatching(world, /invalid_client/);
+    const kinds = ["token renewed", "token adopted", "token refused", "oauth installed"];
+    for (const kind of kinds) assert.ok(logLines(logs, kind).length > 0, `the flow logged "${kind}"`);
+    const secrets = [
+      ...world.sim.oauth.secrets(),
+      `${CLIENT_SECRET}-wrong`,
+      KEY1,
+      KEY2,
+      TOKEN,
+      SECRET,
+      SECRET.replace("whsec_", ""),
+    ];
+    assert.ok(secrets.length > 12, `${secrets.length} credentials checked`);
+    const everything = [logs, ...texts].join("\n");
+    for (const secret of secrets) {
+      assert.ok(!everything.includes(secret), `credential number ${secrets.indexOf(secret)} leaked`);
+    }
+    for (const key of await world.kvKeys()) {
+      const value = await world.kv.get(key);
+      for (const secret of secrets) assert.ok(!value.includes(secret), `a credential is in clear in KV under ${key}`);
     }
   });
 });
