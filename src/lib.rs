@@ -19,7 +19,9 @@
 pub mod api_keys;
 pub mod config;
 pub mod contacts_api;
+pub mod envelope;
 pub mod event;
+pub mod install;
 pub mod intake;
 pub mod mapping;
 pub mod plan;
@@ -32,6 +34,8 @@ pub mod secret;
 pub mod signature;
 
 pub mod timestamp;
+pub mod token_endpoint;
+pub mod tokens;
 
 #[cfg(target_arch = "wasm32")]
 mod edge;

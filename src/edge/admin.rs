@@ -5,10 +5,12 @@
 use serde_json::{json, Value};
 use worker::{js_sys, Env, Method, Request, Response, Result};
 
-use super::queue::{now_ms, read_known, scan_queue};
+use super::queue::{read_known, scan_queue};
 use super::respond;
+use super::runtime::{now_ms, setting};
 use super::store::{Store, StoreError};
-use super::webhook::{load_config, setting};
+use super::tokens::token_status;
+use super::webhook::load_config;
 use crate::api_keys::{ApiKeys, Denied, ADMIN_KEYS_SETTING};
 use crate::config::Config;
 use crate::contacts_api::Answer;
@@ -43,7 +45,7 @@ pub async fn handle(mut req: Request, env: &Env) -> Result<Response> {
     let path = req.path().trim_start_matches(PREFIX).to_owned();
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let result = match (req.method(), segments.as_slice()) {
-        (Method::Get, ["status"]) => status(&store, &config).await,
+        (Method::Get, ["status"]) => status(env, &store, &config).await,
         (Method::Get, ["events"]) => list(&store, &query).await,
         (Method::Get, ["events", id]) => inspect(&store, id).await,
         (Method::Post, ["events", id, "replay"]) => replay_one(&store, id).await,
@@ -65,7 +67,7 @@ fn authorize(req: &Request, env: &Env) -> std::result::Result<(), Denied> {
 
 type Answered = std::result::Result<Result<Response>, StoreError>;
 
-async fn status(store: &Store, config: &Config) -> Answered {
+async fn status(env: &Env, store: &Store, config: &Config) -> Answered {
     let now = now_ms();
     let scan = scan_queue(store, now, usize::MAX).await?;
     let parked = count(store, PARKED_PREFIX).await?;
@@ -81,6 +83,7 @@ async fn status(store: &Store, config: &Config) -> Answered {
         "stale_dropped": stale_dropped.unwrap_or(0),
         "last_cron_run": last_cron,
         "rate_limited_until": blocked_until.filter(|until| *until > now),
+        "tokens": [token_status(env, store, &config.location_id).await],
     });
     Ok(respond::json(200, &body))
 }

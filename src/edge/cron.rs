@@ -7,7 +7,8 @@ use std::time::Duration;
 use worker::{console_error, console_log, Delay, Env};
 
 use super::alerts::{self, AlertKind};
-use super::queue::{now_ms, random_token, scan_queue, Ran, Runner};
+use super::queue::{random_token, scan_queue, Ran, Runner};
+use super::runtime::now_ms;
 use super::store::{Store, StoreError};
 use super::webhook::load_config;
 use crate::records::{lease_key, webhook_key, CronRun, WebhookRecord, CRON_LAST_KEY};

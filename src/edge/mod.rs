@@ -5,10 +5,13 @@ mod admin;
 mod alerts;
 mod contacts_client;
 mod cron;
+mod oauth;
 mod queue;
 mod read_api;
 mod respond;
+mod runtime;
 mod store;
+mod token_endpoint;
 mod tokens;
 mod webhook;
 
@@ -28,6 +31,11 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     match (req.method(), path.as_str()) {
         (Method::Post, WEBHOOK_PATH) => webhook::handle(req, &env, &ctx).await,
         (_, WEBHOOK_PATH) => respond::error(405, "method_not_allowed", "use POST for webhooks"),
+        (Method::Get, oauth::INSTALL_PATH) => oauth::install(&req, &env),
+        (Method::Get, oauth::CALLBACK_PATH) => oauth::callback(&req, &env).await,
+        (_, oauth::INSTALL_PATH | oauth::CALLBACK_PATH) => {
+            respond::error(405, "method_not_allowed", "use GET for the install flow")
+        }
         (Method::Get, "/healthz") => respond::json(200, &serde_json::json!({ "ok": true })),
         (_, p) if admin::handles(p) => admin::handle(req, &env).await,
         (Method::Get, p) if read_api::handles(p) => read_api::handle(req, &env).await,

@@ -6,13 +6,14 @@
 use std::time::Duration;
 
 use serde_json::json;
-use worker::{console_log, Date, Delay, Env};
+use worker::{console_log, Delay, Env};
 
 use super::alerts::{self, AlertKind};
 use super::contacts_client::ContactsClient;
 use super::read_api::{caching_enabled, mark_contact_changed};
+use super::runtime::now_ms;
 use super::store::{Store, StoreError};
-use super::tokens::access_token;
+use super::tokens::{access_token, refresh_after_rejection, TokenError};
 use crate::config::Config;
 use crate::contacts_api::{Answer, ApiRequest};
 use crate::event::parse_event;
@@ -206,17 +207,17 @@ impl Runner {
         }
     }
 
-    /// The access token for the location; after a token 401, a fresh one.
+    /// The access token for the location, kept for the run; after a token 401, its replacement.
     async fn token(&mut self, renew: bool) -> Result<Secret, Failure> {
-        if renew {
-            self.token = None;
-        }
-        if let Some(token) = &self.token {
-            return Ok(token.clone());
-        }
-        let token = access_token(&self.env, &self.config.location_id)
-            .await
-            .map_err(|error| Failure::Misconfigured(error.to_string()))?;
+        let location = &self.config.location_id;
+        let token = match (self.token.take(), renew) {
+            (Some(token), false) => Ok(token),
+            (Some(rejected), true) => {
+                refresh_after_rejection(&self.env, &self.store, location, &rejected, now_ms()).await
+            }
+            (None, _) => access_token(&self.env, &self.store, location, now_ms()).await,
+        };
+        let token = token.map_err(token_failure)?;
         self.token = Some(token.clone());
         Ok(token)
     }
@@ -386,6 +387,16 @@ impl Runner {
     }
 }
 
+/// Why no token could be had, as an attempt failure: the webhook stays pending in every case, and
+/// the operator hears of it (`token_renewal` alert) unless the token endpoint was only unavailable.
+fn token_failure(error: TokenError) -> Failure {
+    match error {
+        TokenError::Unavailable(detail) => Failure::Retryable { detail },
+        TokenError::NotConfigured(detail) => Failure::Misconfigured(detail),
+        TokenError::Refused(detail) => Failure::Misconfigured(format!("token renewal refused: {detail}")),
+    }
+}
+
 /// What KV holds under the keys planning needs.
 pub async fn read_known(store: &Store, reads: &plan::Reads) -> Result<Known, StoreError> {
     let mut known = Known { contact: store.get(&reads.contact).await?, ..Known::default() };
@@ -463,8 +474,4 @@ pub fn random_token() -> String {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).unwrap_or_default();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-pub fn now_ms() -> UnixMillis {
-    Date::now().as_millis() as i64
 }

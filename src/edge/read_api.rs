@@ -4,13 +4,13 @@
 //! passes the answer on. [`mark_contact_changed`] is what the write path calls after it changes a
 //! contact, so that the contact's cached reads are never served again.
 
-use worker::{console_error, console_log, console_warn, Cache, Date, Env, Request, Response, Result};
+use worker::{console_error, console_log, console_warn, Cache, Env, Request, Response, Result};
 
 use super::contacts_client::{ContactsClient, TransportFailure};
 use super::respond;
+use super::runtime::{now_ms, setting};
 use super::store::{Store, StoreError};
-use super::tokens::{access_token, TokenError};
-use super::webhook::setting;
+use super::tokens::{access_token, refresh_after_rejection, TokenError};
 use crate::contacts_api::{ApiRequest, ApiResponse};
 use crate::intake::Refusal;
 use crate::read_path::{
@@ -136,7 +136,7 @@ impl Reader<'_> {
     }
 
     /// Sends `request` with the location's token. When the API refuses the token (a 401 that is
-    /// not about `Version`), gets a token again from [`token_after_rejection`] and sends once
+    /// not about `Version`), gets a replacement token (`refresh_after_rejection`) and sends once
     /// more; whatever the second answer is, it is the answer.
     async fn send_with_token_retry(
         &self,
@@ -144,12 +144,12 @@ impl Reader<'_> {
         log: &mut ReadLog,
     ) -> std::result::Result<ApiResponse, Stop> {
         let location_id = &self.config.location_id;
-        let token = access_token(self.env, location_id).await?;
+        let token = access_token(self.env, self.store, location_id, now_ms()).await?;
         let first = self.send(request, &token, log).await?;
         if !token_rejected(&first) {
             return Ok(first);
         }
-        let token = token_after_rejection(self.env, location_id).await?;
+        let token = refresh_after_rejection(self.env, self.store, location_id, &token, now_ms()).await?;
         self.send(request, &token, log).await
     }
 
@@ -181,12 +181,6 @@ impl Reader<'_> {
             console_warn!("{}", serde_json::json!({"msg": "read not cached", "error": error.to_string()}));
         }
     }
-}
-
-/// The token to retry with after the API refused the first one. Today the same seam again (a
-/// Private Integration Token cannot be refreshed); the OAuth flow points this at its refresh.
-async fn token_after_rejection(env: &Env, location_id: &str) -> std::result::Result<Secret, TokenError> {
-    access_token(env, location_id).await
 }
 
 /// A cached answer, rebuilt with the caller-facing headers; a cache error counts as a miss.
@@ -257,7 +251,12 @@ impl From<StoreError> for Stop {
 
 impl From<TokenError> for Stop {
     fn from(error: TokenError) -> Stop {
-        Stop::Refused(Refusal::new(503, "misconfigured", error.to_string()))
+        let (status, code) = match &error {
+            TokenError::NotConfigured(_) => (503, "misconfigured"),
+            TokenError::Unavailable(_) => (503, "token_unavailable"),
+            TokenError::Refused(_) => (502, "contacts_api_unauthorized"),
+        };
+        Stop::Refused(Refusal::new(status, code, error.to_string()))
     }
 }
 
@@ -273,7 +272,7 @@ impl From<TransportFailure> for Stop {
 
 /// The one log line of a read: what was read, how, and how it ended.
 struct ReadLog {
-    started_at: u64,
+    started_at: i64,
     route: &'static str,
     cache: &'static str,
     api_calls: u32,
@@ -295,12 +294,8 @@ impl ReadLog {
                 "cache": self.cache,
                 "api_calls": self.api_calls,
                 "error": self.error,
-                "latency_ms": now_ms().saturating_sub(self.started_at),
+                "latency_ms": now_ms() - self.started_at,
             })
         );
     }
-}
-
-fn now_ms() -> u64 {
-    Date::now().as_millis()
 }

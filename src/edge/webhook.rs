@@ -4,8 +4,9 @@
 
 use worker::{console_error, Context, Env, Request, Response, Result};
 
-use super::queue::{now_ms, Runner};
+use super::queue::Runner;
 use super::respond;
+use super::runtime::{now_ms, setting};
 use super::store::{Store, StoreError};
 use crate::config::Config;
 use crate::intake::{admit, check_declared_length, Admitted, Delivery};
@@ -130,12 +131,4 @@ fn log_storage_error(webhook_id: &str, error: &StoreError) {
         "{}",
         serde_json::json!({"msg": "storage error", "webhook_id": webhook_id, "error": error.to_string()})
     );
-}
-
-/// A var or secret by name.
-pub fn setting(env: &Env, name: &str) -> Option<String> {
-    env.var(name)
-        .map(|value| value.to_string())
-        .or_else(|_| env.secret(name).map(|value| value.to_string()))
-        .ok()
 }

@@ -40,11 +40,13 @@ export async function startWorld({ vars = {}, simulator = {} } = {}) {
       READ_API_KEYS: READ_KEYS.join(" "),
       // Seconds instead of minutes, so that tests can drive retries.
       RETRY_SCHEDULE: "1s,1s,1s",
+      OAUTH_BASE: sim.url,
+      OAUTH_INSTALL_URL: `${sim.url}/oauth/chooselocation`,
       ...vars,
     }).filter(([, value]) => value !== undefined),
   );
   const logs = [];
-  const mf = new Miniflare({
+  const options = {
     modules: true,
     scriptPath: "build/index.js",
     modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }],
@@ -56,15 +58,23 @@ export async function startWorld({ vars = {}, simulator = {} } = {}) {
       stdout.on("data", (chunk) => logs.push(chunk.toString()));
       stderr.on("data", (chunk) => logs.push(chunk.toString()));
     },
-  });
+  };
+  const mf = new Miniflare(options);
   await mf.ready;
-  const kv = await mf.getKVNamespace("SYNC_KV");
+  let kv = await mf.getKVNamespace("SYNC_KV");
 
   return {
     sim,
     mf,
     kv,
     logs: () => logs.join(""),
+    /** Restarts the worker with `vars` changed (undefined removes one); KV and the simulator keep their state. */
+    async reconfigure(vars) {
+      const changed = Object.entries({ ...bindings, ...vars }).filter(([, value]) => value !== undefined);
+      await mf.setOptions({ ...options, bindings: Object.fromEntries(changed) });
+      kv = await mf.getKVNamespace("SYNC_KV");
+      this.kv = kv;
+    },
     fetch: (path, init) => mf.dispatchFetch(`${BASE}${path}`, init),
     /** Signs and posts a webhook; `overrides` can break any part of it. */
     async deliver(event, overrides = {}) {

@@ -213,21 +213,13 @@ describe("read API", () => {
     assert.equal(newCalls(world), 1);
   });
 
-  test("a refused token is fetched again and the call retried once", async () => {
+  test("a refused static token cannot be renewed: 502 after one call, never the caller's 401", async () => {
     const refused = { statusCode: 401, message: "Invalid JWT", error: "Unauthorized" };
     world.sim.injectFault({ route: "GET /contacts/:contactId", status: 401, body: refused });
-    const retried = await read(world, `/contacts/${ids.contactId}`);
-    assert.equal(retried.status, 200, retried.text);
-    assert.equal(retried.json.contact.id, ids.contactId);
-    assert.equal(newCalls(world), 2);
-
-    countsFrom(world);
-    world.sim.injectFault({ route: "GET /contacts/:contactId", status: 401, body: refused, count: 2 });
-    const twice = await read(world, `/contacts/${ids.contactId}`);
-    assert.equal(twice.status, 502, twice.text);
-    assert.equal(twice.json.error, "contacts_api_unauthorized", "a 401 never reaches the caller as its own");
-    assert.match(twice.json.message, /Invalid JWT/);
-    assert.equal(newCalls(world), 2, "one retry only");
+    const answer = await read(world, `/contacts/${ids.contactId}`);
+    assert.equal(answer.status, 502, answer.text);
+    assert.equal(answer.json.error, "contacts_api_unauthorized", "a 401 never reaches the caller as its own");
+    assert.equal(newCalls(world), 1, "the same static token is not sent again");
 
     countsFrom(world);
     const version = { statusCode: 401, message: "version header was not found." };
@@ -383,4 +375,47 @@ describe("read API settings", () => {
       }
     });
   }
+});
+
+describe("read API with a renewable token (client credentials)", () => {
+  const CLIENT_ID = "read-e2e-client";
+  const CLIENT_SECRET = "read-e2e-client-secret-0123456789";
+  let world;
+  let contactId;
+  before(async () => {
+    world = await startWorld({
+      vars: {
+        TOKEN_MODE: "client_credentials",
+        CONTACTS_API_TOKEN: undefined,
+        OAUTH_CLIENT_ID: CLIENT_ID,
+        OAUTH_CLIENT_SECRET: CLIENT_SECRET,
+        TOKEN_ENCRYPTION_KEYS: `k1:${Buffer.alloc(32, 7).toString("base64")}`,
+      },
+      simulator: { tokens: {}, oauth: { clients: { [CLIENT_ID]: { secret: CLIENT_SECRET, locationId: LOCATION } } } },
+    });
+    const { record } = await world.deliverAndSettle(contactEvent("contact.created", { id: "sm_ada", name: "Ada" }));
+    contactId = record.outcome.contact_id;
+  });
+  after(() => world.close());
+
+  test("a token 401 is renewed once and the call retried once", async () => {
+    const refused = { statusCode: 401, message: "Invalid JWT", error: "Unauthorized" };
+    const reads = () => world.sim.counts()["GET /contacts/:contactId"] ?? 0;
+    const renewals = () => world.sim.oauth.grants().length;
+    world.sim.injectFault({ route: "GET /contacts/:contactId", status: 401, body: refused });
+    let [readsBefore, renewalsBefore] = [reads(), renewals()];
+    const retried = await read(world, `/contacts/${contactId}`);
+    assert.equal(retried.status, 200, retried.text);
+    assert.equal(retried.json.contact.id, contactId);
+    assert.equal(reads() - readsBefore, 2, "the call, then one retry");
+    assert.equal(renewals() - renewalsBefore, 1, "with a renewed token");
+
+    world.sim.injectFault({ route: "GET /contacts/:contactId", status: 401, body: refused, count: 2 });
+    [readsBefore, renewalsBefore] = [reads(), renewals()];
+    const twice = await read(world, `/contacts/${contactId}`);
+    assert.equal(twice.status, 502, twice.text);
+    assert.equal(twice.json.error, "contacts_api_unauthorized");
+    assert.match(twice.json.message, /Invalid JWT/);
+    assert.equal(reads() - readsBefore, 2, "one retry only");
+  });
 });

@@ -209,6 +209,7 @@ describe("reliability", () => {
     assert.equal(status.status, 200);
     assert.equal(status.json.pending, 1);
     assert.equal(status.json.location_id, LOCATION);
+    assert.deepEqual(status.json.tokens, [{ location_id: LOCATION, mode: "private_integration", state: "static" }]);
     const pending = await world.admin("GET", "events?state=pending&limit=10");
     assert.equal(pending.json.events[0].webhook_id, answer.id);
     assert.equal(pending.json.events[0].failures, 1);

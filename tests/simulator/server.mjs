@@ -26,6 +26,7 @@ import { assignBusiness, listRoutes } from "./routes/lists.mjs";
 import { noteRoutes } from "./routes/notes.mjs";
 import { tagRoutes } from "./routes/tags.mjs";
 import { taskRoutes } from "./routes/tasks.mjs";
+import { createOAuth, oauthControlRoutes, oauthRoutes } from "./routes/oauth.mjs";
 import { createStore, snapshot } from "./store.mjs";
 
 export const API_VERSION = "2021-07-28";
@@ -40,6 +41,7 @@ const API_ROUTES = [
   ...taskRoutes,
   ...appointmentRoutes,
   ...listRoutes,
+  ...oauthRoutes,
 ];
 
 const unauthorized = (message) => apiError(401, message, { error: "Unauthorized" });
@@ -85,7 +87,7 @@ function normaliseLocation(config) {
 /**
  * Starts the simulator. Options (all optional): port, host, tokens {token: locationId},
  * locations {locationId: {allowDuplicates}}, rateLimit {max, intervalMs, daily}, seed,
- * now (() => ms, the clock; default Date.now).
+ * now (() => ms, the clock; default Date.now), oauth {clients, tokenLifetimeSecs} (routes/oauth.mjs).
  */
 export async function startSimulator(options = {}) {
   const clock = options.now ?? Date.now;
@@ -95,7 +97,8 @@ export async function startSimulator(options = {}) {
     Object.entries(options.locations ?? {}).map(([id, config]) => [id, normaliseLocation(config)]),
   );
   const apiRouter = createRouter(API_ROUTES);
-  const controlRouter = createRouter(controlRoutes);
+  const controlRouter = createRouter([...controlRoutes, ...oauthControlRoutes]);
+  const oauth = createOAuth({ clock, ...options.oauth });
   const faultRoutes = [...apiRouter.keys, ...UNMATCHED_METHODS.map((m) => `${m} <unmatched>`)];
   const inflight = createInflight();
 
@@ -121,8 +124,9 @@ export async function startSimulator(options = {}) {
     }
     const bearer = /^Bearer\s+(\S+)\s*$/i.exec(headers.authorization ?? "");
     if (!bearer) return { error: unauthorized("Invalid JWT") };
-    if (!tokens.has(bearer[1])) return { error: unauthorized("Invalid token: access token is invalid") };
-    return { auth: { token: bearer[1], locationId: tokens.get(bearer[1]) } };
+    const locationId = tokens.get(bearer[1]) ?? oauth.locationOf(bearer[1]);
+    if (locationId === undefined) return { error: unauthorized("Invalid token: access token is invalid") };
+    return { auth: { token: bearer[1], locationId } };
   }
 
   /** Runs one API request through auth, rate limit, body parsing and its handler. */
@@ -156,6 +160,7 @@ export async function startSimulator(options = {}) {
         random: run.idRandom,
         now: clock,
         location: locationConfig,
+        oauth,
       }),
     );
   }
@@ -242,6 +247,7 @@ export async function startSimulator(options = {}) {
     assignBusiness: (contactId, businessId) => assignBusiness(run.store, contactId, businessId),
     requests: () => structuredClone(run.log),
     counts: () => Object.fromEntries(run.counts),
+    oauth,
     injectFault(spec) {
       const fault = normaliseFault(spec, faultRoutes);
       run.faults.add(fault);
@@ -255,6 +261,7 @@ export async function startSimulator(options = {}) {
     reset() {
       inflight.releaseHung();
       run = freshRun();
+      oauth.reset();
     },
     addToken(token, locationId) {
       tokens.set(token, locationId);
