@@ -3,7 +3,9 @@
 //! kind and location per quiet period (a KV key with that TTL). Every alert is also logged.
 
 use serde_json::json;
-use worker::{console_error, Fetch, Headers, Method, Request, RequestInit};
+use worker::{console_error, Headers, Method, Request, RequestInit};
+
+use super::http::fetch_with_timeout;
 
 use super::store::Store;
 use crate::config::AlertConfig;
@@ -46,21 +48,27 @@ pub async fn raise(store: &Store, config: &AlertConfig, kind: AlertKind, locatio
         "location_id": location_id,
     });
     if let Err(error) = post(url, &body.to_string()).await {
-        console_error!(
-            "{}",
-            json!({"msg": "alert delivery failed", "kind": kind.as_str(), "error": error.to_string()})
-        );
+        console_error!("{}", json!({"msg": "alert delivery failed", "kind": kind.as_str(), "error": error}));
     }
 }
 
-async fn post(url: &str, body: &str) -> worker::Result<()> {
+/// How long the alert receiver may take to answer.
+const TIMEOUT_MS: u32 = 5_000;
+
+async fn post(url: &str, body: &str) -> Result<(), String> {
+    let request = build(url, body).map_err(|error| format!("could not build the request: {error}"))?;
+    let (response, _) =
+        fetch_with_timeout(request, TIMEOUT_MS).await.map_err(|failure| failure.to_string())?;
+    match response.status_code() {
+        200..=299 => Ok(()),
+        status => Err(format!("the alert receiver answered {status}")),
+    }
+}
+
+fn build(url: &str, body: &str) -> worker::Result<Request> {
     let headers = Headers::new();
     headers.set("Content-Type", "application/json")?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post).with_headers(headers).with_body(Some(body.into()));
-    let response = Fetch::Request(Request::new_with_init(url, &init)?).send().await?;
-    match response.status_code() {
-        200..=299 => Ok(()),
-        status => Err(worker::Error::RustError(format!("the alert receiver answered {status}"))),
-    }
+    Request::new_with_init(url, &init)
 }

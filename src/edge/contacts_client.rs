@@ -2,12 +2,12 @@
 //! header, timeout): `send` returns the core's classification of what came back with the
 //! rate-limit headers (the write path), `send_raw` the answer itself (the read path passes it on).
 
-use std::time::Duration;
-
-use futures_util::future::{select, Either};
 use serde_json::Value;
 use wasm_bindgen::JsValue;
-use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, Response};
+use worker::{Headers, Method, Request, RequestInit, Response};
+
+use super::http::fetch_with_timeout;
+pub use super::http::TransportFailure;
 
 use crate::contacts_api::{classify, Answer, ApiRequest, ApiResponse, Method as ApiMethod, API_VERSION};
 use crate::retry::RateHeaders;
@@ -17,17 +17,6 @@ pub struct ContactsClient<'a> {
     pub base_url: &'a str,
     pub token: &'a Secret,
     pub timeout_ms: u32,
-}
-
-/// A call that got no answer.
-#[derive(Debug, thiserror::Error)]
-pub enum TransportFailure {
-    #[error("could not build the request: {0}")]
-    Build(String),
-    #[error("network error: {0}")]
-    Network(String),
-    #[error("no answer within {0} ms")]
-    Timeout(u32),
 }
 
 /// What one call produced, classified.
@@ -55,26 +44,8 @@ impl ContactsClient<'_> {
     ) -> Result<(ApiResponse, RateHeaders), TransportFailure> {
         let fetch_request =
             self.build(request).map_err(|error| TransportFailure::Build(error.to_string()))?;
-        let controller = AbortController::default();
-        let signal = controller.signal();
-        let fetch = Fetch::Request(fetch_request);
-        let sending = Box::pin(async {
-            let mut response = fetch.send_with_signal(&signal).await?;
-            let text = response.text().await?;
-            Ok::<_, worker::Error>((response, text))
-        });
-        let timeout = Box::pin(Delay::from(Duration::from_millis(u64::from(self.timeout_ms))));
-        let raced = select(sending, timeout).await;
-        match raced {
-            Either::Left((Ok((response, text)), _)) => {
-                Ok((api_response(&response, &text), rate_headers(&response)))
-            }
-            Either::Left((Err(error), _)) => Err(TransportFailure::Network(error.to_string())),
-            Either::Right(((), _)) => {
-                controller.abort();
-                Err(TransportFailure::Timeout(self.timeout_ms))
-            }
-        }
+        let (response, text) = fetch_with_timeout(fetch_request, self.timeout_ms).await?;
+        Ok((api_response(&response, &text), rate_headers(&response)))
     }
 
     fn build(&self, request: &ApiRequest) -> worker::Result<Request> {

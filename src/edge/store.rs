@@ -41,16 +41,10 @@ impl Store {
         Ok(Store { kv: env.kv(BINDING)? })
     }
 
+    /// The JSON record under `key`. The read itself is not generic (one async state machine
+    /// for every record type); only the parse is.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
-        let text = self.kv.get(key).text().await.map_err(|_| StoreError::new("read", key))?;
-        Ok(text.and_then(|text| match serde_json::from_str(&text) {
-            Ok(record) => Some(record),
-            Err(error) => {
-                let line = serde_json::json!({"msg": "unreadable KV record", "key": key, "error": error.to_string()});
-                console_warn!("{line}");
-                None
-            }
-        }))
+        Ok(self.get_text(key).await?.and_then(|text| parse(key, &text)))
     }
 
     pub async fn get_text(&self, key: &str) -> Result<Option<String>, StoreError> {
@@ -128,6 +122,19 @@ impl Store {
             self.delete(&key.name).await?;
         }
         Ok(())
+    }
+}
+
+/// A stored record, or `None` (reported) when it no longer parses.
+fn parse<T: DeserializeOwned>(key: &str, text: &str) -> Option<T> {
+    match serde_json::from_str(text) {
+        Ok(record) => Some(record),
+        Err(error) => {
+            let line =
+                serde_json::json!({"msg": "unreadable KV record", "key": key, "error": error.to_string()});
+            console_warn!("{line}");
+            None
+        }
     }
 }
 

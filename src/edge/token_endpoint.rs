@@ -2,18 +2,17 @@
 //! answer to the core's [`interpret`]: the only place a client secret, code or refresh token goes
 //! on the wire.
 
-use std::time::Duration;
-
-use futures_util::future::{select, Either};
 use serde_json::Value;
 use wasm_bindgen::JsValue;
-use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit};
+use worker::{Headers, Method, Request, RequestInit};
+
+use super::http::{fetch_with_timeout, TransportFailure};
 
 use crate::token_endpoint::{interpret, token_request, Grant, TokenAnswer, TokenRequest};
 use crate::tokens::{OAuthClient, TokenError, TokenRecord};
 
 /// How long the token endpoint may take to answer.
-const TIMEOUT_MS: u64 = 10_000;
+const TIMEOUT_MS: u32 = 10_000;
 
 /// Trades `grant` for a token record (`now_ms`: when it is sent; the lifetime counts from then).
 pub async fn exchange(client: &OAuthClient, grant: &Grant, now_ms: i64) -> Result<TokenRecord, TokenError> {
@@ -26,28 +25,16 @@ pub async fn exchange(client: &OAuthClient, grant: &Grant, now_ms: i64) -> Resul
     interpret(&answer, client, grant, now_ms)
 }
 
-/// POSTs the form; `Err` carries a description of a failure to get any answer.
+/// POSTs the form; `Err` describes a failure to get any answer.
 async fn post(request: &TokenRequest) -> Result<TokenAnswer, String> {
     let fetch_request = build(request).map_err(|_| "the request could not be built".to_owned())?;
-    let controller = AbortController::default();
-    let signal = controller.signal();
-    let fetch = Fetch::Request(fetch_request);
-    let sending = Box::pin(async {
-        let mut response = fetch.send_with_signal(&signal).await?;
-        let text = response.text().await?;
-        Ok::<_, worker::Error>((response.status_code(), text))
-    });
-    let timeout = Box::pin(Delay::from(Duration::from_millis(TIMEOUT_MS)));
-    let raced = select(sending, timeout).await;
-    match raced {
-        Either::Left((Ok((status, text)), _)) => {
-            Ok(TokenAnswer { status, body: serde_json::from_str(&text).unwrap_or(Value::Null) })
-        }
-        Either::Left((Err(_), _)) => Err("network error".to_owned()),
-        Either::Right(((), _)) => {
-            controller.abort();
-            Err(format!("no answer within {TIMEOUT_MS} ms"))
-        }
+    match fetch_with_timeout(fetch_request, TIMEOUT_MS).await {
+        Ok((response, text)) => Ok(TokenAnswer {
+            status: response.status_code(),
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+        }),
+        Err(TransportFailure::Timeout(ms)) => Err(format!("no answer within {ms} ms")),
+        Err(_) => Err("network error".to_owned()),
     }
 }
 
