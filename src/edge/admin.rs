@@ -3,7 +3,7 @@
 //! mapping that shows the exact Contacts API requests an event would produce.
 
 use serde_json::{json, Value};
-use worker::{js_sys, Env, Method, Request, Response, Result};
+use worker::{Env, Method, Request, Response, Result};
 
 use super::queue::{read_known, scan_queue};
 use super::respond;
@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::contacts_api::Answer;
 use crate::event::parse_event;
 use crate::plan::{self, Next, Start};
+use crate::read_path::split_url;
 use crate::records::{
     due_key, parked_key, parse_index_key, webhook_key, CronRun, DueMeta, Outcome, WebhookRecord,
     WebhookState, CRON_LAST_KEY, DUE_PREFIX, FINISHED_TTL_SECS, PARKED_PREFIX, STALE_COUNT_KEY,
@@ -41,7 +42,7 @@ pub async fn handle(mut req: Request, env: &Env) -> Result<Response> {
     let store = Store::open(env)?;
     // The raw URL, not `req.url()`: parsing with the `url` crate links its IDNA tables (~100 KiB).
     let raw_url = req.inner().url();
-    let query = raw_url.split_once('?').map(|(_, query)| query.to_owned()).unwrap_or_default();
+    let query = split_url(&raw_url).query.unwrap_or_default().to_owned();
     let path = req.path().trim_start_matches(PREFIX).to_owned();
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let result = match (req.method(), segments.as_slice()) {
@@ -116,12 +117,7 @@ async fn list(store: &Store, query_string: &str) -> Answered {
 
 /// One decoded parameter of a query string.
 fn query_param(query: &str, name: &str) -> Option<String> {
-    query.split('&').find_map(|pair| {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let decode =
-            |text: &str| js_sys::decode_uri_component(&text.replace('+', " ")).ok().map(String::from);
-        (decode(key)? == name).then(|| decode(value)).flatten()
-    })
+    form_urlencoded::parse(query.as_bytes()).find(|(key, _)| key == name).map(|(_, value)| value.into_owned())
 }
 
 fn summary(id: &str, record: &WebhookRecord) -> Value {
