@@ -1,0 +1,290 @@
+// Hostile input, end to end: one table of requests that try to get something past the worker on
+// every route (the webhook, the operator API under /admin/, the read API under /contacts/ and
+// /sightmill/contacts/, and routes that do not exist). Each row answers its status with a JSON
+// body, sends nothing to the Contacts API and leaves KV exactly as it was (keys, values and
+// metadata). Rows marked `seeded` run after one webhook was applied, so that replays and id reuse
+// have something to aim at.
+
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import {
+  ADMIN_KEY,
+  apiCalls,
+  contactEvent,
+  READ_KEYS,
+  SECRET,
+  sign,
+  sleep,
+  startWorld,
+  WEBHOOK_PATH,
+} from "./harness.mjs";
+import { signedDelivery } from "../support/webhooks.mjs";
+
+const good = contactEvent("contact.created", { id: "sm_1", email: "a@example.com" });
+const goodBody = JSON.stringify(good);
+/** The webhook id the `seeded` rows find already applied. */
+const SEEDED_ID = "msg_seeded";
+const now = () => Math.floor(Date.now() / 1000);
+const otherSecret = `whsec_${Buffer.from("another-key").toString("base64")}`;
+
+/** A body that is `good` with `data` (or the envelope) changed. */
+const withData = (type, data) => JSON.stringify(contactEvent(type, data));
+const withEnvelope = (changes) => JSON.stringify({ ...good, ...changes });
+
+/** A webhook delivery of `good`, broken by `overrides` (see signedDelivery). */
+const webhook = (overrides = {}) => (world) => world.fetch(WEBHOOK_PATH, signedDelivery(SECRET, good, overrides));
+
+/** A request on any path; `key` becomes a bearer Authorization header. */
+const call =
+  (path, { method = "GET", key, authorization, headers = {}, body } = {}) =>
+  (world) => {
+    const auth = authorization ?? (key === undefined ? undefined : `Bearer ${key}`);
+    const all = { ...headers, ...(auth === undefined ? {} : { authorization: auth }) };
+    return world.fetch(path, { method, headers: all, body });
+  };
+const asAdmin = (path, init = {}) => call(path, { key: ADMIN_KEY, ...init });
+const asReader = (path, init = {}) => call(path, { key: READ_KEYS[0], ...init });
+
+/** A signature that was valid for SEEDED_ID's delivery but is sent with one part changed. */
+function resigned(change) {
+  return (world) => {
+    const timestamp = now();
+    const signature = sign(SECRET, "msg_orig", timestamp, goodBody);
+    const parts = { id: "msg_orig", timestamp, signature, rawBody: goodBody, ...change(timestamp) };
+    return world.fetch(WEBHOOK_PATH, signedDelivery(SECRET, good, parts));
+  };
+}
+
+/** A body streamed in 1 MiB chunks without a Content-Length. */
+function chunkedWebhook(mebibytes) {
+  return (world) => {
+    const delivery = signedDelivery(SECRET, good, {});
+    const chunk = new Uint8Array(1 << 20).fill(0x20);
+    let sent = 0;
+    const body = new ReadableStream({
+      pull(controller) {
+        if (sent++ < mebibytes) controller.enqueue(chunk);
+        else controller.close();
+      },
+    });
+    return world.fetch(WEBHOOK_PATH, { ...delivery, body, duplex: "half" });
+  };
+}
+
+// [name, request, status, error code (or the JSON `status` of a non-error answer), options]
+const WEBHOOK_ROWS = [
+  // Signatures
+  ["bad signature", webhook({ signature: "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" }), 401, "invalid_signature"],
+  ["signature by another secret", webhook({ secret: otherSecret }), 401, "invalid_signature"],
+  ["missing signature header", webhook({ headers: { "webhook-signature": undefined } }), 401, "invalid_signature"],
+  ["empty v1 signature", webhook({ signature: "v1," }), 401, "invalid_signature"],
+  ["signature that is not base64", webhook({ signature: "v1,!!!not-base64!!!" }), 401, "invalid_signature"],
+  ["only an unknown signature version", webhook({ signature: "v2,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" }), 401, "invalid_signature"],
+  ["signature header of 4,000 entries", webhook({ signature: Array(4000).fill("v1,AAAA").join(" ") }), 401, "invalid_signature"],
+  ["signature header of 64 KiB", webhook({ signature: `v1,${"A".repeat(64 * 1024)}` }), 401, "invalid_signature"],
+  ["a signature over another body", resigned(() => ({ rawBody: goodBody.replace("a@example.com", "b@example.com") })), 401, "invalid_signature"],
+  ["a signature moved to another webhook id", resigned(() => ({ id: "msg_other" })), 401, "invalid_signature"],
+  ["a signature moved to another timestamp", resigned((t) => ({ timestamp: t + 1 })), 401, "invalid_signature"],
+  // Ids and timestamps
+  ["missing webhook-id", webhook({ headers: { "webhook-id": undefined } }), 401, "invalid_signature"],
+  ["missing webhook-timestamp", webhook({ headers: { "webhook-timestamp": undefined } }), 401, "invalid_signature"],
+  ["webhook-id with path characters", webhook({ id: "../../etc" }), 401, "invalid_signature"],
+  ["webhook-id of 129 characters", webhook({ id: "a".repeat(129) }), 401, "invalid_signature"],
+  ["webhook-id of 16 KiB", webhook({ id: "a".repeat(16 * 1024) }), 401, "invalid_signature"],
+  ["webhook-id with non-ASCII", webhook({ id: "msg_é" }), 401, "invalid_signature"],
+  ["stale timestamp", webhook({ timestamp: now() - 360 }), 401, "invalid_signature"],
+  ["future timestamp", webhook({ timestamp: now() + 360 }), 401, "invalid_signature"],
+  ["timestamp of 20 digits", webhook({ timestamp: "99999999999999999999" }), 401, "invalid_signature"],
+  ["timestamp with a fraction", webhook({ timestamp: "1.5" }), 401, "invalid_signature"],
+  ["negative timestamp", webhook({ timestamp: "-1" }), 401, "invalid_signature"],
+  // Replays
+  ["a replayed webhook id with a new body", webhook({ id: SEEDED_ID, rawBody: withData("contact.updated", { id: "sm_1", email: "x@example.com" }) }), 409, "webhook_id_reused", { seeded: true }],
+  ["a replay of an applied webhook", webhook({ id: SEEDED_ID, rawBody: goodBody }), 200, "applied", { seeded: true, replayed: true }],
+  ["a replay of an applied webhook after the tolerance", webhook({ id: SEEDED_ID, rawBody: goodBody, timestamp: now() - 3600 }), 401, "invalid_signature", { seeded: true }],
+  // Bodies
+  ["malformed JSON", webhook({ rawBody: '{"type": "contact.created",' }), 400, "malformed_json"],
+  ["empty body", webhook({ rawBody: "" }), 400, "malformed_json"],
+  ["deeply nested JSON", webhook({ rawBody: `${"[".repeat(100)}${"]".repeat(100)}` }), 400, "malformed_json"],
+  ["100,000 levels of nesting", webhook({ rawBody: `{"a":${"[".repeat(100_000)}${"]".repeat(100_000)}}` }), 400, "malformed_json"],
+  ["invalid UTF-8", webhook({ rawBody: Buffer.from([0x7b, 0xff, 0xfe, 0x7d]) }), 400, "malformed_json"],
+  ["invalid UTF-8 inside a string", webhook({ rawBody: Buffer.concat([Buffer.from(goodBody.slice(0, 60)), Buffer.from([0xc3, 0x28]), Buffer.from(goodBody.slice(60))]) }), 400, "malformed_json"],
+  ["a lone surrogate escape", webhook({ rawBody: goodBody.replace("a@example.com", "\\ud800") }), 400, "malformed_json"],
+  ["a byte order mark", webhook({ rawBody: `\ufeff${goodBody}` }), 400, "malformed_json"],
+  ["a JSON array", webhook({ rawBody: "[]" }), 422, "unprocessable_event"],
+  ["JSON null", webhook({ rawBody: "null" }), 422, "unprocessable_event"],
+  ["an extra top-level key", webhook({ rawBody: withEnvelope({ extra: true }) }), 422, "unprocessable_event"],
+  ["unknown event type", webhook({ rawBody: withEnvelope({ type: "contact.exploded" }) }), 422, "unprocessable_event"],
+  ["event type of 10,000 characters", webhook({ rawBody: withEnvelope({ type: "x".repeat(10_000) }) }), 422, "unprocessable_event"],
+  ["timestamp that is not RFC 3339", webhook({ rawBody: withEnvelope({ timestamp: "yesterday" }) }), 422, "unprocessable_event"],
+  ["missing data.id", webhook({ rawBody: withData("contact.created", {}) }), 422, "unprocessable_event"],
+  ["id with path characters", webhook({ rawBody: withData("contact.created", { id: "a/../b" }) }), 422, "unprocessable_event"],
+  ["contact id of 129 characters", webhook({ rawBody: withData("contact.created", { id: "c".repeat(129) }) }), 422, "unprocessable_event"],
+  ["note id with a colon", webhook({ rawBody: withData("note.created", { id: "n:1", contact_id: "sm_1", body: "x" }) }), 422, "unprocessable_event"],
+  ["contact_id with an encoded slash", webhook({ rawBody: withData("tag.added", { contact_id: "sm%2F1", tag: "vip" }) }), 422, "unprocessable_event"],
+  ["tag of 101 characters", webhook({ rawBody: withData("tag.added", { contact_id: "sm_1", tag: "t".repeat(101) }) }), 422, "unprocessable_event"],
+  ["impossible updated_at", webhook({ rawBody: withData("contact.updated", { id: "sm_1", updated_at: "2026-13-45T25:61:00Z" }) }), 422, "unprocessable_event"],
+  ["oversized body", webhook({ rawBody: withEnvelope({ pad: "x".repeat(300 * 1024) }) }), 413, "body_too_large"],
+  ["20 MiB streamed without a length", chunkedWebhook(20), 413, "body_too_large"],
+  // Content types and methods
+  ["wrong content type", webhook({ headers: { "content-type": "text/plain" } }), 415, "unsupported_media_type"],
+  ["missing content type", webhook({ headers: { "content-type": undefined } }), 415, "unsupported_media_type"],
+  ["a form content type", webhook({ headers: { "content-type": "application/x-www-form-urlencoded" } }), 415, "unsupported_media_type"],
+  ["a charset other than UTF-8", webhook({ headers: { "content-type": "application/json; charset=latin1" } }), 415, "unsupported_media_type"],
+  ["a content type of 32 KiB", webhook({ headers: { "content-type": `application/json; ${"x".repeat(32 * 1024)}` } }), 415, "unsupported_media_type"],
+  ["GET on the webhook route", webhook({ method: "GET", rawBody: null, signature: "v1,x" }), 405, "method_not_allowed"],
+  ["PUT on the webhook route", webhook({ method: "PUT" }), 405, "method_not_allowed"],
+  ["DELETE on the webhook route", webhook({ method: "DELETE", rawBody: null }), 405, "method_not_allowed"],
+];
+
+const ADMIN_ROWS = [
+  ["operator API without a key", call("/admin/status"), 401, "missing_api_key"],
+  ["operator API with a wrong key", call("/admin/status", { key: "wrong-key-0123456789abcdef" }), 401, "invalid_api_key"],
+  ["operator API with a read key", call("/admin/events", { key: READ_KEYS[0] }), 401, "invalid_api_key"],
+  ["operator API with the key as Basic", call("/admin/status", { authorization: `Basic ${ADMIN_KEY}` }), 401, "missing_api_key"],
+  ["operator API with a key of 20,000 characters", call("/admin/status", { key: "k".repeat(20_000) }), 401, "invalid_api_key"],
+  ["replay without a key", call(`/admin/events/${SEEDED_ID}/replay`, { method: "POST" }), 401, "missing_api_key", { seeded: true }],
+  ["discard with a read key", call(`/admin/events/${SEEDED_ID}`, { method: "DELETE", key: READ_KEYS[1] }), 401, "invalid_api_key", { seeded: true }],
+  ["dry run without a key", call("/admin/dry-run", { method: "POST", body: goodBody }), 401, "missing_api_key"],
+  ["an event id with path characters", asAdmin("/admin/events/..%2F..%2Fwebhook"), 404, "unknown_webhook"],
+  ["replaying an unknown event", asAdmin("/admin/events/msg_none/replay", { method: "POST" }), 404, "unknown_webhook"],
+  ["discarding an unknown event", asAdmin("/admin/events/msg_none", { method: "DELETE" }), 404, "unknown_webhook"],
+  ["replaying a finished event", asAdmin(`/admin/events/${SEEDED_ID}/replay`, { method: "POST" }), 409, "not_parked", { seeded: true }],
+  ["discarding a finished event", asAdmin(`/admin/events/${SEEDED_ID}`, { method: "DELETE" }), 409, "already_finished", { seeded: true }],
+  ["a replay request that is not JSON", asAdmin("/admin/replay", { method: "POST", body: "{nope" }), 400, "bad_replay_request"],
+  ["a replay window backwards", asAdmin("/admin/replay", { method: "POST", body: JSON.stringify({ from: "2026-02-01T00:00:00Z", to: "2026-01-01T00:00:00Z" }) }), 400, "bad_replay_request"],
+  ["an unknown listing state", asAdmin("/admin/events?state=finished"), 400, "bad_query"],
+  ["a dry run of malformed JSON", asAdmin("/admin/dry-run", { method: "POST", body: "{nope" }), 422, "unprocessable_event"],
+  ["a dry run nested 10,000 deep", asAdmin("/admin/dry-run", { method: "POST", body: "[".repeat(10_000) }), 422, "unprocessable_event"],
+  ["an unknown operator route", asAdmin("/admin/secrets"), 404, "not_found"],
+];
+
+const READ_ROWS = [
+  ["read without a key", call("/contacts/abc"), 401, "missing_api_key"],
+  ["read with the admin key", call("/contacts/abc", { key: ADMIN_KEY }), 401, "invalid_api_key"],
+  ["read with the key as Basic", call("/sightmill/contacts/sm_1", { authorization: `Basic ${READ_KEYS[0]}` }), 401, "missing_api_key"],
+  ["read with a key and trailing junk", call("/contacts/abc", { authorization: `Bearer ${READ_KEYS[0]} junk` }), 401, "invalid_api_key"],
+  ["a contact id of 65 characters", asReader(`/contacts/${"a".repeat(65)}`), 400, "invalid_id"],
+  ["a SightMill id of 129 characters", asReader(`/sightmill/contacts/${"a".repeat(129)}`), 400, "invalid_id"],
+  ["a NUL in an id", asReader("/contacts/%00"), 400, "invalid_id"],
+  ["a traversal in a note id", asReader("/contacts/abc/notes/..%2F..%2Fadmin"), 400, "invalid_id"],
+  ["a traversal in a SightMill id", asReader("/sightmill/contacts/..%2F..%2Fadmin%2Fstatus"), 400, "invalid_id"],
+  ["a non-ASCII id", asReader("/contacts/%C3%A9"), 400, "invalid_id"],
+  ["a business id with a dot", asReader("/contacts/business/a.b"), 400, "invalid_id"],
+  ["an unmapped SightMill id", asReader("/sightmill/contacts/sm_unknown/notes"), 404, "not_mapped"],
+  ["an empty path segment", asReader("/contacts//notes"), 404, "not_found"],
+  ["a write through the read API", asReader("/contacts/abc/notes", { method: "POST", body: "{}" }), 405, "method_not_allowed"],
+  ["a PATCH through the SightMill routes", asReader("/sightmill/contacts/sm_1", { method: "PATCH", body: "{}" }), 405, "method_not_allowed"],
+  ["a list query for another location", asReader("/contacts/?locationId=someone-else"), 400, "invalid_query"],
+  ["a list query with an unknown parameter", asReader("/contacts/business/biz1?locationId=loc-e2e&sort=asc"), 400, "invalid_query"],
+];
+
+const OTHER_ROWS = [
+  ["the root", call("/"), 404, "not_found"],
+  ["an unknown path", call("/nope"), 404, "not_found"],
+  ["the webhook route with a trailing slash", (world) => world.fetch(`${WEBHOOK_PATH}/`, signedDelivery(SECRET, good)), 404, "not_found"],
+  ["the webhook route in capitals", (world) => world.fetch(WEBHOOK_PATH.toUpperCase(), signedDelivery(SECRET, good)), 404, "not_found"],
+  ["POST on the health check", call("/healthz", { method: "POST", body: "{}" }), 404, "not_found"],
+  ["an unknown route with a key", asAdmin("/internal/kv"), 404, "not_found"],
+];
+
+const ROWS = [
+  ...WEBHOOK_ROWS.map((row) => ["webhook", ...row]),
+  ...ADMIN_ROWS.map((row) => ["admin", ...row]),
+  ...READ_ROWS.map((row) => ["read", ...row]),
+  ...OTHER_ROWS.map((row) => ["unknown", ...row]),
+];
+
+/** Every KV entry with its value and metadata, in key order. */
+async function kvSnapshot(world) {
+  const { keys } = await world.kv.list();
+  const entries = [];
+  for (const { name, metadata } of keys) entries.push([name, await world.kv.get(name), metadata ?? null]);
+  return entries;
+}
+
+/** Applies one webhook under SEEDED_ID and waits until its writes are all done. */
+async function seed(world) {
+  const answer = await world.deliver(good, { id: SEEDED_ID });
+  assert.equal(answer.status, 202, answer.text);
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const record = await world.record(SEEDED_ID);
+    const queued = (await world.kvKeys()).some((key) => key.startsWith("due:"));
+    if (record?.state === "finished" && !queued) return;
+    assert.ok(Date.now() < deadline, `the seeded webhook did not finish: ${JSON.stringify(record)}`);
+    await sleep(10);
+  }
+}
+
+describe("hostile requests", () => {
+  let world;
+  before(async () => {
+    world = await startWorld();
+  });
+  after(() => world.close());
+
+  test("the table covers every route with at least 30 rows", () => {
+    assert.ok(ROWS.length >= 30, `${ROWS.length} rows`);
+    for (const route of ["webhook", "admin", "read", "unknown"]) {
+      assert.ok(ROWS.some(([r]) => r === route), route);
+    }
+  });
+
+  for (const [route, name, request, status, code, options = {}] of ROWS) {
+    test(`${route}: ${name}: ${status} ${code}, nothing sent or written`, async () => {
+      await world.reset();
+      if (options.seeded) await seed(world);
+      const kvBefore = await kvSnapshot(world);
+      const callsBefore = apiCalls(world.sim);
+
+      const response = await request(world);
+      const text = await response.text();
+      assert.equal(response.status, status, text);
+      assert.match(response.headers.get("content-type") ?? "", /^application\/json/);
+      const json = JSON.parse(text);
+      if (options.replayed) {
+        assert.equal(json.status, code, text);
+        assert.equal(response.headers.get("x-sightmill-sync-replayed"), "true");
+      } else {
+        assert.equal(json.error, code, text);
+        assert.equal(typeof json.message, "string", text);
+        assert.ok(json.message.length <= 300, `the message stays short: ${json.message.length}`);
+      }
+
+      await sleep(20); // anything the request started after answering would have begun by now
+      assert.equal(apiCalls(world.sim), callsBefore, "nothing was sent to the Contacts API");
+      assert.deepEqual(await kvSnapshot(world), kvBefore, "nothing was written to KV");
+    });
+  }
+});
+
+describe("misconfiguration", () => {
+  test("a missing setting answers 500 naming it, and never a secret value", async () => {
+    const world = await startWorld({ vars: { GHL_LOCATION_ID: undefined } });
+    try {
+      const answer = await world.deliver(good);
+      assert.equal(answer.status, 500);
+      assert.equal(answer.json.error, "misconfigured");
+      assert.match(answer.json.message, /GHL_LOCATION_ID/);
+      assert.ok(!answer.text.includes(SECRET.slice(6)), "never a secret value");
+      assert.equal(apiCalls(world.sim), 0);
+      assert.deepEqual(await world.kvKeys(), []);
+    } finally {
+      await world.close();
+    }
+  });
+
+  test("a missing token is accepted and waits in the queue, naming the setting", async () => {
+    const world = await startWorld({ vars: { CONTACTS_API_TOKEN: undefined } });
+    try {
+      const { answer, record } = await world.deliverAndSettle(good, { id: "msg_no_token" });
+      assert.equal(answer.status, 202, answer.text);
+      assert.equal(record.state, "pending");
+      assert.match(record.last_error, /CONTACTS_API_TOKEN/);
+      assert.equal(apiCalls(world.sim), 0);
+      assert.match(world.logs(), /"kind":"token_renewal"/, "the operator is told");
+    } finally {
+      await world.close();
+    }
+  });
+});
