@@ -186,34 +186,46 @@ pub fn start(event: &Event, known: &Known, location_id: &str, mapping: &Mapping)
             call(
                 request,
                 action_for(existing),
-                Remember::Link { key: record_key.clone(), known: existing.cloned(), id_at: "/note/id" },
+                Remember::Link {
+                    key: record_key.clone(),
+                    known: existing.cloned(),
+                    id_at: "/note/id",
+                    completed_at: None,
+                },
             )
         }),
         Change::TaskUpsert(task) => upsert(known.link.as_ref(), at, |existing| {
-            let request = ApiRequest::upsert_task(&contact_id, existing, task_body(task));
+            let completed_at = known.link.as_ref().and_then(Link::completed_at);
+            let request = ApiRequest::upsert_task(&contact_id, existing, task_body(task, completed_at, at));
             call(
                 request,
                 action_for(existing),
-                Remember::Link { key: record_key.clone(), known: existing.cloned(), id_at: "/task/id" },
+                Remember::Link {
+                    key: record_key.clone(),
+                    known: existing.cloned(),
+                    id_at: "/task/id",
+                    completed_at,
+                },
             )
         }),
         Change::TaskCompleted { .. } => match known.link.as_ref() {
             None => Start::Wait("its task is not in the Contacts API yet".into()),
-            Some(link) if link.updated_at() > at || link.live_id().is_none() => {
-                finish(Outcome::Stale, vec![])
+            Some(Link::Live { id, updated_at, completed_at, .. })
+                if *updated_at <= at && completed_at.is_none_or(|done| done < at) =>
+            {
+                let link = Link::Live {
+                    id: id.clone(),
+                    updated_at: *updated_at,
+                    status_tag: None,
+                    completed_at: Some(at),
+                };
+                let request = ApiRequest::complete_task(&contact_id, id);
+                call(request, Action::Completed, Remember::Put { key: record_key, link })
             }
-            Some(link) => {
-                let task_id = link.live_id().expect("checked live").clone();
-                let request = ApiRequest::complete_task(&contact_id, &task_id);
-                call(
-                    request,
-                    Action::Completed,
-                    Remember::Link { key: record_key, known: Some(task_id), id_at: "" },
-                )
-            }
+            Some(_) => finish(Outcome::Stale, vec![]),
         },
         Change::NoteDeleted { .. } | Change::TaskDeleted { .. } => match known.link.as_ref() {
-            Some(Link::Live { id, updated_at, .. }) if *updated_at <= at => {
+            Some(link @ Link::Live { id, .. }) if link.last_change() <= at => {
                 let request = match &event.change {
                     Change::NoteDeleted { .. } => ApiRequest::delete_note(&contact_id, id),
                     _ => ApiRequest::delete_task(&contact_id, id),
@@ -265,8 +277,11 @@ fn action_for(existing: Option<&ApiId>) -> Action {
     }
 }
 
-fn task_body(task: &SightmillTask) -> Value {
-    let mut body = json!({ "title": task.title, "dueDate": task.due_date, "completed": task.completed });
+/// The task as the API takes it. A completion newer than the snapshot (`completed_at` > `at`)
+/// keeps the task completed: the snapshot predates it.
+fn task_body(task: &SightmillTask, completed_at: Option<UnixMillis>, at: UnixMillis) -> Value {
+    let completed = task.completed || completed_at.is_some_and(|done| done > at);
+    let mut body = json!({ "title": task.title, "dueDate": task.due_date, "completed": completed });
     if let Some(text) = &task.body {
         body["body"] = json!(text);
     }
@@ -335,8 +350,11 @@ impl Job {
 /// What a single call's success is recorded as.
 #[derive(Debug, Clone)]
 enum Remember {
-    /// A note or task link: to `known`, or to the id found at `id_at` in a create's answer.
-    Link { key: String, known: Option<ApiId>, id_at: &'static str },
+    /// A note or task link at the event's `updated_at`: to `known`, or to the id found at
+    /// `id_at` in a create's answer; a task keeps its `completed_at`.
+    Link { key: String, known: Option<ApiId>, id_at: &'static str, completed_at: Option<UnixMillis> },
+    /// Exactly this link (a task just completed).
+    Put { key: String, link: Link },
     /// A tombstone for a deleted record; `clear` lists prefixes of records hanging off it.
     Tombstone { key: String, record: Option<ApiId>, clear: Vec<String> },
     /// A tag's presence.
@@ -362,7 +380,7 @@ impl SingleCall {
         };
         let at = self.updated_at;
         let (record_id, writes) = match &self.remember {
-            Remember::Link { key, known, id_at } => {
+            Remember::Link { key, known, id_at, completed_at } => {
                 let id = known
                     .clone()
                     .or_else(|| body.pointer(id_at).and_then(Value::as_str).and_then(ApiId::parse));
@@ -370,9 +388,15 @@ impl SingleCall {
                     let message = format!("the answer carried no usable id at {id_at}");
                     return Next::Failed(Failure::Rejected { api_status: 200, message });
                 };
-                let link = Link::Live { id: id.clone(), updated_at: at, status_tag: None };
+                let link = Link::Live {
+                    id: id.clone(),
+                    updated_at: at,
+                    status_tag: None,
+                    completed_at: *completed_at,
+                };
                 (Some(id), vec![put(key.clone(), &link)])
             }
+            Remember::Put { key, link } => (link.live_id().cloned(), vec![put(key.clone(), link)]),
             Remember::Tombstone { key, record, clear } => {
                 let mut writes = vec![tombstone(key.clone(), at)];
                 writes.extend(clear.iter().cloned().map(Write::ClearPrefix));
@@ -511,6 +535,7 @@ impl ContactJob {
             id: contact_id.clone(),
             updated_at: self.updated_at,
             status_tag: self.new_tag.clone(),
+            completed_at: None,
         };
         Next::Applied(Applied {
             outcome: Outcome::Applied { action, contact_id, record_id: None },
@@ -540,7 +565,7 @@ mod tests {
     }
 
     fn live(text: &str, updated_at: UnixMillis) -> Link {
-        Link::Live { id: id(text), updated_at, status_tag: None }
+        Link::Live { id: id(text), updated_at, status_tag: None, completed_at: None }
     }
 
     fn known_contact(link: Link) -> Known {
@@ -604,7 +629,12 @@ mod tests {
         let mapping =
             Mapping::parse(r#"{"fields": [], "status": {"to": "tag", "prefix": "status:"}}"#).unwrap();
         let event = event("contact.updated", json!({"id": "sm_1", "status": "customer", "updated_at": T10}));
-        let link = Link::Live { id: id("c9"), updated_at: MS10, status_tag: Some("status:lead".into()) };
+        let link = Link::Live {
+            id: id("c9"),
+            updated_at: MS10,
+            status_tag: Some("status:lead".into()),
+            completed_at: None,
+        };
         let (mut job, put_request) = send(start(&event, &known_contact(link), LOC, &mapping));
         assert_eq!(put_request.body, Some(json!({})), "tags never go into a PUT");
         let Next::Send(remove) = job.on_answer(Answer::Success(json!({}))) else { panic!() };
@@ -624,7 +654,12 @@ mod tests {
         };
         assert_eq!(
             stored,
-            Link::Live { id: id("c9"), updated_at: MS10, status_tag: Some("status:customer".into()) }
+            Link::Live {
+                id: id("c9"),
+                updated_at: MS10,
+                status_tag: Some("status:customer".into()),
+                completed_at: None
+            }
         );
     }
 
@@ -759,7 +794,56 @@ mod tests {
         assert_eq!(request.path, "/contacts/c9/tasks/K1/completed");
         assert_eq!(request.body, Some(json!({"completed": true})));
         let done = applied(job.on_answer(Answer::Success(json!({"task": {}}))));
-        assert_eq!(done.writes, vec![put(task_key(LOC, "c", "k"), &live("K1", MS10))]);
+        let link = Link::Live { id: id("K1"), updated_at: 0, status_tag: None, completed_at: Some(MS10) };
+        assert_eq!(done.writes, vec![put(task_key(LOC, "c", "k"), &link)]);
+    }
+
+    #[test]
+    fn a_snapshot_older_than_a_completion_still_applies_and_stays_completed() {
+        // SightMill: created at 10:00, renamed at 10:30, completed at 11:00. The rename arrives last.
+        const T1030: &str = "2026-11-27T10:30:00Z";
+        const MS1030: UnixMillis = MS10 + 1_800_000;
+        const MS11: UnixMillis = MS10 + 3_600_000;
+        let contact = Some(live("c9", 0));
+        let completed = event("task.completed", json!({"id": "k", "contact_id": "c", "updated_at": T11}));
+        let known = Known { contact: contact.clone(), link: Some(live("K1", MS10)), tag: None };
+        let (mut job, _) = send(plan(&completed, &known));
+        let done = applied(job.on_answer(Answer::Success(json!({"task": {}}))));
+        let after_completion =
+            Link::Live { id: id("K1"), updated_at: MS10, status_tag: None, completed_at: Some(MS11) };
+        assert_eq!(done.writes, vec![put(task_key(LOC, "c", "k"), &after_completion)]);
+
+        let renamed = event(
+            "task.updated",
+            json!({"id": "k", "contact_id": "c", "title": "Call", "due_date": T11, "completed": false, "updated_at": T1030}),
+        );
+        let known = Known { contact: contact.clone(), link: Some(after_completion.clone()), tag: None };
+        let (mut job, request) = send(plan(&renamed, &known));
+        assert_eq!((request.method, request.path.as_str()), (Method::Put, "/contacts/c9/tasks/K1"));
+        assert_eq!(request.body, Some(json!({"title": "Call", "dueDate": T11, "completed": true})));
+        let done = applied(job.on_answer(Answer::Success(json!({"task": {}}))));
+        let after_rename =
+            Link::Live { id: id("K1"), updated_at: MS1030, status_tag: None, completed_at: Some(MS11) };
+        assert_eq!(done.writes, vec![put(task_key(LOC, "c", "k"), &after_rename)]);
+
+        let known = Known { contact: contact.clone(), link: Some(after_rename), tag: None };
+        assert!(matches!(plan(&completed, &known), Start::Finish(Applied { outcome: Outcome::Stale, .. })));
+        let deleted_before =
+            event("task.deleted", json!({"id": "k", "contact_id": "c", "updated_at": T1030}));
+        let known = Known { contact, link: Some(after_completion), tag: None };
+        assert!(
+            matches!(plan(&deleted_before, &known), Start::Finish(Applied { outcome: Outcome::Stale, .. })),
+            "a deletion older than the completion is stale"
+        );
+    }
+
+    #[test]
+    fn a_link_without_completed_at_reads_as_before() {
+        let stored = r#"{"state":"live","id":"K1","updated_at":5}"#;
+        let link: Link = serde_json::from_str(stored).unwrap();
+        assert_eq!(link, live("K1", 5));
+        assert_eq!((link.completed_at(), link.last_change()), (None, 5));
+        assert_eq!(serde_json::to_string(&link).unwrap(), stored);
     }
 
     #[test]

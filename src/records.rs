@@ -122,6 +122,11 @@ pub enum Link {
         /// Contacts only: the status tag the contact carries (when status goes to a tag).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         status_tag: Option<String>,
+        /// Tasks only: the `updated_at` of the newest `task.completed` applied. Kept apart from
+        /// `updated_at` (the newest snapshot) because `task.completed` carries no snapshot: an
+        /// older snapshot that arrives after it still brings newer titles and dates.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        completed_at: Option<UnixMillis>,
     },
     Deleted {
         updated_at: UnixMillis,
@@ -132,6 +137,24 @@ impl Link {
     pub fn updated_at(&self) -> UnixMillis {
         match self {
             Link::Live { updated_at, .. } | Link::Deleted { updated_at } => *updated_at,
+        }
+    }
+
+    /// The newest change applied to the record, a completion included.
+    pub fn last_change(&self) -> UnixMillis {
+        match self {
+            Link::Live { updated_at, completed_at, .. } => {
+                completed_at.map_or(*updated_at, |at| at.max(*updated_at))
+            }
+            Link::Deleted { updated_at } => *updated_at,
+        }
+    }
+
+    /// When the task was last completed, if a `task.completed` was applied.
+    pub fn completed_at(&self) -> Option<UnixMillis> {
+        match self {
+            Link::Live { completed_at, .. } => *completed_at,
+            Link::Deleted { .. } => None,
         }
     }
 
