@@ -5,6 +5,7 @@ mod admin;
 mod alerts;
 mod contacts_client;
 mod cron;
+mod locks;
 mod queue;
 mod read_api;
 mod respond;
