@@ -7,6 +7,7 @@
 //! | `due:{due-at ms, 13 digits}:{webhook-id}` | empty; lists pending webhooks in due order (metadata: [`DueMeta`]) |
 //! | `parked:{parked-at ms}:{webhook-id}` | empty; lists dead letters in parking order |
 //! | `lease:{webhook-id}` | the holder's random token while one run works on the webhook |
+//! | `lock:{location}:{sightmill contact}` | the holder's random token while one event about the contact is applied |
 //! | `contact:{location}:{sightmill contact}` | [`Link`] to the Contacts API contact |
 //! | `note:{location}:{sightmill contact}:{sightmill note}` | [`Link`] to the note |
 //! | `task:{location}:{sightmill contact}:{sightmill task}` | [`Link`] to the task |
@@ -55,6 +56,11 @@ pub fn lease_key(webhook_id: &str) -> String {
     format!("lease:{webhook_id}")
 }
 
+/// One event about a contact is applied at a time: its attempt holds this lock.
+pub fn contact_lock_key(location_id: &str, contact: &str) -> String {
+    format!("lock:{location_id}:{contact}")
+}
+
 pub fn contact_key(location_id: &str, contact: &str) -> String {
     format!("contact:{location_id}:{contact}")
 }
@@ -97,9 +103,9 @@ pub struct CronRun {
     pub parked: u32,
     /// Not attempted: the location's rate limit was spent.
     pub deferred: u32,
-    /// Not attempted: another run held its lease, or it was no longer pending.
+    /// Not attempted: another run held its lease or its contact's lock, or it was no longer pending.
     pub skipped: u32,
-    /// Due but left for the next run (budget spent).
+    /// Due but left for the next run (budget spent, or the location rate limited for long).
     pub left_for_next_run: u32,
     pub api_calls: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,25 +1,24 @@
 //! The cron trigger (every minute): lists the queue in due order, takes a lease on each due
-//! webhook so that overlapping runs never work the same one, attempts it within the run's budget,
+//! webhook so that overlapping runs never work the same one and a lock on its contact so that no
+//! two events about one contact are applied at once, attempts it within the run's budget
+//! (waiting out a short rate-limit block, stopping at a longer one),
 //! alerts when the oldest pending webhook is too old, and records what the run did.
 
-use std::time::Duration;
-
-use worker::{console_error, console_log, Delay, Env};
+use worker::{console_error, console_log, Env};
 
 use super::alerts::{self, AlertKind};
-use super::queue::{random_token, scan_queue, Ran, Runner};
+use super::locks;
+use super::queue::{scan_queue, Ran, Runner, LOCK_TTL_SECS};
 use super::runtime::now_ms;
 use super::store::{Store, StoreError};
 use super::webhook::load_config;
-use crate::records::{lease_key, webhook_key, CronRun, WebhookRecord, CRON_LAST_KEY};
+use crate::records::{contact_lock_key, lease_key, webhook_key, CronRun, WebhookRecord, CRON_LAST_KEY};
 use crate::timestamp::UnixMillis;
 
 /// How long a lease holds; KV's shortest expiry.
 const LEASE_TTL_SECS: u64 = 60;
-/// Webhooks leased at once.
+/// Webhooks leased (and their contacts locked) at once.
 const LEASE_BATCH: usize = 25;
-/// How long a run waits after writing its leases before it reads them back.
-const LEASE_SETTLE_MS: u64 = 50;
 /// Due webhooks one run looks at, at most.
 const MAX_DUE_PER_RUN: usize = 1_000;
 
@@ -77,73 +76,91 @@ async fn work(
     tally.oldest_pending_age_secs = scan.oldest_accepted_at.map(|at| (now - at) / 1_000);
     let mut due = scan.due.into_iter().peekable();
     while due.peek().is_some() {
-        if !runner.has_budget() {
+        if !runner.ready_for_next().await? {
             tally.left_for_next_run += due.count() as u32;
             break;
         }
         let batch: Vec<_> = due.by_ref().take(LEASE_BATCH).collect();
-        let held = take_leases(store, &batch).await?;
-        tally.skipped += (batch.len() - held.len()) as u32;
-        for (key, webhook_id) in held {
-            let result = if runner.has_budget() {
-                attempt_listed(store, runner, &key, &webhook_id).await
-            } else {
-                Ok(Ran::Left)
-            };
-            store.delete(&lease_key(&webhook_id)).await?;
-            match result? {
-                Ran::Finished => tally.finished += 1,
-                Ran::Retry => tally.retried += 1,
-                Ran::Waiting => tally.waiting += 1,
-                Ran::Parked => tally.parked += 1,
-                Ran::Deferred => tally.deferred += 1,
-                Ran::Skipped => tally.skipped += 1,
-                Ran::Left => tally.left_for_next_run += 1,
-            }
-        }
+        work_batch(store, runner, tally, batch).await?;
     }
     Ok(())
 }
 
-/// Leases a batch of webhooks: writes a random token under each free `lease:` key, waits for
-/// a concurrent run's writes to land, then keeps those whose key still holds its own token.
-/// Best effort, as KV allows; a finished webhook's record stops any later attempt anyway.
-async fn take_leases(store: &Store, batch: &[(String, String)]) -> Result<Vec<(String, String)>, StoreError> {
-    let mut written = Vec::with_capacity(batch.len());
-    for (key, webhook_id) in batch {
-        let lease = lease_key(webhook_id);
-        if store.get_text(&lease).await?.is_none() {
-            let token = random_token();
-            store.put_raw(&lease, token.clone(), None, Some(LEASE_TTL_SECS)).await?;
-            written.push((key.clone(), webhook_id.clone(), token));
-        }
-    }
-    Delay::from(Duration::from_millis(LEASE_SETTLE_MS)).await;
-    let mut held = Vec::with_capacity(written.len());
-    for (key, webhook_id, token) in written {
-        if store.get_text(&lease_key(&webhook_id)).await?.as_deref() == Some(token.as_str()) {
-            held.push((key, webhook_id));
-        }
-    }
-    Ok(held)
-}
-
-/// Attempts the webhook behind a listed `due:` key, if its record still says it is due there.
-async fn attempt_listed(
+/// Works one batch of due webhooks (`(due key, webhook id)`, in due order): leases them, reads
+/// their records, locks their contacts, and attempts each whose lease and contact lock this run
+/// holds. A webhook whose contact is busy (another run or a first attempt is applying an event
+/// about it) stays due for the next run. Releases what it took, even after a storage error.
+async fn work_batch(
     store: &Store,
     runner: &mut Runner,
-    key: &str,
-    webhook_id: &str,
-) -> Result<Ran, StoreError> {
+    tally: &mut CronRun,
+    batch: Vec<(String, String)>,
+) -> Result<(), StoreError> {
+    let lease_keys: Vec<String> = batch.iter().map(|(_, id)| lease_key(id)).collect();
+    let leases = locks::take(store, &lease_keys, LEASE_TTL_SECS).await;
+    let mut listed = Vec::with_capacity(batch.len());
+    for (key, webhook_id) in batch {
+        let record = match leases.holds(&lease_key(&webhook_id)) {
+            true => still_due(store, &key, &webhook_id).await,
+            false => Ok(None),
+        };
+        match record {
+            Ok(Some(record)) => listed.push((webhook_id, record)),
+            Ok(None) => tally.skipped += 1,
+            Err(error) => {
+                locks::release(store, &leases).await;
+                return Err(error);
+            }
+        }
+    }
+    let location = runner.config.location_id.clone();
+    let lock_keys: Vec<String> =
+        listed.iter().map(|(_, record)| contact_lock_key(&location, &record.sightmill_id)).collect();
+    let contacts = locks::take(store, &lock_keys, LOCK_TTL_SECS).await;
+    let mut result = Ok(());
+    for ((webhook_id, record), lock) in listed.into_iter().zip(&lock_keys) {
+        let ran = match contacts.holds(lock) {
+            false => Ok(Ran::Skipped),
+            true => match runner.ready_for_next().await {
+                Ok(true) => runner.attempt_locked(&webhook_id, record).await,
+                Ok(false) => Ok(Ran::Left),
+                Err(error) => Err(error),
+            },
+        };
+        match ran {
+            Ok(ran) => count(tally, ran),
+            Err(error) => {
+                result = Err(error);
+                break;
+            }
+        }
+    }
+    locks::release(store, &contacts).await;
+    locks::release(store, &leases).await;
+    result
+}
+
+fn count(tally: &mut CronRun, ran: Ran) {
+    match ran {
+        Ran::Finished => tally.finished += 1,
+        Ran::Retry => tally.retried += 1,
+        Ran::Waiting => tally.waiting += 1,
+        Ran::Parked => tally.parked += 1,
+        Ran::Deferred => tally.deferred += 1,
+        Ran::Skipped => tally.skipped += 1,
+        Ran::Left => tally.left_for_next_run += 1,
+    }
+}
+
+/// The record of the webhook behind a listed `due:` key, if it still says it is due there; a
+/// stale index key (finished, parked, rescheduled or gone since it was listed) is dropped.
+async fn still_due(store: &Store, key: &str, webhook_id: &str) -> Result<Option<WebhookRecord>, StoreError> {
     let record: Option<WebhookRecord> = store.get(&webhook_key(webhook_id)).await?;
     match record {
-        Some(record) if record.due_key(webhook_id).as_deref() == Some(key) => {
-            runner.attempt(webhook_id, record).await
-        }
+        Some(record) if record.due_key(webhook_id).as_deref() == Some(key) => Ok(Some(record)),
         _ => {
-            // Finished, parked, rescheduled or gone since it was listed: drop the stale index key.
             store.delete(key).await?;
-            Ok(Ran::Skipped)
+            Ok(None)
         }
     }
 }

@@ -6,6 +6,7 @@ mod alerts;
 mod contacts_client;
 mod cron;
 mod http;
+mod locks;
 mod oauth;
 mod queue;
 mod read_api;

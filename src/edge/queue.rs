@@ -10,22 +10,34 @@ use worker::{console_log, Delay, Env};
 
 use super::alerts::{self, AlertKind};
 use super::contacts_client::ContactsClient;
+use super::locks;
 use super::read_api::{caching_enabled, mark_contact_changed};
 use super::runtime::now_ms;
 use super::store::{Store, StoreError};
 use super::tokens::{access_token, refresh_after_rejection, TokenError};
 use crate::config::Config;
 use crate::contacts_api::{Answer, ApiRequest};
-use crate::event::parse_event;
+use crate::event::{parse_event, Event};
 use crate::plan::{self, Applied, Failure, Job, Known, Next, RecordKey, Start, Write, MAX_CALLS};
 use crate::records::{
-    due_key, parked_key, parse_index_key, webhook_key, DueMeta, Outcome, WebhookRecord, WebhookState,
-    DUE_PREFIX, FINISHED_TTL_SECS, STALE_COUNT_KEY,
+    contact_lock_key, due_key, parked_key, parse_index_key, webhook_key, DueMeta, Outcome, WebhookRecord,
+    WebhookState, DUE_PREFIX, FINISHED_TTL_SECS, STALE_COUNT_KEY,
 };
 use crate::report::{log_line, Decision as LogDecision, LogEntry, Subject};
 use crate::retry::{blocked_until, decide, decide_wait, Decision, Pacer};
 use crate::secret::Secret;
 use crate::timestamp::UnixMillis;
+
+/// How long a contact lock holds at most (KV's shortest expiry); an attempt takes far less.
+pub const LOCK_TTL_SECS: u64 = 60;
+/// Tries of a first attempt to take a busy contact lock, and the pause between them.
+const LOCK_TRIES: u32 = 4;
+const LOCK_RETRY_MS: u64 = 250;
+/// Longest rate-limit block a run waits out (well within a lock's lifetime); a longer one ends
+/// the run.
+const MAX_BLOCK_WAIT_MS: i64 = 15_000;
+/// When an event whose contact stayed busy is due again.
+const BUSY_RETRY_MS: i64 = 1_000;
 
 /// How a run left one webhook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +46,8 @@ pub enum Ran {
     Retry,
     Waiting,
     Parked,
-    /// Not attempted now (its location is rate limited or the run is out of budget): due soon.
+    /// Not attempted now (its location is rate limited, or another event about its contact is
+    /// being applied): due soon.
     Deferred,
     /// Not pending any more (another run finished it).
     Skipped,
@@ -69,6 +82,8 @@ struct Reschedule {
     waiting_since: Option<UnixMillis>,
     error: String,
     decision: LogDecision,
+    /// What the run reports for it.
+    ran: Ran,
 }
 
 impl Runner {
@@ -92,14 +107,55 @@ impl Runner {
         self.calls + MAX_CALLS <= self.max_calls && now_ms() < self.deadline
     }
 
-    /// Attempts one pending webhook whose record is `record`.
+    /// Whether the run should attempt another event: it has the budget, and the location is not
+    /// rate limited for long. A block that ends within [`MAX_BLOCK_WAIT_MS`] and the run's
+    /// deadline is waited out here, so that a run does not rewrite every due webhook it could not
+    /// send.
+    pub async fn ready_for_next(&mut self) -> Result<bool, StoreError> {
+        if !self.has_budget() {
+            return Ok(false);
+        }
+        let now = now_ms();
+        match self.location_blocked(now).await? {
+            None => Ok(true),
+            Some(until) if until < self.deadline && until - now <= MAX_BLOCK_WAIT_MS => {
+                Delay::from(Duration::from_millis((until - now) as u64)).await;
+                Ok(self.has_budget())
+            }
+            Some(_) => Ok(false),
+        }
+    }
+
+    /// Attempts one pending webhook whose record is `record` (its first attempt, right after it
+    /// was accepted): takes its contact's lock first, waiting a little while another event about
+    /// the contact is applied, and leaves it due soon if the contact stays busy.
     pub async fn attempt(&mut self, webhook_id: &str, record: WebhookRecord) -> Result<Ran, StoreError> {
+        let lock = contact_lock_key(&self.config.location_id, &record.sightmill_id);
+        match locks::take_one(&self.store, &lock, LOCK_TTL_SECS, LOCK_TRIES, LOCK_RETRY_MS).await {
+            Some(held) => {
+                let ran = self.attempt_locked(webhook_id, record).await;
+                locks::release(&self.store, &held).await;
+                ran
+            }
+            None => {
+                let busy = "another event about this contact is being applied";
+                self.defer(webhook_id, record, now_ms() + BUSY_RETRY_MS, busy).await
+            }
+        }
+    }
+
+    /// Attempts one pending webhook while the caller holds its contact's lock
+    /// ([`contact_lock_key`]), so that no other event about the contact is applied meanwhile.
+    pub async fn attempt_locked(
+        &mut self,
+        webhook_id: &str,
+        record: WebhookRecord,
+    ) -> Result<Ran, StoreError> {
         let started = now_ms();
-        let WebhookState::Pending { body, due_at, waiting_since, .. } = &record.state else {
+        let WebhookState::Pending { body, due_at, .. } = &record.state else {
             return Ok(Ran::Skipped);
         };
         let old_due = due_key(*due_at, webhook_id);
-        let waiting_since = *waiting_since;
         let event = match parse_event(body.as_bytes()) {
             Ok(event) => event,
             Err(error) => {
@@ -108,65 +164,93 @@ impl Runner {
             }
         };
         if let Some(until) = self.location_blocked(started).await? {
-            let later = Reschedule {
-                due_at: until,
-                counts: false,
-                waiting_since,
-                error: "the location's rate limit is spent".into(),
-                decision: LogDecision::Retry,
-            };
-            return self.reschedule(webhook_id, record, &old_due, later, 0, started).await;
+            return self.defer(webhook_id, record, until, "the location's rate limit is spent").await;
         }
+        self.apply(webhook_id, record, &old_due, &event, started).await
+    }
+
+    /// Leaves a webhook unattempted until `due_at`, without counting a failure.
+    async fn defer(
+        &mut self,
+        webhook_id: &str,
+        record: WebhookRecord,
+        due_at: UnixMillis,
+        why: &str,
+    ) -> Result<Ran, StoreError> {
+        let WebhookState::Pending { due_at: old, waiting_since, .. } = &record.state else {
+            return Ok(Ran::Skipped);
+        };
+        let (old_due, waiting_since) = (due_key(*old, webhook_id), *waiting_since);
+        let later = Reschedule {
+            due_at,
+            counts: false,
+            waiting_since,
+            error: why.into(),
+            decision: LogDecision::Retry,
+            ran: Ran::Deferred,
+        };
+        self.reschedule(webhook_id, record, &old_due, later, 0, now_ms()).await
+    }
+
+    /// Plans the event against what KV knows and carries the plan out.
+    async fn apply(
+        &mut self,
+        webhook_id: &str,
+        record: WebhookRecord,
+        old_due: &str,
+        event: &Event,
+        started: UnixMillis,
+    ) -> Result<Ran, StoreError> {
         let location = self.config.location_id.clone();
-        let known = read_known(&self.store, &plan::reads(&event, &location)).await?;
-        match plan::start(&event, &known, &location, &self.config.mapping) {
-            Start::Finish(applied) => self.finish(webhook_id, record, &old_due, applied, 0, started).await,
-            Start::Park(reason) => self.park(webhook_id, record, &old_due, reason, 0, started).await,
-            Start::Wait(reason) => {
-                self.wait(webhook_id, record, &old_due, reason, waiting_since, started).await
-            }
+        let known = read_known(&self.store, &plan::reads(event, &location)).await?;
+        match plan::start(event, &known, &location, &self.config.mapping) {
+            Start::Finish(applied) => self.finish(webhook_id, record, old_due, applied, 0, started).await,
+            Start::Park(reason) => self.park(webhook_id, record, old_due, reason, 0, started).await,
+            Start::Wait(reason) => self.wait(webhook_id, record, old_due, reason, started).await,
             Start::Send(job, request) => {
                 let calls_before = self.calls;
                 let driven = self.drive(job, request).await?;
                 let calls = self.calls - calls_before;
                 match driven {
                     Driven::Applied(applied) => {
-                        self.finish(webhook_id, record, &old_due, applied, calls, started).await
+                        self.finish(webhook_id, record, old_due, applied, calls, started).await
                     }
                     Driven::Failed(failure) => {
-                        self.failed(webhook_id, record, &old_due, failure, calls, started).await
+                        self.failed(webhook_id, record, old_due, failure, calls, started).await
                     }
                 }
             }
         }
     }
 
-    /// Reschedules an event that waits for its contact (or task), or parks it when it has waited
-    /// too long.
+    /// The event's contact (or task) is not in the Contacts API yet: look again soon, or park it
+    /// once it has waited too long.
     async fn wait(
         &mut self,
-        id: &str,
+        webhook_id: &str,
         record: WebhookRecord,
         old_due: &str,
         reason: String,
-        waiting_since: Option<UnixMillis>,
         started: UnixMillis,
     ) -> Result<Ran, StoreError> {
+        let WebhookState::Pending { waiting_since, .. } = &record.state else {
+            return Ok(Ran::Skipped);
+        };
         let since = waiting_since.unwrap_or(started);
         let retry = &self.config.retry;
         match decide_wait(&reason, since, started, retry.schedule.first_ms(), retry.max_wait_secs) {
             Decision::RetryAt { due_at, .. } => {
-                let waiting_since = Some(since);
                 let later = Reschedule {
                     due_at,
                     counts: false,
-                    waiting_since,
+                    waiting_since: Some(since),
                     error: reason,
                     decision: LogDecision::Wait,
+                    ran: Ran::Waiting,
                 };
-                self.reschedule(id, record, old_due, later, 0, started).await
+                self.reschedule(webhook_id, record, old_due, later, 0, started).await
             }
-            Decision::Park { reason } => self.park(id, record, old_due, reason, 0, started).await,
+            Decision::Park { reason } => self.park(webhook_id, record, old_due, reason, 0, started).await,
         }
     }
 
@@ -283,6 +367,7 @@ impl Runner {
                     waiting_since,
                     error: failure.describe(),
                     decision: LogDecision::Retry,
+                    ran: Ran::Retry,
                 };
                 self.reschedule(id, record, old_due, later, calls, started).await
             }
@@ -316,11 +401,7 @@ impl Runner {
         if new_due != old_due {
             self.store.delete(old_due).await?;
         }
-        let ran = match later.decision {
-            LogDecision::Wait => Ran::Waiting,
-            _ if calls == 0 && later.error.contains("rate limit") => Ran::Deferred,
-            _ => Ran::Retry,
-        };
+        let ran = later.ran;
         log(id, &record, later.decision, None, Some(&later.error), calls, started, Some(later.due_at));
         Ok(ran)
     }
@@ -467,11 +548,4 @@ fn jitter() -> f64 {
         return 0.5;
     }
     (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
-}
-
-/// A random token for leases.
-pub fn random_token() -> String {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).unwrap_or_default();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

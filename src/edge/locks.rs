@@ -1,0 +1,83 @@
+//! Best-effort exclusive holds in KV: a cron run's leases on the webhooks it works, and the lock on
+//! a contact while one event about it is applied. A taker writes its random token under each free
+//! key, waits for a concurrent taker's writes to land, and holds the keys that still carry its
+//! token. KV has no compare-and-swap, so this narrows races to what KV's consistency allows
+//! (README, "Operating it"); the versions in the id maps keep a late event from undoing a newer
+//! one either way. A KV error while taking counts as "not held": nothing is attempted then.
+
+use std::time::Duration;
+
+use worker::Delay;
+
+use super::store::Store;
+
+/// How long a taker waits for a concurrent taker's write to land before reading its keys back.
+const SETTLE_MS: u64 = 50;
+
+/// The keys a taker holds, all under one token.
+pub struct Held {
+    token: String,
+    keys: Vec<String>,
+}
+
+impl Held {
+    pub fn holds(&self, key: &str) -> bool {
+        self.keys.iter().any(|held| held == key)
+    }
+}
+
+/// Takes every free key of `keys` (duplicates count once) for `ttl_secs`.
+pub async fn take(store: &Store, keys: &[String], ttl_secs: u64) -> Held {
+    let token = random_token();
+    let mut written: Vec<&String> = Vec::with_capacity(keys.len());
+    for key in keys {
+        if written.contains(&key) || !matches!(store.get_text(key).await, Ok(None)) {
+            continue;
+        }
+        if store.put_raw(key, token.clone(), None, Some(ttl_secs)).await.is_ok() {
+            written.push(key);
+        }
+    }
+    if !written.is_empty() {
+        Delay::from(Duration::from_millis(SETTLE_MS)).await;
+    }
+    let mut held = Vec::with_capacity(written.len());
+    for key in written {
+        if matches!(store.get_text(key).await, Ok(Some(found)) if found == token) {
+            held.push(key.clone());
+        }
+    }
+    Held { token, keys: held }
+}
+
+/// Takes `key`, trying `tries` times `pause_ms` apart while another holder finishes.
+pub async fn take_one(store: &Store, key: &str, ttl_secs: u64, tries: u32, pause_ms: u64) -> Option<Held> {
+    let keys = [key.to_owned()];
+    for round in 0..tries {
+        if round > 0 {
+            Delay::from(Duration::from_millis(pause_ms)).await;
+        }
+        let held = take(store, &keys, ttl_secs).await;
+        if held.holds(key) {
+            return Some(held);
+        }
+    }
+    None
+}
+
+/// Releases what `held` holds, leaving any key that expired and was taken by someone else. A
+/// failed release only keeps the key until it expires.
+pub async fn release(store: &Store, held: &Held) {
+    for key in &held.keys {
+        if matches!(store.get_text(key).await, Ok(Some(found)) if found == held.token) {
+            let _ = store.delete(key).await;
+        }
+    }
+}
+
+/// A random token: 16 bytes as hex.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).unwrap_or_default();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

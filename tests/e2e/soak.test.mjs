@@ -1,0 +1,64 @@
+// A small soak in the test command: a few hundred SightMill events over every type, redelivered and
+// reordered, through the built worker while the simulator injects 5xx, 429 and hung calls and the
+// API token is revoked for a while. Nothing may be lost, duplicated or mismatched, and the queue
+// must drain. scripts/soak.mjs runs the same thing at full size and prints its figures.
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { compare, countByType, expectedState, generate } from "../support/soak.mjs";
+import { runSoak } from "../support/soak-run.mjs";
+
+test("a small soak under faults loses, duplicates and mismatches nothing", { timeout: 120_000 }, async () => {
+  const result = await runSoak({ events: 150, contacts: 15, seed: 7, concurrency: 8, drainTimeoutMs: 90_000 });
+  const examples = JSON.stringify(result.examples);
+  assert.equal(result.drained.pending, 0, "the queue drained");
+  assert.equal(result.lost, 0, examples);
+  assert.equal(result.duplicated, 0, examples);
+  assert.equal(result.mismatched, 0, examples);
+  assert.deepEqual(result.deadLetters, {}, "nothing was parked");
+  assert.ok(Object.keys(result.byType).length === 12, `every event type: ${Object.keys(result.byType)}`);
+  assert.ok(result.redelivered > 0 && result.reordered > 0, "some were redelivered and reordered");
+  for (const fault of ["5xx", "429", "hung", "401"]) assert.ok(result.faultsSeen[fault] > 0, `faults seen: ${fault}`);
+  for (const status of Object.keys(result.answers)) {
+    assert.ok(["200", "202"].includes(status), `every delivery accepted: ${JSON.stringify(result.answers)}`);
+  }
+});
+
+test("the generator's histories are consistent: created first, times increasing, nothing after a deletion", () => {
+  const events = generate({ events: 2000, contacts: 50, seed: 3 });
+  const lastAt = new Map();
+  const deleted = new Set();
+  const created = new Set();
+  for (const { type, data } of events) {
+    const [kind, verb] = type.split(".");
+    const contact = kind === "contact" ? data.id : data.contact_id;
+    const record = kind === "tag" ? `${contact}:${data.tag}` : data.id;
+    assert.ok(kind === "contact" && verb === "created" ? !created.has(contact) : created.has(contact), `${type} ${record}`);
+    created.add(contact);
+    for (const key of [contact, record]) assert.ok(!deleted.has(key), `${type} after ${key} was deleted`);
+    const at = Date.parse(data.updated_at);
+    assert.ok((lastAt.get(record) ?? -Infinity) < at, `${record}: updated_at increases`);
+    lastAt.set(record, at);
+    if (verb === "deleted") deleted.add(record);
+  }
+  assert.equal(Object.keys(countByType(events)).length, 12);
+});
+
+test("the comparer counts lost, duplicated and mismatched records", () => {
+  const events = generate({ events: 40, contacts: 2, seed: 5 });
+  const expected = expectedState(events);
+  const state = { contacts: [], notes: [], tasks: [] };
+  let n = 0;
+  for (const [sm, c] of expected.contacts) state.contacts.push({ id: `api${n++}`, ...c, firstName: sm });
+  const apiId = (sm) => state.contacts.find((c) => c.firstName === sm).id;
+  for (const note of expected.notes.values()) state.notes.push({ id: `n${n++}`, contactId: apiId(note.contact), body: note.body });
+  for (const task of expected.tasks.values()) state.tasks.push({ id: `t${n++}`, ...task, contactId: apiId(task.contact) });
+  assert.deepEqual([compare(expected, state).lost, compare(expected, state).duplicated, compare(expected, state).mismatched], [0, 0, 0]);
+
+  const broken = structuredClone(state);
+  broken.contacts.pop(); // lost
+  broken.notes.push({ ...broken.notes[0], id: "copy" }); // duplicated
+  broken.tasks[0].title = `${broken.tasks[0].title.split(" ")[0]} v99`; // mismatched
+  const result = compare(expected, broken);
+  assert.ok(result.lost >= 1 && result.duplicated === 1 && result.mismatched >= 1, JSON.stringify(result));
+});

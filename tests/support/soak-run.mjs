@@ -1,0 +1,208 @@
+// Runs one soak in process: the built worker in workerd (Miniflare, tests/e2e/harness.mjs) against
+// the Contacts API simulator with faults injected (5xx, 429, hung calls) and a credentials outage
+// mid-run. Delivers the plan while cron runs go on beside it, drives the cron until the queue is
+// empty, then compares the simulator's state with the state the events alone call for.
+// Used by scripts/soak.mjs (figures) and tests/e2e/soak.test.mjs (assertions).
+
+import { LOCATION, SECRET, sleep, startWorld, TOKEN, WEBHOOK_PATH } from "../e2e/harness.mjs";
+import { signedDelivery } from "./webhooks.mjs";
+import { compare, countByType, deliver, deliveryPlan, expectedState, generate, webhookBody } from "./soak.mjs";
+
+/** Retries every second or two, long enough that faults alone never exhaust it. */
+const RETRY_SCHEDULE = "1s,1s,1s,2s,2s,2s,2s,3s,3s,3s,5s,5s,5s,5s,5s,5s";
+
+/**
+ * The credentials outage: today the Private Integration Token is revoked in the simulator, then
+ * added back. A mode with expiring OAuth tokens replaces this object: `expire` lets the current
+ * access token lapse (the worker must refresh it), `restore` ends the outage.
+ */
+export const pitRevocation = {
+  name: "Private Integration Token revoked, then restored",
+  expire: (sim) => sim.revokeToken(TOKEN),
+  restore: (sim) => sim.addToken(TOKEN, LOCATION),
+};
+
+/** The simulator's faults: shares of all API calls answered 5xx, 429 or never. */
+export function injectFaults(sim, { error5xx = 0.2, rateLimited = 0.1, hung = 0.05 } = {}) {
+  // Rules are tried in order and each draws on its own, so later shares are scaled to the rest.
+  sim.injectFault({ fraction: error5xx, status: 503, count: null });
+  sim.injectFault({ fraction: rateLimited / (1 - error5xx), status: 429, headers: { "Retry-After": "1" }, count: null });
+  sim.injectFault({ fraction: hung / (1 - error5xx - rateLimited), hang: true, count: null });
+}
+
+/**
+ * Runs a soak. Options: events, contacts, seed, concurrency (deliveries in flight), cronRuns
+ * (cron runs started together, as overlapping triggers would), outageMs, faults (see
+ * injectFaults), credentials (see pitRevocation), drainTimeoutMs, log (progress lines).
+ * Returns the figures.
+ */
+export async function runSoak(options) {
+  const {
+    events: eventCount,
+    contacts,
+    seed = 1,
+    concurrency = 4,
+    cronRuns = 4,
+    outageMs = 3000,
+    faults = {},
+    credentials = pitRevocation,
+    drainTimeoutMs = 30 * 60 * 1000,
+    log = () => {},
+  } = options;
+  const events = generate({ events: eventCount, contacts, seed });
+  const plan = deliveryPlan(events, { seed });
+  const world = await startWorld({
+    vars: {
+      RETRY_SCHEDULE,
+      API_TIMEOUT_MS: "500",
+      CRON_MAX_API_CALLS: "1000",
+      CRON_TIME_BUDGET_MS: "20000",
+      RATE_LIMIT_PER_10S: "100",
+    },
+    simulator: { seed, rateLimit: { max: 1000, intervalMs: 10_000 } },
+  });
+  const started = Date.now();
+  try {
+    injectFaults(world.sim, faults);
+    const cron = startCronLoop(world, cronRuns);
+    const send = sender(world);
+    let delivered = 0;
+    const outage = { started: false, done: null };
+    const statuses = await deliver(
+      plan,
+      async (event) => {
+        delivered += 1;
+        if (!outage.started && delivered >= plan.deliveries.length / 2) {
+          outage.started = true;
+          outage.done = credentialsOutage(world.sim, credentials, outageMs, log);
+        }
+        if (delivered % 1000 === 0) log(`delivered ${delivered}/${plan.deliveries.length}`);
+        return send(event);
+      },
+      { concurrency },
+    );
+    await outage.done;
+    const deliveredAt = Date.now();
+    log(`delivered all ${plan.deliveries.length} in ${deliveredAt - started} ms; draining the queue`);
+    const drained = await drain(world, cron, drainTimeoutMs, log);
+    world.sim.clearFaults();
+    const expected = expectedState(events);
+    const result = compare(expected, world.sim.state());
+    return {
+      events: events.length,
+      contacts,
+      seed,
+      concurrency,
+      cronRuns,
+      byType: countByType(events),
+      deliveries: plan.deliveries.length,
+      redelivered: plan.redelivered,
+      reordered: plan.reordered,
+      answers: statuses,
+      outage: credentials.name,
+      drained,
+      ...result,
+      deadLetters: await deadLetters(world),
+      apiCalls: world.sim.counts(),
+      faultsSeen: faultTally(world.sim),
+      expectedRecords: expected.contacts.size + expected.notes.size + expected.tasks.size,
+      deliverMs: deliveredAt - started,
+      totalMs: Date.now() - started,
+    };
+  } finally {
+    await world.close();
+  }
+}
+
+/** Signs and posts one event the way SightMill would (a redelivery repeats the id and body). */
+function sender(world) {
+  return async (event) => {
+    const request = signedDelivery(SECRET, null, {
+      id: event.webhookId,
+      rawBody: JSON.stringify(webhookBody(event)),
+    });
+    const response = await world.fetch(WEBHOOK_PATH, request);
+    await response.arrayBuffer();
+    return { status: response.status };
+  };
+}
+
+/** Takes the credentials away for `ms`, then gives them back. */
+async function credentialsOutage(sim, credentials, ms, log) {
+  log(`credentials outage for ${ms} ms: ${credentials.name}`);
+  await credentials.expire(sim);
+  await sleep(ms);
+  await credentials.restore(sim);
+  log("credentials restored");
+}
+
+/** Runs `runs` overlapping cron runs every second until stopped; returns the loop's handle. */
+function startCronLoop(world, runs) {
+  const loop = { stopped: false, rounds: 0 };
+  loop.done = (async () => {
+    while (!loop.stopped) {
+      await Promise.all(Array.from({ length: runs }, () => world.cron()));
+      loop.rounds += 1;
+      await sleep(1000);
+    }
+  })();
+  return loop;
+}
+
+/** Waits until no webhook is pending (no `due:` key), at most `timeoutMs`; stops the cron loop. */
+async function drain(world, cron, timeoutMs, log) {
+  const deadline = Date.now() + timeoutMs;
+  let pending = Infinity;
+  let logged = 0;
+  while (Date.now() < deadline) {
+    pending = await countKeys(world, "due:");
+    if (pending === 0) break;
+    if (Date.now() - logged >= 15_000) {
+      log(`pending ${pending}, cron rounds ${cron.rounds}`);
+      logged = Date.now();
+    }
+    await sleep(1000);
+  }
+  cron.stopped = true;
+  await cron.done;
+  return { pending: pending === Infinity ? 0 : pending, cronRounds: cron.rounds };
+}
+
+/** How many KV keys start with `prefix` (following the listing's pages). */
+async function countKeys(world, prefix) {
+  let count = 0;
+  let cursor;
+  for (let page = 0; page < 10_000; page += 1) {
+    const listed = await world.kv.list({ prefix, cursor });
+    count += listed.keys.length;
+    if (listed.list_complete) break;
+    cursor = listed.cursor;
+  }
+  return count;
+}
+
+/** The parked webhooks, counted by reason. */
+async function deadLetters(world) {
+  const reasons = {};
+  let cursor = null;
+  for (let page = 0; page < 1000; page += 1) {
+    const query = `events?state=parked&limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`;
+    const { json } = await world.admin("GET", query);
+    for (const event of json.events) reasons[event.reason] = (reasons[event.reason] ?? 0) + 1;
+    cursor = json.cursor;
+    if (!cursor) break;
+  }
+  return reasons;
+}
+
+/** How many API calls the simulator answered with each fault (or left hanging). */
+function faultTally(sim) {
+  const tally = { "5xx": 0, 429: 0, hung: 0, 401: 0 };
+  for (const { status } of sim.requests()) {
+    if (status >= 500) tally["5xx"] += 1;
+    else if (status === 429) tally[429] += 1;
+    else if (status === 0) tally.hung += 1;
+    else if (status === 401) tally[401] += 1;
+  }
+  return tally;
+}
