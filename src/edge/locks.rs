@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use worker::Delay;
+use worker::{console_warn, Delay};
 
 use super::store::Store;
 
@@ -65,12 +65,17 @@ pub async fn take_one(store: &Store, key: &str, ttl_secs: u64, tries: u32, pause
     None
 }
 
-/// Releases what `held` holds, leaving any key that expired and was taken by someone else. A
-/// failed release only keeps the key until it expires.
+/// Releases what `held` holds, leaving any key that expired and was taken by someone else (that
+/// is logged: two takers may have held it at once). A failed release only keeps the key until it
+/// expires.
 pub async fn release(store: &Store, held: &Held) {
     for key in &held.keys {
-        if matches!(store.get_text(key).await, Ok(Some(found)) if found == held.token) {
-            let _ = store.delete(key).await;
+        match store.get_text(key).await {
+            Ok(Some(found)) if found == held.token => {
+                let _ = store.delete(key).await;
+            }
+            Ok(_) => console_warn!("{}", serde_json::json!({"msg": "lock lost", "key": key})),
+            Err(_) => {}
         }
     }
 }

@@ -78,6 +78,21 @@ function faultResult(fault) {
   };
 }
 
+/** Thrown for rate limits that make no sense; the control API answers it with 400. */
+export class RateLimitError extends Error {}
+
+function checkRateLimit(limits) {
+  const known = ["max", "intervalMs", "daily"];
+  if (typeof limits !== "object" || limits === null || Array.isArray(limits)) {
+    throw new RateLimitError("expected {max?, intervalMs?, daily?}");
+  }
+  for (const [name, value] of Object.entries(limits)) {
+    if (!known.includes(name)) throw new RateLimitError(`unknown rate limit ${JSON.stringify(name)}`);
+    if (!Number.isInteger(value) || value < 1) throw new RateLimitError(`${name} must be a positive integer`);
+  }
+  return limits;
+}
+
 function normaliseLocation(config) {
   return { allowDuplicates: config?.allowDuplicates !== false };
 }
@@ -101,6 +116,7 @@ export async function startSimulator(options = {}) {
   const oauth = createOAuth({ clock, ...options.oauth });
   const faultRoutes = [...apiRouter.keys, ...UNMATCHED_METHODS.map((m) => `${m} <unmatched>`)];
   const inflight = createInflight();
+  let rateLimit = { ...options.rateLimit };
 
   let run; // everything reset() starts afresh
   function freshRun() {
@@ -108,7 +124,7 @@ export async function startSimulator(options = {}) {
       store: createStore(),
       idRandom: createRandom(seed),
       faults: createFaults(createRandom(seed ^ 0x5eed5eed)),
-      limiter: createRateLimiter(options.rateLimit, clock),
+      limiter: createRateLimiter(rateLimit, clock),
       log: [],
       counts: new Map(),
     };
@@ -268,6 +284,12 @@ export async function startSimulator(options = {}) {
     },
     revokeToken(token) {
       tokens.delete(token);
+    },
+    /** Changes the rate limits (partial `{ max, intervalMs, daily }`); windows start afresh. */
+    setRateLimit(limits) {
+      rateLimit = { ...rateLimit, ...checkRateLimit(limits) };
+      run.limiter = createRateLimiter(rateLimit, clock);
+      return run.limiter.limits;
     },
     setLocation(locationId, config) {
       locations.set(locationId, normaliseLocation(config));

@@ -392,6 +392,14 @@ test("control HTTP interface", async () => {
     assert.equal((await control("GET", "requests")).body.length, 5);
     assert.deepEqual((await control("GET", "counts")).body, { "POST /contacts/": 2, "GET /contacts/:contactId": 3 });
 
+    const limits = await control("POST", "ratelimit", { max: 1, intervalMs: 60_000 });
+    assert.deepEqual([limits.status, limits.body.rateLimit.max, limits.body.rateLimit.daily], [200, 1, 200_000]);
+    assert.equal((await call(sim, "GET", "/contacts/x", { token: "ctl" })).status, 400);
+    assert.equal((await call(sim, "GET", "/contacts/x", { token: "ctl" })).status, 429);
+    assert.equal((await control("POST", "ratelimit", { max: 0 })).status, 400);
+    assert.equal((await control("POST", "ratelimit", { burst: 5 })).status, 400);
+    assert.equal((await control("POST", "ratelimit", { max: 100, intervalMs: 10_000 })).status, 200);
+
     assert.equal((await control("DELETE", "tokens/ctl")).status, 204);
     assert.equal((await call(sim, "GET", "/contacts/x", { token: "ctl" })).status, 401);
 

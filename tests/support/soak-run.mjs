@@ -105,6 +105,7 @@ export async function runSoak(options) {
       deadLetters: await deadLetters(world),
       apiCalls: world.sim.counts(),
       faultsSeen: faultTally(world.sim),
+      diagnostics: diagnostics(world),
       expectedRecords: expected.contacts.size + expected.notes.size + expected.tasks.size,
       deliverMs: deliveredAt - started,
       totalMs: Date.now() - started,
@@ -193,6 +194,17 @@ async function deadLetters(world) {
     if (!cursor) break;
   }
   return reasons;
+}
+
+/**
+ * What the worker's logs say about two known ways to apply something twice: a call the worker gave
+ * up on (timeout) although the simulator answered it, and a lock that was taken over while held.
+ */
+function diagnostics(world) {
+  const logs = world.logs();
+  const timeouts = (logs.match(/no answer within/g) ?? []).length;
+  const hung = world.sim.requests().filter((r) => r.status === 0).length;
+  return { timedOutCalls: timeouts, hungCalls: hung, locksLost: (logs.match(/"msg":"lock lost"/g) ?? []).length };
 }
 
 /** How many API calls the simulator answered with each fault (or left hanging). */

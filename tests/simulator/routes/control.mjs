@@ -6,6 +6,7 @@ import { apiError, ok } from "../http.mjs";
 import { FaultSpecError } from "../faults.mjs";
 import { isPlainObject } from "../validate.mjs";
 import { SeedError } from "../store.mjs";
+import { RateLimitError } from "../server.mjs";
 
 const NO_CONTENT = () => ok(204);
 
@@ -56,6 +57,15 @@ function addAppointment({ sim, body }) {
   return seeding(201, () => ({ event: sim.seedAppointment(contactId, fields) }));
 }
 
+function setRateLimit({ sim, body }) {
+  try {
+    return ok(200, { rateLimit: sim.setRateLimit(body) });
+  } catch (err) {
+    if (err instanceof RateLimitError) return badRequest(err.message);
+    throw err;
+  }
+}
+
 function setBusiness({ sim, body }) {
   if (!isPlainObject(body) || typeof body.contactId !== "string") {
     return badRequest("expected {contactId, businessId}");
@@ -77,6 +87,7 @@ export const controlRoutes = [
     handler: ({ sim, params }) => (sim.revokeToken(params.token), NO_CONTENT()),
   },
   { method: "POST", path: "/__control/locations", handler: setLocation },
+  { method: "POST", path: "/__control/ratelimit", handler: setRateLimit },
   { method: "POST", path: "/__control/appointments", handler: addAppointment },
   { method: "POST", path: "/__control/business", handler: setBusiness },
 ];
