@@ -47,6 +47,10 @@ export async function runSoak(options) {
     faults = {},
     credentials = pitRevocation,
     drainTimeoutMs = 30 * 60 * 1000,
+    // How long one Contacts API call may take. A call that the simulator applied but answered
+    // later than this is retried, and a retried note or task create duplicates (the API offers
+    // no idempotency key for them): a short timeout on a loaded machine provokes exactly that.
+    apiTimeoutMs = 500,
     log = () => {},
   } = options;
   const events = generate({ events: eventCount, contacts, seed });
@@ -54,7 +58,7 @@ export async function runSoak(options) {
   const world = await startWorld({
     vars: {
       RETRY_SCHEDULE,
-      API_TIMEOUT_MS: "500",
+      API_TIMEOUT_MS: String(apiTimeoutMs),
       CRON_MAX_API_CALLS: "1000",
       CRON_TIME_BUDGET_MS: "20000",
       RATE_LIMIT_PER_10S: "100",
