@@ -32,6 +32,7 @@ pub mod secret;
 pub mod signature;
 
 pub mod timestamp;
+pub mod wire;
 
 #[cfg(target_arch = "wasm32")]
 mod edge;
