@@ -54,7 +54,7 @@ export async function runSoak(options) {
   const world = await startWorld({
     vars: {
       RETRY_SCHEDULE,
-      API_TIMEOUT_MS: "500",
+      API_TIMEOUT_MS: "1000",
       CRON_MAX_API_CALLS: "1000",
       CRON_TIME_BUDGET_MS: "20000",
       RATE_LIMIT_PER_10S: "100",
