@@ -51,6 +51,7 @@ function print(r) {
     "",
     `lost ${r.lost}, duplicated ${r.duplicated}, mismatched ${r.mismatched} (of ${r.expectedRecords} expected contacts, notes and tasks, and every deletion)`,
     ...["lost", "duplicated", "mismatched"].flatMap((kind) => r.examples[kind].map((e) => `  ${kind}: ${e}`)),
+    `diagnostics: ${r.diagnostics.timedOutCalls} calls timed out by the worker, ${r.diagnostics.hungCalls} left hanging by the simulator (more timeouts than hangs: answers that came too late), ${r.diagnostics.locksLost} contact locks taken over while held`,
     `dead letters: ${Object.values(r.deadLetters).reduce((sum, n) => sum + n, 0)}${Object.entries(r.deadLetters).map(([reason, n]) => `\n  ${n} x ${reason}`).join("")}`,
     `API calls: ${totalCalls} in all, ${(totalCalls / r.events).toFixed(2)} per event; by route: ${format(r.apiCalls)}`,
   ];

@@ -26,16 +26,15 @@ pub mod intake;
 pub mod mapping;
 pub mod plan;
 pub mod read_path;
-
 pub mod records;
 pub mod report;
 pub mod retry;
 pub mod secret;
 pub mod signature;
-
 pub mod timestamp;
 pub mod token_endpoint;
 pub mod tokens;
+pub mod wire;
 
 #[cfg(target_arch = "wasm32")]
 mod edge;

@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 
 use crate::contacts_api::ApiId;
 use crate::timestamp::UnixMillis;
+use crate::wire::{WireLink, WireOutcome, WireRecord};
 
 /// How long a finished webhook id is remembered. SightMill (like every Standard Webhooks sender)
 /// stops redelivering well within a week.
@@ -120,18 +121,16 @@ pub fn body_fingerprint(body: &[u8]) -> String {
 /// Where a SightMill record lives in the Contacts API, or that it was deleted, with the newest
 /// `updated_at` applied to it: anything older is stale.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
+#[serde(into = "WireLink", try_from = "WireLink")]
 pub enum Link {
     Live {
         id: ApiId,
         updated_at: UnixMillis,
         /// Contacts only: the status tag the contact carries (when status goes to a tag).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         status_tag: Option<String>,
         /// Tasks only: the `updated_at` of the newest `task.completed` applied. Kept apart from
         /// `updated_at` (the newest snapshot) because `task.completed` carries no snapshot: an
         /// older snapshot that arrives after it still brings newer titles and dates.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         completed_at: Option<UnixMillis>,
     },
     Deleted {
@@ -185,8 +184,10 @@ pub struct DueMeta {
     pub accepted_at: UnixMillis,
 }
 
-/// The idempotency and queue record of one webhook.
+/// The idempotency and queue record of one webhook, stored as one flat JSON object (the common
+/// fields, `state`, and the state's fields; see [`crate::wire`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "WireRecord", try_from = "WireRecord")]
 pub struct WebhookRecord {
     pub body_sha256: String,
     pub event_type: String,
@@ -194,24 +195,19 @@ pub struct WebhookRecord {
     pub accepted_at: UnixMillis,
     /// Attempts made so far (every try that sent or tried to send something).
     pub attempts: u32,
-    #[serde(flatten)]
     pub state: WebhookState,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WebhookState {
     /// Accepted, to be attempted at `due_at`.
     Pending {
         body: String,
         due_at: UnixMillis,
         /// Retryable failures so far: the position in the retry schedule.
-        #[serde(default)]
         failures: u32,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         last_error: Option<String>,
         /// Since when it has been waiting for its contact (or task) to exist.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         waiting_since: Option<UnixMillis>,
     },
     /// A dead letter: not retried until an operator replays it.
@@ -236,14 +232,13 @@ pub enum Action {
 
 /// The final result of one webhook, stored and answered (redeliveries get the same).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
+#[serde(into = "WireOutcome", try_from = "WireOutcome")]
 pub enum Outcome {
     Applied {
         action: Action,
         /// The Contacts API contact.
         contact_id: ApiId,
         /// The Contacts API note or task, for note and task events.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         record_id: Option<ApiId>,
     },
     /// Older (by `updated_at`) than what was already applied: dropped, nothing sent.
@@ -367,6 +362,50 @@ mod tests {
         let stored = serde_json::to_value(&pending).unwrap();
         assert_eq!(stored["state"], "pending");
         assert_eq!(serde_json::from_value::<WebhookRecord>(stored).unwrap(), pending);
+    }
+
+    #[test]
+    fn every_record_variant_reads_back_what_earlier_versions_wrote() {
+        let stored = [
+            json!({"body_sha256": "h", "event_type": "note.created", "sightmill_id": "sm_1", "accepted_at": 1,
+                   "attempts": 2, "state": "pending", "body": "{}", "due_at": 9, "failures": 1,
+                   "last_error": "HTTP 503", "waiting_since": 4}),
+            json!({"body_sha256": "h", "event_type": "note.created", "sightmill_id": "sm_1", "accepted_at": 1,
+                   "attempts": 0, "state": "pending", "body": "{}", "due_at": 9, "failures": 0}),
+            json!({"body_sha256": "h", "event_type": "note.created", "sightmill_id": "sm_1", "accepted_at": 1,
+                   "attempts": 3, "state": "parked", "body": "{}", "parked_at": 7, "reason": "HTTP 400: no"}),
+            json!({"body_sha256": "h", "event_type": "task.deleted", "sightmill_id": "sm_1", "accepted_at": 1,
+                   "attempts": 1, "state": "finished", "finished_at": 5,
+                   "outcome": {"status": "applied", "action": "deleted", "contact_id": "c1", "record_id": "t1"}}),
+            json!({"body_sha256": "h", "event_type": "note.created", "sightmill_id": "sm_1", "accepted_at": 1,
+                   "attempts": 1, "state": "finished", "finished_at": 5,
+                   "outcome": {"status": "skipped", "reason": "its contact was deleted"}}),
+            json!({"body_sha256": "h", "event_type": "note.created", "sightmill_id": "sm_1", "accepted_at": 1,
+                   "attempts": 0, "state": "finished", "finished_at": 5, "outcome": {"status": "discarded"}}),
+        ];
+        for value in stored {
+            let record: WebhookRecord =
+                serde_json::from_value(value.clone()).unwrap_or_else(|e| panic!("{value}: {e}"));
+            assert_eq!(serde_json::to_value(&record).unwrap(), value);
+        }
+        let without_failures = json!({"body_sha256": "h", "event_type": "x", "sightmill_id": "s", "accepted_at": 1,
+                                      "attempts": 0, "state": "pending", "body": "{}", "due_at": 9});
+        let record: WebhookRecord = serde_json::from_value(without_failures).unwrap();
+        assert!(matches!(record.state, WebhookState::Pending { failures: 0, .. }));
+        for broken in [
+            json!({"body_sha256": "h", "event_type": "x", "sightmill_id": "s", "accepted_at": 1, "attempts": 0,
+                   "state": "pending", "due_at": 9}),
+            json!({"body_sha256": "h", "event_type": "x", "sightmill_id": "s", "accepted_at": 1, "attempts": 0,
+                   "state": "finished", "finished_at": 5, "outcome": {"status": "applied", "action": "created"}}),
+            json!({"body_sha256": "h", "event_type": "x", "sightmill_id": "s", "accepted_at": 1, "attempts": 0,
+                   "state": "gone"}),
+        ] {
+            assert!(serde_json::from_value::<WebhookRecord>(broken.clone()).is_err(), "{broken}");
+        }
+        let live = json!({"state": "live", "id": "K1", "updated_at": 5, "status_tag": "status:lead", "completed_at": 6});
+        let link: Link = serde_json::from_value(live.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&link).unwrap(), live);
+        assert!(serde_json::from_value::<Link>(json!({"state": "live", "updated_at": 5})).is_err());
     }
 
     #[test]

@@ -50,7 +50,7 @@ export async function runSoak(options) {
     // How long one Contacts API call may take. A call that the simulator applied but answered
     // later than this is retried, and a retried note or task create duplicates (the API offers
     // no idempotency key for them): a short timeout on a loaded machine provokes exactly that.
-    apiTimeoutMs = 500,
+    apiTimeoutMs = 1000,
     log = () => {},
   } = options;
   const events = generate({ events: eventCount, contacts, seed });
