@@ -180,33 +180,21 @@ pub fn start(event: &Event, known: &Known, location_id: &str, mapping: &Mapping)
             Job::Single(SingleCall { contact_id: contact_id.clone(), action, updated_at: at, remember });
         Start::Send(job, request)
     };
+    // A note or task create-or-update, remembered under its link (the new id is at `id_at`).
+    let upsert_call = |request, existing: Option<&ApiId>, id_at, completed_at| {
+        let remember =
+            Remember::Link { key: record_key.clone(), known: existing.cloned(), id_at, completed_at };
+        call(request, action_for(existing), remember)
+    };
     match &event.change {
         Change::NoteUpsert(note) => upsert(known.link.as_ref(), at, |existing| {
             let request = ApiRequest::upsert_note(&contact_id, existing, json!({ "body": note.body }));
-            call(
-                request,
-                action_for(existing),
-                Remember::Link {
-                    key: record_key.clone(),
-                    known: existing.cloned(),
-                    id_at: "/note/id",
-                    completed_at: None,
-                },
-            )
+            upsert_call(request, existing, "/note/id", None)
         }),
         Change::TaskUpsert(task) => upsert(known.link.as_ref(), at, |existing| {
             let completed_at = known.link.as_ref().and_then(Link::completed_at);
             let request = ApiRequest::upsert_task(&contact_id, existing, task_body(task, completed_at, at));
-            call(
-                request,
-                action_for(existing),
-                Remember::Link {
-                    key: record_key.clone(),
-                    known: existing.cloned(),
-                    id_at: "/task/id",
-                    completed_at,
-                },
-            )
+            upsert_call(request, existing, "/task/id", completed_at)
         }),
         Change::TaskCompleted { .. } => match known.link.as_ref() {
             None => Start::Wait("its task is not in the Contacts API yet".into()),
