@@ -28,6 +28,8 @@ const ADMIN_KEY = "admin-bench-0123456789abcdef";
 const READ_KEY = "read-bench-0123456789abcdef";
 const WEBHOOK_PATH = "/webhooks/sightmill";
 const WRANGLER = "node_modules/.bin/wrangler";
+/** The calls per 10 s a cron run allows itself: the shipped default. */
+const RATE_PER_10S = 90;
 /** The API's limit the backlog drains against: 100 requests per 10 s per location. */
 const API_RATE = { max: 100, intervalMs: 10_000 };
 
@@ -152,7 +154,7 @@ function writeProductConfig(sim) {
     RETRY_SCHEDULE: "1s,5s,30s,5m",
     CRON_MAX_API_CALLS: "1000",
     CRON_TIME_BUDGET_MS: "240000",
-    RATE_LIMIT_PER_10S: "90",
+    RATE_LIMIT_PER_10S: String(RATE_PER_10S),
   };
   writeFileSync(`${DIR}/product.env`, Object.entries(settings).map(([k, v]) => `${k}=${v}\n`).join(""));
 }
@@ -257,12 +259,16 @@ function ackFigures(results, elapsedMs) {
   };
 }
 
-/** Runs the cron every second (production: every minute) until stopped or the worker is gone. */
+/**
+ * Runs the cron every second (production: every minute) until stopped, for at most 15 minutes,
+ * or until the worker is gone.
+ */
 function cronLoop(world) {
   const loop = { stopped: false };
+  const deadline = Date.now() + 15 * 60_000;
   loop.stop = () => (loop.stopped = true);
   loop.done = (async () => {
-    while (!loop.stopped) {
+    while (!loop.stopped && Date.now() < deadline) {
       try {
         await runCron(world);
       } catch {
@@ -418,14 +424,14 @@ function report({ n, c, upload, floor, product, drain }) {
     row("webhook to applied p50 / p99 (ms)", `${f1(product.applied.p50)} / ${f1(product.applied.p99)}`, "-"),
     "",
     `Contacts API calls per event: ${Object.entries(product.calls).map(([type, v]) => `${type} ${f2(v.calls / v.events)}`).join(", ")}`,
-    `backlog: ${drain.applied} of ${drain.size} events applied in ${f1(drain.seconds)} s by ${drain.runs} cron run(s): ${f2(drain.perSecond)} events/s against the 10 requests/s the API allows (${f1(drain.perSecond * 10)}%), 429s seen: ${drain.tooMany}; worker CPU ${f2(drain.cpu.runner)} ms per event`,
+    `backlog: ${drain.applied} of ${drain.size} events applied in ${f1(drain.seconds)} s by ${drain.runs} cron run(s): ${f2(drain.perSecond)} events/s against the 10 requests/s the API allows (${f2(drain.perSecond * 10)}%), 429s seen: ${drain.tooMany}; worker CPU ${f2(drain.cpu.runner)} ms per event`,
     "",
     "targets:",
     upload ? `  upload <= 200 KiB gzip: ${upload.gzip} KiB -> ${verdict(upload.gzip <= 200)}` : "  upload: not measured",
     `  worker CPU per webhook <= 2 ms: ${f2(product.cpu.runner)} ms -> ${verdict(product.cpu.runner <= 2)} (a simulated KV read costs ~${f2(product.paths.replayed - product.paths.refused)} ms here; an applied contact event makes 13 KV operations)`,
     `  acknowledgement p99 <= 3 x the floor's: ${f1(product.ack.p99)} ms vs ${f1(3 * floor.ack.p99)} ms -> ${verdict(product.ack.p99 <= 3 * floor.ack.p99)}`,
     `  one API call per contact event: ${contactEvents.map(([type, v]) => `${type} ${f2(v.calls / v.events)}`).join(", ")} -> ${verdict(perContactEvent.every((x) => x <= 1))}`,
-    `  backlog >= 90% of the rate limit, no 429s: ${f1(drain.perSecond * 10)}%, ${drain.tooMany} -> ${verdict(drain.perSecond >= 9 && drain.tooMany === 0)}`,
+    `  backlog >= 90% of the rate limit, no 429s: ${f2(drain.perSecond * 10)}%, ${drain.tooMany} -> ${verdict(drain.perSecond >= 9 && drain.tooMany === 0)} (RATE_LIMIT_PER_10S=${RATE_PER_10S}: a long drain tends to ${RATE_PER_10S}%)`,
   ];
   console.log(lines.join("\n"));
 }

@@ -4,10 +4,11 @@
 import { performance } from "node:perf_hooks";
 
 /**
- * Sends every `{ url, init }` of `requests`, `concurrency` at a time, in order. Returns
+ * Sends every `{ url, init }` of `requests`, `concurrency` at a time, in order; a request gets no
+ * more than `timeoutMs` (its status is then -1). Returns
  * `{ results: [{ sentAt (epoch ms), ms, status }], elapsedMs }`.
  */
-export async function drive(requests, concurrency) {
+export async function drive(requests, concurrency, timeoutMs = 60_000) {
   const results = new Array(requests.length);
   let next = 0;
   async function lane() {
@@ -18,7 +19,7 @@ export async function drive(requests, concurrency) {
       const started = performance.now();
       let status = 0;
       try {
-        const response = await fetch(url, init);
+        const response = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
         await response.arrayBuffer();
         status = response.status;
       } catch {
