@@ -114,7 +114,7 @@ pub fn verify<'a>(
         return Err(SignatureError::BadId);
     }
     let sent_at = parse_timestamp(timestamp)?;
-    if (now_secs - sent_at).abs() > TOLERANCE_SECS {
+    if now_secs.abs_diff(sent_at) > TOLERANCE_SECS.unsigned_abs() {
         return Err(SignatureError::TimestampOutOfTolerance);
     }
 
@@ -234,6 +234,17 @@ mod tests {
         ];
         for (headers, body, now, expected) in cases {
             assert_eq!(verify(&keys, headers, body, now), Err(expected.clone()), "{expected}");
+        }
+    }
+
+    #[test]
+    fn a_clock_at_either_end_of_the_range_refuses_without_overflowing() {
+        // Found by fuzzing (fuzz/fuzz_targets/signature.rs): `now - sent_at` overflowed.
+        let keys = keys(SECRET);
+        let ts = TIMESTAMP.to_string();
+        for now in [i64::MIN, i64::MIN + 7, -1, i64::MAX] {
+            let result = verify(&keys, headers(SIGNATURE, &ts), BODY, now);
+            assert_eq!(result, Err(SignatureError::TimestampOutOfTolerance), "{now}");
         }
     }
 

@@ -68,7 +68,7 @@ export async function runSoak(options) {
   const started = Date.now();
   try {
     injectFaults(world.sim, faults);
-    const cron = startCronLoop(world, cronRuns);
+    const cron = startCronLoop(world, cronRuns, drainTimeoutMs * 2);
     const send = sender(world);
     let delivered = 0;
     const outage = { started: false, done: null };
@@ -141,12 +141,20 @@ async function credentialsOutage(sim, credentials, ms, log) {
   log("credentials restored");
 }
 
-/** Runs `runs` overlapping cron runs every second until stopped; returns the loop's handle. */
-function startCronLoop(world, runs) {
+/**
+ * Runs rounds of `runs` overlapping cron runs, a second apart, until stopped, for at most
+ * `maxMs`, or until the worker is gone; returns the loop's handle.
+ */
+function startCronLoop(world, runs, maxMs) {
   const loop = { stopped: false, rounds: 0 };
+  const deadline = Date.now() + maxMs;
   loop.done = (async () => {
-    while (!loop.stopped) {
-      await Promise.all(Array.from({ length: runs }, () => world.cron()));
+    while (!loop.stopped && Date.now() < deadline) {
+      try {
+        await Promise.all(Array.from({ length: runs }, () => world.cron()));
+      } catch {
+        return;
+      }
       loop.rounds += 1;
       await sleep(1000);
     }

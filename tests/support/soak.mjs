@@ -36,18 +36,23 @@ const at = (n) => new Date(EPOCH_MS + n * 1000).toISOString();
 const pad = (n, width) => String(n).padStart(width, "0");
 
 /** One SightMill contact's side of the story while events are generated. */
-function newContact(index) {
-  const id = `sm_c${pad(index, 5)}`;
-  return { id, index, created: false, deleted: false, version: 0, notes: new Map(), tasks: new Map(), tags: new Set(), next: 0 };
+function newContact(index, prefix) {
+  const id = `${prefix}c${pad(index, 5)}`;
+  const area = 200 + ([...prefix].reduce((hash, ch) => (hash * 31 + ch.charCodeAt(0)) % 7919, 7) % 800);
+  return { id, index, area, created: false, deleted: false, version: 0, notes: new Map(), tasks: new Map(), tags: new Set(), next: 0 };
 }
 
-/** The full contact snapshot SightMill sends: email and phone stay, name and status change. */
+/**
+ * The full contact snapshot SightMill sends: email and phone stay, name and status change. Phones
+ * are unique per contact id (the area code comes from the id's prefix), so that histories that
+ * share a worker never look like duplicates to the API.
+ */
 function contactData(contact) {
   return {
     id: contact.id,
     name: `${contact.id} v${contact.version}`,
     email: `${contact.id}@soak.test`,
-    phone: `+1555${pad(contact.index, 7)}`,
+    phone: `+1${contact.area}${pad(contact.index, 7)}`,
     status: STATUSES[contact.version % STATUSES.length],
   };
 }
@@ -159,12 +164,13 @@ function act(random, contact, type) {
 /**
  * `events` SightMill events over `contacts` contacts, in the order SightMill produced them. Each is
  * `{ n, webhookId, type, data }`; `data.updated_at` is event n's instant (strictly increasing).
- * Every contact is created first; a tenth of them are deleted as their last event.
+ * Every contact is created first; a tenth of them are deleted as their last event. SightMill ids
+ * start with `prefix`, so that several histories can share one worker.
  */
-export function generate({ events, contacts, seed }) {
+export function generate({ events, contacts, seed, prefix = "sm_" }) {
   if (events < contacts) throw new Error("at least one event per contact");
   const random = createRandom(seed);
-  const people = Array.from({ length: contacts }, (_, i) => newContact(i + 1));
+  const people = Array.from({ length: contacts }, (_, i) => newContact(i + 1, prefix));
   const doomed = new Set(people.filter(() => random() < DELETED_SHARE).map((c) => c.id));
   const budget = new Map(people.map((c) => [c.id, 1]));
   for (let spare = events - contacts; spare > 0; spare -= 1) {
