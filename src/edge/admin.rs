@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 use worker::{Env, Method, Request, Response, Result};
 
 use super::queue::{read_known, scan_queue};
+use super::rate_block;
 use super::respond;
 use super::runtime::{now_ms, setting};
 use super::store::{Store, StoreError};
@@ -74,7 +75,7 @@ async fn status(env: &Env, store: &Store, config: &Config) -> Answered {
     let parked = count(store, PARKED_PREFIX).await?;
     let last_cron: Option<CronRun> = store.get(CRON_LAST_KEY).await?;
     let stale_dropped: Option<u64> = store.get(STALE_COUNT_KEY).await?;
-    let blocked_until: Option<i64> = store.get(&format!("ratelimit:{}", config.location_id)).await?;
+    let blocked_until: Option<i64> = store.get(&rate_block::key(&config.location_id)).await?;
     let body = json!({
         "location_id": config.location_id,
         "pending": scan.pending,

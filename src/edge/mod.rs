@@ -9,6 +9,7 @@ mod http;
 mod locks;
 mod oauth;
 mod queue;
+mod rate_block;
 mod read_api;
 mod respond;
 mod runtime;

@@ -11,6 +11,7 @@ use worker::{console_log, Delay, Env};
 use super::alerts::{self, AlertKind};
 use super::contacts_client::ContactsClient;
 use super::locks;
+use super::rate_block;
 use super::read_api::{caching_enabled, mark_contact_changed};
 use super::runtime::now_ms;
 use super::store::{Store, StoreError};
@@ -61,7 +62,6 @@ pub struct Runner {
     pub store: Store,
     pub config: Config,
     token: Option<Secret>,
-    blocked_until: Option<UnixMillis>,
     pacer: Pacer,
     /// Contacts API calls made in this run.
     pub calls: u32,
@@ -94,7 +94,6 @@ impl Runner {
             store,
             config,
             token: None,
-            blocked_until: None,
             pacer: Pacer::new(calls_per_10s, 10_000),
             calls: 0,
             max_calls,
@@ -273,7 +272,7 @@ impl Runner {
             self.calls += 1;
             calls += 1;
             if let Some(until) = blocked_until(&sent.rate, now_ms()) {
-                self.block_location(until).await?;
+                rate_block::block(&self.store, &self.config.location_id, until, now_ms()).await?;
             }
             if sent.answer == Answer::TokenRejected && !refreshed {
                 (refreshed, renew) = (true, true);
@@ -316,23 +315,9 @@ impl Runner {
         self.pacer.record(slot.max(now));
     }
 
-    fn rate_key(&self) -> String {
-        format!("ratelimit:{}", self.config.location_id)
-    }
-
     /// When the location's rate-limit window is spent, until when.
-    async fn location_blocked(&mut self, now: UnixMillis) -> Result<Option<UnixMillis>, StoreError> {
-        if self.blocked_until.is_none() {
-            let stored: Option<UnixMillis> = self.store.get(&self.rate_key()).await?;
-            self.blocked_until = Some(stored.unwrap_or(0));
-        }
-        Ok(self.blocked_until.filter(|until| *until > now))
-    }
-
-    async fn block_location(&mut self, until: UnixMillis) -> Result<(), StoreError> {
-        self.blocked_until = Some(until);
-        let ttl = ((until - now_ms()) / 1_000).max(60) as u64;
-        self.store.put(&self.rate_key(), &until, Some(ttl)).await
+    async fn location_blocked(&self, now: UnixMillis) -> Result<Option<UnixMillis>, StoreError> {
+        rate_block::blocked(&self.store, &self.config.location_id, now).await
     }
 
     async fn failed(
