@@ -80,7 +80,8 @@ pub fn admit(
     })
 }
 
-fn too_large(max_body_bytes: usize) -> Refusal {
+/// The 413 for a body over `max_body_bytes`.
+pub fn too_large(max_body_bytes: usize) -> Refusal {
     Refusal::new(413, "body_too_large", format!("the body is larger than {max_body_bytes} bytes"))
 }
 

@@ -2,6 +2,7 @@
 //! in the queue are in KV before the answer), answer 202, and make the first attempt after the
 //! answer. A redelivery of a known webhook changes nothing and is answered from KV.
 
+use futures_util::StreamExt;
 use worker::{console_error, Context, Env, Request, Response, Result};
 
 use super::queue::Runner;
@@ -9,7 +10,7 @@ use super::respond;
 use super::runtime::{now_ms, setting};
 use super::store::{Store, StoreError};
 use crate::config::Config;
-use crate::intake::{admit, check_declared_length, Admitted, Delivery};
+use crate::intake::{admit, check_declared_length, too_large, Admitted, Delivery};
 use crate::plan::MAX_CALLS;
 use crate::records::{due_key, webhook_key, DueMeta, Redelivery, WebhookRecord};
 use crate::report::{accepted_body, outcome_body, Subject};
@@ -29,7 +30,9 @@ pub async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Respon
     if let Err(refusal) = check_declared_length(header("content-length").as_deref(), config.max_body_bytes) {
         return respond::refusal(&refusal);
     }
-    let body = req.bytes().await?;
+    let Some(body) = read_body(&mut req, config.max_body_bytes).await? else {
+        return respond::refusal(&too_large(config.max_body_bytes));
+    };
     let (content_type, id, timestamp, signature) = (
         header("content-type"),
         header("webhook-id"),
@@ -69,6 +72,27 @@ pub async fn handle(mut req: Request, env: &Env, ctx: &Context) -> Result<Respon
             respond::error(503, "storage_unavailable", "the webhook could not be recorded; deliver it again")
         }
     }
+}
+
+/// The body, read chunk by chunk and no longer kept once it passes `max` bytes, so that a body
+/// sent without a `Content-Length` is never held whole; `None` when it is too large. The rest is
+/// still read (and dropped), so that the sender gets its 413 instead of a broken connection.
+async fn read_body(req: &mut Request, max: usize) -> Result<Option<Vec<u8>>> {
+    if req.inner().body().is_none() {
+        return Ok(Some(Vec::new()));
+    }
+    let mut stream = req.stream()?;
+    let mut body = Some(Vec::new());
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        if body.as_ref().is_some_and(|kept| kept.len() + chunk.len() > max) {
+            body = None;
+        }
+        if let Some(kept) = body.as_mut() {
+            kept.extend_from_slice(&chunk);
+        }
+    }
+    Ok(body)
 }
 
 /// The checked configuration, or the 500 that says which setting is wrong.
