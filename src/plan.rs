@@ -6,6 +6,10 @@
 //! `updated_at` applied to it (deletions leave a tombstone), so an older event is stale whenever it
 //! arrives, and an update whose create was lost creates the record. Events about a contact (or a
 //! task) that is not in the Contacts API yet wait for it.
+//!
+//! Note and task creates take no idempotency key, so a create whose answer was lost may have been
+//! applied: the next attempt of that webhook looks the contact's notes or tasks up first and
+//! adopts the one the create made ([`CreateJob`]).
 
 use serde_json::{json, Value};
 
@@ -14,11 +18,17 @@ use crate::event::{Change, Event, SightmillNote, SightmillTask};
 use crate::mapping::{Mapping, Purpose};
 use crate::records::{
     child_prefixes, contact_key, note_key, tag_key, task_key, Action, Link, Outcome, TagState,
+    UnansweredCreate,
 };
-use crate::timestamp::UnixMillis;
+use crate::timestamp::{parse_rfc3339, UnixMillis};
 
-/// Contacts API calls one event may make (a contact: create, adopt, swap a status tag).
+/// Contacts API calls one event may make (a contact: create, adopt, swap a status tag; a note or
+/// task: look up, create).
 pub const MAX_CALLS: u32 = 4;
+
+/// How far the API's clock may be behind the worker's: a note added earlier than this before an
+/// unanswered create was sent is not the one it made.
+const CLOCK_SKEW_MS: UnixMillis = 10 * 60 * 1_000;
 
 /// The KV keys planning needs for an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,12 +45,15 @@ pub enum RecordKey {
     Tag(String),
 }
 
-/// What KV held under the keys of [`Reads`].
+/// What KV held under the keys of [`Reads`], and what the webhook's record says of its earlier
+/// attempts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Known {
     pub contact: Option<Link>,
     pub link: Option<Link>,
     pub tag: Option<TagState>,
+    /// An earlier attempt's note or task create that got no definite answer.
+    pub unanswered_create: Option<UnansweredCreate>,
 }
 
 /// A KV write that makes an applied event stick.
@@ -180,21 +193,24 @@ pub fn start(event: &Event, known: &Known, location_id: &str, mapping: &Mapping)
             Job::Single(SingleCall { contact_id: contact_id.clone(), action, updated_at: at, remember });
         Start::Send(job, request)
     };
-    // A note or task create-or-update, remembered under its link (the new id is at `id_at`).
-    let upsert_call = |request, existing: Option<&ApiId>, id_at, completed_at| {
-        let remember =
-            Remember::Link { key: record_key.clone(), known: existing.cloned(), id_at, completed_at };
-        call(request, action_for(existing), remember)
+    // A note or task update, remembered under its link; or its create (see [`CreateJob`]).
+    let upsert_call = |kind: RecordKind, existing: Option<&ApiId>, body: Value, completed_at| match existing {
+        Some(id) => {
+            let remember = Remember::Link { key: record_key.clone(), id: id.clone(), completed_at };
+            call(kind.update(&contact_id, id, body), Action::Updated, remember)
+        }
+        None => {
+            let record = NewRecord { kind, key: record_key.clone(), updated_at: at, completed_at };
+            CreateJob::start(contact_id.clone(), record, body, known.unanswered_create)
+        }
     };
     match &event.change {
         Change::NoteUpsert(note) => upsert(known.link.as_ref(), at, |existing| {
-            let request = ApiRequest::upsert_note(&contact_id, existing, json!({ "body": note.body }));
-            upsert_call(request, existing, "/note/id", None)
+            upsert_call(RecordKind::Note, existing, json!({ "body": note.body }), None)
         }),
         Change::TaskUpsert(task) => upsert(known.link.as_ref(), at, |existing| {
             let completed_at = known.link.as_ref().and_then(Link::completed_at);
-            let request = ApiRequest::upsert_task(&contact_id, existing, task_body(task, completed_at, at));
-            upsert_call(request, existing, "/task/id", completed_at)
+            upsert_call(RecordKind::Task, existing, task_body(task, completed_at, at), completed_at)
         }),
         Change::TaskCompleted { .. } => match known.link.as_ref() {
             None => Start::Wait("its task is not in the Contacts API yet".into()),
@@ -257,14 +273,6 @@ fn upsert(link: Option<&Link>, at: UnixMillis, plan: impl FnOnce(Option<&ApiId>)
     }
 }
 
-fn action_for(existing: Option<&ApiId>) -> Action {
-    if existing.is_some() {
-        Action::Updated
-    } else {
-        Action::Created
-    }
-}
-
 /// The task as the API takes it. A completion newer than the snapshot (`completed_at` > `at`)
 /// keeps the task completed: the snapshot predates it.
 fn task_body(task: &SightmillTask, completed_at: Option<UnixMillis>, at: UnixMillis) -> Value {
@@ -323,6 +331,7 @@ fn tombstone(key: String, updated_at: UnixMillis) -> Write {
 pub enum Job {
     Contact(ContactJob),
     Single(SingleCall),
+    Create(CreateJob),
 }
 
 impl Job {
@@ -331,16 +340,30 @@ impl Job {
         match self {
             Job::Contact(job) => job.on_answer(answer),
             Job::Single(call) => call.on_answer(answer),
+            Job::Create(job) => job.on_answer(answer),
         }
     }
+
+    /// After a failed attempt that started at `attempt_started`: the note or task create that may
+    /// have been applied without the worker hearing of it, for the record to remember.
+    pub fn unanswered_create(&self, attempt_started: UnixMillis) -> Option<UnansweredCreate> {
+        match self {
+            Job::Create(job) => job.unanswered(attempt_started),
+            Job::Contact(_) | Job::Single(_) => None,
+        }
+    }
+}
+
+/// A note or task link at `updated_at`; a task keeps its `completed_at`.
+fn link_write(key: &str, id: &ApiId, updated_at: UnixMillis, completed_at: Option<UnixMillis>) -> Write {
+    put(key.to_owned(), &Link::Live { id: id.clone(), updated_at, status_tag: None, completed_at })
 }
 
 /// What a single call's success is recorded as.
 #[derive(Debug, Clone)]
 enum Remember {
-    /// A note or task link at the event's `updated_at`: to `known`, or to the id found at
-    /// `id_at` in a create's answer; a task keeps its `completed_at`.
-    Link { key: String, known: Option<ApiId>, id_at: &'static str, completed_at: Option<UnixMillis> },
+    /// A note or task link to `id` at the event's `updated_at`; a task keeps its `completed_at`.
+    Link { key: String, id: ApiId, completed_at: Option<UnixMillis> },
     /// Exactly this link (a task just completed).
     Put { key: String, link: Link },
     /// A tombstone for a deleted record; `clear` lists prefixes of records hanging off it.
@@ -361,28 +384,15 @@ pub struct SingleCall {
 impl SingleCall {
     fn on_answer(&mut self, answer: Answer) -> Next {
         let gone = matches!(&answer, Answer::Rejected { status: 400 | 404, message } if message.to_lowercase().contains("not found"));
-        let body = match answer {
-            Answer::Success(body) => body,
-            _ if gone && self.action == Action::Deleted => Value::Null,
+        match answer {
+            Answer::Success(_) => {}
+            _ if gone && self.action == Action::Deleted => {}
             other => return Next::Failed(Failure::from_answer(other)),
-        };
+        }
         let at = self.updated_at;
         let (record_id, writes) = match &self.remember {
-            Remember::Link { key, known, id_at, completed_at } => {
-                let id = known
-                    .clone()
-                    .or_else(|| body.pointer(id_at).and_then(Value::as_str).and_then(ApiId::parse));
-                let Some(id) = id else {
-                    let message = format!("the answer carried no usable id at {id_at}");
-                    return Next::Failed(Failure::Rejected { api_status: 200, message });
-                };
-                let link = Link::Live {
-                    id: id.clone(),
-                    updated_at: at,
-                    status_tag: None,
-                    completed_at: *completed_at,
-                };
-                (Some(id), vec![put(key.clone(), &link)])
+            Remember::Link { key, id, completed_at } => {
+                (Some(id.clone()), vec![link_write(key, id, at, *completed_at)])
             }
             Remember::Put { key, link } => (link.live_id().cloned(), vec![put(key.clone(), link)]),
             Remember::Tombstone { key, record, clear } => {
@@ -397,6 +407,190 @@ impl SingleCall {
         let outcome =
             Outcome::Applied { action: self.action, contact_id: self.contact_id.clone(), record_id };
         Next::Applied(Applied { outcome, writes })
+    }
+}
+
+/// Notes or tasks: where the API keeps them and how a created one is recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordKind {
+    Note,
+    Task,
+}
+
+impl RecordKind {
+    fn create(self, contact_id: &ApiId, body: Value) -> ApiRequest {
+        match self {
+            RecordKind::Note => ApiRequest::upsert_note(contact_id, None, body),
+            RecordKind::Task => ApiRequest::upsert_task(contact_id, None, body),
+        }
+    }
+
+    fn update(self, contact_id: &ApiId, id: &ApiId, body: Value) -> ApiRequest {
+        match self {
+            RecordKind::Note => ApiRequest::upsert_note(contact_id, Some(id), body),
+            RecordKind::Task => ApiRequest::upsert_task(contact_id, Some(id), body),
+        }
+    }
+
+    /// GET /contacts/{contactId}/notes or /tasks: every one the contact has.
+    fn list(self, contact_id: &ApiId) -> ApiRequest {
+        ApiRequest::get(format!("/contacts/{contact_id}/{}", self.plural()))
+    }
+
+    fn plural(self) -> &'static str {
+        match self {
+            RecordKind::Note => "notes",
+            RecordKind::Task => "tasks",
+        }
+    }
+
+    /// Where a create's answer carries the new id.
+    fn id_at(self) -> &'static str {
+        match self {
+            RecordKind::Note => "/note/id",
+            RecordKind::Task => "/task/id",
+        }
+    }
+
+    /// Whether `found` (from the list) is what a create with body `sent` makes: a note by its
+    /// body, a task by its title, body and due date (as an instant: the API may reformat it).
+    fn made_by(self, found: &Value, sent: &Value) -> bool {
+        let same = |field| text(found, field) == text(sent, field);
+        match self {
+            RecordKind::Note => same("body"),
+            RecordKind::Task => {
+                let (due, sent_due) = (text(found, "dueDate"), text(sent, "dueDate"));
+                let same_due = due == sent_due
+                    || due
+                        .and_then(parse_rfc3339)
+                        .is_some_and(|at| sent_due.and_then(parse_rfc3339) == Some(at));
+                same("title") && same("body") && same_due
+            }
+        }
+    }
+
+    /// The id of the newest record in a list answer that a create with body `sent`, sent no
+    /// earlier than `unanswered.sent_at`, could have made; `Err` when the answer has no list.
+    fn find(
+        self,
+        answer: &Value,
+        sent: &Value,
+        unanswered: UnansweredCreate,
+    ) -> Result<Option<ApiId>, String> {
+        let Some(records) = answer.get(self.plural()).and_then(Value::as_array) else {
+            return Err(format!("the lookup's answer carried no `{}` list", self.plural()));
+        };
+        // A note says when it was added; one added well before the create was sent is another.
+        let added = |record: &Value| record.get("dateAdded").and_then(Value::as_str).and_then(parse_rfc3339);
+        let recent =
+            |record: &&Value| added(record).is_none_or(|at| at >= unanswered.sent_at - CLOCK_SKEW_MS);
+        let found = records
+            .iter()
+            .filter(|record| self.made_by(record, sent))
+            .filter(recent)
+            .filter_map(|record| {
+                let id = record.get("id").and_then(Value::as_str).and_then(ApiId::parse)?;
+                Some((added(record).unwrap_or(UnixMillis::MIN), id))
+            })
+            .max_by_key(|(added, _)| *added);
+        Ok(found.map(|(_, id)| id))
+    }
+}
+
+/// A text field of a record, absent when missing, null or empty.
+fn text<'a>(record: &'a Value, field: &str) -> Option<&'a str> {
+    record.get(field).and_then(Value::as_str).filter(|text| !text.is_empty())
+}
+
+/// Where a note or task create is remembered, and as of when.
+#[derive(Debug)]
+struct NewRecord {
+    kind: RecordKind,
+    /// Its link's KV key.
+    key: String,
+    updated_at: UnixMillis,
+    /// A task's completion on record (kept on the link).
+    completed_at: Option<UnixMillis>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CreateStage {
+    /// Looking the contact's notes or tasks up for what an earlier attempt's unanswered create
+    /// may have made.
+    LookingUp(UnansweredCreate),
+    /// The create is sent (or about to be); no earlier create is in doubt.
+    Creating,
+    /// The create got no definite answer: it may have been applied.
+    Unanswered,
+}
+
+/// A note or task create. The API takes no idempotency key for it, so when an earlier attempt's
+/// create got no definite answer, the contact's notes or tasks are looked up first and the one it
+/// made is adopted (the link written as the create's answer would have); only if none matches is
+/// the create sent.
+#[derive(Debug)]
+pub struct CreateJob {
+    contact_id: ApiId,
+    record: NewRecord,
+    /// The create's body: also what the lookup matches against.
+    body: Value,
+    stage: CreateStage,
+}
+
+impl CreateJob {
+    fn start(contact_id: ApiId, record: NewRecord, body: Value, earlier: Option<UnansweredCreate>) -> Start {
+        let (stage, request) = match earlier {
+            Some(unanswered) => (CreateStage::LookingUp(unanswered), record.kind.list(&contact_id)),
+            None => (CreateStage::Creating, record.kind.create(&contact_id, body.clone())),
+        };
+        Start::Send(Job::Create(CreateJob { contact_id, record, body, stage }), request)
+    }
+
+    fn on_answer(&mut self, answer: Answer) -> Next {
+        match (self.stage, answer) {
+            (CreateStage::LookingUp(unanswered), Answer::Success(list)) => {
+                match self.record.kind.find(&list, &self.body, unanswered) {
+                    Ok(Some(id)) => self.applied(id, Action::Adopted),
+                    Ok(None) => {
+                        self.stage = CreateStage::Creating;
+                        Next::Send(self.record.kind.create(&self.contact_id, self.body.clone()))
+                    }
+                    Err(detail) => Next::Failed(Failure::Retryable { detail }),
+                }
+            }
+            (CreateStage::Creating, Answer::Success(answer)) => {
+                let id_at = self.record.kind.id_at();
+                match answer.pointer(id_at).and_then(Value::as_str).and_then(ApiId::parse) {
+                    Some(id) => self.applied(id, Action::Created),
+                    None => {
+                        let message = format!("the answer carried no usable id at {id_at}");
+                        Next::Failed(Failure::Rejected { api_status: 200, message })
+                    }
+                }
+            }
+            (CreateStage::Creating, answer @ Answer::Unavailable { .. }) => {
+                self.stage = CreateStage::Unanswered;
+                Next::Failed(Failure::from_answer(answer))
+            }
+            (_, answer) => Next::Failed(Failure::from_answer(answer)),
+        }
+    }
+
+    fn applied(&self, id: ApiId, action: Action) -> Next {
+        let NewRecord { key, updated_at, completed_at, .. } = &self.record;
+        let writes = vec![link_write(key, &id, *updated_at, *completed_at)];
+        let outcome = Outcome::Applied { action, contact_id: self.contact_id.clone(), record_id: Some(id) };
+        Next::Applied(Applied { outcome, writes })
+    }
+
+    /// The create in doubt after this attempt: the earlier one if the lookup never answered, or
+    /// this attempt's own if it went unanswered.
+    fn unanswered(&self, attempt_started: UnixMillis) -> Option<UnansweredCreate> {
+        match self.stage {
+            CreateStage::LookingUp(earlier) => Some(earlier),
+            CreateStage::Unanswered => Some(UnansweredCreate { sent_at: attempt_started }),
+            CreateStage::Creating => None,
+        }
     }
 }
 
@@ -665,7 +859,12 @@ mod tests {
             ),
             (
                 event("note.updated", json!({"id": "n", "contact_id": "c", "body": "b", "updated_at": T10})),
-                Known { contact: Some(live("c9", 0)), link: Some(live("n9", newer)), tag: None },
+                Known {
+                    contact: Some(live("c9", 0)),
+                    link: Some(live("n9", newer)),
+                    tag: None,
+                    ..Known::default()
+                },
             ),
             (
                 event("note.created", json!({"id": "n", "contact_id": "c", "body": "b", "updated_at": T10})),
@@ -673,6 +872,7 @@ mod tests {
                     contact: Some(live("c9", 0)),
                     link: Some(Link::Deleted { updated_at: MS10 }),
                     tag: None,
+                    ..Known::default()
                 },
             ),
             (
@@ -681,6 +881,7 @@ mod tests {
                     contact: Some(live("c9", 0)),
                     link: None,
                     tag: Some(TagState { present: false, updated_at: newer }),
+                    ..Known::default()
                 },
             ),
         ];
@@ -749,7 +950,8 @@ mod tests {
         );
         assert_eq!(done.writes, vec![put(note_key(LOC, "c", "n1"), &live("N1", MS10))]);
 
-        let known = Known { contact: contact.clone(), link: Some(live("N1", MS10)), tag: None };
+        let known =
+            Known { contact: contact.clone(), link: Some(live("N1", MS10)), tag: None, ..Known::default() };
         let updated =
             event("note.updated", json!({"id": "n1", "contact_id": "c", "body": "bye", "updated_at": T11}));
         let (_, request) = send(plan(&updated, &known));
@@ -760,6 +962,126 @@ mod tests {
         assert_eq!((request.method, request.path.as_str()), (Method::Delete, "/contacts/c9/notes/N1"));
         let done = applied(job.on_answer(Answer::Success(json!({"succeded": true}))));
         assert_eq!(done.writes, vec![tombstone(note_key(LOC, "c", "n1"), MS10 + 3_600_000)]);
+    }
+
+    const EARLIER: UnansweredCreate = UnansweredCreate { sent_at: MS10 };
+
+    fn note_created(body: &str) -> Event {
+        event("note.created", json!({"id": "n1", "contact_id": "c", "body": body, "updated_at": T10}))
+    }
+
+    fn task_created() -> Event {
+        event(
+            "task.created",
+            json!({"id": "k1", "contact_id": "c", "title": "Call", "body": "About it", "due_date": T11, "updated_at": T10}),
+        )
+    }
+
+    fn after_unanswered_create() -> Known {
+        Known { contact: Some(live("c9", 0)), unanswered_create: Some(EARLIER), ..Known::default() }
+    }
+
+    #[test]
+    fn a_create_after_an_unanswered_one_adopts_what_it_made() {
+        let (mut job, request) = send(plan(&note_created("hello"), &after_unanswered_create()));
+        assert_eq!(
+            (request.method, request.path.as_str(), request.body),
+            (Method::Get, "/contacts/c9/notes", None)
+        );
+        let notes = json!({"notes": [
+            {"id": "OLD", "body": "hello", "dateAdded": "2026-11-27T09:00:00.000Z"},
+            {"id": "N7", "body": "other", "dateAdded": "2026-11-27T10:00:01.000Z"},
+            {"id": "N1", "body": "hello", "dateAdded": "2026-11-27T10:00:01.000Z"},
+        ]});
+        let adopted = applied(job.on_answer(Answer::Success(notes)));
+        assert_eq!(
+            adopted.outcome,
+            Outcome::Applied { action: Action::Adopted, contact_id: id("c9"), record_id: Some(id("N1")) },
+            "the note added long before the create was sent is another one"
+        );
+        let (mut job, _) = send(plan(&note_created("hello"), &known_contact(live("c9", 0))));
+        let created = applied(job.on_answer(Answer::Success(json!({"note": {"id": "N1"}}))));
+        assert_eq!(adopted.writes, created.writes, "the id map is written as a create's answer would");
+        assert_eq!(job.unanswered_create(MS10), None);
+    }
+
+    #[test]
+    fn a_task_is_recognised_by_title_body_and_due_date() {
+        let task =
+            |title: &str, due: &str| json!({"id": "K1", "title": title, "body": "About it", "dueDate": due});
+        let table = [
+            (task("Call", "2026-11-27T11:00:00.000Z"), true),
+            (task("Call", "2026-11-27T12:00:00+01:00"), true),
+            (task("Call", "2026-11-27T11:00:01Z"), false),
+            (task("Write", "2026-11-27T11:00:00Z"), false),
+            (json!({"id": "K1", "title": "Call", "dueDate": T11}), false),
+        ];
+        for (found, adopted) in table {
+            let (mut job, request) = send(plan(&task_created(), &after_unanswered_create()));
+            assert_eq!(request.path, "/contacts/c9/tasks");
+            match job.on_answer(Answer::Success(json!({"tasks": [found.clone()]}))) {
+                Next::Applied(done) if adopted => {
+                    assert_eq!(done.writes, vec![put(task_key(LOC, "c", "k1"), &live("K1", MS10))])
+                }
+                Next::Send(create) if !adopted => {
+                    assert_eq!((create.method, create.path.as_str()), (Method::Post, "/contacts/c9/tasks"));
+                    let body =
+                        json!({"title": "Call", "body": "About it", "dueDate": T11, "completed": false});
+                    assert_eq!(create.body, Some(body));
+                }
+                other => panic!("{found}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn without_a_match_the_create_is_sent_and_its_answer_decides_what_stays_in_doubt() {
+        let answers = [
+            (Answer::transport_failure("no answer within 1000 ms"), Some(UnansweredCreate { sent_at: 77 })),
+            (
+                Answer::Unavailable { detail: "HTTP 502: bad gateway".into() },
+                Some(UnansweredCreate { sent_at: 77 }),
+            ),
+            (Answer::RateLimited { retry_after_secs: Some(1) }, None),
+            (Answer::TokenRejected, None),
+        ];
+        for (answer, in_doubt) in answers {
+            let (mut job, _) = send(plan(&note_created("hello"), &after_unanswered_create()));
+            let Next::Send(create) = job.on_answer(Answer::Success(json!({"notes": []}))) else { panic!() };
+            assert_eq!(create.method, Method::Post);
+            assert!(matches!(job.on_answer(answer.clone()), Next::Failed(_)));
+            assert_eq!(job.unanswered_create(77), in_doubt, "{answer:?}");
+        }
+        let (mut job, _) = send(plan(&note_created("hello"), &known_contact(live("c9", 0))));
+        assert_eq!(job.unanswered_create(77), None, "nothing sent yet");
+        assert!(matches!(job.on_answer(Answer::transport_failure("reset")), Next::Failed(_)));
+        assert_eq!(job.unanswered_create(77), Some(UnansweredCreate { sent_at: 77 }));
+    }
+
+    #[test]
+    fn a_lookup_that_fails_keeps_the_earlier_create_in_doubt() {
+        for answer in [
+            Answer::transport_failure("no answer within 1000 ms"),
+            Answer::RateLimited { retry_after_secs: None },
+            Answer::Success(json!({"message": "no list"})),
+        ] {
+            let (mut job, _) = send(plan(&note_created("hello"), &after_unanswered_create()));
+            assert_eq!(job.unanswered_create(77), Some(EARLIER), "before anything is sent");
+            assert!(matches!(
+                job.on_answer(answer),
+                Next::Failed(Failure::Retryable { .. } | Failure::RateLimited { .. })
+            ));
+            assert_eq!(job.unanswered_create(77), Some(EARLIER));
+        }
+    }
+
+    #[test]
+    fn an_update_of_a_linked_record_needs_no_lookup() {
+        let mut known = after_unanswered_create();
+        known.link = Some(live("N1", 0));
+        let (job, request) = send(plan(&note_created("hello"), &known));
+        assert_eq!((request.method, request.path.as_str()), (Method::Put, "/contacts/c9/notes/N1"));
+        assert_eq!(job.unanswered_create(77), None);
     }
 
     #[test]
@@ -777,7 +1099,8 @@ mod tests {
     fn completing_a_task_waits_for_the_task() {
         let completed = event("task.completed", json!({"id": "k", "contact_id": "c", "updated_at": T10}));
         assert!(matches!(plan(&completed, &known_contact(live("c9", 0))), Start::Wait(_)));
-        let known = Known { contact: Some(live("c9", 0)), link: Some(live("K1", 0)), tag: None };
+        let known =
+            Known { contact: Some(live("c9", 0)), link: Some(live("K1", 0)), tag: None, ..Known::default() };
         let (mut job, request) = send(plan(&completed, &known));
         assert_eq!(request.path, "/contacts/c9/tasks/K1/completed");
         assert_eq!(request.body, Some(json!({"completed": true})));
@@ -794,7 +1117,8 @@ mod tests {
         const MS11: UnixMillis = MS10 + 3_600_000;
         let contact = Some(live("c9", 0));
         let completed = event("task.completed", json!({"id": "k", "contact_id": "c", "updated_at": T11}));
-        let known = Known { contact: contact.clone(), link: Some(live("K1", MS10)), tag: None };
+        let known =
+            Known { contact: contact.clone(), link: Some(live("K1", MS10)), tag: None, ..Known::default() };
         let (mut job, _) = send(plan(&completed, &known));
         let done = applied(job.on_answer(Answer::Success(json!({"task": {}}))));
         let after_completion =
@@ -805,7 +1129,12 @@ mod tests {
             "task.updated",
             json!({"id": "k", "contact_id": "c", "title": "Call", "due_date": T11, "completed": false, "updated_at": T1030}),
         );
-        let known = Known { contact: contact.clone(), link: Some(after_completion.clone()), tag: None };
+        let known = Known {
+            contact: contact.clone(),
+            link: Some(after_completion.clone()),
+            tag: None,
+            ..Known::default()
+        };
         let (mut job, request) = send(plan(&renamed, &known));
         assert_eq!((request.method, request.path.as_str()), (Method::Put, "/contacts/c9/tasks/K1"));
         assert_eq!(request.body, Some(json!({"title": "Call", "dueDate": T11, "completed": true})));
@@ -814,11 +1143,12 @@ mod tests {
             Link::Live { id: id("K1"), updated_at: MS1030, status_tag: None, completed_at: Some(MS11) };
         assert_eq!(done.writes, vec![put(task_key(LOC, "c", "k"), &after_rename)]);
 
-        let known = Known { contact: contact.clone(), link: Some(after_rename), tag: None };
+        let known =
+            Known { contact: contact.clone(), link: Some(after_rename), tag: None, ..Known::default() };
         assert!(matches!(plan(&completed, &known), Start::Finish(Applied { outcome: Outcome::Stale, .. })));
         let deleted_before =
             event("task.deleted", json!({"id": "k", "contact_id": "c", "updated_at": T1030}));
-        let known = Known { contact, link: Some(after_completion), tag: None };
+        let known = Known { contact, link: Some(after_completion), tag: None, ..Known::default() };
         assert!(
             matches!(plan(&deleted_before, &known), Start::Finish(Applied { outcome: Outcome::Stale, .. })),
             "a deletion older than the completion is stale"

@@ -209,11 +209,22 @@ pub enum WebhookState {
         last_error: Option<String>,
         /// Since when it has been waiting for its contact (or task) to exist.
         waiting_since: Option<UnixMillis>,
+        /// A note or task create that an earlier attempt sent without a definite answer.
+        unanswered_create: Option<UnansweredCreate>,
     },
     /// A dead letter: not retried until an operator replays it.
     Parked { body: String, parked_at: UnixMillis, reason: String },
     /// Done for good: a redelivery answers with the same outcome and sends nothing.
     Finished { finished_at: UnixMillis, outcome: Outcome },
+}
+
+/// A note or task create that an attempt sent and got no definite answer to (a timeout, a network
+/// error or a 5xx): the API may have applied it, and it takes no idempotency key, so the next
+/// attempt looks the contact's notes or tasks up before creating again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnansweredCreate {
+    /// No later than when the create was sent (the attempt's start).
+    pub sent_at: UnixMillis,
 }
 
 /// How an event changed the Contacts API.
@@ -222,7 +233,8 @@ pub enum WebhookState {
 pub enum Action {
     Created,
     Updated,
-    /// The API reported a duplicate contact; it was mapped and updated.
+    /// The API reported a duplicate contact, which was mapped and updated; or a note or task
+    /// that an earlier, unanswered create had made was found and mapped.
     Adopted,
     Deleted,
     TagAdded,
@@ -277,7 +289,29 @@ impl WebhookRecord {
             sightmill_id: sightmill_id.to_owned(),
             accepted_at: now,
             attempts: 0,
-            state: WebhookState::Pending { body, due_at, failures: 0, last_error: None, waiting_since: None },
+            state: WebhookState::Pending {
+                body,
+                due_at,
+                failures: 0,
+                last_error: None,
+                waiting_since: None,
+                unanswered_create: None,
+            },
+        }
+    }
+
+    /// Remembers (or forgets) on a pending record that a note or task create went unanswered.
+    pub fn set_unanswered_create(&mut self, create: Option<UnansweredCreate>) {
+        if let WebhookState::Pending { unanswered_create, .. } = &mut self.state {
+            *unanswered_create = create;
+        }
+    }
+
+    /// The unanswered create a pending record remembers, if any.
+    pub fn unanswered_create(&self) -> Option<UnansweredCreate> {
+        match &self.state {
+            WebhookState::Pending { unanswered_create, .. } => *unanswered_create,
+            _ => None,
         }
     }
 
@@ -358,6 +392,7 @@ mod tests {
             failures: 0,
             last_error: None,
             waiting_since: None,
+            unanswered_create: None,
         });
         let stored = serde_json::to_value(&pending).unwrap();
         assert_eq!(stored["state"], "pending");
@@ -372,6 +407,9 @@ mod tests {
                    "last_error": "HTTP 503", "waiting_since": 4}),
             json!({"body_sha256": "h", "event_type": "note.created", "sightmill_id": "sm_1", "accepted_at": 1,
                    "attempts": 0, "state": "pending", "body": "{}", "due_at": 9, "failures": 0}),
+            json!({"body_sha256": "h", "event_type": "note.created", "sightmill_id": "sm_1", "accepted_at": 1,
+                   "attempts": 1, "state": "pending", "body": "{}", "due_at": 9, "failures": 1,
+                   "last_error": "no answer within 1000 ms", "unanswered_create_at": 8}),
             json!({"body_sha256": "h", "event_type": "note.created", "sightmill_id": "sm_1", "accepted_at": 1,
                    "attempts": 3, "state": "parked", "body": "{}", "parked_at": 7, "reason": "HTTP 400: no"}),
             json!({"body_sha256": "h", "event_type": "task.deleted", "sightmill_id": "sm_1", "accepted_at": 1,
@@ -391,7 +429,7 @@ mod tests {
         let without_failures = json!({"body_sha256": "h", "event_type": "x", "sightmill_id": "s", "accepted_at": 1,
                                       "attempts": 0, "state": "pending", "body": "{}", "due_at": 9});
         let record: WebhookRecord = serde_json::from_value(without_failures).unwrap();
-        assert!(matches!(record.state, WebhookState::Pending { failures: 0, .. }));
+        assert!(matches!(record.state, WebhookState::Pending { failures: 0, unanswered_create: None, .. }));
         for broken in [
             json!({"body_sha256": "h", "event_type": "x", "sightmill_id": "s", "accepted_at": 1, "attempts": 0,
                    "state": "pending", "due_at": 9}),
@@ -418,6 +456,7 @@ mod tests {
             failures: 2,
             last_error: None,
             waiting_since: None,
+            unanswered_create: None,
         });
         let parked = record(WebhookState::Parked { body: "{}".into(), parked_at: 1, reason: "r".into() });
         assert_eq!(finished.redelivery("h"), Redelivery::Replay(&outcome));

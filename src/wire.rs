@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::contacts_api::ApiId;
-use crate::records::{Action, Link, Outcome, WebhookRecord, WebhookState};
+use crate::records::{Action, Link, Outcome, UnansweredCreate, WebhookRecord, WebhookState};
 use crate::timestamp::UnixMillis;
 
 /// A webhook record as stored: the common fields, the state's name and the state's fields.
@@ -29,6 +29,8 @@ pub struct WireRecord {
     last_error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     waiting_since: Option<UnixMillis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    unanswered_create_at: Option<UnixMillis>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     parked_at: Option<UnixMillis>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -66,15 +68,24 @@ impl From<WebhookRecord> for WireRecord {
             failures: None,
             last_error: None,
             waiting_since: None,
+            unanswered_create_at: None,
             parked_at: None,
             reason: None,
             finished_at: None,
             outcome: None,
         };
         match record.state {
-            WebhookState::Pending { body, due_at, failures, last_error, waiting_since } => {
+            WebhookState::Pending {
+                body,
+                due_at,
+                failures,
+                last_error,
+                waiting_since,
+                unanswered_create,
+            } => {
                 (wire.body, wire.due_at, wire.failures) = (Some(body), Some(due_at), Some(failures));
                 (wire.last_error, wire.waiting_since) = (last_error, waiting_since);
+                wire.unanswered_create_at = unanswered_create.map(|create| create.sent_at);
             }
             WebhookState::Parked { body, parked_at, reason } => {
                 wire.state = StateName::Parked;
@@ -100,6 +111,7 @@ impl TryFrom<WireRecord> for WebhookRecord {
                 failures: wire.failures.unwrap_or(0),
                 last_error: wire.last_error,
                 waiting_since: wire.waiting_since,
+                unanswered_create: wire.unanswered_create_at.map(|sent_at| UnansweredCreate { sent_at }),
             },
             StateName::Parked => WebhookState::Parked {
                 body: required(wire.body, "body", "parked record")?,

@@ -21,8 +21,8 @@ use crate::contacts_api::{Answer, ApiRequest};
 use crate::event::{parse_event, Event};
 use crate::plan::{self, Applied, Failure, Job, Known, Next, RecordKey, Start, Write, MAX_CALLS};
 use crate::records::{
-    contact_lock_key, due_key, parked_key, parse_index_key, webhook_key, DueMeta, Outcome, WebhookRecord,
-    WebhookState, DUE_PREFIX, FINISHED_TTL_SECS, STALE_COUNT_KEY,
+    contact_lock_key, due_key, parked_key, parse_index_key, webhook_key, DueMeta, Outcome, UnansweredCreate,
+    WebhookRecord, WebhookState, DUE_PREFIX, FINISHED_TTL_SECS, STALE_COUNT_KEY,
 };
 use crate::report::{log_line, Decision as LogDecision, LogEntry, Subject};
 use crate::retry::{blocked_until, decide, decide_wait, Decision, Pacer};
@@ -69,10 +69,10 @@ pub struct Runner {
     deadline: UnixMillis,
 }
 
-/// How driving a job ended.
+/// How driving a job ended; a failure keeps the note or task create it left in doubt.
 enum Driven {
     Applied(Applied),
-    Failed(Failure),
+    Failed(Failure, Option<UnansweredCreate>),
 }
 
 /// What to write for a webhook that is not done yet.
@@ -201,20 +201,23 @@ impl Runner {
         started: UnixMillis,
     ) -> Result<Ran, StoreError> {
         let location = self.config.location_id.clone();
-        let known = read_known(&self.store, &plan::reads(event, &location)).await?;
+        let mut known = read_known(&self.store, &plan::reads(event, &location)).await?;
+        known.unanswered_create = record.unanswered_create();
         match plan::start(event, &known, &location, &self.config.mapping) {
             Start::Finish(applied) => self.finish(webhook_id, record, old_due, applied, 0, started).await,
             Start::Park(reason) => self.park(webhook_id, record, old_due, reason, 0, started).await,
             Start::Wait(reason) => self.wait(webhook_id, record, old_due, reason, started).await,
             Start::Send(job, request) => {
                 let calls_before = self.calls;
-                let driven = self.drive(job, request).await?;
+                let driven = self.drive(job, request, started).await?;
                 let calls = self.calls - calls_before;
                 match driven {
                     Driven::Applied(applied) => {
                         self.finish(webhook_id, record, old_due, applied, calls, started).await
                     }
-                    Driven::Failed(failure) => {
+                    Driven::Failed(failure, unanswered) => {
+                        let mut record = record;
+                        record.set_unanswered_create(unanswered);
                         self.failed(webhook_id, record, old_due, failure, calls, started).await
                     }
                 }
@@ -253,14 +256,20 @@ impl Runner {
         }
     }
 
-    /// Sends the job's requests until it is applied or has failed.
-    async fn drive(&mut self, mut job: Job, mut request: ApiRequest) -> Result<Driven, StoreError> {
+    /// Sends the job's requests until it is applied or has failed (the attempt began at `started`).
+    async fn drive(
+        &mut self,
+        mut job: Job,
+        mut request: ApiRequest,
+        started: UnixMillis,
+    ) -> Result<Driven, StoreError> {
         let mut calls = 0;
         let (mut refreshed, mut renew) = (false, false);
+        let failed = |failure, job: &Job| Ok(Driven::Failed(failure, job.unanswered_create(started)));
         loop {
             let token = match self.token(std::mem::take(&mut renew)).await {
                 Ok(token) => token,
-                Err(failure) => return Ok(Driven::Failed(failure)),
+                Err(failure) => return failed(failure, &job),
             };
             self.pace().await;
             let client = ContactsClient {
@@ -282,10 +291,10 @@ impl Runner {
                 Next::Send(next) if calls < MAX_CALLS => request = next,
                 Next::Send(_) => {
                     let detail = "too many Contacts API calls for one event".into();
-                    return Ok(Driven::Failed(Failure::Retryable { detail }));
+                    return failed(Failure::Retryable { detail }, &job);
                 }
                 Next::Applied(applied) => return Ok(Driven::Applied(applied)),
-                Next::Failed(failure) => return Ok(Driven::Failed(failure)),
+                Next::Failed(failure) => return failed(failure, &job),
             }
         }
     }
@@ -369,7 +378,7 @@ impl Runner {
         calls: u32,
         started: UnixMillis,
     ) -> Result<Ran, StoreError> {
-        let WebhookState::Pending { body, failures, .. } = record.state else {
+        let WebhookState::Pending { body, failures, unanswered_create, .. } = record.state else {
             return Ok(Ran::Skipped);
         };
         record.attempts += u32::from(calls > 0);
@@ -379,6 +388,7 @@ impl Runner {
             failures: failures + u32::from(later.counts),
             last_error: Some(later.error.clone()),
             waiting_since: later.waiting_since,
+            unanswered_create,
         };
         let new_due = due_key(later.due_at, id);
         self.store.put(&webhook_key(id), &record, None).await?;

@@ -190,6 +190,7 @@ export async function startSimulator(options = {}) {
       headers: redactedHeaders(req.headers),
       body: tryParseJson(raw),
       at: clock(),
+      answeredAt: null,
     };
     run.log.push(entry);
     run.counts.set(routeKey, (run.counts.get(routeKey) ?? 0) + 1);
@@ -202,17 +203,27 @@ export async function startSimulator(options = {}) {
     const entry = record(req, routeKey, raw);
     const reply = (result) => {
       entry.status = result.status;
+      entry.answeredAt = clock();
       send(res, result);
     };
 
     const fault = run.faults.take(routeKey);
+    if (fault?.afterApply) return answerAfterApply(fault, respond(match, req, url, raw), res, reply);
     if (fault && fault.latencyMs > 0 && !(await inflight.delay(fault.latencyMs, res))) return;
-    const failing = fault && (fault.hang || fault.status !== null);
-    if (failing && !fault.afterApply) return fault.hang ? inflight.hang(res) : reply(faultResult(fault));
+    if (fault && (fault.hang || fault.status !== null)) {
+      return fault.hang ? inflight.hang(res) : reply(faultResult(fault));
+    }
+    reply(respond(match, req, url, raw));
+  }
 
-    const result = respond(match, req, url, raw);
-    if (failing) return fault.hang ? inflight.hang(res) : reply(faultResult(fault));
-    reply(result);
+  /**
+   * An `afterApply` fault: the request was applied (`result`); its answer is then held for
+   * `latencyMs` (a late answer), and is the fault's status, nothing at all (hang), or the real one.
+   */
+  async function answerAfterApply(fault, result, res, reply) {
+    if (fault.latencyMs > 0 && !(await inflight.delay(fault.latencyMs, res))) return;
+    if (fault.hang) return inflight.hang(res);
+    reply(fault.status === null ? result : faultResult(fault));
   }
 
   function handleControl(req, res, url, raw) {

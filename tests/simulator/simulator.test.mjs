@@ -283,6 +283,25 @@ test("fault: afterApply answers the fault status but keeps the change", async ()
   });
 });
 
+test("fault: afterApply with latency applies at once and answers late; with hang, never", async () => {
+  await withSim({}, async (sim) => {
+    sim.injectFault({ route: "POST /contacts/", latencyMs: 300, afterApply: true });
+    const late = create(sim, { firstName: "A" });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(sim.state().contacts.length, 1, "applied before the answer");
+    assert.equal(sim.requests()[0].answeredAt, null);
+    assert.equal((await late).status, 201, "then the real answer, late");
+    const [entry] = sim.requests();
+    assert.ok(entry.answeredAt - entry.at >= 295, `answered ${entry.answeredAt - entry.at} ms later`);
+
+    sim.injectFault({ route: "POST /contacts/", hang: true, afterApply: true });
+    const signal = AbortSignal.timeout(100);
+    await assert.rejects(create(sim, { firstName: "B" }, { signal }), { name: "TimeoutError" });
+    assert.equal(sim.state().contacts.length, 2, "applied, answer dropped");
+    assert.equal(sim.requests()[1].status, 0);
+  });
+});
+
 test("fault: fraction draws from the seeded PRNG", async () => {
   async function pattern(seed) {
     let statuses;

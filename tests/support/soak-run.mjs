@@ -22,12 +22,19 @@ export const pitRevocation = {
   restore: (sim) => sim.addToken(TOKEN, LOCATION),
 };
 
-/** The simulator's faults: shares of all API calls answered 5xx, 429 or never. */
-export function injectFaults(sim, { error5xx = 0.2, rateLimited = 0.1, hung = 0.05 } = {}) {
+/**
+ * The simulator's faults: shares of all API calls answered 5xx, 429 or never (hung, not applied),
+ * and applied but answered `lateMs` later (late: after the worker's timeout, when `lateMs` exceeds it).
+ */
+export function injectFaults(sim, { error5xx = 0.2, rateLimited = 0.1, hung = 0.05, late = 0.02, lateMs = 2000 } = {}) {
   // Rules are tried in order and each draws on its own, so later shares are scaled to the rest.
   sim.injectFault({ fraction: error5xx, status: 503, count: null });
   sim.injectFault({ fraction: rateLimited / (1 - error5xx), status: 429, headers: { "Retry-After": "1" }, count: null });
   sim.injectFault({ fraction: hung / (1 - error5xx - rateLimited), hang: true, count: null });
+  if (late > 0) {
+    const fraction = late / (1 - error5xx - rateLimited - hung);
+    sim.injectFault({ fraction, afterApply: true, latencyMs: lateMs, count: null });
+  }
 }
 
 /**
@@ -48,8 +55,9 @@ export async function runSoak(options) {
     credentials = pitRevocation,
     drainTimeoutMs = 30 * 60 * 1000,
     // How long one Contacts API call may take. A call that the simulator applied but answered
-    // later than this is retried, and a retried note or task create duplicates (the API offers
-    // no idempotency key for them): a short timeout on a loaded machine provokes exactly that.
+    // later than this is retried; a retried note or task create must not duplicate (the API
+    // offers no idempotency key for them). The `late` fault provokes that on purpose, and a short
+    // timeout on a loaded machine provokes it by chance.
     apiTimeoutMs = 1000,
     log = () => {},
   } = options;
@@ -67,7 +75,7 @@ export async function runSoak(options) {
   });
   const started = Date.now();
   try {
-    injectFaults(world.sim, faults);
+    injectFaults(world.sim, { lateMs: apiTimeoutMs + 1000, ...faults });
     const cron = startCronLoop(world, cronRuns, drainTimeoutMs * 2);
     const send = sender(world);
     let delivered = 0;
@@ -109,7 +117,7 @@ export async function runSoak(options) {
       deadLetters: await deadLetters(world),
       apiCalls: world.sim.counts(),
       faultsSeen: faultTally(world.sim),
-      diagnostics: diagnostics(world),
+      diagnostics: diagnostics(world, apiTimeoutMs),
       expectedRecords: expected.contacts.size + expected.notes.size + expected.tasks.size,
       deliverMs: deliveredAt - started,
       totalMs: Date.now() - started,
@@ -209,14 +217,25 @@ async function deadLetters(world) {
 }
 
 /**
- * What the worker's logs say about two known ways to apply something twice: a call the worker gave
- * up on (timeout) although the simulator answered it, and a lock that was taken over while held.
+ * Two known ways to apply something twice, and what guards against them: calls the worker gave
+ * up on (its log's timeouts) that the simulator never answered (hung) or answered after the
+ * worker's timeout (late; of those, note and task creates, and the lookups that a retry after an
+ * unanswered create makes before creating again), and locks taken over while held.
  */
-function diagnostics(world) {
+function diagnostics(world, apiTimeoutMs) {
   const logs = world.logs();
-  const timeouts = (logs.match(/no answer within/g) ?? []).length;
-  const hung = world.sim.requests().filter((r) => r.status === 0).length;
-  return { timedOutCalls: timeouts, hungCalls: hung, locksLost: (logs.match(/"msg":"lock lost"/g) ?? []).length };
+  const requests = world.sim.requests();
+  const late = requests.filter((r) => r.answeredAt !== null && r.answeredAt - r.at > apiTimeoutMs);
+  const creates = new Set(["POST /contacts/:contactId/notes", "POST /contacts/:contactId/tasks"]);
+  const lookups = new Set(["GET /contacts/:contactId/notes", "GET /contacts/:contactId/tasks"]);
+  return {
+    timedOutCalls: (logs.match(/no answer within/g) ?? []).length,
+    hungCalls: requests.filter((r) => r.status === 0).length,
+    lateAnswers: late.length,
+    lateCreates: late.filter((r) => creates.has(r.route)).length,
+    createLookups: requests.filter((r) => lookups.has(r.route)).length,
+    locksLost: (logs.match(/"msg":"lock lost"/g) ?? []).length,
+  };
 }
 
 /** How many API calls the simulator answered with each fault (or left hanging). */

@@ -1,0 +1,135 @@
+// A note or task create that the Contacts API applied but whose answer the worker never got (it
+// came after API_TIMEOUT_MS, was dropped, or was a 5xx) must not be created again by the retry:
+// the retry looks the contact's notes or tasks up and adopts the one the create made. A create
+// that really failed is made once by the retry.
+
+import assert from "node:assert/strict";
+import { after, before, beforeEach, describe, test } from "node:test";
+import { LOCATION, sleep, startWorld } from "./harness.mjs";
+import { sightmillEvent } from "../support/webhooks.mjs";
+
+const TIMEOUT_MS = 500;
+const at = (minute) => `2026-11-27T10:${String(minute).padStart(2, "0")}:00Z`;
+const contact = sightmillEvent("contact.created", { id: "sm_c1", email: "ada@example.com", name: "Ada L", updated_at: at(0) });
+const note = (type, body, minute) => sightmillEvent(type, { id: "sm_n1", contact_id: "sm_c1", body, updated_at: at(minute) });
+const task = (type, title, minute) =>
+  sightmillEvent(type, { id: "sm_t1", contact_id: "sm_c1", title, body: "About it", due_date: "2026-12-01T09:00:00Z", updated_at: at(minute) });
+
+/** The applied-but-unanswered faults: late (after the worker's timeout), dropped, and a 5xx after applying. */
+const LATE = { afterApply: true, latencyMs: TIMEOUT_MS + 1000 };
+const DROPPED = { afterApply: true, hang: true };
+const FAILED_AFTER_APPLY = { afterApply: true, status: 503 };
+
+describe("a note or task create whose answer was lost", () => {
+  let world;
+  before(async () => {
+    world = await startWorld({ vars: { API_TIMEOUT_MS: String(TIMEOUT_MS) } });
+  });
+  after(() => world.close());
+  beforeEach(() => world.reset());
+
+  /** Creates the contact, then delivers `event` with `fault` on its create; returns its webhook id. */
+  async function deliverWithFault(route, fault, event) {
+    assert.equal((await world.deliverAndSettle(contact)).record.state, "finished");
+    world.sim.injectFault({ route, ...fault });
+    const { answer, record } = await world.deliverAndSettle(event);
+    assert.equal(answer.status, 202);
+    assert.equal(record.state, "pending", JSON.stringify(record));
+    return { id: answer.id, record };
+  }
+
+  /** Waits out the 1 s retry delay (and any late answer), then runs the cron. */
+  async function retry() {
+    await sleep(TIMEOUT_MS + 1300);
+    await world.cron();
+  }
+
+  const link = async (kind, id) => world.kv.get(`${kind}:${LOCATION}:sm_c1:${id}`, "json");
+
+  for (const [name, fault] of [
+    ["answered late", LATE],
+    ["answered 503 after applying", FAILED_AFTER_APPLY],
+  ]) {
+    test(`note.created ${name}: the retry adopts the note, and a later update applies to it`, async () => {
+      const route = "POST /contacts/:contactId/notes";
+      const { id, record } = await deliverWithFault(route, fault, note("note.created", "First call", 1));
+      assert.equal(typeof record.unanswered_create_at, "number", "the record remembers the unanswered create");
+      assert.equal(world.sim.state().notes.length, 1, "the simulator applied it");
+
+      await retry();
+      const done = await world.record(id);
+      assert.equal(done.state, "finished", JSON.stringify(done));
+      assert.equal(done.outcome.action, "adopted");
+      const notes = world.sim.state().notes;
+      assert.deepEqual(notes.map((n) => n.body), ["First call"], "exactly one note");
+      assert.equal(done.outcome.record_id, notes[0].id);
+      assert.equal((await link("note", "sm_n1")).id, notes[0].id);
+      assert.equal(world.sim.counts()[route], 1, "never created again");
+      assert.equal(world.sim.counts()["GET /contacts/:contactId/notes"], 1);
+
+      const updated = await world.deliverAndSettle(note("note.updated", "Second call", 2));
+      assert.equal(updated.record.state, "finished");
+      assert.deepEqual(world.sim.state().notes.map((n) => [n.id, n.body]), [[notes[0].id, "Second call"]]);
+    });
+  }
+
+  test("task.created whose answer was dropped: the retry adopts the task, and its completion applies", async () => {
+    const route = "POST /contacts/:contactId/tasks";
+    const { id } = await deliverWithFault(route, DROPPED, task("task.created", "Call back", 1));
+    assert.equal(world.sim.state().tasks.length, 1);
+
+    await retry();
+    const done = await world.record(id);
+    assert.equal(done.state, "finished", JSON.stringify(done));
+    assert.equal(done.outcome.action, "adopted");
+    const tasks = world.sim.state().tasks;
+    assert.equal(tasks.length, 1, "exactly one task");
+    assert.deepEqual([tasks[0].title, tasks[0].body, tasks[0].completed], ["Call back", "About it", false]);
+    assert.equal((await link("task", "sm_t1")).id, tasks[0].id);
+    assert.equal(world.sim.counts()[route], 1);
+
+    const completed = await world.deliverAndSettle(sightmillEvent("task.completed", { id: "sm_t1", contact_id: "sm_c1", updated_at: at(2) }));
+    assert.equal(completed.record.state, "finished");
+    assert.equal(world.sim.state().tasks[0].completed, true);
+  });
+
+  test("task.created answered late: the retry adopts it", async () => {
+    const route = "POST /contacts/:contactId/tasks";
+    const { id } = await deliverWithFault(route, LATE, task("task.created", "Call back", 1));
+    await retry();
+    const done = await world.record(id);
+    assert.equal(done.outcome?.action, "adopted", JSON.stringify(done));
+    assert.equal(world.sim.state().tasks.length, 1);
+    assert.equal(world.sim.counts()[route], 1);
+  });
+
+  for (const [kind, event] of [
+    ["notes", note("note.created", "First call", 1)],
+    ["tasks", task("task.created", "Call back", 1)],
+  ]) {
+    test(`a ${kind.slice(0, -1)} create that really failed (nothing applied) is made once by the retry`, async () => {
+      const route = `POST /contacts/:contactId/${kind}`;
+      const { id, record } = await deliverWithFault(route, { hang: true }, event);
+      assert.equal(typeof record.unanswered_create_at, "number");
+      assert.equal(world.sim.state()[kind].length, 0);
+
+      await retry();
+      const done = await world.record(id);
+      assert.equal(done.state, "finished", JSON.stringify(done));
+      assert.equal(done.outcome.action, "created");
+      assert.equal(world.sim.state()[kind].length, 1, "exactly one");
+      assert.equal(world.sim.counts()[route], 2, "created after the lookup found nothing");
+      assert.equal(world.sim.counts()[`GET /contacts/:contactId/${kind}`], 1);
+    });
+  }
+
+  test("a create refused with 429 is a definite answer: the retry creates without a lookup", async () => {
+    const route = "POST /contacts/:contactId/notes";
+    const { id, record } = await deliverWithFault(route, { status: 429, headers: { "Retry-After": "1" } }, note("note.created", "First call", 1));
+    assert.equal(record.unanswered_create_at, undefined);
+    await retry();
+    assert.equal((await world.record(id)).outcome?.action, "created");
+    assert.equal(world.sim.state().notes.length, 1);
+    assert.equal(world.sim.counts()["GET /contacts/:contactId/notes"], undefined);
+  });
+});
