@@ -16,6 +16,7 @@ mod runtime;
 mod store;
 mod token_endpoint;
 mod tokens;
+mod turns;
 mod webhook;
 
 use worker::{event, Context, Env, Method, Request, Response, Result, ScheduleContext, ScheduledEvent};

@@ -16,6 +16,7 @@ use super::read_api::{caching_enabled, mark_contact_changed};
 use super::runtime::now_ms;
 use super::store::{Store, StoreError};
 use super::tokens::{access_token, refresh_after_rejection, TokenError};
+use super::turns;
 use crate::config::Config;
 use crate::contacts_api::{Answer, ApiRequest};
 use crate::event::{parse_event, Event};
@@ -37,6 +38,9 @@ const LOCK_RETRY_MS: u64 = 250;
 /// Longest rate-limit block a run waits out (well within a lock's lifetime); a longer one ends
 /// the run.
 const MAX_BLOCK_WAIT_MS: i64 = 15_000;
+/// How long a first attempt waits for its contact's turn in this isolate (the events ahead of it
+/// take one or two calls each; `waitUntil` allows 30 s after the answer).
+const TURN_WAIT_MS: u64 = 10_000;
 /// When an event whose contact stayed busy is due again.
 const BUSY_RETRY_MS: i64 = 1_000;
 
@@ -126,20 +130,22 @@ impl Runner {
     }
 
     /// Attempts one pending webhook whose record is `record` (its first attempt, right after it
-    /// was accepted): takes its contact's lock first, waiting a little while another event about
-    /// the contact is applied, and leaves it due soon if the contact stays busy.
+    /// was accepted): waits for the contact's turn in this isolate, then takes its lock in KV,
+    /// waiting a little while another isolate applies an event about the contact, and leaves it
+    /// due soon if the contact stays busy.
     pub async fn attempt(&mut self, webhook_id: &str, record: WebhookRecord) -> Result<Ran, StoreError> {
+        let busy = "another event about this contact is being applied";
         let lock = contact_lock_key(&self.config.location_id, &record.sightmill_id);
+        let Some(_turn) = turns::take_within(&lock, TURN_WAIT_MS).await else {
+            return self.defer(webhook_id, record, now_ms() + BUSY_RETRY_MS, busy).await;
+        };
         match locks::take_one(&self.store, &lock, LOCK_TTL_SECS, LOCK_TRIES, LOCK_RETRY_MS).await {
             Some(held) => {
                 let ran = self.attempt_locked(webhook_id, record).await;
                 locks::release(&self.store, &held).await;
                 ran
             }
-            None => {
-                let busy = "another event about this contact is being applied";
-                self.defer(webhook_id, record, now_ms() + BUSY_RETRY_MS, busy).await
-            }
+            None => self.defer(webhook_id, record, now_ms() + BUSY_RETRY_MS, busy).await,
         }
     }
 
