@@ -134,7 +134,7 @@ async fn inspect(store: &Store, id: &str) -> Answered {
         return Ok(not_found(id));
     };
     let mut body = summary(id, &record);
-    if let Some(event) = record.body().and_then(|text| serde_json::from_str::<Value>(text).ok()) {
+    if let Some(event) = record.body().and_then(|text| serde_json::from_slice::<Value>(text.as_bytes()).ok()) {
         body["body"] = event;
     }
     Ok(respond::json(200, &body))
