@@ -137,7 +137,8 @@ async fn inspect(store: &Store, id: &str) -> Answered {
         return Ok(not_found(id));
     };
     let mut body = summary(id, &record);
-    if let Some(event) = record.body().and_then(|text| serde_json::from_slice::<Value>(text.as_bytes()).ok()) {
+    let event = record.body().and_then(|text| serde_json::from_slice::<Value>(text.as_bytes()).ok());
+    if let Some(event) = event {
         body["body"] = event;
     }
     Ok(respond::json(200, &body))
