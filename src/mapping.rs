@@ -185,7 +185,7 @@ impl Default for Mapping {
 impl Mapping {
     /// Parses and checks a mapping document.
     pub fn parse(text: &str) -> Result<Mapping, MappingError> {
-        let document: Document = serde_json::from_str(text)
+        let document: Document = serde_json::from_slice(text.as_bytes())
             .map_err(|e| mapping_error("document", format!("not a mapping document: {e}")))?;
         let default_country_code = match document.default_country_code {
             Some(code) if is_country_code(&code) => Some(code),

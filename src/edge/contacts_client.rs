@@ -80,7 +80,7 @@ fn header_number(response: &Response, name: &str) -> Option<u64> {
 fn api_response(response: &Response, text: &str) -> ApiResponse {
     ApiResponse {
         status: response.status_code(),
-        body: serde_json::from_str(text).unwrap_or(Value::Null),
+        body: serde_json::from_slice(text.as_bytes()).unwrap_or(Value::Null),
         retry_after_secs: header_number(response, "Retry-After"),
     }
 }

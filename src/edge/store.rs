@@ -75,7 +75,9 @@ impl Store {
         ttl_secs: Option<u64>,
     ) -> Result<(), StoreError> {
         let fail = || StoreError::new("write", key);
-        let mut put = self.kv.put(key, text).map_err(|_| fail())?;
+        // As bytes: `put` with a `String` links serde_wasm_bindgen's generic value conversion and
+        // f64 formatting for a value that is always text. KV stores the same bytes either way.
+        let mut put = self.kv.put_bytes(key, text.as_bytes()).map_err(|_| fail())?;
         if let Some(metadata) = metadata {
             put = put.metadata(metadata).map_err(|_| fail())?;
         }
@@ -126,8 +128,12 @@ impl Store {
 }
 
 /// A stored record, or `None` (reported) when it no longer parses.
+///
+/// JSON is parsed from bytes everywhere in the crate (`from_slice`, never `from_str`): each
+/// reader type instantiates serde_json's whole parser again for every type it reads, and the
+/// webhook body has to be read from bytes.
 fn parse<T: DeserializeOwned>(key: &str, text: &str) -> Option<T> {
-    match serde_json::from_str(text) {
+    match serde_json::from_slice(text.as_bytes()) {
         Ok(record) => Some(record),
         Err(error) => {
             let line =

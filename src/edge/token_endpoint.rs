@@ -31,7 +31,7 @@ async fn post(request: &TokenRequest) -> Result<TokenAnswer, String> {
     match fetch_with_timeout(fetch_request, TIMEOUT_MS).await {
         Ok((response, text)) => Ok(TokenAnswer {
             status: response.status_code(),
-            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+            body: serde_json::from_slice(text.as_bytes()).unwrap_or(Value::Null),
         }),
         Err(TransportFailure::Timeout(ms)) => Err(format!("no answer within {ms} ms")),
         Err(_) => Err("network error".to_owned()),
