@@ -72,7 +72,8 @@ export function summarizePerf(file, top = 30) {
     const [name] = RULES.find(([, test]) => test(s.sym, s.dso));
     totals.set(name, totals.get(name) + s.share);
   }
-  const samples = Number(/of event 'cpu-clock|Samples: (\d+)/.exec(text)?.[1] ?? NaN);
+  const count = /^# Samples: ([\d.]+)([KM]?)/m.exec(text);
+  const samples = count ? Math.round(Number(count[1]) * ({ K: 1e3, M: 1e6 }[count[2]] ?? 1)) : NaN;
   return {
     samples,
     categories: [...totals].map(([name, share]) => ({ name, share })).filter((c) => c.share > 0).sort((a, b) => b.share - a.share),
