@@ -7,8 +7,14 @@
 // from the workerd proxy and wrangler's node process), time from webhook to applied, Contacts API
 // calls per event type, and the drain of a backlog of BACKLOG events for one location under the
 // API's rate limit (100 requests per 10 s). Stops every process it started, even on failure.
+// --perf also samples the product's workerd runner with Linux `perf` during the load and prints
+// where its CPU goes per webhook (JIT code, V8 builtins, GC, SQLite behind the simulated KV, the
+// kernel, ...; tests/support/perf.mjs), keeping .bench/product.perf.data for `perf report -i`.
+// --no-backlog skips the backlog drain. --kv memory runs the product on an in-memory KV stub in its
+// own isolate (tests/bench/memkv-worker.js) instead of the simulated KV, to show its CPU without it.
 //
-//   node scripts/bench.mjs [N=2000] [C=16] [--backlog 1000] [--seed 1] [--no-build]
+//   node scripts/bench.mjs [N=2000] [C=16] [--backlog 1000] [--seed 1] [--no-build] [--perf] [--no-backlog]
+//                          [--kv simulated|memory]
 
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -17,6 +23,7 @@ import { parseArgs } from "node:util";
 import { drive, percentile, statusCounts } from "../tests/support/load.mjs";
 import { describeMachine } from "../tests/support/machine.mjs";
 import { cpuMs, freePort, sleep, startGroup, stopGroup, waitFor, wranglerProcesses } from "../tests/support/procs.mjs";
+import { havePerf, startPerf, summarizePerf } from "../tests/support/perf.mjs";
 import { generate, webhookBody } from "../tests/support/soak.mjs";
 import { signedDelivery } from "../tests/support/webhooks.mjs";
 
@@ -54,10 +61,24 @@ function parseOptions() {
       backlog: { type: "string", default: "1000" },
       seed: { type: "string", default: "1" },
       "no-build": { type: "boolean", default: false },
+      perf: { type: "boolean", default: false },
+      "no-backlog": { type: "boolean", default: false },
+      kv: { type: "string", default: "simulated" },
     },
   });
   const [n = 2000, c = 16] = positionals.map(Number);
-  const parsed = { n, c, backlog: Number(values.backlog), seed: Number(values.seed), build: !values["no-build"] };
+  const parsed = {
+    n, c, backlog: Number(values.backlog), seed: Number(values.seed), build: !values["no-build"],
+    perf: values.perf, drain: !values["no-backlog"], kv: values.kv,
+  };
+  if (!["simulated", "memory"].includes(parsed.kv)) {
+    console.error("bench: --kv is simulated or memory");
+    process.exit(2);
+  }
+  if (parsed.perf && !havePerf()) {
+    console.error("bench: --perf needs Linux perf on the PATH");
+    process.exit(2);
+  }
   if (![n, c, parsed.backlog, parsed.seed].every((v) => Number.isInteger(v) && v > 0) || n < 10) {
     console.error("usage: node scripts/bench.mjs [N>=10] [C] [--backlog B] [--seed S] [--no-build]");
     process.exit(2);
@@ -69,12 +90,12 @@ async function stopAll() {
   await Promise.all(groups.splice(0).map((group) => stopGroup(group)));
 }
 
-async function main({ n, c, backlog, seed, build }) {
+async function main({ n, c, backlog, seed, build, perf, drain: withDrain, kv }) {
   rmSync(DIR, { recursive: true, force: true });
   mkdirSync(DIR, { recursive: true });
   say(`machine: ${describeMachine()}`);
   const upload = build ? measureUpload() : null;
-  const world = await startWorld();
+  const world = await startWorld(kv);
   say(`warming up`);
   await warmUp(world, c);
 
@@ -82,11 +103,14 @@ async function main({ n, c, backlog, seed, build }) {
   const events = generate({ events: n, contacts, seed, prefix: "sm_load_" });
   say(`load: ${n} signed webhooks (every event type, ${contacts} contacts) at concurrency ${c}`);
   const floor = await measureFloor(world, events, c);
-  const product = await measureProduct(world, events, c);
+  const product = await measureProduct(world, events, c, perf);
   product.paths = await measurePaths(world, events, c);
-  say(`backlog: ${backlog} events for one location, drained by the cron against ${API_RATE.max} requests per ${API_RATE.intervalMs / 1000} s`);
-  const drain = await measureBacklog(world, backlog, c);
-  report({ n, c, upload, floor, product, drain });
+  let drain = null;
+  if (withDrain) {
+    say(`backlog: ${backlog} events for one location, drained by the cron against ${API_RATE.max} requests per ${API_RATE.intervalMs / 1000} s`);
+    drain = await measureBacklog(world, backlog, c);
+  }
+  report({ n, c, upload, floor, product, drain, kv });
 }
 
 // ---- setting up ---------------------------------------------------------------------------------
@@ -104,7 +128,7 @@ function measureUpload() {
   return { raw: Number(match[1]), gzip: Number(match[2]) };
 }
 
-async function startWorld() {
+async function startWorld(kv) {
   const [simPort, productPort, floorPort] = [await freePort(), await freePort(), await freePort()];
   const sim = `http://127.0.0.1:${simPort}`;
   groups.push(
@@ -116,7 +140,7 @@ async function startWorld() {
     ),
   );
   await waitFor(() => fetch(`${sim}/__control/counts`).then((r) => r.ok), { timeoutMs: 10_000, what: "the simulator", group: groups[0] });
-  writeProductConfig(sim);
+  writeProductConfig(sim, kv);
   const product = startWrangler("product", `${DIR}/product.toml`, productPort, ["--env-file", resolve(DIR, "product.env")]);
   const floor = startWrangler("floor", "tests/bench/wrangler.toml", floorPort, []);
   const url = (port) => `http://127.0.0.1:${port}`;
@@ -130,13 +154,13 @@ async function startWorld() {
 }
 
 /** A wrangler config without a [build] step, on the prebuilt build/, and the product's settings. */
-function writeProductConfig(sim) {
+function writeProductConfig(sim, kv) {
   writeFileSync(
     `${DIR}/product.toml`,
     [
       "# Written by scripts/bench.mjs: the product on the prebuilt build/, no [build] step.",
       'name = "sightmill-sync-bench"',
-      'main = "../build/index.js"',
+      kv === "memory" ? 'main = "../tests/bench/memkv-worker.js"' : 'main = "../build/index.js"',
       'compatibility_date = "2026-04-26"',
       "[[kv_namespaces]]",
       'binding = "SYNC_KV"',
@@ -230,8 +254,9 @@ async function measurePaths(world, events, c) {
   return { refused: await perRequest(refused), replayed: await perRequest(replayed), read: await perRequest(reads) };
 }
 
-async function measureProduct(world, events, c) {
+async function measureProduct(world, events, c, perf) {
   const logStart = statSync(world.product.log).size;
+  const recording = perf ? await startPerf(world.product.pids.runner, resolve(DIR, "product.perf.data")) : null;
   const before = cpu(world.product.pids);
   const { results, elapsedMs } = await withCron(world, async () => {
     const driven = await drive(webhooks(world.product.url, events, "load"), c);
@@ -239,8 +264,10 @@ async function measureProduct(world, events, c) {
     return driven;
   });
   const after = cpu(world.product.pids);
+  await recording?.stop();
   const applied = await appliedLatencies(world, events, results, c);
   return {
+    perf: recording ? summarizePerf(resolve(DIR, "product.perf.data")) : null,
     ack: ackFigures(results, elapsedMs),
     cpu: cpuDelta(before, after, events.length),
     applied,
@@ -404,7 +431,7 @@ function verdict(ok) {
   return ok ? "meets" : "MISSES";
 }
 
-function report({ n, c, upload, floor, product, drain }) {
+function report({ n, c, upload, floor, product, drain, kv }) {
   const row = (label, productValue, floorValue) => `  ${label.padEnd(40)} ${String(productValue).padEnd(22)} ${floorValue}`;
   const contactEvents = Object.entries(product.calls).filter(([type]) => type.startsWith("contact."));
   const perContactEvent = contactEvents.map(([, v]) => Number(f2(v.calls / v.events)));
@@ -412,7 +439,7 @@ function report({ n, c, upload, floor, product, drain }) {
     "",
     `machine: ${describeMachine()}`,
     upload ? `upload (wrangler deploy --dry-run): ${upload.raw} KiB, gzip ${upload.gzip} KiB` : "upload: not built (--no-build)",
-    `load: ${n} signed webhooks of every event type, concurrency ${c}; wrangler dev (workerd ${workerdVersion()}), simulated KV`,
+    `load: ${n} signed webhooks of every event type, concurrency ${c}; wrangler dev (workerd ${workerdVersion()}), ${kv === "memory" ? "in-memory KV stub (--kv memory)" : "simulated KV"}`,
     "",
     row("", "product", "ok worker (floor)"),
     row("acknowledgement p50 / p95 / p99 (ms)", `${f1(product.ack.p50)} / ${f1(product.ack.p95)} / ${f1(product.ack.p99)}`, `${f1(floor.ack.p50)} / ${f1(floor.ack.p95)} / ${f1(floor.ack.p99)}`),
@@ -424,16 +451,30 @@ function report({ n, c, upload, floor, product, drain }) {
     row("webhook to applied p50 / p99 (ms)", `${f1(product.applied.p50)} / ${f1(product.applied.p99)}`, "-"),
     "",
     `Contacts API calls per event: ${Object.entries(product.calls).map(([type, v]) => `${type} ${f2(v.calls / v.events)}`).join(", ")}`,
-    `backlog: ${drain.applied} of ${drain.size} events applied in ${f1(drain.seconds)} s by ${drain.runs} cron run(s): ${f2(drain.perSecond)} events/s against the 10 requests/s the API allows (${f2(drain.perSecond * 10)}%), 429s seen: ${drain.tooMany}; worker CPU ${f2(drain.cpu.runner)} ms per event`,
+    drain ? `backlog: ${drain.applied} of ${drain.size} events applied in ${f1(drain.seconds)} s by ${drain.runs} cron run(s): ${f2(drain.perSecond)} events/s against the 10 requests/s the API allows (${f2(drain.perSecond * 10)}%), 429s seen: ${drain.tooMany}; worker CPU ${f2(drain.cpu.runner)} ms per event` : "backlog: not measured (--no-backlog)",
     "",
     "targets:",
     upload ? `  upload <= 200 KiB gzip: ${upload.gzip} KiB -> ${verdict(upload.gzip <= 200)}` : "  upload: not measured",
     `  worker CPU per webhook <= 2 ms: ${f2(product.cpu.runner)} ms -> ${verdict(product.cpu.runner <= 2)} (a simulated KV read costs ~${f2(product.paths.replayed - product.paths.refused)} ms here; an applied contact event makes 13 KV operations)`,
     `  acknowledgement p99 <= 3 x the floor's: ${f1(product.ack.p99)} ms vs ${f1(3 * floor.ack.p99)} ms -> ${verdict(product.ack.p99 <= 3 * floor.ack.p99)}`,
     `  one API call per contact event: ${contactEvents.map(([type, v]) => `${type} ${f2(v.calls / v.events)}`).join(", ")} -> ${verdict(perContactEvent.every((x) => x <= 1))}`,
-    `  backlog >= 90% of the rate limit, no 429s: ${f2(drain.perSecond * 10)}%, ${drain.tooMany} -> ${verdict(drain.perSecond >= 9 && drain.tooMany === 0)} (RATE_LIMIT_PER_10S=${RATE_PER_10S}: a long drain tends to ${RATE_PER_10S}%)`,
+    drain
+      ? `  backlog >= 90% of the rate limit, no 429s: ${f2(drain.perSecond * 10)}%, ${drain.tooMany} -> ${verdict(drain.perSecond >= 9 && drain.tooMany === 0)} (RATE_LIMIT_PER_10S=${RATE_PER_10S}: a long drain tends to ${RATE_PER_10S}%)`
+      : "  backlog: not measured",
+    ...perfLines(product),
   ];
   console.log(lines.join("\n"));
+}
+
+/** The --perf summary: the runner's CPU per webhook split by where perf saw it. */
+function perfLines(product) {
+  if (!product.perf) return [];
+  const perWebhook = product.cpu.runner;
+  const lines = ["", `where the runner's ${f2(perWebhook)} ms per webhook went (perf, ${product.perf.samples} samples; .bench/product.perf.data):`];
+  for (const { name, share } of product.perf.categories) lines.push(`  ${name.padEnd(46)} ${f2(share * perWebhook).padStart(6)} ms  ${f1(share * 100).padStart(5)}%`);
+  lines.push("top symbols:");
+  for (const { sym, dso, share } of product.perf.symbols.slice(0, 20)) lines.push(`  ${f1(share * 100).padStart(5)}%  ${f2(share * perWebhook)} ms  ${sym.slice(0, 90)}  (${dso})`);
+  return lines;
 }
 
 function workerdVersion() {

@@ -113,3 +113,19 @@ export async function waitFor(probe, { timeoutMs, what, group }) {
 }
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** CPU time (ms) of each thread of process `pid`, keyed `comm:tid` (the main thread is `main`). */
+export function threadCpuMs(pid) {
+  const out = {};
+  let tids;
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    const stat = readStat(`${pid}/task/${tid}`);
+    if (stat) out[tid === String(pid) ? "main" : `${stat.comm}:${tid}`] = stat.cpuMs;
+  }
+  return out;
+}
