@@ -9,15 +9,19 @@ use std::time::Duration;
 
 use worker::{console_warn, Delay};
 
+use super::runtime::now_ms;
 use super::store::Store;
+use crate::timestamp::UnixMillis;
 
 /// How long a taker waits for a concurrent taker's write to land before reading its keys back.
 const SETTLE_MS: u64 = 50;
 
-/// The keys a taker holds, all under one token.
+/// The keys a taker holds, all under one token, since `taken_at` for `ttl_secs`.
 pub struct Held {
     token: String,
     keys: Vec<String>,
+    taken_at: UnixMillis,
+    ttl_secs: u64,
 }
 
 impl Held {
@@ -28,7 +32,7 @@ impl Held {
 
 /// Takes every free key of `keys` (duplicates count once) for `ttl_secs`.
 pub async fn take(store: &Store, keys: &[String], ttl_secs: u64) -> Held {
-    let token = random_token();
+    let (token, taken_at) = (random_token(), now_ms());
     let mut written: Vec<&String> = Vec::with_capacity(keys.len());
     for key in keys {
         if written.contains(&key) || !matches!(store.get_text(key).await, Ok(None)) {
@@ -47,7 +51,7 @@ pub async fn take(store: &Store, keys: &[String], ttl_secs: u64) -> Held {
             held.push(key.clone());
         }
     }
-    Held { token, keys: held }
+    Held { token, keys: held, taken_at, ttl_secs }
 }
 
 /// Takes `key`, trying `tries` times `pause_ms` apart while another holder finishes.
@@ -65,17 +69,23 @@ pub async fn take_one(store: &Store, key: &str, ttl_secs: u64, tries: u32, pause
     None
 }
 
-/// Releases what `held` holds, leaving any key that expired and was taken by someone else (that
-/// is logged: two takers may have held it at once). A failed release only keeps the key until it
-/// expires.
+/// Releases what `held` holds. Keys held for less than half their lifetime cannot have expired
+/// and are deleted at once (one read less per release; a concurrent taker that KV let through
+/// goes unnoticed, as it would have until then). Older ones are read back first, leaving any that
+/// expired and was taken by someone else (that is logged: two takers may have held it at once).
+/// A failed release only keeps the key until it expires.
 pub async fn release(store: &Store, held: &Held) {
+    let surely_ours = now_ms() - held.taken_at < (held.ttl_secs * 500) as i64;
     for key in &held.keys {
-        match store.get_text(key).await {
-            Ok(Some(found)) if found == held.token => {
-                let _ = store.delete(key).await;
-            }
-            Ok(_) => console_warn!("{}", serde_json::json!({"msg": "lock lost", "key": key})),
-            Err(_) => {}
+        let ours = surely_ours
+            || match store.get_text(key).await {
+                Ok(found) => found.as_deref() == Some(held.token.as_str()),
+                Err(_) => continue,
+            };
+        if ours {
+            let _ = store.delete(key).await;
+        } else {
+            console_warn!("{}", serde_json::json!({"msg": "lock lost", "key": key}));
         }
     }
 }

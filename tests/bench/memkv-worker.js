@@ -7,6 +7,8 @@
 import Product from "../../build/index.js";
 
 const entries = new Map(); // key -> { value, metadata, expiration (s) }
+/** Operations the product made, by kind: served at GET /__bench/kv-ops. */
+const counts = { get: 0, put: 0, delete: 0, list: 0 };
 
 function live(key) {
   const entry = entries.get(key);
@@ -26,23 +28,28 @@ function decode(value, type) {
 
 const memoryKv = {
   async get(key, options) {
+    counts.get += 1;
     const type = typeof options === "string" ? options : options?.type;
     return decode(live(key)?.value, type);
   },
   async getWithMetadata(key, options) {
+    counts.get += 1;
     const type = typeof options === "string" ? options : options?.type;
     const entry = live(key);
     return { value: decode(entry?.value, type), metadata: entry?.metadata ?? null };
   },
   async put(key, value, options = {}) {
+    counts.put += 1;
     const text = typeof value === "string" ? value : new TextDecoder().decode(value);
     const expiration = options.expiration ?? (options.expirationTtl ? Math.floor(Date.now() / 1000) + options.expirationTtl : undefined);
     entries.set(key, { value: text, metadata: options.metadata ?? null, expiration });
   },
   async delete(key) {
+    counts.delete += 1;
     entries.delete(key);
   },
   async list({ prefix = "", limit = 1000, cursor } = {}) {
+    counts.list += 1;
     const names = [...entries.keys()].filter((k) => k.startsWith(prefix) && live(k)).sort();
     const start = cursor ? Number(cursor) : 0;
     const page = names.slice(start, start + limit);
@@ -61,5 +68,10 @@ const memoryKv = {
 export default class extends Product {
   constructor(ctx, env) {
     super(ctx, { ...env, SYNC_KV: memoryKv });
+  }
+
+  async fetch(request) {
+    if (new URL(request.url).pathname === "/__bench/kv-ops") return Response.json(counts);
+    return super.fetch(request);
   }
 }
