@@ -23,7 +23,7 @@ use crate::records::{
 use crate::timestamp::{parse_rfc3339, UnixMillis};
 
 /// Contacts API calls one event may make (a contact: create, adopt, swap a status tag; a note or
-/// task: look up, create).
+/// task: look up, then create, update, complete or delete).
 pub const MAX_CALLS: u32 = 4;
 
 /// How far the API's clock may be behind the worker's: a note added earlier than this before an
@@ -387,6 +387,12 @@ impl SingleCall {
         match answer {
             Answer::Success(_) => {}
             _ if gone && self.action == Action::Deleted => {}
+            // The record (or its contact) is no longer in the API: a deletion of it was applied
+            // but not answered, and its retry will leave the tombstone. Nothing to change.
+            Answer::Rejected { status: 400, message } if gone => {
+                let reason = format!("it is no longer in the Contacts API (HTTP 400: {message})");
+                return Next::Applied(Applied { outcome: Outcome::Skipped { reason }, writes: vec![] });
+            }
             other => return Next::Failed(Failure::from_answer(other)),
         }
         let at = self.updated_at;
@@ -1262,6 +1268,19 @@ mod tests {
             let start = plan(&older(kind), &with_link(in_doubt(note_sent("hello"))));
             assert!(matches!(start, Start::Finish(Applied { outcome: Outcome::Stale, .. })), "{kind}");
         }
+    }
+
+    #[test]
+    fn an_update_of_a_record_gone_from_the_api_is_skipped() {
+        let updated =
+            event("note.updated", json!({"id": "n1", "contact_id": "c", "body": "bye", "updated_at": T11}));
+        let (mut job, _) = send(plan(&updated, &with_link(live("N1", MS10))));
+        let done = applied(job.on_answer(Answer::Rejected { status: 400, message: "Note not found".into() }));
+        assert!(matches!(done.outcome, Outcome::Skipped { .. }), "{:?}", done.outcome);
+        assert_eq!(done.writes, vec![], "the pending deletion leaves the tombstone");
+        let (mut job, _) = send(plan(&updated, &with_link(live("N1", MS10))));
+        let refused = Answer::Rejected { status: 422, message: "body must be a string".into() };
+        assert!(matches!(job.on_answer(refused), Next::Failed(Failure::Rejected { .. })));
     }
 
     #[test]
