@@ -72,7 +72,7 @@ function print(r) {
 function diagnosticsLine(d) {
   return [
     `${d.timedOutCalls} calls timed out by the worker: ${d.hungCalls} never answered (hung), ${d.lateAnswers} answered after the timeout (late answers)`,
-    `${d.lateCreates} of the late answers were note or task creates; ${d.createLookups} note or task lookups before a create was retried`,
+    `${d.lateCreates} of the late answers were note or task creates; ${d.createLookups} note or task lookups of a create in doubt`,
     `${d.locksLost} contact locks taken over while held`,
   ].join("; ");
 }

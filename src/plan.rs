@@ -8,8 +8,8 @@
 //! task) that is not in the Contacts API yet wait for it.
 //!
 //! Note and task creates take no idempotency key, so a create whose answer was lost may have been
-//! applied: the next attempt of that webhook looks the contact's notes or tasks up first and
-//! adopts the one the create made ([`CreateJob`]).
+//! applied: its link is left in doubt, and the next event about the record, whichever it is, looks
+//! the contact's notes or tasks up first and adopts the one the create made ([`RecordJob`]).
 
 use serde_json::{json, Value};
 
@@ -17,13 +17,13 @@ use crate::contacts_api::{Answer, ApiId, ApiRequest};
 use crate::event::{Change, Event, SightmillNote, SightmillTask};
 use crate::mapping::{Mapping, Purpose};
 use crate::records::{
-    child_prefixes, contact_key, note_key, tag_key, task_key, Action, Link, Outcome, TagState,
-    UnansweredCreate,
+    child_prefixes, contact_key, note_key, tag_key, task_key, Action, CreateInDoubt, Link, Outcome, Sent,
+    TagState,
 };
 use crate::timestamp::{parse_rfc3339, UnixMillis};
 
 /// Contacts API calls one event may make (a contact: create, adopt, swap a status tag; a note or
-/// task: look up, create).
+/// task: look up, then create, update, complete or delete).
 pub const MAX_CALLS: u32 = 4;
 
 /// How far the API's clock may be behind the worker's: a note added earlier than this before an
@@ -45,15 +45,12 @@ pub enum RecordKey {
     Tag(String),
 }
 
-/// What KV held under the keys of [`Reads`], and what the webhook's record says of its earlier
-/// attempts.
+/// What KV held under the keys of [`Reads`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Known {
     pub contact: Option<Link>,
     pub link: Option<Link>,
     pub tag: Option<TagState>,
-    /// An earlier attempt's note or task create that got no definite answer.
-    pub unanswered_create: Option<UnansweredCreate>,
 }
 
 /// A KV write that makes an applied event stick.
@@ -92,6 +89,8 @@ pub enum Start {
 pub enum Next {
     Send(ApiRequest),
     Applied(Applied),
+    /// Its task is not in the Contacts API yet (a lookup found nothing): try again later.
+    Wait(String),
     Failed(Failure),
 }
 
@@ -182,70 +181,60 @@ pub fn start(event: &Event, known: &Known, location_id: &str, mapping: &Mapping)
         Some(Link::Deleted { .. }) => {
             return finish(Outcome::Skipped { reason: "its contact was deleted".into() }, vec![])
         }
-        None => return Start::Wait("its contact is not in the Contacts API yet".into()),
+        // Contacts are never in doubt: the API reports a duplicate contact.
+        Some(Link::InDoubt(_)) | None => {
+            return Start::Wait("its contact is not in the Contacts API yet".into())
+        }
     };
     let record_key = match keys.record {
         Some(RecordKey::Link(key) | RecordKey::Tag(key)) => key,
         None => unreachable!("every note, task and tag event has a record key"),
     };
-    let call = |request, action, remember| {
-        let job =
-            Job::Single(SingleCall { contact_id: contact_id.clone(), action, updated_at: at, remember });
-        Start::Send(job, request)
-    };
-    // A note or task update, remembered under its link; or its create (see [`CreateJob`]).
-    let upsert_call = |kind: RecordKind, existing: Option<&ApiId>, body: Value, completed_at| match existing {
-        Some(id) => {
-            let remember = Remember::Link { key: record_key.clone(), id: id.clone(), completed_at };
-            call(kind.update(&contact_id, id, body), Action::Updated, remember)
-        }
-        None => {
-            let record = NewRecord { kind, key: record_key.clone(), updated_at: at, completed_at };
-            CreateJob::start(contact_id.clone(), record, body, known.unanswered_create)
-        }
+    let link = known.link.as_ref();
+    let record =
+        |kind, completed_at| NewRecord { kind, key: record_key.clone(), updated_at: at, completed_at };
+    let job = |kind, completed_at, then| RecordJob {
+        contact_id: contact_id.clone(),
+        record: record(kind, completed_at),
+        then,
+        stage: RecordStage::Creating,
     };
     match &event.change {
-        Change::NoteUpsert(note) => upsert(known.link.as_ref(), at, |existing| {
-            upsert_call(RecordKind::Note, existing, json!({ "body": note.body }), None)
-        }),
-        Change::TaskUpsert(task) => upsert(known.link.as_ref(), at, |existing| {
-            let completed_at = known.link.as_ref().and_then(Link::completed_at);
-            upsert_call(RecordKind::Task, existing, task_body(task, completed_at, at), completed_at)
-        }),
-        Change::TaskCompleted { .. } => match known.link.as_ref() {
-            None => Start::Wait("its task is not in the Contacts API yet".into()),
-            Some(Link::Live { id, updated_at, completed_at, .. })
+        Change::NoteUpsert(note) if !is_stale_snapshot(link, at) => {
+            let body = json!({ "body": note.body });
+            job(RecordKind::Note, None, upsert_then(link, at, body)).start(link)
+        }
+        Change::TaskUpsert(task) if !is_stale_snapshot(link, at) => {
+            let completed_at = link.and_then(Link::completed_at);
+            let body = task_body(task, completed_at, at);
+            job(RecordKind::Task, completed_at, upsert_then(link, at, body)).start(link)
+        }
+        Change::TaskCompleted { .. } => match link {
+            Some(Link::Live { updated_at, completed_at, .. })
                 if *updated_at <= at && completed_at.is_none_or(|done| done < at) =>
             {
-                let link = Link::Live {
-                    id: id.clone(),
-                    updated_at: *updated_at,
-                    status_tag: None,
-                    completed_at: Some(at),
-                };
-                let request = ApiRequest::complete_task(&contact_id, id);
-                call(request, Action::Completed, Remember::Put { key: record_key, link })
+                job(RecordKind::Task, None, Then::Complete { snapshot_at: *updated_at }).start(link)
             }
+            Some(Link::InDoubt(doubt)) if doubt.updated_at <= at => {
+                job(RecordKind::Task, None, Then::Complete { snapshot_at: doubt.updated_at }).start(link)
+            }
+            None => Start::Wait(TASK_MISSING.into()),
             Some(_) => finish(Outcome::Stale, vec![]),
         },
-        Change::NoteDeleted { .. } | Change::TaskDeleted { .. } => match known.link.as_ref() {
-            Some(link @ Link::Live { id, .. }) if link.last_change() <= at => {
-                let request = match &event.change {
-                    Change::NoteDeleted { .. } => ApiRequest::delete_note(&contact_id, id),
-                    _ => ApiRequest::delete_task(&contact_id, id),
-                };
-                call(
-                    request,
-                    Action::Deleted,
-                    Remember::Tombstone { key: record_key, record: Some(id.clone()), clear: vec![] },
-                )
+        Change::NoteDeleted { .. } | Change::TaskDeleted { .. } => {
+            let kind = match &event.change {
+                Change::NoteDeleted { .. } => RecordKind::Note,
+                _ => RecordKind::Task,
+            };
+            match link {
+                Some(link @ (Link::Live { .. } | Link::InDoubt(_))) if link.last_change() <= at => {
+                    job(kind, None, Then::Delete).start(Some(link))
+                }
+                Some(_) => finish(Outcome::Stale, vec![]),
+                None => job(kind, None, Then::Delete).start(None),
             }
-            Some(_) => finish(Outcome::Stale, vec![]),
-            None => finish(
-                Outcome::Skipped { reason: "it was never synced".into() },
-                vec![tombstone(record_key, at)],
-            ),
-        },
+        }
+        Change::NoteUpsert(_) | Change::TaskUpsert(_) => finish(Outcome::Stale, vec![]),
         Change::TagAdded { tag } | Change::TagRemoved { tag } => {
             if known.tag.as_ref().is_some_and(|state| state.updated_at > at) {
                 return finish(Outcome::Stale, vec![]);
@@ -257,20 +246,30 @@ pub fn start(event: &Event, known: &Known, location_id: &str, mapping: &Mapping)
             } else {
                 (ApiRequest::remove_tags(&contact_id, &tags), Action::TagRemoved)
             };
-            call(request, action, Remember::Tag { key: record_key, present })
+            let remember = Remember::Tag { key: record_key, present };
+            let call = SingleCall { contact_id, action, updated_at: at, remember };
+            Start::Send(Job::Single(call), request)
         }
         Change::ContactUpsert(_) | Change::ContactDeleted => unreachable!("handled above"),
     }
 }
 
-/// Create-or-update of a note or task: stale when a newer version (or deletion) is on record.
-fn upsert(link: Option<&Link>, at: UnixMillis, plan: impl FnOnce(Option<&ApiId>) -> Start) -> Start {
+const TASK_MISSING: &str = "its task is not in the Contacts API yet";
+
+/// A note or task snapshot is stale when a newer version, or a deletion of the same one, is on
+/// record.
+fn is_stale_snapshot(link: Option<&Link>, at: UnixMillis) -> bool {
     match link {
-        Some(link) if link.updated_at() > at => finish(Outcome::Stale, vec![]),
-        Some(Link::Deleted { updated_at }) if *updated_at == at => finish(Outcome::Stale, vec![]),
-        Some(link) => plan(link.live_id()),
-        None => plan(None),
+        Some(Link::Deleted { updated_at }) => *updated_at >= at,
+        Some(link) => link.updated_at() > at,
+        None => false,
     }
+}
+
+/// A snapshot creates or updates; the create in doubt's own version only adopts what it made.
+fn upsert_then(link: Option<&Link>, at: UnixMillis, body: Value) -> Then {
+    let adopt = matches!(link, Some(Link::InDoubt(doubt)) if doubt.updated_at == at);
+    Then::Upsert { body, adopt }
 }
 
 /// The task as the API takes it. A completion newer than the snapshot (`completed_at` > `at`)
@@ -306,7 +305,7 @@ fn delete_contact(
             });
             Start::Send(job, ApiRequest::delete_contact(id))
         }
-        Some(Link::Deleted { .. }) => finish(Outcome::Stale, vec![]),
+        Some(Link::Deleted { .. } | Link::InDoubt(_)) => finish(Outcome::Stale, vec![]),
         None => finish(
             Outcome::Skipped { reason: "the contact was never synced".into() },
             vec![tombstone(key, at)],
@@ -331,7 +330,7 @@ fn tombstone(key: String, updated_at: UnixMillis) -> Write {
 pub enum Job {
     Contact(ContactJob),
     Single(SingleCall),
-    Create(CreateJob),
+    Record(Box<RecordJob>),
 }
 
 impl Job {
@@ -340,15 +339,16 @@ impl Job {
         match self {
             Job::Contact(job) => job.on_answer(answer),
             Job::Single(call) => call.on_answer(answer),
-            Job::Create(job) => job.on_answer(answer),
+            Job::Record(job) => job.on_answer(answer),
         }
     }
 
-    /// After a failed attempt that started at `attempt_started`: the note or task create that may
-    /// have been applied without the worker hearing of it, for the record to remember.
-    pub fn unanswered_create(&self, attempt_started: UnixMillis) -> Option<UnansweredCreate> {
+    /// After a failed attempt that started at `attempt_started`: what KV must still learn from it,
+    /// a note's or task's link in doubt (its create may have been applied without the worker
+    /// hearing of it) or adopted by a lookup.
+    pub fn kept_on_failure(&self, attempt_started: UnixMillis) -> Option<Write> {
         match self {
-            Job::Create(job) => job.unanswered(attempt_started),
+            Job::Record(job) => job.kept_on_failure(attempt_started),
             Job::Contact(_) | Job::Single(_) => None,
         }
     }
@@ -387,6 +387,12 @@ impl SingleCall {
         match answer {
             Answer::Success(_) => {}
             _ if gone && self.action == Action::Deleted => {}
+            // The record (or its contact) is no longer in the API: a deletion of it was applied
+            // but not answered, and its retry will leave the tombstone. Nothing to change.
+            Answer::Rejected { status: 400, message } if gone => {
+                let reason = format!("it is no longer in the Contacts API (HTTP 400: {message})");
+                return Next::Applied(Applied { outcome: Outcome::Skipped { reason }, writes: vec![] });
+            }
             other => return Next::Failed(Failure::from_answer(other)),
         }
         let at = self.updated_at;
@@ -432,6 +438,13 @@ impl RecordKind {
         }
     }
 
+    fn delete(self, contact_id: &ApiId, id: &ApiId) -> ApiRequest {
+        match self {
+            RecordKind::Note => ApiRequest::delete_note(contact_id, id),
+            RecordKind::Task => ApiRequest::delete_task(contact_id, id),
+        }
+    }
+
     /// GET /contacts/{contactId}/notes or /tasks: every one the contact has.
     fn list(self, contact_id: &ApiId) -> ApiRequest {
         ApiRequest::get(format!("/contacts/{contact_id}/{}", self.plural()))
@@ -452,41 +465,35 @@ impl RecordKind {
         }
     }
 
-    /// Whether `found` (from the list) is what a create with body `sent` makes: a note by its
+    /// Whether `found` (from the list) is what a create that sent `sent` makes: a note by its
     /// body, a task by its title, body and due date (as an instant: the API may reformat it).
-    fn made_by(self, found: &Value, sent: &Value) -> bool {
-        let same = |field| text(found, field) == text(sent, field);
+    fn made_by(self, found: &Value, sent: &Sent) -> bool {
+        let same = |field, sent: &Option<String>| text(found, field) == sent.as_deref();
         match self {
-            RecordKind::Note => same("body"),
+            RecordKind::Note => same("body", &sent.body),
             RecordKind::Task => {
-                let (due, sent_due) = (text(found, "dueDate"), text(sent, "dueDate"));
+                let (due, sent_due) = (text(found, "dueDate"), sent.due_date.as_deref());
                 let same_due = due == sent_due
                     || due
                         .and_then(parse_rfc3339)
                         .is_some_and(|at| sent_due.and_then(parse_rfc3339) == Some(at));
-                same("title") && same("body") && same_due
+                same("title", &sent.title) && same("body", &sent.body) && same_due
             }
         }
     }
 
-    /// The id of the newest record in a list answer that a create with body `sent`, sent no
-    /// earlier than `unanswered.sent_at`, could have made; `Err` when the answer has no list.
-    fn find(
-        self,
-        answer: &Value,
-        sent: &Value,
-        unanswered: UnansweredCreate,
-    ) -> Result<Option<ApiId>, String> {
+    /// The id of the newest record in a list answer that the create in doubt could have made;
+    /// `Err` when the answer has no list.
+    fn find(self, answer: &Value, doubt: &CreateInDoubt) -> Result<Option<ApiId>, String> {
         let Some(records) = answer.get(self.plural()).and_then(Value::as_array) else {
             return Err(format!("the lookup's answer carried no `{}` list", self.plural()));
         };
         // A note says when it was added; one added well before the create was sent is another.
         let added = |record: &Value| record.get("dateAdded").and_then(Value::as_str).and_then(parse_rfc3339);
-        let recent =
-            |record: &&Value| added(record).is_none_or(|at| at >= unanswered.sent_at - CLOCK_SKEW_MS);
+        let recent = |record: &&Value| added(record).is_none_or(|at| at >= doubt.sent_at - CLOCK_SKEW_MS);
         let found = records
             .iter()
-            .filter(|record| self.made_by(record, sent))
+            .filter(|record| self.made_by(record, &doubt.sent))
             .filter(recent)
             .filter_map(|record| {
                 let id = record.get("id").and_then(Value::as_str).and_then(ApiId::parse)?;
@@ -497,68 +504,161 @@ impl RecordKind {
     }
 }
 
+/// What a create with `body` sent that recognises what it made.
+fn sent(body: &Value) -> Sent {
+    let field = |name| text(body, name).map(str::to_owned);
+    Sent { title: field("title"), body: field("body"), due_date: field("dueDate") }
+}
+
 /// A text field of a record, absent when missing, null or empty.
 fn text<'a>(record: &'a Value, field: &str) -> Option<&'a str> {
     record.get(field).and_then(Value::as_str).filter(|text| !text.is_empty())
 }
 
-/// Where a note or task create is remembered, and as of when.
+/// Where a note or task is remembered, and as of when.
 #[derive(Debug)]
 struct NewRecord {
     kind: RecordKind,
     /// Its link's KV key.
     key: String,
+    /// The event's `updated_at`.
     updated_at: UnixMillis,
     /// A task's completion on record (kept on the link).
     completed_at: Option<UnixMillis>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CreateStage {
-    /// Looking the contact's notes or tasks up for what an earlier attempt's unanswered create
-    /// may have made.
-    LookingUp(UnansweredCreate),
-    /// The create is sent (or about to be); no earlier create is in doubt.
+/// What a note or task event does once its record's id is known, or known to be missing.
+#[derive(Debug)]
+enum Then {
+    /// Update the record with `body`, or create it. `adopt`: the event is the version of the
+    /// create in doubt, so the record that create made is already what it would send.
+    Upsert {
+        body: Value,
+        adopt: bool,
+    },
+    Delete,
+    /// Complete the task, whose link is at `snapshot_at`.
+    Complete {
+        snapshot_at: UnixMillis,
+    },
+}
+
+#[derive(Debug)]
+enum RecordStage {
+    /// Looking the contact's notes or tasks up for what the create in doubt may have made.
+    LookingUp(CreateInDoubt),
+    /// The create is sent (or about to be).
     Creating,
     /// The create got no definite answer: it may have been applied.
     Unanswered,
+    /// The event's own call on the record; `adopted`: the link to the record the lookup found,
+    /// at the version in doubt.
+    Following { call: SingleCall, adopted: Option<Link> },
 }
 
-/// A note or task create. The API takes no idempotency key for it, so when an earlier attempt's
-/// create got no definite answer, the contact's notes or tasks are looked up first and the one it
-/// made is adopted (the link written as the create's answer would have); only if none matches is
-/// the create sent.
+/// A note or task event. Creates take no idempotency key, so a create that got no definite answer
+/// leaves the record's link in doubt ([`Link::InDoubt`]); every later event about the record
+/// first looks the contact's notes or tasks up, adopts the one that create made, and then does its
+/// own part: updates, deletes or completes it, or creates it when nothing matched.
 #[derive(Debug)]
-pub struct CreateJob {
+pub struct RecordJob {
     contact_id: ApiId,
     record: NewRecord,
-    /// The create's body: also what the lookup matches against.
-    body: Value,
-    stage: CreateStage,
+    then: Then,
+    stage: RecordStage,
 }
 
-impl CreateJob {
-    fn start(contact_id: ApiId, record: NewRecord, body: Value, earlier: Option<UnansweredCreate>) -> Start {
-        let (stage, request) = match earlier {
-            Some(unanswered) => (CreateStage::LookingUp(unanswered), record.kind.list(&contact_id)),
-            None => (CreateStage::Creating, record.kind.create(&contact_id, body.clone())),
+impl RecordJob {
+    /// The first move, given the record's link (already checked not to make the event stale).
+    fn start(mut self, link: Option<&Link>) -> Start {
+        let next = match link {
+            Some(Link::InDoubt(doubt)) => {
+                self.stage = RecordStage::LookingUp(doubt.clone());
+                Next::Send(self.record.kind.list(&self.contact_id))
+            }
+            Some(Link::Live { id, .. }) => self.found(id.clone(), None),
+            Some(Link::Deleted { .. }) | None => self.missing(),
         };
-        Start::Send(Job::Create(CreateJob { contact_id, record, body, stage }), request)
+        match next {
+            Next::Send(request) => Start::Send(Job::Record(Box::new(self)), request),
+            Next::Applied(applied) => Start::Finish(applied),
+            Next::Wait(reason) => Start::Wait(reason),
+            Next::Failed(failure) => unreachable!("nothing was sent: {failure:?}"),
+        }
+    }
+
+    /// The event's own call on the record `id`; `adopted_at`: the version in doubt, when the
+    /// lookup found it.
+    fn found(&mut self, id: ApiId, adopted_at: Option<UnixMillis>) -> Next {
+        let (kind, contact_id) = (self.record.kind, &self.contact_id);
+        let (request, action, remember) = match &self.then {
+            Then::Upsert { adopt: true, .. } => return self.applied(id, Action::Adopted),
+            Then::Upsert { body, .. } => {
+                let remember = Remember::Link {
+                    key: self.record.key.clone(),
+                    id: id.clone(),
+                    completed_at: self.record.completed_at,
+                };
+                (kind.update(contact_id, &id, body.clone()), Action::Updated, remember)
+            }
+            Then::Delete => {
+                let remember = Remember::Tombstone {
+                    key: self.record.key.clone(),
+                    record: Some(id.clone()),
+                    clear: vec![],
+                };
+                (kind.delete(contact_id, &id), Action::Deleted, remember)
+            }
+            Then::Complete { snapshot_at } => {
+                let link = Link::Live {
+                    id: id.clone(),
+                    updated_at: *snapshot_at,
+                    status_tag: None,
+                    completed_at: Some(self.record.updated_at),
+                };
+                let remember = Remember::Put { key: self.record.key.clone(), link };
+                (ApiRequest::complete_task(contact_id, &id), Action::Completed, remember)
+            }
+        };
+        let call = SingleCall {
+            contact_id: contact_id.clone(),
+            action,
+            updated_at: self.record.updated_at,
+            remember,
+        };
+        let adopted =
+            adopted_at.map(|updated_at| Link::Live { id, updated_at, status_tag: None, completed_at: None });
+        self.stage = RecordStage::Following { call, adopted };
+        Next::Send(request)
+    }
+
+    /// No record in the API: create it, remember its deletion, or wait for the task.
+    fn missing(&mut self) -> Next {
+        match &self.then {
+            Then::Upsert { body, .. } => {
+                self.stage = RecordStage::Creating;
+                Next::Send(self.record.kind.create(&self.contact_id, body.clone()))
+            }
+            Then::Delete => Next::Applied(Applied {
+                outcome: Outcome::Skipped { reason: "it was never synced".into() },
+                writes: vec![tombstone(self.record.key.clone(), self.record.updated_at)],
+            }),
+            Then::Complete { .. } => Next::Wait(TASK_MISSING.into()),
+        }
     }
 
     fn on_answer(&mut self, answer: Answer) -> Next {
-        match (self.stage, answer) {
-            (CreateStage::LookingUp(unanswered), Answer::Success(list)) => {
-                match self.record.kind.find(&list, &self.body, unanswered) {
-                    Ok(Some(id)) => self.applied(id, Action::Adopted),
-                    Ok(None) => {
-                        self.stage = CreateStage::Creating;
-                        Next::Send(self.record.kind.create(&self.contact_id, self.body.clone()))
-                    }
+        match (&mut self.stage, answer) {
+            (RecordStage::Following { call, .. }, answer) => call.on_answer(answer),
+            (RecordStage::LookingUp(doubt), Answer::Success(list)) => {
+                let version = doubt.updated_at;
+                match self.record.kind.find(&list, doubt) {
+                    Ok(Some(id)) => self.found(id, Some(version)),
+                    Ok(None) => self.missing(),
                     Err(detail) => Next::Failed(Failure::Retryable { detail }),
                 }
             }
-            (CreateStage::Creating, Answer::Success(answer)) => {
+            (RecordStage::Creating, Answer::Success(answer)) => {
                 let id_at = self.record.kind.id_at();
                 match answer.pointer(id_at).and_then(Value::as_str).and_then(ApiId::parse) {
                     Some(id) => self.applied(id, Action::Created),
@@ -568,8 +668,8 @@ impl CreateJob {
                     }
                 }
             }
-            (CreateStage::Creating, answer @ Answer::Unavailable { .. }) => {
-                self.stage = CreateStage::Unanswered;
+            (stage @ RecordStage::Creating, answer @ Answer::Unavailable { .. }) => {
+                *stage = RecordStage::Unanswered;
                 Next::Failed(Failure::from_answer(answer))
             }
             (_, answer) => Next::Failed(Failure::from_answer(answer)),
@@ -583,13 +683,23 @@ impl CreateJob {
         Next::Applied(Applied { outcome, writes })
     }
 
-    /// The create in doubt after this attempt: the earlier one if the lookup never answered, or
-    /// this attempt's own if it went unanswered.
-    fn unanswered(&self, attempt_started: UnixMillis) -> Option<UnansweredCreate> {
-        match self.stage {
-            CreateStage::LookingUp(earlier) => Some(earlier),
-            CreateStage::Unanswered => Some(UnansweredCreate { sent_at: attempt_started }),
-            CreateStage::Creating => None,
+    /// What the link must say after a failed attempt that started at `attempt_started`: in doubt
+    /// when this attempt's create went unanswered; the adopted record when the call after the
+    /// lookup failed (so that the retry needs no lookup).
+    fn kept_on_failure(&self, attempt_started: UnixMillis) -> Option<Write> {
+        let key = self.record.key.clone();
+        match &self.stage {
+            RecordStage::Unanswered => {
+                let Then::Upsert { body, .. } = &self.then else { unreachable!("only an upsert creates") };
+                let doubt = CreateInDoubt {
+                    updated_at: self.record.updated_at,
+                    sent_at: attempt_started,
+                    sent: sent(body),
+                };
+                Some(put(key, &Link::InDoubt(doubt)))
+            }
+            RecordStage::Following { adopted, .. } => adopted.as_ref().map(|link| put(key, link)),
+            RecordStage::LookingUp(_) | RecordStage::Creating => None,
         }
     }
 }
@@ -859,12 +969,7 @@ mod tests {
             ),
             (
                 event("note.updated", json!({"id": "n", "contact_id": "c", "body": "b", "updated_at": T10})),
-                Known {
-                    contact: Some(live("c9", 0)),
-                    link: Some(live("n9", newer)),
-                    tag: None,
-                    ..Known::default()
-                },
+                Known { contact: Some(live("c9", 0)), link: Some(live("n9", newer)), tag: None },
             ),
             (
                 event("note.created", json!({"id": "n", "contact_id": "c", "body": "b", "updated_at": T10})),
@@ -872,7 +977,6 @@ mod tests {
                     contact: Some(live("c9", 0)),
                     link: Some(Link::Deleted { updated_at: MS10 }),
                     tag: None,
-                    ..Known::default()
                 },
             ),
             (
@@ -881,7 +985,6 @@ mod tests {
                     contact: Some(live("c9", 0)),
                     link: None,
                     tag: Some(TagState { present: false, updated_at: newer }),
-                    ..Known::default()
                 },
             ),
         ];
@@ -950,8 +1053,7 @@ mod tests {
         );
         assert_eq!(done.writes, vec![put(note_key(LOC, "c", "n1"), &live("N1", MS10))]);
 
-        let known =
-            Known { contact: contact.clone(), link: Some(live("N1", MS10)), tag: None, ..Known::default() };
+        let known = Known { contact: contact.clone(), link: Some(live("N1", MS10)), tag: None };
         let updated =
             event("note.updated", json!({"id": "n1", "contact_id": "c", "body": "bye", "updated_at": T11}));
         let (_, request) = send(plan(&updated, &known));
@@ -964,8 +1066,6 @@ mod tests {
         assert_eq!(done.writes, vec![tombstone(note_key(LOC, "c", "n1"), MS10 + 3_600_000)]);
     }
 
-    const EARLIER: UnansweredCreate = UnansweredCreate { sent_at: MS10 };
-
     fn note_created(body: &str) -> Event {
         event("note.created", json!({"id": "n1", "contact_id": "c", "body": body, "updated_at": T10}))
     }
@@ -977,13 +1077,38 @@ mod tests {
         )
     }
 
-    fn after_unanswered_create() -> Known {
-        Known { contact: Some(live("c9", 0)), unanswered_create: Some(EARLIER), ..Known::default() }
+    /// The link a create at 10:00 left in doubt, sent at 10:00 with `sent`.
+    fn in_doubt(sent: Sent) -> Link {
+        Link::InDoubt(CreateInDoubt { updated_at: MS10, sent_at: MS10, sent })
+    }
+
+    fn note_sent(body: &str) -> Sent {
+        Sent { body: Some(body.into()), ..Sent::default() }
+    }
+
+    fn task_sent() -> Sent {
+        Sent { title: Some("Call".into()), body: Some("About it".into()), due_date: Some(T11.into()) }
+    }
+
+    fn with_link(link: Link) -> Known {
+        Known { contact: Some(live("c9", 0)), link: Some(link), ..Known::default() }
+    }
+
+    /// Plans `event` against `link`, checks the lookup it starts with, and answers it with `list`.
+    fn after_lookup(event: &Event, link: Link, list: Value) -> (Job, Next) {
+        let (mut job, request) = send(plan(event, &with_link(link)));
+        assert_eq!((request.method, request.body.is_none()), (Method::Get, true));
+        let next = job.on_answer(Answer::Success(list));
+        (job, next)
+    }
+
+    fn notes(body: &str) -> Value {
+        json!({"notes": [{"id": "N1", "body": body, "dateAdded": "2026-11-27T10:00:01.000Z"}]})
     }
 
     #[test]
     fn a_create_after_an_unanswered_one_adopts_what_it_made() {
-        let (mut job, request) = send(plan(&note_created("hello"), &after_unanswered_create()));
+        let (mut job, request) = send(plan(&note_created("hello"), &with_link(in_doubt(note_sent("hello")))));
         assert_eq!(
             (request.method, request.path.as_str(), request.body),
             (Method::Get, "/contacts/c9/notes", None)
@@ -1002,7 +1127,7 @@ mod tests {
         let (mut job, _) = send(plan(&note_created("hello"), &known_contact(live("c9", 0))));
         let created = applied(job.on_answer(Answer::Success(json!({"note": {"id": "N1"}}))));
         assert_eq!(adopted.writes, created.writes, "the id map is written as a create's answer would");
-        assert_eq!(job.unanswered_create(MS10), None);
+        assert_eq!(job.kept_on_failure(MS10), None);
     }
 
     #[test]
@@ -1017,9 +1142,8 @@ mod tests {
             (json!({"id": "K1", "title": "Call", "dueDate": T11}), false),
         ];
         for (found, adopted) in table {
-            let (mut job, request) = send(plan(&task_created(), &after_unanswered_create()));
-            assert_eq!(request.path, "/contacts/c9/tasks");
-            match job.on_answer(Answer::Success(json!({"tasks": [found.clone()]}))) {
+            let list = json!({"tasks": [found.clone()]});
+            match after_lookup(&task_created(), in_doubt(task_sent()), list).1 {
                 Next::Applied(done) if adopted => {
                     assert_eq!(done.writes, vec![put(task_key(LOC, "c", "k1"), &live("K1", MS10))])
                 }
@@ -1035,53 +1159,135 @@ mod tests {
     }
 
     #[test]
-    fn without_a_match_the_create_is_sent_and_its_answer_decides_what_stays_in_doubt() {
+    fn a_create_whose_answer_was_lost_leaves_its_link_in_doubt() {
         let answers = [
-            (Answer::transport_failure("no answer within 1000 ms"), Some(UnansweredCreate { sent_at: 77 })),
-            (
-                Answer::Unavailable { detail: "HTTP 502: bad gateway".into() },
-                Some(UnansweredCreate { sent_at: 77 }),
-            ),
-            (Answer::RateLimited { retry_after_secs: Some(1) }, None),
-            (Answer::TokenRejected, None),
+            (Answer::transport_failure("no answer within 1000 ms"), true),
+            (Answer::Unavailable { detail: "HTTP 502: bad gateway".into() }, true),
+            (Answer::RateLimited { retry_after_secs: Some(1) }, false),
+            (Answer::TokenRejected, false),
         ];
-        for (answer, in_doubt) in answers {
-            let (mut job, _) = send(plan(&note_created("hello"), &after_unanswered_create()));
-            let Next::Send(create) = job.on_answer(Answer::Success(json!({"notes": []}))) else { panic!() };
+        let doubt = Link::InDoubt(CreateInDoubt { updated_at: MS10, sent_at: 77, sent: note_sent("hello") });
+        let in_doubt_write = put(note_key(LOC, "c", "n1"), &doubt);
+        for (answer, unanswered) in answers {
+            let (mut job, next) =
+                after_lookup(&note_created("hello"), in_doubt(note_sent("hello")), notes("other"));
+            let Next::Send(create) = next else { panic!("{next:?}") };
             assert_eq!(create.method, Method::Post);
             assert!(matches!(job.on_answer(answer.clone()), Next::Failed(_)));
-            assert_eq!(job.unanswered_create(77), in_doubt, "{answer:?}");
+            assert_eq!(job.kept_on_failure(77), unanswered.then(|| in_doubt_write.clone()), "{answer:?}");
         }
         let (mut job, _) = send(plan(&note_created("hello"), &known_contact(live("c9", 0))));
-        assert_eq!(job.unanswered_create(77), None, "nothing sent yet");
+        assert_eq!(job.kept_on_failure(77), None, "nothing sent yet");
         assert!(matches!(job.on_answer(Answer::transport_failure("reset")), Next::Failed(_)));
-        assert_eq!(job.unanswered_create(77), Some(UnansweredCreate { sent_at: 77 }));
+        assert_eq!(job.kept_on_failure(77), Some(in_doubt_write));
     }
 
     #[test]
-    fn a_lookup_that_fails_keeps_the_earlier_create_in_doubt() {
+    fn a_lookup_that_fails_leaves_the_link_in_doubt() {
         for answer in [
             Answer::transport_failure("no answer within 1000 ms"),
             Answer::RateLimited { retry_after_secs: None },
             Answer::Success(json!({"message": "no list"})),
         ] {
-            let (mut job, _) = send(plan(&note_created("hello"), &after_unanswered_create()));
-            assert_eq!(job.unanswered_create(77), Some(EARLIER), "before anything is sent");
+            let (mut job, _) = send(plan(&note_created("hello"), &with_link(in_doubt(note_sent("hello")))));
             assert!(matches!(
                 job.on_answer(answer),
                 Next::Failed(Failure::Retryable { .. } | Failure::RateLimited { .. })
             ));
-            assert_eq!(job.unanswered_create(77), Some(EARLIER));
+            assert_eq!(job.kept_on_failure(77), None, "KV already says in doubt");
         }
     }
 
     #[test]
+    fn an_update_meeting_a_link_in_doubt_updates_what_the_create_made() {
+        let updated =
+            event("note.updated", json!({"id": "n1", "contact_id": "c", "body": "bye", "updated_at": T11}));
+        let (mut job, next) = after_lookup(&updated, in_doubt(note_sent("hello")), notes("hello"));
+        let Next::Send(put_request) = next else { panic!("{next:?}") };
+        assert_eq!((put_request.method, put_request.path.as_str()), (Method::Put, "/contacts/c9/notes/N1"));
+        assert_eq!(put_request.body, Some(json!({"body": "bye"})));
+        let adopted = put(note_key(LOC, "c", "n1"), &live("N1", MS10));
+        assert_eq!(job.kept_on_failure(77), Some(adopted), "a failed update keeps the adopted link");
+        let done = applied(job.on_answer(Answer::Success(json!({"note": {}}))));
+        assert_eq!(
+            done.outcome,
+            Outcome::Applied { action: Action::Updated, contact_id: id("c9"), record_id: Some(id("N1")) }
+        );
+        assert_eq!(done.writes, vec![put(note_key(LOC, "c", "n1"), &live("N1", MS10 + 3_600_000))]);
+
+        let (_, next) = after_lookup(&updated, in_doubt(note_sent("hello")), notes("other"));
+        let Next::Send(create) = next else { panic!("{next:?}") };
+        assert_eq!((create.method, create.path.as_str()), (Method::Post, "/contacts/c9/notes"));
+        assert_eq!(create.body, Some(json!({"body": "bye"})));
+    }
+
+    #[test]
+    fn a_deletion_meeting_a_link_in_doubt_deletes_what_the_create_made() {
+        let deleted = event("note.deleted", json!({"id": "n1", "contact_id": "c", "updated_at": T11}));
+        let (mut job, next) = after_lookup(&deleted, in_doubt(note_sent("hello")), notes("hello"));
+        let Next::Send(delete) = next else { panic!("{next:?}") };
+        assert_eq!((delete.method, delete.path.as_str()), (Method::Delete, "/contacts/c9/notes/N1"));
+        let done = applied(job.on_answer(Answer::Success(json!({"succeded": true}))));
+        assert_eq!(done.writes, vec![tombstone(note_key(LOC, "c", "n1"), MS10 + 3_600_000)]);
+
+        let (_, next) = after_lookup(&deleted, in_doubt(note_sent("hello")), notes("other"));
+        let done = applied(next);
+        assert!(matches!(done.outcome, Outcome::Skipped { .. }), "nothing was made: only the tombstone");
+        assert_eq!(done.writes, vec![tombstone(note_key(LOC, "c", "n1"), MS10 + 3_600_000)]);
+    }
+
+    #[test]
+    fn a_completion_meeting_a_link_in_doubt_completes_what_the_create_made_or_waits() {
+        let completed = event("task.completed", json!({"id": "k1", "contact_id": "c", "updated_at": T11}));
+        let found = json!({"tasks": [{"id": "K1", "title": "Call", "body": "About it", "dueDate": T11}]});
+        let (mut job, next) = after_lookup(&completed, in_doubt(task_sent()), found);
+        let Next::Send(complete) = next else { panic!("{next:?}") };
+        assert_eq!(complete.path, "/contacts/c9/tasks/K1/completed");
+        let done = applied(job.on_answer(Answer::Success(json!({"task": {}}))));
+        let link = Link::Live {
+            id: id("K1"),
+            updated_at: MS10,
+            status_tag: None,
+            completed_at: Some(MS10 + 3_600_000),
+        };
+        assert_eq!(done.writes, vec![put(task_key(LOC, "c", "k1"), &link)]);
+
+        let (_, next) = after_lookup(&completed, in_doubt(task_sent()), json!({"tasks": []}));
+        assert!(matches!(next, Next::Wait(_)), "{next:?}");
+    }
+
+    #[test]
+    fn an_event_older_than_the_create_in_doubt_is_stale_without_a_lookup() {
+        let older = |kind: &str| {
+            event(
+                kind,
+                json!({"id": "n1", "contact_id": "c", "body": "b", "updated_at": "2026-11-27T09:00:00Z"}),
+            )
+        };
+        for kind in ["note.updated", "note.deleted"] {
+            let start = plan(&older(kind), &with_link(in_doubt(note_sent("hello"))));
+            assert!(matches!(start, Start::Finish(Applied { outcome: Outcome::Stale, .. })), "{kind}");
+        }
+    }
+
+    #[test]
+    fn an_update_of_a_record_gone_from_the_api_is_skipped() {
+        let updated =
+            event("note.updated", json!({"id": "n1", "contact_id": "c", "body": "bye", "updated_at": T11}));
+        let (mut job, _) = send(plan(&updated, &with_link(live("N1", MS10))));
+        let done = applied(job.on_answer(Answer::Rejected { status: 400, message: "Note not found".into() }));
+        assert!(matches!(done.outcome, Outcome::Skipped { .. }), "{:?}", done.outcome);
+        assert_eq!(done.writes, vec![], "the pending deletion leaves the tombstone");
+        let (mut job, _) = send(plan(&updated, &with_link(live("N1", MS10))));
+        let refused = Answer::Rejected { status: 422, message: "body must be a string".into() };
+        assert!(matches!(job.on_answer(refused), Next::Failed(Failure::Rejected { .. })));
+    }
+
+    #[test]
     fn an_update_of_a_linked_record_needs_no_lookup() {
-        let mut known = after_unanswered_create();
-        known.link = Some(live("N1", 0));
-        let (job, request) = send(plan(&note_created("hello"), &known));
+        let (job, request) = send(plan(&note_created("hello"), &with_link(live("N1", 0))));
         assert_eq!((request.method, request.path.as_str()), (Method::Put, "/contacts/c9/notes/N1"));
-        assert_eq!(job.unanswered_create(77), None);
+        assert_eq!(job.kept_on_failure(77), None);
     }
 
     #[test]
@@ -1099,8 +1305,7 @@ mod tests {
     fn completing_a_task_waits_for_the_task() {
         let completed = event("task.completed", json!({"id": "k", "contact_id": "c", "updated_at": T10}));
         assert!(matches!(plan(&completed, &known_contact(live("c9", 0))), Start::Wait(_)));
-        let known =
-            Known { contact: Some(live("c9", 0)), link: Some(live("K1", 0)), tag: None, ..Known::default() };
+        let known = Known { contact: Some(live("c9", 0)), link: Some(live("K1", 0)), tag: None };
         let (mut job, request) = send(plan(&completed, &known));
         assert_eq!(request.path, "/contacts/c9/tasks/K1/completed");
         assert_eq!(request.body, Some(json!({"completed": true})));
@@ -1117,8 +1322,7 @@ mod tests {
         const MS11: UnixMillis = MS10 + 3_600_000;
         let contact = Some(live("c9", 0));
         let completed = event("task.completed", json!({"id": "k", "contact_id": "c", "updated_at": T11}));
-        let known =
-            Known { contact: contact.clone(), link: Some(live("K1", MS10)), tag: None, ..Known::default() };
+        let known = Known { contact: contact.clone(), link: Some(live("K1", MS10)), tag: None };
         let (mut job, _) = send(plan(&completed, &known));
         let done = applied(job.on_answer(Answer::Success(json!({"task": {}}))));
         let after_completion =
@@ -1129,12 +1333,7 @@ mod tests {
             "task.updated",
             json!({"id": "k", "contact_id": "c", "title": "Call", "due_date": T11, "completed": false, "updated_at": T1030}),
         );
-        let known = Known {
-            contact: contact.clone(),
-            link: Some(after_completion.clone()),
-            tag: None,
-            ..Known::default()
-        };
+        let known = Known { contact: contact.clone(), link: Some(after_completion.clone()), tag: None };
         let (mut job, request) = send(plan(&renamed, &known));
         assert_eq!((request.method, request.path.as_str()), (Method::Put, "/contacts/c9/tasks/K1"));
         assert_eq!(request.body, Some(json!({"title": "Call", "dueDate": T11, "completed": true})));
@@ -1143,12 +1342,11 @@ mod tests {
             Link::Live { id: id("K1"), updated_at: MS1030, status_tag: None, completed_at: Some(MS11) };
         assert_eq!(done.writes, vec![put(task_key(LOC, "c", "k"), &after_rename)]);
 
-        let known =
-            Known { contact: contact.clone(), link: Some(after_rename), tag: None, ..Known::default() };
+        let known = Known { contact: contact.clone(), link: Some(after_rename), tag: None };
         assert!(matches!(plan(&completed, &known), Start::Finish(Applied { outcome: Outcome::Stale, .. })));
         let deleted_before =
             event("task.deleted", json!({"id": "k", "contact_id": "c", "updated_at": T1030}));
-        let known = Known { contact, link: Some(after_completion), tag: None, ..Known::default() };
+        let known = Known { contact, link: Some(after_completion), tag: None };
         assert!(
             matches!(plan(&deleted_before, &known), Start::Finish(Applied { outcome: Outcome::Stale, .. })),
             "a deletion older than the completion is stale"

@@ -187,7 +187,7 @@ impl ReadRoute {
             ReadRoute::Api(route) => Ok(route),
             ReadRoute::SightMill { sightmill_id, item } => match link {
                 Some(Link::Live { id, .. }) => Ok(ApiRoute::Contact { contact_id: id, item }),
-                Some(Link::Deleted { .. }) | None => Err(not_mapped(&sightmill_id)),
+                Some(Link::InDoubt(_) | Link::Deleted { .. }) | None => Err(not_mapped(&sightmill_id)),
             },
         }
     }

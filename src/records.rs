@@ -133,15 +133,42 @@ pub enum Link {
         /// older snapshot that arrives after it still brings newer titles and dates.
         completed_at: Option<UnixMillis>,
     },
+    /// Notes and tasks only: a create was sent for this version and got no definite answer (a
+    /// timeout, a network error or a 5xx), so the API may have made the record. Every later event
+    /// about it looks the contact's notes or tasks up first (see [`crate::plan`]).
+    InDoubt(CreateInDoubt),
     Deleted {
         updated_at: UnixMillis,
     },
+}
+
+/// A note or task create in doubt: the version it was for, when it was sent, and what it sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateInDoubt {
+    /// The `updated_at` of the event whose create it was.
+    pub updated_at: UnixMillis,
+    /// No later than when the create was sent (its attempt's start).
+    pub sent_at: UnixMillis,
+    pub sent: Sent,
+}
+
+/// What a note or task create sent that recognises the record it made: a note's body; a task's
+/// title, body and due date. Fields the create did not send are absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sent {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    #[serde(default, rename = "dueDate", skip_serializing_if = "Option::is_none")]
+    pub due_date: Option<String>,
 }
 
 impl Link {
     pub fn updated_at(&self) -> UnixMillis {
         match self {
             Link::Live { updated_at, .. } | Link::Deleted { updated_at } => *updated_at,
+            Link::InDoubt(doubt) => doubt.updated_at,
         }
     }
 
@@ -152,6 +179,7 @@ impl Link {
                 completed_at.map_or(*updated_at, |at| at.max(*updated_at))
             }
             Link::Deleted { updated_at } => *updated_at,
+            Link::InDoubt(doubt) => doubt.updated_at,
         }
     }
 
@@ -159,14 +187,14 @@ impl Link {
     pub fn completed_at(&self) -> Option<UnixMillis> {
         match self {
             Link::Live { completed_at, .. } => *completed_at,
-            Link::Deleted { .. } => None,
+            Link::InDoubt(_) | Link::Deleted { .. } => None,
         }
     }
 
     pub fn live_id(&self) -> Option<&ApiId> {
         match self {
             Link::Live { id, .. } => Some(id),
-            Link::Deleted { .. } => None,
+            Link::InDoubt(_) | Link::Deleted { .. } => None,
         }
     }
 }
@@ -209,22 +237,11 @@ pub enum WebhookState {
         last_error: Option<String>,
         /// Since when it has been waiting for its contact (or task) to exist.
         waiting_since: Option<UnixMillis>,
-        /// A note or task create that an earlier attempt sent without a definite answer.
-        unanswered_create: Option<UnansweredCreate>,
     },
     /// A dead letter: not retried until an operator replays it.
     Parked { body: String, parked_at: UnixMillis, reason: String },
     /// Done for good: a redelivery answers with the same outcome and sends nothing.
     Finished { finished_at: UnixMillis, outcome: Outcome },
-}
-
-/// A note or task create that an attempt sent and got no definite answer to (a timeout, a network
-/// error or a 5xx): the API may have applied it, and it takes no idempotency key, so the next
-/// attempt looks the contact's notes or tasks up before creating again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UnansweredCreate {
-    /// No later than when the create was sent (the attempt's start).
-    pub sent_at: UnixMillis,
 }
 
 /// How an event changed the Contacts API.
@@ -289,29 +306,7 @@ impl WebhookRecord {
             sightmill_id: sightmill_id.to_owned(),
             accepted_at: now,
             attempts: 0,
-            state: WebhookState::Pending {
-                body,
-                due_at,
-                failures: 0,
-                last_error: None,
-                waiting_since: None,
-                unanswered_create: None,
-            },
-        }
-    }
-
-    /// Remembers (or forgets) on a pending record that a note or task create went unanswered.
-    pub fn set_unanswered_create(&mut self, create: Option<UnansweredCreate>) {
-        if let WebhookState::Pending { unanswered_create, .. } = &mut self.state {
-            *unanswered_create = create;
-        }
-    }
-
-    /// The unanswered create a pending record remembers, if any.
-    pub fn unanswered_create(&self) -> Option<UnansweredCreate> {
-        match &self.state {
-            WebhookState::Pending { unanswered_create, .. } => *unanswered_create,
-            _ => None,
+            state: WebhookState::Pending { body, due_at, failures: 0, last_error: None, waiting_since: None },
         }
     }
 
@@ -392,7 +387,6 @@ mod tests {
             failures: 0,
             last_error: None,
             waiting_since: None,
-            unanswered_create: None,
         });
         let stored = serde_json::to_value(&pending).unwrap();
         assert_eq!(stored["state"], "pending");
@@ -407,9 +401,6 @@ mod tests {
                    "last_error": "HTTP 503", "waiting_since": 4}),
             json!({"body_sha256": "h", "event_type": "note.created", "sightmill_id": "sm_1", "accepted_at": 1,
                    "attempts": 0, "state": "pending", "body": "{}", "due_at": 9, "failures": 0}),
-            json!({"body_sha256": "h", "event_type": "note.created", "sightmill_id": "sm_1", "accepted_at": 1,
-                   "attempts": 1, "state": "pending", "body": "{}", "due_at": 9, "failures": 1,
-                   "last_error": "no answer within 1000 ms", "unanswered_create_at": 8}),
             json!({"body_sha256": "h", "event_type": "note.created", "sightmill_id": "sm_1", "accepted_at": 1,
                    "attempts": 3, "state": "parked", "body": "{}", "parked_at": 7, "reason": "HTTP 400: no"}),
             json!({"body_sha256": "h", "event_type": "task.deleted", "sightmill_id": "sm_1", "accepted_at": 1,
@@ -429,7 +420,13 @@ mod tests {
         let without_failures = json!({"body_sha256": "h", "event_type": "x", "sightmill_id": "s", "accepted_at": 1,
                                       "attempts": 0, "state": "pending", "body": "{}", "due_at": 9});
         let record: WebhookRecord = serde_json::from_value(without_failures).unwrap();
-        assert!(matches!(record.state, WebhookState::Pending { failures: 0, unanswered_create: None, .. }));
+        assert!(matches!(record.state, WebhookState::Pending { failures: 0, .. }));
+        // Written before a create in doubt was kept on the note's or task's link.
+        let with_unanswered_create = json!({"body_sha256": "h", "event_type": "note.created", "sightmill_id": "sm_1",
+            "accepted_at": 1, "attempts": 1, "state": "pending", "body": "{}", "due_at": 9, "failures": 1,
+            "unanswered_create_at": 8});
+        let record: WebhookRecord = serde_json::from_value(with_unanswered_create).unwrap();
+        assert!(matches!(record.state, WebhookState::Pending { failures: 1, .. }));
         for broken in [
             json!({"body_sha256": "h", "event_type": "x", "sightmill_id": "s", "accepted_at": 1, "attempts": 0,
                    "state": "pending", "due_at": 9}),
@@ -444,6 +441,18 @@ mod tests {
         let link: Link = serde_json::from_value(live.clone()).unwrap();
         assert_eq!(serde_json::to_value(&link).unwrap(), live);
         assert!(serde_json::from_value::<Link>(json!({"state": "live", "updated_at": 5})).is_err());
+        let in_doubt = json!({"state": "in_doubt", "updated_at": 5, "sent_at": 4,
+                              "sent": {"title": "Call", "body": "About it", "dueDate": "2026-11-27T11:00:00Z"}});
+        let link: Link = serde_json::from_value(in_doubt.clone()).unwrap();
+        assert_eq!((link.updated_at(), link.live_id()), (5, None));
+        assert_eq!(serde_json::to_value(&link).unwrap(), in_doubt);
+        let note = json!({"state": "in_doubt", "updated_at": 5, "sent_at": 4, "sent": {"body": "hello"}});
+        assert_eq!(
+            serde_json::to_value(serde_json::from_value::<Link>(note.clone()).unwrap()).unwrap(),
+            note
+        );
+        assert!(serde_json::from_value::<Link>(json!({"state": "in_doubt", "updated_at": 5, "sent_at": 4}))
+            .is_err());
     }
 
     #[test]
@@ -456,7 +465,6 @@ mod tests {
             failures: 2,
             last_error: None,
             waiting_since: None,
-            unanswered_create: None,
         });
         let parked = record(WebhookState::Parked { body: "{}".into(), parked_at: 1, reason: "r".into() });
         assert_eq!(finished.redelivery("h"), Redelivery::Replay(&outcome));

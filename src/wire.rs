@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::contacts_api::ApiId;
-use crate::records::{Action, Link, Outcome, UnansweredCreate, WebhookRecord, WebhookState};
+use crate::records::{Action, CreateInDoubt, Link, Outcome, Sent, WebhookRecord, WebhookState};
 use crate::timestamp::UnixMillis;
 
 /// A webhook record as stored: the common fields, the state's name and the state's fields.
@@ -29,8 +29,6 @@ pub struct WireRecord {
     last_error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     waiting_since: Option<UnixMillis>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    unanswered_create_at: Option<UnixMillis>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     parked_at: Option<UnixMillis>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -68,24 +66,15 @@ impl From<WebhookRecord> for WireRecord {
             failures: None,
             last_error: None,
             waiting_since: None,
-            unanswered_create_at: None,
             parked_at: None,
             reason: None,
             finished_at: None,
             outcome: None,
         };
         match record.state {
-            WebhookState::Pending {
-                body,
-                due_at,
-                failures,
-                last_error,
-                waiting_since,
-                unanswered_create,
-            } => {
+            WebhookState::Pending { body, due_at, failures, last_error, waiting_since } => {
                 (wire.body, wire.due_at, wire.failures) = (Some(body), Some(due_at), Some(failures));
                 (wire.last_error, wire.waiting_since) = (last_error, waiting_since);
-                wire.unanswered_create_at = unanswered_create.map(|create| create.sent_at);
             }
             WebhookState::Parked { body, parked_at, reason } => {
                 wire.state = StateName::Parked;
@@ -111,7 +100,6 @@ impl TryFrom<WireRecord> for WebhookRecord {
                 failures: wire.failures.unwrap_or(0),
                 last_error: wire.last_error,
                 waiting_since: wire.waiting_since,
-                unanswered_create: wire.unanswered_create_at.map(|sent_at| UnansweredCreate { sent_at }),
             },
             StateName::Parked => WebhookState::Parked {
                 body: required(wire.body, "body", "parked record")?,
@@ -194,7 +182,7 @@ impl TryFrom<WireOutcome> for Outcome {
     }
 }
 
-/// A link as stored: `state` (`live` or `deleted`) and its fields.
+/// A link as stored: `state` (`live`, `in_doubt` or `deleted`) and its fields.
 #[derive(Serialize, Deserialize)]
 pub struct WireLink {
     state: LinkName,
@@ -205,28 +193,39 @@ pub struct WireLink {
     status_tag: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     completed_at: Option<UnixMillis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sent_at: Option<UnixMillis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sent: Option<Sent>,
 }
 
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum LinkName {
     Live,
+    InDoubt,
     Deleted,
 }
 
 impl From<Link> for WireLink {
     fn from(link: Link) -> WireLink {
+        let bare = |state, updated_at| WireLink {
+            state,
+            id: None,
+            updated_at,
+            status_tag: None,
+            completed_at: None,
+            sent_at: None,
+            sent: None,
+        };
         match link {
             Link::Live { id, updated_at, status_tag, completed_at } => {
-                WireLink { state: LinkName::Live, id: Some(id), updated_at, status_tag, completed_at }
+                WireLink { id: Some(id), status_tag, completed_at, ..bare(LinkName::Live, updated_at) }
             }
-            Link::Deleted { updated_at } => WireLink {
-                state: LinkName::Deleted,
-                id: None,
-                updated_at,
-                status_tag: None,
-                completed_at: None,
-            },
+            Link::InDoubt(CreateInDoubt { updated_at, sent_at, sent }) => {
+                WireLink { sent_at: Some(sent_at), sent: Some(sent), ..bare(LinkName::InDoubt, updated_at) }
+            }
+            Link::Deleted { updated_at } => bare(LinkName::Deleted, updated_at),
         }
     }
 }
@@ -242,6 +241,11 @@ impl TryFrom<WireLink> for Link {
                 status_tag: wire.status_tag,
                 completed_at: wire.completed_at,
             },
+            LinkName::InDoubt => Link::InDoubt(CreateInDoubt {
+                updated_at: wire.updated_at,
+                sent_at: required(wire.sent_at, "sent_at", "link in doubt")?,
+                sent: required(wire.sent, "sent", "link in doubt")?,
+            }),
             LinkName::Deleted => Link::Deleted { updated_at: wire.updated_at },
         })
     }

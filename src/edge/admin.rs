@@ -167,14 +167,8 @@ async fn requeue(
         return Ok(false);
     };
     let now = now_ms();
-    record.state = WebhookState::Pending {
-        body,
-        due_at: now,
-        failures: 0,
-        last_error: None,
-        waiting_since: None,
-        unanswered_create: None,
-    };
+    record.state =
+        WebhookState::Pending { body, due_at: now, failures: 0, last_error: None, waiting_since: None };
     store.put(&webhook_key(id), &record, None).await?;
     store.put_index(&due_key(now, id), Some(json!(DueMeta { accepted_at: record.accepted_at }))).await?;
     store.delete(&parked_key(parked_at, id)).await?;

@@ -22,8 +22,8 @@ use crate::contacts_api::{Answer, ApiRequest};
 use crate::event::{parse_event, Event};
 use crate::plan::{self, Applied, Failure, Job, Known, Next, RecordKey, Start, Write, MAX_CALLS};
 use crate::records::{
-    contact_lock_key, due_key, parked_key, parse_index_key, webhook_key, DueMeta, Outcome, UnansweredCreate,
-    WebhookRecord, WebhookState, DUE_PREFIX, FINISHED_TTL_SECS, STALE_COUNT_KEY,
+    contact_lock_key, due_key, parked_key, parse_index_key, webhook_key, DueMeta, Outcome, WebhookRecord,
+    WebhookState, DUE_PREFIX, FINISHED_TTL_SECS, STALE_COUNT_KEY,
 };
 use crate::report::{log_line, Decision as LogDecision, LogEntry, Subject};
 use crate::retry::{blocked_until, decide, decide_wait, Decision, Pacer};
@@ -73,10 +73,12 @@ pub struct Runner {
     deadline: UnixMillis,
 }
 
-/// How driving a job ended; a failure keeps the note or task create it left in doubt.
+/// How driving a job ended; a failure keeps what KV must still learn (a note's or task's link in
+/// doubt or adopted).
 enum Driven {
     Applied(Applied),
-    Failed(Failure, Option<UnansweredCreate>),
+    Wait(String),
+    Failed(Failure, Option<Write>),
 }
 
 /// What to write for a webhook that is not done yet.
@@ -207,12 +209,11 @@ impl Runner {
         started: UnixMillis,
     ) -> Result<Ran, StoreError> {
         let location = self.config.location_id.clone();
-        let mut known = read_known(&self.store, &plan::reads(event, &location)).await?;
-        known.unanswered_create = record.unanswered_create();
+        let known = read_known(&self.store, &plan::reads(event, &location)).await?;
         match plan::start(event, &known, &location, &self.config.mapping) {
             Start::Finish(applied) => self.finish(webhook_id, record, old_due, applied, 0, started).await,
             Start::Park(reason) => self.park(webhook_id, record, old_due, reason, 0, started).await,
-            Start::Wait(reason) => self.wait(webhook_id, record, old_due, reason, started).await,
+            Start::Wait(reason) => self.wait(webhook_id, record, old_due, reason, 0, started).await,
             Start::Send(job, request) => {
                 let calls_before = self.calls;
                 let driven = self.drive(job, request, started).await?;
@@ -221,9 +222,13 @@ impl Runner {
                     Driven::Applied(applied) => {
                         self.finish(webhook_id, record, old_due, applied, calls, started).await
                     }
-                    Driven::Failed(failure, unanswered) => {
-                        let mut record = record;
-                        record.set_unanswered_create(unanswered);
+                    Driven::Wait(reason) => {
+                        self.wait(webhook_id, record, old_due, reason, calls, started).await
+                    }
+                    Driven::Failed(failure, kept) => {
+                        if let Some(Write::Put { key, value }) = &kept {
+                            self.store.put(key, value, None).await?;
+                        }
                         self.failed(webhook_id, record, old_due, failure, calls, started).await
                     }
                 }
@@ -239,6 +244,7 @@ impl Runner {
         record: WebhookRecord,
         old_due: &str,
         reason: String,
+        calls: u32,
         started: UnixMillis,
     ) -> Result<Ran, StoreError> {
         let WebhookState::Pending { waiting_since, .. } = &record.state else {
@@ -256,9 +262,9 @@ impl Runner {
                     decision: LogDecision::Wait,
                     ran: Ran::Waiting,
                 };
-                self.reschedule(webhook_id, record, old_due, later, 0, started).await
+                self.reschedule(webhook_id, record, old_due, later, calls, started).await
             }
-            Decision::Park { reason } => self.park(webhook_id, record, old_due, reason, 0, started).await,
+            Decision::Park { reason } => self.park(webhook_id, record, old_due, reason, calls, started).await,
         }
     }
 
@@ -271,7 +277,7 @@ impl Runner {
     ) -> Result<Driven, StoreError> {
         let mut calls = 0;
         let (mut refreshed, mut renew) = (false, false);
-        let failed = |failure, job: &Job| Ok(Driven::Failed(failure, job.unanswered_create(started)));
+        let failed = |failure, job: &Job| Ok(Driven::Failed(failure, job.kept_on_failure(started)));
         loop {
             let token = match self.token(std::mem::take(&mut renew)).await {
                 Ok(token) => token,
@@ -300,6 +306,7 @@ impl Runner {
                     return failed(Failure::Retryable { detail }, &job);
                 }
                 Next::Applied(applied) => return Ok(Driven::Applied(applied)),
+                Next::Wait(reason) => return Ok(Driven::Wait(reason)),
                 Next::Failed(failure) => return failed(failure, &job),
             }
         }
@@ -384,7 +391,7 @@ impl Runner {
         calls: u32,
         started: UnixMillis,
     ) -> Result<Ran, StoreError> {
-        let WebhookState::Pending { body, failures, unanswered_create, .. } = record.state else {
+        let WebhookState::Pending { body, failures, .. } = record.state else {
             return Ok(Ran::Skipped);
         };
         record.attempts += u32::from(calls > 0);
@@ -394,7 +401,6 @@ impl Runner {
             failures: failures + u32::from(later.counts),
             last_error: Some(later.error.clone()),
             waiting_since: later.waiting_since,
-            unanswered_create,
         };
         let new_due = due_key(later.due_at, id);
         self.store.put(&webhook_key(id), &record, None).await?;

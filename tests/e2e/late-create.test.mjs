@@ -1,7 +1,8 @@
 // A note or task create that the Contacts API applied but whose answer the worker never got (it
-// came after API_TIMEOUT_MS, was dropped, or was a 5xx) must not be created again by the retry:
-// the retry looks the contact's notes or tasks up and adopts the one the create made. A create
-// that really failed is made once by the retry.
+// came after API_TIMEOUT_MS, was dropped, or was a 5xx) must not be created again: its link is left
+// in doubt, and the next event about the record (the create's retry, an update, a completion or a
+// deletion) looks the contact's notes or tasks up and adopts the one the create made. A create
+// that really failed is made once.
 
 import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, test } from "node:test";
@@ -52,8 +53,10 @@ describe("a note or task create whose answer was lost", () => {
   ]) {
     test(`note.created ${name}: the retry adopts the note, and a later update applies to it`, async () => {
       const route = "POST /contacts/:contactId/notes";
-      const { id, record } = await deliverWithFault(route, fault, note("note.created", "First call", 1));
-      assert.equal(typeof record.unanswered_create_at, "number", "the record remembers the unanswered create");
+      const { id } = await deliverWithFault(route, fault, note("note.created", "First call", 1));
+      const doubt = await link("note", "sm_n1");
+      assert.equal(doubt.state, "in_doubt", "the link remembers the unanswered create");
+      assert.deepEqual(doubt.sent, { body: "First call" });
       assert.equal(world.sim.state().notes.length, 1, "the simulator applied it");
 
       await retry();
@@ -109,8 +112,8 @@ describe("a note or task create whose answer was lost", () => {
   ]) {
     test(`a ${kind.slice(0, -1)} create that really failed (nothing applied) is made once by the retry`, async () => {
       const route = `POST /contacts/:contactId/${kind}`;
-      const { id, record } = await deliverWithFault(route, { hang: true }, event);
-      assert.equal(typeof record.unanswered_create_at, "number");
+      const { id } = await deliverWithFault(route, { hang: true }, event);
+      assert.equal((await link(kind.slice(0, -1), kind === "notes" ? "sm_n1" : "sm_t1")).state, "in_doubt");
       assert.equal(world.sim.state()[kind].length, 0);
 
       await retry();
@@ -125,11 +128,72 @@ describe("a note or task create whose answer was lost", () => {
 
   test("a create refused with 429 is a definite answer: the retry creates without a lookup", async () => {
     const route = "POST /contacts/:contactId/notes";
-    const { id, record } = await deliverWithFault(route, { status: 429, headers: { "Retry-After": "1" } }, note("note.created", "First call", 1));
-    assert.equal(record.unanswered_create_at, undefined);
+    const { id } = await deliverWithFault(route, { status: 429, headers: { "Retry-After": "1" } }, note("note.created", "First call", 1));
+    assert.equal(await link("note", "sm_n1"), null);
     await retry();
     assert.equal((await world.record(id)).outcome?.action, "created");
     assert.equal(world.sim.state().notes.length, 1);
     assert.equal(world.sim.counts()["GET /contacts/:contactId/notes"], undefined);
+  });
+  // A later event about the record is applied before the create's retry: it does the lookup.
+  const completedTask = (minute) => sightmillEvent("task.completed", { id: "sm_t1", contact_id: "sm_c1", updated_at: at(minute) });
+  const deletedTask = (minute) => sightmillEvent("task.deleted", { id: "sm_t1", contact_id: "sm_c1", updated_at: at(minute) });
+
+  /** Delivers `later` after the create answered late; then the create's retry runs. */
+  async function laterEventFirst(kind, created, later) {
+    const { id } = await deliverWithFault(`POST /contacts/:contactId/${kind}`, LATE, created);
+    await sleep(1100); // the late answer arrives and is ignored
+    const applied = await world.deliverAndSettle(later);
+    assert.equal(applied.record.state, "finished", JSON.stringify(applied.record));
+    await retry();
+    const create = await world.record(id);
+    assert.equal(create.state, "finished", JSON.stringify(create));
+    assert.equal(world.sim.counts()[`POST /contacts/:contactId/${kind}`], 1, "never created again");
+    return { applied: applied.record, create };
+  }
+
+  test("note.created answered late, then note.updated first: one note, with the new body", async () => {
+    const { applied, create } = await laterEventFirst("notes", note("note.created", "First call", 1), note("note.updated", "Second call", 2));
+    assert.equal(applied.outcome.action, "updated");
+    assert.equal(create.outcome.status, "stale");
+    const notes = world.sim.state().notes;
+    assert.deepEqual(notes.map((n) => n.body), ["Second call"]);
+    assert.equal((await link("note", "sm_n1")).id, notes[0].id);
+  });
+
+  test("note.created answered late, then note.deleted first: no note remains", async () => {
+    const deleted = sightmillEvent("note.deleted", { id: "sm_n1", contact_id: "sm_c1", updated_at: at(2) });
+    const { applied, create } = await laterEventFirst("notes", note("note.created", "First call", 1), deleted);
+    assert.equal(applied.outcome.action, "deleted");
+    assert.equal(create.outcome.status, "stale");
+    assert.deepEqual(world.sim.state().notes, []);
+    assert.equal((await link("note", "sm_n1")).state, "deleted");
+  });
+
+  test("task.created answered late, then task.completed first: one task, completed", async () => {
+    const { applied, create } = await laterEventFirst("tasks", task("task.created", "Call back", 1), completedTask(2));
+    assert.equal(applied.outcome.action, "completed");
+    assert.equal(create.outcome.action, "updated", "the same version again, on the adopted task");
+    const tasks = world.sim.state().tasks;
+    assert.deepEqual(tasks.map((t) => [t.title, t.completed]), [["Call back", true]]);
+  });
+
+  test("task.created answered late, then task.deleted first: no task remains", async () => {
+    const { applied, create } = await laterEventFirst("tasks", task("task.created", "Call back", 1), deletedTask(2));
+    assert.equal(applied.outcome.action, "deleted");
+    assert.equal(create.outcome.status, "stale");
+    assert.deepEqual(world.sim.state().tasks, []);
+  });
+
+  test("a task.completed whose task's create made nothing waits, and the create's retry makes it", async () => {
+    const { id } = await deliverWithFault("POST /contacts/:contactId/tasks", { hang: true }, task("task.created", "Call back", 1));
+    const completed = await world.deliverAndSettle(completedTask(2));
+    assert.equal(completed.record.state, "pending", "it waits for its task");
+    await retry();
+    assert.equal((await world.record(id)).outcome?.action, "created");
+    await sleep(1300);
+    await world.cron();
+    assert.equal((await world.record(completed.answer.id)).outcome?.action, "completed");
+    assert.deepEqual(world.sim.state().tasks.map((t) => [t.title, t.completed]), [["Call back", true]]);
   });
 });
