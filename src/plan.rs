@@ -424,17 +424,11 @@ pub enum RecordKind {
 }
 
 impl RecordKind {
-    fn create(self, contact_id: &ApiId, body: Value) -> ApiRequest {
+    /// The create (no `id`) or the update of `id`.
+    fn upsert(self, contact_id: &ApiId, id: Option<&ApiId>, body: Value) -> ApiRequest {
         match self {
-            RecordKind::Note => ApiRequest::upsert_note(contact_id, None, body),
-            RecordKind::Task => ApiRequest::upsert_task(contact_id, None, body),
-        }
-    }
-
-    fn update(self, contact_id: &ApiId, id: &ApiId, body: Value) -> ApiRequest {
-        match self {
-            RecordKind::Note => ApiRequest::upsert_note(contact_id, Some(id), body),
-            RecordKind::Task => ApiRequest::upsert_task(contact_id, Some(id), body),
+            RecordKind::Note => ApiRequest::upsert_note(contact_id, id, body),
+            RecordKind::Task => ApiRequest::upsert_task(contact_id, id, body),
         }
     }
 
@@ -599,7 +593,7 @@ impl RecordJob {
                     id: id.clone(),
                     completed_at: self.record.completed_at,
                 };
-                (kind.update(contact_id, &id, body.clone()), Action::Updated, remember)
+                (kind.upsert(contact_id, Some(&id), body.clone()), Action::Updated, remember)
             }
             Then::Delete => {
                 let remember = Remember::Tombstone {
@@ -637,7 +631,7 @@ impl RecordJob {
         match &self.then {
             Then::Upsert { body, .. } => {
                 self.stage = RecordStage::Creating;
-                Next::Send(self.record.kind.create(&self.contact_id, body.clone()))
+                Next::Send(self.record.kind.upsert(&self.contact_id, None, body.clone()))
             }
             Then::Delete => Next::Applied(Applied {
                 outcome: Outcome::Skipped { reason: "it was never synced".into() },
