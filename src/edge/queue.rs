@@ -226,8 +226,8 @@ impl Runner {
                         self.wait(webhook_id, record, old_due, reason, calls, started).await
                     }
                     Driven::Failed(failure, kept) => {
-                        if let Some(Write::Put { key, value }) = &kept {
-                            self.store.put(key, value, None).await?;
+                        if let Some(write) = &kept {
+                            self.write(write).await?;
                         }
                         self.failed(webhook_id, record, old_due, failure, calls, started).await
                     }
@@ -423,10 +423,7 @@ impl Runner {
         started: UnixMillis,
     ) -> Result<Ran, StoreError> {
         for write in &applied.writes {
-            match write {
-                Write::Put { key, value } => self.store.put(key, value, None).await?,
-                Write::ClearPrefix(prefix) => self.store.clear_prefix(prefix).await?,
-            }
+            self.write(write).await?;
         }
         record.attempts += u32::from(calls > 0);
         record.state = WebhookState::Finished { finished_at: now_ms(), outcome: applied.outcome.clone() };
@@ -441,6 +438,14 @@ impl Runner {
         }
         log(id, &record, LogDecision::Finished, Some(&applied.outcome), None, calls, started, None);
         Ok(Ran::Finished)
+    }
+
+    /// Carries out one KV write the plan asked for.
+    async fn write(&self, write: &Write) -> Result<(), StoreError> {
+        match write {
+            Write::Put { key, value } => self.store.put(key, value, None).await,
+            Write::ClearPrefix(prefix) => self.store.clear_prefix(prefix).await,
+        }
     }
 
     /// Counts a dropped stale event; a lost increment is only a statistic, so errors are ignored.
