@@ -92,6 +92,22 @@ impl Denied {
     }
 }
 
+/// The operator API's keys from the `ADMIN_API_KEYS` setting: unset or blank turns the API off
+/// (404), a list that does not parse is a misconfiguration (500, naming the setting, never a key).
+pub fn admin_keys(setting: Option<&str>) -> Result<ApiKeys, Refusal> {
+    match setting.map(ApiKeys::parse) {
+        Some(Ok(keys)) => Ok(keys),
+        None | Some(Err(ApiKeysError::Empty)) => Err(Refusal::new(
+            404,
+            "admin_api_disabled",
+            format!("the operator API is off: set the secret `{ADMIN_KEYS_SETTING}` to turn it on"),
+        )),
+        Some(Err(error)) => {
+            Err(Refusal::new(500, "misconfigured", format!("`{ADMIN_KEYS_SETTING}`: {error}")))
+        }
+    }
+}
+
 /// The credential of an `Authorization: Bearer <credential>` header (scheme case-insensitive).
 pub fn bearer(authorization: &str) -> Option<&str> {
     let (scheme, credential) = authorization.trim().split_once(' ')?;
@@ -145,6 +161,17 @@ mod tests {
         for (header, expected) in table {
             assert_eq!(keys.check(header), expected, "{header:?}");
         }
+    }
+
+    #[test]
+    fn the_operator_api_is_off_without_keys_and_misconfigured_with_unusable_ones() {
+        let refused = |setting| admin_keys(setting).err().map(|refusal| (refusal.status, refusal.code));
+        assert_eq!(refused(None), Some((404, "admin_api_disabled")));
+        assert_eq!(refused(Some(" , ")), Some((404, "admin_api_disabled")));
+        let short = admin_keys(Some("tiny-key")).unwrap_err();
+        assert_eq!((short.status, short.code), (500, "misconfigured"));
+        assert!(short.message.contains(ADMIN_KEYS_SETTING) && !short.message.contains("tiny-key"));
+        assert_eq!(refused(Some(ONE)), None);
     }
 
     #[test]

@@ -12,10 +12,11 @@ use super::runtime::{now_ms, setting};
 use super::store::{Store, StoreError};
 use super::tokens::token_status;
 use super::webhook::load_config;
-use crate::api_keys::{ApiKeys, Denied, ADMIN_KEYS_SETTING};
+use crate::api_keys::{admin_keys, Denied, ADMIN_KEYS_SETTING};
 use crate::config::Config;
 use crate::contacts_api::Answer;
 use crate::event::parse_event;
+use crate::intake::Refusal;
 use crate::plan::{self, Next, Start};
 use crate::read_path::split_url;
 use crate::records::{
@@ -33,8 +34,8 @@ pub fn handles(path: &str) -> bool {
 }
 
 pub async fn handle(mut req: Request, env: &Env) -> Result<Response> {
-    if let Err(denied) = authorize(&req, env) {
-        return respond::refusal(&denied.refusal());
+    if let Err(refusal) = authorize(&req, env) {
+        return respond::refusal(&refusal);
     }
     let config = match load_config(env) {
         Ok(config) => config,
@@ -60,11 +61,11 @@ pub async fn handle(mut req: Request, env: &Env) -> Result<Response> {
 }
 
 /// The operator API's door: a bearer key from `ADMIN_API_KEYS` (never a read key, which is a
-/// different list), checked in constant time. Unset or unusable: nobody gets in.
-fn authorize(req: &Request, env: &Env) -> std::result::Result<(), Denied> {
-    let keys = setting(env, ADMIN_KEYS_SETTING).and_then(|list| ApiKeys::parse(&list).ok());
+/// different list), checked in constant time. Unset: the API is off; unusable: misconfigured.
+fn authorize(req: &Request, env: &Env) -> std::result::Result<(), Refusal> {
+    let keys = admin_keys(setting(env, ADMIN_KEYS_SETTING).as_deref())?;
     let authorization = req.headers().get("Authorization").ok().flatten();
-    keys.ok_or(Denied::Invalid)?.check(authorization.as_deref())
+    keys.check(authorization.as_deref()).map_err(Denied::refusal)
 }
 
 type Answered = std::result::Result<Result<Response>, StoreError>;

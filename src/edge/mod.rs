@@ -19,7 +19,9 @@ mod tokens;
 mod turns;
 mod webhook;
 
-use worker::{event, Context, Env, Method, Request, Response, Result, ScheduleContext, ScheduledEvent};
+use worker::{
+    console_error, event, Context, Env, Method, Request, Response, Result, ScheduleContext, ScheduledEvent,
+};
 
 /// The path SightMill posts its webhooks to.
 pub const WEBHOOK_PATH: &str = "/webhooks/sightmill";
@@ -31,18 +33,32 @@ fn start() {
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    match route(req, &env, &ctx).await {
+        Ok(response) => Ok(response),
+        Err(error) => failed(&error),
+    }
+}
+
+/// A route that could not answer (a missing binding, a body that could not be read) still answers
+/// JSON; why is in the log, not in the answer.
+fn failed(error: &worker::Error) -> Result<Response> {
+    console_error!("{}", serde_json::json!({ "msg": "request failed", "error": error.to_string() }));
+    respond::error(500, "internal_error", "the worker could not answer this request; its log says why")
+}
+
+async fn route(req: Request, env: &Env, ctx: &Context) -> Result<Response> {
     let path = req.path();
     match (req.method(), path.as_str()) {
-        (Method::Post, WEBHOOK_PATH) => webhook::handle(req, &env, &ctx).await,
+        (Method::Post, WEBHOOK_PATH) => webhook::handle(req, env, ctx).await,
         (_, WEBHOOK_PATH) => respond::error(405, "method_not_allowed", "use POST for webhooks"),
-        (Method::Get, oauth::INSTALL_PATH) => oauth::install(&req, &env),
-        (Method::Get, oauth::CALLBACK_PATH) => oauth::callback(&req, &env).await,
+        (Method::Get, oauth::INSTALL_PATH) => oauth::install(&req, env),
+        (Method::Get, oauth::CALLBACK_PATH) => oauth::callback(&req, env).await,
         (_, oauth::INSTALL_PATH | oauth::CALLBACK_PATH) => {
             respond::error(405, "method_not_allowed", "use GET for the install flow")
         }
         (Method::Get, "/healthz") => respond::json(200, &serde_json::json!({ "ok": true })),
-        (_, p) if admin::handles(p) => admin::handle(req, &env).await,
-        (Method::Get, p) if read_api::handles(p) => read_api::handle(req, &env).await,
+        (_, p) if admin::handles(p) => admin::handle(req, env).await,
+        (Method::Get, p) if read_api::handles(p) => read_api::handle(req, env).await,
         (_, p) if read_api::handles(p) => {
             respond::error(405, "method_not_allowed", "the read API answers GET only")
         }

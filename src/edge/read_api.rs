@@ -7,6 +7,7 @@
 use worker::{console_error, console_log, console_warn, Cache, Env, Request, Response, Result};
 
 use super::contacts_client::{ContactsClient, TransportFailure};
+use super::rate_block;
 use super::respond;
 use super::runtime::{now_ms, setting};
 use super::store::{Store, StoreError};
@@ -18,7 +19,9 @@ use crate::read_path::{
     ApiRoute, ReadConfig, ReadRoute, CACHE_TTL_SETTING, READ_VERSION_TTL_SECS,
 };
 use crate::records::Link;
+use crate::retry::blocked_until;
 use crate::secret::Secret;
+use crate::timestamp::UnixMillis;
 
 /// The named edge cache that holds read answers (apart from the zone's own cache).
 const CACHE_NAME: &str = "sightmill-sync-read";
@@ -37,6 +40,10 @@ pub async fn handle(req: Request, env: &Env) -> Result<Response> {
         Err(Stop::Refused(refusal)) => {
             log.error = Some(refusal.code);
             refusal_response(&refusal)
+        }
+        Err(Stop::RateLimited { until }) => {
+            log.error = Some("rate_limited");
+            rate_limited(until, now_ms())
         }
         Err(Stop::Failed(error)) => {
             log.error = Some("internal_error");
@@ -153,16 +160,32 @@ impl Reader<'_> {
         self.send(request, &token, log).await
     }
 
+    /// Sends `request` unless the location's rate-limit block is on, and sets the block when the
+    /// answer says the window is spent, as the write path does.
     async fn send(
         &self,
         request: &ApiRequest,
         token: &Secret,
         log: &mut ReadLog,
     ) -> std::result::Result<ApiResponse, Stop> {
+        let location_id = &self.config.location_id;
+        if let Some(until) = rate_block::blocked(self.store, location_id, now_ms()).await? {
+            return Err(Stop::RateLimited { until });
+        }
         log.api_calls += 1;
         let client =
             ContactsClient { base_url: &self.config.api_base, token, timeout_ms: self.config.api_timeout_ms };
-        Ok(client.send_raw(request).await?.0)
+        let (response, rate) = client.send_raw(request).await?;
+        if let Some(until) = blocked_until(&rate, now_ms()) {
+            // The answer is here either way: a block that could not be kept only costs a 429 later.
+            if let Err(error) = rate_block::block(self.store, location_id, until, now_ms()).await {
+                console_warn!(
+                    "{}",
+                    serde_json::json!({"msg": "rate-limit block not kept", "error": error.to_string()})
+                );
+            }
+        }
+        Ok(response)
     }
 
     /// Stores a success for `READ_CACHE_TTL_SECS`. A failure only costs the next read an API call.
@@ -217,6 +240,18 @@ fn passthrough(response: &ApiResponse, cache: Option<&str>) -> Result<Response> 
     respond::json_with_headers(response.status, &response.body, &headers)
 }
 
+/// 429 while the location is blocked, with the seconds until the block ends as `Retry-After`.
+fn rate_limited(until: UnixMillis, now: UnixMillis) -> Result<Response> {
+    let retry_after = ((until - now).max(0) as u64).div_ceil(1_000).max(1).to_string();
+    let body = Refusal::new(
+        429,
+        "rate_limited",
+        "the Contacts API's rate limit for this location is spent; try again after `Retry-After` seconds",
+    )
+    .body();
+    respond::json_with_headers(429, &body, &[("Retry-After", &retry_after), ("Cache-Control", "no-store")])
+}
+
 /// A refusal as JSON; a 401 also says how to authenticate.
 fn refusal_response(refusal: &Refusal) -> Result<Response> {
     let challenge = [("WWW-Authenticate", "Bearer")];
@@ -227,6 +262,10 @@ fn refusal_response(refusal: &Refusal) -> Result<Response> {
 /// Why a read stopped before the API's answer could be passed on.
 enum Stop {
     Refused(Refusal),
+    /// The location's rate-limit window is spent until `until`: nothing was sent.
+    RateLimited {
+        until: UnixMillis,
+    },
     Failed(worker::Error),
 }
 

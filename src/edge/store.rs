@@ -38,7 +38,9 @@ pub struct Store {
 
 impl Store {
     pub fn open(env: &Env) -> worker::Result<Store> {
-        Ok(Store { kv: env.kv(BINDING)? })
+        let missing =
+            |_| worker::Error::RustError(format!("no KV namespace is bound as `{BINDING}` (wrangler.toml)"));
+        Ok(Store { kv: env.kv(BINDING).map_err(missing)? })
     }
 
     /// The JSON record under `key`. The read itself is not generic (one async state machine

@@ -21,9 +21,10 @@ const BASE = "http://worker.test";
 
 /**
  * Starts the simulator and the worker. `vars` override the worker's settings (a value of
- * `undefined` removes one); `simulator` is passed to startSimulator.
+ * `undefined` removes one); `simulator` is passed to startSimulator; `bindKv: false` starts the
+ * worker without its KV namespace (a broken deployment).
  */
-export async function startWorld({ vars = {}, simulator = {} } = {}) {
+export async function startWorld({ vars = {}, simulator = {}, bindKv = true } = {}) {
   const sim = await startSimulator({
     tokens: { [TOKEN]: LOCATION },
     locations: { [LOCATION]: { allowDuplicates: false } },
@@ -51,7 +52,7 @@ export async function startWorld({ vars = {}, simulator = {} } = {}) {
     scriptPath: "build/index.js",
     modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }],
     compatibilityDate: "2026-04-26",
-    kvNamespaces: ["SYNC_KV"],
+    kvNamespaces: bindKv ? ["SYNC_KV"] : [],
     unsafeTriggerHandlers: true,
     bindings,
     handleRuntimeStdio(stdout, stderr) {
@@ -61,7 +62,7 @@ export async function startWorld({ vars = {}, simulator = {} } = {}) {
   };
   const mf = new Miniflare(options);
   await mf.ready;
-  let kv = await mf.getKVNamespace("SYNC_KV");
+  let kv = bindKv ? await mf.getKVNamespace("SYNC_KV") : null;
 
   return {
     sim,

@@ -274,6 +274,54 @@ describe("misconfiguration", () => {
     }
   });
 
+  const operatorCases = [
+    ["no ADMIN_API_KEYS turns the operator API off", { ADMIN_API_KEYS: undefined }, 404, "admin_api_disabled"],
+    ["a blank ADMIN_API_KEYS turns it off too", { ADMIN_API_KEYS: " " }, 404, "admin_api_disabled"],
+    ["an operator key shorter than 16 characters", { ADMIN_API_KEYS: "tiny-key" }, 500, "misconfigured"],
+  ];
+  for (const [name, vars, status, code] of operatorCases) {
+    test(`${name}: ${status} ${code}, naming the setting and never a key`, async () => {
+      const world = await startWorld({ vars });
+      try {
+        for (const key of [undefined, ADMIN_KEY, "tiny-key"]) {
+          const response = await call("/admin/status", { key })(world);
+          const text = await response.text();
+          assert.equal(response.status, status, text);
+          const json = JSON.parse(text);
+          assert.equal(json.error, code);
+          assert.match(json.message, /ADMIN_API_KEYS/);
+          assert.ok(!text.includes("tiny-key") && !text.includes(ADMIN_KEY), "never a key");
+        }
+        assert.deepEqual(await world.kvKeys(), []);
+      } finally {
+        await world.close();
+      }
+    });
+  }
+
+  test("no KV namespace bound: every route that needs it answers 500 JSON, and the log says why", async () => {
+    const world = await startWorld({ bindKv: false });
+    try {
+      const requests = [
+        webhook(),
+        asAdmin("/admin/status"),
+        asAdmin("/admin/dry-run", { method: "POST", body: goodBody }),
+        asReader("/contacts/abc"),
+      ];
+      for (const request of requests) {
+        const response = await request(world);
+        const text = await response.text();
+        assert.equal(response.status, 500, text);
+        assert.match(response.headers.get("content-type") ?? "", /^application\/json/);
+        assert.equal(JSON.parse(text).error, "internal_error", text);
+      }
+      assert.match(world.logs(), /no KV namespace is bound as `SYNC_KV`/);
+      assert.equal(apiCalls(world.sim), 0);
+    } finally {
+      await world.close();
+    }
+  });
+
   test("a missing token is accepted and waits in the queue, naming the setting", async () => {
     const world = await startWorld({ vars: { CONTACTS_API_TOKEN: undefined } });
     try {

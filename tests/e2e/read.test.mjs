@@ -204,13 +204,25 @@ describe("read API", () => {
     assert.deepEqual([answer.status, answer.json], [404, body]);
   });
 
-  test("a 429 passes through with its Retry-After", async () => {
-    world.sim.injectFault({ route: "GET /contacts/:contactId/tasks", status: 429, headers: { "Retry-After": "9" } });
+  test("a 429 passes through with its Retry-After, and blocks the location until then", async () => {
+    world.sim.injectFault({ route: "GET /contacts/:contactId/tasks", status: 429, headers: { "Retry-After": "2" } });
     const answer = await read(world, "/sightmill/contacts/sm_ada/tasks");
     assert.equal(answer.status, 429);
-    assert.equal(answer.headers.get("retry-after"), "9");
+    assert.equal(answer.headers.get("retry-after"), "2");
     assert.deepEqual(answer.json, { statusCode: 429, message: "Too Many Requests" });
     assert.equal(newCalls(world), 1);
+
+    const status = await world.admin("GET", "status");
+    assert.ok(status.json.rate_limited_until > Date.now(), "the write path sees the block too");
+    const blocked = await read(world, `/contacts/${ids.contactId}`);
+    assert.equal(blocked.status, 429, blocked.text);
+    assert.equal(blocked.json.error, "rate_limited");
+    assert.match(blocked.headers.get("retry-after"), /^[12]$/);
+    assert.equal(newCalls(world), 1, "nothing is sent while the location is blocked");
+
+    await new Promise((resolve) => setTimeout(resolve, 2_100));
+    assert.equal((await read(world, `/contacts/${ids.contactId}`)).status, 200, "the block ends");
+    assert.equal(newCalls(world), 2);
   });
 
   test("a refused static token cannot be renewed: 502 after one call, never the caller's 401", async () => {
