@@ -80,9 +80,15 @@ impl ApiRequest {
     }
 
     /// POST /contacts/{contactId}/tasks, or PUT /contacts/{contactId}/tasks/{taskId} when it exists.
-    pub fn upsert_task(contact_id: &ApiId, task_id: Option<&ApiId>, body: Value) -> ApiRequest {
+    /// The PUT carries a whole snapshot: a body the task no longer has is sent empty, to clear it.
+    pub fn upsert_task(contact_id: &ApiId, task_id: Option<&ApiId>, mut body: Value) -> ApiRequest {
         match task_id {
-            Some(id) => Self::put(format!("/contacts/{contact_id}/tasks/{id}"), body),
+            Some(id) => {
+                if let Some(fields) = body.as_object_mut() {
+                    fields.entry("body").or_insert_with(|| json!(""));
+                }
+                Self::put(format!("/contacts/{contact_id}/tasks/{id}"), body)
+            }
             None => Self::post(format!("/contacts/{contact_id}/tasks"), body),
         }
     }

@@ -51,8 +51,29 @@ enum Target {
 struct StandardField {
     name: &'static str,
     kind: Kind,
+    on_update: OnUpdate,
+}
+
+/// What an update (UpdateContactDto) does with a field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OnUpdate {
+    /// Nullable: a null clears it.
+    Clears,
+    /// Not nullable: a null is left out, and the field keeps its value.
+    KeepsOnNull,
     /// Not in UpdateContactDto: sent on create only.
-    create_only: bool,
+    Omitted,
+}
+
+impl StandardField {
+    /// Whether an update sends `value` for this field.
+    fn updates_with(&self, value: &Value) -> bool {
+        match self.on_update {
+            OnUpdate::Clears => true,
+            OnUpdate::KeepsOnNull => !value.is_null(),
+            OnUpdate::Omitted => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +83,11 @@ enum Kind {
 }
 
 const fn text(name: &'static str) -> StandardField {
-    StandardField { name, kind: Kind::Text, create_only: false }
+    StandardField { name, kind: Kind::Text, on_update: OnUpdate::Clears }
+}
+
+const fn field(name: &'static str, kind: Kind, on_update: OnUpdate) -> StandardField {
+    StandardField { name, kind, on_update }
 }
 
 /// The Contacts API contact fields a mapping may write (CreateContactDto / UpdateContactDto).
@@ -75,16 +100,16 @@ static STANDARD_FIELDS: [StandardField; 18] = [
     text("address1"),
     text("city"),
     text("state"),
-    text("postalCode"),
+    field("postalCode", Kind::Text, OnUpdate::KeepsOnNull),
     text("website"),
     text("timezone"),
-    text("country"),
+    field("country", Kind::Text, OnUpdate::KeepsOnNull),
     text("source"),
     text("assignedTo"),
     text("dateOfBirth"),
-    StandardField { name: "companyName", kind: Kind::Text, create_only: true },
-    StandardField { name: "gender", kind: Kind::Text, create_only: true },
-    StandardField { name: "dnd", kind: Kind::Flag, create_only: false },
+    field("companyName", Kind::Text, OnUpdate::Omitted),
+    field("gender", Kind::Text, OnUpdate::Omitted),
+    field("dnd", Kind::Flag, OnUpdate::KeepsOnNull),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,8 +149,31 @@ pub struct FieldError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct MappedContact {
     pub fields: Map<String, Value>,
-    /// `Some(tag)` when the mapping puts the status in a tag and the contact has a status.
-    pub status_tag: Option<String>,
+    /// What the contact's data says about its status tag (always `Unchanged` unless the mapping
+    /// puts the status in a tag).
+    pub status_tag: StatusTag,
+}
+
+/// The contact's status tag as its data has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusTag {
+    /// No `status` key: a partial change leaves the tag as it is.
+    Unchanged,
+    /// `status` is null or blank: the contact has no status tag any more.
+    Cleared,
+    /// `status` is set: the contact's tag is the prefix and the status.
+    Set(String),
+}
+
+impl StatusTag {
+    /// The tag the contact carries afterwards, given the one it had.
+    pub fn after(self, before: Option<String>) -> Option<String> {
+        match self {
+            StatusTag::Unchanged => before,
+            StatusTag::Cleared => None,
+            StatusTag::Set(tag) => Some(tag),
+        }
+    }
 }
 
 // ---- the document ------------------------------------------------------------------------------
@@ -236,24 +284,26 @@ impl Mapping {
             let value = self.transform(rule, value)?;
             rule.target.write(value, purpose, &mut fields, &mut custom)?;
         }
-        let status = data.get("status").map(|v| self.transform_text("status", v.clone(), &[Transform::Trim]));
-        let status = status.transpose()?.flatten();
-        let mut status_tag = None;
-        match (&self.status, status) {
-            (Some(StatusTarget::CustomField(id)), status) if data.contains_key("status") => {
-                custom.push(serde_json::json!({ "id": id, "field_value": status.unwrap_or_default() }));
+        let mut status_tag = StatusTag::Unchanged;
+        // The status is only read when the mapping sends it somewhere: otherwise any value is fine.
+        if let (Some(target), Some(status)) = (&self.status, data.get("status")) {
+            let status = self.transform_text("status", status.clone(), &[Transform::Trim])?;
+            match (target, status) {
+                (StatusTarget::CustomField(id), status) => {
+                    custom.push(serde_json::json!({ "id": id, "field_value": status.unwrap_or_default() }));
+                }
+                (StatusTarget::Tag { prefix }, Some(status)) => {
+                    status_tag = StatusTag::Set(format!("{prefix}{status}"))
+                }
+                (StatusTarget::Tag { .. }, None) => status_tag = StatusTag::Cleared,
             }
-            (Some(StatusTarget::Tag { prefix }), Some(status)) => {
-                status_tag = Some(format!("{prefix}{status}"))
-            }
-            _ => {}
         }
         if !custom.is_empty() {
             fields.insert("customFields".into(), Value::Array(custom));
         }
         if purpose == Purpose::Create {
             fields.retain(|_, value| !value.is_null());
-            if let Some(tag) = &status_tag {
+            if let StatusTag::Set(tag) = &status_tag {
                 fields.insert("tags".into(), Value::Array(vec![Value::String(tag.clone())]));
             }
         }
@@ -336,7 +386,7 @@ impl Target {
         custom: &mut Vec<Value>,
     ) -> Result<(), FieldError> {
         match self {
-            Target::Standard(field) if field.create_only && purpose == Purpose::Update => {}
+            Target::Standard(field) if purpose == Purpose::Update && !field.updates_with(&value) => {}
             Target::Standard(field) => {
                 fields.insert(field.name.into(), value);
             }
@@ -527,7 +577,7 @@ mod tests {
                 "tags": ["status:customer"],
             })
         );
-        assert_eq!(created.status_tag.as_deref(), Some("status:customer"));
+        assert_eq!(created.status_tag, StatusTag::Set("status:customer".into()));
 
         let updated = mapping.apply(&input, Purpose::Update).unwrap();
         assert!(!updated.fields.contains_key("companyName"), "companyName is create-only");
@@ -553,7 +603,43 @@ mod tests {
         let mapping = Mapping::parse(r#"{"fields": [], "status": {"to": "customField:cf_status"}}"#).unwrap();
         let mapped = mapping.apply(&data(json!({"status": "lead"})), Purpose::Update).unwrap();
         assert_eq!(mapped.fields["customFields"], json!([{"id": "cf_status", "field_value": "lead"}]));
-        assert_eq!(mapped.status_tag, None);
+        assert_eq!(mapped.status_tag, StatusTag::Unchanged);
+    }
+
+    #[test]
+    fn a_status_tag_is_set_cleared_or_left_as_it_is() {
+        let mapping =
+            Mapping::parse(r#"{"fields": [], "status": {"to": "tag", "prefix": "status:"}}"#).unwrap();
+        let tag = |input: Value| mapping.apply(&data(input), Purpose::Update).unwrap().status_tag;
+        assert_eq!(tag(json!({"status": " lead "})), StatusTag::Set("status:lead".into()));
+        assert_eq!(tag(json!({"status": null})), StatusTag::Cleared);
+        assert_eq!(tag(json!({"status": " "})), StatusTag::Cleared);
+        assert_eq!(tag(json!({"email": "a@b.co"})), StatusTag::Unchanged);
+        assert_eq!(StatusTag::Unchanged.after(Some("status:lead".into())), Some("status:lead".into()));
+        assert_eq!(StatusTag::Cleared.after(Some("status:lead".into())), None);
+    }
+
+    #[test]
+    fn an_update_sends_null_only_to_fields_the_api_can_clear() {
+        let mapping = Mapping::parse(
+            r#"{"fields": [{"from": "email", "to": "email"}, {"from": "zip", "to": "postalCode"},
+                {"from": "country", "to": "country"}, {"from": "do_not_disturb", "to": "dnd"}]}"#,
+        )
+        .unwrap();
+        let input = data(json!({"email": null, "zip": null, "country": null, "do_not_disturb": null}));
+        let updated = mapping.apply(&input, Purpose::Update).unwrap();
+        assert_eq!(Value::Object(updated.fields), json!({"email": null}));
+        let input = data(json!({"zip": "35061", "do_not_disturb": false}));
+        let updated = mapping.apply(&input, Purpose::Update).unwrap();
+        assert_eq!(Value::Object(updated.fields), json!({"postalCode": "35061", "dnd": false}));
+    }
+
+    #[test]
+    fn a_status_the_mapping_does_not_send_is_never_read() {
+        let input = data(json!({"name": "Ada", "status": {"code": "x"}}));
+        let mapped = Mapping::default().apply(&input, Purpose::Update).unwrap();
+        assert_eq!(mapped.status_tag, StatusTag::Unchanged);
+        assert!(!mapped.fields.contains_key("customFields"));
     }
 
     #[test]

@@ -744,18 +744,21 @@ impl ContactJob {
             Ok(update) => update,
             Err(reason) => return Start::Park(reason),
         };
+        let old_tag = match link {
+            Some(Link::Live { status_tag, .. }) => status_tag.clone(),
+            _ => None,
+        };
         let mut job = ContactJob {
             key,
             update_fields: update.fields,
             updated_at: at,
-            old_tag: None,
-            new_tag: update.status_tag,
+            new_tag: update.status_tag.after(old_tag.clone()),
+            old_tag,
             stage: Stage::Creating,
             follow_ups: vec![],
         };
         let request = match link {
-            Some(Link::Live { id, status_tag, .. }) => {
-                job.old_tag = status_tag.clone();
+            Some(Link::Live { id, .. }) => {
                 job.stage = Stage::Updating { contact_id: id.clone(), adopted: false };
                 ApiRequest::update_contact(id, job.update_fields.clone())
             }
@@ -946,6 +949,23 @@ mod tests {
                 status_tag: Some("status:customer".into()),
                 completed_at: None
             }
+        );
+    }
+
+    #[test]
+    fn an_update_without_a_status_keeps_the_status_tag() {
+        let mapping =
+            Mapping::parse(r#"{"fields": [], "status": {"to": "tag", "prefix": "status:"}}"#).unwrap();
+        let event = event("contact.updated", json!({"id": "sm_1", "email": "a@b.co", "updated_at": T10}));
+        let tagged = Some("status:lead".to_owned());
+        let link = Link::Live { id: id("c9"), updated_at: 0, status_tag: tagged.clone(), completed_at: None };
+        let (mut job, _) = send(start(&event, &known_contact(link), LOC, &mapping));
+        let done = applied(job.on_answer(Answer::Success(json!({}))));
+        let Write::Put { value, .. } = &done.writes[0] else { panic!("{:?}", done.writes) };
+        let stored: Link = serde_json::from_value(value.clone()).unwrap();
+        assert!(
+            matches!(stored, Link::Live { status_tag, .. } if status_tag == tagged),
+            "no tag call, the tag kept"
         );
     }
 
@@ -1330,7 +1350,11 @@ mod tests {
         let known = Known { contact: contact.clone(), link: Some(after_completion.clone()), tag: None };
         let (mut job, request) = send(plan(&renamed, &known));
         assert_eq!((request.method, request.path.as_str()), (Method::Put, "/contacts/c9/tasks/K1"));
-        assert_eq!(request.body, Some(json!({"title": "Call", "dueDate": T11, "completed": true})));
+        assert_eq!(
+            request.body,
+            Some(json!({"title": "Call", "body": "", "dueDate": T11, "completed": true})),
+            "the snapshot has no body: the PUT clears it"
+        );
         let done = applied(job.on_answer(Answer::Success(json!({"task": {}}))));
         let after_rename =
             Link::Live { id: id("K1"), updated_at: MS1030, status_tag: None, completed_at: Some(MS11) };

@@ -58,7 +58,8 @@ impl Default for Schedule {
 
 /// Seconds in `90s`, `5m`, `2h`, `1d` (at least one second, at most 7 days).
 pub fn parse_duration(text: &str) -> Option<u64> {
-    let split = text.len().checked_sub(1)?;
+    // The unit is the last character, which need not be one byte long.
+    let (split, _) = text.char_indices().last()?;
     let (number, unit) = text.split_at(split);
     let scale = match unit {
         "s" => 1,
@@ -194,7 +195,7 @@ mod tests {
     fn schedules_parse_and_refuse_nonsense() {
         assert_eq!(Schedule::default().0, vec![60, 300, 1_800, 7_200, 18_000, 36_000, 36_000, 86_400]);
         assert_eq!(Schedule::parse("90s, 1d").unwrap().0, vec![90, 86_400]);
-        for bad in ["", "5", "5x", "m", "0s", "8d", "-1m", "1m,,2m"] {
+        for bad in ["", "5", "5x", "m", "0s", "8d", "-1m", "1m,,2m", "1m,5µ", "é", "5мs"] {
             assert!(Schedule::parse(bad).is_err(), "{bad}");
         }
     }

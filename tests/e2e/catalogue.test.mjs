@@ -66,12 +66,13 @@ describe("the event catalogue", () => {
 
     const task = { id: "sm_t1", contact_id: "sm_c1", title: "Follow up", body: "Call back", due_date: at(20), updated_at: at(7) };
     applied.push(await apply("task.created", task));
-    applied.push(await apply("task.updated", { ...task, title: "Follow up soon", updated_at: at(8) }));
+    applied.push(await apply("task.updated", { ...task, title: "Follow up soon", body: null, updated_at: at(8) }));
     applied.push(await apply("task.completed", { id: "sm_t1", contact_id: "sm_c1", updated_at: at(9) }));
     const [storedTask] = world.sim.state().tasks;
     assert.equal(storedTask.title, "Follow up soon");
     assert.equal(storedTask.completed, true);
     assert.equal(storedTask.dueDate, at(20));
+    assert.equal(storedTask.body, "", "a body the newest snapshot no longer has is cleared");
     applied.push(await apply("task.deleted", { id: "sm_t1", contact_id: "sm_c1", updated_at: at(10) }));
     assert.deepEqual(world.sim.state().tasks, []);
     applied.push(await apply("note.deleted", { id: "sm_n1", contact_id: "sm_c1", updated_at: at(11) }));
