@@ -12,7 +12,9 @@ use super::queue::{scan_queue, Ran, Runner, LOCK_TTL_SECS};
 use super::runtime::now_ms;
 use super::store::{Store, StoreError};
 use super::webhook::load_config;
-use crate::records::{contact_lock_key, lease_key, webhook_key, CronRun, WebhookRecord, CRON_LAST_KEY};
+use crate::records::{
+    contact_lock_key, index_key_settled, lease_key, webhook_key, CronRun, WebhookRecord, CRON_LAST_KEY,
+};
 use crate::timestamp::UnixMillis;
 
 /// How long a lease holds; KV's shortest expiry.
@@ -152,15 +154,15 @@ fn count(tally: &mut CronRun, ran: Ran) {
     }
 }
 
-/// The record of the webhook behind a listed `due:` key, if it still says it is due there; a
-/// stale index key (finished, parked, rescheduled or gone since it was listed) is dropped.
+/// The record of the webhook behind a listed `due:` key, if it still says it is due there. A key
+/// its record does not name (finished, parked, rescheduled or gone since it was listed, or its
+/// record's write failed) is skipped, and dropped once it is settled ([`index_key_settled`]):
+/// until then it may be a new key whose record is still being written.
 async fn still_due(store: &Store, key: &str, webhook_id: &str) -> Result<Option<WebhookRecord>, StoreError> {
     let record: Option<WebhookRecord> = store.get(&webhook_key(webhook_id)).await?;
     match record {
         Some(record) if record.due_key(webhook_id).as_deref() == Some(key) => Ok(Some(record)),
-        _ => {
-            store.delete(key).await?;
-            Ok(None)
-        }
+        _ if index_key_settled(key, now_ms()) => store.delete(key).await.map(|()| None),
+        _ => Ok(None),
     }
 }

@@ -382,6 +382,9 @@ impl Runner {
         }
     }
 
+    /// Writes the webhook's new due time: its new `due:` key first, then the record, then drops
+    /// the old key. A failure on the way leaves the record listed under a key it names (the old
+    /// one), never a record the cron cannot find.
     async fn reschedule(
         &mut self,
         id: &str,
@@ -403,8 +406,8 @@ impl Runner {
             waiting_since: later.waiting_since,
         };
         let new_due = due_key(later.due_at, id);
-        self.store.put(&webhook_key(id), &record, None).await?;
         self.store.put_index(&new_due, Some(json!(DueMeta { accepted_at: record.accepted_at }))).await?;
+        self.store.put(&webhook_key(id), &record, None).await?;
         if new_due != old_due {
             self.store.delete(old_due).await?;
         }
@@ -454,6 +457,9 @@ impl Runner {
         let _ = self.store.put(STALE_COUNT_KEY, &(count + 1), None).await;
     }
 
+    /// Parks the webhook: its `parked:` key first, then the record, then drops its `due:` key, so
+    /// that a dead letter is always listed; a `parked:` key whose record did not follow is skipped
+    /// by the operator API, and the webhook stays due.
     async fn park(
         &mut self,
         id: &str,
@@ -469,8 +475,8 @@ impl Runner {
         let parked_at = now_ms();
         record.attempts += u32::from(calls > 0);
         record.state = WebhookState::Parked { body, parked_at, reason: reason.clone() };
-        self.store.put(&webhook_key(id), &record, None).await?;
         self.store.put_index(&parked_key(parked_at, id), None).await?;
+        self.store.put(&webhook_key(id), &record, None).await?;
         self.store.delete(old_due).await?;
         log(id, &record, LogDecision::Parked, None, Some(&reason), calls, started, None);
         let text = format!("webhook {id} ({}) was parked: {reason}", record.event_type);
