@@ -70,6 +70,12 @@ pub fn lease_key(webhook_id: &str) -> String {
     format!("lease:{webhook_id}")
 }
 
+/// Whether a lease or lock taken at `taken_at` for `ttl_secs` surely still holds at `now`: less
+/// than half its lifetime has passed, which leaves the other half for an attempt begun now.
+pub fn surely_held(taken_at: UnixMillis, ttl_secs: u64, now: UnixMillis) -> bool {
+    now - taken_at < (ttl_secs * 500) as i64
+}
+
 /// One event about a contact is applied at a time: its attempt holds this lock.
 pub fn contact_lock_key(location_id: &str, contact: &str) -> String {
     format!("lock:{location_id}:{contact}")
@@ -534,6 +540,14 @@ mod tests {
         assert!(index_key_settled(&key, 1_000 + INDEX_SETTLE_MS));
         assert!(index_key_settled(&parked_key(1_000, "m"), 1_000 + INDEX_SETTLE_MS));
         assert!(index_key_settled("due:x:m", 0));
+    }
+
+    #[test]
+    fn a_hold_is_sure_for_half_its_lifetime() {
+        assert!(surely_held(1_000, 60, 1_000));
+        assert!(surely_held(1_000, 60, 30_999));
+        assert!(!surely_held(1_000, 60, 31_000));
+        assert!(!surely_held(1_000, 60, 200_000));
     }
 
     #[test]

@@ -91,7 +91,8 @@ async fn work(
 /// Works one batch of due webhooks (`(due key, webhook id)`, in due order): leases them, reads
 /// their records, locks their contacts, and attempts each whose lease and contact lock this run
 /// holds. A webhook whose contact is busy (another run or a first attempt is applying an event
-/// about it) stays due for the next run. Releases what it took, even after a storage error.
+/// about it), or reached after its lease and lock have run half their lifetime, stays due for
+/// the next run. Releases what it took, even after a storage error.
 async fn work_batch(
     store: &Store,
     runner: &mut Runner,
@@ -124,8 +125,10 @@ async fn work_batch(
         let ran = match contacts.holds(lock) {
             false => Ok(Ran::Skipped),
             true => match runner.ready_for_next().await {
-                Ok(true) => runner.attempt_locked(&webhook_id, record).await,
-                Ok(false) => Ok(Ran::Left),
+                Ok(true) if still_held(&leases, &contacts) => {
+                    runner.attempt_locked(&webhook_id, record).await
+                }
+                Ok(_) => Ok(Ran::Left),
                 Err(error) => Err(error),
             },
         };
@@ -140,6 +143,14 @@ async fn work_batch(
     locks::release(store, &contacts).await;
     locks::release(store, &leases).await;
     result
+}
+
+/// Whether the batch's leases and contact locks surely hold for one more attempt. A long batch
+/// (slow answers, rate-limit waits, a large `CRON_TIME_BUDGET_MS`) can outlive them; a webhook
+/// whose lease may expire mid-attempt is left for the next run rather than attempted twice.
+fn still_held(leases: &locks::Held, contacts: &locks::Held) -> bool {
+    let now = now_ms();
+    leases.surely_held(now) && contacts.surely_held(now)
 }
 
 fn count(tally: &mut CronRun, ran: Ran) {
