@@ -53,8 +53,27 @@ pub fn parse_index_key(key: &str) -> Option<(UnixMillis, &str)> {
     Some((at.parse().ok()?, id))
 }
 
+/// How long past its time a listed index key that its record does not name is kept. Index keys
+/// are written before their record, so that a record is never without its key; until the
+/// record's write has landed (or failed) and KV has spread it (about 60 s), such a key may be the
+/// record's next place rather than a stale one. A key is written at its time or before, or at
+/// most an attempt's length after (a wait's recheck counts from the attempt's start).
+pub const INDEX_SETTLE_MS: i64 = 2 * 60 * 1_000;
+
+/// Whether an index key that its record does not name is stale for good at `now` (and may be
+/// deleted); an unparsable one always is.
+pub fn index_key_settled(key: &str, now: UnixMillis) -> bool {
+    parse_index_key(key).is_none_or(|(at, _)| now - at >= INDEX_SETTLE_MS)
+}
+
 pub fn lease_key(webhook_id: &str) -> String {
     format!("lease:{webhook_id}")
+}
+
+/// Whether a lease or lock taken at `taken_at` for `ttl_secs` surely still holds at `now`: less
+/// than half its lifetime has passed, which leaves the other half for an attempt begun now.
+pub fn surely_held(taken_at: UnixMillis, ttl_secs: u64, now: UnixMillis) -> bool {
+    now - taken_at < (ttl_secs * 500) as i64
 }
 
 /// One event about a contact is applied at a time: its attempt holds this lock.
@@ -329,6 +348,15 @@ impl WebhookRecord {
         }
     }
 
+    /// The index key this record is listed under: its `due:` key while pending, its `parked:` key
+    /// while parked. Any other listed key is stale (or not yet named by a record being written).
+    pub fn index_key(&self, webhook_id: &str) -> Option<String> {
+        match &self.state {
+            WebhookState::Parked { parked_at, .. } => Some(parked_key(*parked_at, webhook_id)),
+            _ => self.due_key(webhook_id),
+        }
+    }
+
     pub fn state_name(&self) -> &'static str {
         match &self.state {
             WebhookState::Pending { .. } => "pending",
@@ -485,6 +513,41 @@ mod tests {
         assert_eq!(parse_index_key(&parked_key(5, "m")), Some((5, "m")));
         assert_eq!(parse_index_key("due:x:m"), None);
         assert_eq!(parse_index_key("webhook:m"), None);
+    }
+
+    #[test]
+    fn a_record_names_only_its_own_index_key() {
+        let pending = record(WebhookState::Pending {
+            body: "{}".into(),
+            due_at: 9,
+            failures: 0,
+            last_error: None,
+            waiting_since: None,
+        });
+        assert_eq!(pending.index_key("m"), Some(due_key(9, "m")));
+        let parked = record(WebhookState::Parked { body: "{}".into(), parked_at: 7, reason: "r".into() });
+        assert_eq!(parked.index_key("m"), Some(parked_key(7, "m")));
+        assert_eq!(parked.due_key("m"), None);
+        let finished = record(WebhookState::Finished { finished_at: 5, outcome: Outcome::Discarded });
+        assert_eq!(finished.index_key("m"), None);
+    }
+
+    #[test]
+    fn an_unnamed_index_key_is_kept_until_its_record_write_has_surely_landed() {
+        let key = due_key(1_000, "m");
+        assert!(!index_key_settled(&key, 0));
+        assert!(!index_key_settled(&key, 1_000 + INDEX_SETTLE_MS - 1));
+        assert!(index_key_settled(&key, 1_000 + INDEX_SETTLE_MS));
+        assert!(index_key_settled(&parked_key(1_000, "m"), 1_000 + INDEX_SETTLE_MS));
+        assert!(index_key_settled("due:x:m", 0));
+    }
+
+    #[test]
+    fn a_hold_is_sure_for_half_its_lifetime() {
+        assert!(surely_held(1_000, 60, 1_000));
+        assert!(surely_held(1_000, 60, 30_999));
+        assert!(!surely_held(1_000, 60, 31_000));
+        assert!(!surely_held(1_000, 60, 200_000));
     }
 
     #[test]

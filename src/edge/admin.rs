@@ -96,6 +96,8 @@ async fn count(store: &Store, prefix: &str) -> std::result::Result<usize, StoreE
 }
 
 /// `GET /admin/events?state=pending|parked&limit=N&cursor=C`: summaries in due or parking order.
+/// A listed key its record does not name (stale, or written before a record write that failed)
+/// is skipped, so that a webhook shows once and under its own state.
 async fn list(store: &Store, query_string: &str) -> Answered {
     let query = |name: &str| query_param(query_string, name);
     let prefix = match query("state").as_deref() {
@@ -110,7 +112,8 @@ async fn list(store: &Store, query_string: &str) -> Answered {
         let Some((_, id)) = parse_index_key(&key.name) else {
             continue;
         };
-        if let Some(record) = store.get::<WebhookRecord>(&webhook_key(id)).await? {
+        let record = store.get::<WebhookRecord>(&webhook_key(id)).await?;
+        if let Some(record) = record.filter(|record| record.index_key(id).as_deref() == Some(&key.name)) {
             events.push(summary(id, &record));
         }
     }
@@ -158,7 +161,9 @@ fn not_found(id: &str) -> Result<Response> {
     respond::error(404, "unknown_webhook", format!("no webhook `{id}` on record"))
 }
 
-/// Moves a parked webhook back into the queue, due now; the next cron run applies it.
+/// Moves a parked webhook back into the queue, due now; the next cron run applies it. The `due:`
+/// key is written before the record, as everywhere: a record made pending without its key could
+/// be neither attempted nor replayed again.
 async fn requeue(
     store: &Store,
     id: &str,
@@ -170,8 +175,8 @@ async fn requeue(
     let now = now_ms();
     record.state =
         WebhookState::Pending { body, due_at: now, failures: 0, last_error: None, waiting_since: None };
-    store.put(&webhook_key(id), &record, None).await?;
     store.put_index(&due_key(now, id), Some(json!(DueMeta { accepted_at: record.accepted_at }))).await?;
+    store.put(&webhook_key(id), &record, None).await?;
     store.delete(&parked_key(parked_at, id)).await?;
     Ok(true)
 }

@@ -12,7 +12,9 @@ use super::queue::{scan_queue, Ran, Runner, LOCK_TTL_SECS};
 use super::runtime::now_ms;
 use super::store::{Store, StoreError};
 use super::webhook::load_config;
-use crate::records::{contact_lock_key, lease_key, webhook_key, CronRun, WebhookRecord, CRON_LAST_KEY};
+use crate::records::{
+    contact_lock_key, index_key_settled, lease_key, webhook_key, CronRun, WebhookRecord, CRON_LAST_KEY,
+};
 use crate::timestamp::UnixMillis;
 
 /// How long a lease holds; KV's shortest expiry.
@@ -89,7 +91,8 @@ async fn work(
 /// Works one batch of due webhooks (`(due key, webhook id)`, in due order): leases them, reads
 /// their records, locks their contacts, and attempts each whose lease and contact lock this run
 /// holds. A webhook whose contact is busy (another run or a first attempt is applying an event
-/// about it) stays due for the next run. Releases what it took, even after a storage error.
+/// about it), or reached after its lease and lock have run half their lifetime, stays due for
+/// the next run. Releases what it took, even after a storage error.
 async fn work_batch(
     store: &Store,
     runner: &mut Runner,
@@ -122,8 +125,10 @@ async fn work_batch(
         let ran = match contacts.holds(lock) {
             false => Ok(Ran::Skipped),
             true => match runner.ready_for_next().await {
-                Ok(true) => runner.attempt_locked(&webhook_id, record).await,
-                Ok(false) => Ok(Ran::Left),
+                Ok(true) if still_held(&leases, &contacts) => {
+                    runner.attempt_locked(&webhook_id, record).await
+                }
+                Ok(_) => Ok(Ran::Left),
                 Err(error) => Err(error),
             },
         };
@@ -140,6 +145,14 @@ async fn work_batch(
     result
 }
 
+/// Whether the batch's leases and contact locks surely hold for one more attempt. A long batch
+/// (slow answers, rate-limit waits, a large `CRON_TIME_BUDGET_MS`) can outlive them; a webhook
+/// whose lease may expire mid-attempt is left for the next run rather than attempted twice.
+fn still_held(leases: &locks::Held, contacts: &locks::Held) -> bool {
+    let now = now_ms();
+    leases.surely_held(now) && contacts.surely_held(now)
+}
+
 fn count(tally: &mut CronRun, ran: Ran) {
     match ran {
         Ran::Finished => tally.finished += 1,
@@ -152,15 +165,15 @@ fn count(tally: &mut CronRun, ran: Ran) {
     }
 }
 
-/// The record of the webhook behind a listed `due:` key, if it still says it is due there; a
-/// stale index key (finished, parked, rescheduled or gone since it was listed) is dropped.
+/// The record of the webhook behind a listed `due:` key, if it still says it is due there. A key
+/// its record does not name (finished, parked, rescheduled or gone since it was listed, or its
+/// record's write failed) is skipped, and dropped once it is settled ([`index_key_settled`]):
+/// until then it may be a new key whose record is still being written.
 async fn still_due(store: &Store, key: &str, webhook_id: &str) -> Result<Option<WebhookRecord>, StoreError> {
     let record: Option<WebhookRecord> = store.get(&webhook_key(webhook_id)).await?;
     match record {
         Some(record) if record.due_key(webhook_id).as_deref() == Some(key) => Ok(Some(record)),
-        _ => {
-            store.delete(key).await?;
-            Ok(None)
-        }
+        _ if index_key_settled(key, now_ms()) => store.delete(key).await.map(|()| None),
+        _ => Ok(None),
     }
 }

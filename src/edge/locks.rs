@@ -11,6 +11,7 @@ use worker::{console_warn, Delay};
 
 use super::runtime::now_ms;
 use super::store::Store;
+use crate::records::surely_held;
 use crate::timestamp::UnixMillis;
 
 /// How long a taker waits for a concurrent taker's write to land before reading its keys back.
@@ -27,6 +28,13 @@ pub struct Held {
 impl Held {
     pub fn holds(&self, key: &str) -> bool {
         self.keys.iter().any(|held| held == key)
+    }
+
+    /// Whether these keys surely still hold at `now`: less than half their lifetime has passed,
+    /// so none can have expired and been taken by another taker, and a step begun now has the
+    /// other half.
+    pub fn surely_held(&self, now: UnixMillis) -> bool {
+        surely_held(self.taken_at, self.ttl_secs, now)
     }
 }
 
@@ -75,7 +83,7 @@ pub async fn take_one(store: &Store, key: &str, ttl_secs: u64, tries: u32, pause
 /// expired and was taken by someone else (that is logged: two takers may have held it at once).
 /// A failed release only keeps the key until it expires.
 pub async fn release(store: &Store, held: &Held) {
-    let surely_ours = now_ms() - held.taken_at < (held.ttl_secs * 500) as i64;
+    let surely_ours = held.surely_held(now_ms());
     for key in &held.keys {
         let ours = surely_ours
             || match store.get_text(key).await {

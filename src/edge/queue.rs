@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use worker::{console_log, Delay, Env};
+use worker::{console_log, console_warn, Delay, Env};
 
 use super::alerts::{self, AlertKind};
 use super::contacts_client::ContactsClient;
@@ -293,7 +293,7 @@ impl Runner {
             self.calls += 1;
             calls += 1;
             if let Some(until) = blocked_until(&sent.rate, now_ms()) {
-                rate_block::block(&self.store, &self.config.location_id, until, now_ms()).await?;
+                self.block_location(until).await;
             }
             if sent.answer == Answer::TokenRejected && !refreshed {
                 (refreshed, renew) = (true, true);
@@ -335,6 +335,15 @@ impl Runner {
             Delay::from(Duration::from_millis((slot - now) as u64)).await;
         }
         self.pacer.record(slot.max(now));
+    }
+
+    /// Blocks the location until `until`, best effort: the call that reported the spent window
+    /// was answered, and its answer (a create's new id) must still be recorded. A block that could
+    /// not be kept only costs a 429 later, which is retried without counting.
+    async fn block_location(&self, until: UnixMillis) {
+        if let Err(error) = rate_block::block(&self.store, &self.config.location_id, until, now_ms()).await {
+            console_warn!("{}", json!({"msg": "rate-limit block not kept", "error": error.to_string()}));
+        }
     }
 
     /// When the location's rate-limit window is spent, until when.
@@ -382,6 +391,9 @@ impl Runner {
         }
     }
 
+    /// Writes the webhook's new due time: its new `due:` key first, then the record, then drops
+    /// the old key. A failure on the way leaves the record listed under a key it names (the old
+    /// one), never a record the cron cannot find.
     async fn reschedule(
         &mut self,
         id: &str,
@@ -403,8 +415,8 @@ impl Runner {
             waiting_since: later.waiting_since,
         };
         let new_due = due_key(later.due_at, id);
-        self.store.put(&webhook_key(id), &record, None).await?;
         self.store.put_index(&new_due, Some(json!(DueMeta { accepted_at: record.accepted_at }))).await?;
+        self.store.put(&webhook_key(id), &record, None).await?;
         if new_due != old_due {
             self.store.delete(old_due).await?;
         }
@@ -454,6 +466,9 @@ impl Runner {
         let _ = self.store.put(STALE_COUNT_KEY, &(count + 1), None).await;
     }
 
+    /// Parks the webhook: its `parked:` key first, then the record, then drops its `due:` key, so
+    /// that a dead letter is always listed; a `parked:` key whose record did not follow is skipped
+    /// by the operator API, and the webhook stays due.
     async fn park(
         &mut self,
         id: &str,
@@ -469,8 +484,8 @@ impl Runner {
         let parked_at = now_ms();
         record.attempts += u32::from(calls > 0);
         record.state = WebhookState::Parked { body, parked_at, reason: reason.clone() };
-        self.store.put(&webhook_key(id), &record, None).await?;
         self.store.put_index(&parked_key(parked_at, id), None).await?;
+        self.store.put(&webhook_key(id), &record, None).await?;
         self.store.delete(old_due).await?;
         log(id, &record, LogDecision::Parked, None, Some(&reason), calls, started, None);
         let text = format!("webhook {id} ({}) was parked: {reason}", record.event_type);

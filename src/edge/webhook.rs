@@ -110,7 +110,10 @@ enum Accepted {
     Known(Result<Response>),
 }
 
-/// Records a new webhook (record first, then its place in the queue) or answers a known one.
+/// Records a new webhook or answers a known one. Its place in the queue is written before its
+/// record: a record on file is what makes a redelivery answer 202 without writing, so a record
+/// written without its `due:` key would never be attempted. A key without a record (its write
+/// failed, the sender redelivers) is dropped by the cron.
 async fn accept(store: &Store, admitted: &Admitted, now: i64) -> std::result::Result<Accepted, StoreError> {
     let key = webhook_key(&admitted.webhook_id);
     if let Some(existing) = store.get::<WebhookRecord>(&key).await? {
@@ -144,9 +147,9 @@ async fn accept(store: &Store, admitted: &Admitted, now: i64) -> std::result::Re
         now,
         due_at,
     );
-    store.put(&key, &record, None).await?;
     let meta = serde_json::json!(DueMeta { accepted_at: now });
     store.put_index(&due_key(due_at, &admitted.webhook_id), Some(meta)).await?;
+    store.put(&key, &record, None).await?;
     Ok(Accepted::New(record))
 }
 

@@ -189,6 +189,55 @@ describe("reliability", () => {
     assert.equal(status.json.pending, 0);
   });
 
+  test("a queue key written before a record write that failed neither hides nor duplicates a webhook", async () => {
+    const now = Date.now();
+    const dueKey = (at, id) => `due:${String(at).padStart(13, "0")}:${id}`;
+    const meta = { metadata: { accepted_at: now } };
+    // The webhook's record write failed after its due: key was written (answered 503): the
+    // redelivery is accepted afresh and applied.
+    await world.kv.put(dueKey(now + 120_000, "msg_redelivered"), "", meta);
+    const redelivered = await world.deliver(created(1), { id: "msg_redelivered" });
+    assert.equal(redelivered.status, 202);
+    assert.equal(redelivered.headers.get("x-sightmill-sync-replayed"), null);
+    assert.equal((await world.settle("msg_redelivered")).state, "finished");
+
+    // A key its record does not name is dropped once settled; a fresh one may be a key whose
+    // record is still being written, and is kept for the next run.
+    const settled = dueKey(now - 180_000, "msg_gone");
+    const fresh = dueKey(now - 1_000, "msg_late");
+    await world.kv.put(settled, "", meta);
+    await world.kv.put(fresh, "", meta);
+    await world.cron();
+    const keys = await world.kvKeys();
+    assert.ok(!keys.includes(settled), "a settled stale key is dropped");
+    assert.ok(keys.includes(fresh), "a fresh key is kept");
+    const record = {
+      body_sha256: "x",
+      event_type: "contact.created",
+      sightmill_id: "sm_2",
+      accepted_at: now,
+      attempts: 0,
+      state: "pending",
+      body: JSON.stringify(created(2)),
+      due_at: now - 1_000,
+      failures: 0,
+    };
+    await world.kv.put("webhook:msg_late", JSON.stringify(record));
+    await world.cron();
+    assert.equal((await world.record("msg_late")).state, "finished");
+    assert.equal(world.sim.state().contacts.length, 2);
+
+    // Parking's record write failed after its parked: key was written: the webhook is still
+    // pending, listed once as pending and never as a dead letter.
+    world.sim.injectFault({ route: "POST /contacts/", status: 503 });
+    const { answer } = await world.deliverAndSettle(created(3));
+    await world.kv.put(`parked:${String(now).padStart(13, "0")}:${answer.id}`, "");
+    assert.deepEqual((await world.admin("GET", "events?state=parked")).json.events, []);
+    const pending = (await world.admin("GET", "events?state=pending")).json.events;
+    assert.deepEqual(pending.map((e) => [e.webhook_id, e.state]), [[answer.id, "pending"]]);
+    assert.deepEqual((await world.admin("POST", "replay", { body: { all: true } })).json.replayed, []);
+  });
+
   test("two overlapping cron runs send each event once", async () => {
     world.sim.injectFault({ route: "POST /contacts/", status: 503, count: 6 });
     const ids = [];
