@@ -13,7 +13,7 @@ use super::runtime::now_ms;
 use super::store::{Store, StoreError};
 use super::webhook::load_config;
 use crate::records::{
-    contact_lock_key, index_key_settled, lease_key, webhook_key, CronRun, WebhookRecord, CRON_LAST_KEY,
+    contact_lock_key, index_key_stale, lease_key, webhook_key, CronRun, WebhookRecord, CRON_LAST_KEY,
 };
 use crate::timestamp::UnixMillis;
 
@@ -166,14 +166,13 @@ fn count(tally: &mut CronRun, ran: Ran) {
 }
 
 /// The record of the webhook behind a listed `due:` key, if it still says it is due there. A key
-/// its record does not name (finished, parked, rescheduled or gone since it was listed, or its
-/// record's write failed) is skipped, and dropped once it is settled ([`index_key_settled`]):
+/// its record does not name is skipped, and dropped once it is surely stale ([`index_key_stale`]):
 /// until then it may be a new key whose record is still being written.
 async fn still_due(store: &Store, key: &str, webhook_id: &str) -> Result<Option<WebhookRecord>, StoreError> {
     let record: Option<WebhookRecord> = store.get(&webhook_key(webhook_id)).await?;
     match record {
         Some(record) if record.due_key(webhook_id).as_deref() == Some(key) => Ok(Some(record)),
-        _ if index_key_settled(key, now_ms()) => store.delete(key).await.map(|()| None),
+        record if index_key_stale(key, record.as_ref(), now_ms()) => store.delete(key).await.map(|()| None),
         _ => Ok(None),
     }
 }
