@@ -33,10 +33,7 @@ fn start() {
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
-    match route(req, &env, &ctx).await {
-        Ok(response) => Ok(response),
-        Err(error) => failed(&error),
-    }
+    route(req, &env, &ctx).await.or_else(|error| failed(&error))
 }
 
 /// A route that could not answer (a missing binding, a body that could not be read) still answers
