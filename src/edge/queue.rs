@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use worker::{console_log, console_warn, Delay, Env};
+use worker::{console_log, Delay, Env};
 
 use super::alerts::{self, AlertKind};
 use super::contacts_client::ContactsClient;
@@ -26,7 +26,7 @@ use crate::records::{
     WebhookState, DUE_PREFIX, FINISHED_TTL_SECS, STALE_COUNT_KEY,
 };
 use crate::report::{log_line, Decision as LogDecision, LogEntry, Subject};
-use crate::retry::{blocked_until, decide, decide_wait, Decision, Pacer};
+use crate::retry::{decide, decide_wait, Decision, Pacer};
 use crate::secret::Secret;
 use crate::timestamp::UnixMillis;
 
@@ -292,9 +292,7 @@ impl Runner {
             let sent = client.send(&request).await;
             self.calls += 1;
             calls += 1;
-            if let Some(until) = blocked_until(&sent.rate, now_ms()) {
-                self.block_location(until).await;
-            }
+            rate_block::heed(&self.store, &self.config.location_id, &sent.rate).await;
             if sent.answer == Answer::TokenRejected && !refreshed {
                 (refreshed, renew) = (true, true);
                 continue;
@@ -335,15 +333,6 @@ impl Runner {
             Delay::from(Duration::from_millis((slot - now) as u64)).await;
         }
         self.pacer.record(slot.max(now));
-    }
-
-    /// Blocks the location until `until`, best effort: the call that reported the spent window
-    /// was answered, and its answer (a create's new id) must still be recorded. A block that could
-    /// not be kept only costs a 429 later, which is retried without counting.
-    async fn block_location(&self, until: UnixMillis) {
-        if let Err(error) = rate_block::block(&self.store, &self.config.location_id, until, now_ms()).await {
-            console_warn!("{}", json!({"msg": "rate-limit block not kept", "error": error.to_string()}));
-        }
     }
 
     /// When the location's rate-limit window is spent, until when.

@@ -2,11 +2,16 @@
 //! (`ratelimit:{location}`) for every isolate, and remembered in this isolate for
 //! [`RECHECK_MS`], so that each first attempt does not read KV again. A block written by another
 //! isolate is therefore seen up to that much later; a call sent meanwhile at worst meets a 429,
-//! which the queue retries without counting it.
+//! which the queue retries without counting it. Every Contacts API answer, to a write or a read,
+//! goes through [`heed`].
 
 use std::cell::RefCell;
 
+use worker::console_warn;
+
+use super::runtime::now_ms;
 use super::store::{Store, StoreError};
+use crate::retry::{blocked_until, RateHeaders};
 use crate::timestamp::UnixMillis;
 
 /// How long this isolate trusts what it last read or wrote.
@@ -43,15 +48,26 @@ pub async fn blocked(
 }
 
 /// Blocks `location` until `until`, for every isolate.
-pub async fn block(
-    store: &Store,
-    location: &str,
-    until: UnixMillis,
-    now: UnixMillis,
-) -> Result<(), StoreError> {
+async fn block(store: &Store, location: &str, until: UnixMillis, now: UnixMillis) -> Result<(), StoreError> {
     remember(location, until, now);
     let ttl = ((until - now) / 1_000).max(60) as u64;
     store.put(&key(location), &until, Some(ttl)).await
+}
+
+/// After an answer: blocks `location` when its `X-RateLimit-*` headers (or a 429) say the window
+/// is spent. Best effort: the answer is already here and must still be used (a create's new id
+/// recorded), and a block that could not be kept only costs a 429 later.
+pub async fn heed(store: &Store, location: &str, rate: &RateHeaders) {
+    let now = now_ms();
+    let Some(until) = blocked_until(rate, now) else {
+        return;
+    };
+    if let Err(error) = block(store, location, until, now).await {
+        console_warn!(
+            "{}",
+            serde_json::json!({"msg": "rate-limit block not kept", "error": error.to_string()})
+        );
+    }
 }
 
 /// The KV key of `location`'s block.

@@ -19,7 +19,6 @@ use crate::read_path::{
     ApiRoute, ReadConfig, ReadRoute, CACHE_TTL_SETTING, READ_VERSION_TTL_SECS,
 };
 use crate::records::Link;
-use crate::retry::blocked_until;
 use crate::secret::Secret;
 use crate::timestamp::UnixMillis;
 
@@ -176,15 +175,7 @@ impl Reader<'_> {
         let client =
             ContactsClient { base_url: &self.config.api_base, token, timeout_ms: self.config.api_timeout_ms };
         let (response, rate) = client.send_raw(request).await?;
-        if let Some(until) = blocked_until(&rate, now_ms()) {
-            // The answer is here either way: a block that could not be kept only costs a 429 later.
-            if let Err(error) = rate_block::block(self.store, location_id, until, now_ms()).await {
-                console_warn!(
-                    "{}",
-                    serde_json::json!({"msg": "rate-limit block not kept", "error": error.to_string()})
-                );
-            }
-        }
+        rate_block::heed(self.store, location_id, &rate).await;
         Ok(response)
     }
 
