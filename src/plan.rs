@@ -372,6 +372,24 @@ enum Remember {
     Tag { key: String, present: bool },
 }
 
+/// What a refusal means for an event. A 400 "… not found" says the record or its contact is no
+/// longer in the API: a deletion of it was applied but not answered (its retry leaves the
+/// tombstone), or made by hand. Nothing is left to change, so the event is skipped. Anything
+/// else is a failure.
+fn refused(answer: Answer) -> Next {
+    match answer {
+        Answer::Rejected { status: 400, message } if not_found(&message) => {
+            let reason = format!("it is no longer in the Contacts API (HTTP 400: {message})");
+            Next::Applied(Applied { outcome: Outcome::Skipped { reason }, writes: vec![] })
+        }
+        other => Next::Failed(Failure::from_answer(other)),
+    }
+}
+
+fn not_found(message: &str) -> bool {
+    message.to_lowercase().contains("not found")
+}
+
 /// A note, task, tag or delete: one call.
 #[derive(Debug)]
 pub struct SingleCall {
@@ -383,17 +401,11 @@ pub struct SingleCall {
 
 impl SingleCall {
     fn on_answer(&mut self, answer: Answer) -> Next {
-        let gone = matches!(&answer, Answer::Rejected { status: 400 | 404, message } if message.to_lowercase().contains("not found"));
+        let gone = matches!(&answer, Answer::Rejected { status: 400 | 404, message } if not_found(message));
         match answer {
             Answer::Success(_) => {}
             _ if gone && self.action == Action::Deleted => {}
-            // The record (or its contact) is no longer in the API: a deletion of it was applied
-            // but not answered, and its retry will leave the tombstone. Nothing to change.
-            Answer::Rejected { status: 400, message } if gone => {
-                let reason = format!("it is no longer in the Contacts API (HTTP 400: {message})");
-                return Next::Applied(Applied { outcome: Outcome::Skipped { reason }, writes: vec![] });
-            }
-            other => return Next::Failed(Failure::from_answer(other)),
+            other => return refused(other),
         }
         let at = self.updated_at;
         let (record_id, writes) = match &self.remember {
@@ -666,7 +678,7 @@ impl RecordJob {
                 *stage = RecordStage::Unanswered;
                 Next::Failed(Failure::from_answer(answer))
             }
-            (_, answer) => Next::Failed(Failure::from_answer(answer)),
+            (_, answer) => refused(answer),
         }
     }
 
@@ -794,7 +806,7 @@ impl ContactJob {
                 self.next_follow_up()
             }
             (Stage::Tagging { .. }, Answer::Success(_)) => self.next_follow_up(),
-            (_, answer) => Next::Failed(Failure::from_answer(answer)),
+            (_, answer) => refused(answer),
         }
     }
 
@@ -1295,6 +1307,23 @@ mod tests {
         let (mut job, _) = send(plan(&updated, &with_link(live("N1", MS10))));
         let refused = Answer::Rejected { status: 422, message: "body must be a string".into() };
         assert!(matches!(job.on_answer(refused), Next::Failed(Failure::Rejected { .. })));
+    }
+
+    #[test]
+    fn a_create_or_contact_update_whose_contact_is_gone_is_skipped() {
+        let gone = || Answer::Rejected { status: 400, message: "Contact not found".into() };
+        let skipped = |next: Next| matches!(next, Next::Applied(Applied { outcome: Outcome::Skipped { .. }, writes }) if writes.is_empty());
+        let contact = Known { contact: Some(live("c9", 0)), ..Known::default() };
+        let (mut job, request) = send(plan(&note_created("hello"), &contact));
+        assert_eq!(request.method, Method::Post);
+        assert!(skipped(job.on_answer(gone())), "a note create");
+        let updated = event("contact.updated", json!({"id": "c", "email": "a@b.co", "updated_at": T10}));
+        let (mut job, request) = send(plan(&updated, &known_contact(live("c9", 0))));
+        assert_eq!(request.method, Method::Put);
+        assert!(skipped(job.on_answer(gone())), "a contact update");
+        let (mut job, _) = send(plan(&updated, &known_contact(live("c9", 0))));
+        let invalid = Answer::Rejected { status: 400, message: "email must be an email".into() };
+        assert!(matches!(job.on_answer(invalid), Next::Failed(Failure::Rejected { .. })), "other 400s fail");
     }
 
     #[test]
