@@ -5,9 +5,9 @@
 use thiserror::Error;
 
 use crate::contacts_api::DEFAULT_BASE_URL;
-use crate::mapping::{Mapping, MappingError};
-use crate::retry::{parse_duration, Schedule, DEFAULT_MAX_WAIT_SECS};
-use crate::signature::{KeyError, SigningKey};
+use crate::intake::signature::{KeyError, SigningKey};
+use crate::sync::mapping::{Mapping, MappingError};
+use crate::sync::retry::{parse_duration, Schedule, DEFAULT_MAX_WAIT_SECS};
 
 pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
 pub const DEFAULT_API_TIMEOUT_MS: u32 = 10_000;

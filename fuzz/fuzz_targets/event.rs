@@ -4,9 +4,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sightmill_sync::event::{is_sightmill_id, parse_event, EventType};
-use sightmill_sync::mapping::Mapping;
-use sightmill_sync::plan::{self, Known};
+use sightmill_sync::intake::event::{is_sightmill_id, parse_event, EventType};
+use sightmill_sync::sync::mapping::Mapping;
+use sightmill_sync::sync::plan::{self, Known};
 
 fuzz_target!(|body: &[u8]| {
     let Ok(event) = parse_event(body) else {

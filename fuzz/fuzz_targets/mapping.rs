@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use sightmill_sync::mapping::{Mapping, Purpose};
+use sightmill_sync::sync::mapping::{Mapping, Purpose};
 
 fuzz_target!(|input: &[u8]| {
     let mut parts = input.splitn(2, |byte| *byte == 0);

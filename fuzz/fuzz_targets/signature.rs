@@ -5,7 +5,7 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use sightmill_sync::signature::{is_valid_id, verify, SignatureError, SignatureHeaders, SigningKey};
+use sightmill_sync::intake::signature::{is_valid_id, verify, SignatureError, SignatureHeaders, SigningKey};
 
 /// A key that always parses, for when the fuzzed secret list does not.
 const FALLBACK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";

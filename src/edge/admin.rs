@@ -12,18 +12,18 @@ use super::runtime::{now_ms, setting};
 use super::store::{Store, StoreError};
 use super::tokens::token_status;
 use super::webhook::load_config;
-use crate::api_keys::{admin_keys, Denied, ADMIN_KEYS_SETTING};
+use crate::auth::api_keys::{admin_keys, Denied, ADMIN_KEYS_SETTING};
 use crate::config::Config;
 use crate::contacts_api::Answer;
-use crate::event::parse_event;
+use crate::intake::event::parse_event;
+use crate::intake::signature::is_valid_id;
 use crate::intake::Refusal;
-use crate::plan::{self, Next, Start};
-use crate::read_path::split_url;
-use crate::records::{
+use crate::read::split_url;
+use crate::sync::plan::{self, Next, Start};
+use crate::sync::records::{
     due_key, parked_key, parse_index_key, webhook_key, CronRun, DueMeta, Outcome, WebhookRecord,
     WebhookState, CRON_LAST_KEY, DUE_PREFIX, FINISHED_TTL_SECS, PARKED_PREFIX, STALE_COUNT_KEY,
 };
-use crate::signature::is_valid_id;
 use crate::timestamp::parse_rfc3339;
 
 const PREFIX: &str = "/admin/";

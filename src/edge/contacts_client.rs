@@ -10,8 +10,8 @@ use super::http::fetch_with_timeout;
 pub use super::http::TransportFailure;
 
 use crate::contacts_api::{classify, Answer, ApiRequest, ApiResponse, Method as ApiMethod, API_VERSION};
-use crate::retry::RateHeaders;
 use crate::secret::Secret;
+use crate::sync::retry::RateHeaders;
 
 pub struct ContactsClient<'a> {
     pub base_url: &'a str,

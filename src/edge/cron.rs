@@ -12,7 +12,7 @@ use super::queue::{scan_queue, Ran, Runner, LOCK_TTL_SECS};
 use super::runtime::now_ms;
 use super::store::{Store, StoreError};
 use super::webhook::load_config;
-use crate::records::{
+use crate::sync::records::{
     contact_lock_key, index_key_stale, lease_key, webhook_key, CronRun, WebhookRecord, CRON_LAST_KEY,
 };
 use crate::timestamp::UnixMillis;

@@ -11,7 +11,7 @@ use worker::{console_warn, Delay};
 
 use super::runtime::now_ms;
 use super::store::Store;
-use crate::records::surely_held;
+use crate::sync::records::surely_held;
 use crate::timestamp::UnixMillis;
 
 /// How long a taker waits for a concurrent taker's write to land before reading its keys back.

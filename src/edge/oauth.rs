@@ -1,6 +1,6 @@
 //! The OAuth install routes (`TOKEN_MODE=oauth`): `GET /oauth/install` sends the browser to the
 //! marketplace consent page with a signed state; `GET /oauth/callback` checks that state (core:
-//! [`crate::install`]), trades the code for the location's first tokens and stores them encrypted
+//! [`crate::auth::install`]), trades the code for the location's first tokens and stores them encrypted
 //! in KV, where the webhook path's token seam (`super::tokens`) finds them.
 
 use serde_json::{json, Value};
@@ -11,14 +11,14 @@ use super::runtime::{now_ms, setting};
 use super::store::Store;
 use super::token_endpoint::exchange;
 use super::tokens::{save, token_config};
-use crate::config::Config;
-use crate::install::{
+use crate::auth::install::{
     check_callback, clear_cookie, origin_of, query_param, start_install, CallbackQuery, InstallStart,
     NONCE_LEN,
 };
+use crate::auth::token_endpoint::Grant;
+use crate::auth::tokens::{safe_location_id, InstallSettings, Issuer, TokenConfig, TokenError, TokenRecord};
+use crate::config::Config;
 use crate::intake::Refusal;
-use crate::token_endpoint::Grant;
-use crate::tokens::{safe_location_id, InstallSettings, Issuer, TokenConfig, TokenError, TokenRecord};
 
 pub const INSTALL_PATH: &str = "/oauth/install";
 pub const CALLBACK_PATH: &str = "/oauth/callback";

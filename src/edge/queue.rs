@@ -19,15 +19,15 @@ use super::tokens::{access_token, refresh_after_rejection, TokenError};
 use super::turns;
 use crate::config::Config;
 use crate::contacts_api::{Answer, ApiRequest};
-use crate::event::{parse_event, Event};
-use crate::plan::{self, Applied, Failure, Job, Known, Next, RecordKey, Start, Write, MAX_CALLS};
-use crate::records::{
+use crate::intake::event::{parse_event, Event};
+use crate::secret::Secret;
+use crate::sync::plan::{self, Applied, Failure, Job, Known, Next, RecordKey, Start, Write, MAX_CALLS};
+use crate::sync::records::{
     contact_lock_key, due_key, parked_key, parse_index_key, webhook_key, DueMeta, Outcome, WebhookRecord,
     WebhookState, DUE_PREFIX, FINISHED_TTL_SECS, STALE_COUNT_KEY,
 };
-use crate::report::{log_line, Decision as LogDecision, LogEntry, Subject};
-use crate::retry::{decide, decide_wait, Decision, Pacer};
-use crate::secret::Secret;
+use crate::sync::report::{log_line, Decision as LogDecision, LogEntry, Subject};
+use crate::sync::retry::{decide, decide_wait, Decision, Pacer};
 use crate::timestamp::UnixMillis;
 
 /// How long a contact lock holds at most (KV's shortest expiry); an attempt takes far less.

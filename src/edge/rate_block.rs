@@ -11,7 +11,7 @@ use worker::console_warn;
 
 use super::runtime::now_ms;
 use super::store::{Store, StoreError};
-use crate::retry::{blocked_until, RateHeaders};
+use crate::sync::retry::{blocked_until, RateHeaders};
 use crate::timestamp::UnixMillis;
 
 /// How long this isolate trusts what it last read or wrote.

@@ -14,12 +14,12 @@ use super::store::{Store, StoreError};
 use super::tokens::{access_token, refresh_after_rejection, TokenError};
 use crate::contacts_api::{ApiRequest, ApiResponse};
 use crate::intake::Refusal;
-use crate::read_path::{
+use crate::read::{
     cache_ttl_secs, cacheable, config_refusal, read_version_key, split_url, token_rejected, upstream_refusal,
     ApiRoute, ReadConfig, ReadRoute, CACHE_TTL_SETTING, READ_VERSION_TTL_SECS,
 };
-use crate::records::Link;
 use crate::secret::Secret;
+use crate::sync::records::Link;
 use crate::timestamp::UnixMillis;
 
 /// The named edge cache that holds read answers (apart from the zone's own cache).
@@ -28,7 +28,7 @@ const CACHE_NAME: &str = "sightmill-sync-read";
 const CACHE_HEADER: &str = "x-sightmill-sync-cache";
 
 pub fn handles(path: &str) -> bool {
-    crate::read_path::handles(path)
+    crate::read::handles(path)
 }
 
 /// Answers one GET on a read route, and logs one JSON line about it (no key, token or data).

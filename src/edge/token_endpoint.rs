@@ -8,8 +8,8 @@ use worker::{Headers, Method, Request, RequestInit};
 
 use super::http::{fetch_with_timeout, TransportFailure};
 
-use crate::token_endpoint::{interpret, token_request, Grant, TokenAnswer, TokenRequest};
-use crate::tokens::{OAuthClient, TokenError, TokenRecord};
+use crate::auth::token_endpoint::{interpret, token_request, Grant, TokenAnswer, TokenRequest};
+use crate::auth::tokens::{OAuthClient, TokenError, TokenRecord};
 
 /// How long the token endpoint may take to answer.
 const TIMEOUT_MS: u32 = 10_000;

@@ -1,4 +1,4 @@
-//! Where the Contacts API access token comes from: the shell half of [`crate::tokens`]. Reads the
+//! Where the Contacts API access token comes from: the shell half of [`crate::auth::tokens`]. Reads the
 //! token settings, opens the encrypted record in KV, trades a grant at the token endpoint when the
 //! core says so, stores what comes back, and tells the operator when a token is refused for good.
 //! The webhook path calls [`access_token`] before its first Contacts API call and
@@ -12,14 +12,14 @@ use worker::{console_error, console_log, console_warn, Delay, Env};
 use super::runtime::setting;
 use super::store::Store;
 use super::token_endpoint::exchange;
-use crate::envelope::{Envelope, NONCE_LEN};
-use crate::secret::Secret;
-use crate::token_endpoint::Grant;
-use crate::tokens::{
+use crate::auth::envelope::{Envelope, NONCE_LEN};
+use crate::auth::token_endpoint::Grant;
+use crate::auth::tokens::{
     plan, seal_record, token_key, Issuer, Plan, Stored, TokenConfig, TokenMode, TokenRecord,
 };
+use crate::secret::Secret;
 
-pub use crate::tokens::TokenError;
+pub use crate::auth::tokens::TokenError;
 
 /// After a refresh token turned out to be spent, KV is read again after each of these waits (ms)
 /// for the record that the isolate which spent it is writing.

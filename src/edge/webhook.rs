@@ -10,11 +10,11 @@ use super::respond;
 use super::runtime::{now_ms, setting};
 use super::store::{Store, StoreError};
 use crate::config::Config;
+use crate::intake::signature::SignatureHeaders;
 use crate::intake::{admit, check_declared_length, too_large, Admitted, Delivery};
-use crate::plan::MAX_CALLS;
-use crate::records::{due_key, webhook_key, DueMeta, Redelivery, WebhookRecord};
-use crate::report::{accepted_body, outcome_body, Subject};
-use crate::signature::SignatureHeaders;
+use crate::sync::plan::MAX_CALLS;
+use crate::sync::records::{due_key, webhook_key, DueMeta, Redelivery, WebhookRecord};
+use crate::sync::report::{accepted_body, outcome_body, Subject};
 
 /// How long the first attempt has before the cron may take the webhook over.
 const FIRST_ATTEMPT_LEASE_MS: i64 = 2 * 60 * 1_000;

@@ -2,11 +2,14 @@
 //! shape) or refused with a status and a JSON error. Runs before anything is read from or written to
 //! KV, so a refused delivery costs nothing and leaves no trace.
 
+pub mod event;
+pub mod signature;
+
 use serde_json::json;
 
-use crate::event::{parse_event, Event, ParseError};
-use crate::records::body_fingerprint;
-use crate::signature::{verify, SignatureHeaders, SigningKey};
+use crate::intake::event::{parse_event, Event, ParseError};
+use crate::intake::signature::{verify, SignatureHeaders, SigningKey};
+use crate::sync::records::body_fingerprint;
 
 /// A refusal: the status SightMill gets and a JSON body saying what was wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,19 +4,19 @@
 //! what the caller gets back and what may be cached.
 //!
 //! One read's way through: `edge::read_api` reads the settings ([`ReadConfig`]) and checks the
-//! caller's key ([`crate::api_keys`]) -> [`ReadRoute::parse`] -> the shell reads the id map in KV
+//! caller's key ([`crate::auth::api_keys`]) -> [`ReadRoute::parse`] -> the shell reads the id map in KV
 //! for a SightMill id ([`ReadRoute::link_key`], [`ReadRoute::resolve`]) -> [`ApiRoute::request`] -> the shell sends it (with the token and the
 //! `Version` header) -> [`upstream_refusal`] or the API's answer passed through, cached when
 //! [`ApiRoute::cache_key`] allows.
 
 use std::borrow::Cow;
 
-use crate::api_keys::ApiKeys;
+use crate::auth::api_keys::ApiKeys;
 use crate::config::{self, ConfigError};
 use crate::contacts_api::{classify, Answer, ApiId, ApiRequest, ApiResponse};
-use crate::event::is_sightmill_id;
+use crate::intake::event::is_sightmill_id;
 use crate::intake::Refusal;
-use crate::records::{contact_key, Link};
+use crate::sync::records::{contact_key, Link};
 
 /// The secret holding the read API's keys; unset turns the read API off.
 pub const READ_KEYS_SETTING: &str = "READ_API_KEYS";

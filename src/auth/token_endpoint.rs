@@ -1,11 +1,11 @@
 //! The OAuth token endpoint (`POST {OAUTH_BASE}/oauth/token`) as data: the form-encoded request
 //! for each grant, and the interpretation of its answer into a [`TokenRecord`] or a
-//! [`TokenError`]. [`crate::tokens`] decides which grant to send; the shell only sends it.
+//! [`TokenError`]. [`crate::auth::tokens`] decides which grant to send; the shell only sends it.
 
 use serde_json::Value;
 
+use crate::auth::tokens::{OAuthClient, TokenError, TokenRecord};
 use crate::secret::Secret;
-use crate::tokens::{OAuthClient, TokenError, TokenRecord};
 
 /// The tokens this worker asks for act for one location (sub-account).
 pub const USER_TYPE: &str = "Location";

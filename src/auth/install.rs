@@ -8,11 +8,11 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::envelope::KeyRing;
+use crate::auth::envelope::KeyRing;
+use crate::auth::token_endpoint::form_encode;
+use crate::auth::tokens::InstallSettings;
 use crate::intake::Refusal;
 use crate::secret::Secret;
-use crate::token_endpoint::form_encode;
-use crate::tokens::InstallSettings;
 
 /// How long an install may take from the redirect to the callback.
 pub const STATE_TTL_SECS: i64 = 600;

@@ -23,8 +23,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::contacts_api::ApiId;
+use crate::sync::wire::{WireLink, WireOutcome, WireRecord};
 use crate::timestamp::UnixMillis;
-use crate::wire::{WireLink, WireOutcome, WireRecord};
 
 /// How long a finished webhook id is remembered. SightMill (like every Standard Webhooks sender)
 /// stops redelivering well within a week.
@@ -166,7 +166,7 @@ pub enum Link {
     },
     /// Notes and tasks only: a create was sent for this version and got no definite answer (a
     /// timeout, a network error or a 5xx), so the API may have made the record. Every later event
-    /// about it looks the contact's notes or tasks up first (see [`crate::plan`]).
+    /// about it looks the contact's notes or tasks up first (see [`crate::sync::plan`]).
     InDoubt(CreateInDoubt),
     Deleted {
         updated_at: UnixMillis,
@@ -244,7 +244,7 @@ pub struct DueMeta {
 }
 
 /// The idempotency and queue record of one webhook, stored as one flat JSON object (the common
-/// fields, `state`, and the state's fields; see [`crate::wire`]).
+/// fields, `state`, and the state's fields; see [`crate::sync::wire`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(into = "WireRecord", try_from = "WireRecord")]
 pub struct WebhookRecord {

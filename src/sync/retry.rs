@@ -4,7 +4,7 @@
 
 use thiserror::Error;
 
-use crate::plan::Failure;
+use crate::sync::plan::Failure;
 use crate::timestamp::UnixMillis;
 
 /// 1 min, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, 24 h: then the event is parked.

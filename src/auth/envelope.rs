@@ -1,6 +1,6 @@
 //! AES-256-GCM envelopes for secrets kept in Workers KV: the key ring parsed from the
 //! `TOKEN_ENCRYPTION_KEYS` secret, sealing under its current key and opening under any key it
-//! lists (key rotation). Used by [`crate::tokens`] before a token record is written to KV and after
+//! lists (key rotation). Used by [`crate::auth::tokens`] before a token record is written to KV and after
 //! it is read; the shell hands in the random nonce, so sealing stays deterministic.
 
 use std::fmt;

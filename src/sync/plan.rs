@@ -14,9 +14,9 @@
 use serde_json::{json, Value};
 
 use crate::contacts_api::{Answer, ApiId, ApiRequest};
-use crate::event::{Change, Event, SightmillNote, SightmillTask};
-use crate::mapping::{Mapping, Purpose};
-use crate::records::{
+use crate::intake::event::{Change, Event, SightmillNote, SightmillTask};
+use crate::sync::mapping::{Mapping, Purpose};
+use crate::sync::records::{
     child_prefixes, contact_key, note_key, tag_key, task_key, Action, CreateInDoubt, Link, Outcome, Sent,
     TagState,
 };
@@ -849,7 +849,7 @@ impl ContactJob {
 mod tests {
     use super::*;
     use crate::contacts_api::Method;
-    use crate::event::parse_event;
+    use crate::intake::event::parse_event;
 
     const LOC: &str = "loc-1";
     const T10: &str = "2026-11-27T10:00:00Z";

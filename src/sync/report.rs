@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::records::{Outcome, WebhookRecord};
+use crate::sync::records::{Outcome, WebhookRecord};
 
 /// Who the webhook is: the fields every answer and log line starts with.
 #[derive(Debug, Clone, Copy)]
@@ -110,7 +110,7 @@ pub fn log_line(entry: &LogEntry<'_>) -> String {
 mod tests {
     use super::*;
     use crate::contacts_api::ApiId;
-    use crate::records::Action;
+    use crate::sync::records::Action;
 
     const SUBJECT: Subject<'static> =
         Subject { webhook_id: "msg_1", event_type: "contact.updated", sightmill_id: "sm_1" };

@@ -1,4 +1,4 @@
-//! How the records of [`crate::records`] are written in KV: flat JSON objects whose tag field
+//! How the records of [`crate::sync::records`] are written in KV: flat JSON objects whose tag field
 //! (`state` for webhook records and links, `status` for outcomes) says which variant they are.
 //! Each record goes through a flat "wire" struct and a conversion, rather than serde's `flatten`
 //! and internally tagged enums: those buffer every field through serde's generic `Content` tree,
@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::contacts_api::ApiId;
-use crate::records::{Action, CreateInDoubt, Link, Outcome, Sent, WebhookRecord, WebhookState};
+use crate::sync::records::{Action, CreateInDoubt, Link, Outcome, Sent, WebhookRecord, WebhookState};
 use crate::timestamp::UnixMillis;
 
 /// A webhook record as stored: the common fields, the state's name and the state's fields.

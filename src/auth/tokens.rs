@@ -1,17 +1,17 @@
 //! Contacts API access tokens: the token settings (`TOKEN_MODE` and friends), the token record
 //! kept encrypted in KV under `token:{locationId}`, expiry arithmetic with a refresh margin, and
 //! the decision the shell acts on before each attempt: use the token it has, or obtain one with a
-//! grant from the token endpoint ([`crate::token_endpoint`]). Sits before the Contacts API calls
+//! grant from the token endpoint ([`crate::auth::token_endpoint`]). Sits before the Contacts API calls
 //! of every webhook; the shell reads and writes KV and talks to the token endpoint.
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::auth::envelope::{Envelope, EnvelopeError, KeyRing, NONCE_LEN};
+use crate::auth::token_endpoint::Grant;
 use crate::config::ConfigError;
 use crate::contacts_api::DEFAULT_BASE_URL;
-use crate::envelope::{Envelope, EnvelopeError, KeyRing, NONCE_LEN};
 use crate::secret::Secret;
-use crate::token_endpoint::Grant;
 
 /// A stored token is renewed once it is this close to its expiry (tokens live about 24 hours).
 pub const REFRESH_MARGIN_MS: i64 = 5 * 60 * 1000;

@@ -1,0 +1,12 @@
+//! Sync planning: what the location's writer does with an accepted event. [`plan`] turns an
+//! event and the id maps into Contacts API calls (with the operator's [`mapping`]) and reads each
+//! answer; [`retry`] decides what a failure means and paces calls; [`records`] and [`wire`] are
+//! the records the writer keeps; [`queue`] states every transition of a webhook record once, as
+//! the rows to write; [`report`] is what is answered and logged.
+
+pub mod mapping;
+pub mod plan;
+pub mod records;
+pub mod report;
+pub mod retry;
+pub mod wire;
