@@ -135,6 +135,8 @@ fn jittered_ms(delay_secs: u64, jitter: f64) -> i64 {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RateHeaders {
     pub status: u16,
+    /// `X-RateLimit-Max`: calls allowed per interval.
+    pub max: Option<u64>,
     pub remaining: Option<u64>,
     pub interval_ms: Option<u64>,
     pub daily_remaining: Option<u64>,
@@ -182,6 +184,11 @@ impl Pacer {
 
     pub fn record(&mut self, at: UnixMillis) {
         self.sent.push_back(at);
+    }
+
+    /// Changes the limit (the API announced another), keeping the calls already sent.
+    pub fn set_limit(&mut self, limit: u32, window_ms: i64) {
+        (self.limit, self.window_ms) = (limit.max(1), window_ms);
     }
 }
 
