@@ -97,7 +97,7 @@ pub enum Next {
 /// Why an attempt did not apply the event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
-    /// 5xx, timeout or network: retrying may help.
+    /// 408, 425, 5xx, timeout or network: retrying may help.
     Retryable { detail: String },
     /// 429: wait, then retry.
     RateLimited { retry_after_secs: Option<u64> },
