@@ -1396,6 +1396,31 @@ mod tests {
     }
 
     #[test]
+    fn update_and_delete_answers_may_spell_succeeded_either_way() {
+        let updated = event("contact.updated", json!({"id": "c", "email": "a@b.co", "updated_at": T10}));
+        let deleted = event("contact.deleted", json!({"id": "c", "updated_at": T11}));
+        let note_deleted = event("note.deleted", json!({"id": "n1", "contact_id": "c", "updated_at": T11}));
+        let contact = known_contact(live("c9", 0));
+        let note = with_link(live("N1", MS10));
+        for flag in ["succeeded", "succeded"] {
+            let table = [
+                (&updated, &contact, json!({flag: true, "contact": {"id": "c9"}}), Action::Updated),
+                (&deleted, &contact, json!({flag: true}), Action::Deleted),
+                (&note_deleted, &note, json!({flag: true}), Action::Deleted),
+            ];
+            for (event, known, answer, action) in table {
+                let (mut job, _) = send(plan(event, known));
+                let done = applied(job.on_answer(Answer::Success(answer)));
+                assert!(
+                    matches!(done.outcome, Outcome::Applied { action: a, .. } if a == action),
+                    "{flag}: {:?}",
+                    done.outcome
+                );
+            }
+        }
+    }
+
+    #[test]
     fn an_update_of_a_linked_record_needs_no_lookup() {
         let (job, request) = send(plan(&note_created("hello"), &with_link(live("N1", 0))));
         assert_eq!((request.method, request.path.as_str()), (Method::Put, "/contacts/c9/notes/N1"));
