@@ -22,8 +22,9 @@ use crate::sync::records::{
 };
 use crate::timestamp::{parse_rfc3339, UnixMillis};
 
-/// Contacts API calls one event may make (a contact: create, adopt, swap a status tag; a note or
-/// task: look up, then create, update, complete or delete).
+/// Contacts API calls one event's plan may make (a contact: create, adopt, swap a status tag; a
+/// note or task: look up, then create, update, complete or delete). A call sent again after a
+/// token renewal is the same call of the plan, not another.
 pub const MAX_CALLS: u32 = 4;
 
 /// How far the API's clock may be behind the worker's: a note added earlier than this before an
