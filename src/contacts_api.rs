@@ -192,7 +192,7 @@ pub enum Answer {
     VersionRejected,
     /// 429: try again after this many seconds (when the API said).
     RateLimited { retry_after_secs: Option<u64> },
-    /// 5xx, a timeout or a network failure: retrying may help.
+    /// 408, 425, 5xx, a timeout or a network failure: retrying may help.
     Unavailable { detail: String },
     /// Any other 4xx: retrying will not help; the API's own message is kept.
     Rejected { status: u16, message: String },
@@ -217,7 +217,9 @@ pub fn classify(response: &ApiResponse) -> Answer {
         401 if message.to_ascii_lowercase().contains("version header") => Answer::VersionRejected,
         401 => Answer::TokenRejected,
         429 => Answer::RateLimited { retry_after_secs: response.retry_after_secs },
-        status @ 500..=599 => Answer::Unavailable { detail: format!("HTTP {status}: {message}") },
+        status @ (408 | 425 | 500..=599) => {
+            Answer::Unavailable { detail: format!("HTTP {status}: {message}") }
+        }
         status => rejected(status, message),
     }
 }
@@ -271,6 +273,11 @@ mod tests {
                 Answer::RateLimited { retry_after_secs: Some(7) },
             ),
             (response(503, Value::Null), Answer::Unavailable { detail: "HTTP 503: (no message)".into() }),
+            (
+                response(408, json!({"message": "Request Timeout"})),
+                Answer::Unavailable { detail: "HTTP 408: Request Timeout".into() },
+            ),
+            (response(425, Value::Null), Answer::Unavailable { detail: "HTTP 425: (no message)".into() }),
             (
                 response(
                     422,
