@@ -2,6 +2,9 @@
 // Miniflare, with a real local KV namespace, beside the Contacts API simulator; signs webhooks the
 // way SightMill does and captures everything the worker logs.
 
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Miniflare } from "miniflare";
 import { startSimulator } from "../simulator/server.mjs";
 import { sightmillEvent, sign, signedDelivery } from "../support/webhooks.mjs";
@@ -53,6 +56,7 @@ export async function startWorld({ vars = {}, simulator = {}, bindKv = true } = 
     modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"], fallthrough: true }],
     compatibilityDate: "2026-04-26",
     kvNamespaces: bindKv ? ["SYNC_KV"] : [],
+    durableObjects: { LOCATIONS: { className: "Location", useSQLite: true } },
     unsafeTriggerHandlers: true,
     bindings,
     handleRuntimeStdio(stdout, stderr) {
@@ -92,7 +96,7 @@ export async function startWorld({ vars = {}, simulator = {}, bindKv = true } = 
     async settle(id, { timeoutMs = 5000 } = {}) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
-        const record = await kv.get(`webhook:${id}`, "json");
+        const record = await this.record(id);
         if (record && (record.state !== "pending" || record.last_error)) return record;
         if (Date.now() > deadline) throw new Error(`webhook ${id} did not settle: ${JSON.stringify(record)}`);
         await sleep(10);
@@ -101,11 +105,14 @@ export async function startWorld({ vars = {}, simulator = {}, bindKv = true } = 
     /** Delivers a webhook and waits for its first attempt; returns the answer and the record. */
     async deliverAndSettle(event, overrides = {}) {
       const answer = await this.deliver(event, overrides);
-      if (answer.status !== 202) return { answer, record: await kv.get(`webhook:${answer.id}`, "json") };
+      if (answer.status !== 202) return { answer, record: await this.record(answer.id) };
       return { answer, record: await this.settle(answer.id) };
     },
-    /** The webhook's record in KV. */
-    record: (id) => kv.get(`webhook:${id}`, "json"),
+    /** The webhook's record, from the operator API (null when unknown). */
+    async record(id) {
+      const { status, json } = await this.admin("GET", `events/${encodeURIComponent(id)}`);
+      return status === 200 ? json : null;
+    },
     /** Runs the scheduled (cron) handler once, as the cron trigger would. */
     async cron() {
       const worker = await mf.getWorker();
@@ -133,6 +140,11 @@ export async function startWorld({ vars = {}, simulator = {}, bindKv = true } = 
       sim.reset();
       for (const name of await this.kvKeys()) await kv.delete(name);
       await mf.purgeCache(READ_CACHE);
+      // A fresh state directory: the Durable Object starts empty.
+      options.durableObjectsPersist = mkdtempSync(join(tmpdir(), "sightmill-do-"));
+      await mf.setOptions(options);
+      kv = await mf.getKVNamespace("SYNC_KV");
+      this.kv = kv;
       logs.length = 0;
     },
     async close() {

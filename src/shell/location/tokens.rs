@@ -3,9 +3,10 @@
 //! at most once whatever KV answers. The encrypted record's truth is the Durable Object's `meta`
 //! row `token`; KV's `token:{location}` is its copy (the users asked that tokens live in KV), read
 //! only when the Durable Object has none yet (a deployment upgraded from KV-only storage).
-//! Concurrent attempts share one renewal: while one is under way, the others wait for it.
+//! Concurrent attempts share one renewal: while one is under way, the others wait for it and take
+//! its outcome.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
 use serde_json::json;
@@ -33,11 +34,17 @@ const RENEWAL_POLL_MS: u64 = 25;
 pub struct Tokens {
     location_id: String,
     renewing: Cell<bool>,
+    /// The outcome of the last renewal, for the attempts that waited for it.
+    renewed: RefCell<Option<Result<Secret, TokenError>>>,
 }
 
 impl Tokens {
     pub fn new(location_id: &str) -> Tokens {
-        Tokens { location_id: location_id.to_owned(), renewing: Cell::new(false) }
+        Tokens {
+            location_id: location_id.to_owned(),
+            renewing: Cell::new(false),
+            renewed: RefCell::new(None),
+        }
     }
 
     /// The bearer token to use now; after a token 401, pass the refused token as `rejected` to
@@ -49,25 +56,30 @@ impl Tokens {
         rejected: Option<&Secret>,
     ) -> Result<Secret, TokenError> {
         let config = token_config(env)?;
-        loop {
-            let stored = match config.issuer() {
-                Some(issuer) => self.load(env, db, issuer).await?,
-                None => Stored::Absent,
-            };
-            let outcome = match plan(&config, &self.location_id, &stored, now_ms(), rejected) {
-                Ok(Plan::Use(token)) => Ok(token),
-                Ok(Plan::Obtain { .. }) if self.renewing.get() => {
-                    Delay::from(Duration::from_millis(RENEWAL_POLL_MS)).await;
-                    continue;
-                }
-                Ok(Plan::Obtain { issuer, grant }) => self.renew(env, db, issuer, config.mode(), grant).await,
-                Err(error) => Err(error),
-            };
-            if let Err(TokenError::Refused(reason)) = &outcome {
-                tell_operator(config.mode(), &self.location_id, reason);
-            }
-            return outcome;
+        let stored = match config.issuer() {
+            Some(issuer) => self.load(env, db, issuer).await?,
+            None => Stored::Absent,
+        };
+        let outcome = match plan(&config, &self.location_id, &stored, now_ms(), rejected) {
+            Ok(Plan::Use(token)) => Ok(token),
+            Ok(Plan::Obtain { .. }) if self.renewing.get() => self.await_renewal().await,
+            Ok(Plan::Obtain { issuer, grant }) => self.renew(env, db, issuer, config.mode(), grant).await,
+            Err(error) => Err(error),
+        };
+        if let Err(TokenError::Refused(reason)) = &outcome {
+            tell_operator(config.mode(), &self.location_id, reason);
         }
+        outcome
+    }
+
+    /// Waits for the renewal under way and takes its outcome.
+    async fn await_renewal(&self) -> Result<Secret, TokenError> {
+        while self.renewing.get() {
+            Delay::from(Duration::from_millis(RENEWAL_POLL_MS)).await;
+        }
+        self.renewed.borrow().clone().unwrap_or_else(|| {
+            Err(TokenError::Unavailable("the token renewal ended without an outcome".into()))
+        })
     }
 
     /// Stores a record the install flow obtained (sealed by the route), after checking that it
@@ -143,6 +155,8 @@ impl Tokens {
             Ok(record) => self.seal_and_keep(env, db, issuer, record).await,
             Err(_) => Ok(()),
         };
+        let outcome = issued.as_ref().map(|record| record.access_token.clone()).map_err(Clone::clone);
+        *self.renewed.borrow_mut() = Some(outcome);
         self.renewing.set(false);
         let record = issued?;
         if let Err(error) = kept {
