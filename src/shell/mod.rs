@@ -38,6 +38,12 @@ fn failed(error: &worker::Error) -> Result<Response> {
 
 async fn route(req: Request, env: &Env) -> Result<Response> {
     let path = req.path();
+    let reaches_location = path == WEBHOOK_PATH || operator::handles(&path) || read_api::handles(&path);
+    if reaches_location {
+        // A deployment without its KV namespace is broken even where a route would not read it
+        // (the idempotency keys and the token copy could not be written): refuse, and say why.
+        platform::kv::Kv::open(env)?;
+    }
     match (req.method(), path.as_str()) {
         (Method::Post, WEBHOOK_PATH) => webhook::handle(req, env).await,
         (_, WEBHOOK_PATH) => respond::error(405, "method_not_allowed", "use POST for webhooks"),
