@@ -604,7 +604,14 @@ async function measureBacklog(world, size, c) {
   const applied = requests.filter((r) => r.status >= 200 && r.status < 300);
   const lastAt = Math.max(...applied.map((r) => r.at));
   const seconds = (lastAt - started) / 1000;
+  // The longest pause between two applied calls: where the drain left the limit unused.
+  const times = applied.map((r) => r.at).sort((a, b) => a - b);
+  const gaps = times.slice(1).map((at, i) => at - times[i]);
+  const firstAppliedS = (times[0] - started) / 1000;
   return {
+    firstAppliedS,
+    longestGapMs: gaps.length ? Math.max(...gaps) : NaN,
+    gapsOver1s: gaps.filter((g) => g > 1000).length,
     size,
     acceptedStatuses: statusCounts(accepted.results),
     applied: applied.length,
@@ -779,7 +786,7 @@ function backlogLine(drain) {
   const lines = [
     `backlog: ${drain.applied} of ${drain.size} events applied in ${f1(drain.seconds)} s after the API recovered: ${f2(drain.perSecond)} events/s against the 10 requests/s the API allows (${f1(drain.perSecond * 10)}%); 429s seen: ${drain.tooMany} (the location's api_429 counter: ${u.counters.api_429 ?? 0})`,
     `  ${drain.requests} API requests, ${drain.crons} cron run(s) (every minute), ${u.alarms} alarm(s); Durable Object requests ${int(u.doRequests)} (${f2(u.doRequests / drain.size)} per event), rows written ${f2(u.rowsWritten / drain.size)} per event; KV ${kvLine(u.kv, 1 / drain.size)} per event; worker CPU ${f2(drain.cpu.runner)} ms per event`,
-    `  acknowledged while the API was down: ${JSON.stringify(drain.acceptedStatuses)}`,
+    `  first applied ${f1(drain.firstAppliedS)} s after the recovery; longest pause between applied calls ${int(drain.longestGapMs)} ms, ${drain.gapsOver1s} pause(s) over 1 s; acknowledged while the API was down: ${JSON.stringify(drain.acceptedStatuses)}`,
   ];
   if (drain.stalled) lines.push(`  STALLED: ${drain.stalled.pending} pending did not fall for ${STALL_MS / 1000} s (at ${f1(drain.stalled.seconds)} s; status: ${JSON.stringify(drain.stalled.status)})`);
   if (u.started) lines.push(`  NOTE: the Durable Object restarted ${u.started} time(s) during the drain`);
