@@ -10,7 +10,8 @@
 // The KV flavour defaults to "production"; SIGHTMILL_TEST_KV=miniflare runs the suites on
 // Miniflare's KV instead.
 
-import { mkdtempSync, rmSync } from "node:fs";
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -39,6 +40,10 @@ const SCRIPTS = {
   miniflare: path.join(ROOT, "build/index.js"),
 };
 const DEFAULT_KV = process.env.SIGHTMILL_TEST_KV ?? "production";
+/** The operator status fields that describe stored state (not the clock). */
+const STATUS_STATE = ["pending", "due_now", "parked", "stale_dropped", "last_cron_run", "rate_limited_until", "tokens"];
+/** A Durable Object's own database in Miniflare's state directory: 64 hex digits of its id. */
+const OBJECT_DATABASE = /^[0-9a-f]{64}\.sqlite$/;
 
 /** The worker's settings: the tests' defaults with `vars` over them (undefined removes one). */
 function workerBindings(sim, vars) {
@@ -286,6 +291,60 @@ export async function startWorld({
         cursor = listed.list_complete ? undefined : listed.cursor;
       } while (cursor);
       return names;
+    },
+    /** Every KV entry (the truth) as `[name, value, metadata]`, in key order. */
+    async kvEntries() {
+      const entries = [];
+      for (const name of await world.kvKeys()) {
+        const { value, metadata } = await world.kv.getWithMetadata(name);
+        entries.push([name, value, metadata ?? null]);
+      }
+      return entries;
+    },
+    /** How many Durable Objects have a database on disk (one is made when an object first stores something). */
+    durableObjectsOnDisk() {
+      const dir = path.join(stateDir(), "do");
+      if (!existsSync(dir)) return 0;
+      const files = readdirSync(dir, { recursive: true }).map((file) => path.basename(String(file)));
+      return files.filter((file) => OBJECT_DATABASE.test(file)).length;
+    },
+    /**
+     * What the worker holds, as an operator sees it: KV's entries, the status counters that
+     * describe state, the pending and parked listings, and the records of `webhooks` and the
+     * links of `contacts` (SightMill ids).
+     */
+    async storedState({ webhooks = [], contacts = [] } = {}) {
+      const status = await world.status();
+      const listing = async (state) => (await world.admin("GET", `events?state=${state}&limit=100`)).json;
+      const state = {
+        kv: await world.kvEntries(),
+        status: Object.fromEntries(STATUS_STATE.map((field) => [field, status[field]])),
+        pending: await listing("pending"),
+        parked: await listing("parked"),
+        records: {},
+        links: {},
+      };
+      for (const id of webhooks) state.records[id] = await world.record(id);
+      for (const id of contacts) state.links[id] = await world.links(id);
+      return state;
+    },
+    /**
+     * Asserts that nothing is stored: KV is empty, and the Durable Object holds no webhook, pending
+     * or parked (through the operator API), or, where the operator API cannot answer (turned off
+     * or misconfigured), that no Durable Object was ever given a database.
+     */
+    async assertNothingStored(message = "nothing stored") {
+      assert.deepEqual(await world.kvKeys(), [], `${message}: KV is empty`);
+      const { status, json } = await world.admin("GET", "status");
+      if (status !== 200) {
+        assert.equal(world.durableObjectsOnDisk(), 0, `${message}: no Durable Object has storage`);
+        return;
+      }
+      assert.deepEqual([json.pending, json.parked], [0, 0], `${message}: nothing pending or parked`);
+      for (const state of ["pending", "parked"]) {
+        const listed = (await world.admin("GET", `events?state=${state}`)).json.events;
+        assert.deepEqual(listed, [], `${message}: no ${state} webhook listed`);
+      }
     },
     /**
      * KV operations the product made through the production model since the world started or was
