@@ -10,7 +10,7 @@
 // - a second write (put or delete) to one key within 1 s is refused with an Error whose message
 //   says 429 Too Many Requests, as production refuses it;
 // - operations are counted by type (get, put, delete, list; `refused` counts refused writes) per
-//   location.
+//   location; a bulk get counts one get per key.
 // State (caches, counts, last-write times) lives in module globals keyed by location and shared
 // by every invocation in the isolate, as production's per-location caches are shared by every
 // Worker invocation there. No Node imports: this module runs inside workerd as well as in Node.
@@ -215,20 +215,32 @@ export function productionKv(origin, location, { cacheMs = 60_000, listLagMs = 1
     return { ...listing, keys: visible };
   }
 
+  /** One key's value (and metadata) as this location sees it; counted as one read. */
+  async function readOne(key, options) {
+    state().counts.get += 1;
+    const entry = await entryOf(key, options);
+    const bytes = cachedBytes(entry, now());
+    return { value: decode(bytes, readType(options)), metadata: bytes === null ? null : entry.metadata };
+  }
+
+  /** A bulk read (an array of keys): a Map of key -> pick(one key's read); each key counts as a read. */
+  async function readMany(keys, options, pick) {
+    if (!["text", "json"].includes(readType(options))) {
+      throw new TypeError(`KV GET_BULK failed: 400 type must be text or json, not ${readType(options)}`);
+    }
+    const entries = await Promise.all(keys.map(async (key) => [key, pick(await readOne(key, options))]));
+    return new Map(entries);
+  }
+
   return {
     async get(key, options) {
-      if (Array.isArray(key)) throw new TypeError("the KV model does not model bulk gets");
-      state().counts.get += 1;
-      const entry = await entryOf(key, options);
-      return decode(cachedBytes(entry, now()), readType(options));
+      if (Array.isArray(key)) return readMany(key, options, (read) => read.value);
+      return (await readOne(key, options)).value;
     },
 
     async getWithMetadata(key, options) {
-      if (Array.isArray(key)) throw new TypeError("the KV model does not model bulk gets");
-      state().counts.get += 1;
-      const entry = await entryOf(key, options);
-      const bytes = cachedBytes(entry, now());
-      return { value: decode(bytes, readType(options)), metadata: bytes === null ? null : entry.metadata, cacheStatus: null };
+      if (Array.isArray(key)) return readMany(key, options, (read) => read);
+      return { ...(await readOne(key, options)), cacheStatus: null };
     },
 
     async put(key, value, options = {}) {

@@ -131,6 +131,18 @@ describe("the production KV model", () => {
     await assert.rejects(kv.get("t", "bogus"), /unknown response type/);
   });
 
+  test("a bulk get reads each key through the cache and counts one get per key", async () => {
+    await at("b").put("x", '{"n":1}');
+    assert.equal(await at("a").get("y"), null);
+    await at("b").put("y", '{"n":2}');
+    const values = await at("a").get(["x", "y"], "json");
+    assert.deepEqual([...values], [["x", { n: 1 }], ["y", null]], "y's cached miss is served");
+    const withMeta = await at("a").getWithMetadata(["x"], { type: "text" });
+    assert.deepEqual(withMeta.get("x"), { value: '{"n":1}', metadata: null });
+    assert.equal(kvOps().a.get, 4);
+    await assert.rejects(at("a").get(["x"], "arrayBuffer"), /type must be text or json/);
+  });
+
   test("a read's cacheTtl sets its window, and one under 30 s is refused", async () => {
     assert.equal(await at("a").get("k", { cacheTtl: 300 }), null);
     await at("b").put("k", "v");
