@@ -98,6 +98,19 @@ function runtimeOptions({ kv, bindKv, bindings, edges, kvModel, dir, logs }) {
   };
 }
 
+/** Starts a runtime; if it fails to start, the error carries what the runtime logged. */
+async function startRuntime(options, logs) {
+  const mf = new Miniflare(options);
+  try {
+    await mf.ready;
+  } catch (error) {
+    error.message += `\nruntime output:\n${logs.join("").slice(-4000)}`;
+    await mf.dispose().catch(() => {});
+    throw error;
+  }
+  return mf;
+}
+
 /** Adds the counts `more` (`{ location: { op: n } }`) into `total`. */
 function addOps(total, more) {
   for (const [location, ops] of Object.entries(more ?? {})) {
@@ -149,8 +162,14 @@ export async function startWorld({
   const logs = [];
   const options = () => runtimeOptions({ kv, bindKv, bindings, edges, kvModel, dir: stateDir(), logs });
 
-  let mf = new Miniflare(options());
-  await mf.ready;
+  let mf;
+  try {
+    mf = await startRuntime(options(), logs);
+  } catch (error) {
+    await sim.close();
+    if (!persist) rmSync(root, { recursive: true, force: true });
+    throw error;
+  }
   /** The KV namespace of the runtime now running (null when none is bound). */
   let kvNamespace = bindKv ? await mf.getKVNamespace("SYNC_KV") : null;
   /** Set while the runtime restarts; calls made meanwhile wait for it. */
@@ -213,8 +232,7 @@ export async function startWorld({
     async restart() {
       await whileRestarting(async () => {
         await mf.dispose();
-        mf = new Miniflare(options());
-        await mf.ready;
+        mf = await startRuntime(options(), logs);
       });
     },
 
