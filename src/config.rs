@@ -35,14 +35,14 @@ pub struct RetryConfig {
     pub max_wait_secs: u64,
 }
 
-/// Bounds on one cron run.
+/// Bounds on one Durable Object invocation's work (a cron wake or an alarm).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CronConfig {
-    /// Contacts API calls one run may make (the platform's subrequest limit: 50 on the free plan).
+    /// Contacts API calls one invocation may make (the platform's subrequest limit: 50 on the free plan).
     pub max_api_calls: u32,
     /// Wall-clock time one run may spend, in milliseconds.
     pub time_budget_ms: u32,
-    /// Calls per 10 s a run allows itself per location (the API allows 100).
+    /// Most calls per 10 s sent to the location (the API allows 100; it announces its own limit).
     pub calls_per_10s: u32,
 }
 
@@ -110,7 +110,7 @@ impl Config {
                     25_000,
                     1_000..=600_000,
                 )?,
-                calls_per_10s: number(get("RATE_LIMIT_PER_10S"), "RATE_LIMIT_PER_10S", 90, 1..=100)?,
+                calls_per_10s: number(get("RATE_LIMIT_PER_10S"), "RATE_LIMIT_PER_10S", 100, 1..=100)?,
             },
             alerts: AlertConfig {
                 webhook_url: url(get("ALERT_WEBHOOK_URL"), "ALERT_WEBHOOK_URL")?,
@@ -203,7 +203,7 @@ mod tests {
         assert_eq!(config.api_timeout_ms, DEFAULT_API_TIMEOUT_MS);
         assert_eq!(config.mapping, Mapping::default());
         assert_eq!(config.retry, RetryConfig { schedule: Schedule::default(), max_wait_secs: 86_400 });
-        assert_eq!(config.cron, CronConfig { max_api_calls: 40, time_budget_ms: 25_000, calls_per_10s: 90 });
+        assert_eq!(config.cron, CronConfig { max_api_calls: 40, time_budget_ms: 25_000, calls_per_10s: 100 });
         assert_eq!(
             config.alerts,
             AlertConfig { webhook_url: None, quiet_secs: 3_600, pending_age_secs: 3_600 }

@@ -1,7 +1,7 @@
 //! The Contacts API v2 as data: the requests the core plans and the classification of each answer.
 //! The shell only turns an [`ApiRequest`] into a `Fetch` and a response back into an [`ApiResponse`].
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 /// Production base URL; `CONTACTS_API_BASE` overrides it (the simulator in tests and dev).
@@ -9,7 +9,7 @@ pub const DEFAULT_BASE_URL: &str = "https://services.leadconnectorhq.com";
 /// Every call carries `Version: 2021-07-28`; without it the API answers 401.
 pub const API_VERSION: &str = "2021-07-28";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Method {
     Get,
@@ -31,7 +31,7 @@ impl Method {
 
 /// One planned call: method, path below the base URL (with its `?query` when it has one), and
 /// JSON body.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApiRequest {
     pub method: Method,
     pub path: String,
@@ -133,7 +133,7 @@ impl ApiRequest {
 }
 
 /// A Contacts API record id (contact, note, task), checked to be safe inside a URL path.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct ApiId(String);
 
@@ -170,7 +170,7 @@ impl From<ApiId> for String {
 }
 
 /// What came back, reduced to what the core needs.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApiResponse {
     pub status: u16,
     /// The parsed JSON body, or `Null` when it was empty or not JSON.
@@ -192,7 +192,7 @@ pub enum Answer {
     VersionRejected,
     /// 429: try again after this many seconds (when the API said).
     RateLimited { retry_after_secs: Option<u64> },
-    /// 5xx, a timeout or a network failure: retrying may help.
+    /// 408, 425, 5xx, a timeout or a network failure: retrying may help.
     Unavailable { detail: String },
     /// Any other 4xx: retrying will not help; the API's own message is kept.
     Rejected { status: u16, message: String },
@@ -217,7 +217,9 @@ pub fn classify(response: &ApiResponse) -> Answer {
         401 if message.to_ascii_lowercase().contains("version header") => Answer::VersionRejected,
         401 => Answer::TokenRejected,
         429 => Answer::RateLimited { retry_after_secs: response.retry_after_secs },
-        status @ 500..=599 => Answer::Unavailable { detail: format!("HTTP {status}: {message}") },
+        status @ (408 | 425 | 500..=599) => {
+            Answer::Unavailable { detail: format!("HTTP {status}: {message}") }
+        }
         status => rejected(status, message),
     }
 }
@@ -271,6 +273,11 @@ mod tests {
                 Answer::RateLimited { retry_after_secs: Some(7) },
             ),
             (response(503, Value::Null), Answer::Unavailable { detail: "HTTP 503: (no message)".into() }),
+            (
+                response(408, json!({"message": "Request Timeout"})),
+                Answer::Unavailable { detail: "HTTP 408: Request Timeout".into() },
+            ),
+            (response(425, Value::Null), Answer::Unavailable { detail: "HTTP 425: (no message)".into() }),
             (
                 response(
                     422,

@@ -30,4 +30,4 @@ pub mod sync;
 pub mod timestamp;
 
 #[cfg(target_arch = "wasm32")]
-mod edge;
+mod shell;

@@ -289,9 +289,7 @@ impl Mapping {
         if let (Some(target), Some(status)) = (&self.status, data.get("status")) {
             let status = self.transform_text("status", status.clone(), &[Transform::Trim])?;
             match (target, status) {
-                (StatusTarget::CustomField(id), status) => {
-                    custom.push(serde_json::json!({ "id": id, "field_value": status.unwrap_or_default() }));
-                }
+                (StatusTarget::CustomField(id), status) => custom.push(custom_field(id, status.into())),
                 (StatusTarget::Tag { prefix }, Some(status)) => {
                     status_tag = StatusTag::Set(format!("{prefix}{status}"))
                 }
@@ -401,10 +399,7 @@ impl Target {
                 fields.insert("firstName".into(), first);
                 fields.insert("lastName".into(), last);
             }
-            Target::CustomField(id) => {
-                let value = if value.is_null() { Value::from("") } else { value };
-                custom.push(serde_json::json!({ "id": id, "field_value": value }));
-            }
+            Target::CustomField(id) => custom.push(custom_field(id, value)),
         }
         Ok(())
     }
@@ -460,6 +455,13 @@ fn parse_status(entry: Value) -> Result<StatusTarget, String> {
         (_, Some(_)) => Err("`prefix` applies only to `\"to\": \"tag\"`".into()),
         (to, None) => Err(format!("`to` must be `tag` or `customField:<id>`, not `{to}`")),
     }
+}
+
+/// A custom field as the API takes it: `{id, fieldValue}` (the spelling the live API and its v3
+/// spec take; `field_value` is deprecated there). A null is sent as "", which clears it.
+fn custom_field(id: &str, value: Value) -> Value {
+    let value = if value.is_null() { Value::from("") } else { value };
+    serde_json::json!({ "id": id, "fieldValue": value })
 }
 
 fn custom_field_id(id: &str) -> Result<String, String> {
@@ -573,7 +575,7 @@ mod tests {
                 "firstName": "Ada", "lastName": "King Lovelace", "email": "ada@example.com",
                 "phone": "+15550100199", "companyName": "Analytical Engines", "country": "GB",
                 "dnd": true, "source": "sightmill",
-                "customFields": [{"id": "cf_plan", "field_value": "pro"}],
+                "customFields": [{"id": "cf_plan", "fieldValue": "pro"}],
                 "tags": ["status:customer"],
             })
         );
@@ -602,8 +604,10 @@ mod tests {
     fn status_can_go_to_a_custom_field() {
         let mapping = Mapping::parse(r#"{"fields": [], "status": {"to": "customField:cf_status"}}"#).unwrap();
         let mapped = mapping.apply(&data(json!({"status": "lead"})), Purpose::Update).unwrap();
-        assert_eq!(mapped.fields["customFields"], json!([{"id": "cf_status", "field_value": "lead"}]));
+        assert_eq!(mapped.fields["customFields"], json!([{"id": "cf_status", "fieldValue": "lead"}]));
         assert_eq!(mapped.status_tag, StatusTag::Unchanged);
+        let cleared = mapping.apply(&data(json!({"status": null})), Purpose::Update).unwrap();
+        assert_eq!(cleared.fields["customFields"], json!([{"id": "cf_status", "fieldValue": ""}]));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod mapping;
 pub mod plan;
+pub mod queue;
 pub mod records;
 pub mod report;
 pub mod retry;

@@ -22,8 +22,9 @@ use crate::sync::records::{
 };
 use crate::timestamp::{parse_rfc3339, UnixMillis};
 
-/// Contacts API calls one event may make (a contact: create, adopt, swap a status tag; a note or
-/// task: look up, then create, update, complete or delete).
+/// Contacts API calls one event's plan may make (a contact: create, adopt, swap a status tag; a
+/// note or task: look up, then create, update, complete or delete). A call sent again after a
+/// token renewal is the same call of the plan, not another.
 pub const MAX_CALLS: u32 = 4;
 
 /// How far the API's clock may be behind the worker's: a note added earlier than this before an
@@ -97,7 +98,7 @@ pub enum Next {
 /// Why an attempt did not apply the event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
-    /// 5xx, timeout or network: retrying may help.
+    /// 408, 425, 5xx, timeout or network: retrying may help.
     Retryable { detail: String },
     /// 429: wait, then retry.
     RateLimited { retry_after_secs: Option<u64> },
@@ -247,7 +248,7 @@ pub fn start(event: &Event, known: &Known, location_id: &str, mapping: &Mapping)
                 (ApiRequest::remove_tags(&contact_id, &tags), Action::TagRemoved)
             };
             let remember = Remember::Tag { key: record_key, present };
-            let call = SingleCall { contact_id, action, updated_at: at, remember };
+            let call = SingleCall { contact_id, record: None, action, updated_at: at, remember };
             Start::Send(Job::Single(call), request)
         }
         Change::ContactUpsert(_) | Change::ContactDeleted => unreachable!("handled above"),
@@ -299,6 +300,7 @@ fn delete_contact(
         Some(Link::Live { id, .. }) => {
             let job = Job::Single(SingleCall {
                 contact_id: id.clone(),
+                record: None,
                 action: Action::Deleted,
                 updated_at: at,
                 remember: Remember::Tombstone { key, record: None, clear },
@@ -372,13 +374,14 @@ enum Remember {
     Tag { key: String, present: bool },
 }
 
-/// What a refusal means for an event. A 400 "… not found" says the record or its contact is no
-/// longer in the API: a deletion of it was applied but not answered (its retry leaves the
-/// tombstone), or made by hand. Nothing is left to change, so the event is skipped. Anything
-/// else is a failure.
-fn refused(answer: Answer) -> Next {
+/// What a refusal means for an event. A 400 saying that the call's contact, or the note or task
+/// it names (`record`), is not found says it is no longer in the API: a deletion of it was
+/// applied but not answered (its retry leaves the tombstone), or made by hand. Nothing is left
+/// to change, so the event is skipped. Anything else, a missing custom field, user or location
+/// included, is a failure.
+fn refused(answer: Answer, record: Option<RecordKind>) -> Next {
     match answer {
-        Answer::Rejected { status: 400, message } if not_found(&message) => {
+        Answer::Rejected { status: 400, message } if gone(&message, record) => {
             let reason = format!("it is no longer in the Contacts API (HTTP 400: {message})");
             Next::Applied(Applied { outcome: Outcome::Skipped { reason }, writes: vec![] })
         }
@@ -386,14 +389,22 @@ fn refused(answer: Answer) -> Next {
     }
 }
 
-fn not_found(message: &str) -> bool {
-    message.to_lowercase().contains("not found")
+/// Whether `message` is the API's "Contact not found", or "Note not found" or "Task not found"
+/// about the `record` the call names.
+fn gone(message: &str, record: Option<RecordKind>) -> bool {
+    let message = message.trim().trim_end_matches('.').to_lowercase();
+    match message.strip_suffix(" not found") {
+        Some(what) => what == "contact" || record.is_some_and(|kind| what == kind.noun()),
+        None => false,
+    }
 }
 
 /// A note, task, tag or delete: one call.
 #[derive(Debug)]
 pub struct SingleCall {
     contact_id: ApiId,
+    /// The note or task the call names besides its contact, if any.
+    record: Option<RecordKind>,
     action: Action,
     updated_at: UnixMillis,
     remember: Remember,
@@ -401,11 +412,12 @@ pub struct SingleCall {
 
 impl SingleCall {
     fn on_answer(&mut self, answer: Answer) -> Next {
-        let gone = matches!(&answer, Answer::Rejected { status: 400 | 404, message } if not_found(message));
+        let deleted = self.action == Action::Deleted
+            && matches!(&answer, Answer::Rejected { status: 400 | 404, message } if gone(message, self.record));
         match answer {
             Answer::Success(_) => {}
-            _ if gone && self.action == Action::Deleted => {}
-            other => return refused(other),
+            _ if deleted => {}
+            other => return refused(other, self.record),
         }
         let at = self.updated_at;
         let (record_id, writes) = match &self.remember {
@@ -460,6 +472,14 @@ impl RecordKind {
         match self {
             RecordKind::Note => "notes",
             RecordKind::Task => "tasks",
+        }
+    }
+
+    /// As the API's messages name it ("Note not found").
+    fn noun(self) -> &'static str {
+        match self {
+            RecordKind::Note => "note",
+            RecordKind::Task => "task",
         }
     }
 
@@ -628,6 +648,7 @@ impl RecordJob {
         };
         let call = SingleCall {
             contact_id: contact_id.clone(),
+            record: Some(kind),
             action,
             updated_at: self.record.updated_at,
             remember,
@@ -678,7 +699,8 @@ impl RecordJob {
                 *stage = RecordStage::Unanswered;
                 Next::Failed(Failure::from_answer(answer))
             }
-            (_, answer) => refused(answer),
+            // A lookup or a create names only the contact.
+            (_, answer) => refused(answer, None),
         }
     }
 
@@ -806,7 +828,7 @@ impl ContactJob {
                 self.next_follow_up()
             }
             (Stage::Tagging { .. }, Answer::Success(_)) => self.next_follow_up(),
-            (_, answer) => refused(answer),
+            (_, answer) => refused(answer, None),
         }
     }
 
@@ -1297,33 +1319,106 @@ mod tests {
     }
 
     #[test]
-    fn an_update_of_a_record_gone_from_the_api_is_skipped() {
-        let updated =
-            event("note.updated", json!({"id": "n1", "contact_id": "c", "body": "bye", "updated_at": T11}));
-        let (mut job, _) = send(plan(&updated, &with_link(live("N1", MS10))));
-        let done = applied(job.on_answer(Answer::Rejected { status: 400, message: "Note not found".into() }));
-        assert!(matches!(done.outcome, Outcome::Skipped { .. }), "{:?}", done.outcome);
-        assert_eq!(done.writes, vec![], "the pending deletion leaves the tombstone");
-        let (mut job, _) = send(plan(&updated, &with_link(live("N1", MS10))));
-        let refused = Answer::Rejected { status: 422, message: "body must be a string".into() };
-        assert!(matches!(job.on_answer(refused), Next::Failed(Failure::Rejected { .. })));
+    fn a_400_not_found_skips_only_when_the_call_s_own_record_is_gone() {
+        #[derive(Debug, PartialEq)]
+        enum Then {
+            Skipped,
+            Deleted,
+            Parked,
+        }
+        let on = |kind: &str, data: Value| event(kind, data);
+        let contact_updated = on("contact.updated", json!({"id": "c", "email": "a@b.co", "updated_at": T10}));
+        let contact_deleted = on("contact.deleted", json!({"id": "c", "updated_at": T11}));
+        let tag_added = on("tag.added", json!({"contact_id": "c", "tag": "vip", "updated_at": T10}));
+        let note_updated =
+            on("note.updated", json!({"id": "n1", "contact_id": "c", "body": "bye", "updated_at": T11}));
+        let note_deleted = on("note.deleted", json!({"id": "n1", "contact_id": "c", "updated_at": T11}));
+        let task_updated = on(
+            "task.updated",
+            json!({"id": "k1", "contact_id": "c", "title": "Call", "due_date": T11, "assigned_to": "u1", "updated_at": T11}),
+        );
+        let task_completed = on("task.completed", json!({"id": "k1", "contact_id": "c", "updated_at": T11}));
+        let contact = known_contact(live("c9", 0));
+        let (note, task) = (with_link(live("N1", MS10)), with_link(live("K1", MS10)));
+        let looking_up = with_link(in_doubt(note_sent("hello")));
+        let table = [
+            (&contact_updated, &contact, 400, "Contact not found", Then::Skipped),
+            (&contact_updated, &contact, 400, "Custom field not found", Then::Parked),
+            (&contact_updated, &contact, 400, "User not found", Then::Parked),
+            (&contact_updated, &contact, 400, "Location not found.", Then::Parked),
+            (&contact_updated, &contact, 400, "Note not found", Then::Parked),
+            (&contact_updated, &contact, 400, "email must be an email", Then::Parked),
+            (&contact_deleted, &contact, 400, "Contact not found", Then::Deleted),
+            (&contact_deleted, &contact, 404, "Contact not found", Then::Deleted),
+            (&contact_deleted, &contact, 400, "Location not found", Then::Parked),
+            (&tag_added, &contact, 400, "Contact not found", Then::Skipped),
+            (&tag_added, &contact, 400, "Location not found", Then::Parked),
+            (&note_created("hello"), &contact, 400, "Contact not found", Then::Skipped),
+            (&note_created("hello"), &contact, 400, "Note not found", Then::Parked),
+            (&note_created("hello"), &contact, 400, "User not found", Then::Parked),
+            (&note_created("hello"), &looking_up, 400, "Contact not found", Then::Skipped),
+            (&note_updated, &note, 400, "Note not found", Then::Skipped),
+            (&note_updated, &note, 400, "Contact not found", Then::Skipped),
+            (&note_updated, &note, 400, "Task not found", Then::Parked),
+            (&note_updated, &note, 422, "Note not found", Then::Parked),
+            (&note_deleted, &note, 400, "Note not found", Then::Deleted),
+            (&note_deleted, &note, 404, "note not found", Then::Deleted),
+            (&note_deleted, &note, 400, "Task not found", Then::Parked),
+            (&task_updated, &task, 400, "Task not found", Then::Skipped),
+            (&task_updated, &task, 400, "User not found", Then::Parked),
+            (&task_updated, &task, 400, "assignedTo not found", Then::Parked),
+            (&task_updated, &task, 400, "Note not found", Then::Parked),
+            (&task_completed, &task, 400, "Task not found", Then::Skipped),
+            (&task_completed, &task, 400, "Custom field not found", Then::Parked),
+        ];
+        for (event, known, status, message, expected) in table {
+            let (mut job, _) = send(plan(event, known));
+            let answer = Answer::Rejected { status, message: message.into() };
+            let then = match job.on_answer(answer) {
+                Next::Applied(Applied { outcome: Outcome::Skipped { .. }, writes }) => {
+                    assert_eq!(writes, vec![], "a pending deletion leaves the tombstone");
+                    Then::Skipped
+                }
+                Next::Applied(Applied {
+                    outcome: Outcome::Applied { action: Action::Deleted, .. }, ..
+                }) => Then::Deleted,
+                Next::Failed(Failure::Rejected { api_status, message: kept }) => {
+                    assert_eq!(
+                        (api_status, kept.as_str()),
+                        (status, message),
+                        "parked with the API's message"
+                    );
+                    Then::Parked
+                }
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(then, expected, "{} answered {status} {message:?}", event.kind().as_str());
+        }
     }
 
     #[test]
-    fn a_create_or_contact_update_whose_contact_is_gone_is_skipped() {
-        let gone = || Answer::Rejected { status: 400, message: "Contact not found".into() };
-        let skipped = |next: Next| matches!(next, Next::Applied(Applied { outcome: Outcome::Skipped { .. }, writes }) if writes.is_empty());
-        let contact = Known { contact: Some(live("c9", 0)), ..Known::default() };
-        let (mut job, request) = send(plan(&note_created("hello"), &contact));
-        assert_eq!(request.method, Method::Post);
-        assert!(skipped(job.on_answer(gone())), "a note create");
+    fn update_and_delete_answers_may_spell_succeeded_either_way() {
         let updated = event("contact.updated", json!({"id": "c", "email": "a@b.co", "updated_at": T10}));
-        let (mut job, request) = send(plan(&updated, &known_contact(live("c9", 0))));
-        assert_eq!(request.method, Method::Put);
-        assert!(skipped(job.on_answer(gone())), "a contact update");
-        let (mut job, _) = send(plan(&updated, &known_contact(live("c9", 0))));
-        let invalid = Answer::Rejected { status: 400, message: "email must be an email".into() };
-        assert!(matches!(job.on_answer(invalid), Next::Failed(Failure::Rejected { .. })), "other 400s fail");
+        let deleted = event("contact.deleted", json!({"id": "c", "updated_at": T11}));
+        let note_deleted = event("note.deleted", json!({"id": "n1", "contact_id": "c", "updated_at": T11}));
+        let contact = known_contact(live("c9", 0));
+        let note = with_link(live("N1", MS10));
+        for flag in ["succeeded", "succeded"] {
+            let table = [
+                (&updated, &contact, json!({flag: true, "contact": {"id": "c9"}}), Action::Updated),
+                (&deleted, &contact, json!({flag: true}), Action::Deleted),
+                (&note_deleted, &note, json!({flag: true}), Action::Deleted),
+            ];
+            for (event, known, answer, action) in table {
+                let (mut job, _) = send(plan(event, known));
+                let done = applied(job.on_answer(Answer::Success(answer)));
+                assert!(
+                    matches!(done.outcome, Outcome::Applied { action: a, .. } if a == action),
+                    "{flag}: {:?}",
+                    done.outcome
+                );
+            }
+        }
     }
 
     #[test]

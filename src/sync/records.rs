@@ -1,21 +1,16 @@
-//! What sightmill-sync keeps in Workers KV: key names, the record types stored under them, and the
-//! decisions a stored webhook record dictates when the same webhook id arrives again.
+//! The records the location's Durable Object keeps, and the decisions a stored webhook record
+//! dictates when the same webhook id arrives again. The id-map records are kept under the keys
+//! below (the Durable Object's `links` table); the webhook records in its `webhooks` table; a
+//! finished webhook's record also under its KV idempotency key, so that the edge answers a
+//! redelivery without waking the Durable Object.
 //!
-//! | key | value |
-//! | --- | --- |
-//! | `webhook:{webhook-id}` | [`WebhookRecord`]: the event, its state (pending, parked, finished) and attempts |
-//! | `due:{due-at ms, 13 digits}:{webhook-id}` | empty; lists pending webhooks in due order (metadata: [`DueMeta`]) |
-//! | `parked:{parked-at ms}:{webhook-id}` | empty; lists dead letters in parking order |
-//! | `lease:{webhook-id}` | the holder's random token while one run works on the webhook |
-//! | `lock:{location}:{sightmill contact}` | the holder's random token while one event about the contact is applied |
-//! | `contact:{location}:{sightmill contact}` | [`Link`] to the Contacts API contact |
-//! | `note:{location}:{sightmill contact}:{sightmill note}` | [`Link`] to the note |
-//! | `task:{location}:{sightmill contact}:{sightmill task}` | [`Link`] to the task |
-//! | `tag:{location}:{sightmill contact}:{base64url tag}` | [`TagState`] |
-//! | `ratelimit:{location}` | until when the location's rate-limit window is spent (expires) |
-//! | `alert:{kind}:{location}` | present while that alert is in its quiet period (expires) |
-//! | `cron:last` | [`CronRun`]: what the last cron run did |
-//! | `stats:stale_dropped` | how many stale events were dropped |
+//! | key | value | where |
+//! | --- | --- | --- |
+//! | `webhook:{webhook-id}` | the finished [`WebhookRecord`] (7 days) | KV |
+//! | `contact:{location}:{sightmill contact}` | [`Link`] to the Contacts API contact | Durable Object |
+//! | `note:{location}:{sightmill contact}:{sightmill note}` | [`Link`] to the note | Durable Object |
+//! | `task:{location}:{sightmill contact}:{sightmill task}` | [`Link`] to the task | Durable Object |
+//! | `tag:{location}:{sightmill contact}:{base64url tag}` | [`TagState`] | Durable Object |
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -26,71 +21,8 @@ use crate::contacts_api::ApiId;
 use crate::sync::wire::{WireLink, WireOutcome, WireRecord};
 use crate::timestamp::UnixMillis;
 
-/// How long a finished webhook id is remembered. SightMill (like every Standard Webhooks sender)
-/// stops redelivering well within a week.
-pub const FINISHED_TTL_SECS: u64 = 7 * 24 * 60 * 60;
-
 pub fn webhook_key(webhook_id: &str) -> String {
     format!("webhook:{webhook_id}")
-}
-
-pub const DUE_PREFIX: &str = "due:";
-pub const PARKED_PREFIX: &str = "parked:";
-
-/// `due:{due_at}:{id}`: zero-padded so that KV's lexicographic listing is due order.
-pub fn due_key(due_at: UnixMillis, webhook_id: &str) -> String {
-    format!("{DUE_PREFIX}{:013}:{webhook_id}", due_at.max(0))
-}
-
-pub fn parked_key(parked_at: UnixMillis, webhook_id: &str) -> String {
-    format!("{PARKED_PREFIX}{:013}:{webhook_id}", parked_at.max(0))
-}
-
-/// The time and webhook id in a `due:` or `parked:` key.
-pub fn parse_index_key(key: &str) -> Option<(UnixMillis, &str)> {
-    let rest = key.strip_prefix(DUE_PREFIX).or_else(|| key.strip_prefix(PARKED_PREFIX))?;
-    let (at, id) = rest.split_once(':')?;
-    Some((at.parse().ok()?, id))
-}
-
-/// How long past its time a listed index key that its record does not name is kept. Index keys
-/// are written before their record, so that a record is never without its key; until the
-/// record's write has landed (or failed) and KV has spread it (about 60 s), such a key may be the
-/// record's next place rather than a stale one. A key is written at its time or before, or at
-/// most an attempt's length after (a wait's recheck counts from the attempt's start).
-pub const INDEX_SETTLE_MS: i64 = 2 * 60 * 1_000;
-
-/// Whether a listed index key that `record` does not name is stale for good at `now` (and may be
-/// deleted). It may instead be the record's next place, written first, while the record is absent
-/// (being accepted), parked (being replayed) or pending at an earlier time (being rescheduled),
-/// until [`INDEX_SETTLE_MS`] past its time. A record finished, or pending at a later time, has
-/// moved past it: such keys are what two deliveries of one webhook attempted at once leave behind.
-/// An unparsable key is always stale.
-pub fn index_key_stale(key: &str, record: Option<&WebhookRecord>, now: UnixMillis) -> bool {
-    let Some((at, _)) = parse_index_key(key) else {
-        return true;
-    };
-    let moved_past = match record.map(|record| &record.state) {
-        Some(WebhookState::Finished { .. }) => true,
-        Some(WebhookState::Pending { due_at, .. }) => *due_at > at,
-        Some(WebhookState::Parked { .. }) | None => false,
-    };
-    moved_past || now - at >= INDEX_SETTLE_MS
-}
-
-pub fn lease_key(webhook_id: &str) -> String {
-    format!("lease:{webhook_id}")
-}
-
-/// Whether a lease or lock taken at `taken_at` for `ttl_secs` surely still holds at `now`: less
-/// than half its lifetime has passed, which leaves the other half for an attempt begun now.
-pub fn surely_held(taken_at: UnixMillis, ttl_secs: u64, now: UnixMillis) -> bool {
-    now - taken_at < (ttl_secs * 500) as i64
-}
-
-/// One event about a contact is applied at a time: its attempt holds this lock.
-pub fn contact_lock_key(location_id: &str, contact: &str) -> String {
-    format!("lock:{location_id}:{contact}")
 }
 
 pub fn contact_key(location_id: &str, contact: &str) -> String {
@@ -114,13 +46,7 @@ pub fn child_prefixes(location_id: &str, contact: &str) -> [String; 3] {
     ["note", "task", "tag"].map(|kind| format!("{kind}:{location_id}:{contact}:"))
 }
 
-/// How many stale events were dropped (best effort: concurrent drops may count once).
-pub const STALE_COUNT_KEY: &str = "stats:stale_dropped";
-
-/// What the last cron run did (`cron:last`).
-pub const CRON_LAST_KEY: &str = "cron:last";
-
-/// One cron run's tally, kept for the operator's status.
+/// One run's tally (a cron wake or an alarm), kept for the operator's status.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CronRun {
     pub started_at: UnixMillis,
@@ -133,11 +59,9 @@ pub struct CronRun {
     pub retried: u32,
     pub waiting: u32,
     pub parked: u32,
-    /// Not attempted: the location's rate limit was spent.
+    /// Not attempted: the location's rate limit was spent for longer than the run could wait.
     pub deferred: u32,
-    /// Not attempted: another run held its lease or its contact's lock, or it was no longer pending.
-    pub skipped: u32,
-    /// Due but left for the next run (budget spent, or the location rate limited for long).
+    /// Due but left for the next run (its time budget was spent).
     pub left_for_next_run: u32,
     pub api_calls: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -235,12 +159,6 @@ impl Link {
 pub struct TagState {
     pub present: bool,
     pub updated_at: UnixMillis,
-}
-
-/// Metadata on a `due:` key, so that listing the queue tells its age without reading records.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DueMeta {
-    pub accepted_at: UnixMillis,
 }
 
 /// The idempotency and queue record of one webhook, stored as one flat JSON object (the common
@@ -349,23 +267,6 @@ impl WebhookRecord {
             WebhookState::Finished { outcome, .. } => Redelivery::Replay(outcome),
             WebhookState::Pending { .. } => Redelivery::AlreadyAccepted("pending"),
             WebhookState::Parked { .. } => Redelivery::AlreadyAccepted("parked"),
-        }
-    }
-
-    /// The `due:` key this record is listed under, if pending.
-    pub fn due_key(&self, webhook_id: &str) -> Option<String> {
-        match &self.state {
-            WebhookState::Pending { due_at, .. } => Some(due_key(*due_at, webhook_id)),
-            _ => None,
-        }
-    }
-
-    /// The index key this record is listed under: its `due:` key while pending, its `parked:` key
-    /// while parked. Any other listed key is stale (or not yet named by a record being written).
-    pub fn index_key(&self, webhook_id: &str) -> Option<String> {
-        match &self.state {
-            WebhookState::Parked { parked_at, .. } => Some(parked_key(*parked_at, webhook_id)),
-            _ => self.due_key(webhook_id),
         }
     }
 
@@ -513,70 +414,6 @@ mod tests {
         for record in [finished, pending, parked] {
             assert_eq!(record.redelivery("other"), Redelivery::Conflict);
         }
-    }
-
-    #[test]
-    fn index_keys_sort_by_time_and_parse_back() {
-        let early = due_key(999, "msg_b");
-        let late = due_key(1_795_773_600_000, "msg_a");
-        assert!(early < late);
-        assert_eq!(early, "due:0000000000999:msg_b");
-        assert_eq!(parse_index_key(&late), Some((1_795_773_600_000, "msg_a")));
-        assert_eq!(parse_index_key(&parked_key(5, "m")), Some((5, "m")));
-        assert_eq!(parse_index_key("due:x:m"), None);
-        assert_eq!(parse_index_key("webhook:m"), None);
-    }
-
-    #[test]
-    fn a_record_names_only_its_own_index_key() {
-        let pending = record(WebhookState::Pending {
-            body: "{}".into(),
-            due_at: 9,
-            failures: 0,
-            last_error: None,
-            waiting_since: None,
-        });
-        assert_eq!(pending.index_key("m"), Some(due_key(9, "m")));
-        let parked = record(WebhookState::Parked { body: "{}".into(), parked_at: 7, reason: "r".into() });
-        assert_eq!(parked.index_key("m"), Some(parked_key(7, "m")));
-        assert_eq!(parked.due_key("m"), None);
-        let finished = record(WebhookState::Finished { finished_at: 5, outcome: Outcome::Discarded });
-        assert_eq!(finished.index_key("m"), None);
-    }
-
-    #[test]
-    fn an_unnamed_index_key_is_kept_until_its_record_write_has_surely_landed() {
-        let key = due_key(1_000, "m");
-        let pending = |due_at| {
-            record(WebhookState::Pending {
-                body: "{}".into(),
-                due_at,
-                failures: 0,
-                last_error: None,
-                waiting_since: None,
-            })
-        };
-        let parked = record(WebhookState::Parked { body: "{}".into(), parked_at: 7, reason: "r".into() });
-        let in_flight = [None, Some(&parked), Some(&pending(500))];
-        for record in in_flight {
-            assert!(!index_key_stale(&key, record, 0), "{record:?}");
-            assert!(!index_key_stale(&key, record, 1_000 + INDEX_SETTLE_MS - 1), "{record:?}");
-            assert!(index_key_stale(&key, record, 1_000 + INDEX_SETTLE_MS), "{record:?}");
-        }
-        let finished = record(WebhookState::Finished { finished_at: 5, outcome: Outcome::Discarded });
-        for moved_past in [Some(&finished), Some(&pending(2_000))] {
-            assert!(index_key_stale(&key, moved_past, 0), "{moved_past:?}");
-        }
-        assert!(index_key_stale(&parked_key(1_000, "m"), None, 1_000 + INDEX_SETTLE_MS));
-        assert!(index_key_stale("due:x:m", None, 0));
-    }
-
-    #[test]
-    fn a_hold_is_sure_for_half_its_lifetime() {
-        assert!(surely_held(1_000, 60, 1_000));
-        assert!(surely_held(1_000, 60, 30_999));
-        assert!(!surely_held(1_000, 60, 31_000));
-        assert!(!surely_held(1_000, 60, 200_000));
     }
 
     #[test]

@@ -81,8 +81,12 @@ pub enum Decision {
     Park { reason: String },
 }
 
-/// Decides after `failure`, the event having failed `failures` times before. `jitter` is a
-/// random number in [0, 1): delays are spread by ±20% so that a burst does not retry in step.
+/// Decides after `failure`, the event having failed `failures` times before: a refusal parks at
+/// once; a retryable failure moves along `schedule` and parks at its end. A 429 and a token or
+/// deployment failure never count and never park: the event looks again after the `Retry-After`
+/// (a minute when none) or after the schedule's first delay, however long the fix takes (the
+/// `token_renewal` and `pending_age` alerts tell the operator). `jitter` is a random number in
+/// [0, 1): the schedule's delays are spread by ±20% so that a burst does not retry in step.
 pub fn decide(
     failure: &Failure,
     failures: u32,
@@ -96,18 +100,19 @@ pub fn decide(
             let secs = retry_after_secs.unwrap_or(60).clamp(1, MAX_RETRY_AFTER_SECS);
             Decision::RetryAt { due_at: now + secs as i64 * 1_000, counts: false }
         }
-        Failure::Retryable { .. } | Failure::TokenRejected | Failure::Misconfigured(_) => {
-            match schedule.0.get(failures as usize) {
-                Some(delay) => Decision::RetryAt { due_at: now + jittered_ms(*delay, jitter), counts: true },
-                None => Decision::Park {
-                    reason: format!(
-                        "gave up after {} failed attempts; last: {}",
-                        failures + 1,
-                        failure.describe()
-                    ),
-                },
-            }
+        Failure::TokenRejected | Failure::Misconfigured(_) => {
+            Decision::RetryAt { due_at: now + schedule.first_ms(), counts: false }
         }
+        Failure::Retryable { .. } => match schedule.0.get(failures as usize) {
+            Some(delay) => Decision::RetryAt { due_at: now + jittered_ms(*delay, jitter), counts: true },
+            None => Decision::Park {
+                reason: format!(
+                    "gave up after {} failed attempts; last: {}",
+                    failures + 1,
+                    failure.describe()
+                ),
+            },
+        },
     }
 }
 
@@ -135,6 +140,8 @@ fn jittered_ms(delay_secs: u64, jitter: f64) -> i64 {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RateHeaders {
     pub status: u16,
+    /// `X-RateLimit-Max`: calls allowed per interval.
+    pub max: Option<u64>,
     pub remaining: Option<u64>,
     pub interval_ms: Option<u64>,
     pub daily_remaining: Option<u64>,
@@ -183,6 +190,11 @@ impl Pacer {
     pub fn record(&mut self, at: UnixMillis) {
         self.sent.push_back(at);
     }
+
+    /// Changes the limit (the API announced another), keeping the calls already sent.
+    pub fn set_limit(&mut self, limit: u32, window_ms: i64) {
+        (self.limit, self.window_ms) = (limit.max(1), window_ms);
+    }
 }
 
 #[cfg(test)]
@@ -215,7 +227,14 @@ mod tests {
                 0.5,
                 Decision::Park { reason: "gave up after 3 failed attempts; last: HTTP 503: down".into() },
             ),
-            (Failure::TokenRejected, 0, 0.5, Decision::RetryAt { due_at: NOW + 60_000, counts: true }),
+            (Failure::TokenRejected, 0, 0.0, Decision::RetryAt { due_at: NOW + 60_000, counts: false }),
+            (Failure::TokenRejected, 2, 0.5, Decision::RetryAt { due_at: NOW + 60_000, counts: false }),
+            (
+                Failure::Misconfigured("the Contacts API refused the Version header".into()),
+                99,
+                1.0,
+                Decision::RetryAt { due_at: NOW + 60_000, counts: false },
+            ),
             (
                 Failure::RateLimited { retry_after_secs: Some(7) },
                 5,

@@ -164,7 +164,7 @@ describe("the event catalogue", () => {
           email: "grace@example.com",
           phone: "+15550100199",
           source: "sightmill",
-          customFields: [{ id: "cf_plan", field_value: "basic" }],
+          customFields: [{ id: "cf_plan", fieldValue: "basic" }],
           tags: ["status:lead"],
           locationId: LOCATION,
         },
@@ -172,6 +172,7 @@ describe("the event catalogue", () => {
     ]);
     assert.equal(apiCalls(world.sim), 0);
     await world.assertNothingStored("a dry run stores nothing");
+    assert.deepEqual((await world.status()).counters, {}, "the location recorded nothing");
 
     await apply("contact.created", { ...contact, updated_at: at(1) });
     const update = sightmillEvent("contact.updated", { ...contact, status: "customer", updated_at: at(2) });

@@ -136,65 +136,66 @@ describe("a note or task create whose answer was lost", () => {
     assert.equal(world.sim.state().notes.length, 1);
     assert.equal(world.sim.counts()["GET /contacts/:contactId/notes"], undefined);
   });
-  // A later event about the record is applied before the create's retry: it does the lookup.
+  // A later event about the record waits behind the create (one event per contact at a time, in
+  // SightMill's order); the create's retry looks the record up and adopts it, then the later
+  // event applies to it.
   const completedTask = (minute) => sightmillEvent("task.completed", { id: "sm_t1", contact_id: "sm_c1", updated_at: at(minute) });
   const deletedTask = (minute) => sightmillEvent("task.deleted", { id: "sm_t1", contact_id: "sm_c1", updated_at: at(minute) });
 
-  /** Delivers `later` after the create answered late; then the create's retry runs. */
-  async function laterEventFirst(kind, created, later) {
+  /** Delivers `later` while the create (answered late) waits for its retry; then the retry runs. */
+  async function laterEventBehind(kind, created, later) {
     const { id } = await deliverWithFault(`POST /contacts/:contactId/${kind}`, LATE, created);
-    await sleep(1100); // the late answer arrives and is ignored
-    const applied = await world.deliverAndSettle(later);
-    assert.equal(applied.record.state, "finished", JSON.stringify(applied.record));
+    const behind = await world.deliver(later);
+    assert.equal(behind.status, 202);
+    await sleep(300);
+    const waiting = await world.record(behind.id);
+    assert.deepEqual([waiting.state, waiting.attempts], ["pending", 0], "it waits behind the create");
     await retry();
     const create = await world.record(id);
-    assert.equal(create.state, "finished", JSON.stringify(create));
+    assert.equal(create.outcome?.action, "adopted", JSON.stringify(create));
+    const applied = await world.record(behind.id);
+    assert.equal(applied.state, "finished", JSON.stringify(applied));
     assert.equal(world.sim.counts()[`POST /contacts/:contactId/${kind}`], 1, "never created again");
-    return { applied: applied.record, create };
+    return { applied, create };
   }
 
-  test("note.created answered late, then note.updated first: one note, with the new body", async () => {
-    const { applied, create } = await laterEventFirst("notes", note("note.created", "First call", 1), note("note.updated", "Second call", 2));
+  test("note.created answered late, then note.updated behind it: one note, with the new body", async () => {
+    const { applied } = await laterEventBehind("notes", note("note.created", "First call", 1), note("note.updated", "Second call", 2));
     assert.equal(applied.outcome.action, "updated");
-    assert.equal(create.outcome.status, "stale");
     const notes = world.sim.state().notes;
     assert.deepEqual(notes.map((n) => n.body), ["Second call"]);
     assert.equal((await link("note", "sm_n1")).id, notes[0].id);
   });
 
-  test("note.created answered late, then note.deleted first: no note remains", async () => {
+  test("note.created answered late, then note.deleted behind it: no note remains", async () => {
     const deleted = sightmillEvent("note.deleted", { id: "sm_n1", contact_id: "sm_c1", updated_at: at(2) });
-    const { applied, create } = await laterEventFirst("notes", note("note.created", "First call", 1), deleted);
+    const { applied } = await laterEventBehind("notes", note("note.created", "First call", 1), deleted);
     assert.equal(applied.outcome.action, "deleted");
-    assert.equal(create.outcome.status, "stale");
     assert.deepEqual(world.sim.state().notes, []);
     assert.equal((await link("note", "sm_n1")).state, "deleted");
   });
 
-  test("task.created answered late, then task.completed first: one task, completed", async () => {
-    const { applied, create } = await laterEventFirst("tasks", task("task.created", "Call back", 1), completedTask(2));
+  test("task.created answered late, then task.completed behind it: one task, completed", async () => {
+    const { applied } = await laterEventBehind("tasks", task("task.created", "Call back", 1), completedTask(2));
     assert.equal(applied.outcome.action, "completed");
-    assert.equal(create.outcome.action, "updated", "the same version again, on the adopted task");
     const tasks = world.sim.state().tasks;
     assert.deepEqual(tasks.map((t) => [t.title, t.completed]), [["Call back", true]]);
   });
 
-  test("task.created answered late, then task.deleted first: no task remains", async () => {
-    const { applied, create } = await laterEventFirst("tasks", task("task.created", "Call back", 1), deletedTask(2));
+  test("task.created answered late, then task.deleted behind it: no task remains", async () => {
+    const { applied } = await laterEventBehind("tasks", task("task.created", "Call back", 1), deletedTask(2));
     assert.equal(applied.outcome.action, "deleted");
-    assert.equal(create.outcome.status, "stale");
     assert.deepEqual(world.sim.state().tasks, []);
   });
 
-  test("a task.completed whose task's create made nothing waits, and the create's retry makes it", async () => {
+  test("a task.completed behind a create that made nothing waits, and is applied right after the create's retry makes it", async () => {
     const { id } = await deliverWithFault("POST /contacts/:contactId/tasks", { hang: true }, task("task.created", "Call back", 1));
-    const completed = await world.deliverAndSettle(completedTask(2));
-    assert.equal(completed.record.state, "pending", "it waits for its task");
+    const completed = await world.deliver(completedTask(2));
+    await sleep(300);
+    assert.deepEqual([(await world.record(completed.id)).state, (await world.record(completed.id)).attempts], ["pending", 0], "it waits behind its task's create");
     await retry();
     assert.equal((await world.record(id)).outcome?.action, "created");
-    await sleep(1300);
-    await world.cron();
-    assert.equal((await world.record(completed.answer.id)).outcome?.action, "completed");
+    assert.equal((await world.record(completed.id)).outcome?.action, "completed", "in the same run");
     assert.deepEqual(world.sim.state().tasks.map((t) => [t.title, t.completed]), [["Call back", true]]);
   });
 });

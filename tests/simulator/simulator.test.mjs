@@ -109,6 +109,44 @@ test("updates given fields only and answers {succeded, contact}", async () => {
   });
 });
 
+test("custom fields take fieldValue or field_value, by id or key, and read back as {id, value}", async () => {
+  await withSim({}, async (sim) => {
+    const given = [
+      { id: "cf1", fieldValue: "v3" },
+      { id: "cf2", field_value: "v2" },
+      { key: "plan", fieldValue: "pro" },
+      { id: "cf4", key: "score", field_value: 7 },
+    ];
+    const { contact } = (await create(sim, { customFields: given })).body;
+    const stored = [
+      { id: "cf1", value: "v3" },
+      { id: "cf2", value: "v2" },
+      { id: "plan", value: "pro" },
+      { id: "cf4", value: 7 },
+    ];
+    assert.deepEqual(contact.customFields, stored);
+
+    const changes = { customFields: [{ id: "cf2", fieldValue: "changed" }, { key: "plan", field_value: "basic" }] };
+    const updated = await call(sim, "PUT", `/contacts/${contact.id}`, { body: changes });
+    assert.equal(updated.status, 200);
+    const got = (await call(sim, "GET", `/contacts/${contact.id}`)).body.contact;
+    assert.deepEqual(got.customFields, [
+      { id: "cf1", value: "v3" },
+      { id: "cf2", value: "changed" },
+      { id: "plan", value: "basic" },
+      { id: "cf4", value: 7 },
+    ]);
+
+    const unnamed = await create(sim, { customFields: [{ fieldValue: "x" }, { id: "cf1", fieldValue: true }] });
+    assert.equal(unnamed.status, 422);
+    assert.deepEqual(unnamed.body.message, [
+      "customFields.0.id should not be empty",
+      "customFields.0.id must be a string",
+      "customFields.1.fieldValue must be a string, number, array of strings or object",
+    ]);
+  });
+});
+
 test("a contact of another location is not found", async () => {
   await withSim({ tokens: { [TOKEN]: LOCATION, other: "loc-2" } }, async (sim) => {
     const { contact } = (await create(sim, { firstName: "A" })).body;

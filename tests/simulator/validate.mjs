@@ -109,9 +109,19 @@ const customFieldValue = anyOf(
   plainObject,
 );
 
-const customFields = arrayOf(
-  objectOf({ fields: { id: string, key: string, field_value: customFieldValue }, required: ["id"] }),
-);
+const CUSTOM_FIELD = { id: string, key: string, fieldValue: customFieldValue, field_value: customFieldValue };
+
+/**
+ * A custom field names its field by `id` or `key` and carries its value as `fieldValue` (the v3
+ * spec's spelling, which the live API takes) or `field_value` (the v2 spec's); one with neither
+ * `id` nor `key` is refused as the v2 spec's required `id`.
+ */
+const customField = (v, name) => {
+  const named = isPlainObject(v) && !(isMissing(v.id) && isMissing(v.key));
+  return objectOf({ fields: CUSTOM_FIELD, required: named ? [] : ["id"] })(v, name);
+};
+
+const customFields = arrayOf(customField);
 
 const dateOfBirth = anyOf("must be a string or object", string, plainObject);
 

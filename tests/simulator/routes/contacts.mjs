@@ -31,14 +31,19 @@ function refreshDerivedFields(contact) {
   setOrDelete(contact, "emailLowerCase", contact.email?.toLowerCase());
 }
 
-/** `[{id, field_value}]` from a request merged by id into the stored `[{id, value}]`. */
+/**
+ * `[{id | key, fieldValue | field_value}]` from a request merged by id into the stored
+ * `[{id, value}]`. The simulator keeps no custom field definitions: a field named by its `key`
+ * alone is stored with the key as its id.
+ */
 function mergeCustomFields(stored, given) {
   const merged = stored.map((f) => ({ ...f }));
   for (const field of given) {
-    const value = field.field_value ?? null;
-    const existing = merged.find((f) => f.id === field.id);
+    const id = field.id || field.key;
+    const value = field.fieldValue ?? field.field_value ?? null;
+    const existing = merged.find((f) => f.id === id);
     if (existing) existing.value = value;
-    else merged.push({ id: field.id, value });
+    else merged.push({ id, value });
   }
   return merged;
 }

@@ -1,14 +1,16 @@
 //! Operator alerts: a JSON message (Slack-compatible `text`) posted to `ALERT_WEBHOOK_URL` when an
 //! event is parked, a location's token cannot be renewed, or the queue grows old; at most one per
-//! kind and location per quiet period (a KV key with that TTL). Every alert is also logged.
+//! kind per quiet period, counted from the last post that was delivered (a `meta` row of the
+//! location's Durable Object), so that a failed post never silences the next alert. Every alert
+//! is also logged.
 
 use serde_json::json;
 use worker::{console_error, Headers, Method, Request, RequestInit};
 
-use super::http::fetch_with_timeout;
-
-use super::store::Store;
+use super::db::Db;
 use crate::config::AlertConfig;
+use crate::shell::platform::http::fetch_with_timeout;
+use crate::shell::platform::runtime::now_ms;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AlertKind {
@@ -27,19 +29,17 @@ impl AlertKind {
     }
 }
 
-/// Raises an alert unless one of the same kind for the same location went out within the quiet
+/// Raises an alert unless one of the same kind for the location was delivered within the quiet
 /// period. Failures to deliver are logged, never propagated: an alert must not stop the queue.
-pub async fn raise(store: &Store, config: &AlertConfig, kind: AlertKind, location_id: &str, text: &str) {
+pub async fn raise(db: &Db, config: &AlertConfig, kind: AlertKind, location_id: &str, text: &str) {
     let line = json!({"msg": "alert", "kind": kind.as_str(), "location_id": location_id, "text": text});
     console_error!("{line}");
     let Some(url) = &config.webhook_url else {
         return;
     };
-    let quiet_key = format!("alert:{}:{location_id}", kind.as_str());
-    if matches!(store.get_text(&quiet_key).await, Ok(Some(_))) {
-        return;
-    }
-    if store.put_raw(&quiet_key, "sent".into(), None, Some(config.quiet_secs)).await.is_err() {
+    let quiet_key = format!("alert:{}", kind.as_str());
+    let quiet_until: Option<i64> = db.meta(&quiet_key).ok().flatten();
+    if quiet_until.is_some_and(|until| until > now_ms()) {
         return;
     }
     let body = json!({
@@ -47,8 +47,22 @@ pub async fn raise(store: &Store, config: &AlertConfig, kind: AlertKind, locatio
         "kind": kind.as_str(),
         "location_id": location_id,
     });
-    if let Err(error) = post(url, &body.to_string()).await {
-        console_error!("{}", json!({"msg": "alert delivery failed", "kind": kind.as_str(), "error": error}));
+    match post(url, &body.to_string()).await {
+        Ok(()) => {
+            let until = now_ms() + config.quiet_secs as i64 * 1_000;
+            if let Err(error) = db.put_meta(&quiet_key, &until) {
+                console_error!(
+                    "{}",
+                    json!({"msg": "alert quiet period not kept", "error": error.to_string()})
+                );
+            }
+        }
+        Err(error) => {
+            console_error!(
+                "{}",
+                json!({"msg": "alert delivery failed", "kind": kind.as_str(), "error": error})
+            );
+        }
     }
 }
 

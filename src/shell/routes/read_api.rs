@@ -1,24 +1,24 @@
-//! The read API's shell: GET /contacts/... and /sightmill/contacts/... for SightMill's users.
-//! Checks the caller's key, resolves a SightMill id through the id map in KV, serves the edge cache
-//! or calls the Contacts API with the location's token (once more after a refused token), and
-//! passes the answer on. [`mark_contact_changed`] is what the write path calls after it changes a
-//! contact, so that the contact's cached reads are never served again.
+//! The read API's route: GET /contacts/... and /sightmill/contacts/... for SightMill's users.
+//! Checks the caller's key, resolves a SightMill id through the location's id map (its Durable
+//! Object), serves the edge cache, or has the Durable Object send the Contacts API call with the
+//! location's token and pacing, and passes the answer on. The Durable Object's writes bump a
+//! contact's read version in KV ([`mark_contact_changed`]) while caching is on, so that the
+//! contact's cached reads are never served again.
 
+use serde_json::Value;
 use worker::{console_error, console_log, console_warn, Cache, Env, Request, Response, Result};
 
-use super::contacts_client::{ContactsClient, TransportFailure};
-use super::rate_block;
-use super::respond;
-use super::runtime::{now_ms, setting};
-use super::store::{Store, StoreError};
-use super::tokens::{access_token, refresh_after_rejection, TokenError};
 use crate::contacts_api::{ApiRequest, ApiResponse};
 use crate::intake::Refusal;
 use crate::read::{
-    cache_ttl_secs, cacheable, config_refusal, read_version_key, split_url, token_rejected, upstream_refusal,
-    ApiRoute, ReadConfig, ReadRoute, CACHE_TTL_SETTING, READ_VERSION_TTL_SECS,
+    cache_ttl_secs, cacheable, config_refusal, read_version_key, split_url, upstream_refusal, ApiRoute,
+    ReadConfig, ReadRoute, CACHE_TTL_SETTING, READ_VERSION_TTL_SECS,
 };
-use crate::secret::Secret;
+use crate::shell::location::reads::{LinkQuery, Sent};
+use crate::shell::platform::kv::Kv;
+use crate::shell::platform::location_stub::LocationStub;
+use crate::shell::platform::respond;
+use crate::shell::platform::runtime::{now_ms, setting};
 use crate::sync::records::Link;
 use crate::timestamp::UnixMillis;
 
@@ -57,9 +57,9 @@ pub async fn handle(req: Request, env: &Env) -> Result<Response> {
 /// After the worker applied a change to `contact_id`: gives the contact a new read version, so
 /// that its cached reads (keyed by the old one) are never served again. Never fails the caller:
 /// a KV error is logged, and cached copies then expire within `READ_CACHE_TTL_SECS`.
-pub async fn mark_contact_changed(store: &Store, contact_id: &str) {
+pub async fn mark_contact_changed(kv: &Kv, contact_id: &str) {
     let key = read_version_key(contact_id);
-    if let Err(error) = store.put(&key, &now_ms(), Some(READ_VERSION_TTL_SECS)).await {
+    if let Err(error) = kv.put(&key, &now_ms(), Some(READ_VERSION_TTL_SECS)).await {
         console_warn!(
             "{}",
             serde_json::json!({"msg": "read version not bumped", "error": error.to_string()})
@@ -81,22 +81,31 @@ async fn answer(req: &Request, env: &Env, log: &mut ReadLog) -> std::result::Res
     let url = req.inner().url();
     let url = split_url(&url);
     let route = ReadRoute::parse(url.path, url.query, &config.location_id)?;
-    let store = Store::open(env)?;
+    let location = LocationStub::open(env, &config.location_id)?;
     let link: Option<Link> = match route.link_key(&config.location_id) {
-        Some(key) => store.get(&key).await?,
+        Some(key) => resolve(&location, key).await?,
         None => None,
     };
     let route = route.resolve(link)?;
     log.route = route.name();
-    let reader = Reader { env, config: &config, store: &store };
+    let reader = Reader { env, config: &config, location: &location };
     reader.read(&route, url.origin, log).await
+}
+
+/// The id-map record under `key`, from the location's Durable Object.
+async fn resolve(location: &LocationStub, key: String) -> std::result::Result<Option<Link>, Stop> {
+    let answer: Value = location.call("/read/link", &LinkQuery { key }).await.map_err(|error| {
+        console_error!("{}", serde_json::json!({"msg": "id map unavailable", "error": error.to_string()}));
+        Stop::Refused(Refusal::new(503, "storage_unavailable", "the id map could not be read; try again"))
+    })?;
+    Ok(serde_json::from_value(answer["link"].clone()).ok())
 }
 
 /// One read's collaborators.
 struct Reader<'a> {
     env: &'a Env,
     config: &'a ReadConfig,
-    store: &'a Store,
+    location: &'a LocationStub,
 }
 
 impl Reader<'_> {
@@ -120,7 +129,7 @@ impl Reader<'_> {
             log.cache = "miss";
         }
         let request = route.request(&self.config.location_id);
-        let response = self.send_with_token_retry(&request, log).await?;
+        let response = self.send(&request, log).await?;
         if let Some(refusal) = upstream_refusal(&response) {
             return Err(refusal.into());
         }
@@ -137,46 +146,35 @@ impl Reader<'_> {
         let Some(contact_id) = route.cached_contact().filter(|_| self.config.cache_ttl_secs > 0) else {
             return Ok(None);
         };
-        let version: Option<u64> = self.store.get(&read_version_key(contact_id.as_str())).await?;
+        let version: Option<u64> = match Kv::open(self.env)?.get(&read_version_key(contact_id.as_str())).await
+        {
+            Ok(version) => version,
+            Err(error) => {
+                console_warn!(
+                    "{}",
+                    serde_json::json!({"msg": "read version unavailable", "error": error.to_string()})
+                );
+                return Ok(None);
+            }
+        };
         Ok(route.cache_key(origin, &self.config.location_id, version.unwrap_or(0)))
     }
 
-    /// Sends `request` with the location's token. When the API refuses the token (a 401 that is
-    /// not about `Version`), gets a replacement token (`refresh_after_rejection`) and sends once
-    /// more; whatever the second answer is, it is the answer.
-    async fn send_with_token_retry(
-        &self,
-        request: &ApiRequest,
-        log: &mut ReadLog,
-    ) -> std::result::Result<ApiResponse, Stop> {
-        let location_id = &self.config.location_id;
-        let token = access_token(self.env, self.store, location_id, now_ms()).await?;
-        let first = self.send(request, &token, log).await?;
-        if !token_rejected(&first) {
-            return Ok(first);
+    /// Has the location's Durable Object send `request` with the location's token (once more
+    /// after a refused token), unless the location's rate-limit window is spent.
+    async fn send(&self, request: &ApiRequest, log: &mut ReadLog) -> std::result::Result<ApiResponse, Stop> {
+        match self.location.call::<_, Sent>("/read/send", request).await? {
+            Sent::Answered { response, api_calls } => {
+                log.api_calls += api_calls;
+                Ok(response)
+            }
+            Sent::RateLimited { until } => Err(Stop::RateLimited { until }),
+            Sent::Failed { failure, message, api_calls } => {
+                log.api_calls += api_calls;
+                let (status, code) = failure.answer();
+                Err(Stop::Refused(Refusal::new(status, code, message)))
+            }
         }
-        let token = refresh_after_rejection(self.env, self.store, location_id, &token, now_ms()).await?;
-        self.send(request, &token, log).await
-    }
-
-    /// Sends `request` unless the location's rate-limit block is on, and sets the block when the
-    /// answer says the window is spent, as the write path does.
-    async fn send(
-        &self,
-        request: &ApiRequest,
-        token: &Secret,
-        log: &mut ReadLog,
-    ) -> std::result::Result<ApiResponse, Stop> {
-        let location_id = &self.config.location_id;
-        if let Some(until) = rate_block::blocked(self.store, location_id, now_ms()).await? {
-            return Err(Stop::RateLimited { until });
-        }
-        log.api_calls += 1;
-        let client =
-            ContactsClient { base_url: &self.config.api_base, token, timeout_ms: self.config.api_timeout_ms };
-        let (response, rate) = client.send_raw(request).await?;
-        rate_block::heed(self.store, location_id, &rate).await;
-        Ok(response)
     }
 
     /// Stores a success for `READ_CACHE_TTL_SECS`. A failure only costs the next read an API call.
@@ -269,34 +267,6 @@ impl From<Refusal> for Stop {
 impl From<worker::Error> for Stop {
     fn from(error: worker::Error) -> Stop {
         Stop::Failed(error)
-    }
-}
-
-impl From<StoreError> for Stop {
-    fn from(error: StoreError) -> Stop {
-        console_error!("{}", serde_json::json!({"msg": "storage error", "error": error.to_string()}));
-        Stop::Refused(Refusal::new(503, "storage_unavailable", "the id map could not be read; try again"))
-    }
-}
-
-impl From<TokenError> for Stop {
-    fn from(error: TokenError) -> Stop {
-        let (status, code) = match &error {
-            TokenError::NotConfigured(_) => (503, "misconfigured"),
-            TokenError::Unavailable(_) => (503, "token_unavailable"),
-            TokenError::Refused(_) => (502, "contacts_api_unauthorized"),
-        };
-        Stop::Refused(Refusal::new(status, code, error.to_string()))
-    }
-}
-
-impl From<TransportFailure> for Stop {
-    fn from(failure: TransportFailure) -> Stop {
-        let (status, code) = match failure {
-            TransportFailure::Timeout(_) => (504, "contacts_api_timeout"),
-            TransportFailure::Build(_) | TransportFailure::Network(_) => (502, "contacts_api_unavailable"),
-        };
-        Stop::Refused(Refusal::new(status, code, failure.to_string()))
     }
 }
 

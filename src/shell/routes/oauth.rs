@@ -1,16 +1,11 @@
 //! The OAuth install routes (`TOKEN_MODE=oauth`): `GET /oauth/install` sends the browser to the
 //! marketplace consent page with a signed state; `GET /oauth/callback` checks that state (core:
-//! [`crate::auth::install`]), trades the code for the location's first tokens and stores them encrypted
-//! in KV, where the webhook path's token seam (`super::tokens`) finds them.
+//! [`crate::auth::install`]), trades the code for the location's first tokens, seals them, and
+//! hands them to the location's Durable Object, the one place that keeps and renews them.
 
 use serde_json::{json, Value};
 use worker::{console_error, console_log, Env, Request, Response, Result};
 
-use super::respond;
-use super::runtime::{now_ms, setting};
-use super::store::Store;
-use super::token_endpoint::exchange;
-use super::tokens::{save, token_config};
 use crate::auth::install::{
     check_callback, clear_cookie, origin_of, query_param, start_install, CallbackQuery, InstallStart,
     NONCE_LEN,
@@ -19,6 +14,11 @@ use crate::auth::token_endpoint::Grant;
 use crate::auth::tokens::{safe_location_id, InstallSettings, Issuer, TokenConfig, TokenError, TokenRecord};
 use crate::config::Config;
 use crate::intake::Refusal;
+use crate::shell::location::tokens::{seal, token_config};
+use crate::shell::platform::location_stub::LocationStub;
+use crate::shell::platform::respond;
+use crate::shell::platform::runtime::{now_ms, setting};
+use crate::shell::platform::token_endpoint::exchange;
 
 pub const INSTALL_PATH: &str = "/oauth/install";
 pub const CALLBACK_PATH: &str = "/oauth/callback";
@@ -95,8 +95,9 @@ async fn complete_install(
             format!("{error}; the tokens were not kept, start again at /oauth/install"),
         )
     };
-    let store = Store::open(env).map_err(|error| unavailable(error.to_string()))?;
-    save(&store, issuer, location_id, &record).await.map_err(|error| unavailable(error.to_string()))?;
+    let envelope = seal(issuer, location_id, &record).map_err(|error| unavailable(error.to_string()))?;
+    let stub = LocationStub::open(env, location_id).map_err(|error| unavailable(error.to_string()))?;
+    let _: Value = stub.call("/token", &envelope).await.map_err(|error| unavailable(error.to_string()))?;
     console_log!(
         "{}",
         json!({"msg": "oauth installed", "location_id": location_id, "company_id": record.company_id,

@@ -1,6 +1,6 @@
 //! Sends one planned [`ApiRequest`] to the Contacts API with `Fetch` (bearer token, `Version`
-//! header, timeout): `send` returns the core's classification of what came back with the
-//! rate-limit headers (the write path), `send_raw` the answer itself (the read path passes it on).
+//! header, timeout) and returns the answer with its rate-limit headers. Only the location's
+//! Durable Object calls it, for writes and reads alike.
 
 use serde_json::Value;
 use wasm_bindgen::JsValue;
@@ -9,7 +9,7 @@ use worker::{Headers, Method, Request, RequestInit, Response};
 use super::http::fetch_with_timeout;
 pub use super::http::TransportFailure;
 
-use crate::contacts_api::{classify, Answer, ApiRequest, ApiResponse, Method as ApiMethod, API_VERSION};
+use crate::contacts_api::{ApiRequest, ApiResponse, Method as ApiMethod, API_VERSION};
 use crate::secret::Secret;
 use crate::sync::retry::RateHeaders;
 
@@ -19,23 +19,7 @@ pub struct ContactsClient<'a> {
     pub timeout_ms: u32,
 }
 
-/// What one call produced, classified.
-pub struct Sent {
-    pub answer: Answer,
-    /// Status 0 when no answer came.
-    pub rate: RateHeaders,
-}
-
 impl ContactsClient<'_> {
-    pub async fn send(&self, request: &ApiRequest) -> Sent {
-        match self.send_raw(request).await {
-            Ok((response, rate)) => Sent { answer: classify(&response), rate },
-            Err(failure) => {
-                Sent { answer: Answer::transport_failure(failure.to_string()), rate: RateHeaders::default() }
-            }
-        }
-    }
-
     /// The API's answer (status, JSON body, `Retry-After`) and its rate-limit headers, or why
     /// there was none.
     pub async fn send_raw(
@@ -88,6 +72,7 @@ fn api_response(response: &Response, text: &str) -> ApiResponse {
 fn rate_headers(response: &Response) -> RateHeaders {
     RateHeaders {
         status: response.status_code(),
+        max: header_number(response, "X-RateLimit-Max"),
         remaining: header_number(response, "X-RateLimit-Remaining"),
         interval_ms: header_number(response, "X-RateLimit-Interval-Milliseconds"),
         daily_remaining: header_number(response, "X-RateLimit-Daily-Remaining"),

@@ -1,0 +1,369 @@
+//! The location's SQLite database (Durable Object storage): its tables, and typed reads and
+//! writes of them. Every method is synchronous; writes made with no `await` between them are
+//! committed together (the Durable Object's implicit transaction), which is how one accepted
+//! webhook, or one finished event with its id-map writes, lands as a whole or not at all.
+//!
+//! | table | holds |
+//! | --- | --- |
+//! | `webhooks` | one row per webhook: its record (JSON, [`WebhookRecord`]) and where it sits in the queue (`state`, `at`), its contact and its place in the contact's order (`order_at`, then arrival) |
+//! | `links` | the id maps: a [`Link`] or [`TagState`] (JSON) under the key [`crate::sync::records`] names |
+//! | `meta` | small named values: the token record, the last run, alert quiet periods |
+//! | `counters` | totals since the location's first webhook (accepted, applied, stale, …) |
+
+use std::cell::Cell;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use worker::{SqlCursor, SqlStorage, SqlStorageValue};
+
+use crate::sync::plan::{Known, Reads, RecordKey, Write};
+use crate::sync::queue::place;
+use crate::sync::records::WebhookRecord;
+use crate::timestamp::UnixMillis;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS webhooks (
+  id TEXT PRIMARY KEY,
+  contact TEXT NOT NULL,
+  order_at INTEGER NOT NULL,
+  accepted_at INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS webhooks_by_place ON webhooks (state, at);
+CREATE INDEX IF NOT EXISTS pending_by_contact ON webhooks (contact, order_at) WHERE state = 'pending';
+CREATE TABLE IF NOT EXISTS links (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+";
+
+/// A stored row that no longer parses: an error that stops what needed it, never a fresh start.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("storage failed: {0}")]
+    Storage(String),
+    #[error("the stored record `{0}` is unreadable: {1}")]
+    Unreadable(String, String),
+}
+
+impl From<worker::Error> for DbError {
+    fn from(error: worker::Error) -> DbError {
+        DbError::Storage(error.to_string())
+    }
+}
+
+pub type DbResult<T> = Result<T, DbError>;
+
+/// Rows read and written since this instance started (what the platform bills).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Usage {
+    pub rows_read: u64,
+    pub rows_written: u64,
+}
+
+pub struct Db {
+    sql: SqlStorage,
+    rows_read: Cell<u64>,
+    rows_written: Cell<u64>,
+}
+
+/// One webhook as listed: its id and record.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub id: String,
+    pub record: WebhookRecord,
+}
+
+#[derive(Deserialize)]
+struct WebhookRow {
+    id: String,
+    record: String,
+}
+
+#[derive(Deserialize)]
+struct ValueRow {
+    value: String,
+}
+
+#[derive(Deserialize)]
+struct KeyValueRow {
+    key: String,
+    value: String,
+}
+
+#[derive(Deserialize)]
+struct CountRow {
+    n: i64,
+}
+
+#[derive(Deserialize)]
+struct OldestRow {
+    oldest: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct CounterRow {
+    name: String,
+    value: i64,
+}
+
+/// Queue figures for the operator's status.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QueueFigures {
+    pub pending: i64,
+    pub due_now: i64,
+    pub parked: i64,
+    pub oldest_accepted_at: Option<UnixMillis>,
+}
+
+impl Db {
+    pub fn open(sql: SqlStorage) -> DbResult<Db> {
+        let db = Db { sql, rows_read: Cell::new(0), rows_written: Cell::new(0) };
+        db.exec(SCHEMA, vec![])?;
+        Ok(db)
+    }
+
+    pub fn usage(&self) -> Usage {
+        Usage { rows_read: self.rows_read.get(), rows_written: self.rows_written.get() }
+    }
+
+    fn exec(&self, query: &str, bindings: Vec<SqlStorageValue>) -> DbResult<SqlCursor> {
+        let cursor = self.sql.exec(query, bindings)?;
+        Ok(cursor)
+    }
+
+    /// Runs `query` and reads every row; counts what it read and wrote.
+    fn rows<T: DeserializeOwned>(&self, query: &str, bindings: Vec<SqlStorageValue>) -> DbResult<Vec<T>> {
+        let cursor = self.exec(query, bindings)?;
+        let rows = cursor.to_array()?;
+        self.count(&cursor);
+        Ok(rows)
+    }
+
+    fn run(&self, query: &str, bindings: Vec<SqlStorageValue>) -> DbResult<()> {
+        let cursor = self.exec(query, bindings)?;
+        let _: Vec<serde_json::Value> = cursor.to_array()?;
+        self.count(&cursor);
+        Ok(())
+    }
+
+    fn count(&self, cursor: &SqlCursor) {
+        self.rows_read.set(self.rows_read.get() + cursor.rows_read() as u64);
+        self.rows_written.set(self.rows_written.get() + cursor.rows_written() as u64);
+    }
+
+    // ---- webhooks ----
+
+    /// The record of webhook `id`, if on record.
+    pub fn webhook(&self, id: &str) -> DbResult<Option<WebhookRecord>> {
+        let rows: Vec<WebhookRow> =
+            self.rows("SELECT id, record FROM webhooks WHERE id = ?", vec![id.into()])?;
+        rows.into_iter().next().map(|row| parse_record(&row)).transpose()
+    }
+
+    /// Adds a newly accepted webhook about `contact`, in the contact's order at `order_at`.
+    pub fn insert_webhook(
+        &self,
+        id: &str,
+        contact: &str,
+        order_at: UnixMillis,
+        record: &WebhookRecord,
+    ) -> DbResult<()> {
+        let (state, at) = place(record);
+        self.run(
+            "INSERT INTO webhooks (id, contact, order_at, accepted_at, state, at, record) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            vec![
+                id.into(),
+                contact.into(),
+                order_at.into(),
+                record.accepted_at.into(),
+                state.into(),
+                at.into(),
+                to_json(record)?.into(),
+            ],
+        )
+    }
+
+    /// Writes a webhook's new record, and its place derived from it.
+    pub fn put_webhook(&self, id: &str, record: &WebhookRecord) -> DbResult<()> {
+        let (state, at) = place(record);
+        self.run(
+            "UPDATE webhooks SET state = ?, at = ?, record = ? WHERE id = ?",
+            vec![state.into(), at.into(), to_json(record)?.into(), id.into()],
+        )
+    }
+
+    /// Up to `limit` pending webhooks due at `now`, each the first of its contact's pending
+    /// webhooks in the contact's order, in due order. A row whose record is unreadable comes
+    /// back as an error beside the others.
+    pub fn due_heads(&self, now: UnixMillis, limit: u32) -> DbResult<Vec<DbResult<Listed>>> {
+        let rows: Vec<WebhookRow> = self.rows(
+            "SELECT w.id, w.record FROM webhooks w
+             WHERE w.state = 'pending' AND w.at <= ?
+               AND NOT EXISTS (SELECT 1 FROM webhooks e
+                 WHERE e.state = 'pending' AND e.contact = w.contact
+                   AND (e.order_at < w.order_at OR (e.order_at = w.order_at AND e.rowid < w.rowid)))
+             ORDER BY w.at, w.rowid LIMIT ?",
+            vec![now.into(), i64::from(limit).into()],
+        )?;
+        Ok(rows.into_iter().map(|row| listed(&row)).collect())
+    }
+
+    /// The pending webhooks about `contact` that wait for it, due later than `now`.
+    pub fn waiting_on(&self, contact: &str, now: UnixMillis) -> DbResult<Vec<Listed>> {
+        let rows: Vec<WebhookRow> = self.rows(
+            "SELECT id, record FROM webhooks WHERE state = 'pending' AND contact = ? AND at > ?",
+            vec![contact.into(), now.into()],
+        )?;
+        rows.iter().map(listed).collect()
+    }
+
+    /// Takes a webhook whose record cannot be read out of the queue: it is kept, as it is, under
+    /// the state `unreadable` for an operator to look at.
+    pub fn set_unreadable(&self, id: &str) -> DbResult<()> {
+        self.run("UPDATE webhooks SET state = 'unreadable' WHERE id = ?", vec![id.into()])
+    }
+
+    /// One page of webhooks in `state` (pending: in due order; parked: in parking order), after
+    /// the cursor `(at, id)` when given.
+    pub fn page(
+        &self,
+        state: &str,
+        after: Option<(UnixMillis, String)>,
+        limit: u32,
+    ) -> DbResult<Vec<DbResult<Listed>>> {
+        let (at, id) = after.unwrap_or((i64::MIN, String::new()));
+        let rows: Vec<WebhookRow> = self.rows(
+            "SELECT id, record FROM webhooks WHERE state = ? AND (at > ? OR (at = ? AND id > ?))
+             ORDER BY at, id LIMIT ?",
+            vec![state.into(), at.into(), at.into(), id.into(), i64::from(limit).into()],
+        )?;
+        Ok(rows.into_iter().map(|row| listed(&row)).collect())
+    }
+
+    pub fn queue_figures(&self, now: UnixMillis) -> DbResult<QueueFigures> {
+        let count = |query: &str, bindings| -> DbResult<i64> {
+            let rows: Vec<CountRow> = self.rows(query, bindings)?;
+            Ok(rows.first().map_or(0, |row| row.n))
+        };
+        let oldest: Vec<OldestRow> =
+            self.rows("SELECT min(accepted_at) AS oldest FROM webhooks WHERE state = 'pending'", vec![])?;
+        Ok(QueueFigures {
+            pending: count("SELECT count(*) AS n FROM webhooks WHERE state = 'pending'", vec![])?,
+            due_now: count(
+                "SELECT count(*) AS n FROM webhooks WHERE state = 'pending' AND at <= ?",
+                vec![now.into()],
+            )?,
+            parked: count("SELECT count(*) AS n FROM webhooks WHERE state = 'parked'", vec![])?,
+            oldest_accepted_at: oldest.first().and_then(|row| row.oldest),
+        })
+    }
+
+    pub fn unreadable_count(&self) -> DbResult<i64> {
+        let rows: Vec<CountRow> =
+            self.rows("SELECT count(*) AS n FROM webhooks WHERE state = 'unreadable'", vec![])?;
+        Ok(rows.first().map_or(0, |row| row.n))
+    }
+
+    /// When the next pending webhook is due, if any is.
+    pub fn next_due(&self) -> DbResult<Option<UnixMillis>> {
+        let rows: Vec<OldestRow> =
+            self.rows("SELECT min(at) AS oldest FROM webhooks WHERE state = 'pending'", vec![])?;
+        Ok(rows.first().and_then(|row| row.oldest))
+    }
+
+    /// Forgets up to `limit` webhooks finished before `before` (their redeliveries have stopped).
+    pub fn forget_finished(&self, before: UnixMillis, limit: u32) -> DbResult<()> {
+        self.run(
+            "DELETE FROM webhooks WHERE id IN
+               (SELECT id FROM webhooks WHERE state = 'finished' AND at < ? LIMIT ?)",
+            vec![before.into(), i64::from(limit).into()],
+        )
+    }
+
+    // ---- links (the id maps) ----
+
+    /// What the id maps hold under the keys planning reads.
+    pub fn known(&self, reads: &Reads) -> DbResult<Known> {
+        let mut known = Known { contact: self.link(&reads.contact)?, ..Known::default() };
+        match &reads.record {
+            Some(RecordKey::Link(key)) => known.link = self.link(key)?,
+            Some(RecordKey::Tag(key)) => known.tag = self.link(key)?,
+            None => {}
+        }
+        Ok(known)
+    }
+
+    /// The id-map record under `key`.
+    pub fn link<T: DeserializeOwned>(&self, key: &str) -> DbResult<Option<T>> {
+        let rows: Vec<ValueRow> = self.rows("SELECT value FROM links WHERE key = ?", vec![key.into()])?;
+        rows.into_iter().next().map(|row| parse(key, &row.value)).transpose()
+    }
+
+    /// Every id-map record whose key starts with `prefix`, as (key, JSON).
+    pub fn links_under(&self, prefix: &str) -> DbResult<Vec<(String, serde_json::Value)>> {
+        let rows: Vec<KeyValueRow> = self.rows(
+            "SELECT key, value FROM links WHERE substr(key, 1, ?) = ? ORDER BY key",
+            vec![(prefix.len() as i64).into(), prefix.into()],
+        )?;
+        rows.into_iter().map(|row| parse(&row.key, &row.value).map(|value| (row.key, value))).collect()
+    }
+
+    /// Carries out one id-map write the plan asked for.
+    pub fn write(&self, write: &Write) -> DbResult<()> {
+        match write {
+            Write::Put { key, value } => self.run(
+                "INSERT INTO links (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                vec![key.as_str().into(), value.to_string().into()],
+            ),
+            Write::ClearPrefix(prefix) => self.run(
+                "DELETE FROM links WHERE substr(key, 1, ?) = ?",
+                vec![(prefix.len() as i64).into(), prefix.as_str().into()],
+            ),
+        }
+    }
+
+    // ---- meta and counters ----
+
+    pub fn meta<T: DeserializeOwned>(&self, key: &str) -> DbResult<Option<T>> {
+        let rows: Vec<ValueRow> = self.rows("SELECT value FROM meta WHERE key = ?", vec![key.into()])?;
+        rows.into_iter().next().map(|row| parse(key, &row.value)).transpose()
+    }
+
+    pub fn put_meta<T: Serialize>(&self, key: &str, value: &T) -> DbResult<()> {
+        self.run(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            vec![key.into(), to_json(value)?.into()],
+        )
+    }
+
+    pub fn bump(&self, name: &str) -> DbResult<()> {
+        self.run(
+            "INSERT INTO counters (name, value) VALUES (?, 1) ON CONFLICT (name) DO UPDATE SET value = value + 1",
+            vec![name.into()],
+        )
+    }
+
+    pub fn counters(&self) -> DbResult<serde_json::Map<String, serde_json::Value>> {
+        let rows: Vec<CounterRow> = self.rows("SELECT name, value FROM counters ORDER BY name", vec![])?;
+        Ok(rows.into_iter().map(|row| (row.name, row.value.into())).collect())
+    }
+}
+
+fn listed(row: &WebhookRow) -> DbResult<Listed> {
+    Ok(Listed { id: row.id.clone(), record: parse_record(row)? })
+}
+
+fn parse_record(row: &WebhookRow) -> DbResult<WebhookRecord> {
+    parse(&format!("webhook {}", row.id), &row.record)
+}
+
+fn parse<T: DeserializeOwned>(what: &str, text: &str) -> DbResult<T> {
+    serde_json::from_slice(text.as_bytes())
+        .map_err(|error| DbError::Unreadable(what.to_owned(), error.to_string()))
+}
+
+fn to_json<T: Serialize>(value: &T) -> DbResult<String> {
+    serde_json::to_string(value).map_err(|error| DbError::Storage(error.to_string()))
+}

@@ -1,0 +1,310 @@
+//! The location's Durable Object (`Location`, SQLite-backed, one per Contacts API location): the
+//! one writer for its location. It accepts webhooks in one transaction, keeps the queue, the dead
+//! letters, the id maps and the counters ([`db`]), applies events one per contact at a time in
+//! SightMill's order ([`runner`]), paces every Contacts API call to the location's rate limit
+//! ([`pacing`]), renews the token in one place ([`tokens`]), raises [`alerts`], answers the
+//! operator API ([`operator`]) and sends the read API's calls ([`reads`]).
+//!
+//! Only the Worker reaches it, through [`crate::shell::platform::location_stub`]; its routes are
+//! internal. An alarm, set when a webhook is accepted, makes the first attempt; each cron run
+//! wakes it (`/wake`) to work what is due; an idle wake reads a few rows and writes nothing.
+
+mod alerts;
+mod db;
+mod operator;
+mod pacing;
+pub mod reads;
+mod runner;
+pub mod tokens;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde_json::json;
+use worker::{
+    console_error, console_log, durable_object, DurableObject, Env, Method, Request, Response, Result, State,
+};
+
+use crate::config::Config;
+use crate::contacts_api::{classify, Answer, ApiRequest, ApiResponse};
+use crate::secret::Secret;
+use crate::shell::platform::contacts_client::{ContactsClient, TransportFailure};
+use crate::shell::platform::respond;
+use crate::shell::platform::runtime::{now_ms, setting};
+use crate::sync::queue::{reply, Intake, FINISHED_TTL_MS};
+use crate::sync::records::CronRun;
+use crate::sync::retry::RateHeaders;
+use db::{Db, DbError, Listed};
+use pacing::Pacing;
+use tokens::Tokens;
+
+/// Finished webhooks forgotten per run, at most (a week after they finished).
+const FORGET_PER_RUN: u32 = 500;
+/// How often a second run looks whether the first has finished.
+const RUN_POLL_MS: u64 = 25;
+/// The `meta` row of the last run that did something.
+const LAST_RUN_KEY: &str = "last_run";
+
+#[durable_object]
+pub struct Location {
+    writer: Writer,
+}
+
+/// What the Durable Object keeps in memory beside its database: which contacts have an event
+/// being applied, the pacing, the token renewal under way, and whether a run is going.
+pub struct Writer {
+    env: Env,
+    storage: worker::Storage,
+    db: Db,
+    tokens: Tokens,
+    pacing: Pacing,
+    busy: RefCell<HashSet<String>>,
+    running: Cell<bool>,
+    /// When the alarm is set for, as far as this instance knows.
+    alarm_at: Cell<Option<i64>>,
+    requests: Cell<u64>,
+}
+
+impl DurableObject for Location {
+    fn new(state: State, env: Env) -> Self {
+        let db = Db::open(state.storage().sql()).expect("the location's tables can be created");
+        // A deployment whose settings are wrong answers every request with the error (see
+        // `fetch`); until it is fixed these are never used.
+        let config = load_config(&env).ok();
+        let location_id = config.as_ref().map(|config| config.location_id.clone()).unwrap_or_default();
+        let cap = config.map_or(100, |config| config.cron.calls_per_10s);
+        let writer = Writer {
+            env,
+            storage: state.storage(),
+            db,
+            tokens: Tokens::new(&location_id),
+            pacing: Pacing::new(cap),
+            busy: RefCell::new(HashSet::new()),
+            running: Cell::new(false),
+            alarm_at: Cell::new(None),
+            requests: Cell::new(0),
+        };
+        Location { writer }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        self.writer.requests.set(self.writer.requests.get() + 1);
+        let config = match load_config(&self.writer.env) {
+            Ok(config) => config,
+            Err(response) => return response,
+        };
+        let path = req.path();
+        match (req.method(), path.as_str()) {
+            (Method::Post, "/accept") => self.accept(&config, req.json().await?).await,
+            (Method::Post, "/wake") => respond::json(200, &json!(self.run(&config, true).await)),
+            (Method::Post, "/token") => self.install_token(req.json().await?).await,
+            (_, p) if p.starts_with("/read/") => reads::handle(&self.writer, &config, req).await,
+            (_, p) if p.starts_with("/admin/") => operator::handle(&self.writer, &config, req).await,
+            _ => respond::error(404, "not_found", "no such route in the location"),
+        }
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        self.writer.requests.set(self.writer.requests.get() + 1);
+        self.writer.alarm_at.set(None);
+        if let Ok(config) = load_config(&self.writer.env) {
+            self.run(&config, false).await;
+        }
+        Response::ok("")
+    }
+}
+
+impl Location {
+    /// Accepts a webhook in one transaction (its row, its counter) and makes sure the alarm will
+    /// attempt it; a webhook already on record is answered from its record and changes nothing.
+    async fn accept(&self, _config: &Config, intake: Intake) -> Result<Response> {
+        let db = &self.writer.db;
+        let now = now_ms();
+        let answer = match db.webhook(&intake.webhook_id) {
+            Ok(Some(existing)) => reply(&intake.webhook_id, &existing, &intake.body_sha256, false),
+            Ok(None) => {
+                let record = intake.accept(now);
+                let stored = db
+                    .insert_webhook(&intake.webhook_id, &intake.contact, intake.order_at, &record)
+                    .and_then(|()| db.bump("accepted"));
+                if let Err(error) = stored {
+                    return storage_unavailable(&error);
+                }
+                if !self.writer.running.get() {
+                    self.writer.arm(now).await?;
+                }
+                reply(&intake.webhook_id, &record, &intake.body_sha256, true)
+            }
+            Err(error) => return storage_unavailable(&error),
+        };
+        respond::json(200, &json!(answer))
+    }
+
+    async fn install_token(&self, envelope: crate::auth::envelope::Envelope) -> Result<Response> {
+        match self.writer.tokens.install(&self.writer.env, &self.writer.db, envelope).await {
+            Ok(()) => respond::json(200, &json!({ "stored": true })),
+            Err(error) => respond::error(503, "token_not_stored", error.to_string()),
+        }
+    }
+
+    /// One run: waits for a run under way to end, works what is due, forgets webhooks finished
+    /// a week ago, raises the pending-age alert, records the run if it did anything, and sets
+    /// the alarm when work is left due now (budget spent) or a short block ends.
+    async fn run(&self, config: &Config, woken_by_cron: bool) -> CronRun {
+        while self.writer.running.get() {
+            worker::Delay::from(Duration::from_millis(RUN_POLL_MS)).await;
+        }
+        self.writer.running.set(true);
+        let now = now_ms();
+        let figures = self.writer.db.queue_figures(now).unwrap_or_default();
+        let mut tally = runner::Run::new(&self.writer, config, now).work().await;
+        tally.pending = figures.pending as u32;
+        tally.due = figures.due_now as u32;
+        tally.oldest_pending_age_secs = figures.oldest_accepted_at.map(|at| (now - at) / 1_000);
+        self.writer.running.set(false);
+        if let Err(error) = self.writer.db.forget_finished(now - FINISHED_TTL_MS, FORGET_PER_RUN) {
+            runner::log_storage_error("forget finished webhooks", &error);
+        }
+        self.after_run(config, &tally, woken_by_cron).await;
+        tally
+    }
+
+    async fn after_run(&self, config: &Config, tally: &CronRun, woken_by_cron: bool) {
+        if let Some(age) =
+            tally.oldest_pending_age_secs.filter(|age| *age as u64 > config.alerts.pending_age_secs)
+        {
+            let text = format!("{} webhooks pending; the oldest for {age} s", tally.pending);
+            alerts::raise(
+                &self.writer.db,
+                &config.alerts,
+                alerts::AlertKind::PendingAge,
+                &config.location_id,
+                &text,
+            )
+            .await;
+        }
+        let did_something =
+            tally.finished + tally.retried + tally.waiting + tally.parked + tally.api_calls > 0;
+        if did_something {
+            console_log!("{}", json!({"msg": "run", "cron": woken_by_cron, "run": tally}));
+            if let Err(error) = self.writer.db.put_meta(LAST_RUN_KEY, tally) {
+                runner::log_storage_error("record the run", &error);
+            }
+        }
+        let now = now_ms();
+        let next = match self.writer.db.next_due() {
+            Ok(next) => next,
+            Err(error) => return runner::log_storage_error("find the next due webhook", &error),
+        };
+        let resume = match (next, self.writer.pacing.blocked(now)) {
+            (Some(due), Some(until)) if due <= now => Some(until),
+            (Some(due), None) if due <= now => Some(now),
+            _ => None,
+        };
+        if let Some(at) = resume {
+            if let Err(error) = self.writer.arm(at).await {
+                console_error!("{}", json!({"msg": "alarm not set", "error": error.to_string()}));
+            }
+        }
+    }
+}
+
+impl Writer {
+    /// Sets the alarm for `at` unless it is already set for then or sooner.
+    async fn arm(&self, at: i64) -> Result<()> {
+        if self.alarm_at.get().is_some_and(|set| set <= at) {
+            return Ok(());
+        }
+        let delay = (at - now_ms()).max(0) as u64;
+        self.storage.set_alarm(Duration::from_millis(delay)).await?;
+        self.alarm_at.set(Some(at));
+        Ok(())
+    }
+
+    /// The next due webhook that heads its contact's order and whose contact has no event being
+    /// applied; its contact is then busy until [`Writer::release`]. A row that cannot be read is
+    /// taken out of the queue (kept as `unreadable`) and reported.
+    fn take_next(&self, now: i64) -> db::DbResult<Option<Listed>> {
+        let limit = self.busy.borrow().len() as u32 + 1;
+        for head in self.db.due_heads(now, limit)? {
+            match head {
+                Ok(listed) if !self.busy.borrow().contains(&listed.record.sightmill_id) => {
+                    self.busy.borrow_mut().insert(listed.record.sightmill_id.clone());
+                    return Ok(Some(listed));
+                }
+                Ok(_) => {}
+                Err(DbError::Unreadable(what, error)) => {
+                    console_error!(
+                        "{}",
+                        json!({"msg": "unreadable webhook taken out of the queue", "alert": true, "record": what, "error": error})
+                    );
+                    let id = what.trim_start_matches("webhook ");
+                    self.db.set_unreadable(id)?;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(None)
+    }
+
+    /// What this instance has cost since it started: requests (alarms included) and rows.
+    fn usage(&self) -> serde_json::Value {
+        let rows = self.db.usage();
+        json!({ "requests": self.requests.get(), "rows_read": rows.rows_read, "rows_written": rows.rows_written })
+    }
+
+    fn release(&self, contact: &str) {
+        self.busy.borrow_mut().remove(contact);
+    }
+
+    fn any_busy(&self) -> bool {
+        !self.busy.borrow().is_empty()
+    }
+
+    /// Sends one call of an event, paced, and reads its answer; the answer's rate-limit headers
+    /// teach the pacing.
+    async fn send(&self, config: &Config, token: &Secret, request: &ApiRequest) -> Answer {
+        match self.send_raw(config, token, request, true).await {
+            Ok(response) => classify(&response),
+            Err(failure) => Answer::transport_failure(failure.to_string()),
+        }
+    }
+
+    /// Sends one call (waiting for its slot when `paced`), and heeds its rate-limit headers.
+    async fn send_raw(
+        &self,
+        config: &Config,
+        token: &Secret,
+        request: &ApiRequest,
+        paced: bool,
+    ) -> std::result::Result<ApiResponse, TransportFailure> {
+        let now = now_ms();
+        let slot = self.pacing.take_slot(now);
+        if paced && slot > now {
+            worker::Delay::from(Duration::from_millis((slot - now) as u64)).await;
+        }
+        let client = ContactsClient { base_url: &config.api_base, token, timeout_ms: config.api_timeout_ms };
+        let sent = client.send_raw(request).await;
+        let rate = sent.as_ref().map(|(_, rate)| *rate).unwrap_or_else(|_| RateHeaders::default());
+        self.pacing.heed(&rate, now_ms());
+        if rate.status == 429 {
+            let _ = self.db.bump("api_429");
+        }
+        let _ = self.db.bump("api_calls");
+        sent.map(|(response, _)| response)
+    }
+}
+
+/// The checked configuration, or the 500 that says which setting is wrong.
+pub fn load_config(env: &Env) -> std::result::Result<Config, Result<Response>> {
+    Config::from_lookup(|name| setting(env, name)).map_err(|error| {
+        console_error!("{}", json!({"msg": "configuration error", "error": error.to_string()}));
+        respond::error(500, "misconfigured", error.to_string())
+    })
+}
+
+fn storage_unavailable(error: &DbError) -> Result<Response> {
+    runner::log_storage_error("accept a webhook", error);
+    respond::error(503, "storage_unavailable", "the webhook could not be recorded; deliver it again")
+}

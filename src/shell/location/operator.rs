@@ -1,0 +1,296 @@
+//! The operator API's answers, inside the location's Durable Object (the Worker checked the
+//! operator key and forwarded the request): queue status and counters, listing and inspecting
+//! pending and parked webhooks, replaying and discarding them, a contact's id maps, and a dry run
+//! of the mapping that shows the exact Contacts API requests an event would produce.
+
+use serde_json::{json, Value};
+use worker::{Method, Request, Response, Result};
+
+use super::db::{DbError, DbResult, Listed};
+use super::runner::remember;
+use super::{Writer, LAST_RUN_KEY};
+use crate::config::Config;
+use crate::contacts_api::Answer;
+use crate::intake::event::{is_sightmill_id, parse_event};
+use crate::intake::signature::is_valid_id;
+use crate::read::split_url;
+use crate::shell::platform::respond;
+use crate::shell::platform::runtime::now_ms;
+use crate::sync::plan::{self, Next, Start};
+use crate::sync::queue::{self, NotApplicable};
+use crate::sync::records::{child_prefixes, contact_key, CronRun, WebhookRecord};
+use crate::timestamp::parse_rfc3339;
+
+/// Webhooks one replay request moves at most: bounded, so that no request does unbounded work;
+/// the answer says whether more are left for the next request.
+const REPLAY_PAGE: u32 = 100;
+
+pub async fn handle(writer: &Writer, config: &Config, mut req: Request) -> Result<Response> {
+    let raw_url = req.inner().url();
+    let query = split_url(&raw_url).query.unwrap_or_default().to_owned();
+    let path = req.path().trim_start_matches("/admin/").to_owned();
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let answered = match (req.method(), segments.as_slice()) {
+        (Method::Get, ["status"]) => status(writer, config).await,
+        (Method::Get, ["events"]) => list(writer, &query),
+        (Method::Get, ["events", id]) => inspect(writer, id),
+        (Method::Post, ["events", id, "replay"]) => replay_one(writer, id),
+        (Method::Delete, ["events", id]) => discard(writer, id).await,
+        (Method::Post, ["replay"]) => replay_many(writer, &req.json::<Value>().await.unwrap_or(Value::Null)),
+        (Method::Get, ["contacts", id]) => contact_links(writer, config, id),
+        (Method::Post, ["dry-run"]) => return dry_run(writer, config, &req.bytes().await?),
+        _ => return respond::error(404, "not_found", "no such operator route"),
+    };
+    if req.method() == Method::Post {
+        // A replay makes webhooks due now: the alarm applies them.
+        writer.arm(now_ms()).await?;
+    }
+    answered.unwrap_or_else(|error| respond::error(503, "storage_unavailable", error.to_string()))
+}
+
+type Answered = DbResult<Result<Response>>;
+
+async fn status(writer: &Writer, config: &Config) -> Answered {
+    let now = now_ms();
+    let figures = writer.db.queue_figures(now)?;
+    let last_run: Option<CronRun> = writer.db.meta(LAST_RUN_KEY)?;
+    let counters = writer.db.counters()?;
+    let body = json!({
+        "location_id": config.location_id,
+        "pending": figures.pending,
+        "due_now": figures.due_now,
+        "oldest_pending_age_secs": figures.oldest_accepted_at.map(|at| (now - at) / 1_000),
+        "parked": figures.parked,
+        "unreadable": writer.db.unreadable_count()?,
+        "stale_dropped": counters.get("stale_dropped").cloned().unwrap_or(json!(0)),
+        "last_cron_run": last_run,
+        "rate_limited_until": writer.pacing.blocked(now),
+        "tokens": [writer.tokens.status(&writer.env, &writer.db).await],
+        "counters": counters,
+        "durable_object": writer.usage(),
+    });
+    Ok(respond::json(200, &body))
+}
+
+/// `GET /admin/events?state=pending|parked&limit=N&cursor=C`: summaries in due or parking order.
+fn list(writer: &Writer, query_string: &str) -> Answered {
+    let query = |name: &str| query_param(query_string, name);
+    let state = match query("state").as_deref() {
+        None | Some("pending") => "pending",
+        Some("parked") => "parked",
+        Some(_) => return Ok(respond::error(400, "bad_query", "state must be pending or parked")),
+    };
+    let limit = query("limit").and_then(|l| l.parse().ok()).unwrap_or(50u32).clamp(1, 100);
+    let Ok(after) = query("cursor").map(|cursor| parse_cursor(&cursor)).transpose() else {
+        return Ok(respond::error(400, "bad_query", "the cursor is not one this API gave"));
+    };
+    let page = writer.db.page(state, after, limit)?;
+    let full = page.len() as u32 == limit;
+    let mut events = Vec::with_capacity(page.len());
+    let mut last = None;
+    for listed in page {
+        let Listed { id, record } = listed?;
+        last = Some(cursor_of(&id, &record));
+        events.push(summary(&id, &record));
+    }
+    let cursor = last.filter(|_| full);
+    Ok(respond::json(200, &json!({ "events": events, "cursor": cursor })))
+}
+
+/// A page's cursor: where its last webhook sits (`{at}:{id}`).
+fn cursor_of(id: &str, record: &WebhookRecord) -> String {
+    format!("{}:{id}", queue::place(record).1)
+}
+
+fn parse_cursor(cursor: &str) -> std::result::Result<(i64, String), ()> {
+    let (at, id) = cursor.split_once(':').ok_or(())?;
+    Ok((at.parse().map_err(|_| ())?, id.to_owned()))
+}
+
+/// One decoded parameter of a query string.
+fn query_param(query: &str, name: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes()).find(|(key, _)| key == name).map(|(_, value)| value.into_owned())
+}
+
+/// The record as stored, without its body, with its id. Read back from its stored JSON rather
+/// than `to_value`: one serialiser for records in the Wasm instead of two.
+fn summary(id: &str, record: &WebhookRecord) -> Value {
+    let stored = serde_json::to_vec(record).unwrap_or_default();
+    let mut value = serde_json::from_slice(&stored).unwrap_or(Value::Null);
+    if let Value::Object(fields) = &mut value {
+        fields.remove("body");
+        fields.insert("webhook_id".into(), json!(id));
+    }
+    value
+}
+
+fn inspect(writer: &Writer, id: &str) -> Answered {
+    let Some(record) = load(writer, id)? else {
+        return Ok(not_found(id));
+    };
+    let mut body = summary(id, &record);
+    let event = record.body().and_then(|text| serde_json::from_slice::<Value>(text.as_bytes()).ok());
+    if let Some(event) = event {
+        body["body"] = event;
+    }
+    Ok(respond::json(200, &body))
+}
+
+fn load(writer: &Writer, id: &str) -> DbResult<Option<WebhookRecord>> {
+    if !is_valid_id(id) {
+        return Ok(None);
+    }
+    writer.db.webhook(id)
+}
+
+fn not_found(id: &str) -> Result<Response> {
+    let id: String = id.chars().take(64).collect();
+    respond::error(404, "unknown_webhook", format!("no webhook `{id}` on record"))
+}
+
+fn replay_one(writer: &Writer, id: &str) -> Answered {
+    let Some(record) = load(writer, id)? else {
+        return Ok(not_found(id));
+    };
+    match queue::replay(record, now_ms()) {
+        Ok(pending) => {
+            writer.db.put_webhook(id, &pending)?;
+            Ok(respond::json(202, &json!({ "replayed": [id] })))
+        }
+        Err(NotApplicable::NotParked(state)) => Ok(respond::error(
+            409,
+            "not_parked",
+            format!("the webhook is {state}; only parked webhooks are replayed"),
+        )),
+        Err(NotApplicable::AlreadyFinished) => {
+            Ok(respond::error(409, "not_parked", "the webhook is finished"))
+        }
+    }
+}
+
+/// `POST /admin/replay` with `{"all": true}` or `{"from": RFC 3339, "to": RFC 3339}` (parking
+/// time): moves up to [`REPLAY_PAGE`] parked webhooks back into the queue; `more` says whether
+/// another request is needed.
+fn replay_many(writer: &Writer, body: &Value) -> Answered {
+    let bound = |name: &str| body.get(name).and_then(Value::as_str).map(parse_rfc3339);
+    let (from, to) = match (body.get("all"), bound("from"), bound("to")) {
+        (Some(Value::Bool(true)), None, None) => (i64::MIN, i64::MAX),
+        (None, Some(Some(from)), Some(Some(to))) if from <= to => (from, to),
+        _ => {
+            let message = "send {\"all\": true} or {\"from\": \"<RFC 3339>\", \"to\": \"<RFC 3339>\"}";
+            return Ok(respond::error(400, "bad_replay_request", message));
+        }
+    };
+    let now = now_ms();
+    let page =
+        writer.db.page("parked", Some((from.saturating_sub(1), "\u{10FFFF}".into())), REPLAY_PAGE + 1)?;
+    let mut replayed = Vec::new();
+    let mut more = false;
+    for listed in page {
+        let Listed { id, record } = match listed {
+            Ok(listed) => listed,
+            Err(DbError::Unreadable(..)) => continue,
+            Err(error) => return Err(error),
+        };
+        if queue::place(&record).1 > to {
+            break;
+        }
+        if replayed.len() as u32 == REPLAY_PAGE {
+            more = true;
+            break;
+        }
+        if let Ok(pending) = queue::replay(record, now) {
+            writer.db.put_webhook(&id, &pending)?;
+            replayed.push(id);
+        }
+    }
+    Ok(respond::json(202, &json!({ "replayed": replayed, "more": more })))
+}
+
+/// Discards a pending or parked webhook: it is finished as `discarded`, so that a redelivery
+/// changes nothing either.
+async fn discard(writer: &Writer, id: &str) -> Answered {
+    let Some(record) = load(writer, id)? else {
+        return Ok(not_found(id));
+    };
+    match queue::discard(record, now_ms()) {
+        Ok(finished) => {
+            writer.db.put_webhook(id, &finished)?;
+            writer.db.bump("discarded")?;
+            remember(&writer.env, id, &finished).await;
+            Ok(respond::json(200, &json!({ "discarded": id })))
+        }
+        Err(_) => Ok(respond::error(
+            409,
+            "already_finished",
+            "the webhook is finished; there is nothing to discard",
+        )),
+    }
+}
+
+/// `GET /admin/contacts/{sightmill id}`: where the contact, its notes, tasks and tags live in
+/// the Contacts API, as the id maps have them.
+fn contact_links(writer: &Writer, config: &Config, id: &str) -> Answered {
+    if !is_sightmill_id(id) {
+        return Ok(respond::error(
+            400,
+            "bad_sightmill_id",
+            "a SightMill id is 1 to 128 of A-Z a-z 0-9 _ - . : @",
+        ));
+    }
+    let location = &config.location_id;
+    let contact: Option<Value> = writer.db.link(&contact_key(location, id))?;
+    let mut body = json!({ "contact": contact, "notes": {}, "tasks": {}, "tags": {} });
+    for (kind, prefix) in ["notes", "tasks", "tags"].into_iter().zip(child_prefixes(location, id)) {
+        for (key, value) in writer.db.links_under(&prefix)? {
+            let name = &key[prefix.len()..];
+            let name = match kind {
+                "tags" => tag_name(name),
+                _ => name.to_owned(),
+            };
+            body[kind][name] = value;
+        }
+    }
+    Ok(respond::json(200, &body))
+}
+
+/// A tag's name from its key (base64url, so that any tag makes a key).
+fn tag_name(encoded: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(encoded)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .unwrap_or_else(|| encoded.to_owned())
+}
+
+/// `POST /admin/dry-run` with a SightMill event body: the requests it would send now, given what
+/// the id maps hold, assuming each call succeeds. Sends nothing and writes nothing.
+fn dry_run(writer: &Writer, config: &Config, body: &[u8]) -> Result<Response> {
+    if body.len() > config.max_body_bytes {
+        let message = format!("the body is larger than {} bytes", config.max_body_bytes);
+        return respond::error(413, "body_too_large", message);
+    }
+    let event = match parse_event(body) {
+        Ok(event) => event,
+        Err(error) => return respond::error(422, "unprocessable_event", error.to_string()),
+    };
+    let known = match writer.db.known(&plan::reads(&event, &config.location_id)) {
+        Ok(known) => known,
+        Err(error) => return respond::error(503, "storage_unavailable", error.to_string()),
+    };
+    let answer = match plan::start(&event, &known, &config.location_id, &config.mapping) {
+        Start::Finish(applied) => json!({ "decision": "finish", "requests": [], "outcome": applied.outcome }),
+        Start::Wait(reason) => json!({ "decision": "wait", "requests": [], "reason": reason }),
+        Start::Park(reason) => json!({ "decision": "park", "requests": [], "reason": reason }),
+        Start::Send(mut job, first) => {
+            let mut requests = vec![first];
+            let success = json!({"contact": {"id": "NEW_CONTACT_ID"}, "note": {"id": "NEW_NOTE_ID"}, "task": {"id": "NEW_TASK_ID"}});
+            while let Next::Send(next) = job.on_answer(Answer::Success(success.clone())) {
+                requests.push(next);
+            }
+            json!({ "decision": "send", "requests": requests })
+        }
+    };
+    respond::json(200, &answer)
+}

@@ -1,0 +1,66 @@
+//! The location's rate limit, as the one writer sees it: a pacer that keeps calls under the limit
+//! the API announces (`X-RateLimit-Max` per `X-RateLimit-Interval-Milliseconds`, capped by
+//! `RATE_LIMIT_PER_10S`), and the block a spent window or a 429 sets. Every Contacts API call of
+//! the location, write or read, goes through here, so nothing else needs to know. Kept in memory:
+//! a restarted Durable Object learns it again from the next answer.
+
+use std::cell::RefCell;
+
+use crate::sync::retry::{blocked_until, Pacer, RateHeaders};
+use crate::timestamp::UnixMillis;
+
+/// Room left between the pacer's window and the API's: requests arrive later than they are sent,
+/// by a varying amount, and the API counts them by arrival.
+const WINDOW_MARGIN_MS: i64 = 250;
+const DEFAULT_WINDOW_MS: i64 = 10_000;
+
+pub struct Pacing {
+    cap: u32,
+    state: RefCell<State>,
+}
+
+struct State {
+    pacer: Pacer,
+    /// What the API last announced: (max, window ms).
+    announced: Option<(u32, i64)>,
+    blocked_until: UnixMillis,
+}
+
+impl Pacing {
+    /// `cap`: the most calls per 10 s the operator allows (`RATE_LIMIT_PER_10S`).
+    pub fn new(cap: u32) -> Pacing {
+        let pacer = Pacer::new(cap, DEFAULT_WINDOW_MS + WINDOW_MARGIN_MS);
+        Pacing { cap, state: RefCell::new(State { pacer, announced: None, blocked_until: 0 }) }
+    }
+
+    /// Until when nothing may be sent, if that is now.
+    pub fn blocked(&self, now: UnixMillis) -> Option<UnixMillis> {
+        Some(self.state.borrow().blocked_until).filter(|until| *until > now)
+    }
+
+    /// Takes the next slot for a call: when it may be sent (`now` or later).
+    pub fn take_slot(&self, now: UnixMillis) -> UnixMillis {
+        let mut state = self.state.borrow_mut();
+        let slot = state.pacer.next_slot(now).max(now);
+        state.pacer.record(slot);
+        slot
+    }
+
+    /// Learns from an answer's headers: the announced limit, and a block when the window (or the
+    /// day) is spent or the answer was a 429.
+    pub fn heed(&self, rate: &RateHeaders, now: UnixMillis) {
+        let mut state = self.state.borrow_mut();
+        if let (Some(max), Some(interval)) = (rate.max, rate.interval_ms) {
+            let announced = (max.clamp(1, 10_000) as u32, interval.clamp(1_000, 60_000) as i64);
+            if state.announced != Some(announced) {
+                let (max, window) = announced;
+                let cap = (u64::from(self.cap) * window as u64).div_ceil(10_000) as u32;
+                state.pacer.set_limit(max.min(cap), window + WINDOW_MARGIN_MS);
+                state.announced = Some(announced);
+            }
+        }
+        if let Some(until) = blocked_until(rate, now) {
+            state.blocked_until = state.blocked_until.max(until);
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! The read API's calls, sent by the location's Durable Object: the Worker checked the read key,
+//! parsed the route and serves the edge cache; what needs the location's state comes here. `/read/link`
+//! resolves a SightMill id through the id map; `/read/send` sends one planned GET with the
+//! location's token (once more with a renewed token after a refused one), unless the location's
+//! rate-limit window is spent, and answers what came back. Reads share the location's pacing with
+//! the writes, so neither pushes the other into 429s.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use worker::{Method, Request, Response, Result};
+
+use super::tokens::TokenError;
+use super::Writer;
+use crate::config::Config;
+use crate::contacts_api::{ApiRequest, ApiResponse};
+use crate::read::token_rejected;
+use crate::shell::platform::contacts_client::TransportFailure;
+use crate::shell::platform::respond;
+use crate::shell::platform::runtime::now_ms;
+
+/// `/read/link`'s question.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LinkQuery {
+    pub key: String,
+}
+
+/// `/read/send`'s answer: the API's answer, or why nothing came back.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sent {
+    Answered {
+        response: ApiResponse,
+        api_calls: u32,
+    },
+    /// The location's rate-limit window is spent until then: nothing was sent.
+    RateLimited {
+        until: i64,
+    },
+    Failed {
+        failure: ReadFailure,
+        message: String,
+        api_calls: u32,
+    },
+}
+
+/// Why a read got no answer from the Contacts API.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadFailure {
+    Misconfigured,
+    TokenUnavailable,
+    ContactsApiUnauthorized,
+    ContactsApiTimeout,
+    ContactsApiUnavailable,
+}
+
+impl ReadFailure {
+    /// The status and error code the read API answers with.
+    pub fn answer(self) -> (u16, &'static str) {
+        match self {
+            ReadFailure::Misconfigured => (503, "misconfigured"),
+            ReadFailure::TokenUnavailable => (503, "token_unavailable"),
+            ReadFailure::ContactsApiUnauthorized => (502, "contacts_api_unauthorized"),
+            ReadFailure::ContactsApiTimeout => (504, "contacts_api_timeout"),
+            ReadFailure::ContactsApiUnavailable => (502, "contacts_api_unavailable"),
+        }
+    }
+}
+
+pub async fn handle(writer: &Writer, config: &Config, mut req: Request) -> Result<Response> {
+    match (req.method(), req.path().as_str()) {
+        (Method::Post, "/read/link") => {
+            let query: LinkQuery = req.json().await?;
+            match writer.db.link::<Value>(&query.key) {
+                Ok(link) => respond::json(200, &json!({ "link": link })),
+                Err(error) => respond::error(503, "storage_unavailable", error.to_string()),
+            }
+        }
+        (Method::Post, "/read/send") => {
+            let request: ApiRequest = req.json().await?;
+            respond::json(200, &json!(send(writer, config, &request).await))
+        }
+        _ => respond::error(404, "not_found", "no such read route in the location"),
+    }
+}
+
+async fn send(writer: &Writer, config: &Config, request: &ApiRequest) -> Sent {
+    let mut rejected = None;
+    let mut api_calls = 0;
+    loop {
+        if let Some(until) = writer.pacing.blocked(now_ms()) {
+            return Sent::RateLimited { until };
+        }
+        let token = match writer.tokens.access_token(&writer.env, &writer.db, rejected.as_ref()).await {
+            Ok(token) => token,
+            Err(error) => return token_failure(&error, api_calls),
+        };
+        api_calls += 1;
+        let response = match writer.send_raw(config, &token, request, false).await {
+            Ok(response) => response,
+            Err(failure) => return transport_failure(&failure, api_calls),
+        };
+        if token_rejected(&response) && rejected.is_none() {
+            rejected = Some(token);
+            continue;
+        }
+        return Sent::Answered { response, api_calls };
+    }
+}
+
+fn token_failure(error: &TokenError, api_calls: u32) -> Sent {
+    let failure = match error {
+        TokenError::NotConfigured(_) => ReadFailure::Misconfigured,
+        TokenError::Unavailable(_) => ReadFailure::TokenUnavailable,
+        TokenError::Refused(_) => ReadFailure::ContactsApiUnauthorized,
+    };
+    Sent::Failed { failure, message: error.to_string(), api_calls }
+}
+
+fn transport_failure(failure: &TransportFailure, api_calls: u32) -> Sent {
+    let kind = match failure {
+        TransportFailure::Timeout(_) => ReadFailure::ContactsApiTimeout,
+        TransportFailure::Build(_) | TransportFailure::Network(_) => ReadFailure::ContactsApiUnavailable,
+    };
+    Sent::Failed { failure: kind, message: failure.to_string(), api_calls }
+}
