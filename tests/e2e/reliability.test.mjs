@@ -189,7 +189,7 @@ describe("reliability", () => {
     await world.restart();
     assert.equal((await world.record(answer.id))?.state, "pending", "the accepted webhook survived the restart");
 
-    await sleep(1300); // past ALERT_PENDING_AGE (1 s) and the 1 s retry delay
+    await sleep(2300); // the age is counted in whole seconds and must exceed ALERT_PENDING_AGE (1 s)
     await world.cron();
     await sleep(100);
     assert.ok(receiver.received.some((a) => a.kind === "pending_age"), "the old pending event raised an alert");
@@ -226,12 +226,13 @@ describe("reliability", () => {
 
   test("a redelivery whose KV key is missing or stale is still answered exactly by the Durable Object", async () => {
     // Applied, then its idempotency key lost from KV: the Durable Object still knows the outcome.
-    const applied = await world.deliverAndSettle(created(1));
+    const first = created(1);
+    const applied = await world.deliverAndSettle(first);
     assert.equal(applied.record.state, "finished");
     await waitForKey(world, `webhook:${applied.answer.id}`);
     await world.kv.delete(`webhook:${applied.answer.id}`);
     const calls = apiCalls(world.sim);
-    const again = await world.deliver(created(1), { id: applied.answer.id });
+    const again = await world.deliver(first, { id: applied.answer.id });
     assert.equal(again.status, 200, again.text);
     assert.equal(again.headers.get("x-sightmill-sync-replayed"), "true");
     assert.equal(again.json.action, applied.record.outcome.action);
@@ -240,14 +241,15 @@ describe("reliability", () => {
 
     // Pending when the edge first looked (a miss it may keep for 60 s), finished since.
     world.sim.injectFault({ route: "POST /contacts/", status: 503 });
-    const late = await world.deliverAndSettle(created(2));
+    const second = created(2);
+    const late = await world.deliverAndSettle(second);
     assert.equal(late.record.state, "pending");
-    const whilePending = await world.deliver(created(2), { id: late.answer.id });
+    const whilePending = await world.deliver(second, { id: late.answer.id });
     assert.ok([200, 202].includes(whilePending.status), whilePending.text);
     assert.equal((await world.status()).pending, 1, "a redelivery of a pending webhook is not queued twice");
     await nextCron(world);
     assert.equal((await world.record(late.answer.id)).state, "finished");
-    const afterwards = await world.deliver(created(2), { id: late.answer.id });
+    const afterwards = await world.deliver(second, { id: late.answer.id });
     assert.equal(afterwards.status, 200, afterwards.text);
     assert.equal(afterwards.headers.get("x-sightmill-sync-replayed"), "true");
     assert.equal(world.sim.counts()["POST /contacts/"], calls + 2, "one failed and one applied call for sm_2, nothing for the redeliveries");
