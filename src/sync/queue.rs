@@ -175,6 +175,13 @@ pub fn discard(record: WebhookRecord, now: UnixMillis) -> Result<WebhookRecord, 
     }
 }
 
+/// Whether a record holds back its contact's later events: every pending record does, except
+/// one waiting for its contact (or task) to exist, which would otherwise hold back the very
+/// event that creates it. A woken record is ordered again when its contact is created.
+pub fn holds_contact(record: &WebhookRecord) -> bool {
+    matches!(record.state, WebhookState::Pending { waiting_since: None, .. })
+}
+
 /// Where a record sits in the queue: the state and the time it is ordered by there (due, parked
 /// or finished at). The Durable Object's `webhooks` table keeps these beside the record.
 pub fn place(record: &WebhookRecord) -> (&'static str, UnixMillis) {
@@ -231,6 +238,16 @@ mod tests {
         assert_eq!(place(&record), ("pending", 500));
         let failed = wake(retry_later(intake().accept(0), later(60_000, true), true), 500);
         assert_eq!(place(&failed), ("pending", 60_000));
+    }
+
+    #[test]
+    fn only_a_pending_record_that_is_not_waiting_holds_its_contact() {
+        let pending = intake().accept(0);
+        assert!(holds_contact(&pending));
+        let waiting = Later { waiting_since: Some(1), ..later(60_000, false) };
+        assert!(!holds_contact(&retry_later(pending.clone(), waiting, true)));
+        assert!(holds_contact(&retry_later(pending.clone(), later(60_000, true), true)));
+        assert!(!holds_contact(&park(pending, "no".into(), 1, true)));
     }
 
     #[test]

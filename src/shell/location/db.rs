@@ -5,7 +5,7 @@
 //!
 //! | table | holds |
 //! | --- | --- |
-//! | `webhooks` | one row per webhook: its record (JSON, [`WebhookRecord`]) and where it sits in the queue (`state`, `at`), its contact and its place in the contact's order (`order_at`, then arrival) |
+//! | `webhooks` | one row per webhook: its record (JSON, [`WebhookRecord`]) and where it sits in the queue (`state`, `at`), its contact, its place in the contact's order (`order_at`, then arrival) and whether it holds the contact's later events back (`holds`) |
 //! | `links` | the id maps: a [`Link`] or [`TagState`] (JSON) under the key [`crate::sync::records`] names |
 //! | `meta` | small named values: the token record, the last run, alert quiet periods |
 //! | `counters` | totals since the location's first webhook (accepted, applied, stale, …) |
@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use worker::{SqlCursor, SqlStorage, SqlStorageValue};
 
 use crate::sync::plan::{Known, Reads, RecordKey, Write};
-use crate::sync::queue::place;
+use crate::sync::queue::{holds_contact, place};
 use crate::sync::records::WebhookRecord;
 use crate::timestamp::UnixMillis;
 
@@ -29,10 +29,11 @@ CREATE TABLE IF NOT EXISTS webhooks (
   accepted_at INTEGER NOT NULL,
   state TEXT NOT NULL,
   at INTEGER NOT NULL,
+  holds INTEGER NOT NULL,
   record TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS webhooks_by_place ON webhooks (state, at);
-CREATE INDEX IF NOT EXISTS pending_by_contact ON webhooks (contact, order_at) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS holding_by_contact ON webhooks (contact, order_at) WHERE holds = 1;
 CREATE TABLE IF NOT EXISTS links (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -172,7 +173,8 @@ impl Db {
     ) -> DbResult<()> {
         let (state, at) = place(record);
         self.run(
-            "INSERT INTO webhooks (id, contact, order_at, accepted_at, state, at, record) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO webhooks (id, contact, order_at, accepted_at, state, at, holds, record)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             vec![
                 id.into(),
                 contact.into(),
@@ -180,6 +182,7 @@ impl Db {
                 record.accepted_at.into(),
                 state.into(),
                 at.into(),
+                i64::from(holds_contact(record)).into(),
                 to_json(record)?.into(),
             ],
         )
@@ -189,20 +192,26 @@ impl Db {
     pub fn put_webhook(&self, id: &str, record: &WebhookRecord) -> DbResult<()> {
         let (state, at) = place(record);
         self.run(
-            "UPDATE webhooks SET state = ?, at = ?, record = ? WHERE id = ?",
-            vec![state.into(), at.into(), to_json(record)?.into(), id.into()],
+            "UPDATE webhooks SET state = ?, at = ?, holds = ?, record = ? WHERE id = ?",
+            vec![
+                state.into(),
+                at.into(),
+                i64::from(holds_contact(record)).into(),
+                to_json(record)?.into(),
+                id.into(),
+            ],
         )
     }
 
-    /// Up to `limit` pending webhooks due at `now`, each the first of its contact's pending
-    /// webhooks in the contact's order, in due order. A row whose record is unreadable comes
+    /// Up to `limit` pending webhooks due at `now` that no earlier webhook of their contact holds
+    /// back (in the contact's order), in due order. A row whose record is unreadable comes
     /// back as an error beside the others.
     pub fn due_heads(&self, now: UnixMillis, limit: u32) -> DbResult<Vec<DbResult<Listed>>> {
         let rows: Vec<WebhookRow> = self.rows(
             "SELECT w.id, w.record FROM webhooks w
              WHERE w.state = 'pending' AND w.at <= ?
                AND NOT EXISTS (SELECT 1 FROM webhooks e
-                 WHERE e.state = 'pending' AND e.contact = w.contact
+                 WHERE e.holds = 1 AND e.contact = w.contact
                    AND (e.order_at < w.order_at OR (e.order_at = w.order_at AND e.rowid < w.rowid)))
              ORDER BY w.at, w.rowid LIMIT ?",
             vec![now.into(), i64::from(limit).into()],
@@ -222,7 +231,7 @@ impl Db {
     /// Takes a webhook whose record cannot be read out of the queue: it is kept, as it is, under
     /// the state `unreadable` for an operator to look at.
     pub fn set_unreadable(&self, id: &str) -> DbResult<()> {
-        self.run("UPDATE webhooks SET state = 'unreadable' WHERE id = ?", vec![id.into()])
+        self.run("UPDATE webhooks SET state = 'unreadable', holds = 0 WHERE id = ?", vec![id.into()])
     }
 
     /// One page of webhooks in `state` (pending: in due order; parked: in parking order), after
