@@ -73,6 +73,7 @@ for (let s = seed; s < seed + seeds; s += 1) {
   });
   results.push(result);
   console.log(seedLine(result));
+  for (const line of exampleLines(result)) console.log(line);
 }
 if (results.length === 1) printDetails(results[0]);
 printSummary(results);
@@ -82,7 +83,9 @@ function clean(r) {
   return r.lost + r.duplicated + r.mismatched === 0 && r.drained.pending === 0;
 }
 
-const sum = (counts) => Object.values(counts ?? {}).reduce((total, n) => total + n, 0);
+function sum(counts) {
+  return Object.values(counts ?? {}).reduce((total, n) => total + n, 0);
+}
 
 /** KV operations by type over every location: `{ get, put, delete, list, refused }`. */
 function kvTotals(kvOps) {
@@ -106,6 +109,11 @@ function seedLine(r) {
   ].join("; ");
 }
 
+/** What was lost, duplicated or mismatched, one line each. */
+function exampleLines(r) {
+  return ["lost", "duplicated", "mismatched"].flatMap((kind) => r.examples[kind].map((e) => `  ${kind}: ${e}`));
+}
+
 function printDetails(r) {
   const totalCalls = sum(r.apiCalls);
   const lines = [
@@ -117,7 +125,6 @@ function printDetails(r) {
     `restarts mid-drain: ${r.restarts.map((x) => `at ${(x.atMs / 1000).toFixed(1)} s with ${x.pending} pending`).join(", ") || "none"}`,
     "",
     `lost ${r.lost}, duplicated ${r.duplicated}, mismatched ${r.mismatched} (of ${r.expectedRecords} expected contacts, notes and tasks, and every deletion)`,
-    ...["lost", "duplicated", "mismatched"].flatMap((kind) => r.examples[kind].map((e) => `  ${kind}: ${e}`)),
     `diagnostics: ${diagnosticsLine(r.diagnostics)}`,
     `dead letters: ${sum(r.deadLetters)}${Object.entries(r.deadLetters).map(([reason, n]) => `\n  ${n} x ${reason}`).join("")}`,
     `API calls: ${totalCalls} in all, ${(totalCalls / r.events).toFixed(2)} per event; by route: ${format(r.apiCalls)}`,
@@ -139,7 +146,7 @@ function kvLine(r) {
 }
 
 function printSummary(rs) {
-  const total = (field) => rs.reduce((n, r) => n + r[field], 0);
+  const total = (field) => rs.reduce((n, r) => n + r[field], 0); // (inside a function: no TDZ at the top level)
   const failed = rs.filter((r) => !clean(r)).map((r) => r.seed);
   console.log(
     [
