@@ -1,14 +1,44 @@
-// The product (build/index.js) with its KV binding SYNC_KV replaced by an in-memory stub in the
-// worker's own isolate, for `scripts/bench.mjs --kv memory`: the runner's CPU then holds the
-// product's own work and the runtime's per-request and per-fetch costs, without the simulated KV
-// (a separate worker and SQLite database in the same workerd process, which production does not
-// have). The stub keeps values, metadata and expirations the way the KV API returns them; its own
-// cost is a few microseconds per operation.
-import Product from "../../build/index.js";
+// The product (build/index.js) as scripts/bench.mjs runs it: both of its entry points, the Worker
+// (the default export) and the location's Durable Object (`Location`), get a KV binding SYNC_KV
+// that counts every operation by type (get, put, delete, list), so that the bench sees the whole
+// product's KV use, the Durable Object's included. BENCH_KV chooses what is counted:
+//   counted (the default): the simulated KV of `wrangler dev`, wrapped;
+//   memory: an in-memory stub in the worker's own isolate, to show the product's CPU without the
+//     simulated KV (a separate worker and SQLite database in the same workerd process, which
+//     production does not have). The stub keeps values, metadata and expirations the way the KV
+//     API returns them; its own cost is a few microseconds per operation.
+// It also times the Durable Object: how many instances started, its fetches and alarms, and the
+// wall time during which at least one of them was under way (awake), for the duration estimate.
+// GET /__bench/counts answers all of it, from the Worker, without touching KV or the Durable
+// Object. Under `wrangler dev` the Worker and its Durable Objects share one isolate, so these
+// module-level counts are the product's.
+import Product, { Location as ProductLocation } from "../../build/index.js";
+
+/** Operations the product made, by kind. */
+const kvCounts = { get: 0, put: 0, delete: 0, list: 0 };
+/** The Durable Object as the wrapper saw it. */
+const doCounts = { instances: 0, fetches: 0, alarms: 0, awake_ms: 0 };
+let underWay = 0;
+let awakeSince = 0;
+
+function enter() {
+  if (underWay === 0) awakeSince = Date.now();
+  underWay += 1;
+}
+
+function leave() {
+  underWay -= 1;
+  if (underWay === 0) doCounts.awake_ms += Date.now() - awakeSince;
+}
+
+/** Awake time so far, an invocation under way included. */
+function awakeMs() {
+  return doCounts.awake_ms + (underWay > 0 ? Date.now() - awakeSince : 0);
+}
+
+// ---- the in-memory stub (--kv memory) ----
 
 const entries = new Map(); // key -> { value, metadata, expiration (s) }
-/** Operations the product made, by kind: served at GET /__bench/kv-ops. */
-const counts = { get: 0, put: 0, delete: 0, list: 0 };
 
 function live(key) {
   const entry = entries.get(key);
@@ -28,28 +58,23 @@ function decode(value, type) {
 
 const memoryKv = {
   async get(key, options) {
-    counts.get += 1;
     const type = typeof options === "string" ? options : options?.type;
     return decode(live(key)?.value, type);
   },
   async getWithMetadata(key, options) {
-    counts.get += 1;
     const type = typeof options === "string" ? options : options?.type;
     const entry = live(key);
     return { value: decode(entry?.value, type), metadata: entry?.metadata ?? null };
   },
   async put(key, value, options = {}) {
-    counts.put += 1;
     const text = typeof value === "string" ? value : new TextDecoder().decode(value);
     const expiration = options.expiration ?? (options.expirationTtl ? Math.floor(Date.now() / 1000) + options.expirationTtl : undefined);
     entries.set(key, { value: text, metadata: options.metadata ?? null, expiration });
   },
   async delete(key) {
-    counts.delete += 1;
     entries.delete(key);
   },
   async list({ prefix = "", limit = 1000, cursor } = {}) {
-    counts.list += 1;
     const names = [...entries.keys()].filter((k) => k.startsWith(prefix) && live(k)).sort();
     const start = cursor ? Number(cursor) : 0;
     const page = names.slice(start, start + limit);
@@ -65,13 +90,83 @@ const memoryKv = {
   },
 };
 
+// ---- counting ----
+
+/** `kv` with every operation counted by type (getWithMetadata is a get). */
+function counting(kv) {
+  return {
+    get(...args) {
+      kvCounts.get += 1;
+      return kv.get(...args);
+    },
+    getWithMetadata(...args) {
+      kvCounts.get += 1;
+      return kv.getWithMetadata(...args);
+    },
+    put(...args) {
+      kvCounts.put += 1;
+      return kv.put(...args);
+    },
+    delete(...args) {
+      kvCounts.delete += 1;
+      return kv.delete(...args);
+    },
+    list(...args) {
+      kvCounts.list += 1;
+      return kv.list(...args);
+    },
+  };
+}
+
+const wrapped = new WeakMap();
+
+/** The product's env with SYNC_KV counted (and in memory when BENCH_KV=memory). */
+function benchEnv(env) {
+  if (!env.SYNC_KV) return env; // a deployment without KV: the product says so itself
+  let kv = wrapped.get(env.SYNC_KV);
+  if (!kv) {
+    kv = counting(env.BENCH_KV === "memory" ? memoryKv : env.SYNC_KV);
+    wrapped.set(env.SYNC_KV, kv);
+  }
+  return { ...env, SYNC_KV: kv };
+}
+
 export default class extends Product {
   constructor(ctx, env) {
-    super(ctx, { ...env, SYNC_KV: memoryKv });
+    super(ctx, benchEnv(env));
   }
 
   async fetch(request) {
-    if (new URL(request.url).pathname === "/__bench/kv-ops") return Response.json(counts);
+    if (new URL(request.url).pathname === "/__bench/counts") {
+      return Response.json({ kv: kvCounts, durable_object: { ...doCounts, awake_ms: awakeMs(), under_way: underWay } });
+    }
     return super.fetch(request);
+  }
+}
+
+export class Location extends ProductLocation {
+  constructor(state, env) {
+    super(state, benchEnv(env));
+    doCounts.instances += 1;
+  }
+
+  async fetch(...args) {
+    doCounts.fetches += 1;
+    enter();
+    try {
+      return await super.fetch(...args);
+    } finally {
+      leave();
+    }
+  }
+
+  async alarm(...args) {
+    doCounts.alarms += 1;
+    enter();
+    try {
+      return await super.alarm(...args);
+    } finally {
+      leave();
+    }
   }
 }

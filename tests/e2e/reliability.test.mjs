@@ -11,20 +11,26 @@ import { apiCalls, contactEvent, LOCATION, sleep, startWorld } from "./harness.m
 /** A local receiver for alert webhooks. */
 async function startReceiver() {
   const received = [];
+  const receiver = { failNext: 0 };
   const server = http.createServer((req, res) => {
     let body = "";
     req.on("data", (chunk) => (body += chunk));
     req.on("end", () => {
+      if (receiver.failNext > 0) {
+        receiver.failNext -= 1;
+        res.statusCode = 500;
+        return res.end("down");
+      }
       received.push(JSON.parse(body));
       res.end("ok");
     });
   });
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
+  return Object.assign(receiver, {
     url: `http://127.0.0.1:${server.address().port}/alerts`,
     received,
     close: () => new Promise((resolve) => server.close(resolve)),
-  };
+  });
 }
 
 const person = (n) => ({ id: `sm_${n}`, email: `p${n}@example.com`, name: `Person ${n}` });
@@ -66,6 +72,7 @@ describe("reliability", () => {
   beforeEach(async () => {
     await world.reset();
     receiver.received.length = 0;
+    receiver.failNext = 0;
   });
 
   test("a 5xx is retried by the cron until it succeeds", async () => {
@@ -174,6 +181,44 @@ describe("reliability", () => {
     assert.equal(window.json.replayed.length, 3);
     await world.cron();
     assert.equal(world.sim.state().contacts.length, 3);
+  });
+
+  test("an alert whose post failed does not silence the next one", async () => {
+    receiver.failNext = 1;
+    world.sim.injectFault({ route: "POST /contacts/", status: 422, count: 2 });
+    await world.deliverAndSettle(created(1));
+    await sleep(100);
+    assert.equal(receiver.received.length, 0, "the first post failed");
+    assert.match(world.logs(), /"msg":"alert delivery failed"/);
+    await world.deliverAndSettle(created(2));
+    await sleep(100);
+    assert.deepEqual(receiver.received.map((a) => a.kind), ["parked"], "the next alert went out");
+    assert.match(receiver.received[0].text, /msg_/);
+  });
+
+  test("replaying every dead letter goes in pages of 100, each request saying whether more are left", async () => {
+    world.sim.injectFault({ route: "POST /contacts/", status: 422, count: null });
+    const events = Array.from({ length: 103 }, (_, i) => created(100 + i));
+    for (let i = 0; i < events.length; i += 16) await Promise.all(events.slice(i, i + 16).map((e) => world.deliver(e)));
+    for (let tries = 0; (await world.admin("GET", "status")).json.parked < 103; tries += 1) {
+      assert.ok(tries < 200, "every event was parked");
+      await sleep(50);
+    }
+    world.sim.clearFaults();
+    const first = await world.admin("POST", "replay", { body: { all: true } });
+    assert.deepEqual([first.status, first.json.replayed.length, first.json.more], [202, 100, true]);
+    const second = await world.admin("POST", "replay", { body: { all: true } });
+    assert.deepEqual([second.json.replayed.length, second.json.more], [3, false]);
+    assert.equal(new Set([...first.json.replayed, ...second.json.replayed]).size, 103, "each once");
+    // Applied by the alarm, at most CRON_MAX_API_CALLS (40) calls per invocation, an alarm carrying on.
+    let status;
+    for (let tries = 0; ; tries += 1) {
+      status = (await world.admin("GET", "status")).json;
+      if (status.pending === 0 || tries > 200) break;
+      await sleep(50);
+    }
+    assert.deepEqual([status.parked, status.pending], [0, 0]);
+    assert.equal(world.sim.state().contacts.length, 103);
   });
 
   test("an event accepted by a runtime that died while applying it is finished after the restart", async () => {

@@ -82,6 +82,15 @@ struct WebhookRow {
     record: String,
 }
 
+/// No earlier webhook of `w`'s contact holds it back.
+const HEAD: &str = "NOT EXISTS (SELECT 1 FROM webhooks e WHERE e.holds = 1 AND e.contact = w.contact
+    AND (e.order_at < w.order_at OR (e.order_at = w.order_at AND e.rowid < w.rowid)))";
+
+#[derive(Deserialize)]
+struct IdRow {
+    id: String,
+}
+
 #[derive(Deserialize)]
 struct ValueRow {
     value: String,
@@ -203,20 +212,24 @@ impl Db {
         )
     }
 
-    /// Up to `limit` pending webhooks due at `now` that no earlier webhook of their contact holds
-    /// back (in the contact's order), in due order. A row whose record is unreadable comes
-    /// back as an error beside the others.
-    pub fn due_heads(&self, now: UnixMillis, limit: u32) -> DbResult<Vec<DbResult<Listed>>> {
-        let rows: Vec<WebhookRow> = self.rows(
-            "SELECT w.id, w.record FROM webhooks w
-             WHERE w.state = 'pending' AND w.at <= ?
-               AND NOT EXISTS (SELECT 1 FROM webhooks e
-                 WHERE e.holds = 1 AND e.contact = w.contact
-                   AND (e.order_at < w.order_at OR (e.order_at = w.order_at AND e.rowid < w.rowid)))
-             ORDER BY w.at, w.rowid LIMIT ?",
+    /// The ids of up to `limit` pending webhooks due at `now` that no earlier webhook of their
+    /// contact holds back (in the contact's order), in due order.
+    pub fn due_heads(&self, now: UnixMillis, limit: u32) -> DbResult<Vec<String>> {
+        let rows: Vec<IdRow> = self.rows(
+            &format!("SELECT w.id FROM webhooks w WHERE w.state = 'pending' AND w.at <= ? AND {HEAD} ORDER BY w.at, w.rowid LIMIT ?"),
             vec![now.into(), i64::from(limit).into()],
         )?;
-        Ok(rows.into_iter().map(|row| listed(&row)).collect())
+        Ok(rows.into_iter().map(|row| row.id).collect())
+    }
+
+    /// Webhook `id`, if it is still pending, due at `now` and not held back by an earlier webhook
+    /// of its contact.
+    pub fn due_head(&self, id: &str, now: UnixMillis) -> DbResult<Option<Listed>> {
+        let rows: Vec<WebhookRow> = self.rows(
+            &format!("SELECT w.id, w.record FROM webhooks w WHERE w.id = ? AND w.state = 'pending' AND w.at <= ? AND {HEAD}"),
+            vec![id.into(), now.into()],
+        )?;
+        rows.first().map(listed).transpose()
     }
 
     /// The pending webhooks about `contact` that wait for it, due later than `now`.
@@ -348,9 +361,13 @@ impl Db {
     }
 
     pub fn bump(&self, name: &str) -> DbResult<()> {
+        self.add(name, 1)
+    }
+
+    pub fn add(&self, name: &str, by: i64) -> DbResult<()> {
         self.run(
-            "INSERT INTO counters (name, value) VALUES (?, 1) ON CONFLICT (name) DO UPDATE SET value = value + 1",
-            vec![name.into()],
+            "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+            vec![name.into(), by.into()],
         )
     }
 

@@ -18,7 +18,7 @@ mod runner;
 pub mod tokens;
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 
 use serde_json::json;
@@ -43,6 +43,8 @@ use tokens::Tokens;
 const FORGET_PER_RUN: u32 = 500;
 /// How often a second run looks whether the first has finished.
 const RUN_POLL_MS: u64 = 25;
+/// Candidates one scan of the queue finds at most.
+const READY_BATCH: u32 = 64;
 /// The `meta` row of the last run that did something.
 const LAST_RUN_KEY: &str = "last_run";
 
@@ -60,10 +62,14 @@ pub struct Writer {
     tokens: Tokens,
     pacing: Pacing,
     busy: RefCell<HashSet<String>>,
+    /// Candidates from the last scan of the queue, checked again when taken.
+    ready: RefCell<VecDeque<String>>,
     running: Cell<bool>,
     /// When the alarm is set for, as far as this instance knows.
     alarm_at: Cell<Option<i64>>,
     requests: Cell<u64>,
+    /// Contacts API calls (and 429s among them) not yet added to the counters.
+    unflushed_calls: Cell<(i64, i64)>,
 }
 
 impl DurableObject for Location {
@@ -81,9 +87,11 @@ impl DurableObject for Location {
             tokens: Tokens::new(&location_id),
             pacing: Pacing::new(cap),
             busy: RefCell::new(HashSet::new()),
+            ready: RefCell::new(VecDeque::new()),
             running: Cell::new(false),
             alarm_at: Cell::new(None),
             requests: Cell::new(0),
+            unflushed_calls: Cell::new((0, 0)),
         };
         Location { writer }
     }
@@ -163,8 +171,12 @@ impl Location {
         tally.due = figures.due_now as u32;
         tally.oldest_pending_age_secs = figures.oldest_accepted_at.map(|at| (now - at) / 1_000);
         self.writer.running.set(false);
-        if let Err(error) = self.writer.db.forget_finished(now - FINISHED_TTL_MS, FORGET_PER_RUN) {
-            runner::log_storage_error("forget finished webhooks", &error);
+        let tidied = self
+            .writer
+            .flush_calls()
+            .and_then(|()| self.writer.db.forget_finished(now - FINISHED_TTL_MS, FORGET_PER_RUN));
+        if let Err(error) = tidied {
+            runner::log_storage_error("flush the call counters and forget finished webhooks", &error);
         }
         self.after_run(config, &tally, woken_by_cron).await;
         tally
@@ -223,13 +235,28 @@ impl Writer {
     }
 
     /// The next due webhook that heads its contact's order and whose contact has no event being
-    /// applied; its contact is then busy until [`Writer::release`]. A row that cannot be read is
-    /// taken out of the queue (kept as `unreadable`) and reported.
+    /// applied; its contact is then busy until [`Writer::release`]. Candidates come from one scan
+    /// of the queue at a time ([`READY_BATCH`] of them, kept in memory), each checked again when
+    /// taken, so that a burst costs a scan per batch rather than per event. A row that cannot be
+    /// read is taken out of the queue (kept as `unreadable`) and reported.
     fn take_next(&self, now: i64) -> db::DbResult<Option<Listed>> {
-        let limit = self.busy.borrow().len() as u32 + 1;
-        for head in self.db.due_heads(now, limit)? {
-            match head {
-                Ok(listed) if !self.busy.borrow().contains(&listed.record.sightmill_id) => {
+        let mut scanned = false;
+        loop {
+            let candidate = self.ready.borrow_mut().pop_front();
+            let Some(id) = candidate else {
+                if scanned {
+                    return Ok(None);
+                }
+                let heads = self.db.due_heads(now, READY_BATCH)?;
+                if heads.is_empty() {
+                    return Ok(None);
+                }
+                self.ready.borrow_mut().extend(heads);
+                scanned = true;
+                continue;
+            };
+            match self.db.due_head(&id, now) {
+                Ok(Some(listed)) if !self.busy.borrow().contains(&listed.record.sightmill_id) => {
                     self.busy.borrow_mut().insert(listed.record.sightmill_id.clone());
                     return Ok(Some(listed));
                 }
@@ -239,13 +266,11 @@ impl Writer {
                         "{}",
                         json!({"msg": "unreadable webhook taken out of the queue", "alert": true, "record": what, "error": error})
                     );
-                    let id = what.trim_start_matches("webhook ");
-                    self.db.set_unreadable(id)?;
+                    self.db.set_unreadable(&id)?;
                 }
                 Err(error) => return Err(error),
             }
         }
-        Ok(None)
     }
 
     /// What this instance has cost since it started: requests (alarms included) and rows.
@@ -288,11 +313,22 @@ impl Writer {
         let sent = client.send_raw(request).await;
         let rate = sent.as_ref().map(|(_, rate)| *rate).unwrap_or_else(|_| RateHeaders::default());
         self.pacing.heed(&rate, now_ms());
-        if rate.status == 429 {
-            let _ = self.db.bump("api_429");
-        }
-        let _ = self.db.bump("api_calls");
+        let (calls, too_many) = self.unflushed_calls.get();
+        self.unflushed_calls.set((calls + 1, too_many + i64::from(rate.status == 429)));
         sent.map(|(response, _)| response)
+    }
+
+    /// Adds the calls made since the last flush to the counters: one write per run rather than
+    /// one per call (a restart loses at most a run's worth of this statistic).
+    pub(super) fn flush_calls(&self) -> db::DbResult<()> {
+        let (calls, too_many) = self.unflushed_calls.take();
+        if calls > 0 {
+            self.db.add("api_calls", calls)?;
+        }
+        if too_many > 0 {
+            self.db.add("api_429", too_many)?;
+        }
+        Ok(())
     }
 }
 

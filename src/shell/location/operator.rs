@@ -52,6 +52,7 @@ type Answered = DbResult<Result<Response>>;
 
 async fn status(writer: &Writer, config: &Config) -> Answered {
     let now = now_ms();
+    writer.flush_calls()?;
     let figures = writer.db.queue_figures(now)?;
     let last_run: Option<CronRun> = writer.db.meta(LAST_RUN_KEY)?;
     let counters = writer.db.counters()?;
