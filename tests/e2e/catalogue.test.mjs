@@ -82,9 +82,9 @@ describe("the event catalogue", () => {
     applied.push(await apply("contact.deleted", { id: "sm_c1", updated_at: at(12) }));
     assert.deepEqual(world.sim.state().contacts, []);
     assert.equal(apiCalls(world.sim), callsBeforeDelete + 1);
-    const keys = await world.kvKeys();
-    assert.deepEqual(keys.filter((k) => /^(note|task|tag):/.test(k)), [], "the contact's id maps are cleared");
-    assert.equal((await world.kv.get(`contact:${LOCATION}:sm_c1`, "json")).state, "deleted");
+    const links = await world.links("sm_c1");
+    assert.equal(links.contact.state, "deleted");
+    assert.deepEqual([links.notes, links.tasks, links.tags], [{}, {}, {}], "the contact's id maps are cleared");
 
     for (const { outcome, type } of applied) assert.equal(outcome.status, "applied", type);
     const counts = world.sim.counts();
@@ -171,9 +171,8 @@ describe("the event catalogue", () => {
       },
     ]);
     assert.equal(apiCalls(world.sim), 0);
-    assert.deepEqual(await world.kvKeys(), []);
-    const status = (await world.admin("GET", "status")).json;
-    assert.deepEqual([status.pending, status.counters], [0, {}], "the location recorded nothing");
+    await world.assertNothingStored("a dry run stores nothing");
+    assert.deepEqual((await world.status()).counters, {}, "the location recorded nothing");
 
     await apply("contact.created", { ...contact, updated_at: at(1) });
     const update = sightmillEvent("contact.updated", { ...contact, status: "customer", updated_at: at(2) });
@@ -209,7 +208,7 @@ describe("a bad mapping", () => {
       assert.match(answer.json.message, /CONTACT_MAPPING.*`fields\[1\]`: unknown target `nickname`/);
       await world.cron();
       assert.equal(apiCalls(world.sim), 0);
-      assert.deepEqual(await world.kvKeys(), []);
+      await world.assertNothingStored("a refused mapping stores nothing");
       const dry = await world.admin("POST", "dry-run", { body: {} });
       assert.equal(dry.status, 500);
     } finally {

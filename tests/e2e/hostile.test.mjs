@@ -1,9 +1,11 @@
 // Hostile input, end to end: one table of requests that try to get something past the worker on
 // every route (the webhook, the operator API under /admin/, the read API under /contacts/ and
 // /sightmill/contacts/, and routes that do not exist). Each row answers its status with a JSON
-// body, sends nothing to the Contacts API and leaves KV exactly as it was (keys, values and
-// metadata). Rows marked `seeded` run after one webhook was applied, so that replays and id reuse
-// have something to aim at.
+// body, sends nothing to the Contacts API and leaves the stored state exactly as it was: KV (keys,
+// values and metadata; on the production KV model, not one write tried) and the Durable Object's
+// (its queue, dead letters, the seeded webhook's record and its contact's links, through the
+// operator API). Rows marked `seeded` run after one webhook was applied, so that replays and id
+// reuse have something to aim at.
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -194,12 +196,16 @@ const ROWS = [
   ...OTHER_ROWS.map((row) => ["unknown", ...row]),
 ];
 
-/** Every KV entry with its value and metadata, in key order. */
-async function kvSnapshot(world) {
-  const { keys } = await world.kv.list();
-  const entries = [];
-  for (const { name, metadata } of keys) entries.push([name, await world.kv.get(name), metadata ?? null]);
-  return entries;
+/**
+ * Everything the worker stores, as an operator sees it: KV's entries (values and metadata), the
+ * Durable Object's queue counters and listings, the seeded webhook's record and its contact's links.
+ */
+const storedState = (world) => world.storedState({ webhooks: [SEEDED_ID], contacts: ["sm_1"] });
+
+/** KV writes (puts, deletes and refused writes) the product made, by any location (production model). */
+async function kvWrites(world) {
+  const ops = (await world.kvOps()) ?? {};
+  return Object.values(ops).reduce((sum, op) => sum + (op.put ?? 0) + (op.delete ?? 0), 0);
 }
 
 /** Applies one webhook under SEEDED_ID and waits until its writes are all done. */
@@ -209,8 +215,9 @@ async function seed(world) {
   const deadline = Date.now() + 5000;
   for (;;) {
     const record = await world.record(SEEDED_ID);
-    const queued = (await world.kvKeys()).some((key) => key.startsWith("due:"));
-    if (record?.state === "finished" && !queued) return;
+    const { pending } = await world.status();
+    const keyed = (await world.kvKeys()).includes(`webhook:${SEEDED_ID}`);
+    if (record?.state === "finished" && pending === 0 && keyed) return;
     assert.ok(Date.now() < deadline, `the seeded webhook did not finish: ${JSON.stringify(record)}`);
     await sleep(10);
   }
@@ -234,7 +241,8 @@ describe("hostile requests", () => {
     test(`${route}: ${name}: ${status} ${code}, nothing sent or written`, async () => {
       await world.reset();
       if (options.seeded) await seed(world);
-      const kvBefore = await kvSnapshot(world);
+      const stateBefore = await storedState(world);
+      const writesBefore = await kvWrites(world);
       const callsBefore = apiCalls(world.sim);
 
       const response = await request(world);
@@ -253,7 +261,8 @@ describe("hostile requests", () => {
 
       await sleep(20); // anything the request started after answering would have begun by now
       assert.equal(apiCalls(world.sim), callsBefore, "nothing was sent to the Contacts API");
-      assert.deepEqual(await kvSnapshot(world), kvBefore, "nothing was written to KV");
+      assert.deepEqual(await storedState(world), stateBefore, "nothing was written to KV or the Durable Object");
+      assert.equal(await kvWrites(world), writesBefore, "no KV write was even tried");
     });
   }
 });
@@ -268,7 +277,7 @@ describe("misconfiguration", () => {
       assert.match(answer.json.message, /GHL_LOCATION_ID/);
       assert.ok(!answer.text.includes(SECRET.slice(6)), "never a secret value");
       assert.equal(apiCalls(world.sim), 0);
-      assert.deepEqual(await world.kvKeys(), []);
+      await world.assertNothingStored();
     } finally {
       await world.close();
     }
@@ -292,7 +301,7 @@ describe("misconfiguration", () => {
           assert.match(json.message, /ADMIN_API_KEYS/);
           assert.ok(!text.includes("tiny-key") && !text.includes(ADMIN_KEY), "never a key");
         }
-        assert.deepEqual(await world.kvKeys(), []);
+        await world.assertNothingStored();
       } finally {
         await world.close();
       }

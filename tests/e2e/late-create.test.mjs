@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, test } from "node:test";
-import { LOCATION, sleep, startWorld } from "./harness.mjs";
+import { sleep, startWorld } from "./harness.mjs";
 import { sightmillEvent } from "../support/webhooks.mjs";
 
 const TIMEOUT_MS = 500;
@@ -45,7 +45,8 @@ describe("a note or task create whose answer was lost", () => {
     await world.cron();
   }
 
-  const link = async (kind, id) => world.kv.get(`${kind}:${LOCATION}:sm_c1:${id}`, "json");
+  /** The Durable Object's link for one of sm_c1's notes or tasks (`kind`: "note" or "task"), or null. */
+  const link = async (kind, id) => (await world.links("sm_c1"))[`${kind}s`][id] ?? null;
 
   for (const [name, fault] of [
     ["answered late", LATE],

@@ -1,7 +1,8 @@
 // The read API end to end: SightMill's users read contacts, tasks, notes, appointments and
 // contact lists back through the built worker in workerd, authenticated with a read key, against
-// the Contacts API simulator; SightMill ids resolve through the id map in KV; answers pass
-// through; edge caching (when turned on) goes stale when a webhook changes the contact.
+// the Contacts API simulator; SightMill ids resolve through the location's id map (its Durable
+// Object); answers pass through; edge caching (when turned on) goes stale when a webhook changes
+// the contact (a read version in KV, `readver:{contact id}`).
 
 import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, test } from "node:test";

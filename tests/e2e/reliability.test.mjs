@@ -1,6 +1,7 @@
 // Never lose an event: retries from the cron trigger through the simulator's fault injection,
-// rate limits, hung connections, dead letters and replay, a worker that dies after answering,
-// overlapping cron runs, alerts with their quiet period, and the operator API.
+// rate limits, hung connections, dead letters and replay, a runtime that dies while applying or
+// draining (restarted on its state), redeliveries whose KV key is missing or stale, overlapping
+// cron runs, alerts with their quiet period, and the operator API.
 
 import assert from "node:assert/strict";
 import http from "node:http";
@@ -34,6 +35,21 @@ async function startReceiver() {
 
 const person = (n) => ({ id: `sm_${n}`, email: `p${n}@example.com`, name: `Person ${n}` });
 const created = (n) => contactEvent("contact.created", person(n));
+/** The `fields` of `object`. */
+const pick = (object, fields) => Object.fromEntries(fields.map((field) => [field, object[field]]));
+
+/** Waits (at most 5 s) until `condition()` holds. */
+async function waitFor(condition, what) {
+  const deadline = Date.now() + 5000;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting: ${what}`);
+    await sleep(10);
+  }
+}
+
+/** Waits until KV (the truth) holds `key`. */
+const waitForKey = (world, key) => waitFor(async () => (await world.kvKeys()).includes(key), `KV key ${key}`);
+
 /** Waits past the 1 s test retry delay (plus jitter), then runs the cron. */
 const nextCron = async (world) => {
   await sleep(1300);
@@ -128,8 +144,7 @@ describe("reliability", () => {
     assert.equal(record.state, "parked");
     assert.equal(record.reason, "HTTP 400: The email address is invalid.");
     assert.equal(apiCalls(world.sim), 1);
-    const parkedKeys = (await world.kvKeys()).filter((k) => k.startsWith("parked:"));
-    assert.equal(parkedKeys.length, 1);
+    assert.deepEqual(pick(await world.status(), ["pending", "parked"]), { pending: 0, parked: 1 });
     await sleep(100);
     assert.equal(receiver.received.length, 1);
     assert.equal(receiver.received[0].kind, "parked");
@@ -146,7 +161,8 @@ describe("reliability", () => {
     await world.cron();
     assert.equal((await world.record(answer.id)).state, "finished");
     assert.equal(world.sim.state().contacts.length, 1);
-    assert.deepEqual((await world.kvKeys()).filter((k) => k.startsWith("parked:")), []);
+    assert.deepEqual(pick(await world.status(), ["pending", "parked"]), { pending: 0, parked: 0 });
+    assert.deepEqual((await world.admin("GET", "events?state=parked")).json.events, []);
     const again = await world.admin("POST", `events/${answer.id}/replay`);
     assert.equal(again.status, 409, "only parked webhooks are replayed");
   });
@@ -205,82 +221,84 @@ describe("reliability", () => {
     assert.equal(world.sim.state().contacts.length, 103);
   });
 
-  test("an event acknowledged by a worker that died before applying it is finished by the cron", async () => {
-    const event = created(7);
-    const body = JSON.stringify(event);
-    const now = Date.now();
-    const record = {
-      body_sha256: "x",
-      event_type: "contact.created",
-      sightmill_id: "sm_7",
-      accepted_at: now - 180_000,
-      attempts: 0,
-      state: "pending",
-      body,
-      due_at: now - 60_000,
-      failures: 0,
-    };
-    await world.kv.put("webhook:msg_orphan", JSON.stringify(record));
-    await world.kv.put(`due:${String(now - 60_000).padStart(13, "0")}:msg_orphan`, "", {
-      metadata: { accepted_at: now - 180_000 },
-    });
+  test("an event accepted by a runtime that died while applying it is finished after the restart", async () => {
+    // The first attempt (the Durable Object's alarm) is left hanging on the API, and the runtime
+    // is stopped under it: the call was never applied and its answer never came. Later calls
+    // answer 503 until the faults are cleared, so that the webhook stays pending long enough
+    // to be alerted on.
+    world.sim.injectFault({ route: "POST /contacts/", hang: true });
+    world.sim.injectFault({ route: "POST /contacts/", status: 503, count: null });
+    const answer = await world.deliver(created(7));
+    assert.equal(answer.status, 202, answer.text);
+    await waitFor(() => world.sim.requests().length === 1, "the first attempt reached the API");
+    await world.restart();
+    assert.equal((await world.record(answer.id))?.state, "pending", "the accepted webhook survived the restart");
+
+    await sleep(2300); // the age is counted in whole seconds and must exceed ALERT_PENDING_AGE (1 s)
     await world.cron();
-    assert.equal((await world.record("msg_orphan")).state, "finished");
-    assert.equal(world.sim.state().contacts[0].email, "p7@example.com");
     await sleep(100);
     assert.ok(receiver.received.some((a) => a.kind === "pending_age"), "the old pending event raised an alert");
-    const status = await world.admin("GET", "status");
-    assert.equal(status.json.last_cron_run.finished, 1);
-    assert.equal(status.json.pending, 0);
+    world.sim.clearFaults();
+    await nextCron(world);
+    const done = await world.record(answer.id);
+    assert.equal(done.state, "finished", JSON.stringify(done));
+    assert.deepEqual(world.sim.state().contacts.map((c) => c.email), ["p7@example.com"]);
+    const status = await world.status();
+    assert.equal(status.pending, 0);
+    assert.ok(status.last_cron_run, "the cron run is recorded");
   });
 
-  test("a queue key written before a record write that failed neither hides nor duplicates a webhook", async () => {
-    const now = Date.now();
-    const dueKey = (at, id) => `due:${String(at).padStart(13, "0")}:${id}`;
-    const meta = { metadata: { accepted_at: now } };
-    // The webhook's record write failed after its due: key was written (answered 503): the
-    // redelivery is accepted afresh and applied.
-    await world.kv.put(dueKey(now + 120_000, "msg_redelivered"), "", meta);
-    const redelivered = await world.deliver(created(1), { id: "msg_redelivered" });
-    assert.equal(redelivered.status, 202);
-    assert.equal(redelivered.headers.get("x-sightmill-sync-replayed"), null);
-    assert.equal((await world.settle("msg_redelivered")).state, "finished");
-
-    // A key its record does not name is dropped once settled; a fresh one may be a key whose
-    // record is still being written, and is kept for the next run.
-    const settled = dueKey(now - 180_000, "msg_gone");
-    const fresh = dueKey(now - 1_000, "msg_late");
-    await world.kv.put(settled, "", meta);
-    await world.kv.put(fresh, "", meta);
+  test("a restart mid-drain loses nothing and sends nothing twice", async () => {
+    world.sim.injectFault({ route: "POST /contacts/", status: 503, count: 6 });
+    const ids = [];
+    for (const n of [1, 2, 3, 4, 5, 6]) ids.push((await world.deliverAndSettle(created(n))).answer.id);
+    assert.equal((await world.status()).pending, 6);
+    // Slow answers, so that the drain is under way when the runtime stops.
+    world.sim.injectFault({ route: "POST /contacts/", latencyMs: 300, count: null });
+    await sleep(1300);
+    const draining = world.cron().catch(() => "stopped");
+    await waitFor(() => world.sim.counts()["POST /contacts/"] > 6, "the drain started");
+    await world.restart();
+    await draining;
+    world.sim.clearFaults();
+    await sleep(1300);
     await world.cron();
-    const keys = await world.kvKeys();
-    assert.ok(!keys.includes(settled), "a settled stale key is dropped");
-    assert.ok(keys.includes(fresh), "a fresh key is kept");
-    const record = {
-      body_sha256: "x",
-      event_type: "contact.created",
-      sightmill_id: "sm_2",
-      accepted_at: now,
-      attempts: 0,
-      state: "pending",
-      body: JSON.stringify(created(2)),
-      due_at: now - 1_000,
-      failures: 0,
-    };
-    await world.kv.put("webhook:msg_late", JSON.stringify(record));
-    await world.cron();
-    assert.equal((await world.record("msg_late")).state, "finished");
-    assert.equal(world.sim.state().contacts.length, 2);
+    for (const id of ids) assert.equal((await world.record(id)).state, "finished", id);
+    const emails = world.sim.state().contacts.map((c) => c.email).sort();
+    assert.deepEqual(emails, [1, 2, 3, 4, 5, 6].map((n) => `p${n}@example.com`), "each contact once");
+    assert.equal((await world.status()).pending, 0);
+  });
 
-    // Parking's record write failed after its parked: key was written: the webhook is still
-    // pending, listed once as pending and never as a dead letter.
+  test("a redelivery whose KV key is missing or stale is still answered exactly by the Durable Object", async () => {
+    // Applied, then its idempotency key lost from KV: the Durable Object still knows the outcome.
+    const first = created(1);
+    const applied = await world.deliverAndSettle(first);
+    assert.equal(applied.record.state, "finished");
+    await waitForKey(world, `webhook:${applied.answer.id}`);
+    await world.kv.delete(`webhook:${applied.answer.id}`);
+    const calls = apiCalls(world.sim);
+    const again = await world.deliver(first, { id: applied.answer.id });
+    assert.equal(again.status, 200, again.text);
+    assert.equal(again.headers.get("x-sightmill-sync-replayed"), "true");
+    assert.equal(again.json.action, applied.record.outcome.action);
+    const reused = await world.deliver(created(9), { id: applied.answer.id });
+    assert.equal(reused.status, 409, "the id with another body is refused without its KV key too");
+
+    // Pending when the edge first looked (a miss it may keep for 60 s), finished since.
     world.sim.injectFault({ route: "POST /contacts/", status: 503 });
-    const { answer } = await world.deliverAndSettle(created(3));
-    await world.kv.put(`parked:${String(now).padStart(13, "0")}:${answer.id}`, "");
-    assert.deepEqual((await world.admin("GET", "events?state=parked")).json.events, []);
-    const pending = (await world.admin("GET", "events?state=pending")).json.events;
-    assert.deepEqual(pending.map((e) => [e.webhook_id, e.state]), [[answer.id, "pending"]]);
-    assert.deepEqual((await world.admin("POST", "replay", { body: { all: true } })).json.replayed, []);
+    const second = created(2);
+    const late = await world.deliverAndSettle(second);
+    assert.equal(late.record.state, "pending");
+    const whilePending = await world.deliver(second, { id: late.answer.id });
+    assert.ok([200, 202].includes(whilePending.status), whilePending.text);
+    assert.equal((await world.status()).pending, 1, "a redelivery of a pending webhook is not queued twice");
+    await nextCron(world);
+    assert.equal((await world.record(late.answer.id)).state, "finished");
+    const afterwards = await world.deliver(second, { id: late.answer.id });
+    assert.equal(afterwards.status, 200, afterwards.text);
+    assert.equal(afterwards.headers.get("x-sightmill-sync-replayed"), "true");
+    assert.equal(world.sim.counts()["POST /contacts/"], calls + 2, "one failed and one applied call for sm_2, nothing for the redeliveries");
+    assert.equal(world.sim.state().contacts.length, 2);
   });
 
   test("two overlapping cron runs send each event once", async () => {

@@ -40,6 +40,7 @@ const grants = (world) => world.sim.oauth.grants().map((g) => [g.grantType, g.st
 /** Statuses the Contacts API answered, in order. */
 const apiStatuses = (world) => world.sim.requests().filter((r) => r.route.includes("/contacts")).map((r) => r.status);
 
+/** The token record in KV (the truth behind every location's cache). */
 async function storedToken(world) {
   return world.kv.get(`token:${LOCATION}`, "json");
 }
@@ -104,6 +105,7 @@ describe("private integration token (the default mode)", () => {
   test("the static token is sent as is and nothing is stored for it", async () => {
     const { answer } = await applied(world, ada());
     assert.deepEqual(await world.kvKeys(), [`webhook:${answer.id}`], "only the finished webhook's idempotency key");
+    assert.equal((await world.links("sm_ada")).contact.state, "live", "the id map is the Durable Object's");
     assert.deepEqual(grants(world), []);
   });
 

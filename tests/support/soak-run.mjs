@@ -1,9 +1,15 @@
-// Runs one soak in process: the built worker in workerd (Miniflare, tests/e2e/harness.mjs) against
-// the Contacts API simulator with faults injected (5xx, 429, hung calls) and a credentials outage
-// mid-run. Delivers the plan while cron runs go on beside it, drives the cron until the queue is
-// empty, then compares the simulator's state with the state the events alone call for.
+// Runs one soak in process: the built worker in workerd (Miniflare, tests/e2e/harness.mjs, its
+// Durable Objects for real and KV on the production KV model or Miniflare's own) against the
+// Contacts API simulator with faults injected (5xx, 429, hung calls, late answers) and a
+// credentials outage mid-run. Delivers the plan while cron runs go on beside it, drives the cron
+// until the operator API shows nothing pending, restarting the runtime a few times mid-drain
+// (state on disk in a temporary directory; the simulator keeps running), then compares the
+// simulator's state with the state the events alone call for.
 // Used by scripts/soak.mjs (figures) and tests/e2e/soak.test.mjs (assertions).
 
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { LOCATION, SECRET, sleep, startWorld, TOKEN, WEBHOOK_PATH } from "../e2e/harness.mjs";
 import { signedDelivery } from "./webhooks.mjs";
 import { compare, countByType, deliver, deliveryPlan, expectedState, generate, webhookBody } from "./soak.mjs";
@@ -37,11 +43,16 @@ export function injectFaults(sim, { error5xx = 0.2, rateLimited = 0.1, hung = 0.
   }
 }
 
+/** How often SightMill redelivers a webhook whose delivery failed (no answer, or a 5xx). */
+const REDELIVERY_ATTEMPTS = 20;
+const REDELIVERY_PAUSE_MS = 250;
+
 /**
  * Runs a soak. Options: events, contacts, seed, concurrency (deliveries in flight), cronRuns
  * (cron runs started together, as overlapping triggers would), outageMs, faults (see
- * injectFaults), credentials (see pitRevocation), drainTimeoutMs, log (progress lines).
- * Returns the figures.
+ * injectFaults), credentials (see pitRevocation), drainTimeoutMs, kv ("production" or
+ * "miniflare"), restarts (runtime restarts mid-drain), restartEveryMs (the pause between them),
+ * log (progress lines). Returns the figures.
  */
 export async function runSoak(options) {
   const {
@@ -59,11 +70,18 @@ export async function runSoak(options) {
     // offers no idempotency key for them). The `late` fault provokes that on purpose, and a short
     // timeout on a loaded machine provokes it by chance.
     apiTimeoutMs = 1000,
+    kv = "production",
+    restarts = 3,
+    restartEveryMs = 2000,
     log = () => {},
   } = options;
   const events = generate({ events: eventCount, contacts, seed });
   const plan = deliveryPlan(events, { seed });
+  const stateRoot = mkdtempSync(path.join(os.tmpdir(), "sightmill-soak-"));
   const world = await startWorld({
+    kv,
+    persist: stateRoot,
+    edges: ["edge-a", "edge-b"], // a redelivery may land where the first delivery was not seen
     vars: {
       RETRY_SCHEDULE,
       API_TIMEOUT_MS: String(apiTimeoutMs),
@@ -77,7 +95,8 @@ export async function runSoak(options) {
   try {
     injectFaults(world.sim, { lateMs: apiTimeoutMs + 1000, ...faults });
     const cron = startCronLoop(world, cronRuns, drainTimeoutMs * 2);
-    const send = sender(world);
+    const failures = {};
+    const send = sender(world, failures);
     let delivered = 0;
     const outage = { started: false, done: null };
     const statuses = await deliver(
@@ -96,7 +115,8 @@ export async function runSoak(options) {
     await outage.done;
     const deliveredAt = Date.now();
     log(`delivered all ${plan.deliveries.length} in ${deliveredAt - started} ms; draining the queue`);
-    const drained = await drain(world, cron, drainTimeoutMs, log);
+    const restartsDone = [];
+    const drained = await drain(world, cron, { timeoutMs: drainTimeoutMs, restarts, restartEveryMs, restartsDone, log });
     world.sim.clearFaults();
     const expected = expectedState(events);
     const result = compare(expected, world.sim.state());
@@ -111,8 +131,12 @@ export async function runSoak(options) {
       redelivered: plan.redelivered,
       reordered: plan.reordered,
       answers: statuses,
+      deliveryFailures: failures,
       outage: credentials.name,
       drained,
+      kv,
+      restarts: restartsDone,
+      kvOps: await world.kvOps(),
       ...result,
       deadLetters: await deadLetters(world),
       apiCalls: world.sim.counts(),
@@ -124,19 +148,38 @@ export async function runSoak(options) {
     };
   } finally {
     await world.close();
+    rmSync(stateRoot, { recursive: true, force: true });
   }
 }
 
-/** Signs and posts one event the way SightMill would (a redelivery repeats the id and body). */
-function sender(world) {
-  return async (event) => {
+/**
+ * Signs and posts one event the way SightMill would (a redelivery repeats the id and body), and
+ * redelivers it while the worker gives no answer (its runtime restarting) or a 5xx, as SightMill
+ * does; each failure is counted in `failures` (by status, or "no answer"). Answers the last status.
+ */
+function sender(world, failures) {
+  const once = async (event) => {
     const request = signedDelivery(SECRET, null, {
       id: event.webhookId,
       rawBody: JSON.stringify(webhookBody(event)),
     });
-    const response = await world.fetch(WEBHOOK_PATH, request);
-    await response.arrayBuffer();
-    return { status: response.status };
+    try {
+      const response = await world.fetch(WEBHOOK_PATH, request);
+      await response.arrayBuffer();
+      return response.status;
+    } catch {
+      return "no answer";
+    }
+  };
+  return async (event) => {
+    let status;
+    for (let attempt = 1; attempt <= REDELIVERY_ATTEMPTS; attempt += 1) {
+      status = await once(event);
+      if (typeof status === "number" && status < 500) break;
+      failures[status] = (failures[status] ?? 0) + 1;
+      await sleep(REDELIVERY_PAUSE_MS);
+    }
+    return { status };
   };
 }
 
@@ -150,19 +193,17 @@ async function credentialsOutage(sim, credentials, ms, log) {
 }
 
 /**
- * Runs rounds of `runs` overlapping cron runs, a second apart, until stopped, for at most
- * `maxMs`, or until the worker is gone; returns the loop's handle.
+ * Runs rounds of `runs` overlapping cron runs, a second apart, until stopped or for at most
+ * `maxMs`; a run that fails (the runtime restarting under it) is shrugged off, as the next
+ * trigger would come anyway. Returns the loop's handle.
  */
 function startCronLoop(world, runs, maxMs) {
-  const loop = { stopped: false, rounds: 0 };
+  const loop = { stopped: false, rounds: 0, failed: 0 };
   const deadline = Date.now() + maxMs;
   loop.done = (async () => {
     while (!loop.stopped && Date.now() < deadline) {
-      try {
-        await Promise.all(Array.from({ length: runs }, () => world.cron()));
-      } catch {
-        return;
-      }
+      const results = await Promise.allSettled(Array.from({ length: runs }, () => world.cron()));
+      loop.failed += results.filter((r) => r.status === "rejected").length;
       loop.rounds += 1;
       await sleep(1000);
     }
@@ -170,36 +211,46 @@ function startCronLoop(world, runs, maxMs) {
   return loop;
 }
 
-/** Waits until no webhook is pending (no `due:` key), at most `timeoutMs`; stops the cron loop. */
-async function drain(world, cron, timeoutMs, log) {
-  const deadline = Date.now() + timeoutMs;
-  let pending = Infinity;
+/** Webhooks pending in the Durable Object (`GET /admin/status`), or null while the runtime cannot answer. */
+async function pendingNow(world) {
+  try {
+    const { status, json } = await world.admin("GET", "status");
+    return status === 200 ? json.pending : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Waits until the operator API shows nothing pending, at most `timeoutMs`, restarting the runtime
+ * up to `restarts` times meanwhile, `restartEveryMs` apart, while something is pending (each
+ * restart is recorded in `restartsDone` with the pending count and when); stops the cron loop.
+ */
+async function drain(world, cron, { timeoutMs, restarts, restartEveryMs, restartsDone, log }) {
+  const started = Date.now();
+  const deadline = started + timeoutMs;
+  let pending = null;
   let logged = 0;
+  let lastRestart = started - restartEveryMs;
   while (Date.now() < deadline) {
-    pending = await countKeys(world, "due:");
+    pending = await pendingNow(world);
     if (pending === 0) break;
+    if (pending !== null && restartsDone.length < restarts && Date.now() - lastRestart >= restartEveryMs) {
+      await world.restart();
+      lastRestart = Date.now();
+      restartsDone.push({ pending, atMs: lastRestart - started });
+      log(`restarted the runtime with ${pending} pending (${restartsDone.length}/${restarts})`);
+      continue;
+    }
     if (Date.now() - logged >= 15_000) {
       log(`pending ${pending}, cron rounds ${cron.rounds}`);
       logged = Date.now();
     }
-    await sleep(1000);
+    await sleep(250);
   }
   cron.stopped = true;
   await cron.done;
-  return { pending: pending === Infinity ? 0 : pending, cronRounds: cron.rounds };
-}
-
-/** How many KV keys start with `prefix` (following the listing's pages). */
-async function countKeys(world, prefix) {
-  let count = 0;
-  let cursor;
-  for (let page = 0; page < 10_000; page += 1) {
-    const listed = await world.kv.list({ prefix, cursor });
-    count += listed.keys.length;
-    if (listed.list_complete) break;
-    cursor = listed.cursor;
-  }
-  return count;
+  return { pending: pending ?? -1, cronRounds: cron.rounds, cronRunsFailed: cron.failed, drainMs: Date.now() - started };
 }
 
 /** The parked webhooks, counted by reason. */
@@ -217,10 +268,10 @@ async function deadLetters(world) {
 }
 
 /**
- * Two known ways to apply something twice, and what guards against them: calls the worker gave
- * up on (its log's timeouts) that the simulator never answered (hung) or answered after the
+ * The known way to apply something twice, and what guards against it: calls the worker gave up
+ * on (its log's timeouts) that the simulator never answered (hung) or answered after the
  * worker's timeout (late; of those, note and task creates, and the lookups that a retry after an
- * unanswered create makes before creating again), and locks taken over while held.
+ * unanswered create makes before creating again).
  */
 function diagnostics(world, apiTimeoutMs) {
   const logs = world.logs();
@@ -234,7 +285,6 @@ function diagnostics(world, apiTimeoutMs) {
     lateAnswers: late.length,
     lateCreates: late.filter((r) => creates.has(r.route)).length,
     createLookups: requests.filter((r) => lookups.has(r.route)).length,
-    locksLost: (logs.match(/"msg":"lock lost"/g) ?? []).length,
   };
 }
 
