@@ -276,6 +276,14 @@ export async function startWorld({
       if (status !== 200) throw new Error(`GET /admin/contacts/${smContactId} answered ${status}: ${JSON.stringify(json)}`);
       return json;
     },
+    /** Runs one SQL statement on the location's Durable Object (production KV model only: its wrapper has the hook). */
+    async sql(query, ...bindings) {
+      const namespace = await (await runtime()).getDurableObjectNamespace("LOCATIONS");
+      const stub = namespace.get(namespace.idFromName(LOCATION));
+      const response = await stub.fetch("http://location.test/__test/sql", { method: "POST", body: JSON.stringify({ query, bindings }) });
+      if (!response.ok) throw new Error(`sql answered ${response.status}: ${await response.text()}`);
+      return response.json();
+    },
     /** The operator's status (`GET /admin/status`). */
     async status() {
       const { status, json } = await world.admin("GET", "status");

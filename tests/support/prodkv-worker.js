@@ -75,5 +75,16 @@ export default class ProductOnProductionKv extends Product {
 export class Location extends ProductLocation {
   constructor(state, env) {
     super(state, productEnv(env, "do"));
+    this.testState = state;
+  }
+
+  /**
+   * `POST /__test/sql` `{query, bindings}` runs one statement on the Durable Object's own SQLite
+   * and answers its rows: how a test damages a stored row, which nothing in the product can do.
+   * Reached only from Node (`mf.getDurableObjectNamespace`), never through the Worker.
+   */
+  fetch(request) {
+    if (new URL(request.url).pathname !== "/__test/sql") return super.fetch(request);
+    return request.json().then(({ query, bindings = [] }) => Response.json(this.testState.storage.sql.exec(query, ...bindings).toArray()));
   }
 }

@@ -87,7 +87,7 @@ export async function runSoak(options) {
       API_TIMEOUT_MS: String(apiTimeoutMs),
       CRON_MAX_API_CALLS: "1000",
       CRON_TIME_BUDGET_MS: "20000",
-      RATE_LIMIT_PER_10S: "100",
+      RATE_LIMIT_PER_10S: "1000",
     },
     simulator: { seed, rateLimit: { max: 1000, intervalMs: 10_000 } },
   });
