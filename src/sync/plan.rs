@@ -61,6 +61,8 @@ pub enum Write {
         key: String,
         value: Value,
     },
+    /// Delete this key.
+    Delete(String),
     /// Delete every key under this prefix.
     ClearPrefix(String),
 }
@@ -199,6 +201,7 @@ pub fn start(event: &Event, known: &Known, location_id: &str, mapping: &Mapping)
         record: record(kind, completed_at),
         then,
         stage: RecordStage::Creating,
+        before: link.cloned(),
     };
     match &event.change {
         Change::NoteUpsert(note) if !is_stale_snapshot(link, at) => {
@@ -345,12 +348,23 @@ impl Job {
         }
     }
 
-    /// After a failed attempt that started at `attempt_started`: what KV must still learn from it,
-    /// a note's or task's link in doubt (its create may have been applied without the worker
-    /// hearing of it) or adopted by a lookup.
+    /// After a failed attempt that started at `attempt_started`: what the id maps must still
+    /// learn from it, a note's or task's link in doubt (its create may have been applied without
+    /// the worker hearing of it) or adopted by a lookup, or the link as it was before a create
+    /// that was refused (or never sent) after its intent was written.
     pub fn kept_on_failure(&self, attempt_started: UnixMillis) -> Option<Write> {
         match self {
             Job::Record(job) => job.kept_on_failure(attempt_started),
+            Job::Contact(_) | Job::Single(_) => None,
+        }
+    }
+
+    /// What must be written before the next request is sent: a create's link in doubt
+    /// ([`Link::InDoubt`]), so that a create whose answer is lost to a restart of the writer is
+    /// looked up, not made again.
+    pub fn intent(&self, attempt_started: UnixMillis) -> Option<Write> {
+        match self {
+            Job::Record(job) => job.intent(attempt_started),
             Job::Contact(_) | Job::Single(_) => None,
         }
     }
@@ -592,6 +606,8 @@ pub struct RecordJob {
     record: NewRecord,
     then: Then,
     stage: RecordStage,
+    /// The record's link when the event was planned: what it is again when a create is refused.
+    before: Option<Link>,
 }
 
 impl RecordJob {
@@ -690,6 +706,8 @@ impl RecordJob {
                 match answer.pointer(id_at).and_then(Value::as_str).and_then(ApiId::parse) {
                     Some(id) => self.applied(id, Action::Created),
                     None => {
+                        // Applied, but with no id to remember: the record stays in doubt.
+                        self.stage = RecordStage::Unanswered;
                         let message = format!("the answer carried no usable id at {id_at}");
                         Next::Failed(Failure::Rejected { api_status: 200, message })
                     }
@@ -699,6 +717,14 @@ impl RecordJob {
                 *stage = RecordStage::Unanswered;
                 Next::Failed(Failure::from_answer(answer))
             }
+            // Refused: nothing was created, and the link is what it was before the create.
+            (RecordStage::Creating, answer) => match refused(answer, None) {
+                Next::Applied(mut skipped) => {
+                    skipped.writes.push(self.restore());
+                    Next::Applied(skipped)
+                }
+                other => other,
+            },
             // A lookup or a create names only the contact.
             (_, answer) => refused(answer, None),
         }
@@ -715,19 +741,36 @@ impl RecordJob {
     /// when this attempt's create went unanswered; the adopted record when the call after the
     /// lookup failed (so that the retry needs no lookup).
     fn kept_on_failure(&self, attempt_started: UnixMillis) -> Option<Write> {
-        let key = self.record.key.clone();
         match &self.stage {
-            RecordStage::Unanswered => {
-                let Then::Upsert { body, .. } = &self.then else { unreachable!("only an upsert creates") };
-                let doubt = CreateInDoubt {
-                    updated_at: self.record.updated_at,
-                    sent_at: attempt_started,
-                    sent: sent(body),
-                };
-                Some(put(key, &Link::InDoubt(doubt)))
+            RecordStage::Unanswered => Some(self.in_doubt(attempt_started)),
+            RecordStage::Following { adopted, .. } => {
+                adopted.as_ref().map(|link| put(self.record.key.clone(), link))
             }
-            RecordStage::Following { adopted, .. } => adopted.as_ref().map(|link| put(key, link)),
-            RecordStage::LookingUp(_) | RecordStage::Creating => None,
+            RecordStage::Creating => Some(self.restore()),
+            RecordStage::LookingUp(_) => None,
+        }
+    }
+
+    /// Before a request is sent: the create's link in doubt, written ahead of the create so that
+    /// an answer lost even to a restart of the writer leaves the record known to be in doubt.
+    fn intent(&self, attempt_started: UnixMillis) -> Option<Write> {
+        matches!(self.stage, RecordStage::Creating).then(|| self.in_doubt(attempt_started))
+    }
+
+    /// The link in doubt after this event's create was sent in an attempt begun at `attempt_started`.
+    fn in_doubt(&self, attempt_started: UnixMillis) -> Write {
+        let Then::Upsert { body, .. } = &self.then else { unreachable!("only an upsert creates") };
+        let doubt =
+            CreateInDoubt { updated_at: self.record.updated_at, sent_at: attempt_started, sent: sent(body) };
+        put(self.record.key.clone(), &Link::InDoubt(doubt))
+    }
+
+    /// The link as it was when the event was planned.
+    fn restore(&self) -> Write {
+        let key = self.record.key.clone();
+        match &self.before {
+            Some(link) => put(key, link),
+            None => Write::Delete(key),
         }
     }
 }
@@ -1175,7 +1218,6 @@ mod tests {
         let (mut job, _) = send(plan(&note_created("hello"), &known_contact(live("c9", 0))));
         let created = applied(job.on_answer(Answer::Success(json!({"note": {"id": "N1"}}))));
         assert_eq!(adopted.writes, created.writes, "the id map is written as a create's answer would");
-        assert_eq!(job.kept_on_failure(MS10), None);
     }
 
     #[test]
@@ -1216,18 +1258,27 @@ mod tests {
         ];
         let doubt = Link::InDoubt(CreateInDoubt { updated_at: MS10, sent_at: 77, sent: note_sent("hello") });
         let in_doubt_write = put(note_key(LOC, "c", "n1"), &doubt);
+        let earlier = in_doubt(note_sent("hello"));
         for (answer, unanswered) in answers {
-            let (mut job, next) =
-                after_lookup(&note_created("hello"), in_doubt(note_sent("hello")), notes("other"));
+            let (mut job, next) = after_lookup(&note_created("hello"), earlier.clone(), notes("other"));
             let Next::Send(create) = next else { panic!("{next:?}") };
             assert_eq!(create.method, Method::Post);
+            assert_eq!(job.intent(77), Some(in_doubt_write.clone()), "written before the create is sent");
             assert!(matches!(job.on_answer(answer.clone()), Next::Failed(_)));
-            assert_eq!(job.kept_on_failure(77), unanswered.then(|| in_doubt_write.clone()), "{answer:?}");
+            let restored = put(note_key(LOC, "c", "n1"), &earlier);
+            let kept = if unanswered { in_doubt_write.clone() } else { restored };
+            assert_eq!(job.kept_on_failure(77), Some(kept), "{answer:?}");
         }
         let (mut job, _) = send(plan(&note_created("hello"), &known_contact(live("c9", 0))));
-        assert_eq!(job.kept_on_failure(77), None, "nothing sent yet");
+        assert_eq!(
+            job.kept_on_failure(77),
+            Some(Write::Delete(note_key(LOC, "c", "n1"))),
+            "refused before it was sent: no link, as before"
+        );
+        assert_eq!(job.intent(77), Some(in_doubt_write.clone()));
         assert!(matches!(job.on_answer(Answer::transport_failure("reset")), Next::Failed(_)));
         assert_eq!(job.kept_on_failure(77), Some(in_doubt_write));
+        assert_eq!(job.intent(77), None, "nothing more to write ahead");
     }
 
     #[test]
@@ -1376,7 +1427,9 @@ mod tests {
             let answer = Answer::Rejected { status, message: message.into() };
             let then = match job.on_answer(answer) {
                 Next::Applied(Applied { outcome: Outcome::Skipped { .. }, writes }) => {
-                    assert_eq!(writes, vec![], "a pending deletion leaves the tombstone");
+                    // A refused create puts back the link as it was (none here): the intent written
+                    // before it goes. Nothing else is written: a pending deletion leaves the tombstone.
+                    assert!(writes.iter().all(|w| matches!(w, Write::Delete(_))), "{writes:?}");
                     Then::Skipped
                 }
                 Next::Applied(Applied {

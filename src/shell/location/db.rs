@@ -339,6 +339,7 @@ impl Db {
                 "INSERT INTO links (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 vec![key.as_str().into(), value.to_string().into()],
             ),
+            Write::Delete(key) => self.run("DELETE FROM links WHERE key = ?", vec![key.as_str().into()]),
             Write::ClearPrefix(prefix) => self.run(
                 "DELETE FROM links WHERE substr(key, 1, ?) = ?",
                 vec![(prefix.len() as i64).into(), prefix.as_str().into()],

@@ -206,6 +206,12 @@ impl<'a> Run<'a> {
                 Ok(token) => token,
                 Err(error) => return (failed(token_failure(error), &job), sent_total),
             };
+            if let Some(intent) = job.intent(started) {
+                if let Err(error) = self.writer.db.write(&intent) {
+                    let detail = format!("the create's intent could not be recorded: {error}");
+                    return (failed(Failure::Retryable { detail }, &job), sent_total);
+                }
+            }
             let answer = self.writer.send(self.config, &token, &request).await;
             self.tally.borrow_mut().api_calls += 1;
             sent_total += 1;
