@@ -24,9 +24,6 @@ pub const READ_KEYS_SETTING: &str = "READ_API_KEYS";
 pub const CACHE_TTL_SETTING: &str = "READ_CACHE_TTL_SECS";
 /// Longest cache lifetime allowed: reads are cached briefly or not at all.
 pub const MAX_CACHE_TTL_SECS: u32 = 3600;
-/// How long a contact's read version is kept in KV; longer than any cached copy can live, so
-/// that a version that expired can only be followed by entries made after it.
-pub const READ_VERSION_TTL_SECS: u64 = 24 * 60 * 60;
 /// Where the routes keyed by SightMill's own contact id live.
 pub const SIGHTMILL_PREFIX: &str = "/sightmill/contacts/";
 /// Path of the synthetic cache keys, below the worker's own origin.

@@ -1,27 +1,49 @@
 //! The read API's calls, sent by the location's Durable Object: the Worker checked the read key,
-//! parsed the route and serves the edge cache; what needs the location's state comes here. `/read/link`
-//! resolves a SightMill id through the id map; `/read/send` sends one planned GET with the
-//! location's token (once more with a renewed token after a refused one), unless the location's
-//! rate-limit window is spent, and answers what came back. Reads share the location's pacing with
-//! the writes, so neither pushes the other into 429s.
+//! parsed the route and serves the edge cache; what needs the location's state comes here.
+//! `/read/link` resolves a SightMill id through the id map; `/read/version` answers a contact's
+//! read version (bumped with every change the writer applies while caching is on, so that a
+//! cached answer keyed by an older one is never served again); `/read/send` sends one planned
+//! GET with the location's token (once more with a renewed token after a refused one), unless
+//! the location's rate-limit window is spent, and answers what came back. Reads share the
+//! location's pacing with the writes, so neither pushes the other into 429s.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use worker::{Method, Request, Response, Result};
 
+use super::db::{Db, DbResult};
 use super::tokens::TokenError;
 use super::Writer;
 use crate::config::Config;
 use crate::contacts_api::{ApiRequest, ApiResponse};
-use crate::read::token_rejected;
+use crate::read::{cache_ttl_secs, read_version_key, token_rejected, CACHE_TTL_SETTING};
 use crate::shell::platform::contacts_client::TransportFailure;
 use crate::shell::platform::respond;
-use crate::shell::platform::runtime::now_ms;
+use crate::shell::platform::runtime::{now_ms, setting};
 
 /// `/read/link`'s question.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct LinkQuery {
     pub key: String,
+}
+
+/// `/read/version`'s question.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct VersionQuery {
+    pub contact_id: String,
+}
+
+/// Whether read caching is on (`READ_CACHE_TTL_SECS` > 0): the writer bumps read versions only
+/// then, which saves a row written per change when nothing is cached.
+pub fn caching_enabled(env: &worker::Env) -> bool {
+    let value = setting(env, CACHE_TTL_SETTING).filter(|value| !value.trim().is_empty());
+    matches!(cache_ttl_secs(value.map(|v| v.trim().to_owned())), Ok(ttl) if ttl > 0)
+}
+
+/// After the writer applied a change to `contact_id` (in the same transaction): a new read
+/// version for the contact, so that its cached reads, keyed by the old one, are never served again.
+pub fn mark_contact_changed(db: &Db, contact_id: &str, now: i64) -> DbResult<()> {
+    db.put_meta(&read_version_key(contact_id), &now)
 }
 
 /// `/read/send`'s answer: the API's answer, or why nothing came back.
@@ -73,6 +95,13 @@ pub async fn handle(writer: &Writer, config: &Config, mut req: Request) -> Resul
             let query: LinkQuery = req.json().await?;
             match writer.db.link::<Value>(&query.key) {
                 Ok(link) => respond::json(200, &json!({ "link": link })),
+                Err(error) => respond::error(503, "storage_unavailable", error.to_string()),
+            }
+        }
+        (Method::Post, "/read/version") => {
+            let query: VersionQuery = req.json().await?;
+            match writer.db.meta::<i64>(&read_version_key(&query.contact_id)) {
+                Ok(version) => respond::json(200, &json!({ "version": version.unwrap_or(0) })),
                 Err(error) => respond::error(503, "storage_unavailable", error.to_string()),
             }
         }

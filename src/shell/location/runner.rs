@@ -12,13 +12,13 @@ use worker::{console_error, console_log, Delay};
 
 use super::alerts::{self, AlertKind};
 use super::db::{DbError, DbResult, Listed};
+use super::reads::{caching_enabled, mark_contact_changed};
 use super::Writer;
 use crate::config::Config;
 use crate::contacts_api::{Answer, ApiRequest};
 use crate::intake::event::parse_event;
 use crate::shell::platform::kv::Kv;
 use crate::shell::platform::runtime::now_ms;
-use crate::shell::routes::read_api::{caching_enabled, mark_contact_changed};
 use crate::sync::plan::{self, Applied, Failure, Job, Next, Start, Write, MAX_CALLS};
 use crate::sync::queue::{self, Later, FINISHED_TTL_MS};
 use crate::sync::records::{webhook_key, CronRun, Outcome, WebhookRecord, WebhookState};
@@ -250,18 +250,14 @@ impl<'a> Run<'a> {
         }
         db.put_webhook(id, &record)?;
         db.bump(counter_of(&applied.outcome))?;
-        if matches!(applied.outcome, Outcome::Applied { .. }) {
+        if let Outcome::Applied { contact_id, .. } = &applied.outcome {
             self.wake_waiting(&contact, now)?;
+            if caching_enabled(&self.writer.env) {
+                mark_contact_changed(db, contact_id.as_str(), now)?;
+            }
         }
         log(id, &record, LogDecision::Finished, Some(&applied.outcome), None, calls, started, None);
         remember(&self.writer.env, id, &record).await;
-        if let (Outcome::Applied { contact_id, .. }, true) =
-            (&applied.outcome, caching_enabled(&self.writer.env))
-        {
-            if let Ok(kv) = Kv::open(&self.writer.env) {
-                mark_contact_changed(&kv, contact_id.as_str()).await;
-            }
-        }
         Ok(Ran::Finished)
     }
 

@@ -27,6 +27,8 @@ pub use crate::auth::tokens::TokenError;
 
 /// The `meta` row that holds the encrypted token record.
 const META_KEY: &str = "token";
+/// KV's gap between two writes of one key, and a little more.
+const KV_WRITE_GAP_MS: u64 = 1_100;
 /// How often a waiting attempt looks whether the renewal under way has finished.
 const RENEWAL_POLL_MS: u64 = 25;
 
@@ -186,13 +188,24 @@ impl Tokens {
     }
 
     /// Writes the record to the Durable Object (the truth), then its copy to KV (best effort:
-    /// the copy is only read by a Durable Object that has no record of its own).
+    /// the copy is only read by a Durable Object that has no record of its own). KV takes one
+    /// write per key per second, so a copy refused right after another (an install, then its
+    /// first renewal) is tried once more a second later.
     async fn keep(&self, env: &Env, db: &Db, envelope: &Envelope) -> Result<(), TokenError> {
         db.put_meta(META_KEY, envelope).map_err(|e| TokenError::Unavailable(e.to_string()))?;
-        let copied = match Kv::open(env) {
-            Ok(kv) => kv.put(&token_key(&self.location_id), envelope, None).await.map_err(|e| e.to_string()),
-            Err(error) => Err(error.to_string()),
+        let copy = || async {
+            match Kv::open(env) {
+                Ok(kv) => {
+                    kv.put(&token_key(&self.location_id), envelope, None).await.map_err(|e| e.to_string())
+                }
+                Err(error) => Err(error.to_string()),
+            }
         };
+        let mut copied = copy().await;
+        if copied.is_err() {
+            Delay::from(Duration::from_millis(KV_WRITE_GAP_MS)).await;
+            copied = copy().await;
+        }
         if let Err(error) = copied {
             console_warn!(
                 "{}",

@@ -1,21 +1,17 @@
 //! The read API's route: GET /contacts/... and /sightmill/contacts/... for SightMill's users.
 //! Checks the caller's key, resolves a SightMill id through the location's id map (its Durable
 //! Object), serves the edge cache, or has the Durable Object send the Contacts API call with the
-//! location's token and pacing, and passes the answer on. The Durable Object's writes bump a
-//! contact's read version in KV ([`mark_contact_changed`]) while caching is on, so that the
-//! contact's cached reads are never served again.
+//! location's token and pacing, and passes the answer on. Cached answers are keyed by the
+//! contact's read version, which the Durable Object bumps with every change it applies, so that
+//! a contact's cached reads are never served after a change.
 
 use serde_json::Value;
 use worker::{console_error, console_log, console_warn, Cache, Env, Request, Response, Result};
 
 use crate::contacts_api::{ApiRequest, ApiResponse};
 use crate::intake::Refusal;
-use crate::read::{
-    cache_ttl_secs, cacheable, config_refusal, read_version_key, split_url, upstream_refusal, ApiRoute,
-    ReadConfig, ReadRoute, CACHE_TTL_SETTING, READ_VERSION_TTL_SECS,
-};
-use crate::shell::location::reads::{LinkQuery, Sent};
-use crate::shell::platform::kv::Kv;
+use crate::read::{cacheable, config_refusal, split_url, upstream_refusal, ApiRoute, ReadConfig, ReadRoute};
+use crate::shell::location::reads::{LinkQuery, Sent, VersionQuery};
 use crate::shell::platform::location_stub::LocationStub;
 use crate::shell::platform::respond;
 use crate::shell::platform::runtime::{now_ms, setting};
@@ -54,26 +50,6 @@ pub async fn handle(req: Request, env: &Env) -> Result<Response> {
     Ok(response)
 }
 
-/// After the worker applied a change to `contact_id`: gives the contact a new read version, so
-/// that its cached reads (keyed by the old one) are never served again. Never fails the caller:
-/// a KV error is logged, and cached copies then expire within `READ_CACHE_TTL_SECS`.
-pub async fn mark_contact_changed(kv: &Kv, contact_id: &str) {
-    let key = read_version_key(contact_id);
-    if let Err(error) = kv.put(&key, &now_ms(), Some(READ_VERSION_TTL_SECS)).await {
-        console_warn!(
-            "{}",
-            serde_json::json!({"msg": "read version not bumped", "error": error.to_string()})
-        );
-    }
-}
-
-/// Whether read caching is on (`READ_CACHE_TTL_SECS` > 0): the write path bumps read versions
-/// only then, which saves a KV write per change when nothing is cached.
-pub fn caching_enabled(env: &Env) -> bool {
-    let value = setting(env, CACHE_TTL_SETTING).filter(|value| !value.trim().is_empty());
-    matches!(cache_ttl_secs(value.map(|v| v.trim().to_owned())), Ok(ttl) if ttl > 0)
-}
-
 async fn answer(req: &Request, env: &Env, log: &mut ReadLog) -> std::result::Result<Response, Stop> {
     let config = ReadConfig::from_lookup(|name| setting(env, name)).map_err(|e| config_refusal(&e))?;
     let authorization = req.headers().get("Authorization")?;
@@ -88,7 +64,7 @@ async fn answer(req: &Request, env: &Env, log: &mut ReadLog) -> std::result::Res
     };
     let route = route.resolve(link)?;
     log.route = route.name();
-    let reader = Reader { env, config: &config, location: &location };
+    let reader = Reader { config: &config, location: &location };
     reader.read(&route, url.origin, log).await
 }
 
@@ -103,7 +79,6 @@ async fn resolve(location: &LocationStub, key: String) -> std::result::Result<Op
 
 /// One read's collaborators.
 struct Reader<'a> {
-    env: &'a Env,
     config: &'a ReadConfig,
     location: &'a LocationStub,
 }
@@ -141,14 +116,16 @@ impl Reader<'_> {
         Ok(passthrough(&response, cache_key.as_ref().map(|_| "miss"))?)
     }
 
-    /// The cache key at the contact's current read version, when caching is on and applies.
+    /// The cache key at the contact's current read version, when caching is on and applies. The
+    /// version comes from the location's Durable Object, the writer, so that a change is never
+    /// followed by a cached answer from before it.
     async fn cache_key(&self, route: &ApiRoute, origin: &str) -> std::result::Result<Option<String>, Stop> {
         let Some(contact_id) = route.cached_contact().filter(|_| self.config.cache_ttl_secs > 0) else {
             return Ok(None);
         };
-        let version: Option<u64> = match Kv::open(self.env)?.get(&read_version_key(contact_id.as_str())).await
-        {
-            Ok(version) => version,
+        let query = VersionQuery { contact_id: contact_id.as_str().to_owned() };
+        let version: Value = match self.location.call("/read/version", &query).await {
+            Ok(answer) => answer,
             Err(error) => {
                 console_warn!(
                     "{}",
@@ -157,7 +134,7 @@ impl Reader<'_> {
                 return Ok(None);
             }
         };
-        Ok(route.cache_key(origin, &self.config.location_id, version.unwrap_or(0)))
+        Ok(route.cache_key(origin, &self.config.location_id, version["version"].as_u64().unwrap_or(0)))
     }
 
     /// Has the location's Durable Object send `request` with the location's token (once more
