@@ -398,7 +398,11 @@ export async function startWorld({
       while (restarting) await restarting.catch(() => {});
       await mf.dispose();
       await sim.close();
-      if (!persist) rmSync(root, { recursive: true, force: true });
+      if (persist) return;
+      // Twice, a moment apart: a stopped runtime may still be flushing its files.
+      rmSync(root, { recursive: true, force: true });
+      await sleep(200);
+      rmSync(root, { recursive: true, force: true });
     },
   };
   return world;

@@ -2,7 +2,7 @@
 // came after API_TIMEOUT_MS, was dropped, or was a 5xx) must not be created again: its link is left
 // in doubt, and the next event about the record (the create's retry, an update, a completion or a
 // deletion) looks the contact's notes or tasks up and adopts the one the create made. A create
-// that really failed is made once.
+// that really failed is made once, and so is one whose runtime was restarted while it was sent.
 
 import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, test } from "node:test";
@@ -124,6 +124,31 @@ describe("a note or task create whose answer was lost", () => {
       assert.equal(world.sim.state()[kind].length, 1, "exactly one");
       assert.equal(world.sim.counts()[route], 2, "created after the lookup found nothing");
       assert.equal(world.sim.counts()[`GET /contacts/:contactId/${kind}`], 1);
+    });
+  }
+
+  for (const [kind, event, id] of [
+    ["notes", note("note.created", "First call", 1), "sm_n1"],
+    ["tasks", task("task.created", "Call back", 1), "sm_t1"],
+  ]) {
+    test(`a ${kind.slice(0, -1)} create cut off by a runtime restart is not made twice`, async () => {
+      // The simulator holds the create, then applies it after the runtime that sent it is gone:
+      // no answer ever comes, and nothing after the send ran in that runtime.
+      const route = `POST /contacts/:contactId/${kind}`;
+      assert.equal((await world.deliverAndSettle(contact)).record.state, "finished");
+      world.sim.injectFault({ route, latencyMs: 400 });
+      const answer = await world.deliver(event);
+      assert.equal(answer.status, 202);
+      for (let i = 0; i < 200 && !world.sim.counts()[route]; i += 1) await sleep(10);
+      await world.restart();
+      await sleep(500); // the held create is applied now
+      assert.equal(world.sim.state()[kind].length, 1, "the simulator applied it");
+
+      await retry();
+      const done = await world.record(answer.id);
+      assert.equal(done.state, "finished", JSON.stringify(done));
+      assert.equal(world.sim.state()[kind].length, 1, "exactly one");
+      assert.equal((await link(kind.slice(0, -1), id)).id, world.sim.state()[kind][0].id);
     });
   }
 

@@ -43,6 +43,13 @@ export function injectFaults(sim, { error5xx = 0.2, rateLimited = 0.1, hung = 0.
   }
 }
 
+/** Removes `dir`, and again a moment later: a stopped runtime may still be flushing its files. */
+async function removeSoon(dir) {
+  rmSync(dir, { recursive: true, force: true });
+  await sleep(500);
+  rmSync(dir, { recursive: true, force: true });
+}
+
 /** How often SightMill redelivers a webhook whose delivery failed (no answer, or a 5xx). */
 const REDELIVERY_ATTEMPTS = 20;
 const REDELIVERY_PAUSE_MS = 250;
@@ -148,7 +155,7 @@ export async function runSoak(options) {
     };
   } finally {
     await world.close();
-    rmSync(stateRoot, { recursive: true, force: true });
+    await removeSoon(stateRoot);
   }
 }
 
