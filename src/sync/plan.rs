@@ -144,6 +144,20 @@ impl Failure {
     }
 }
 
+/// How long after a create in doubt was sent its record may still appear in the API, beyond the
+/// worker's own timeout for the call: the API may apply a create after the worker stopped waiting.
+pub const DOUBT_SETTLE_MS: UnixMillis = 1_000;
+
+/// When an event may look up the record whose create is in doubt (`None`: it need not wait). A
+/// lookup sooner could miss a create the API is still applying (sent just before the writer
+/// restarted, say) and make it twice.
+pub fn lookup_not_before(known: &Known, api_timeout_ms: u32) -> Option<UnixMillis> {
+    match &known.link {
+        Some(Link::InDoubt(doubt)) => Some(doubt.sent_at + i64::from(api_timeout_ms) + DOUBT_SETTLE_MS),
+        _ => None,
+    }
+}
+
 /// The keys to read before planning `event`.
 pub fn reads(event: &Event, location_id: &str) -> Reads {
     let contact = &event.contact_id;
@@ -1279,6 +1293,15 @@ mod tests {
         assert!(matches!(job.on_answer(Answer::transport_failure("reset")), Next::Failed(_)));
         assert_eq!(job.kept_on_failure(77), Some(in_doubt_write));
         assert_eq!(job.intent(77), None, "nothing more to write ahead");
+    }
+
+    #[test]
+    fn a_create_in_doubt_is_looked_up_only_once_it_could_have_been_applied() {
+        let doubt = with_link(in_doubt(note_sent("hello")));
+        let Some(Link::InDoubt(sent)) = &doubt.link else { panic!() };
+        assert_eq!(lookup_not_before(&doubt, 500), Some(sent.sent_at + 500 + DOUBT_SETTLE_MS));
+        assert_eq!(lookup_not_before(&with_link(live("N1", 0)), 500), None);
+        assert_eq!(lookup_not_before(&Known::default(), 500), None);
     }
 
     #[test]

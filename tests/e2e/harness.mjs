@@ -276,7 +276,7 @@ export async function startWorld({
       if (status !== 200) throw new Error(`GET /admin/contacts/${smContactId} answered ${status}: ${JSON.stringify(json)}`);
       return json;
     },
-    /** Runs one SQL statement on the location's Durable Object (production KV model only: its wrapper has the hook). */
+    /** Runs one SQL statement on the location's Durable Object (the production KV model's wrapper has the hook; on Miniflare's KV it is missing). */
     async sql(query, ...bindings) {
       const namespace = await (await runtime()).getDurableObjectNamespace("LOCATIONS");
       const stub = namespace.get(namespace.idFromName(LOCATION));

@@ -2,7 +2,7 @@
 // contact lists back through the built worker in workerd, authenticated with a read key, against
 // the Contacts API simulator; SightMill ids resolve through the location's id map (its Durable
 // Object); answers pass through; edge caching (when turned on) goes stale when a webhook changes
-// the contact (a read version in KV, `readver:{contact id}`).
+// the contact (a read version the Durable Object keeps, `readver:{contact id}` in its `meta` table).
 
 import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, test } from "node:test";
@@ -279,6 +279,7 @@ describe("read API", () => {
     assert.equal(second.headers.get("x-sightmill-sync-cache"), null);
     assert.equal(newCalls(world), 2);
     assert.deepEqual((await world.kvKeys()).filter((k) => k.startsWith("readver:")), []);
+    assert.deepEqual(await world.sql("SELECT key FROM meta WHERE key LIKE 'readver:%'"), [], "no read version kept");
   });
 
   test("logs carry one line per read and never a key, a token or contact data", async () => {
@@ -337,7 +338,8 @@ describe("read API caching (READ_CACHE_TTL_SECS=60)", () => {
       contactEvent("contact.updated", { id: "sm_ada", name: "Ada King", updated_at: "2026-11-27T11:00:00Z" }),
     );
     assert.equal(update.record.state, "finished", JSON.stringify(update.record));
-    assert.ok(await world.kv.get(`readver:${ids.contactId}`), "the write bumped the read version");
+    const [version] = await world.sql("SELECT value FROM meta WHERE key = ?", `readver:${ids.contactId}`);
+    assert.ok(version, "the write bumped the read version, in the Durable Object");
     countsFrom(world);
 
     const after = await read(world, `/sightmill/contacts/sm_ada`);

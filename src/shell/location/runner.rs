@@ -173,6 +173,19 @@ impl<'a> Run<'a> {
             }
             Err(error) => return Err(error),
         };
+        if let Some(at) =
+            plan::lookup_not_before(&known, self.config.api_timeout_ms).filter(|at| *at > started)
+        {
+            let WebhookState::Pending { waiting_since, .. } = &record.state else { return Ok(Ran::Finished) };
+            let error =
+                "a create in doubt may still be applied by the API; it is looked up once it could have been"
+                    .to_owned();
+            let later = Later { due_at: at, counts: false, waiting_since: *waiting_since, error };
+            return self
+                .reschedule(id, record, later, 0, started, LogDecision::Retry, None)
+                .await
+                .map(|_| Ran::Retry);
+        }
         match plan::start(&event, &known, location, &self.config.mapping) {
             Start::Finish(applied) => self.finish(id, record, applied, 0, started).await,
             Start::Park(reason) => self.park(id, record, reason, 0, started, vec![]).await,
@@ -195,7 +208,9 @@ impl<'a> Run<'a> {
     async fn drive(&self, mut job: Job, mut request: ApiRequest, started: UnixMillis) -> (Driven, u32) {
         let (mut calls, mut sent_total) = (0, 0);
         let mut rejected = None;
-        let failed = |failure, job: &Job| Driven::Failed(failure, job.kept_on_failure(started));
+        // When the last intent was written: the create it announces was sent right after.
+        let mut sent_at = started;
+        let failed = |failure, job: &Job, sent_at| Driven::Failed(failure, job.kept_on_failure(sent_at));
         loop {
             let token = match self
                 .writer
@@ -204,12 +219,14 @@ impl<'a> Run<'a> {
                 .await
             {
                 Ok(token) => token,
-                Err(error) => return (failed(token_failure(error), &job), sent_total),
+                Err(error) => return (failed(token_failure(error), &job, sent_at), sent_total),
             };
-            if let Some(intent) = job.intent(started) {
+            let now = now_ms();
+            if let Some(intent) = job.intent(now) {
+                sent_at = now;
                 if let Err(error) = self.writer.db.write(&intent) {
                     let detail = format!("the create's intent could not be recorded: {error}");
-                    return (failed(Failure::Retryable { detail }, &job), sent_total);
+                    return (failed(Failure::Retryable { detail }, &job, sent_at), sent_total);
                 }
             }
             let answer = self.writer.send(self.config, &token, &request).await;
@@ -224,11 +241,11 @@ impl<'a> Run<'a> {
                 Next::Send(next) if calls < MAX_CALLS => request = next,
                 Next::Send(_) => {
                     let detail = "too many Contacts API calls for one event".into();
-                    return (failed(Failure::Retryable { detail }, &job), sent_total);
+                    return (failed(Failure::Retryable { detail }, &job, sent_at), sent_total);
                 }
                 Next::Applied(applied) => return (Driven::Applied(applied), sent_total),
                 Next::Wait(reason) => return (Driven::Wait(reason), sent_total),
-                Next::Failed(failure) => return (failed(failure, &job), sent_total),
+                Next::Failed(failure) => return (failed(failure, &job, sent_at), sent_total),
             }
         }
     }
