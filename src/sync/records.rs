@@ -61,7 +61,8 @@ pub struct CronRun {
     pub parked: u32,
     /// Not attempted: the location's rate limit was spent for longer than the run could wait.
     pub deferred: u32,
-    /// Due but left for the next run (its time budget was spent).
+    /// Due when the run ended: left for the alarm that carries on (its budget was spent, or a
+    /// contact's next event became due as the run ended).
     pub left_for_next_run: u32,
     pub api_calls: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -170,6 +170,10 @@ impl Location {
         tally.pending = figures.pending as u32;
         tally.due = figures.due_now as u32;
         tally.oldest_pending_age_secs = figures.oldest_accepted_at.map(|at| (now - at) / 1_000);
+        if tally.api_calls > 0 {
+            let left = self.writer.db.queue_figures(now_ms()).map_or(0, |after| after.due_now);
+            tally.left_for_next_run = left as u32;
+        }
         self.writer.running.set(false);
         let tidied = self
             .writer
