@@ -104,7 +104,7 @@ impl DurableObject for Location {
         };
         let path = req.path();
         match (req.method(), path.as_str()) {
-            (Method::Post, "/accept") => self.accept(&config, req.json().await?).await,
+            (Method::Post, "/accept") => self.accept(req.json().await?).await,
             (Method::Post, "/wake") => respond::json(200, &json!(self.run(&config, true).await)),
             (Method::Post, "/token") => self.install_token(req.json().await?).await,
             (_, p) if p.starts_with("/read/") => reads::handle(&self.writer, &config, req).await,
@@ -126,7 +126,7 @@ impl DurableObject for Location {
 impl Location {
     /// Accepts a webhook in one transaction (its row, its counter) and makes sure the alarm will
     /// attempt it; a webhook already on record is answered from its record and changes nothing.
-    async fn accept(&self, _config: &Config, intake: Intake) -> Result<Response> {
+    async fn accept(&self, intake: Intake) -> Result<Response> {
         let db = &self.writer.db;
         let now = now_ms();
         let answer = match db.webhook(&intake.webhook_id) {
