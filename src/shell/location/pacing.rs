@@ -59,7 +59,15 @@ impl Pacing {
                 state.announced = Some(announced);
             }
         }
-        if let Some(until) = blocked_until(rate, now) {
+        // A window spent by this location's own calls is already waited out by the pacer (its
+        // next slot is when the oldest of them leaves the window); blocking for a whole interval
+        // from the last answer would leave most of a window unused. A window spent while the
+        // pacer still has room was spent by someone else: block.
+        let own_window_spent = rate.status != 429
+            && rate.daily_remaining != Some(0)
+            && rate.remaining == Some(0)
+            && state.pacer.next_slot(now) > now;
+        if let Some(until) = blocked_until(rate, now).filter(|_| !own_window_spent) {
             state.blocked_until = state.blocked_until.max(until);
         }
     }
