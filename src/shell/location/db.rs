@@ -147,18 +147,18 @@ impl Db {
     fn rows<T: DeserializeOwned>(&self, query: &str, bindings: Vec<SqlStorageValue>) -> DbResult<Vec<T>> {
         let cursor = self.exec(query, bindings)?;
         let rows = cursor.to_array()?;
-        self.count(&cursor);
+        self.tally_usage(&cursor);
         Ok(rows)
     }
 
     fn run(&self, query: &str, bindings: Vec<SqlStorageValue>) -> DbResult<()> {
         let cursor = self.exec(query, bindings)?;
         let _: Vec<serde_json::Value> = cursor.to_array()?;
-        self.count(&cursor);
+        self.tally_usage(&cursor);
         Ok(())
     }
 
-    fn count(&self, cursor: &SqlCursor) {
+    fn tally_usage(&self, cursor: &SqlCursor) {
         self.rows_read.set(self.rows_read.get() + cursor.rows_read() as u64);
         self.rows_written.set(self.rows_written.get() + cursor.rows_written() as u64);
     }
@@ -265,34 +265,43 @@ impl Db {
     }
 
     pub fn queue_figures(&self, now: UnixMillis) -> DbResult<QueueFigures> {
-        let count = |query: &str, bindings| -> DbResult<i64> {
-            let rows: Vec<CountRow> = self.rows(query, bindings)?;
-            Ok(rows.first().map_or(0, |row| row.n))
-        };
         let oldest: Vec<OldestRow> =
             self.rows("SELECT min(accepted_at) AS oldest FROM webhooks WHERE state = 'pending'", vec![])?;
         Ok(QueueFigures {
-            pending: count("SELECT count(*) AS n FROM webhooks WHERE state = 'pending'", vec![])?,
-            due_now: count(
-                "SELECT count(*) AS n FROM webhooks WHERE state = 'pending' AND at <= ?",
-                vec![now.into()],
-            )?,
-            parked: count("SELECT count(*) AS n FROM webhooks WHERE state = 'parked'", vec![])?,
+            pending: self.count("SELECT count(*) AS n FROM webhooks WHERE state = 'pending'", vec![])?,
+            due_now: self.due_count(now)?,
+            parked: self.count("SELECT count(*) AS n FROM webhooks WHERE state = 'parked'", vec![])?,
             oldest_accepted_at: oldest.first().and_then(|row| row.oldest),
         })
     }
 
-    pub fn unreadable_count(&self) -> DbResult<i64> {
-        let rows: Vec<CountRow> =
-            self.rows("SELECT count(*) AS n FROM webhooks WHERE state = 'unreadable'", vec![])?;
-        Ok(rows.first().map_or(0, |row| row.n))
+    /// How many pending webhooks are due at `now`.
+    pub fn due_count(&self, now: UnixMillis) -> DbResult<i64> {
+        self.count("SELECT count(*) AS n FROM webhooks WHERE state = 'pending' AND at <= ?", vec![now.into()])
     }
 
-    /// When the next pending webhook is due, if any is.
-    pub fn next_due(&self) -> DbResult<Option<UnixMillis>> {
-        let rows: Vec<OldestRow> =
-            self.rows("SELECT min(at) AS oldest FROM webhooks WHERE state = 'pending'", vec![])?;
-        Ok(rows.first().and_then(|row| row.oldest))
+    pub fn unreadable_count(&self) -> DbResult<i64> {
+        self.count("SELECT count(*) AS n FROM webhooks WHERE state = 'unreadable'", vec![])
+    }
+
+    /// Up to `limit` parked webhooks parked between `from` and `to` (inclusive), in parking order.
+    pub fn parked_between(
+        &self,
+        from: UnixMillis,
+        to: UnixMillis,
+        limit: u32,
+    ) -> DbResult<Vec<DbResult<Listed>>> {
+        let rows: Vec<WebhookRow> = self.rows(
+            "SELECT id, record FROM webhooks WHERE state = 'parked' AND at >= ? AND at <= ? ORDER BY at, id LIMIT ?",
+            vec![from.into(), to.into(), i64::from(limit).into()],
+        )?;
+        Ok(rows.into_iter().map(|row| listed(&row)).collect())
+    }
+
+    /// A `count(*) AS n` query's count.
+    fn count(&self, query: &str, bindings: Vec<SqlStorageValue>) -> DbResult<i64> {
+        let rows: Vec<CountRow> = self.rows(query, bindings)?;
+        Ok(rows.first().map_or(0, |row| row.n))
     }
 
     /// Forgets up to `limit` webhooks finished before `before` (their redeliveries have stopped).

@@ -170,9 +170,9 @@ impl Location {
         tally.pending = figures.pending as u32;
         tally.due = figures.due_now as u32;
         tally.oldest_pending_age_secs = figures.oldest_accepted_at.map(|at| (now - at) / 1_000);
-        if tally.api_calls > 0 {
-            let left = self.writer.db.queue_figures(now_ms()).map_or(0, |after| after.due_now);
-            tally.left_for_next_run = left as u32;
+        match self.writer.db.due_count(now_ms()) {
+            Ok(left) => tally.left_for_next_run = left as u32,
+            Err(error) => runner::log_storage_error("count what the run left due", &error),
         }
         self.writer.running.set(false);
         let tidied = self
@@ -209,15 +209,7 @@ impl Location {
             }
         }
         let now = now_ms();
-        let next = match self.writer.db.next_due() {
-            Ok(next) => next,
-            Err(error) => return runner::log_storage_error("find the next due webhook", &error),
-        };
-        let resume = match (next, self.writer.pacing.blocked(now)) {
-            (Some(due), Some(until)) if due <= now => Some(until),
-            (Some(due), None) if due <= now => Some(now),
-            _ => None,
-        };
+        let resume = (tally.left_for_next_run > 0).then(|| self.writer.pacing.blocked(now).unwrap_or(now));
         if let Some(at) = resume {
             if let Err(error) = self.writer.arm(at).await {
                 console_error!("{}", json!({"msg": "alarm not set", "error": error.to_string()}));

@@ -183,8 +183,7 @@ fn replay_many(writer: &Writer, body: &Value) -> Answered {
         }
     };
     let now = now_ms();
-    let page =
-        writer.db.page("parked", Some((from.saturating_sub(1), "\u{10FFFF}".into())), REPLAY_PAGE + 1)?;
+    let page = writer.db.parked_between(from, to, REPLAY_PAGE + 1)?;
     let mut replayed = Vec::new();
     let mut more = false;
     for listed in page {
@@ -193,9 +192,6 @@ fn replay_many(writer: &Writer, body: &Value) -> Answered {
             Err(DbError::Unreadable(..)) => continue,
             Err(error) => return Err(error),
         };
-        if queue::place(&record).1 > to {
-            break;
-        }
         if replayed.len() as u32 == REPLAY_PAGE {
             more = true;
             break;
