@@ -95,7 +95,8 @@ pub struct Later {
     pub due_at: UnixMillis,
     /// Whether this counts as a failure (a step along the retry schedule).
     pub counts: bool,
-    /// Since when it has been waiting for its contact or task, if it is waiting.
+    /// Since when it has been waiting for its contact or task, when it waits; `None` keeps what
+    /// the record says (a failure or a deferral neither starts nor ends a wait).
     pub waiting_since: Option<UnixMillis>,
     pub error: String,
 }
@@ -103,7 +104,7 @@ pub struct Later {
 /// A pending record, attempted (`attempted`: it sent or tried to send something), due again
 /// later. A record that is not pending is returned unchanged.
 pub fn retry_later(mut record: WebhookRecord, later: Later, attempted: bool) -> WebhookRecord {
-    let WebhookState::Pending { body, failures, .. } = record.state else {
+    let WebhookState::Pending { body, failures, waiting_since, .. } = record.state else {
         return record;
     };
     record.attempts += u32::from(attempted);
@@ -112,7 +113,7 @@ pub fn retry_later(mut record: WebhookRecord, later: Later, attempted: bool) -> 
         due_at: later.due_at,
         failures: failures + u32::from(later.counts),
         last_error: Some(later.error),
-        waiting_since: later.waiting_since,
+        waiting_since: later.waiting_since.or(waiting_since),
     };
     record
 }
@@ -236,6 +237,11 @@ mod tests {
         let waiting = Later { waiting_since: Some(1), ..later(60_000, false) };
         let record = wake(retry_later(intake().accept(0), waiting, true), 500);
         assert_eq!(place(&record), ("pending", 500));
+        let failed_while_waiting = retry_later(record, later(9_000, true), true);
+        assert!(
+            matches!(failed_while_waiting.state, WebhookState::Pending { waiting_since: Some(1), .. }),
+            "a failure keeps the wait"
+        );
         let failed = wake(retry_later(intake().accept(0), later(60_000, true), true), 500);
         assert_eq!(place(&failed), ("pending", 60_000));
     }

@@ -176,11 +176,10 @@ impl<'a> Run<'a> {
         if let Some(at) =
             plan::lookup_not_before(&known, self.config.api_timeout_ms).filter(|at| *at > started)
         {
-            let WebhookState::Pending { waiting_since, .. } = &record.state else { return Ok(Ran::Finished) };
             let error =
                 "a create in doubt may still be applied by the API; it is looked up once it could have been"
                     .to_owned();
-            let later = Later { due_at: at, counts: false, waiting_since: *waiting_since, error };
+            let later = Later { due_at: at, counts: false, waiting_since: None, error };
             return self
                 .reschedule(id, record, later, 0, started, LogDecision::Retry, None)
                 .await
@@ -322,10 +321,10 @@ impl<'a> Run<'a> {
         started: UnixMillis,
         kept: Option<Write>,
     ) -> DbResult<Ran> {
-        let WebhookState::Pending { failures, waiting_since, .. } = &record.state else {
+        let WebhookState::Pending { failures, .. } = &record.state else {
             return Ok(Ran::Finished);
         };
-        let (failures, waiting_since) = (*failures, *waiting_since);
+        let failures = *failures;
         if matches!(failure, Failure::TokenRejected | Failure::Misconfigured(_)) {
             let text = format!("calls for this location fail: {}", failure.describe());
             let location = &self.config.location_id;
@@ -338,7 +337,7 @@ impl<'a> Run<'a> {
         let kept: Vec<Write> = kept.into_iter().collect();
         match decide(&failure, failures, &self.config.retry.schedule, now_ms(), jitter()) {
             Decision::RetryAt { due_at, counts } => {
-                let later = Later { due_at, counts, waiting_since, error: failure.describe() };
+                let later = Later { due_at, counts, waiting_since: None, error: failure.describe() };
                 self.reschedule(id, record, later, calls, started, LogDecision::Retry, Some(kept))
                     .await
                     .map(|_| Ran::Retry)
