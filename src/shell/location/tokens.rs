@@ -38,6 +38,9 @@ pub struct Tokens {
     renewing: Cell<bool>,
     /// The outcome of the last renewal, for the attempts that waited for it.
     renewed: RefCell<Option<Result<Secret, TokenError>>>,
+    /// The stored record, opened: this Durable Object is its only writer, so it stays right
+    /// until [`Tokens::keep`] writes another (which drops it).
+    opened: RefCell<Option<TokenRecord>>,
 }
 
 impl Tokens {
@@ -46,6 +49,7 @@ impl Tokens {
             location_id: location_id.to_owned(),
             renewing: Cell::new(false),
             renewed: RefCell::new(None),
+            opened: RefCell::new(None),
         }
     }
 
@@ -122,8 +126,12 @@ impl Tokens {
         status
     }
 
-    /// The stored record, opened: the Durable Object's copy, or KV's when it has none.
+    /// The stored record, opened: the Durable Object's copy, or KV's when it has none; opened
+    /// once and then kept in memory.
     async fn load(&self, env: &Env, db: &Db, issuer: &Issuer) -> Result<Stored, TokenError> {
+        if let Some(record) = self.opened.borrow().clone() {
+            return Ok(Stored::Readable(record));
+        }
         let unavailable = |error: String| TokenError::Unavailable(error);
         let mut envelope: Option<Envelope> = db.meta(META_KEY).map_err(|e| unavailable(e.to_string()))?;
         if envelope.is_none() {
@@ -131,6 +139,9 @@ impl Tokens {
             envelope = kv.get(&token_key(&self.location_id)).await.map_err(|e| unavailable(e.to_string()))?;
         }
         let stored = Stored::open(&issuer.keys, &self.location_id, envelope.as_ref());
+        if let Stored::Readable(record) = &stored {
+            *self.opened.borrow_mut() = Some(record.clone());
+        }
         if let Stored::Unreadable(error) = &stored {
             console_warn!(
                 "{}",
@@ -193,6 +204,7 @@ impl Tokens {
     /// first renewal) is tried once more a second later.
     async fn keep(&self, env: &Env, db: &Db, envelope: &Envelope) -> Result<(), TokenError> {
         db.put_meta(META_KEY, envelope).map_err(|e| TokenError::Unavailable(e.to_string()))?;
+        self.opened.borrow_mut().take();
         let copy = || async {
             match Kv::open(env) {
                 Ok(kv) => {
