@@ -11,6 +11,7 @@
 
 mod alerts;
 mod db;
+mod live_mapping;
 mod operator;
 mod pacing;
 pub mod reads;
@@ -19,6 +20,7 @@ pub mod tokens;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashSet, VecDeque};
+use std::rc::Rc;
 use std::time::Duration;
 
 use serde_json::json;
@@ -32,10 +34,13 @@ use crate::secret::Secret;
 use crate::shell::platform::contacts_client::{ContactsClient, TransportFailure};
 use crate::shell::platform::respond;
 use crate::shell::platform::runtime::{now_ms, setting};
+use crate::sync::mapping::{self, LiveMapping};
+use crate::sync::metrics::{Bucket, Count, UnderWay};
 use crate::sync::queue::{reply, Intake, FINISHED_TTL_MS};
 use crate::sync::records::CronRun;
 use crate::sync::retry::RateHeaders;
 use db::{Db, DbError, Listed};
+use live_mapping::Live;
 use pacing::Pacing;
 use tokens::Tokens;
 
@@ -70,6 +75,10 @@ pub struct Writer {
     requests: Cell<u64>,
     /// Contacts API calls (and 429s among them) not yet added to the counters.
     unflushed_calls: Cell<(i64, i64)>,
+    /// The charts' minute under way ([`crate::sync::metrics`]).
+    metrics: RefCell<UnderWay>,
+    /// The live mapping as last read or saved (`None`: not read yet; `Some(None)`: none saved).
+    live_mapping: RefCell<Option<Option<Rc<Live>>>>,
 }
 
 impl DurableObject for Location {
@@ -92,6 +101,8 @@ impl DurableObject for Location {
             alarm_at: Cell::new(None),
             requests: Cell::new(0),
             unflushed_calls: Cell::new((0, 0)),
+            metrics: RefCell::new(UnderWay::default()),
+            live_mapping: RefCell::new(None),
         };
         Location { writer }
     }
@@ -99,7 +110,7 @@ impl DurableObject for Location {
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         self.writer.requests.set(self.writer.requests.get() + 1);
         let config = match load_config(&self.writer.env) {
-            Ok(config) => config,
+            Ok(config) => self.writer.effective(config),
             Err(response) => return response,
         };
         let path = req.path();
@@ -117,7 +128,7 @@ impl DurableObject for Location {
         self.writer.requests.set(self.writer.requests.get() + 1);
         self.writer.alarm_at.set(None);
         if let Ok(config) = load_config(&self.writer.env) {
-            self.run(&config, false).await;
+            self.run(&self.writer.effective(config), false).await;
         }
         Response::ok("")
     }
@@ -135,7 +146,8 @@ impl Location {
                 let record = intake.accept(now);
                 let stored = db
                     .insert_webhook(&intake.webhook_id, &intake.contact, intake.order_at, &record)
-                    .and_then(|()| db.bump("accepted"));
+                    .and_then(|()| db.bump("accepted"))
+                    .and_then(|()| self.writer.count(|bucket| bucket.add(Count::Accepted, 1)));
                 if let Err(error) = stored {
                     return storage_unavailable(&error);
                 }
@@ -178,9 +190,10 @@ impl Location {
         let tidied = self
             .writer
             .flush_calls()
+            .and_then(|()| self.writer.flush_metrics())
             .and_then(|()| self.writer.db.forget_finished(now - FINISHED_TTL_MS, FORGET_PER_RUN));
         if let Err(error) = tidied {
-            runner::log_storage_error("flush the call counters and forget finished webhooks", &error);
+            runner::log_storage_error("flush the counters and forget finished webhooks", &error);
         }
         self.after_run(config, &tally, woken_by_cron).await;
         tally
@@ -311,6 +324,13 @@ impl Writer {
         self.pacing.heed(&rate, now_ms());
         let (calls, too_many) = self.unflushed_calls.get();
         self.unflushed_calls.set((calls + 1, too_many + i64::from(rate.status == 429)));
+        let counted = self.count(|bucket| {
+            bucket.add(Count::ApiCalls, 1);
+            bucket.add(Count::Api429, u64::from(rate.status == 429));
+        });
+        if let Err(error) = counted {
+            runner::log_storage_error("fold the charts' last minute", &error);
+        }
         sent.map(|(response, _)| response)
     }
 
@@ -325,6 +345,62 @@ impl Writer {
             self.db.add("api_429", too_many)?;
         }
         Ok(())
+    }
+}
+
+impl Writer {
+    /// Counts into the charts' minute under way; a minute that is over is folded into its
+    /// stored rows first (two rows written, at most once a minute, never while idle).
+    pub(super) fn count(&self, change: impl FnOnce(&mut Bucket)) -> db::DbResult<()> {
+        let done = self.metrics.borrow_mut().count(now_ms(), change);
+        done.map_or(Ok(()), |done| self.db.fold_metrics(&done))
+    }
+
+    /// Folds the charts' minute counted if it is over (each run's end: the cron wakes the
+    /// location every minute, so a minute is stored within about a minute of its end).
+    fn flush_metrics(&self) -> db::DbResult<()> {
+        let done = self.metrics.borrow_mut().take_done(now_ms());
+        done.map_or(Ok(()), |done| self.db.fold_metrics(&done))
+    }
+
+    /// The charts at `now`: the stored rows and the minute under way (nothing is written).
+    fn chart(&self, now: i64) -> db::DbResult<serde_json::Value> {
+        let rows = self.db.metrics()?;
+        Ok(crate::sync::metrics::chart(&rows, self.metrics.borrow().current(), now))
+    }
+
+    /// The configuration with the location's effective mapping ([`mapping::effective`]).
+    fn effective(&self, mut config: Config) -> Config {
+        let live = self.live_mapping().map(|live| live.mapping.clone());
+        config.mapping = mapping::effective(live, config.mapping);
+        config
+    }
+
+    /// The live mapping, read once (a row that no longer parses is logged and not used: the
+    /// deployed mapping applies).
+    fn live_mapping(&self) -> Option<Rc<Live>> {
+        if let Some(known) = self.live_mapping.borrow().clone() {
+            return known;
+        }
+        let read = match self.db.meta::<LiveMapping>(live_mapping::META_KEY) {
+            Ok(saved) => saved.and_then(|saved| match saved.mapping() {
+                Ok(mapping) => Some(Rc::new(Live { saved, mapping })),
+                Err(error) => {
+                    console_error!("{}", json!({"msg": "live mapping unusable; the deployed mapping applies", "alert": true, "error": error.to_string()}));
+                    None
+                }
+            }),
+            Err(error) => {
+                runner::log_storage_error("read the live mapping", &error);
+                return None;
+            }
+        };
+        *self.live_mapping.borrow_mut() = Some(read.clone());
+        read
+    }
+
+    fn set_live_mapping(&self, live: Option<Live>) {
+        *self.live_mapping.borrow_mut() = Some(live.map(Rc::new));
     }
 }
 
