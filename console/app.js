@@ -20,8 +20,8 @@ function signedIn(yes) {
   if (yes) show();
 }
 
-/** Shows the view the fragment names (Status by default) and loads it. */
-function show() {
+/** Shows the view the fragment names (Status by default), sets it up once, and loads it. */
+async function show() {
   if (!operatorKey.get()) return;
   const name = VIEWS[location.hash.slice(1)] ? location.hash.slice(1) : "status";
   for (const other of Object.keys(VIEWS)) $(`#${other}`).hidden = other !== name;
@@ -31,7 +31,7 @@ function show() {
   }
   if (!shown.has(name)) {
     shown.add(name);
-    VIEWS[name].setUp?.();
+    await VIEWS[name].setUp?.();
   }
   VIEWS[name].load();
 }

@@ -14,7 +14,7 @@ export ESBUILD_BIN="${ESBUILD_BIN:-$PWD/node_modules/.bin/esbuild}"
 
 rm -rf public
 mkdir -p public/console/vendor
-cp console/*.html console/*.js console/*.css public/console/
+cp console/*.html console/*.js console/*.css console/*.svg public/console/
 cp console/_headers public/_headers
 cp node_modules/uplot/dist/uPlot.esm.js node_modules/uplot/dist/uPlot.min.css node_modules/uplot/LICENSE public/console/vendor/
 

@@ -92,7 +92,7 @@ function runtimeOptions({ kv, bindKv, bindings, edges, kvModel, dir, logs }) {
     kvPersist: path.join(dir, "kv"),
     durableObjectsPersist: path.join(dir, "do"),
     unsafeTriggerHandlers: true,
-    ...(existsSync(ASSETS) ? { assets: { directory: ASSETS } } : {}),
+    ...(existsSync(ASSETS) ? { assets: { directory: ASSETS, routerConfig: { has_user_worker: true } } } : {}),
     bindings: { ...bindings, ...modelBindings },
     handleRuntimeStdio(stdout, stderr) {
       stdout.on("data", (chunk) => logs.push(chunk.toString()));
