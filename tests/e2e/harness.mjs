@@ -43,7 +43,7 @@ const DEFAULT_KV = process.env.SIGHTMILL_TEST_KV ?? "production";
 /** The operator console's built assets (scripts/build.sh), served as wrangler's [assets] would. */
 const ASSETS = path.join(ROOT, "public");
 /** The operator status fields that describe stored state (not the clock). */
-const STATUS_STATE = ["pending", "due_now", "parked", "stale_dropped", "last_cron_run", "rate_limited_until", "tokens"];
+const STATUS_STATE = ["pending", "due_now", "parked", "stale_dropped", "last_cron_run", "rate_limited_until", "tokens", "mapping"];
 /** A Durable Object's own database in Miniflare's state directory: 64 hex digits of its id. */
 const OBJECT_DATABASE = /^[0-9a-f]{64}\.sqlite$/;
 
