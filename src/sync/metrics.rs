@@ -109,6 +109,11 @@ pub struct UnderWay {
 }
 
 impl UnderWay {
+    /// Carries on with a minute counted before a restart (over or not: counting folds it).
+    pub fn resume(bucket: Option<Bucket>) -> UnderWay {
+        UnderWay { bucket }
+    }
+
     /// Counts into the minute of `now`; returns the earlier minute when it is over, to be folded
     /// into the stored rows.
     pub fn count(&mut self, now: UnixMillis, change: impl FnOnce(&mut Bucket)) -> Option<Bucket> {

@@ -231,6 +231,27 @@ describe("the operator console", () => {
     assert.ok(mappingOverflow <= 0, `the mapping form fits (${mappingOverflow}px too wide)`);
   });
 
+  test("the charts' counts are stored in the ring once their minute is over, and idle runs write nothing", async () => {
+    const minute = (ms) => Math.floor(ms / 60_000);
+    const started = minute(Date.now());
+    await until(() => minute(Date.now()) > started, "the minute to turn", 61_000);
+    await world.cron(); // the run's end folds the minute that is over
+    const rows = await world.sql("SELECT slot, bucket FROM metrics ORDER BY slot");
+    const accepted = (kind) =>
+      rows.filter((row) => (row.slot < 60) === (kind === "minute")).reduce((sum, row) => sum + JSON.parse(row.bucket).counts[0], 0);
+    assert.ok(rows.length >= 2 && rows.length <= 4, `a minute row and an hour row per minute counted: ${rows.length} ${world.logs().split("\n").filter((l) => /charts|storage/.test(l)).join("\n")}`);
+    assert.equal(accepted("minute"), 2, "both webhooks, in the minute rows");
+    assert.equal(accepted("hour"), 2, "both webhooks, in the hour rows");
+    const hours = (await world.admin("GET", "metrics")).json.hours;
+    assert.equal(hours.accepted.reduce((a, b) => a + b, 0), 2, "the API serves the stored rows");
+
+    const written = async () => (await world.status()).durable_object.rows_written;
+    const before = await written();
+    await world.cron();
+    await world.cron();
+    assert.equal(await written(), before, "an idle location writes no row");
+  });
+
   test("kept the key out of every URL and cookie, and broke no policy", async () => {
     const admin = requests.filter((request) => new URL(request.url).pathname.startsWith("/admin/"));
     assert.ok(admin.length > 10, "the console used the operator API");

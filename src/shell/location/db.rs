@@ -428,16 +428,18 @@ impl Db {
             .collect()
     }
 
+    /// The ring's row in `slot`. A row that no longer parses reads as none (and is replaced when
+    /// its slot is next written): it is a statistic, not a record.
+    pub fn metrics_row(&self, slot: i64) -> DbResult<Option<Bucket>> {
+        let rows: Vec<MetricsRow> =
+            self.rows("SELECT slot, bucket FROM metrics WHERE slot = ?", vec![slot.into()])?;
+        Ok(rows.first().and_then(|row| serde_json::from_str(&row.bucket).ok()))
+    }
+
     /// Adds a finished minute to its minute row and its hour row: two rows written.
     pub fn fold_metrics(&self, done: &Bucket) -> DbResult<()> {
         let slots = [metrics::minute_slot(done.start), metrics::hour_slot(done.start)];
-        let row = |slot: i64| -> DbResult<Option<Bucket>> {
-            let rows: Vec<MetricsRow> =
-                self.rows("SELECT slot, bucket FROM metrics WHERE slot = ?", vec![slot.into()])?;
-            // A row that no longer parses is replaced: it is a statistic, not a record.
-            Ok(rows.first().and_then(|row| serde_json::from_str(&row.bucket).ok()))
-        };
-        let (minute, hour) = metrics::fold(done, row(slots[0])?, row(slots[1])?);
+        let (minute, hour) = metrics::fold(done, self.metrics_row(slots[0])?, self.metrics_row(slots[1])?);
         for (slot, bucket) in slots.into_iter().zip([minute, hour]) {
             self.run(
                 "INSERT INTO metrics (slot, bucket) VALUES (?, ?) ON CONFLICT (slot) DO UPDATE SET bucket = excluded.bucket",

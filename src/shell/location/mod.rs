@@ -52,6 +52,9 @@ const RUN_POLL_MS: u64 = 25;
 const READY_BATCH: u32 = 64;
 /// The `meta` row of the last run that did something.
 const LAST_RUN_KEY: &str = "last_run";
+/// The key in the `last_run` row that keeps the charts' minute under way when the run ended: the
+/// row is written anyway, so a restart or eviction loses no count and costs no extra row.
+const CHARTS_MINUTE: &str = "charts_minute";
 
 #[durable_object]
 pub struct Location {
@@ -84,6 +87,7 @@ pub struct Writer {
 impl DurableObject for Location {
     fn new(state: State, env: Env) -> Self {
         let db = Db::open(state.storage().sql()).expect("the location's tables can be created");
+        let resumed = under_way(&db);
         // A deployment whose settings are wrong answers every request with the error (see
         // `fetch`); until it is fixed these are never used.
         let config = load_config(&env).ok();
@@ -101,7 +105,7 @@ impl DurableObject for Location {
             alarm_at: Cell::new(None),
             requests: Cell::new(0),
             unflushed_calls: Cell::new((0, 0)),
-            metrics: RefCell::new(UnderWay::default()),
+            metrics: RefCell::new(UnderWay::resume(resumed)),
             live_mapping: RefCell::new(None),
         };
         Location { writer }
@@ -146,11 +150,11 @@ impl Location {
                 let record = intake.accept(now);
                 let stored = db
                     .insert_webhook(&intake.webhook_id, &intake.contact, intake.order_at, &record)
-                    .and_then(|()| db.bump("accepted"))
-                    .and_then(|()| self.writer.count(|bucket| bucket.add(Count::Accepted, 1)));
+                    .and_then(|()| db.bump("accepted"));
                 if let Err(error) = stored {
                     return storage_unavailable(&error);
                 }
+                self.writer.count(|bucket| bucket.add(Count::Accepted, 1));
                 if !self.writer.running.get() {
                     self.writer.arm(now).await?;
                 }
@@ -190,8 +194,8 @@ impl Location {
         let tidied = self
             .writer
             .flush_calls()
-            .and_then(|()| self.writer.flush_metrics())
             .and_then(|()| self.writer.db.forget_finished(now - FINISHED_TTL_MS, FORGET_PER_RUN));
+        self.writer.flush_metrics();
         if let Err(error) = tidied {
             runner::log_storage_error("flush the counters and forget finished webhooks", &error);
         }
@@ -217,7 +221,9 @@ impl Location {
             tally.finished + tally.retried + tally.waiting + tally.parked + tally.api_calls > 0;
         if did_something {
             console_log!("{}", json!({"msg": "run", "cron": woken_by_cron, "run": tally}));
-            if let Err(error) = self.writer.db.put_meta(LAST_RUN_KEY, tally) {
+            let mut row = json!(tally);
+            row[CHARTS_MINUTE] = json!(self.writer.metrics.borrow().current());
+            if let Err(error) = self.writer.db.put_meta(LAST_RUN_KEY, &row) {
                 runner::log_storage_error("record the run", &error);
             }
         }
@@ -324,13 +330,10 @@ impl Writer {
         self.pacing.heed(&rate, now_ms());
         let (calls, too_many) = self.unflushed_calls.get();
         self.unflushed_calls.set((calls + 1, too_many + i64::from(rate.status == 429)));
-        let counted = self.count(|bucket| {
+        self.count(|bucket| {
             bucket.add(Count::ApiCalls, 1);
             bucket.add(Count::Api429, u64::from(rate.status == 429));
         });
-        if let Err(error) = counted {
-            runner::log_storage_error("fold the charts' last minute", &error);
-        }
         sent.map(|(response, _)| response)
     }
 
@@ -351,16 +354,23 @@ impl Writer {
 impl Writer {
     /// Counts into the charts' minute under way; a minute that is over is folded into its
     /// stored rows first (two rows written, at most once a minute, never while idle).
-    pub(super) fn count(&self, change: impl FnOnce(&mut Bucket)) -> db::DbResult<()> {
+    pub(super) fn count(&self, change: impl FnOnce(&mut Bucket)) {
         let done = self.metrics.borrow_mut().count(now_ms(), change);
-        done.map_or(Ok(()), |done| self.db.fold_metrics(&done))
+        self.fold(done);
     }
 
     /// Folds the charts' minute counted if it is over (each run's end: the cron wakes the
     /// location every minute, so a minute is stored within about a minute of its end).
-    fn flush_metrics(&self) -> db::DbResult<()> {
+    fn flush_metrics(&self) {
         let done = self.metrics.borrow_mut().take_done(now_ms());
-        done.map_or(Ok(()), |done| self.db.fold_metrics(&done))
+        self.fold(done);
+    }
+
+    /// A statistic that cannot be stored is logged and lost; it never stops what counted it.
+    fn fold(&self, done: Option<Bucket>) {
+        if let Some(Err(error)) = done.map(|done| self.db.fold_metrics(&done)) {
+            runner::log_storage_error("store the charts' last minute", &error);
+        }
     }
 
     /// The charts at `now`: the stored rows and the minute under way (nothing is written).
@@ -402,6 +412,16 @@ impl Writer {
     fn set_live_mapping(&self, live: Option<Live>) {
         *self.live_mapping.borrow_mut() = Some(live.map(Rc::new));
     }
+}
+
+/// The charts' minute the last run left under way, unless it was stored in the ring already (a
+/// minute is folded in once, when it is over).
+fn under_way(db: &Db) -> Option<Bucket> {
+    let row: Option<serde_json::Value> = db.meta(LAST_RUN_KEY).ok().flatten();
+    let minute: Bucket = serde_json::from_value(row?.get(CHARTS_MINUTE)?.clone()).ok()?;
+    let stored = db.metrics_row(crate::sync::metrics::minute_slot(minute.start)).ok()?;
+    let folded = stored.is_some_and(|stored| stored.start == minute.start);
+    (!folded).then_some(minute)
 }
 
 /// The checked configuration, or the 500 that says which setting is wrong.

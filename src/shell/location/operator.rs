@@ -9,7 +9,7 @@ use worker::{Method, Request, Response, Result};
 use super::db::{DbError, DbResult, Filter, Listed};
 use super::live_mapping;
 use super::runner::remember;
-use super::{Writer, LAST_RUN_KEY};
+use super::{Writer, CHARTS_MINUTE, LAST_RUN_KEY};
 use crate::config::Config;
 use crate::contacts_api::Answer;
 use crate::intake::event::{is_sightmill_id, parse_event, EventType};
@@ -20,7 +20,7 @@ use crate::shell::platform::runtime::now_ms;
 use crate::sync::mapping::Mapping;
 use crate::sync::plan::{self, Next, Start};
 use crate::sync::queue::{self, NotApplicable};
-use crate::sync::records::{child_prefixes, contact_key, CronRun, WebhookRecord};
+use crate::sync::records::{child_prefixes, contact_key, WebhookRecord};
 use crate::timestamp::parse_rfc3339;
 
 /// Webhooks one replay request moves at most: bounded, so that no request does unbounded work;
@@ -62,7 +62,10 @@ async fn status(writer: &Writer, config: &Config) -> Answered {
     let now = now_ms();
     writer.flush_calls()?;
     let figures = writer.db.queue_figures(now)?;
-    let last_run: Option<CronRun> = writer.db.meta(LAST_RUN_KEY)?;
+    let mut last_run: Option<Value> = writer.db.meta(LAST_RUN_KEY)?;
+    if let Some(Value::Object(run)) = &mut last_run {
+        run.remove(CHARTS_MINUTE);
+    }
     let counters = writer.db.counters()?;
     let body = json!({
         "location_id": config.location_id,

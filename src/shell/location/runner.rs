@@ -275,7 +275,7 @@ impl<'a> Run<'a> {
             }
             Outcome::Stale | Outcome::Skipped { .. } => bucket.add(Count::Skipped, 1),
             Outcome::Discarded => {}
-        })?;
+        });
         if let Outcome::Applied { contact_id, .. } = &applied.outcome {
             self.wake_waiting(&contact, now)?;
             if caching_enabled(&self.writer.env) {
@@ -379,7 +379,7 @@ impl<'a> Run<'a> {
             _ => ("retried", Count::Retried),
         };
         db.bump(counter)?;
-        self.writer.count(|bucket| bucket.add(count, 1))?;
+        self.writer.count(|bucket| bucket.add(count, 1));
         log(id, &record, decision, None, Some(&error), calls, started, Some(due_at));
         Ok(())
     }
@@ -400,7 +400,7 @@ impl<'a> Run<'a> {
         }
         db.put_webhook(id, &record)?;
         db.bump("parked")?;
-        self.writer.count(|bucket| bucket.add(Count::Parked, 1))?;
+        self.writer.count(|bucket| bucket.add(Count::Parked, 1));
         log(id, &record, LogDecision::Parked, None, Some(&reason), calls, started, None);
         let text = format!("webhook {id} ({}) was parked: {reason}", record.event_type);
         alerts::raise(db, &self.config.alerts, AlertKind::Parked, &self.config.location_id, &text).await;
