@@ -19,12 +19,13 @@ import { ADMIN_KEY, contactEvent, startWorld } from "./harness.mjs";
 const SHOTS = fileURLToPath(new URL("../../docs/console/", import.meta.url));
 const WAIT_MS = 15_000;
 
-/** Debian's chromium (scripts/setup.sh installs it). */
+/** The system's Chromium (scripts/setup.sh installs it), or CHROMIUM_PATH. */
 function chromiumPath() {
+  if (process.env.CHROMIUM_PATH) return process.env.CHROMIUM_PATH;
   try {
-    return execFileSync("sh", ["-c", "command -v chromium"], { encoding: "utf8" }).trim();
+    return execFileSync("sh", ["-c", "command -v chromium || command -v chromium-browser"], { encoding: "utf8" }).trim();
   } catch {
-    throw new Error("chromium is not installed: run scripts/setup.sh (Debian/Ubuntu: apt-get install chromium)");
+    throw new Error("Chromium is not installed: run scripts/setup.sh (Debian/Ubuntu: apt-get install chromium)");
   }
 }
 
