@@ -2,7 +2,7 @@
 //! and checked once from its JSON document (`CONTACT_MAPPING`) before any event is processed with
 //! it; applied to each contact during planning, all or nothing.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use thiserror::Error;
 
@@ -19,7 +19,7 @@ pub enum Purpose {
 
 /// A mapping saved through the operator API (its document, who saved it, when): the location's
 /// mapping from then on, in place of the deployed `CONTACT_MAPPING`, until it is removed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LiveMapping {
     pub document: Value,
     /// The saving key's fingerprint ([`crate::auth::api_keys::fingerprint`]).
@@ -30,6 +30,20 @@ pub struct LiveMapping {
 impl LiveMapping {
     pub fn mapping(&self) -> Result<Mapping, MappingError> {
         Mapping::parse(&self.document.to_string())
+    }
+
+    /// As stored and answered: `{"document", "saved_by", "saved_at"}` (built by hand, as
+    /// [`LiveMapping::from_json`] reads it: a derived serde pair costs the Wasm more).
+    pub fn to_json(&self) -> Value {
+        json!({ "document": self.document, "saved_by": self.saved_by, "saved_at": self.saved_at })
+    }
+
+    pub fn from_json(value: &Value) -> Option<LiveMapping> {
+        Some(LiveMapping {
+            document: value.get("document")?.clone(),
+            saved_by: value.get("saved_by")?.as_str()?.to_owned(),
+            saved_at: value.get("saved_at")?.as_i64()?,
+        })
     }
 }
 
@@ -658,6 +672,18 @@ mod tests {
         "status": {"to": "tag", "prefix": "status:"},
         "default_country_code": "1"
     }"#;
+
+    #[test]
+    fn a_live_mapping_reads_back_as_stored() {
+        let live = LiveMapping {
+            document: Mapping::default().document(),
+            saved_by: "key:0011aabb".into(),
+            saved_at: 7,
+        };
+        assert_eq!(LiveMapping::from_json(&live.to_json()), Some(live.clone()));
+        assert_eq!(live.mapping().unwrap(), Mapping::default());
+        assert_eq!(LiveMapping::from_json(&json!({"document": {}})), None);
+    }
 
     #[test]
     fn a_mapping_reads_back_from_its_document() {

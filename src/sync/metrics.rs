@@ -43,13 +43,37 @@ const LATENCY_EDGES_MS: [i64; 16] = [
     21_600_000, 43_200_000, 86_400_000,
 ];
 
-/// One minute's or one hour's counts, from `start` (ms).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// One minute's or one hour's counts, from `start` (ms). Stored as one flat JSON array of
+/// integers: the start, the counts in [`SERIES`] order, then the latency bins.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Bucket {
     pub start: UnixMillis,
     counts: [u64; SERIES.len()],
     /// Webhook-to-applied latencies, one bin per [`LATENCY_EDGES_MS`] edge and one above.
     latency: Vec<u64>,
+}
+
+impl Serialize for Bucket {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let counts = self.counts.iter().chain(&self.latency).map(|n| *n as i64);
+        let flat: Vec<i64> = std::iter::once(self.start).chain(counts).collect();
+        flat.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Bucket {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Bucket, D::Error> {
+        let flat = Vec::<i64>::deserialize(deserializer)?;
+        let bins = LATENCY_EDGES_MS.len() + 1;
+        if flat.len() != 1 + SERIES.len() + bins || flat[1..].iter().any(|n| *n < 0) {
+            return Err(serde::de::Error::custom("not a metrics bucket"));
+        }
+        let mut bucket = Bucket::new(flat[0]);
+        for (to, from) in bucket.counts.iter_mut().chain(bucket.latency.iter_mut()).zip(&flat[1..]) {
+            *to = *from as u64;
+        }
+        Ok(bucket)
+    }
 }
 
 impl Bucket {
@@ -228,6 +252,17 @@ mod tests {
         assert_eq!(under_way.current().unwrap().start, T0 + MIN);
         assert!(under_way.take_done(T0 + 2 * MIN).is_some());
         assert_eq!(under_way.take_done(T0 + 3 * MIN), None, "idle: nothing to write");
+    }
+
+    #[test]
+    fn a_bucket_is_stored_as_one_flat_array() {
+        let mut bucket = counted(T0, 3);
+        bucket.applied_after(80);
+        let text = serde_json::to_string(&bucket).unwrap();
+        assert!(text.starts_with(&format!("[{T0},3,0,0,0,0,0,0,0,1,")), "{text}");
+        assert_eq!(serde_json::from_str::<Bucket>(&text).unwrap(), bucket);
+        assert!(serde_json::from_str::<Bucket>("[1,2,3]").is_err());
+        assert!(serde_json::from_str::<Bucket>(&text.replace(",3,", ",-3,")).is_err());
     }
 
     #[test]

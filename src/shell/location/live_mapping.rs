@@ -54,7 +54,7 @@ fn show(writer: &Writer) -> Result<Response> {
     let live = writer.live_mapping();
     let body = json!({
         "effective": if live.is_some() { "live" } else { "deployed" },
-        "live": live.as_ref().map(|live| &live.saved),
+        "live": live.as_ref().map(|live| live.saved.to_json()),
         "deployed": deployed.document(),
     });
     respond::json(200, &body)
@@ -68,10 +68,10 @@ async fn save(writer: &Writer, req: &mut Request) -> Result<Response> {
     };
     let saved_by = req.headers().get(OPERATOR_HEADER).ok().flatten().unwrap_or_default();
     let live = LiveMapping { document: mapping.document(), saved_by, saved_at: now_ms() };
-    if let Err(error) = writer.db.put_meta(META_KEY, &live) {
+    if let Err(error) = writer.db.put_meta(META_KEY, &live.to_json()) {
         return respond::error(503, "storage_unavailable", error.to_string());
     }
-    let body = json!({ "effective": "live", "live": live });
+    let body = json!({ "effective": "live", "live": live.to_json() });
     writer.set_live_mapping(Some(Live { saved: live, mapping }));
     respond::json(200, &body)
 }

@@ -392,8 +392,8 @@ impl Writer {
         if let Some(known) = self.live_mapping.borrow().clone() {
             return known;
         }
-        let read = match self.db.meta::<LiveMapping>(live_mapping::META_KEY) {
-            Ok(saved) => saved.and_then(|saved| match saved.mapping() {
+        let read = match self.db.meta::<serde_json::Value>(live_mapping::META_KEY) {
+            Ok(saved) => saved.as_ref().and_then(LiveMapping::from_json).and_then(|saved| match saved.mapping() {
                 Ok(mapping) => Some(Rc::new(Live { saved, mapping })),
                 Err(error) => {
                     console_error!("{}", json!({"msg": "live mapping unusable; the deployed mapping applies", "alert": true, "error": error.to_string()}));
