@@ -120,7 +120,7 @@ describe("the operator console", () => {
     assert.match(await text("#status-location"), /loc-e2e/);
   });
 
-  test("shows a parked event after a 400, opens it, replays it, and it is applied", async () => {
+  test("shows a parked event after a 400, opens it, replays it, and it is applied; replays a selection", async () => {
     world.sim.injectFault({ route: "POST /contacts/", status: 400, body: { message: "phone is invalid" } });
     const { answer, record } = await world.deliverAndSettle(contactEvent("contact.created", { id: "sm_console_1", name: "Grace Hopper", email: "grace@example.com" }));
     assert.equal(record.state, "parked");
@@ -154,19 +154,33 @@ describe("the operator console", () => {
     await until(async () => (await world.record(answer.id)).state === "finished", "the replayed webhook to be applied");
     const contact = world.sim.state().contacts.find((c) => c.email === "grace@example.com");
     assert.equal(contact?.firstName, "Grace");
+
+    // A second dead letter, replayed as a selection.
+    world.sim.injectFault({ route: "POST /contacts/", status: 400, body: { message: "email is invalid" } });
+    const second = await world.deliverAndSettle(contactEvent("contact.created", { id: "sm_console_3", name: "Edsger Dijkstra" }));
+    assert.equal(second.record.state, "parked");
+    await page.locator("#event-filters input[name=sightmill_id]").fill("");
+    await page.locator("#event-filters button[type=submit]").click();
+    const secondRow = page.locator(`#event-table tr[data-id="${second.answer.id}"]`);
+    await secondRow.waitFor({ timeout: WAIT_MS });
+    await secondRow.getByRole("checkbox").check();
+    await page.locator("#replay-selected").click();
+    await confirmDialog();
+    await page.locator("#events-result").filter({ hasText: "Replayed 1." }).waitFor({ timeout: WAIT_MS });
+    await until(async () => (await world.record(second.answer.id)).state === "finished", "the selection to be applied");
   });
 
   test("charts the last hour from the Durable Object's counters", async () => {
     await page.locator("#nav a[href='#charts']").click();
-    await until(async () => /1 accepted/.test(await text("#chart-webhooks-summary")), "the chart's summary");
+    await until(async () => /2 accepted/.test(await text("#chart-webhooks-summary")), "the chart's summary");
     const summary = await text("#chart-webhooks-summary");
-    assert.match(summary, /1 applied/);
-    assert.match(summary, /1 parked/);
+    assert.match(summary, /2 applied/);
+    assert.match(summary, /2 parked/);
     const calls = Number(/(\d+) calls/.exec(await text("#chart-api-summary"))[1]);
-    assert.ok(calls >= 2, `the refused create and the replayed one (${calls} calls)`);
+    assert.ok(calls >= 4, `the refused creates and the replayed ones (${calls} calls)`);
     assert.equal(await page.locator("#chart-webhooks canvas").count(), 1, "drawn by uPlot");
     await page.locator("input[name=resolution][value=hours]").check();
-    await until(async () => /In the last 24 hours: 1 accepted/.test(await text("#chart-webhooks-summary")), "the hourly chart");
+    await until(async () => /In the last 24 hours: 2 accepted/.test(await text("#chart-webhooks-summary")), "the hourly chart");
     await page.locator("input[name=resolution][value=minutes]").check();
     await until(async () => /In the last hour/.test(await text("#chart-webhooks-summary")), "the minute chart again");
     await shoot("charts");
@@ -242,10 +256,10 @@ describe("the operator console", () => {
     const accepted = (kind) =>
       rows.filter((row) => (row.slot < 60) === (kind === "minute")).reduce((sum, row) => sum + JSON.parse(row.bucket)[1], 0);
     assert.ok(rows.length >= 2 && rows.length <= 4, `a minute row and an hour row per minute counted: ${rows.length} ${world.logs().split("\n").filter((l) => /charts|storage/.test(l)).join("\n")}`);
-    assert.equal(accepted("minute"), 2, "both webhooks, in the minute rows");
-    assert.equal(accepted("hour"), 2, "both webhooks, in the hour rows");
+    assert.equal(accepted("minute"), 3, "the three webhooks, in the minute rows");
+    assert.equal(accepted("hour"), 3, "the three webhooks, in the hour rows");
     const hours = (await world.admin("GET", "metrics")).json.hours;
-    assert.equal(hours.accepted.reduce((a, b) => a + b, 0), 2, "the API serves the stored rows");
+    assert.equal(hours.accepted.reduce((a, b) => a + b, 0), 3, "the API serves the stored rows");
 
     const written = async () => (await world.status()).durable_object.rows_written;
     const before = await written();
