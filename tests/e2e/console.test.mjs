@@ -120,7 +120,7 @@ describe("the operator console", () => {
     assert.match(await text("#status-location"), /loc-e2e/);
   });
 
-  test("shows a parked event after a 400, opens it, replays it, and it is applied; replays a selection", async () => {
+  test("shows a parked event after a 400, opens it, replays it, and it is applied; replays a selection; discards one", async () => {
     world.sim.injectFault({ route: "POST /contacts/", status: 400, body: { message: "phone is invalid" } });
     const { answer, record } = await world.deliverAndSettle(contactEvent("contact.created", { id: "sm_console_1", name: "Grace Hopper", email: "grace@example.com" }));
     assert.equal(record.state, "parked");
@@ -168,19 +168,31 @@ describe("the operator console", () => {
     await confirmDialog();
     await page.locator("#events-result").filter({ hasText: "Replayed 1." }).waitFor({ timeout: WAIT_MS });
     await until(async () => (await world.record(second.answer.id)).state === "finished", "the selection to be applied");
+
+    // A third, discarded from its detail.
+    world.sim.injectFault({ route: "POST /contacts/", status: 400, body: { message: "name is invalid" } });
+    const third = await world.deliverAndSettle(contactEvent("contact.created", { id: "sm_console_4", name: "Barbara Liskov" }));
+    await page.locator("#event-filters button[type=submit]").click();
+    await page.locator(`#event-table tr[data-id="${third.answer.id}"] button.link`).click();
+    await page.locator("#detail-title").filter({ hasText: third.answer.id }).waitFor({ timeout: WAIT_MS });
+    await page.locator("#detail-discard").click();
+    await confirmDialog();
+    await page.locator("#events-result").filter({ hasText: `Discarded webhook ${third.answer.id}.` }).waitFor({ timeout: WAIT_MS });
+    const discarded = await world.record(third.answer.id);
+    assert.deepEqual([discarded.state, discarded.outcome?.status], ["finished", "discarded"]);
   });
 
   test("charts the last hour from the Durable Object's counters", async () => {
     await page.locator("#nav a[href='#charts']").click();
-    await until(async () => /2 accepted/.test(await text("#chart-webhooks-summary")), "the chart's summary");
+    await until(async () => /3 accepted/.test(await text("#chart-webhooks-summary")), "the chart's summary");
     const summary = await text("#chart-webhooks-summary");
     assert.match(summary, /2 applied/);
-    assert.match(summary, /2 parked/);
+    assert.match(summary, /3 parked/);
     const calls = Number(/(\d+) calls/.exec(await text("#chart-api-summary"))[1]);
-    assert.ok(calls >= 4, `the refused creates and the replayed ones (${calls} calls)`);
+    assert.ok(calls >= 5, `the refused creates and the replayed ones (${calls} calls)`);
     assert.equal(await page.locator("#chart-webhooks canvas").count(), 1, "drawn by uPlot");
     await page.locator("input[name=resolution][value=hours]").check();
-    await until(async () => /In the last 24 hours: 2 accepted/.test(await text("#chart-webhooks-summary")), "the hourly chart");
+    await until(async () => /In the last 24 hours: 3 accepted/.test(await text("#chart-webhooks-summary")), "the hourly chart");
     await page.locator("input[name=resolution][value=minutes]").check();
     await until(async () => /In the last hour/.test(await text("#chart-webhooks-summary")), "the minute chart again");
     await shoot("charts");
@@ -256,10 +268,10 @@ describe("the operator console", () => {
     const accepted = (kind) =>
       rows.filter((row) => (row.slot < 60) === (kind === "minute")).reduce((sum, row) => sum + JSON.parse(row.bucket)[1], 0);
     assert.ok(rows.length >= 2 && rows.length <= 4, `a minute row and an hour row per minute counted: ${rows.length} ${world.logs().split("\n").filter((l) => /charts|storage/.test(l)).join("\n")}`);
-    assert.equal(accepted("minute"), 3, "the three webhooks, in the minute rows");
-    assert.equal(accepted("hour"), 3, "the three webhooks, in the hour rows");
+    assert.equal(accepted("minute"), 4, "the four webhooks, in the minute rows");
+    assert.equal(accepted("hour"), 4, "the four webhooks, in the hour rows");
     const hours = (await world.admin("GET", "metrics")).json.hours;
-    assert.equal(hours.accepted.reduce((a, b) => a + b, 0), 3, "the API serves the stored rows");
+    assert.equal(hours.accepted.reduce((a, b) => a + b, 0), 4, "the API serves the stored rows");
 
     const written = async () => (await world.status()).durable_object.rows_written;
     const before = await written();
