@@ -124,6 +124,11 @@ describe("the operator console", () => {
     world.sim.injectFault({ route: "POST /contacts/", status: 400, body: { message: "phone is invalid" } });
     const { answer, record } = await world.deliverAndSettle(contactEvent("contact.created", { id: "sm_console_1", name: "Grace Hopper", email: "grace@example.com" }));
     assert.equal(record.state, "parked");
+    const listed = async (query) => (await world.admin("GET", `events?state=parked&${query}`)).json.events.map((e) => e.webhook_id);
+    const iso = (ms) => new Date(ms).toISOString();
+    assert.deepEqual(await listed(`from=${iso(record.parked_at - 1000)}&to=${iso(record.parked_at + 1000)}`), [answer.id], "in the window");
+    assert.deepEqual(await listed(`from=${iso(record.parked_at + 1)}`), [], "parked before the window");
+    assert.deepEqual(await listed("type=contact.updated"), [], "another event type");
 
     await page.locator("[data-refresh=status]").click();
     await until(async () => (await card("Dead letters").locator(".value").innerText()).startsWith("1"), "the dead letter on the status");
