@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs whatever the build and tests need and is missing, at the pinned versions: the wasm32
 # target, worker-build, the wasm-bindgen CLI that matches Cargo.lock, and the npm tools
-# (wrangler, miniflare, binaryen's wasm-opt) from package-lock.json. A second run installs nothing.
-# Needs only rustup/cargo, Node 20 and npm.
+# (wrangler, miniflare, binaryen's wasm-opt, playwright-core, uPlot) from package-lock.json, and
+# the headless Chromium the browser suite drives (apt on Debian and Ubuntu; elsewhere it says what
+# to install). A second run installs nothing. Needs only rustup/cargo, Node 20 and npm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -37,4 +38,22 @@ fi
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing the pinned npm tools (npm ci)"
   npm ci --no-audit --no-fund --loglevel=error
+fi
+
+# The browser suite (tests/e2e/console.test.mjs) drives the system's Chromium; playwright-core
+# downloads no browser.
+if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null && [ -z "${CHROMIUM_PATH:-}" ]; then
+  if command -v apt-get >/dev/null; then
+    as_root=""
+    [ "$(id -u)" -eq 0 ] || as_root="sudo"
+    say "installing Chromium with apt (the browser suite's headless browser)"
+    $as_root apt-get update -qq
+    # Debian's package is `chromium`; Ubuntu's is `chromium-browser`.
+    DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq chromium \
+      || DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq chromium-browser
+  else
+    say "the browser suite needs Chromium: install it with your package manager (its binary named"
+    say "chromium or chromium-browser on PATH), or set CHROMIUM_PATH to a Chromium or Chrome binary"
+    exit 1
+  fi
 fi

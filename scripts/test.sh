@@ -2,7 +2,7 @@
 # The test command: everything, in the order a failure is cheapest to find. Formatting and lints
 # (native and wasm32), native unit tests of the core, the release Wasm build and its upload size,
 # then the end-to-end suite: the built worker inside workerd (Miniflare) against the Contacts API
-# simulator, with real local KV.
+# simulator, with real local KV, and the operator console in headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -29,5 +29,5 @@ step "release Wasm build and upload size (wrangler deploy --dry-run runs scripts
 dry_run=$(npx wrangler deploy --dry-run --outdir dist 2>&1) || { echo "$dry_run"; exit 1; }
 grep 'Total Upload' <<<"$dry_run"
 
-step "end-to-end tests (node --test: Miniflare + simulator)"
+step "end-to-end tests (node --test: Miniflare + simulator, and the console in headless Chromium)"
 node --test --test-concurrency=1 tests/

@@ -19,6 +19,11 @@
 //! One read: the shell checks the caller's key ([`auth::api_keys`]) -> [`read`] parses the route
 //! -> the location's Durable Object resolves a SightMill id through its id map and sends the
 //! [`contacts_api`] GET -> the answer is passed on (or served from the edge cache).
+//!
+//! The operator console (static files from `console/`, served by the platform, not this crate)
+//! speaks only the operator API: its charts are [`sync::metrics`], counted by the Durable Object;
+//! its mapping form is checked by [`sync::mapping`]'s own parser and saved as the location's
+//! [`sync::mapping::LiveMapping`], which then applies instead of the deployed one.
 
 pub mod auth;
 pub mod config;

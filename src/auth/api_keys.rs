@@ -108,6 +108,36 @@ pub fn admin_keys(setting: Option<&str>) -> Result<ApiKeys, Refusal> {
     }
 }
 
+/// Who made a change, as the operator API records it: `key:` and the first 8 hex digits of the
+/// key's SHA-256 (`printf %s "$KEY" | sha256sum | cut -c1-8` tells which key it was). The key
+/// itself cannot be learned from it.
+pub fn fingerprint(authorization: Option<&str>) -> Option<String> {
+    let key = authorization.and_then(bearer)?;
+    let digest = digest(key);
+    Some(format!("key:{}", digest[..4].iter().map(|b| format!("{b:02x}")).collect::<String>()))
+}
+
+/// Query parameter names that carry a credential.
+const CREDENTIAL_PARAMS: [&str; 6] = ["key", "api_key", "apikey", "token", "access_token", "authorization"];
+
+/// Refuses a URL that carries a key (a parameter named like one, or any value that is one of
+/// `keys`): URLs end up in logs, histories and referrers. 400 `key_in_url`, whatever else the
+/// request holds.
+pub fn refuse_key_in_query(query: Option<&str>, keys: Option<&ApiKeys>) -> Result<(), Refusal> {
+    let leaks = form_urlencoded::parse(query.unwrap_or_default().as_bytes()).any(|(name, value)| {
+        CREDENTIAL_PARAMS.contains(&name.to_ascii_lowercase().as_str())
+            || keys.is_some_and(|keys| keys.accepts(&value))
+    });
+    if leaks {
+        return Err(Refusal::new(
+            400,
+            "key_in_url",
+            "never put an API key in a URL: send it as `Authorization: Bearer <key>`",
+        ));
+    }
+    Ok(())
+}
+
 /// The credential of an `Authorization: Bearer <credential>` header (scheme case-insensitive).
 pub fn bearer(authorization: &str) -> Option<&str> {
     let (scheme, credential) = authorization.trim().split_once(' ')?;
@@ -172,6 +202,29 @@ mod tests {
         assert_eq!((short.status, short.code), (500, "misconfigured"));
         assert!(short.message.contains(ADMIN_KEYS_SETTING) && !short.message.contains("tiny-key"));
         assert_eq!(refused(Some(ONE)), None);
+    }
+
+    #[test]
+    fn a_fingerprint_names_the_key_without_showing_it() {
+        let one = fingerprint(Some(&format!("Bearer {ONE}"))).unwrap();
+        assert_eq!(one.len(), "key:".len() + 8);
+        assert!(one.starts_with("key:") && !one.contains(&ONE[..8]));
+        assert_ne!(Some(one), fingerprint(Some(&format!("Bearer {TWO}"))));
+        assert_eq!(fingerprint(None), None);
+    }
+
+    #[test]
+    fn a_key_in_the_query_string_is_refused() {
+        let keys = ApiKeys::parse(ONE).unwrap();
+        let refused =
+            |query: &str| refuse_key_in_query(Some(query), Some(&keys)).err().map(|r| (r.status, r.code));
+        assert_eq!(refused(&format!("state=parked&x={ONE}")), Some((400, "key_in_url")));
+        assert_eq!(refused("Access_Token=whatever"), Some((400, "key_in_url")));
+        assert_eq!(refused("key="), Some((400, "key_in_url")));
+        assert_eq!(refused("state=parked&limit=5"), None);
+        assert_eq!(refuse_key_in_query(None, None).ok(), Some(()));
+        let refusal = refuse_key_in_query(Some(&format!("k={ONE}")), Some(&keys)).unwrap_err();
+        assert!(!refusal.message.contains(ONE));
     }
 
     #[test]

@@ -3,8 +3,11 @@
 //! it; applied to each contact during planning, all or nothing.
 
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 use thiserror::Error;
+
+/// Largest mapping document the operator API stores as a live mapping, in bytes.
+pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024;
 
 /// Whether a body is for POST /contacts/ (nulls mean nothing; create-only fields allowed) or for
 /// PUT /contacts/{id} (nulls clear a field; create-only fields left out).
@@ -12,6 +15,41 @@ use thiserror::Error;
 pub enum Purpose {
     Create,
     Update,
+}
+
+/// A mapping saved through the operator API (its document, who saved it, when): the location's
+/// mapping from then on, in place of the deployed `CONTACT_MAPPING`, until it is removed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveMapping {
+    pub document: Value,
+    /// The saving key's fingerprint ([`crate::auth::api_keys::fingerprint`]).
+    pub saved_by: String,
+    pub saved_at: crate::timestamp::UnixMillis,
+}
+
+impl LiveMapping {
+    pub fn mapping(&self) -> Result<Mapping, MappingError> {
+        Mapping::parse(&self.document.to_string())
+    }
+
+    /// As stored and answered: `{"document", "saved_by", "saved_at"}` (built by hand, as
+    /// [`LiveMapping::from_json`] reads it: a derived serde pair costs the Wasm more).
+    pub fn to_json(&self) -> Value {
+        json!({ "document": self.document, "saved_by": self.saved_by, "saved_at": self.saved_at })
+    }
+
+    pub fn from_json(value: &Value) -> Option<LiveMapping> {
+        Some(LiveMapping {
+            document: value.get("document")?.clone(),
+            saved_by: value.get("saved_by")?.as_str()?.to_owned(),
+            saved_at: value.get("saved_at")?.as_i64()?,
+        })
+    }
+}
+
+/// The one rule for which mapping applies: the live mapping when one is saved, else the deployed one.
+pub fn effective(live: Option<Mapping>, deployed: Mapping) -> Mapping {
+    live.unwrap_or(deployed)
 }
 
 /// A checked mapping, ready to apply.
@@ -269,6 +307,24 @@ impl Mapping {
         self.status.as_ref()
     }
 
+    /// The mapping as a document [`Mapping::parse`] reads back to the same mapping: what the
+    /// operator console shows and copies out (the default mapping included).
+    pub fn document(&self) -> Value {
+        let fields: Vec<Value> = self.rules.iter().map(Rule::document).collect();
+        let mut document = json!({ "fields": fields });
+        match &self.status {
+            Some(StatusTarget::Tag { prefix }) => document["status"] = json!({"to": "tag", "prefix": prefix}),
+            Some(StatusTarget::CustomField(id)) => {
+                document["status"] = json!({"to": format!("customField:{id}")})
+            }
+            None => {}
+        }
+        if let Some(code) = &self.default_country_code {
+            document["default_country_code"] = json!(code);
+        }
+        document
+    }
+
     /// Maps SightMill's contact `data` to Contacts API fields, or refuses it whole.
     pub fn apply(&self, data: &Map<String, Value>, purpose: Purpose) -> Result<MappedContact, FieldError> {
         let mut fields = Map::new();
@@ -405,6 +461,66 @@ impl Target {
     }
 }
 
+impl Rule {
+    fn document(&self) -> Value {
+        let mut document = match &self.source {
+            Source::Field(path) => json!({ "from": path.join(".") }),
+            Source::Constant(value) => json!({ "value": value }),
+        };
+        document["to"] = json!(match &self.target {
+            Target::Standard(field) => field.name.to_owned(),
+            Target::SplitName => SPLIT_NAME.to_owned(),
+            Target::CustomField(id) => format!("{CUSTOM_FIELD}{id}"),
+        });
+        if !self.transforms.is_empty() {
+            document["transforms"] = self.transforms.iter().map(|t| t.name()).collect();
+        }
+        document
+    }
+}
+
+const SPLIT_NAME: &str = "firstName+lastName";
+const CUSTOM_FIELD: &str = "customField:";
+const TRANSFORMS: [Transform; 4] =
+    [Transform::Trim, Transform::Lowercase, Transform::Uppercase, Transform::E164];
+
+impl Transform {
+    fn name(self) -> &'static str {
+        match self {
+            Transform::Trim => "trim",
+            Transform::Lowercase => "lowercase",
+            Transform::Uppercase => "uppercase",
+            Transform::E164 => "e164",
+        }
+    }
+}
+
+/// What a mapping may name, for a form to choose from: the targets (each standard field with
+/// whether it is true/false and what an update does with it), the transforms and the status
+/// targets. The same tables [`Mapping::parse`] checks against.
+pub fn catalogue() -> Value {
+    let targets: Vec<Value> = STANDARD_FIELDS
+        .iter()
+        .map(|field| {
+            let kind = if field.kind == Kind::Flag { "flag" } else { "text" };
+            let on_update = match field.on_update {
+                OnUpdate::Clears => "a null clears it",
+                OnUpdate::KeepsOnNull => "a null keeps its value",
+                OnUpdate::Omitted => "sent on create only",
+            };
+            json!({ "name": field.name, "kind": kind, "on_update": on_update })
+        })
+        .collect();
+    json!({
+        "targets": targets,
+        "split_name": SPLIT_NAME,
+        "custom_field_prefix": CUSTOM_FIELD,
+        "transforms": TRANSFORMS.map(Transform::name),
+        "status_targets": ["tag", format!("{CUSTOM_FIELD}<id>")],
+        "max_document_bytes": MAX_DOCUMENT_BYTES,
+    })
+}
+
 fn parse_rule(entry: Value) -> Result<Rule, String> {
     let document: RuleDocument = serde_json::from_value(entry).map_err(|e| e.to_string())?;
     let source = match (document.from, document.value) {
@@ -434,10 +550,10 @@ fn parse_path(path: &str) -> Result<Vec<String>, String> {
 }
 
 fn parse_target(to: &str) -> Result<Target, String> {
-    if to == "firstName+lastName" {
+    if to == SPLIT_NAME {
         return Ok(Target::SplitName);
     }
-    if let Some(id) = to.strip_prefix("customField:") {
+    if let Some(id) = to.strip_prefix(CUSTOM_FIELD) {
         return custom_field_id(id).map(Target::CustomField);
     }
     standard_field(to).map(Target::Standard).ok_or_else(|| {
@@ -472,13 +588,10 @@ fn custom_field_id(id: &str) -> Result<String, String> {
 }
 
 fn parse_transform(name: &str) -> Result<Transform, String> {
-    match name {
-        "trim" => Ok(Transform::Trim),
-        "lowercase" => Ok(Transform::Lowercase),
-        "uppercase" => Ok(Transform::Uppercase),
-        "e164" => Ok(Transform::E164),
-        other => Err(format!("unknown transform `{other}` (trim, lowercase, uppercase, e164)")),
-    }
+    TRANSFORMS
+        .into_iter()
+        .find(|transform| transform.name() == name)
+        .ok_or_else(|| format!("unknown transform `{name}` (trim, lowercase, uppercase, e164)"))
 }
 
 fn standard_field(name: &str) -> Option<&'static StandardField> {
@@ -559,6 +672,42 @@ mod tests {
         "status": {"to": "tag", "prefix": "status:"},
         "default_country_code": "1"
     }"#;
+
+    #[test]
+    fn a_live_mapping_reads_back_as_stored() {
+        let live = LiveMapping {
+            document: Mapping::default().document(),
+            saved_by: "key:0011aabb".into(),
+            saved_at: 7,
+        };
+        assert_eq!(LiveMapping::from_json(&live.to_json()), Some(live.clone()));
+        assert_eq!(live.mapping().unwrap(), Mapping::default());
+        assert_eq!(LiveMapping::from_json(&json!({"document": {}})), None);
+    }
+
+    #[test]
+    fn a_mapping_reads_back_from_its_document() {
+        for mapping in [Mapping::parse(FULL).unwrap(), Mapping::default()] {
+            let document = mapping.document().to_string();
+            assert_eq!(Mapping::parse(&document).unwrap(), mapping, "{document}");
+        }
+        let custom = Mapping::parse(r#"{"fields": [], "status": {"to": "customField:cf_s"}}"#).unwrap();
+        assert_eq!(custom.document(), json!({"fields": [], "status": {"to": "customField:cf_s"}}));
+    }
+
+    #[test]
+    fn the_catalogue_names_only_what_parse_accepts() {
+        let catalogue = catalogue();
+        for target in catalogue["targets"].as_array().unwrap() {
+            let to = target["name"].as_str().unwrap();
+            assert!(parse_target(to).is_ok(), "{to}");
+        }
+        assert_eq!(catalogue["targets"].as_array().unwrap().len(), STANDARD_FIELDS.len());
+        for transform in catalogue["transforms"].as_array().unwrap() {
+            assert!(parse_transform(transform.as_str().unwrap()).is_ok());
+        }
+        assert!(parse_target(catalogue["split_name"].as_str().unwrap()).is_ok());
+    }
 
     #[test]
     fn a_full_mapping_maps_every_kind_of_rule() {

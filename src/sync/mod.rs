@@ -2,9 +2,11 @@
 //! event and the id maps into Contacts API calls (with the operator's [`mapping`]) and reads each
 //! answer; [`retry`] decides what a failure means and paces calls; [`records`] and [`wire`] are
 //! the records the writer keeps; [`queue`] states every transition of a webhook record once, as
-//! the rows to write; [`report`] is what is answered and logged.
+//! the rows to write; [`report`] is what is answered and logged; [`metrics`] are the counts per
+//! minute and hour that the operator console charts.
 
 pub mod mapping;
+pub mod metrics;
 pub mod plan;
 pub mod queue;
 pub mod records;

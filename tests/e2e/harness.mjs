@@ -40,8 +40,10 @@ const SCRIPTS = {
   miniflare: path.join(ROOT, "build/index.js"),
 };
 const DEFAULT_KV = process.env.SIGHTMILL_TEST_KV ?? "production";
+/** The operator console's built assets (scripts/build.sh), served as wrangler's [assets] would. */
+const ASSETS = path.join(ROOT, "public");
 /** The operator status fields that describe stored state (not the clock). */
-const STATUS_STATE = ["pending", "due_now", "parked", "stale_dropped", "last_cron_run", "rate_limited_until", "tokens"];
+const STATUS_STATE = ["pending", "due_now", "parked", "stale_dropped", "last_cron_run", "rate_limited_until", "tokens", "mapping"];
 /** A Durable Object's own database in Miniflare's state directory: 64 hex digits of its id. */
 const OBJECT_DATABASE = /^[0-9a-f]{64}\.sqlite$/;
 
@@ -90,6 +92,7 @@ function runtimeOptions({ kv, bindKv, bindings, edges, kvModel, dir, logs }) {
     kvPersist: path.join(dir, "kv"),
     durableObjectsPersist: path.join(dir, "do"),
     unsafeTriggerHandlers: true,
+    ...(existsSync(ASSETS) ? { assets: { directory: ASSETS, routerConfig: { has_user_worker: true } } } : {}),
     bindings: { ...bindings, ...modelBindings },
     handleRuntimeStdio(stdout, stderr) {
       stdout.on("data", (chunk) => logs.push(chunk.toString()));
@@ -222,6 +225,10 @@ export async function startWorld({
       return stateDir();
     },
     logs: () => logs.join(""),
+    /** The runtime's own HTTP address (what a browser opens), e.g. `http://127.0.0.1:PORT/`. */
+    async url() {
+      return (await (await runtime()).ready).toString();
+    },
 
     /** Restarts the worker with `vars` changed (undefined removes one); KV, Durable Objects and the simulator keep their state. */
     async reconfigure(changed) {

@@ -4,8 +4,9 @@
 // body, sends nothing to the Contacts API and leaves the stored state exactly as it was: KV (keys,
 // values and metadata; on the production KV model, not one write tried) and the Durable Object's
 // (its queue, dead letters, the seeded webhook's record and its contact's links, through the
-// operator API). Rows marked `seeded` run after one webhook was applied, so that replays and id
-// reuse have something to aim at.
+// operator API, the live mapping included). Rows marked `seeded` run after one webhook was
+// applied, so that replays and id reuse have something to aim at; rows marked `live` with a live
+// mapping saved.
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -46,6 +47,10 @@ const call =
   };
 const asAdmin = (path, init = {}) => call(path, { key: ADMIN_KEY, ...init });
 const asReader = (path, init = {}) => call(path, { key: READ_KEYS[0], ...init });
+
+/** A valid mapping document, and one whose only field goes `to` a target. */
+const MAPPING = JSON.stringify({ fields: [{ from: "email", to: "email", transforms: ["trim"] }] });
+const mappingTo = (to) => JSON.stringify({ fields: [{ from: "email", to }] });
 
 /** A signature that was valid for SEEDED_ID's delivery but is sent with one part changed. */
 function resigned(change) {
@@ -158,6 +163,29 @@ const ADMIN_ROWS = [
   ["a dry run of malformed JSON", asAdmin("/admin/dry-run", { method: "POST", body: "{nope" }), 422, "unprocessable_event"],
   ["a dry run nested 10,000 deep", asAdmin("/admin/dry-run", { method: "POST", body: "[".repeat(10_000) }), 422, "unprocessable_event"],
   ["an unknown operator route", asAdmin("/admin/secrets"), 404, "not_found"],
+  // The console's routes (rows marked `live` run with a live mapping saved, which must stay as it was)
+  ["the metrics without a key", call("/admin/metrics"), 401, "missing_api_key"],
+  ["saving a mapping without a key", call("/admin/mapping", { method: "PUT", body: MAPPING }), 401, "missing_api_key", { live: true }],
+  ["saving a mapping with a wrong key", call("/admin/mapping", { method: "PUT", key: "wrong-key-0123456789abcdef", body: MAPPING }), 401, "invalid_api_key", { live: true }],
+  ["saving a mapping with a read key", call("/admin/mapping", { method: "PUT", key: READ_KEYS[0], body: MAPPING }), 401, "invalid_api_key", { live: true }],
+  ["removing the live mapping with a read key", call("/admin/mapping", { method: "DELETE", key: READ_KEYS[1] }), 401, "invalid_api_key", { live: true }],
+  ["the key in the query string", call(`/admin/status?key=${ADMIN_KEY}`), 400, "key_in_url"],
+  ["the key in the query string beside the header", asAdmin(`/admin/mapping?access_token=${ADMIN_KEY}`, { method: "PUT", body: MAPPING }), 400, "key_in_url", { live: true }],
+  ["the key as any query value", asAdmin(`/admin/events?state=parked&x=${encodeURIComponent(ADMIN_KEY)}`), 400, "key_in_url"],
+  ["an oversized mapping", asAdmin("/admin/mapping", { method: "PUT", body: JSON.stringify({ fields: [], pad: "x".repeat(17 * 1024) }) }), 413, "mapping_too_large", { live: true }],
+  ["a mapping that is not JSON", asAdmin("/admin/mapping", { method: "PUT", body: "{nope" }), 422, "invalid_mapping", { live: true }],
+  ["a mapping that names an unknown target", asAdmin("/admin/mapping", { method: "PUT", body: mappingTo("password") }), 422, "invalid_mapping", { live: true }],
+  ["a mapping with an unknown transform", asAdmin("/admin/mapping", { method: "PUT", body: JSON.stringify({ fields: [{ from: "email", to: "email", transforms: ["eval"] }] }) }), 422, "invalid_mapping", { live: true }],
+  ["a mapping whose custom field id has path characters", asAdmin("/admin/mapping", { method: "PUT", body: mappingTo("customField:../x") }), 422, "invalid_mapping", { live: true }],
+  ["validating an unknown target", asAdmin("/admin/mapping/validate", { method: "POST", body: mappingTo("password") }), 422, "invalid_mapping"],
+  ["a dry run with an invalid draft mapping", asAdmin("/admin/mapping/dry-run", { method: "POST", body: JSON.stringify({ mapping: { fields: [{ to: "email" }] }, event: good }) }), 422, "invalid_mapping"],
+  ["a dry run request that is not an object", asAdmin("/admin/mapping/dry-run", { method: "POST", body: "[]" }), 400, "bad_dry_run_request"],
+  ["an unknown mapping route", asAdmin("/admin/mapping/deploy", { method: "POST" }), 404, "not_found"],
+  ["a listing filtered by an unknown event type", asAdmin("/admin/events?state=parked&type=contact.exploded"), 400, "bad_query"],
+  ["a listing window that is not a time", asAdmin("/admin/events?state=parked&from=yesterday"), 400, "bad_query"],
+  ["a listing filtered by a SightMill id with path characters", asAdmin("/admin/events?sightmill_id=..%2Fx"), 400, "bad_query"],
+  ["replaying an empty selection", asAdmin("/admin/replay", { method: "POST", body: JSON.stringify({ ids: [] }) }), 400, "bad_replay_request"],
+  ["replaying a selection of 101", asAdmin("/admin/replay", { method: "POST", body: JSON.stringify({ ids: Array.from({ length: 101 }, (_, i) => `msg_${i}`) }) }), 400, "bad_replay_request"],
 ];
 
 const READ_ROWS = [
@@ -187,6 +215,8 @@ const OTHER_ROWS = [
   ["the webhook route in capitals", (world) => world.fetch(WEBHOOK_PATH.toUpperCase(), signedDelivery(SECRET, good)), 404, "not_found"],
   ["POST on the health check", call("/healthz", { method: "POST", body: "{}" }), 404, "not_found"],
   ["an unknown route with a key", asAdmin("/internal/kv"), 404, "not_found"],
+  ["the console's headers file", call("/_headers"), 404, "not_found"],
+  ["a console path that climbs to the operator API", call("/console/..%2Fadmin%2Fstatus"), 404, "not_found"],
 ];
 
 const ROWS = [
@@ -241,6 +271,10 @@ describe("hostile requests", () => {
     test(`${route}: ${name}: ${status} ${code}, nothing sent or written`, async () => {
       await world.reset();
       if (options.seeded) await seed(world);
+      if (options.live) {
+        const saved = await world.admin("PUT", "mapping", { body: { fields: [{ from: "name", to: "name" }] } });
+        assert.equal(saved.status, 200, JSON.stringify(saved.json));
+      }
       const stateBefore = await storedState(world);
       const writesBefore = await kvWrites(world);
       const callsBefore = apiCalls(world.sim);

@@ -9,6 +9,7 @@
 //! | `links` | the id maps: a [`Link`] or [`TagState`] (JSON) under the key [`crate::sync::records`] names |
 //! | `meta` | small named values: the token record, the last run, alert quiet periods |
 //! | `counters` | totals since the location's first webhook (accepted, applied, stale, …) |
+//! | `metrics` | the charts' ring: 60 minute rows and 24 hour rows (a [`Bucket`] each), by slot |
 
 use std::cell::Cell;
 
@@ -16,6 +17,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use worker::{SqlCursor, SqlStorage, SqlStorageValue};
 
+use crate::sync::metrics::{self, Bucket};
 use crate::sync::plan::{Known, Reads, RecordKey, Write};
 use crate::sync::queue::{holds_contact, place};
 use crate::sync::records::WebhookRecord;
@@ -37,6 +39,7 @@ CREATE INDEX IF NOT EXISTS holding_by_contact ON webhooks (contact, order_at) WH
 CREATE TABLE IF NOT EXISTS links (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS metrics (slot INTEGER PRIMARY KEY, bucket TEXT NOT NULL);
 ";
 
 /// A stored row that no longer parses: an error that stops what needed it, never a fresh start.
@@ -113,9 +116,26 @@ struct OldestRow {
 }
 
 #[derive(Deserialize)]
+struct MetricsRow {
+    slot: i64,
+    bucket: String,
+}
+
+#[derive(Deserialize)]
 struct CounterRow {
     name: String,
     value: i64,
+}
+
+/// Which webhooks a listing shows: their state, and optionally their event type, their
+/// SightMill contact and a window of their place's time (when due, or when parked).
+#[derive(Debug, Clone, Copy)]
+pub struct Filter<'a> {
+    pub state: &'a str,
+    pub event_type: Option<&'a str>,
+    pub contact: Option<&'a str>,
+    pub from: UnixMillis,
+    pub to: UnixMillis,
 }
 
 /// Queue figures for the operator's status.
@@ -247,19 +267,34 @@ impl Db {
         self.run("UPDATE webhooks SET state = 'unreadable', holds = 0 WHERE id = ?", vec![id.into()])
     }
 
-    /// One page of webhooks in `state` (pending: in due order; parked: in parking order), after
-    /// the cursor `(at, id)` when given.
+    /// One page of the webhooks `filter` picks (pending: in due order; parked: in parking
+    /// order), after the cursor `(at, id)` when given.
     pub fn page(
         &self,
-        state: &str,
+        filter: &Filter,
         after: Option<(UnixMillis, String)>,
         limit: u32,
     ) -> DbResult<Vec<DbResult<Listed>>> {
         let (at, id) = after.unwrap_or((i64::MIN, String::new()));
+        let optional = |value: Option<&str>| value.map_or(SqlStorageValue::Null, Into::into);
         let rows: Vec<WebhookRow> = self.rows(
             "SELECT id, record FROM webhooks WHERE state = ? AND (at > ? OR (at = ? AND id > ?))
+               AND at >= ? AND at <= ? AND (? IS NULL OR contact = ?)
+               AND (? IS NULL OR json_extract(record, '$.event_type') = ?)
              ORDER BY at, id LIMIT ?",
-            vec![state.into(), at.into(), at.into(), id.into(), i64::from(limit).into()],
+            vec![
+                filter.state.into(),
+                at.into(),
+                at.into(),
+                id.into(),
+                filter.from.into(),
+                filter.to.into(),
+                optional(filter.contact),
+                optional(filter.contact),
+                optional(filter.event_type),
+                optional(filter.event_type),
+                i64::from(limit).into(),
+            ],
         )?;
         Ok(rows.into_iter().map(|row| listed(&row)).collect())
     }
@@ -370,6 +405,10 @@ impl Db {
         )
     }
 
+    pub fn delete_meta(&self, key: &str) -> DbResult<()> {
+        self.run("DELETE FROM meta WHERE key = ?", vec![key.into()])
+    }
+
     pub fn bump(&self, name: &str) -> DbResult<()> {
         self.add(name, 1)
     }
@@ -379,6 +418,35 @@ impl Db {
             "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
             vec![name.into(), by.into()],
         )
+    }
+
+    /// Every row of the charts' ring, as (slot, bucket).
+    pub fn metrics(&self) -> DbResult<Vec<(i64, Bucket)>> {
+        let rows: Vec<MetricsRow> = self.rows("SELECT slot, bucket FROM metrics", vec![])?;
+        rows.iter()
+            .map(|row| Ok((row.slot, parse(&format!("metrics slot {}", row.slot), &row.bucket)?)))
+            .collect()
+    }
+
+    /// The ring's row in `slot`. A row that no longer parses reads as none (and is replaced when
+    /// its slot is next written): it is a statistic, not a record.
+    pub fn metrics_row(&self, slot: i64) -> DbResult<Option<Bucket>> {
+        let rows: Vec<MetricsRow> =
+            self.rows("SELECT slot, bucket FROM metrics WHERE slot = ?", vec![slot.into()])?;
+        Ok(rows.first().and_then(|row| serde_json::from_str(&row.bucket).ok()))
+    }
+
+    /// Adds a finished minute to its minute row and its hour row: two rows written.
+    pub fn fold_metrics(&self, done: &Bucket) -> DbResult<()> {
+        let slots = [metrics::minute_slot(done.start), metrics::hour_slot(done.start)];
+        let (minute, hour) = metrics::fold(done, self.metrics_row(slots[0])?, self.metrics_row(slots[1])?);
+        for (slot, bucket) in slots.into_iter().zip([minute, hour]) {
+            self.run(
+                "INSERT INTO metrics (slot, bucket) VALUES (?, ?) ON CONFLICT (slot) DO UPDATE SET bucket = excluded.bucket",
+                vec![slot.into(), to_json(&bucket)?.into()],
+            )?;
+        }
+        Ok(())
     }
 
     pub fn counters(&self) -> DbResult<serde_json::Map<String, serde_json::Value>> {

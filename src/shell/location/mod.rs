@@ -11,6 +11,7 @@
 
 mod alerts;
 mod db;
+mod live_mapping;
 mod operator;
 mod pacing;
 pub mod reads;
@@ -19,6 +20,7 @@ pub mod tokens;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashSet, VecDeque};
+use std::rc::Rc;
 use std::time::Duration;
 
 use serde_json::json;
@@ -32,10 +34,13 @@ use crate::secret::Secret;
 use crate::shell::platform::contacts_client::{ContactsClient, TransportFailure};
 use crate::shell::platform::respond;
 use crate::shell::platform::runtime::{now_ms, setting};
+use crate::sync::mapping::{self, LiveMapping};
+use crate::sync::metrics::{Bucket, Count, UnderWay};
 use crate::sync::queue::{reply, Intake, FINISHED_TTL_MS};
 use crate::sync::records::CronRun;
 use crate::sync::retry::RateHeaders;
 use db::{Db, DbError, Listed};
+use live_mapping::Live;
 use pacing::Pacing;
 use tokens::Tokens;
 
@@ -47,6 +52,9 @@ const RUN_POLL_MS: u64 = 25;
 const READY_BATCH: u32 = 64;
 /// The `meta` row of the last run that did something.
 const LAST_RUN_KEY: &str = "last_run";
+/// The key in the `last_run` row that keeps the charts' minute under way when the run ended: the
+/// row is written anyway, so a restart or eviction loses no count and costs no extra row.
+const CHARTS_MINUTE: &str = "charts_minute";
 
 #[durable_object]
 pub struct Location {
@@ -70,11 +78,16 @@ pub struct Writer {
     requests: Cell<u64>,
     /// Contacts API calls (and 429s among them) not yet added to the counters.
     unflushed_calls: Cell<(i64, i64)>,
+    /// The charts' minute under way ([`crate::sync::metrics`]).
+    metrics: RefCell<UnderWay>,
+    /// The live mapping as last read or saved (`None`: not read yet; `Some(None)`: none saved).
+    live_mapping: RefCell<Option<Option<Rc<Live>>>>,
 }
 
 impl DurableObject for Location {
     fn new(state: State, env: Env) -> Self {
         let db = Db::open(state.storage().sql()).expect("the location's tables can be created");
+        let resumed = under_way(&db);
         // A deployment whose settings are wrong answers every request with the error (see
         // `fetch`); until it is fixed these are never used.
         let config = load_config(&env).ok();
@@ -92,6 +105,8 @@ impl DurableObject for Location {
             alarm_at: Cell::new(None),
             requests: Cell::new(0),
             unflushed_calls: Cell::new((0, 0)),
+            metrics: RefCell::new(UnderWay::resume(resumed)),
+            live_mapping: RefCell::new(None),
         };
         Location { writer }
     }
@@ -99,7 +114,7 @@ impl DurableObject for Location {
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         self.writer.requests.set(self.writer.requests.get() + 1);
         let config = match load_config(&self.writer.env) {
-            Ok(config) => config,
+            Ok(config) => self.writer.effective(config),
             Err(response) => return response,
         };
         let path = req.path();
@@ -117,7 +132,7 @@ impl DurableObject for Location {
         self.writer.requests.set(self.writer.requests.get() + 1);
         self.writer.alarm_at.set(None);
         if let Ok(config) = load_config(&self.writer.env) {
-            self.run(&config, false).await;
+            self.run(&self.writer.effective(config), false).await;
         }
         Response::ok("")
     }
@@ -139,6 +154,7 @@ impl Location {
                 if let Err(error) = stored {
                     return storage_unavailable(&error);
                 }
+                self.writer.count(|bucket| bucket.add(Count::Accepted, 1));
                 if !self.writer.running.get() {
                     self.writer.arm(now).await?;
                 }
@@ -179,8 +195,9 @@ impl Location {
             .writer
             .flush_calls()
             .and_then(|()| self.writer.db.forget_finished(now - FINISHED_TTL_MS, FORGET_PER_RUN));
+        self.writer.flush_metrics();
         if let Err(error) = tidied {
-            runner::log_storage_error("flush the call counters and forget finished webhooks", &error);
+            runner::log_storage_error("flush the counters and forget finished webhooks", &error);
         }
         self.after_run(config, &tally, woken_by_cron).await;
         tally
@@ -204,7 +221,9 @@ impl Location {
             tally.finished + tally.retried + tally.waiting + tally.parked + tally.api_calls > 0;
         if did_something {
             console_log!("{}", json!({"msg": "run", "cron": woken_by_cron, "run": tally}));
-            if let Err(error) = self.writer.db.put_meta(LAST_RUN_KEY, tally) {
+            let mut row = json!(tally);
+            row[CHARTS_MINUTE] = json!(self.writer.metrics.borrow().current());
+            if let Err(error) = self.writer.db.put_meta(LAST_RUN_KEY, &row) {
                 runner::log_storage_error("record the run", &error);
             }
         }
@@ -311,6 +330,10 @@ impl Writer {
         self.pacing.heed(&rate, now_ms());
         let (calls, too_many) = self.unflushed_calls.get();
         self.unflushed_calls.set((calls + 1, too_many + i64::from(rate.status == 429)));
+        self.count(|bucket| {
+            bucket.add(Count::ApiCalls, 1);
+            bucket.add(Count::Api429, u64::from(rate.status == 429));
+        });
         sent.map(|(response, _)| response)
     }
 
@@ -326,6 +349,79 @@ impl Writer {
         }
         Ok(())
     }
+}
+
+impl Writer {
+    /// Counts into the charts' minute under way; a minute that is over is folded into its
+    /// stored rows first (two rows written, at most once a minute, never while idle).
+    pub(super) fn count(&self, change: impl FnOnce(&mut Bucket)) {
+        let done = self.metrics.borrow_mut().count(now_ms(), change);
+        self.fold(done);
+    }
+
+    /// Folds the charts' minute counted if it is over (each run's end: the cron wakes the
+    /// location every minute, so a minute is stored within about a minute of its end).
+    fn flush_metrics(&self) {
+        let done = self.metrics.borrow_mut().take_done(now_ms());
+        self.fold(done);
+    }
+
+    /// A statistic that cannot be stored is logged and lost; it never stops what counted it.
+    fn fold(&self, done: Option<Bucket>) {
+        if let Some(Err(error)) = done.map(|done| self.db.fold_metrics(&done)) {
+            runner::log_storage_error("store the charts' last minute", &error);
+        }
+    }
+
+    /// The charts at `now`: the stored rows and the minute under way (nothing is written).
+    fn chart(&self, now: i64) -> db::DbResult<serde_json::Value> {
+        let rows = self.db.metrics()?;
+        Ok(crate::sync::metrics::chart(&rows, self.metrics.borrow().current(), now))
+    }
+
+    /// The configuration with the location's effective mapping ([`mapping::effective`]).
+    fn effective(&self, mut config: Config) -> Config {
+        let live = self.live_mapping().map(|live| live.mapping.clone());
+        config.mapping = mapping::effective(live, config.mapping);
+        config
+    }
+
+    /// The live mapping, read once (a row that no longer parses is logged and not used: the
+    /// deployed mapping applies).
+    fn live_mapping(&self) -> Option<Rc<Live>> {
+        if let Some(known) = self.live_mapping.borrow().clone() {
+            return known;
+        }
+        let read = match self.db.meta::<serde_json::Value>(live_mapping::META_KEY) {
+            Ok(saved) => saved.as_ref().and_then(LiveMapping::from_json).and_then(|saved| match saved.mapping() {
+                Ok(mapping) => Some(Rc::new(Live { saved, mapping })),
+                Err(error) => {
+                    console_error!("{}", json!({"msg": "live mapping unusable; the deployed mapping applies", "alert": true, "error": error.to_string()}));
+                    None
+                }
+            }),
+            Err(error) => {
+                runner::log_storage_error("read the live mapping", &error);
+                return None;
+            }
+        };
+        *self.live_mapping.borrow_mut() = Some(read.clone());
+        read
+    }
+
+    fn set_live_mapping(&self, live: Option<Live>) {
+        *self.live_mapping.borrow_mut() = Some(live.map(Rc::new));
+    }
+}
+
+/// The charts' minute the last run left under way, unless it was stored in the ring already (a
+/// minute is folded in once, when it is over).
+fn under_way(db: &Db) -> Option<Bucket> {
+    let row: Option<serde_json::Value> = db.meta(LAST_RUN_KEY).ok().flatten();
+    let minute: Bucket = serde_json::from_value(row?.get(CHARTS_MINUTE)?.clone()).ok()?;
+    let stored = db.metrics_row(crate::sync::metrics::minute_slot(minute.start)).ok()?;
+    let folded = stored.is_some_and(|stored| stored.start == minute.start);
+    (!folded).then_some(minute)
 }
 
 /// The checked configuration, or the 500 that says which setting is wrong.

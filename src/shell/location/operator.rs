@@ -6,19 +6,21 @@
 use serde_json::{json, Value};
 use worker::{Method, Request, Response, Result};
 
-use super::db::{DbError, DbResult, Listed};
+use super::db::{DbError, DbResult, Filter, Listed};
+use super::live_mapping;
 use super::runner::remember;
-use super::{Writer, LAST_RUN_KEY};
+use super::{Writer, CHARTS_MINUTE, LAST_RUN_KEY};
 use crate::config::Config;
 use crate::contacts_api::Answer;
-use crate::intake::event::{is_sightmill_id, parse_event};
+use crate::intake::event::{is_sightmill_id, parse_event, EventType};
 use crate::intake::signature::is_valid_id;
 use crate::read::split_url;
 use crate::shell::platform::respond;
 use crate::shell::platform::runtime::now_ms;
+use crate::sync::mapping::Mapping;
 use crate::sync::plan::{self, Next, Start};
 use crate::sync::queue::{self, NotApplicable};
-use crate::sync::records::{child_prefixes, contact_key, CronRun, WebhookRecord};
+use crate::sync::records::{child_prefixes, contact_key, WebhookRecord};
 use crate::timestamp::parse_rfc3339;
 
 /// Webhooks one replay request moves at most: bounded, so that no request does unbounded work;
@@ -38,7 +40,13 @@ pub async fn handle(writer: &Writer, config: &Config, mut req: Request) -> Resul
         (Method::Delete, ["events", id]) => discard(writer, id).await,
         (Method::Post, ["replay"]) => replay_many(writer, &req.json::<Value>().await.unwrap_or(Value::Null)),
         (Method::Get, ["contacts", id]) => contact_links(writer, config, id),
-        (Method::Post, ["dry-run"]) => return dry_run(writer, config, &req.bytes().await?),
+        (Method::Post, ["dry-run"]) => return dry_run(writer, config, &config.mapping, &req.bytes().await?),
+        (Method::Get, ["metrics"]) => writer.chart(now_ms()).map(|chart| respond::json(200, &chart)),
+        (_, ["mapping", rest @ ..]) => {
+            let rest = rest.to_vec();
+            let answer = live_mapping::handle(writer, config, &mut req, &rest).await;
+            return answer.unwrap_or_else(|| respond::error(404, "not_found", "no such operator route"));
+        }
         _ => return respond::error(404, "not_found", "no such operator route"),
     };
     if req.method() == Method::Post {
@@ -54,7 +62,10 @@ async fn status(writer: &Writer, config: &Config) -> Answered {
     let now = now_ms();
     writer.flush_calls()?;
     let figures = writer.db.queue_figures(now)?;
-    let last_run: Option<CronRun> = writer.db.meta(LAST_RUN_KEY)?;
+    let mut last_run: Option<Value> = writer.db.meta(LAST_RUN_KEY)?;
+    if let Some(Value::Object(run)) = &mut last_run {
+        run.remove(CHARTS_MINUTE);
+    }
     let counters = writer.db.counters()?;
     let body = json!({
         "location_id": config.location_id,
@@ -69,11 +80,17 @@ async fn status(writer: &Writer, config: &Config) -> Answered {
         "tokens": [writer.tokens.status(&writer.env, &writer.db).await],
         "counters": counters,
         "durable_object": writer.usage(),
+        "alert_pending_age_secs": config.alerts.pending_age_secs,
+        "mapping": writer.live_mapping().map_or(json!({"effective": "deployed"}), |live| {
+            json!({"effective": "live", "saved_by": live.saved.saved_by, "saved_at": live.saved.saved_at})
+        }),
     });
     Ok(respond::json(200, &body))
 }
 
-/// `GET /admin/events?state=pending|parked&limit=N&cursor=C`: summaries in due or parking order.
+/// `GET /admin/events?state=pending|parked&limit=N&cursor=C`, filtered by `type` (an event type),
+/// `sightmill_id` and a window `from`/`to` (RFC 3339; when due, or when parked): summaries in
+/// due or parking order.
 fn list(writer: &Writer, query_string: &str) -> Answered {
     let query = |name: &str| query_param(query_string, name);
     let state = match query("state").as_deref() {
@@ -81,11 +98,27 @@ fn list(writer: &Writer, query_string: &str) -> Answered {
         Some("parked") => "parked",
         Some(_) => return Ok(respond::error(400, "bad_query", "state must be pending or parked")),
     };
+    let event_type = query("type").filter(|kind| !kind.is_empty());
+    if event_type.as_deref().is_some_and(|kind| EventType::from_name(kind).is_none()) {
+        return Ok(respond::error(400, "bad_query", "type must be an event type, e.g. contact.created"));
+    }
+    let contact = query("sightmill_id").filter(|id| !id.is_empty());
+    if contact.as_deref().is_some_and(|id| !is_sightmill_id(id)) {
+        return Ok(respond::error(400, "bad_query", "sightmill_id must be a SightMill id"));
+    }
+    let bound = |name: &str, default: i64| match query(name).filter(|at| !at.is_empty()) {
+        None => Ok(default),
+        Some(at) => parse_rfc3339(&at).ok_or(()),
+    };
+    let (Ok(from), Ok(to)) = (bound("from", i64::MIN), bound("to", i64::MAX)) else {
+        return Ok(respond::error(400, "bad_query", "from and to must be RFC 3339 times"));
+    };
+    let filter = Filter { state, event_type: event_type.as_deref(), contact: contact.as_deref(), from, to };
     let limit = query("limit").and_then(|l| l.parse().ok()).unwrap_or(50u32).clamp(1, 100);
     let Ok(after) = query("cursor").map(|cursor| parse_cursor(&cursor)).transpose() else {
         return Ok(respond::error(400, "bad_query", "the cursor is not one this API gave"));
     };
-    let page = writer.db.page(state, after, limit)?;
+    let page = writer.db.page(&filter, after, limit)?;
     let full = page.len() as u32 == limit;
     let mut events = Vec::with_capacity(page.len());
     let mut last = None;
@@ -174,13 +207,13 @@ fn replay_one(writer: &Writer, id: &str) -> Answered {
 /// another request is needed.
 fn replay_many(writer: &Writer, body: &Value) -> Answered {
     let bound = |name: &str| body.get(name).and_then(Value::as_str).map(parse_rfc3339);
+    if let Some(ids) = body.get("ids") {
+        return replay_ids(writer, ids);
+    }
     let (from, to) = match (body.get("all"), bound("from"), bound("to")) {
         (Some(Value::Bool(true)), None, None) => (i64::MIN, i64::MAX),
         (None, Some(Some(from)), Some(Some(to))) if from <= to => (from, to),
-        _ => {
-            let message = "send {\"all\": true} or {\"from\": \"<RFC 3339>\", \"to\": \"<RFC 3339>\"}";
-            return Ok(respond::error(400, "bad_replay_request", message));
-        }
+        _ => return Ok(respond::error(400, "bad_replay_request", REPLAY_SHAPES)),
     };
     let now = now_ms();
     let page = writer.db.parked_between(from, to, REPLAY_PAGE + 1)?;
@@ -202,6 +235,30 @@ fn replay_many(writer: &Writer, body: &Value) -> Answered {
         }
     }
     Ok(respond::json(202, &json!({ "replayed": replayed, "more": more })))
+}
+
+const REPLAY_SHAPES: &str = "send {\"all\": true}, {\"from\": \"<RFC 3339>\", \"to\": \"<RFC 3339>\"} or {\"ids\": [\"<webhook id>\", ...]}";
+
+/// `POST /admin/replay` with `{"ids": [...]}` (a selection, up to [`REPLAY_PAGE`]): replays the
+/// parked ones among them; `skipped` lists the others (unknown, or not parked).
+fn replay_ids(writer: &Writer, ids: &Value) -> Answered {
+    let ids: Option<Vec<&str>> = ids.as_array().map(|ids| ids.iter().filter_map(Value::as_str).collect());
+    let Some(ids) = ids.filter(|ids| !ids.is_empty() && ids.len() <= REPLAY_PAGE as usize) else {
+        let message = format!("`ids` must list 1 to {REPLAY_PAGE} webhook ids");
+        return Ok(respond::error(400, "bad_replay_request", message));
+    };
+    let now = now_ms();
+    let (mut replayed, mut skipped) = (Vec::new(), Vec::new());
+    for id in ids {
+        match load(writer, id)?.map(|record| queue::replay(record, now)) {
+            Some(Ok(pending)) => {
+                writer.db.put_webhook(id, &pending)?;
+                replayed.push(id);
+            }
+            _ => skipped.push(id),
+        }
+    }
+    Ok(respond::json(202, &json!({ "replayed": replayed, "skipped": skipped, "more": false })))
 }
 
 /// Discards a pending or parked webhook: it is finished as `discarded`, so that a redelivery
@@ -261,9 +318,10 @@ fn tag_name(encoded: &str) -> String {
         .unwrap_or_else(|| encoded.to_owned())
 }
 
-/// `POST /admin/dry-run` with a SightMill event body: the requests it would send now, given what
-/// the id maps hold, assuming each call succeeds. Sends nothing and writes nothing.
-fn dry_run(writer: &Writer, config: &Config, body: &[u8]) -> Result<Response> {
+/// `POST /admin/dry-run` with a SightMill event body: the requests it would send now with
+/// `mapping`, given what the id maps hold, assuming each call succeeds. Sends nothing and writes
+/// nothing.
+pub(super) fn dry_run(writer: &Writer, config: &Config, mapping: &Mapping, body: &[u8]) -> Result<Response> {
     if body.len() > config.max_body_bytes {
         let message = format!("the body is larger than {} bytes", config.max_body_bytes);
         return respond::error(413, "body_too_large", message);
@@ -276,7 +334,7 @@ fn dry_run(writer: &Writer, config: &Config, body: &[u8]) -> Result<Response> {
         Ok(known) => known,
         Err(error) => return respond::error(503, "storage_unavailable", error.to_string()),
     };
-    let answer = match plan::start(&event, &known, &config.location_id, &config.mapping) {
+    let answer = match plan::start(&event, &known, &config.location_id, mapping) {
         Start::Finish(applied) => json!({ "decision": "finish", "requests": [], "outcome": applied.outcome }),
         Start::Wait(reason) => json!({ "decision": "wait", "requests": [], "reason": reason }),
         Start::Park(reason) => json!({ "decision": "park", "requests": [], "reason": reason }),

@@ -19,6 +19,7 @@ use crate::contacts_api::{Answer, ApiRequest};
 use crate::intake::event::parse_event;
 use crate::shell::platform::kv::Kv;
 use crate::shell::platform::runtime::now_ms;
+use crate::sync::metrics::Count;
 use crate::sync::plan::{self, Applied, Failure, Job, Next, Start, Write, MAX_CALLS};
 use crate::sync::queue::{self, Later, FINISHED_TTL_MS};
 use crate::sync::records::{webhook_key, CronRun, Outcome, WebhookRecord, WebhookState};
@@ -266,6 +267,15 @@ impl<'a> Run<'a> {
         }
         db.put_webhook(id, &record)?;
         db.bump(counter_of(&applied.outcome))?;
+        let accepted_at = record.accepted_at;
+        self.writer.count(|bucket| match &applied.outcome {
+            Outcome::Applied { .. } => {
+                bucket.add(Count::Applied, 1);
+                bucket.applied_after(now - accepted_at);
+            }
+            Outcome::Stale | Outcome::Skipped { .. } => bucket.add(Count::Skipped, 1),
+            Outcome::Discarded => {}
+        });
         if let Outcome::Applied { contact_id, .. } = &applied.outcome {
             self.wake_waiting(&contact, now)?;
             if caching_enabled(&self.writer.env) {
@@ -364,7 +374,12 @@ impl<'a> Run<'a> {
             db.write(write)?;
         }
         db.put_webhook(id, &record)?;
-        db.bump(if decision == LogDecision::Wait { "waiting" } else { "retried" })?;
+        let (counter, count) = match decision {
+            LogDecision::Wait => ("waiting", Count::Waiting),
+            _ => ("retried", Count::Retried),
+        };
+        db.bump(counter)?;
+        self.writer.count(|bucket| bucket.add(count, 1));
         log(id, &record, decision, None, Some(&error), calls, started, Some(due_at));
         Ok(())
     }
@@ -385,6 +400,7 @@ impl<'a> Run<'a> {
         }
         db.put_webhook(id, &record)?;
         db.bump("parked")?;
+        self.writer.count(|bucket| bucket.add(Count::Parked, 1));
         log(id, &record, LogDecision::Parked, None, Some(&reason), calls, started, None);
         let text = format!("webhook {id} ({}) was parked: {reason}", record.event_type);
         alerts::raise(db, &self.config.alerts, AlertKind::Parked, &self.config.location_id, &text).await;

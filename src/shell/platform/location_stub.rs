@@ -9,6 +9,8 @@ use worker::{Env, Headers, Method, Request, RequestInit, Response, Result, Stub}
 pub const BINDING: &str = "LOCATIONS";
 /// The origin of the internal routes (any; the Durable Object reads only the path).
 const ORIGIN: &str = "https://location.internal";
+/// Who sent an operator request, as the Worker tells the Durable Object.
+pub const OPERATOR_HEADER: &str = "X-Operator";
 
 pub struct LocationStub {
     stub: Stub,
@@ -41,9 +43,32 @@ impl LocationStub {
         serde_json::from_slice(answer.as_bytes()).map_err(|error| worker::Error::RustError(error.to_string()))
     }
 
-    /// Sends `method` to `path` (with its query) and an optional body, as the operator sent it.
+    /// Sends `method` to `path` (with its query) and an optional body.
     pub async fn send(&self, method: Method, path: &str, body: Option<String>) -> Result<Response> {
+        self.send_with(method, path, body, Headers::new()).await
+    }
+
+    /// Sends an operator's request as they sent it, with who sent it ([`OPERATOR_HEADER`]: the
+    /// key's fingerprint, never the key).
+    pub async fn send_as(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+        operator: &str,
+    ) -> Result<Response> {
         let headers = Headers::new();
+        headers.set(OPERATOR_HEADER, operator)?;
+        self.send_with(method, path, body, headers).await
+    }
+
+    async fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+        headers: Headers,
+    ) -> Result<Response> {
         headers.set("Content-Type", "application/json")?;
         let mut init = RequestInit::new();
         init.with_method(method).with_headers(headers).with_body(body.map(Into::into));

@@ -1,10 +1,11 @@
-//! The operator API's door, under `/admin/`: checks the bearer key against `ADMIN_API_KEYS`
-//! (never a read key, which is a different list) and forwards the request, as sent, to the
-//! location's Durable Object, which holds everything the operator API shows and changes.
+//! The operator API's door, under `/admin/`: refuses a key put in the URL, checks the bearer key
+//! against `ADMIN_API_KEYS` (never a read key, which is a different list) and forwards the
+//! request, as sent, with the key's fingerprint as who sent it, to the location's Durable Object,
+//! which holds everything the operator API shows and changes.
 
 use worker::{Env, Request, Response, Result};
 
-use crate::auth::api_keys::{admin_keys, Denied, ADMIN_KEYS_SETTING};
+use crate::auth::api_keys::{admin_keys, fingerprint, refuse_key_in_query, Denied, ADMIN_KEYS_SETTING};
 use crate::intake::Refusal;
 use crate::read::split_url;
 use crate::shell::location::load_config;
@@ -18,28 +19,34 @@ pub fn handles(path: &str) -> bool {
 }
 
 pub async fn handle(mut req: Request, env: &Env) -> Result<Response> {
-    if let Err(refusal) = authorize(&req, env) {
+    let raw_url = req.inner().url();
+    let url = split_url(&raw_url);
+    let authorization = req.headers().get("Authorization").ok().flatten();
+    if let Err(refusal) = authorize(url.query, authorization.as_deref(), env) {
         return respond::refusal(&refusal);
     }
     let config = match load_config(env) {
         Ok(config) => config,
         Err(response) => return response,
     };
-    let raw_url = req.inner().url();
-    let url = split_url(&raw_url);
     let path = match url.query {
         Some(query) => format!("{}?{query}", url.path),
         None => url.path.to_owned(),
     };
     let body = req.text().await?;
+    let operator = fingerprint(authorization.as_deref()).unwrap_or_default();
     let stub = LocationStub::open(env, &config.location_id)?;
-    stub.send(req.method(), &path, Some(body).filter(|body| !body.is_empty())).await
+    stub.send_as(req.method(), &path, Some(body).filter(|body| !body.is_empty()), &operator).await
 }
 
-/// A bearer key from `ADMIN_API_KEYS`, checked in constant time. Unset: the API is off;
-/// unusable: misconfigured.
-fn authorize(req: &Request, env: &Env) -> std::result::Result<(), Refusal> {
-    let keys = admin_keys(setting(env, ADMIN_KEYS_SETTING).as_deref())?;
-    let authorization = req.headers().get("Authorization").ok().flatten();
-    keys.check(authorization.as_deref()).map_err(Denied::refusal)
+/// No key in the URL, and a bearer key from `ADMIN_API_KEYS`, checked in constant time. Unset:
+/// the API is off; unusable: misconfigured.
+fn authorize(
+    query: Option<&str>,
+    authorization: Option<&str>,
+    env: &Env,
+) -> std::result::Result<(), Refusal> {
+    let keys = admin_keys(setting(env, ADMIN_KEYS_SETTING).as_deref());
+    refuse_key_in_query(query, keys.as_ref().ok())?;
+    keys?.check(authorization).map_err(Denied::refusal)
 }

@@ -1,0 +1,59 @@
+// The console's one way to the operator API. Every call goes through api(), which builds the
+// path from one base (today `/admin`: the deployment's connection; a connection selector would
+// change only the base) and sends the operator key kept for this tab (sessionStorage) as a
+// Bearer header. The key is never put in a URL or a cookie, and never logged.
+
+const KEY_ITEM = "sightmill-sync.operator-key";
+let base = "/admin";
+let onRefused = () => {};
+
+export const operatorKey = {
+  get: () => sessionStorage.getItem(KEY_ITEM),
+  set: (key) => sessionStorage.setItem(KEY_ITEM, key),
+  clear: () => sessionStorage.removeItem(KEY_ITEM),
+};
+
+/** Where the operator API is (a connection's base, e.g. `/admin/connections/{id}`). */
+export function setBase(path) {
+  base = path;
+}
+
+/** Called with the refusal when the API answers 401 (the key is wrong or revoked). */
+export function whenRefused(handler) {
+  onRefused = handler;
+}
+
+/**
+ * Calls the operator API: `path` under the base, `query` as parameters (empty ones left out),
+ * `body` as JSON (a string is sent as it is). Answers `{ status, ok, json }`.
+ */
+export async function api(method, path, { query, body } = {}) {
+  const params = new URLSearchParams(Object.entries(query ?? {}).filter(([, value]) => value !== "" && value != null));
+  const url = `${base}/${path}${params.size ? `?${params}` : ""}`;
+  const headers = { authorization: `Bearer ${operatorKey.get() ?? ""}` };
+  const init = { method, headers, cache: "no-store", credentials: "omit", referrerPolicy: "no-referrer" };
+  if (body !== undefined) {
+    headers["content-type"] = "application/json";
+    init.body = typeof body === "string" ? body : JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(url, init);
+  } catch {
+    return { status: 0, ok: false, json: { error: "unreachable", message: "the worker could not be reached" } };
+  }
+  const text = await response.text();
+  let json = null;
+  try {
+    json = text ? JSON.parse(text) : null;
+  } catch {
+    json = { error: "not_json", message: `the worker answered ${response.status} without JSON` };
+  }
+  if (response.status === 401) onRefused(json);
+  return { status: response.status, ok: response.ok, json };
+}
+
+/** A refusal's words for a person: `message (error, status)`. */
+export function describe({ status, json }) {
+  return `${json?.message ?? "no answer"} (${json?.error ?? "error"}, ${status})`;
+}

@@ -1,0 +1,255 @@
+// The Mapping view: the field mapping as a form (one row per field: a SightMill field or a
+// constant, a Contacts API target from the list the worker accepts, transforms; the status rule;
+// the default country code). Every edit is checked by the worker's own parser (mapping/validate)
+// and dry-runs the sample event of the chosen type (mapping/dry-run), showing the exact requests.
+// Saving makes it the location's live mapping; one click goes back to the deployed one.
+
+import { api, describe } from "./api.js";
+import { $, confirm, debounce, h, when } from "./ui.js";
+
+let catalogue = null;
+let rows = [];
+const samples = new Map();
+
+export async function setUp() {
+  const answer = await api("GET", "mapping/catalogue");
+  catalogue = answer.json;
+  const select = $("#sample-type");
+  for (const type of catalogue.event_types) select.append(h("option", { value: type, text: type }));
+  select.addEventListener("change", showSample);
+  $("#sample-body").addEventListener("input", () => {
+    samples.set($("#sample-type").value, $("#sample-body").value);
+    check();
+  });
+  $("#mapping-form").addEventListener("input", changed);
+  $("#mapping-form").addEventListener("change", changed);
+  $("#mapping-form").addEventListener("submit", (event) => event.preventDefault());
+  $("#add-row").addEventListener("click", () => {
+    rows.push({ source: "field", text: "", to: catalogue.targets[0].name, customId: "", transforms: [] });
+    render();
+    changed();
+    document.querySelector("#mapping-rows tbody tr:last-child input").focus();
+  });
+  $("#save-mapping").addEventListener("click", save);
+  $("#revert-mapping").addEventListener("click", revert);
+  $("#copy-mapping").addEventListener("click", copy);
+  showSample();
+}
+
+export async function load() {
+  const answer = await api("GET", "mapping");
+  if (!answer.ok) return ($("#mapping-effective").textContent = describe(answer));
+  showEffective(answer.json);
+  fill(answer.json.live?.document ?? answer.json.deployed);
+}
+
+function showEffective({ effective, live }) {
+  $("#mapping-effective").textContent =
+    effective === "live"
+      ? `The live mapping applies: saved by ${live.saved_by || "?"} at ${when(live.saved_at)}.`
+      : "The deployed mapping (CONTACT_MAPPING) applies.";
+  $("#revert-mapping").disabled = effective !== "live";
+}
+
+/** Puts a mapping document into the form. */
+function fill(document_) {
+  rows = document_.fields.map((entry) => {
+    const custom = entry.to.startsWith(catalogue.custom_field_prefix);
+    return {
+      source: "from" in entry ? "field" : "constant",
+      text: "from" in entry ? entry.from : String(entry.value),
+      to: custom ? "customField" : entry.to,
+      customId: custom ? entry.to.slice(catalogue.custom_field_prefix.length) : "",
+      transforms: entry.transforms ?? [],
+    };
+  });
+  const status = document_.status;
+  $("#status-to").value = !status ? "" : status.to === "tag" ? "tag" : "customField";
+  $("#status-arg").value = !status ? "" : status.to === "tag" ? status.prefix ?? "" : status.to.slice(catalogue.custom_field_prefix.length);
+  $("#country-code").value = document_.default_country_code ?? "";
+  render();
+  changed();
+}
+
+/** The form as a mapping document. */
+function documentOf() {
+  const flags = new Set(catalogue.targets.filter((t) => t.kind === "flag").map((t) => t.name));
+  const fields = rows.map((row) => {
+    const entry = {};
+    if (row.source === "field") entry.from = row.text;
+    else entry.value = flags.has(row.to) && ["true", "false"].includes(row.text) ? row.text === "true" : row.text;
+    entry.to = row.to === "customField" ? `${catalogue.custom_field_prefix}${row.customId}` : row.to;
+    if (row.transforms.length) entry.transforms = row.transforms;
+    return entry;
+  });
+  const document_ = { fields };
+  const statusTo = $("#status-to").value;
+  const arg = $("#status-arg").value;
+  if (statusTo === "tag") document_.status = { to: "tag", prefix: arg };
+  if (statusTo === "customField") document_.status = { to: `${catalogue.custom_field_prefix}${arg}` };
+  if ($("#country-code").value.trim()) document_.default_country_code = $("#country-code").value.trim();
+  return document_;
+}
+
+function render() {
+  const targets = [
+    ...catalogue.targets.map((t) => [t.name, `${t.name}${t.kind === "flag" ? " (true/false)" : ""} — ${t.on_update}`]),
+    [catalogue.split_name, `${catalogue.split_name} — the name split at the first space`],
+    ["customField", "a custom field (give its id)"],
+  ];
+  $("#mapping-rows tbody").replaceChildren(
+    ...rows.map((row, i) => {
+      const n = i + 1;
+      const update = (key) => (event) => {
+        row[key] = event.target.value;
+        const tr = event.target.closest("tr");
+        tr.querySelector("[data-custom-id]").disabled = row.to !== "customField";
+        tr.querySelector("[data-source-text]").setAttribute("aria-label", sourceLabel(n, row));
+      };
+      const transforms = catalogue.transforms.map((name) =>
+        h(
+          "label",
+          { class: "check" },
+          h("input", {
+            type: "checkbox",
+            checked: row.transforms.includes(name),
+            onchange: (event) => {
+              row.transforms = catalogue.transforms.filter((t) => (t === name ? event.target.checked : row.transforms.includes(t)));
+            },
+          }),
+          ` ${name}`,
+        ),
+      );
+      return h(
+        "tr",
+        { "data-row": i },
+        h("td", {}, h("select", { "aria-label": `Field ${n}: source`, onchange: update("source") },
+          h("option", { value: "field", text: "SightMill field", selected: row.source === "field" }),
+          h("option", { value: "constant", text: "constant", selected: row.source === "constant" }))),
+        h("td", {}, h("input", {
+          value: row.text, spellcheck: "false", oninput: update("text"), "data-source-text": true,
+          "aria-label": sourceLabel(n, row),
+        })),
+        h("td", {}, h("select", { "aria-label": `Field ${n}: Contacts API target`, onchange: update("to") },
+          ...targets.map(([value, label]) => h("option", { value, text: label, selected: row.to === value })))),
+        h("td", {}, h("input", {
+          value: row.customId, spellcheck: "false", disabled: row.to !== "customField", oninput: update("customId"),
+          "data-custom-id": true,
+          "aria-label": `Field ${n}: custom field id`,
+        })),
+        h("td", {}, h("fieldset", { class: "transforms" }, h("legend", { class: "visually-hidden", text: `Field ${n}: transforms` }), ...transforms)),
+        h("td", {}, h("button", { type: "button", text: "Remove", "aria-label": `Remove field ${n}`, onclick: () => {
+          rows.splice(i, 1);
+          render();
+          changed();
+        } })),
+      );
+    }),
+  );
+}
+
+function sourceLabel(n, row) {
+  return `Field ${n}: ${row.source === "field" ? "SightMill field (a dotted path)" : "constant value"}`;
+}
+
+const check = debounce(async () => {
+  const document_ = documentOf();
+  for (const tr of document.querySelectorAll("#mapping-rows tbody tr")) tr.removeAttribute("aria-invalid");
+  const answer = await api("POST", "mapping/validate", { body: document_ });
+  const message = $("#mapping-validation");
+  $("#save-mapping").disabled = !answer.ok;
+  if (!answer.ok) {
+    message.className = "validation invalid";
+    message.textContent = `Not valid: ${answer.json?.message ?? describe(answer)}`;
+    const row = /^fields\[(\d+)\]$/.exec(answer.json?.entry ?? "");
+    if (row) document.querySelector(`#mapping-rows tbody tr[data-row="${row[1]}"]`)?.setAttribute("aria-invalid", "true");
+    $("#dry-run-output").textContent = "Fix the mapping to see the dry run.";
+    return;
+  }
+  message.className = "validation valid";
+  message.textContent = "The mapping is valid.";
+  dryRun(document_);
+}, 250);
+
+function changed() {
+  $("#mapping-json").value = JSON.stringify(documentOf(), null, 2);
+  check();
+}
+
+async function dryRun(document_) {
+  let event;
+  try {
+    event = JSON.parse($("#sample-body").value);
+  } catch (error) {
+    $("#dry-run-output").textContent = `The sample is not JSON: ${error.message}`;
+    return;
+  }
+  const answer = await api("POST", "mapping/dry-run", { body: { mapping: document_, event } });
+  if (!answer.ok) {
+    $("#dry-run-output").textContent = `Refused: ${describe(answer)}`;
+    return;
+  }
+  const { decision, requests, reason, outcome } = answer.json;
+  const lines = [`decision: ${decision}${reason ? ` (${reason})` : ""}${outcome ? ` ${JSON.stringify(outcome)}` : ""}`];
+  for (const request of requests) {
+    lines.push("", `${request.method} ${request.path}`);
+    if (request.body !== undefined && request.body !== null) lines.push(JSON.stringify(request.body, null, 2));
+  }
+  $("#dry-run-output").textContent = lines.join("\n");
+}
+
+async function save() {
+  if (!(await confirm("Save this mapping as the location's live mapping? The next webhook is applied with it."))) return;
+  const answer = await api("PUT", "mapping", { body: documentOf() });
+  if (!answer.ok) return ($("#mapping-result").textContent = `Not saved: ${describe(answer)}`);
+  showEffective(answer.json);
+  $("#mapping-result").textContent = `Saved: the live mapping, by ${answer.json.live.saved_by} at ${when(answer.json.live.saved_at)}.`;
+}
+
+async function revert() {
+  if (!(await confirm("Remove the live mapping and go back to the deployed CONTACT_MAPPING?"))) return;
+  const answer = await api("DELETE", "mapping");
+  if (!answer.ok) return ($("#mapping-result").textContent = `Not changed: ${describe(answer)}`);
+  $("#mapping-result").textContent = "The deployed mapping applies again.";
+  load();
+}
+
+async function copy() {
+  const text = JSON.stringify(documentOf());
+  try {
+    await navigator.clipboard.writeText(text);
+    $("#mapping-result").textContent = "Copied: set it as CONTACT_MAPPING to deploy this mapping.";
+  } catch {
+    $("#mapping-json").select();
+    $("#mapping-result").textContent = "Selected below: copy it and set it as CONTACT_MAPPING.";
+  }
+}
+
+function showSample() {
+  const type = $("#sample-type").value;
+  if (!samples.has(type)) samples.set(type, JSON.stringify(sample(type), null, 2));
+  $("#sample-body").value = samples.get(type);
+  check();
+}
+
+/** A SightMill event of `type`, as SightMill would send it. */
+function sample(type) {
+  const updated_at = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+  const contact = { id: "sm_sample_1", updated_at };
+  const about = { contact_id: "sm_sample_1", updated_at };
+  const data = {
+    "contact.created": { ...contact, name: "Ada Lovelace", email: " Ada@Example.com ", phone: "+1 555 010 0199", status: "customer" },
+    "contact.updated": { ...contact, email: "ada@example.org", status: "vip" },
+    "contact.deleted": contact,
+    "note.created": { ...about, id: "note_sample_1", body: "Called about the renewal." },
+    "note.updated": { ...about, id: "note_sample_1", body: "Called about the renewal; call back Monday." },
+    "note.deleted": { ...about, id: "note_sample_1" },
+    "tag.added": { ...about, tag: "newsletter" },
+    "tag.removed": { ...about, tag: "newsletter" },
+    "task.created": { ...about, id: "task_sample_1", title: "Send the quote", body: null, due_date: updated_at, completed: false },
+    "task.updated": { ...about, id: "task_sample_1", title: "Send the revised quote", body: null, due_date: updated_at, completed: false },
+    "task.completed": { ...about, id: "task_sample_1" },
+    "task.deleted": { ...about, id: "task_sample_1" },
+  }[type];
+  return { type, timestamp: updated_at, data };
+}

@@ -1,0 +1,299 @@
+// The operator console in a real browser: Debian's headless Chromium driven by playwright-core,
+// against the built worker in workerd (its [assets] served by Miniflare, headers from _headers)
+// and the Contacts API simulator. Signs in (and is refused with a wrong key), reads the status,
+// sees a parked event appear after a simulated 400, inspects and replays it and sees it applied,
+// edits the mapping, sees a validation error, dry-runs a sample, saves, and sees the next webhook
+// use the new mapping. Writes screenshots of the main views into docs/console/ (the README shows
+// them).
+
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+import { ADMIN_KEY, contactEvent, startWorld } from "./harness.mjs";
+
+const SHOTS = fileURLToPath(new URL("../../docs/console/", import.meta.url));
+const WAIT_MS = 15_000;
+
+/** The system's Chromium (scripts/setup.sh installs it), or CHROMIUM_PATH. */
+function chromiumPath() {
+  if (process.env.CHROMIUM_PATH) return process.env.CHROMIUM_PATH;
+  try {
+    return execFileSync("sh", ["-c", "command -v chromium || command -v chromium-browser"], { encoding: "utf8" }).trim();
+  } catch {
+    throw new Error("Chromium is not installed: run scripts/setup.sh (Debian/Ubuntu: apt-get install chromium)");
+  }
+}
+
+/** Waits until `check()` holds (a condition with a deadline, never a fixed sleep). */
+async function until(check, what, timeoutMs = WAIT_MS) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe("the operator console", () => {
+  let world;
+  let context;
+  let page;
+  let profile;
+  const problems = [];
+  const requests = [];
+
+  before(async () => {
+    world = await startWorld();
+    profile = mkdtempSync(path.join(os.tmpdir(), "sightmill-chromium-"));
+    // A fresh profile each run; playwright-core downloads no browser and drives Debian's.
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: chromiumPath(),
+      viewport: { width: 1280, height: 800 },
+      args: [
+        "--no-sandbox",
+        "--headless",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
+    });
+    page = context.pages()[0] ?? (await context.newPage());
+    page.on("console", (message) => {
+      // The wrong key's 401 and the invalid mapping's 422 are refusals the test asks for (the
+      // browser logs every 4xx); anything else is a problem.
+      const refused = /Failed to load resource: the server responded with a status of (401|422)/.test(message.text());
+      if (message.type() === "error" && !refused) problems.push(message.text());
+    });
+    page.on("pageerror", (error) => problems.push(String(error)));
+    page.on("request", (request) => requests.push({ url: request.url(), headers: request.headers() }));
+    mkdirSync(SHOTS, { recursive: true });
+  });
+
+  after(async () => {
+    await context?.close();
+    await world?.close();
+    if (profile) rmSync(profile, { recursive: true, force: true });
+  });
+
+  const text = (selector) => page.locator(selector).innerText();
+  const shoot = (name) => page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+  const confirmDialog = async () => {
+    await page.locator("#confirm").waitFor({ state: "visible" });
+    await page.keyboard.press("Enter"); // the dialog focuses Confirm
+    await page.locator("#confirm").waitFor({ state: "hidden" });
+  };
+  const card = (label) => page.locator(".card", { has: page.locator("dt", { hasText: label }) });
+
+  test("is served as static files with a strict Content-Security-Policy", async () => {
+    const response = await page.goto(`${await world.url()}console/`);
+    assert.equal(response.status(), 200);
+    const headers = response.headers();
+    assert.match(headers["content-security-policy"], /default-src 'none'; script-src 'self'; style-src 'self'/);
+    assert.match(headers["content-security-policy"], /frame-ancestors 'none'/);
+    assert.equal(headers["x-content-type-options"], "nosniff");
+    assert.equal(headers["referrer-policy"], "no-referrer");
+    const worker = await fetch(`${await world.url()}healthz`);
+    assert.deepEqual(await worker.json(), { ok: true }, "paths that are not files still reach the Worker");
+  });
+
+  test("refuses a wrong key, and signs in with an operator key from the keyboard", async () => {
+    await page.locator("#key").fill("not-the-key-0123456789");
+    await page.keyboard.press("Enter");
+    await page.locator("#sign-in-error").filter({ hasText: "invalid_api_key" }).waitFor({ timeout: WAIT_MS });
+    assert.equal(await page.evaluate(() => sessionStorage.length), 0, "a refused key is not kept");
+    assert.ok(await page.locator("#nav").isHidden());
+
+    await page.locator("#key").focus();
+    await page.keyboard.type(ADMIN_KEY);
+    await page.keyboard.press("Enter");
+    await page.locator("#status-cards .card").first().waitFor({ timeout: WAIT_MS });
+    assert.equal(await card("Dead letters").locator(".value").innerText(), "0");
+    assert.match(await text("#status-location"), /loc-e2e/);
+  });
+
+  test("shows a parked event after a 400, opens it, replays it, and it is applied; replays a selection; discards one", async () => {
+    world.sim.injectFault({ route: "POST /contacts/", status: 400, body: { message: "phone is invalid" } });
+    const { answer, record } = await world.deliverAndSettle(contactEvent("contact.created", { id: "sm_console_1", name: "Grace Hopper", email: "grace@example.com" }));
+    assert.equal(record.state, "parked");
+    const listed = async (query) => (await world.admin("GET", `events?state=parked&${query}`)).json.events.map((e) => e.webhook_id);
+    const iso = (ms) => new Date(ms).toISOString();
+    assert.deepEqual(await listed(`from=${iso(record.parked_at - 1000)}&to=${iso(record.parked_at + 1000)}`), [answer.id], "in the window");
+    assert.deepEqual(await listed(`from=${iso(record.parked_at + 1)}`), [], "parked before the window");
+    assert.deepEqual(await listed("type=contact.updated"), [], "another event type");
+
+    await page.locator("[data-refresh=status]").click();
+    await until(async () => (await card("Dead letters").locator(".value").innerText()).startsWith("1"), "the dead letter on the status");
+    assert.match(await card("Dead letters").getAttribute("class"), /alert/, "an alert colour where the parked alert fires");
+    await shoot("status");
+
+    await page.locator("#nav a[href='#events']").click();
+    const row = page.locator(`#event-table tr[data-id="${answer.id}"]`);
+    await row.waitFor({ timeout: WAIT_MS });
+    assert.match(await row.innerText(), /contact\.created/);
+    await page.locator("#event-filters input[name=sightmill_id]").fill("sm_nobody");
+    await page.locator("#event-filters button[type=submit]").click();
+    await page.locator("#event-table tbody").filter({ hasText: "Nothing here." }).waitFor({ timeout: WAIT_MS });
+    await page.locator("#event-filters input[name=sightmill_id]").fill("sm_console_1");
+    await page.locator("#event-filters select[name=type]").selectOption("contact.created");
+    await page.locator("#event-filters button[type=submit]").click();
+    await row.waitFor({ timeout: WAIT_MS });
+
+    await row.locator("button.link").click();
+    await page.locator("#event-detail").waitFor({ state: "visible" });
+    assert.match(await text("#detail-fields"), /400/, "the reason names the refusal");
+    assert.match(await text("#detail-body"), /grace@example\.com/, "the body is shown");
+    await shoot("events");
+
+    await page.locator("#detail-replay").click();
+    await confirmDialog();
+    await page.locator("#events-result").filter({ hasText: `Replayed ${answer.id}` }).waitFor({ timeout: WAIT_MS });
+    await until(async () => (await world.record(answer.id)).state === "finished", "the replayed webhook to be applied");
+    const contact = world.sim.state().contacts.find((c) => c.email === "grace@example.com");
+    assert.equal(contact?.firstName, "Grace");
+
+    // A second dead letter, replayed as a selection.
+    world.sim.injectFault({ route: "POST /contacts/", status: 400, body: { message: "email is invalid" } });
+    const second = await world.deliverAndSettle(contactEvent("contact.created", { id: "sm_console_3", name: "Edsger Dijkstra" }));
+    assert.equal(second.record.state, "parked");
+    await page.locator("#event-filters input[name=sightmill_id]").fill("");
+    await page.locator("#event-filters button[type=submit]").click();
+    const secondRow = page.locator(`#event-table tr[data-id="${second.answer.id}"]`);
+    await secondRow.waitFor({ timeout: WAIT_MS });
+    await secondRow.getByRole("checkbox").check();
+    await page.locator("#replay-selected").click();
+    await confirmDialog();
+    await page.locator("#events-result").filter({ hasText: "Replayed 1." }).waitFor({ timeout: WAIT_MS });
+    await until(async () => (await world.record(second.answer.id)).state === "finished", "the selection to be applied");
+
+    // A third, discarded from its detail.
+    world.sim.injectFault({ route: "POST /contacts/", status: 400, body: { message: "name is invalid" } });
+    const third = await world.deliverAndSettle(contactEvent("contact.created", { id: "sm_console_4", name: "Barbara Liskov" }));
+    await page.locator("#event-filters button[type=submit]").click();
+    await page.locator(`#event-table tr[data-id="${third.answer.id}"] button.link`).click();
+    await page.locator("#detail-title").filter({ hasText: third.answer.id }).waitFor({ timeout: WAIT_MS });
+    await page.locator("#detail-discard").click();
+    await confirmDialog();
+    await page.locator("#events-result").filter({ hasText: `Discarded webhook ${third.answer.id}.` }).waitFor({ timeout: WAIT_MS });
+    const discarded = await world.record(third.answer.id);
+    assert.deepEqual([discarded.state, discarded.outcome?.status], ["finished", "discarded"]);
+  });
+
+  test("charts the last hour from the Durable Object's counters", async () => {
+    await page.locator("#nav a[href='#charts']").click();
+    await until(async () => /3 accepted/.test(await text("#chart-webhooks-summary")), "the chart's summary");
+    const summary = await text("#chart-webhooks-summary");
+    assert.match(summary, /2 applied/);
+    assert.match(summary, /3 parked/);
+    const calls = Number(/(\d+) calls/.exec(await text("#chart-api-summary"))[1]);
+    assert.ok(calls >= 5, `the refused creates and the replayed ones (${calls} calls)`);
+    assert.equal(await page.locator("#chart-webhooks canvas").count(), 1, "drawn by uPlot");
+    await page.locator("input[name=resolution][value=hours]").check();
+    await until(async () => /In the last 24 hours: 3 accepted/.test(await text("#chart-webhooks-summary")), "the hourly chart");
+    await page.locator("input[name=resolution][value=minutes]").check();
+    await until(async () => /In the last hour/.test(await text("#chart-webhooks-summary")), "the minute chart again");
+    await shoot("charts");
+  });
+
+  test("edits the mapping with the worker's validation, dry-runs it, saves it, and the next webhook uses it", async () => {
+    await page.locator("#nav a[href='#mapping']").click();
+    await page.locator("#mapping-rows tbody tr").nth(2).waitFor({ timeout: WAIT_MS });
+    assert.match(await text("#mapping-effective"), /deployed mapping/);
+    await page.locator("#mapping-validation").filter({ hasText: "The mapping is valid." }).waitFor({ timeout: WAIT_MS });
+
+    // The phone row (the default mapping's third) gets e164: the worker says it needs a country code.
+    await page.getByRole("group", { name: "Field 3: transforms" }).getByLabel("e164").check();
+    const invalid = page.locator("#mapping-validation").filter({ hasText: "the e164 transform needs `default_country_code`" });
+    await invalid.waitFor({ timeout: WAIT_MS });
+    assert.match(await text("#mapping-validation"), /mapping entry `fields\[2\]`/);
+    assert.equal(await page.locator('#mapping-rows tr[data-row="2"]').getAttribute("aria-invalid"), "true");
+    assert.ok(await page.locator("#save-mapping").isDisabled(), "an invalid mapping cannot be saved");
+
+    await page.getByLabel("Default country code").fill("1");
+    await page.locator("#add-row").click();
+    await page.getByLabel("Field 4: source").selectOption("constant");
+    await page.getByLabel("Field 4: constant value").fill("console");
+    await page.getByLabel("Field 4: Contacts API target").selectOption("source");
+    await page.locator("#mapping-validation").filter({ hasText: "The mapping is valid." }).waitFor({ timeout: WAIT_MS });
+
+    await page.locator("#sample-type").selectOption("contact.created");
+    const dryRun = page.locator("#dry-run-output");
+    await dryRun.filter({ hasText: '"source": "console"' }).waitFor({ timeout: WAIT_MS });
+    const planned = await dryRun.innerText();
+    assert.match(planned, /POST \/contacts\//);
+    assert.match(planned, /"phone": "\+15550100199"/, "the sample's phone in E.164");
+    assert.match(await page.locator("#mapping-json").inputValue(), /"default_country_code": "1"/);
+    await shoot("mapping");
+
+    await page.locator("#save-mapping").click();
+    await confirmDialog();
+    await page.locator("#mapping-result").filter({ hasText: "Saved" }).waitFor({ timeout: WAIT_MS });
+    assert.match(await text("#mapping-effective"), /live mapping applies: saved by key:[0-9a-f]{8}/);
+
+    const next = await world.deliverAndSettle(contactEvent("contact.created", { id: "sm_console_2", name: "Alan Turing", phone: "(555) 010-0123" }));
+    assert.equal(next.record.state, "finished");
+    const alan = world.sim.state().contacts.find((c) => c.firstName === "Alan");
+    assert.equal(alan.phone, "+15550100123", "the live mapping's e164");
+    assert.equal(alan.source, "console", "the live mapping's constant");
+
+    await page.locator("#revert-mapping").click();
+    await confirmDialog();
+    await page.locator("#mapping-result").filter({ hasText: "deployed mapping applies again" }).waitFor({ timeout: WAIT_MS });
+    assert.equal((await world.admin("GET", "mapping")).json.effective, "deployed");
+  });
+
+  test("fits a phone's width", async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.locator("#nav a[href='#status']").click();
+    await page.locator("#status-cards .card").first().waitFor();
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `no sideways scrolling (${overflow}px too wide)`);
+    await shoot("phone-status");
+    await page.locator("#nav a[href='#mapping']").click();
+    await page.locator("#mapping-rows tbody tr").first().waitFor();
+    const mappingOverflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(mappingOverflow <= 0, `the mapping form fits (${mappingOverflow}px too wide)`);
+  });
+
+  test("the charts' counts are stored in the ring once their minute is over, and idle runs write nothing", async () => {
+    const minute = (ms) => Math.floor(ms / 60_000);
+    const started = minute(Date.now());
+    await until(() => minute(Date.now()) > started, "the minute to turn", 61_000);
+    await world.cron(); // the run's end folds the minute that is over
+    const rows = await world.sql("SELECT slot, bucket FROM metrics ORDER BY slot");
+    // A row is [start, accepted, applied, ...]: the flat array the Durable Object stores.
+    const accepted = (kind) =>
+      rows.filter((row) => (row.slot < 60) === (kind === "minute")).reduce((sum, row) => sum + JSON.parse(row.bucket)[1], 0);
+    assert.ok(rows.length >= 2 && rows.length <= 4, `a minute row and an hour row per minute counted: ${rows.length} ${world.logs().split("\n").filter((l) => /charts|storage/.test(l)).join("\n")}`);
+    assert.equal(accepted("minute"), 4, "the four webhooks, in the minute rows");
+    assert.equal(accepted("hour"), 4, "the four webhooks, in the hour rows");
+    const hours = (await world.admin("GET", "metrics")).json.hours;
+    assert.equal(hours.accepted.reduce((a, b) => a + b, 0), 4, "the API serves the stored rows");
+
+    const written = async () => (await world.status()).durable_object.rows_written;
+    const before = await written();
+    await world.cron();
+    await world.cron();
+    assert.equal(await written(), before, "an idle location writes no row");
+  });
+
+  test("kept the key out of every URL and cookie, and broke no policy", async () => {
+    const admin = requests.filter((request) => new URL(request.url).pathname.startsWith("/admin/"));
+    assert.ok(admin.length > 10, "the console used the operator API");
+    for (const request of requests) assert.ok(!request.url.includes(ADMIN_KEY), `no key in ${request.url}`);
+    for (const request of admin) assert.match(request.headers.authorization ?? "", /^Bearer /);
+    assert.deepEqual(await context.cookies(), []);
+    assert.ok(!world.logs().includes(ADMIN_KEY), "the key is not in the worker's log");
+    const hosts = new Set(requests.map((request) => new URL(request.url).host));
+    assert.equal(hosts.size, 1, `one origin only: ${[...hosts].join(", ")}`);
+    assert.deepEqual(problems, [], "no script errors or policy violations");
+  });
+});
