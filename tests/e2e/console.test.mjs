@@ -3,8 +3,9 @@
 // and the Contacts API simulator. Signs in (and is refused with a wrong key), reads the status,
 // sees a parked event appear after a simulated 400, inspects and replays it and sees it applied,
 // edits the mapping, sees a validation error, dry-runs a sample, saves, and sees the next webhook
-// use the new mapping. Writes screenshots of the main views into docs/console/ (the README shows
-// them).
+// use the new mapping. Takes screenshots of the main views; with UPDATE_SCREENSHOTS=1 they go
+// into docs/console/ (the README shows them), otherwise into a temporary folder, so that a test
+// run leaves the working tree as it found it.
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -16,7 +17,9 @@ import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import { ADMIN_KEY, contactEvent, startWorld } from "./harness.mjs";
 
-const SHOTS = fileURLToPath(new URL("../../docs/console/", import.meta.url));
+const SHOTS = process.env.UPDATE_SCREENSHOTS === "1"
+  ? fileURLToPath(new URL("../../docs/console/", import.meta.url))
+  : mkdtempSync(path.join(os.tmpdir(), "sightmill-console-shots-"));
 const WAIT_MS = 15_000;
 
 /** The system's Chromium (scripts/setup.sh installs it), or CHROMIUM_PATH. */
