@@ -248,6 +248,22 @@ describe("reliability", () => {
     assert.ok(status.last_cron_run, "the cron run is recorded");
   });
 
+  test("events behind a head that waits for its retry do not keep re-arming the alarm", async () => {
+    world.sim.injectFault({ route: "POST /contacts/", status: 503, count: null });
+    const head = await world.deliverAndSettle(created(1));
+    assert.equal(head.record.state, "pending", "the create waits for its retry");
+    for (const n of [2, 3]) {
+      const update = contactEvent("contact.updated", { ...person(1), name: `Person ${n}`, updated_at: `2026-11-27T10:00:0${n}Z` });
+      assert.equal((await world.deliver(update)).status, 202);
+    }
+    // The updates are due but wait behind the create; only its retry (1 s) may wake the object.
+    const before = (await world.status()).durable_object.requests;
+    await sleep(1500);
+    const after = (await world.status()).durable_object.requests;
+    assert.ok(after - before < 20, `${after - before} Durable Object requests while nothing could be worked`);
+    world.sim.clearFaults();
+  });
+
   test("a restart mid-drain loses nothing and sends nothing twice", async () => {
     world.sim.injectFault({ route: "POST /contacts/", status: 503, count: 6 });
     const ids = [];

@@ -315,6 +315,17 @@ impl Db {
         self.count("SELECT count(*) AS n FROM webhooks WHERE state = 'pending' AND at <= ?", vec![now.into()])
     }
 
+    /// How many pending webhooks are due at `now` and head their contact's order: the work a run
+    /// left that another run could do now (those behind a waiting head are not).
+    pub fn due_heads_count(&self, now: UnixMillis) -> DbResult<i64> {
+        self.count(
+            &format!(
+                "SELECT count(*) AS n FROM webhooks w WHERE w.state = 'pending' AND w.at <= ? AND {HEAD}"
+            ),
+            vec![now.into()],
+        )
+    }
+
     pub fn unreadable_count(&self) -> DbResult<i64> {
         self.count("SELECT count(*) AS n FROM webhooks WHERE state = 'unreadable'", vec![])
     }

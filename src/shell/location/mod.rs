@@ -186,7 +186,9 @@ impl Location {
         tally.pending = figures.pending as u32;
         tally.due = figures.due_now as u32;
         tally.oldest_pending_age_secs = figures.oldest_accepted_at.map(|at| (now - at) / 1_000);
-        match self.writer.db.due_count(now_ms()) {
+        // Only webhooks that head their contact count: one behind a head that waits for a retry
+        // is due but cannot be worked, and counting it re-armed the alarm at once, again and again.
+        match self.writer.db.due_heads_count(now_ms()) {
             Ok(left) => tally.left_for_next_run = left as u32,
             Err(error) => runner::log_storage_error("count what the run left due", &error),
         }
