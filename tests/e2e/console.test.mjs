@@ -275,7 +275,11 @@ describe("the operator console", () => {
     // A row is [start, accepted, applied, ...]: the flat array the Durable Object stores.
     const accepted = (kind) =>
       rows.filter((row) => (row.slot < 60) === (kind === "minute")).reduce((sum, row) => sum + JSON.parse(row.bucket)[1], 0);
-    assert.ok(rows.length >= 2 && rows.length <= 4, `a minute row and an hour row per minute counted: ${rows.length} ${world.logs().split("\n").filter((l) => /charts|storage/.test(l)).join("\n")}`);
+    // One row per minute and per hour that counted something (how many depends on how long the
+    // suite took), never more than the ring holds.
+    const minuteRows = rows.filter((row) => row.slot < 60).length;
+    const hourRows = rows.length - minuteRows;
+    assert.ok(minuteRows >= 1 && minuteRows <= 60 && hourRows >= 1 && hourRows <= 24, `minute and hour rows: ${minuteRows}, ${hourRows} ${world.logs().split("\n").filter((l) => /charts|storage/.test(l)).join("\n")}`);
     assert.equal(accepted("minute"), 4, "the four webhooks, in the minute rows");
     assert.equal(accepted("hour"), 4, "the four webhooks, in the hour rows");
     const hours = (await world.admin("GET", "metrics")).json.hours;
