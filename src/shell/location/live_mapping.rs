@@ -51,12 +51,16 @@ fn show(writer: &Writer) -> Result<Response> {
         Ok(config) => config.mapping,
         Err(response) => return response,
     };
-    let live = writer.live_mapping();
-    let body = json!({
-        "effective": if live.is_some() { "live" } else { "deployed" },
-        "live": live.as_ref().map(|live| live.saved.to_json()),
-        "deployed": deployed.document(),
-    });
+    let body = match writer.live_mapping() {
+        Ok(live) => json!({
+            "effective": if live.is_some() { "live" } else { "deployed" },
+            "live": live.as_ref().map(|live| live.saved.to_json()),
+            "deployed": deployed.document(),
+        }),
+        Err(problem) => {
+            json!({ "effective": "unusable", "problem": problem, "live": null, "deployed": deployed.document() })
+        }
+    };
     respond::json(200, &body)
 }
 

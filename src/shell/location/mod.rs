@@ -113,17 +113,29 @@ impl DurableObject for Location {
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         self.writer.requests.set(self.writer.requests.get() + 1);
-        let config = match load_config(&self.writer.env) {
-            Ok(config) => self.writer.effective(config),
+        let deployed = match load_config(&self.writer.env) {
+            Ok(config) => config,
             Err(response) => return response,
         };
         let path = req.path();
+        // Accepting a webhook, installing a token and the operator API work whatever state the
+        // live mapping is in (the operator mends it there; its status says why it is unusable).
         match (req.method(), path.as_str()) {
-            (Method::Post, "/accept") => self.accept(req.json().await?).await,
+            (Method::Post, "/accept") => return self.accept(req.json().await?).await,
+            (Method::Post, "/token") => return self.install_token(req.json().await?).await,
+            (_, p) if p.starts_with("/admin/") => {
+                let config = self.writer.effective(deployed.clone()).unwrap_or(deployed);
+                return operator::handle(&self.writer, &config, req).await;
+            }
+            _ => {}
+        }
+        let config = match self.writer.effective(deployed) {
+            Ok(config) => config,
+            Err(problem) => return respond::error(503, "mapping_unusable", problem),
+        };
+        match (req.method(), path.as_str()) {
             (Method::Post, "/wake") => respond::json(200, &json!(self.run(&config, true).await)),
-            (Method::Post, "/token") => self.install_token(req.json().await?).await,
             (_, p) if p.starts_with("/read/") => reads::handle(&self.writer, &config, req).await,
-            (_, p) if p.starts_with("/admin/") => operator::handle(&self.writer, &config, req).await,
             _ => respond::error(404, "not_found", "no such route in the location"),
         }
     }
@@ -132,7 +144,10 @@ impl DurableObject for Location {
         self.writer.requests.set(self.writer.requests.get() + 1);
         self.writer.alarm_at.set(None);
         if let Ok(config) = load_config(&self.writer.env) {
-            self.run(&self.writer.effective(config), false).await;
+            // An unusable live mapping is logged by `effective`; the next wake tries again.
+            if let Ok(config) = self.writer.effective(config) {
+                self.run(&config, false).await;
+            }
         }
         Response::ok("")
     }
@@ -381,34 +396,42 @@ impl Writer {
         Ok(crate::sync::metrics::chart(&rows, self.metrics.borrow().current(), now))
     }
 
-    /// The configuration with the location's effective mapping ([`mapping::effective`]).
-    fn effective(&self, mut config: Config) -> Config {
-        let live = self.live_mapping().map(|live| live.mapping.clone());
-        config.mapping = mapping::effective(live, config.mapping);
-        config
+    /// The configuration with the location's effective mapping ([`mapping::effective`]), or why
+    /// the live mapping cannot be used. Nothing is applied then: falling back to the deployed
+    /// mapping would write other fields than the operator chose.
+    fn effective(&self, mut config: Config) -> std::result::Result<Config, String> {
+        let live = self.live_mapping().map_err(|problem| {
+            console_error!("{}", json!({"msg": "live mapping unusable; nothing is applied until it is saved again or removed", "alert": true, "error": problem}));
+            problem
+        })?;
+        config.mapping = mapping::effective(live.map(|live| live.mapping.clone()), config.mapping);
+        Ok(config)
     }
 
-    /// The live mapping, read once (a row that no longer parses is logged and not used: the
-    /// deployed mapping applies).
-    fn live_mapping(&self) -> Option<Rc<Live>> {
+    /// The live mapping (`None`: the deployed one applies), read once and kept until it is saved
+    /// or removed. A row that cannot be read or no longer parses (a later deployment's parser,
+    /// say) is an error, never taken for "no live mapping".
+    fn live_mapping(&self) -> std::result::Result<Option<Rc<Live>>, String> {
         if let Some(known) = self.live_mapping.borrow().clone() {
-            return known;
+            return Ok(known);
         }
-        let read = match self.db.meta::<serde_json::Value>(live_mapping::META_KEY) {
-            Ok(saved) => saved.as_ref().and_then(LiveMapping::from_json).and_then(|saved| match saved.mapping() {
-                Ok(mapping) => Some(Rc::new(Live { saved, mapping })),
-                Err(error) => {
-                    console_error!("{}", json!({"msg": "live mapping unusable; the deployed mapping applies", "alert": true, "error": error.to_string()}));
-                    None
-                }
-            }),
-            Err(error) => {
-                runner::log_storage_error("read the live mapping", &error);
-                return None;
+        let saved = self
+            .db
+            .meta::<serde_json::Value>(live_mapping::META_KEY)
+            .map_err(|error| format!("the live mapping could not be read: {error}"))?;
+        let live = match saved {
+            None => None,
+            Some(value) => {
+                let saved = LiveMapping::from_json(&value)
+                    .ok_or_else(|| "the stored live mapping is not a saved mapping".to_owned())?;
+                let mapping = saved
+                    .mapping()
+                    .map_err(|error| format!("the stored live mapping no longer parses: {error}"))?;
+                Some(Rc::new(Live { saved, mapping }))
             }
         };
-        *self.live_mapping.borrow_mut() = Some(read.clone());
-        read
+        *self.live_mapping.borrow_mut() = Some(live.clone());
+        Ok(live)
     }
 
     fn set_live_mapping(&self, live: Option<Live>) {

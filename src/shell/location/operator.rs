@@ -81,9 +81,13 @@ async fn status(writer: &Writer, config: &Config) -> Answered {
         "counters": counters,
         "durable_object": writer.usage(),
         "alert_pending_age_secs": config.alerts.pending_age_secs,
-        "mapping": writer.live_mapping().map_or(json!({"effective": "deployed"}), |live| {
-            json!({"effective": "live", "saved_by": live.saved.saved_by, "saved_at": live.saved.saved_at})
-        }),
+        "mapping": match writer.live_mapping() {
+            Ok(None) => json!({"effective": "deployed"}),
+            Ok(Some(live)) => {
+                json!({"effective": "live", "saved_by": live.saved.saved_by, "saved_at": live.saved.saved_at})
+            }
+            Err(problem) => json!({"effective": "unusable", "problem": problem}),
+        },
     });
     Ok(respond::json(200, &body))
 }
