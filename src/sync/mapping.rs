@@ -47,11 +47,6 @@ impl LiveMapping {
     }
 }
 
-/// The one rule for which mapping applies: the live mapping when one is saved, else the deployed one.
-pub fn effective(live: Option<Mapping>, deployed: Mapping) -> Mapping {
-    live.unwrap_or(deployed)
-}
-
 /// A checked mapping, ready to apply.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mapping {

@@ -34,7 +34,7 @@ use crate::secret::Secret;
 use crate::shell::platform::contacts_client::{ContactsClient, TransportFailure};
 use crate::shell::platform::respond;
 use crate::shell::platform::runtime::{now_ms, setting};
-use crate::sync::mapping::{self, LiveMapping};
+use crate::sync::mapping::LiveMapping;
 use crate::sync::metrics::{Bucket, Count, UnderWay};
 use crate::sync::queue::{reply, Intake, FINISHED_TTL_MS};
 use crate::sync::records::CronRun;
@@ -113,27 +113,24 @@ impl DurableObject for Location {
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         self.writer.requests.set(self.writer.requests.get() + 1);
-        let deployed = match load_config(&self.writer.env) {
+        let mut config = match load_config(&self.writer.env) {
             Ok(config) => config,
             Err(response) => return response,
         };
+        let unusable = self.writer.use_live_mapping(&mut config).err();
         let path = req.path();
-        // Accepting a webhook, installing a token and the operator API work whatever state the
-        // live mapping is in (the operator mends it there; its status says why it is unusable).
         match (req.method(), path.as_str()) {
-            (Method::Post, "/accept") => return self.accept(req.json().await?).await,
-            (Method::Post, "/token") => return self.install_token(req.json().await?).await,
-            (_, p) if p.starts_with("/admin/") => {
-                let config = self.writer.effective(deployed.clone()).unwrap_or(deployed);
-                return operator::handle(&self.writer, &config, req).await;
+            // Accepting a webhook, installing a token and the operator API work whatever state
+            // the live mapping is in (the operator mends it there; its status says why it is
+            // unusable, and until then the deployed mapping stands in for dry runs).
+            (Method::Post, "/accept") => self.accept(req.json().await?).await,
+            (Method::Post, "/token") => self.install_token(req.json().await?).await,
+            (_, p) if p.starts_with("/admin/") => operator::handle(&self.writer, &config, req).await,
+            _ if unusable.is_some() => {
+                let problem = unusable.unwrap_or_default();
+                log_unusable_mapping(&problem);
+                respond::error(503, "mapping_unusable", problem)
             }
-            _ => {}
-        }
-        let config = match self.writer.effective(deployed) {
-            Ok(config) => config,
-            Err(problem) => return respond::error(503, "mapping_unusable", problem),
-        };
-        match (req.method(), path.as_str()) {
             (Method::Post, "/wake") => respond::json(200, &json!(self.run(&config, true).await)),
             (_, p) if p.starts_with("/read/") => reads::handle(&self.writer, &config, req).await,
             _ => respond::error(404, "not_found", "no such route in the location"),
@@ -143,10 +140,13 @@ impl DurableObject for Location {
     async fn alarm(&self) -> Result<Response> {
         self.writer.requests.set(self.writer.requests.get() + 1);
         self.writer.alarm_at.set(None);
-        if let Ok(config) = load_config(&self.writer.env) {
-            // An unusable live mapping is logged by `effective`; the next wake tries again.
-            if let Ok(config) = self.writer.effective(config) {
-                self.run(&config, false).await;
+        if let Ok(mut config) = load_config(&self.writer.env) {
+            // With an unusable live mapping nothing is applied; the next wake tries again.
+            match self.writer.use_live_mapping(&mut config) {
+                Ok(()) => {
+                    self.run(&config, false).await;
+                }
+                Err(problem) => log_unusable_mapping(&problem),
             }
         }
         Response::ok("")
@@ -396,16 +396,15 @@ impl Writer {
         Ok(crate::sync::metrics::chart(&rows, self.metrics.borrow().current(), now))
     }
 
-    /// The configuration with the location's effective mapping ([`mapping::effective`]), or why
-    /// the live mapping cannot be used. Nothing is applied then: falling back to the deployed
+    /// The one rule for which mapping applies: the live mapping when one is saved, else the
+    /// deployed one, already in `config`. When the live mapping cannot be used, `config` keeps
+    /// the deployed one and the answer says why; nothing may be applied then, since the deployed
     /// mapping would write other fields than the operator chose.
-    fn effective(&self, mut config: Config) -> std::result::Result<Config, String> {
-        let live = self.live_mapping().map_err(|problem| {
-            console_error!("{}", json!({"msg": "live mapping unusable; nothing is applied until it is saved again or removed", "alert": true, "error": problem}));
-            problem
-        })?;
-        config.mapping = mapping::effective(live.map(|live| live.mapping.clone()), config.mapping);
-        Ok(config)
+    fn use_live_mapping(&self, config: &mut Config) -> std::result::Result<(), String> {
+        if let Some(live) = self.live_mapping()? {
+            config.mapping = live.mapping.clone();
+        }
+        Ok(())
     }
 
     /// The live mapping (`None`: the deployed one applies), read once and kept until it is saved
@@ -447,6 +446,14 @@ fn under_way(db: &Db) -> Option<Bucket> {
     let stored = db.metrics_row(crate::sync::metrics::minute_slot(minute.start)).ok()?;
     let folded = stored.is_some_and(|stored| stored.start == minute.start);
     (!folded).then_some(minute)
+}
+
+/// The alert line of a run or read that stopped because the live mapping is unusable.
+fn log_unusable_mapping(problem: &str) {
+    console_error!(
+        "{}",
+        json!({"msg": "live mapping unusable; nothing is applied until it is saved again or removed", "alert": true, "error": problem})
+    );
 }
 
 /// The checked configuration, or the 500 that says which setting is wrong.
