@@ -190,11 +190,8 @@ fn replay_one(writer: &Writer, id: &str) -> Answered {
     let Some(record) = load(writer, id)? else {
         return Ok(not_found(id));
     };
-    match queue::replay(record, now_ms()) {
-        Ok(pending) => {
-            writer.db.put_webhook(id, &pending)?;
-            Ok(respond::json(202, &json!({ "replayed": [id] })))
-        }
+    match requeue(writer, id, record, now_ms())? {
+        Ok(()) => Ok(respond::json(202, &json!({ "replayed": [id] }))),
         Err(NotApplicable::NotParked(state)) => Ok(respond::error(
             409,
             "not_parked",
@@ -233,12 +230,25 @@ fn replay_many(writer: &Writer, body: &Value) -> Answered {
             more = true;
             break;
         }
-        if let Ok(pending) = queue::replay(record, now) {
-            writer.db.put_webhook(&id, &pending)?;
+        if requeue(writer, &id, record, now)?.is_ok() {
             replayed.push(id);
         }
     }
     Ok(respond::json(202, &json!({ "replayed": replayed, "more": more })))
+}
+
+/// Puts a parked webhook back into the queue, due at `now`; what stands in the way when it is not
+/// parked. Every replay (one, a selection, a window) goes through here.
+fn requeue(
+    writer: &Writer,
+    id: &str,
+    record: WebhookRecord,
+    now: i64,
+) -> DbResult<std::result::Result<(), NotApplicable>> {
+    match queue::replay(record, now) {
+        Ok(pending) => writer.db.put_webhook(id, &pending).map(Ok),
+        Err(not_applicable) => Ok(Err(not_applicable)),
+    }
 }
 
 const REPLAY_SHAPES: &str = "send {\"all\": true}, {\"from\": \"<RFC 3339>\", \"to\": \"<RFC 3339>\"} or {\"ids\": [\"<webhook id>\", ...]}";
@@ -254,12 +264,14 @@ fn replay_ids(writer: &Writer, ids: &Value) -> Answered {
     let now = now_ms();
     let (mut replayed, mut skipped) = (Vec::new(), Vec::new());
     for id in ids {
-        match load(writer, id)?.map(|record| queue::replay(record, now)) {
-            Some(Ok(pending)) => {
-                writer.db.put_webhook(id, &pending)?;
-                replayed.push(id);
-            }
-            _ => skipped.push(id),
+        let requeued = match load(writer, id)? {
+            Some(record) => requeue(writer, id, record, now)?.is_ok(),
+            None => false,
+        };
+        if requeued {
+            replayed.push(id)
+        } else {
+            skipped.push(id)
         }
     }
     Ok(respond::json(202, &json!({ "replayed": replayed, "skipped": skipped, "more": false })))
