@@ -27,6 +27,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod connections;
 pub mod contacts_api;
 pub mod intake;
 pub mod read;
