@@ -6,13 +6,13 @@ use serde_json::json;
 use worker::{console_error, Env};
 
 use crate::shell::location::load_config;
-use crate::shell::platform::location_stub::LocationStub;
+use crate::shell::platform::object_stub::ObjectStub;
 
 pub async fn run(env: Env) {
     let Ok(config) = load_config(&env) else {
         return;
     };
-    let woken: worker::Result<serde_json::Value> = match LocationStub::open(&env, &config.location_id) {
+    let woken: worker::Result<serde_json::Value> = match ObjectStub::open(&env, &config.location_id) {
         Ok(stub) => stub.call("/wake", &json!({})).await,
         Err(error) => Err(error),
     };

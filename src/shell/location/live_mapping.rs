@@ -9,7 +9,7 @@ use worker::{Method, Request, Response, Result};
 use super::{load_config, Writer};
 use crate::config::Config;
 use crate::intake::event::EventType;
-use crate::shell::platform::location_stub::OPERATOR_HEADER;
+use crate::shell::platform::object_stub::OPERATOR_HEADER;
 use crate::shell::platform::respond;
 use crate::shell::platform::runtime::now_ms;
 use crate::sync::mapping::{catalogue, LiveMapping, Mapping, MAX_DOCUMENT_BYTES};

@@ -5,7 +5,7 @@
 //! ([`pacing`]), renews the token in one place ([`tokens`]), raises [`alerts`], answers the
 //! operator API ([`operator`]) and sends the read API's calls ([`reads`]).
 //!
-//! Only the Worker reaches it, through [`crate::shell::platform::location_stub`]; its routes are
+//! Only the Worker reaches it, through [`crate::shell::platform::object_stub`]; its routes are
 //! internal. An alarm, set when a webhook is accepted, makes the first attempt; each cron run
 //! wakes it (`/wake`) to work what is due; an idle wake reads a few rows and writes nothing.
 

@@ -1,12 +1,12 @@
 //! What every entry point shares: the clock and settings ([`runtime`]), JSON answers
 //! ([`respond`]), outbound calls with a deadline ([`http`]) to the Contacts API
 //! ([`contacts_client`]) and the token endpoint ([`token_endpoint`]), KV ([`kv`]), and the
-//! way to the location's Durable Object ([`location_stub`]).
+//! way to the Durable Objects ([`object_stub`]).
 
 pub mod contacts_client;
 pub mod http;
 pub mod kv;
-pub mod location_stub;
+pub mod object_stub;
 pub mod respond;
 pub mod runtime;
 pub mod token_endpoint;

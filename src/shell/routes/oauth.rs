@@ -15,7 +15,7 @@ use crate::auth::tokens::{safe_location_id, InstallSettings, Issuer, TokenConfig
 use crate::config::Config;
 use crate::intake::Refusal;
 use crate::shell::location::tokens::{seal, token_config};
-use crate::shell::platform::location_stub::LocationStub;
+use crate::shell::platform::object_stub::ObjectStub;
 use crate::shell::platform::respond;
 use crate::shell::platform::runtime::{now_ms, setting};
 use crate::shell::platform::token_endpoint::exchange;
@@ -96,7 +96,7 @@ async fn complete_install(
         )
     };
     let envelope = seal(issuer, location_id, &record).map_err(|error| unavailable(error.to_string()))?;
-    let stub = LocationStub::open(env, location_id).map_err(|error| unavailable(error.to_string()))?;
+    let stub = ObjectStub::open(env, location_id).map_err(|error| unavailable(error.to_string()))?;
     let _: Value = stub.call("/token", &envelope).await.map_err(|error| unavailable(error.to_string()))?;
     console_log!(
         "{}",

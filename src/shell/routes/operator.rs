@@ -9,7 +9,7 @@ use crate::auth::api_keys::{admin_keys, fingerprint, refuse_key_in_query, Denied
 use crate::intake::Refusal;
 use crate::read::split_url;
 use crate::shell::location::load_config;
-use crate::shell::platform::location_stub::LocationStub;
+use crate::shell::platform::object_stub::ObjectStub;
 use crate::shell::platform::respond;
 use crate::shell::platform::runtime::setting;
 
@@ -35,7 +35,7 @@ pub async fn handle(mut req: Request, env: &Env) -> Result<Response> {
     };
     let body = req.text().await?;
     let operator = fingerprint(authorization.as_deref()).unwrap_or_default();
-    let stub = LocationStub::open(env, &config.location_id)?;
+    let stub = ObjectStub::open(env, &config.location_id)?;
     stub.send_as(req.method(), &path, Some(body).filter(|body| !body.is_empty()), &operator).await
 }
 

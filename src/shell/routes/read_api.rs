@@ -12,7 +12,7 @@ use crate::contacts_api::{ApiRequest, ApiResponse};
 use crate::intake::Refusal;
 use crate::read::{cacheable, config_refusal, split_url, upstream_refusal, ApiRoute, ReadConfig, ReadRoute};
 use crate::shell::location::reads::{LinkQuery, Sent, VersionQuery};
-use crate::shell::platform::location_stub::LocationStub;
+use crate::shell::platform::object_stub::ObjectStub;
 use crate::shell::platform::respond;
 use crate::shell::platform::runtime::{now_ms, setting};
 use crate::sync::records::Link;
@@ -57,7 +57,7 @@ async fn answer(req: &Request, env: &Env, log: &mut ReadLog) -> std::result::Res
     let url = req.inner().url();
     let url = split_url(&url);
     let route = ReadRoute::parse(url.path, url.query, &config.location_id)?;
-    let location = LocationStub::open(env, &config.location_id)?;
+    let location = ObjectStub::open(env, &config.location_id)?;
     let link: Option<Link> = match route.link_key(&config.location_id) {
         Some(key) => resolve(&location, key).await?,
         None => None,
@@ -69,7 +69,7 @@ async fn answer(req: &Request, env: &Env, log: &mut ReadLog) -> std::result::Res
 }
 
 /// The id-map record under `key`, from the location's Durable Object.
-async fn resolve(location: &LocationStub, key: String) -> std::result::Result<Option<Link>, Stop> {
+async fn resolve(location: &ObjectStub, key: String) -> std::result::Result<Option<Link>, Stop> {
     let answer: Value = location.call("/read/link", &LinkQuery { key }).await.map_err(|error| {
         console_error!("{}", serde_json::json!({"msg": "id map unavailable", "error": error.to_string()}));
         Stop::Refused(Refusal::new(503, "storage_unavailable", "the id map could not be read; try again"))
@@ -80,7 +80,7 @@ async fn resolve(location: &LocationStub, key: String) -> std::result::Result<Op
 /// One read's collaborators.
 struct Reader<'a> {
     config: &'a ReadConfig,
-    location: &'a LocationStub,
+    location: &'a ObjectStub,
 }
 
 impl Reader<'_> {

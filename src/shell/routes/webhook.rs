@@ -11,7 +11,7 @@ use crate::intake::signature::SignatureHeaders;
 use crate::intake::{admit, check_declared_length, too_large, Admitted, Delivery};
 use crate::shell::location::load_config;
 use crate::shell::platform::kv::Kv;
-use crate::shell::platform::location_stub::LocationStub;
+use crate::shell::platform::object_stub::ObjectStub;
 use crate::shell::platform::respond;
 use crate::shell::platform::runtime::now_ms;
 use crate::sync::queue::{reply, Intake, Reply};
@@ -75,7 +75,7 @@ async fn finished_in_kv(env: &Env, admitted: &Admitted) -> Option<Reply> {
 
 /// Hands the webhook to its location's Durable Object, which accepts it or answers from its record.
 async fn accept(env: &Env, location_id: &str, admitted: &Admitted) -> Result<Reply> {
-    LocationStub::open(env, location_id)?.call("/accept", &Intake::of(admitted)).await
+    ObjectStub::open(env, location_id)?.call("/accept", &Intake::of(admitted)).await
 }
 
 fn answer(reply: &Reply) -> Result<Response> {

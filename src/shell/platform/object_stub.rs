@@ -1,30 +1,45 @@
-//! The Worker's way to a location's Durable Object (binding `LOCATIONS`, one object per location,
-//! named by its id): JSON in, JSON out, on internal routes that only the Worker can reach.
+//! The Worker's way to its Durable Objects: a location's (binding `LOCATIONS`, one object per
+//! location, named by its id) and the directory of connections (binding `DIRECTORY`, one object).
+//! JSON in, JSON out, on internal routes that only the Worker (or another object) can reach.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use worker::{Env, Headers, Method, Request, RequestInit, Response, Result, Stub};
 
-/// The Durable Object binding name in wrangler.toml.
-pub const BINDING: &str = "LOCATIONS";
+/// The locations' Durable Object binding in wrangler.toml.
+pub const LOCATIONS: &str = "LOCATIONS";
+/// The directory's Durable Object binding in wrangler.toml, and the one object's name.
+#[allow(dead_code)] // the directory lands with the connections; remove then
+pub const DIRECTORY: &str = "DIRECTORY";
 /// The origin of the internal routes (any; the Durable Object reads only the path).
 const ORIGIN: &str = "https://location.internal";
 /// Who sent an operator request, as the Worker tells the Durable Object.
 pub const OPERATOR_HEADER: &str = "X-Operator";
 
-pub struct LocationStub {
+pub struct ObjectStub {
     stub: Stub,
 }
 
-impl LocationStub {
-    pub fn open(env: &Env, location_id: &str) -> Result<LocationStub> {
+impl ObjectStub {
+    /// The Durable Object of the location (connection) `location_id`.
+    pub fn open(env: &Env, location_id: &str) -> Result<ObjectStub> {
+        ObjectStub::named(env, LOCATIONS, location_id)
+    }
+
+    /// The directory of connections.
+    #[allow(dead_code)] // the directory lands with the connections; remove then
+    pub fn directory(env: &Env) -> Result<ObjectStub> {
+        ObjectStub::named(env, DIRECTORY, "directory")
+    }
+
+    fn named(env: &Env, binding: &str, name: &str) -> Result<ObjectStub> {
         let missing = |_| {
             worker::Error::RustError(format!(
-                "no Durable Object namespace is bound as `{BINDING}` (wrangler.toml)"
+                "no Durable Object namespace is bound as `{binding}` (wrangler.toml)"
             ))
         };
-        let namespace = env.durable_object(BINDING).map_err(missing)?;
-        Ok(LocationStub { stub: namespace.id_from_name(location_id)?.get_stub()? })
+        let namespace = env.durable_object(binding).map_err(missing)?;
+        Ok(ObjectStub { stub: namespace.id_from_name(name)?.get_stub()? })
     }
 
     /// POSTs `body` as JSON to the internal route `path` and reads its JSON answer, which must
@@ -37,7 +52,7 @@ impl LocationStub {
         if response.status_code() != 200 {
             let status = response.status_code();
             return Err(worker::Error::RustError(format!(
-                "the location answered {path} with {status}: {answer}"
+                "the Durable Object answered {path} with {status}: {answer}"
             )));
         }
         serde_json::from_slice(answer.as_bytes()).map_err(|error| worker::Error::RustError(error.to_string()))
