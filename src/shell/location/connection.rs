@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use worker::{Env, Response, Result};
 
 use super::db::Db;
-use crate::auth::envelope::{Envelope, KeyRing};
+use crate::auth::envelope::Envelope;
 use crate::config::Config;
 use crate::connections::{Connection, ConnectionId, TokenSource};
 use crate::shell::platform::respond;
@@ -114,7 +114,5 @@ pub fn is_default(env: &Env, name: &str) -> bool {
 /// deployment's keys.
 pub fn open(env: &Env, name: &str, envelope: &Envelope) -> std::result::Result<Connection, String> {
     let id = ConnectionId::parse(name).map_err(|refusal| refusal.message)?;
-    let keys = setting(env, "TOKEN_ENCRYPTION_KEYS").ok_or("`TOKEN_ENCRYPTION_KEYS` is not set")?;
-    let keys = KeyRing::parse(&keys).map_err(|error| format!("`TOKEN_ENCRYPTION_KEYS`: {error}"))?;
-    Connection::open(&keys, &id, envelope)
+    Connection::open(&crate::shell::platform::connections::keys(env)?, &id, envelope)
 }
