@@ -1,12 +1,15 @@
 //! Bearer API keys for the worker's own HTTP APIs (`READ_API_KEYS` for the read API,
 //! `ADMIN_API_KEYS` for the operator API): parses a configured list and checks a request's
-//! `Authorization` header against it in constant time. The shell calls it before anything else
-//! on those routes; the webhook path never accepts a key (it is signed instead).
+//! `Authorization` header against it in constant time. A read key may be limited to the
+//! connections it names (`key@loc-a+loc-b`; unscoped keys reach every connection). The shell
+//! calls it before anything else on those routes; the webhook path never accepts a key (it is
+//! signed instead).
 
 use sha2::{Digest, Sha256};
-use subtle::{Choice, ConstantTimeEq};
+use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 use thiserror::Error;
 
+use crate::connections::ConnectionId;
 use crate::intake::Refusal;
 
 /// The secret holding the operator API's keys (the read API's are `READ_API_KEYS`).
@@ -20,6 +23,8 @@ pub const MIN_KEY_LEN: usize = 16;
 #[derive(Clone)]
 pub struct ApiKeys {
     digests: Vec<[u8; 32]>,
+    /// Each key's connections (`None`: all of them), beside its digest.
+    scopes: Vec<Option<Vec<ConnectionId>>>,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -28,6 +33,8 @@ pub enum ApiKeysError {
     Empty,
     #[error("key {position} is shorter than {MIN_KEY_LEN} characters")]
     TooShort { position: usize },
+    #[error("key {position} names a connection that is not a valid connection id (`key@loc-a+loc-b`)")]
+    BadScope { position: usize },
 }
 
 /// Why a request was not let in.
@@ -37,39 +44,79 @@ pub enum Denied {
     Missing,
     /// A bearer key that is not on the list.
     Invalid,
+    /// A key on the list, limited to other connections.
+    NotAllowed,
 }
 
 impl ApiKeys {
-    /// Parses keys separated by spaces or commas (several at once allow rotation).
+    /// Parses keys separated by spaces or commas (several at once allow rotation), each
+    /// optionally limited to connections: `key@loc-a+loc-b`.
     pub fn parse(list: &str) -> Result<ApiKeys, ApiKeysError> {
-        let keys: Vec<&str> =
+        let entries: Vec<&str> =
             list.split(|c: char| c == ',' || c.is_whitespace()).filter(|key| !key.is_empty()).collect();
-        if keys.is_empty() {
+        if entries.is_empty() {
             return Err(ApiKeysError::Empty);
         }
-        if let Some(position) = keys.iter().position(|key| key.len() < MIN_KEY_LEN) {
-            return Err(ApiKeysError::TooShort { position: position + 1 });
+        let mut keys = ApiKeys { digests: Vec::new(), scopes: Vec::new() };
+        for (index, entry) in entries.iter().enumerate() {
+            let position = index + 1;
+            let (key, scope) = match entry.rsplit_once('@') {
+                Some((key, scope)) => {
+                    let ids: Result<Vec<_>, _> = scope.split('+').map(ConnectionId::parse).collect();
+                    (key, Some(ids.map_err(|_| ApiKeysError::BadScope { position })?))
+                }
+                None => (*entry, None),
+            };
+            if key.len() < MIN_KEY_LEN {
+                return Err(ApiKeysError::TooShort { position });
+            }
+            keys.digests.push(digest(key));
+            keys.scopes.push(scope);
         }
-        Ok(ApiKeys { digests: keys.iter().map(|key| digest(key)).collect() })
+        Ok(keys)
     }
 
     /// Checks an `Authorization` header value.
     pub fn check(&self, authorization: Option<&str>) -> Result<(), Denied> {
-        let presented = authorization.and_then(bearer).ok_or(Denied::Missing)?;
-        if self.accepts(presented) {
-            Ok(())
-        } else {
-            Err(Denied::Invalid)
+        self.matched(authorization).map(|_| ())
+    }
+
+    /// Checks an `Authorization` header value for a request on `connection` (the default
+    /// connection is named by its id): 403 for a key limited to other connections.
+    pub fn check_for(&self, authorization: Option<&str>, connection: &str) -> Result<(), Denied> {
+        match &self.scopes[self.matched(authorization)?] {
+            Some(ids) if !ids.iter().any(|id| id.as_str() == connection) => Err(Denied::NotAllowed),
+            _ => Ok(()),
         }
+    }
+
+    /// Whether any key is limited to some connections.
+    pub fn scoped(&self) -> bool {
+        self.scopes.iter().any(Option::is_some)
+    }
+
+    /// The index of the key presented in `authorization`.
+    fn matched(&self, authorization: Option<&str>) -> Result<usize, Denied> {
+        let presented = authorization.and_then(bearer).ok_or(Denied::Missing)?;
+        self.position(presented).ok_or(Denied::Invalid)
     }
 
     /// Whether `presented` is one of the keys. Compares against every key, each in constant
     /// time, without stopping at a match.
     pub fn accepts(&self, presented: &str) -> bool {
+        self.position(presented).is_some()
+    }
+
+    /// Which key `presented` is: compared against every key in constant time (keys are distinct
+    /// digests, so at most one matches).
+    fn position(&self, presented: &str) -> Option<usize> {
         let presented = digest(presented);
-        let matched =
-            self.digests.iter().fold(Choice::from(0), |matched, key| matched | key.ct_eq(&presented));
-        matched.into()
+        let (found, at) =
+            self.digests.iter().enumerate().fold((Choice::from(0), 0u64), |(found, at), (i, key)| {
+                let hit = key.ct_eq(&presented);
+                (found | hit, u64::conditional_select(&at, &(i as u64), hit))
+            });
+        bool::from(found).then_some(at as usize)
     }
 }
 
@@ -88,6 +135,11 @@ impl Denied {
                 Refusal::new(401, "missing_api_key", "send the API key as `Authorization: Bearer <key>`")
             }
             Denied::Invalid => Refusal::new(401, "invalid_api_key", "the API key is not valid"),
+            Denied::NotAllowed => Refusal::new(
+                403,
+                "connection_not_allowed",
+                "the API key is limited to other connections than this one",
+            ),
         }
     }
 }
@@ -96,6 +148,11 @@ impl Denied {
 /// (404), a list that does not parse is a misconfiguration (500, naming the setting, never a key).
 pub fn admin_keys(setting: Option<&str>) -> Result<ApiKeys, Refusal> {
     match setting.map(ApiKeys::parse) {
+        Some(Ok(keys)) if keys.scoped() => Err(Refusal::new(
+            500,
+            "misconfigured",
+            format!("`{ADMIN_KEYS_SETTING}`: operator keys reach every connection; `key@connection` is for read keys"),
+        )),
         Some(Ok(keys)) => Ok(keys),
         None | Some(Err(ApiKeysError::Empty)) => Err(Refusal::new(
             404,
@@ -225,6 +282,44 @@ mod tests {
         assert_eq!(refuse_key_in_query(None, None).ok(), Some(()));
         let refusal = refuse_key_in_query(Some(&format!("k={ONE}")), Some(&keys)).unwrap_err();
         assert!(!refusal.message.contains(ONE));
+    }
+
+    #[test]
+    fn a_scoped_key_reaches_only_the_connections_it_names() {
+        let keys = ApiKeys::parse(&format!("{ONE}@loc-a+loc-b {TWO}")).unwrap();
+        assert!(keys.scoped());
+        let one = format!("Bearer {ONE}");
+        let two = format!("Bearer {TWO}");
+        assert_eq!(keys.check_for(Some(&one), "loc-a"), Ok(()));
+        assert_eq!(keys.check_for(Some(&one), "loc-b"), Ok(()));
+        assert_eq!(keys.check_for(Some(&one), "loc-c"), Err(Denied::NotAllowed));
+        assert_eq!(keys.check_for(Some(&two), "loc-c"), Ok(()), "an unscoped key reaches every connection");
+        assert_eq!(keys.check_for(Some("Bearer nobody-0123456789abcdef"), "loc-a"), Err(Denied::Invalid));
+        assert_eq!(keys.check_for(None, "loc-a"), Err(Denied::Missing));
+        assert_eq!(keys.check(Some(&one)), Ok(()), "any connection's key is a key");
+        assert!(!keys.accepts(&format!("{ONE}@loc-a+loc-b")), "the scope is not part of the key");
+        let refusal = Denied::NotAllowed.refusal();
+        assert_eq!((refusal.status, refusal.code), (403, "connection_not_allowed"));
+    }
+
+    #[test]
+    fn a_scope_must_name_valid_connections_and_the_key_must_still_be_long() {
+        assert_eq!(
+            ApiKeys::parse(&format!("{ONE}@loc/a")).unwrap_err(),
+            ApiKeysError::BadScope { position: 1 }
+        );
+        assert_eq!(
+            ApiKeys::parse(&format!("{TWO} {ONE}@")).unwrap_err(),
+            ApiKeysError::BadScope { position: 2 }
+        );
+        assert_eq!(
+            ApiKeys::parse(&format!("{ONE}@a++b")).unwrap_err(),
+            ApiKeysError::BadScope { position: 1 }
+        );
+        assert_eq!(ApiKeys::parse("short@loc-a").unwrap_err(), ApiKeysError::TooShort { position: 1 });
+        let admin = admin_keys(Some(&format!("{ONE}@loc-a"))).unwrap_err();
+        assert_eq!((admin.status, admin.code), (500, "misconfigured"));
+        assert!(!admin.message.contains(ONE));
     }
 
     #[test]

@@ -34,9 +34,25 @@ const LIST_PARAMS: &[&str] = &["query", "limit", "startAfterId", "startAfter"];
 /// Query parameters of GET /contacts/business/{businessId} passed on to the API.
 const BUSINESS_PARAMS: &[&str] = &["query", "limit", "skip"];
 
-/// Whether `path` belongs to the read API (whatever the method).
+/// Where a named connection's read routes live: `/connections/{id}/contacts/...`.
+pub const CONNECTIONS_PREFIX: &str = "/connections/";
+
+/// Whether `path` belongs to the read API (whatever the method), for the default connection or
+/// under a connection's prefix.
 pub fn handles(path: &str) -> bool {
+    let (_, path) = split_connection(path);
     path == "/contacts" || path.starts_with("/contacts/") || path.starts_with(SIGHTMILL_PREFIX)
+}
+
+/// Splits `/connections/{id}/rest` into the raw id and `/rest`; other paths have no id.
+pub fn split_connection(path: &str) -> (Option<&str>, &str) {
+    let Some(rest) = path.strip_prefix(CONNECTIONS_PREFIX) else {
+        return (None, path);
+    };
+    match rest.find('/') {
+        Some(at) => (Some(&rest[..at]), &rest[at..]),
+        None => (Some(rest), ""),
+    }
 }
 
 /// The parts of a request URL the read API uses, split without parsing the host (a full URL
@@ -63,7 +79,8 @@ pub fn split_url(url: &str) -> UrlParts<'_> {
 /// What the read API needs from the settings.
 #[derive(Debug, Clone)]
 pub struct ReadConfig {
-    pub location_id: String,
+    /// The default connection's location (`GHL_LOCATION_ID`), when the deployment has one.
+    pub default_location: Option<String>,
     pub api_base: String,
     pub api_timeout_ms: u32,
     pub keys: ApiKeys,
@@ -77,7 +94,7 @@ impl ReadConfig {
         let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         let keys = get(READ_KEYS_SETTING).ok_or(ConfigError::Missing(READ_KEYS_SETTING))?;
         Ok(ReadConfig {
-            location_id: config::location_id(get("GHL_LOCATION_ID"))?,
+            default_location: get("GHL_LOCATION_ID").map(|id| config::location_id(Some(id))).transpose()?,
             api_base: config::api_base(get("CONTACTS_API_BASE"))?,
             api_timeout_ms: config::api_timeout_ms(get("API_TIMEOUT_MS"))?,
             keys: ApiKeys::parse(&keys)
@@ -574,8 +591,9 @@ mod tests {
 
         let disabled = config_refusal(&config(&[("GHL_LOCATION_ID", LOC)]).unwrap_err());
         assert_eq!((disabled.status, disabled.code), (404, "read_api_disabled"));
+        assert_eq!(config(&[KEYS]).unwrap().default_location, None, "named connections only");
         let cases = [
-            vec![KEYS],
+            vec![("GHL_LOCATION_ID", "loc/1"), KEYS],
             vec![("GHL_LOCATION_ID", LOC), ("READ_API_KEYS", "hunter2")],
             vec![("GHL_LOCATION_ID", LOC), KEYS, (CACHE_TTL_SETTING, "3601")],
         ];
@@ -584,6 +602,18 @@ mod tests {
             assert_eq!((refusal.status, refusal.code), (500, "misconfigured"));
             assert!(!refusal.message.contains("hunter2"), "{}", refusal.message);
         }
+    }
+
+    #[test]
+    fn a_connection_prefix_carries_the_same_routes() {
+        assert!(
+            handles("/connections/loc-b/contacts/c1")
+                && handles("/connections/loc-b/sightmill/contacts/sm_1")
+        );
+        assert!(!handles("/connections/loc-b") && !handles("/connections/loc-b/admin"));
+        assert_eq!(split_connection("/connections/loc-b/contacts/c1"), (Some("loc-b"), "/contacts/c1"));
+        assert_eq!(split_connection("/connections/a%2Fb/contacts"), (Some("a%2Fb"), "/contacts"));
+        assert_eq!(split_connection("/contacts/c1"), (None, "/contacts/c1"));
     }
 
     #[test]

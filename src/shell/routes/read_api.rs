@@ -1,5 +1,7 @@
-//! The read API's route: GET /contacts/... and /sightmill/contacts/... for SightMill's users.
-//! Checks the caller's key, resolves a SightMill id through the location's id map (its Durable
+//! The read API's route: GET /contacts/... and /sightmill/contacts/... for SightMill's users,
+//! the default connection's, and the same under `/connections/{id}/` for a named connection's.
+//! Checks the connection id, the caller's key (and that it reaches the connection), that the
+//! connection exists (the edge's copy of the records), resolves a SightMill id through the location's id map (its Durable
 //! Object), serves the edge cache, or has the Durable Object send the Contacts API call with the
 //! location's token and pacing, and passes the answer on. Cached answers are keyed by the
 //! contact's read version, which the Durable Object bumps with every change it applies, so that
@@ -8,10 +10,14 @@
 use serde_json::Value;
 use worker::{console_error, console_log, console_warn, Cache, Env, Request, Response, Result};
 
+use crate::connections::ConnectionId;
 use crate::contacts_api::{ApiRequest, ApiResponse};
 use crate::intake::Refusal;
-use crate::read::{cacheable, config_refusal, split_url, upstream_refusal, ApiRoute, ReadConfig, ReadRoute};
+use crate::read::{
+    cacheable, config_refusal, split_connection, split_url, upstream_refusal, ApiRoute, ReadConfig, ReadRoute,
+};
 use crate::shell::location::reads::{LinkQuery, Sent, VersionQuery};
+use crate::shell::platform::connections;
 use crate::shell::platform::object_stub::ObjectStub;
 use crate::shell::platform::respond;
 use crate::shell::platform::runtime::{now_ms, setting};
@@ -53,19 +59,50 @@ pub async fn handle(req: Request, env: &Env) -> Result<Response> {
 async fn answer(req: &Request, env: &Env, log: &mut ReadLog) -> std::result::Result<Response, Stop> {
     let config = ReadConfig::from_lookup(|name| setting(env, name)).map_err(|e| config_refusal(&e))?;
     let authorization = req.headers().get("Authorization")?;
-    config.keys.check(authorization.as_deref()).map_err(|denied| denied.refusal())?;
     let url = req.inner().url();
     let url = split_url(&url);
-    let route = ReadRoute::parse(url.path, url.query, &config.location_id)?;
-    let location = ObjectStub::open(env, &config.location_id)?;
-    let link: Option<Link> = match route.link_key(&config.location_id) {
+    let (named, path) = split_connection(url.path);
+    let location_id = connection_of(env, &config, named, authorization.as_deref()).await?;
+    let route = ReadRoute::parse(path, url.query, &location_id)?;
+    let location = ObjectStub::open(env, &location_id)?;
+    let link: Option<Link> = match route.link_key(&location_id) {
         Some(key) => resolve(&location, key).await?,
         None => None,
     };
     let route = route.resolve(link)?;
     log.route = route.name();
-    let reader = Reader { config: &config, location: &location };
+    let reader = Reader { config: &config, location_id: &location_id, location: &location };
     reader.read(&route, url.origin, log).await
+}
+
+/// The location a read is for, once the caller may read it: the id is checked first (400), then
+/// the key and its connections (401, 403), then that a named connection exists (404).
+async fn connection_of(
+    env: &Env,
+    config: &ReadConfig,
+    named: Option<&str>,
+    authorization: Option<&str>,
+) -> std::result::Result<String, Stop> {
+    let Some(raw) = named else {
+        config.keys.check(authorization).map_err(|denied| denied.refusal())?;
+        let default = config.default_location.clone().ok_or_else(|| {
+            Refusal::new(
+                404,
+                "no_default_connection",
+                "this deployment has no default connection; read under /connections/{id}/",
+            )
+        })?;
+        config.keys.check_for(authorization, &default).map_err(|denied| denied.refusal())?;
+        return Ok(default);
+    };
+    let id = ConnectionId::parse(raw)?;
+    config.keys.check_for(authorization, id.as_str()).map_err(|denied| denied.refusal())?;
+    if config.default_location.as_deref() != Some(id.as_str())
+        && connections::lookup(env, &id, now_ms()).await?.is_none()
+    {
+        return Err(Refusal::new(404, "unknown_connection", "no such connection (or it was removed)").into());
+    }
+    Ok(id.to_string())
 }
 
 /// The id-map record under `key`, from the location's Durable Object.
@@ -80,6 +117,7 @@ async fn resolve(location: &ObjectStub, key: String) -> std::result::Result<Opti
 /// One read's collaborators.
 struct Reader<'a> {
     config: &'a ReadConfig,
+    location_id: &'a str,
     location: &'a ObjectStub,
 }
 
@@ -103,7 +141,7 @@ impl Reader<'_> {
             }
             log.cache = "miss";
         }
-        let request = route.request(&self.config.location_id);
+        let request = route.request(self.location_id);
         let response = self.send(&request, log).await?;
         if let Some(refusal) = upstream_refusal(&response) {
             return Err(refusal.into());
@@ -134,7 +172,7 @@ impl Reader<'_> {
                 return Ok(None);
             }
         };
-        Ok(route.cache_key(origin, &self.config.location_id, version["version"].as_u64().unwrap_or(0)))
+        Ok(route.cache_key(origin, self.location_id, version["version"].as_u64().unwrap_or(0)))
     }
 
     /// Has the location's Durable Object send `request` with the location's token (once more
