@@ -4,6 +4,7 @@
 
 use thiserror::Error;
 
+use crate::connections::ConnectionId;
 use crate::contacts_api::DEFAULT_BASE_URL;
 use crate::intake::signature::{KeyError, SigningKey};
 use crate::sync::mapping::{Mapping, MappingError};
@@ -71,56 +72,96 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Builds the config from `lookup` (a var or secret by name; `None` or blank when unset).
+    /// The default connection's config from `lookup` (a var or secret by name; `None` or blank
+    /// when unset): `GHL_LOCATION_ID` and `WEBHOOK_SECRETS` are required.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        let location_id = location_id(get("GHL_LOCATION_ID"))?;
-        let secrets = get("WEBHOOK_SECRETS").ok_or(ConfigError::Missing("WEBHOOK_SECRETS"))?;
-        let mapping = match get("CONTACT_MAPPING") {
-            Some(document) => Mapping::parse(&document)?,
-            None => Mapping::default(),
-        };
-        let schedule = match get("RETRY_SCHEDULE") {
-            Some(text) => Schedule::parse(&text).map_err(|e| invalid("RETRY_SCHEDULE", e.to_string()))?,
-            None => Schedule::default(),
-        };
-        Ok(Config {
-            location_id,
-            api_base: api_base(get("CONTACTS_API_BASE"))?,
-            signing_keys: SigningKey::parse_list(&secrets)?,
-            max_body_bytes: number(
-                get("MAX_BODY_BYTES"),
-                "MAX_BODY_BYTES",
-                DEFAULT_MAX_BODY_BYTES,
-                1..=1 << 20,
-            )?,
-            api_timeout_ms: api_timeout_ms(get("API_TIMEOUT_MS"))?,
-            mapping,
-            retry: RetryConfig {
-                schedule,
-                max_wait_secs: duration(
-                    get("MAX_WAIT_FOR_CONTACT"),
-                    "MAX_WAIT_FOR_CONTACT",
-                    DEFAULT_MAX_WAIT_SECS,
-                )?,
-            },
-            cron: CronConfig {
-                max_api_calls: number(get("CRON_MAX_API_CALLS"), "CRON_MAX_API_CALLS", 40, 1..=1_000)?,
-                time_budget_ms: number(
-                    get("CRON_TIME_BUDGET_MS"),
-                    "CRON_TIME_BUDGET_MS",
-                    25_000,
-                    1_000..=600_000,
-                )?,
-                calls_per_10s: number(get("RATE_LIMIT_PER_10S"), "RATE_LIMIT_PER_10S", 100, 1..=1_000)?,
-            },
-            alerts: AlertConfig {
-                webhook_url: url(get("ALERT_WEBHOOK_URL"), "ALERT_WEBHOOK_URL")?,
-                quiet_secs: duration(get("ALERT_QUIET_PERIOD"), "ALERT_QUIET_PERIOD", 3_600)?.max(60),
-                pending_age_secs: duration(get("ALERT_PENDING_AGE"), "ALERT_PENDING_AGE", 3_600)?,
-            },
-        })
+        Config::default_connection(lookup)?.ok_or(ConfigError::Missing("GHL_LOCATION_ID"))
     }
+
+    /// The default connection's config, or `None` when the deployment has none (neither
+    /// `GHL_LOCATION_ID` nor `WEBHOOK_SECRETS` set; one without the other is an error).
+    pub fn default_connection(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<Config>, ConfigError> {
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let Some((location_id, signing_keys)) = default_pair(&get)? else {
+            return Ok(None);
+        };
+        shared(&get, location_id, signing_keys).map(Some)
+    }
+
+    /// A named connection's config: the deployment's shared settings, with the connection's
+    /// location (its id) and no deployment signing keys (its own secrets are in its record). The
+    /// default connection's pair is still checked: a half-set pair misconfigures everything.
+    pub fn for_connection(
+        lookup: impl Fn(&str) -> Option<String>,
+        id: &ConnectionId,
+    ) -> Result<Config, ConfigError> {
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        default_pair(&get)?;
+        shared(&get, id.as_str().to_owned(), Vec::new())
+    }
+}
+
+/// `GHL_LOCATION_ID` and `WEBHOOK_SECRETS`, set together or not at all.
+fn default_pair(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<(String, Vec<SigningKey>)>, ConfigError> {
+    match (get("GHL_LOCATION_ID"), get("WEBHOOK_SECRETS")) {
+        (None, None) => Ok(None),
+        (location, secrets) => {
+            let location_id = location_id(location)?;
+            let secrets = secrets.ok_or(ConfigError::Missing("WEBHOOK_SECRETS"))?;
+            Ok(Some((location_id, SigningKey::parse_list(&secrets)?)))
+        }
+    }
+}
+
+/// The settings every connection shares, around one connection's location and signing keys.
+fn shared(
+    get: &impl Fn(&str) -> Option<String>,
+    location_id: String,
+    signing_keys: Vec<SigningKey>,
+) -> Result<Config, ConfigError> {
+    let mapping = match get("CONTACT_MAPPING") {
+        Some(document) => Mapping::parse(&document)?,
+        None => Mapping::default(),
+    };
+    let schedule = match get("RETRY_SCHEDULE") {
+        Some(text) => Schedule::parse(&text).map_err(|e| invalid("RETRY_SCHEDULE", e.to_string()))?,
+        None => Schedule::default(),
+    };
+    Ok(Config {
+        location_id,
+        api_base: api_base(get("CONTACTS_API_BASE"))?,
+        signing_keys,
+        max_body_bytes: number(get("MAX_BODY_BYTES"), "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1..=1 << 20)?,
+        api_timeout_ms: api_timeout_ms(get("API_TIMEOUT_MS"))?,
+        mapping,
+        retry: RetryConfig {
+            schedule,
+            max_wait_secs: duration(
+                get("MAX_WAIT_FOR_CONTACT"),
+                "MAX_WAIT_FOR_CONTACT",
+                DEFAULT_MAX_WAIT_SECS,
+            )?,
+        },
+        cron: CronConfig {
+            max_api_calls: number(get("CRON_MAX_API_CALLS"), "CRON_MAX_API_CALLS", 40, 1..=1_000)?,
+            time_budget_ms: number(
+                get("CRON_TIME_BUDGET_MS"),
+                "CRON_TIME_BUDGET_MS",
+                25_000,
+                1_000..=600_000,
+            )?,
+            calls_per_10s: number(get("RATE_LIMIT_PER_10S"), "RATE_LIMIT_PER_10S", 100, 1..=1_000)?,
+        },
+        alerts: AlertConfig {
+            webhook_url: url(get("ALERT_WEBHOOK_URL"), "ALERT_WEBHOOK_URL")?,
+            quiet_secs: duration(get("ALERT_QUIET_PERIOD"), "ALERT_QUIET_PERIOD", 3_600)?.max(60),
+            pending_age_secs: duration(get("ALERT_PENDING_AGE"), "ALERT_PENDING_AGE", 3_600)?,
+        },
+    })
 }
 
 pub(crate) fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -232,6 +273,26 @@ mod tests {
         assert_eq!(config.retry.max_wait_secs, 7_200);
         assert_eq!(config.alerts.webhook_url.as_deref(), Some("https://hooks.example.com/x"));
         assert_eq!(config.alerts.quiet_secs, 60, "KV cannot expire a key sooner");
+    }
+
+    #[test]
+    fn the_default_connection_is_optional_but_never_half_set() {
+        let lookup = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| pairs.iter().find(|(key, _)| *key == name).map(|(_, v)| v.to_string())
+        };
+        assert!(Config::default_connection(lookup(&[])).unwrap().is_none());
+        assert_eq!(config(&[]).unwrap_err(), ConfigError::Missing("GHL_LOCATION_ID"));
+        let named = ConnectionId::parse("loc-b").unwrap();
+        let config = Config::for_connection(lookup(&[("MAX_BODY_BYTES", "4096")]), &named).unwrap();
+        assert_eq!((config.location_id.as_str(), config.max_body_bytes), ("loc-b", 4096));
+        assert!(config.signing_keys.is_empty(), "a named connection's secrets are its record's");
+        let shared = Config::for_connection(lookup(&[LOCATION, SECRET]), &named).unwrap();
+        assert_eq!(shared.location_id, "loc-b");
+        for half in [&[LOCATION][..], &[SECRET][..]] {
+            let pairs: &'static [(&str, &str)] = half;
+            assert!(Config::default_connection(lookup(pairs)).is_err());
+            assert!(Config::for_connection(lookup(pairs), &named).is_err(), "half set misconfigures all");
+        }
     }
 
     #[test]

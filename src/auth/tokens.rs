@@ -1,16 +1,21 @@
 //! Contacts API access tokens: the token settings (`TOKEN_MODE` and friends), the token record
 //! kept encrypted in KV under `token:{locationId}`, expiry arithmetic with a refresh margin, and
 //! the decision the shell acts on before each attempt: use the token it has, or obtain one with a
-//! grant from the token endpoint ([`crate::auth::token_endpoint`]). Sits before the Contacts API calls
-//! of every webhook; the shell reads and writes KV and talks to the token endpoint.
+//! grant from the token endpoint ([`crate::auth::token_endpoint`]), or mint a location token
+//! from an agency's company token (`POST /oauth/locationToken`, as data here). A named
+//! connection's token source ([`TokenConfig::for_connection`]) is planned the same way. Sits
+//! before the Contacts API calls of every webhook; the shell reads and writes KV and talks to
+//! the token endpoint and the Directory.
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use thiserror::Error;
 
 use crate::auth::envelope::{Envelope, EnvelopeError, KeyRing, NONCE_LEN};
-use crate::auth::token_endpoint::Grant;
+use crate::auth::token_endpoint::{form_encode, Grant};
 use crate::config::ConfigError;
-use crate::contacts_api::DEFAULT_BASE_URL;
+use crate::connections::TokenSource;
+use crate::contacts_api::{API_VERSION, DEFAULT_BASE_URL};
 use crate::secret::Secret;
 
 /// A stored token is renewed once it is this close to its expiry (tokens live about 24 hours).
@@ -49,6 +54,8 @@ pub enum TokenMode {
     PrivateIntegration,
     ClientCredentials,
     OAuth,
+    /// A named connection's location token, minted from its agency's company token.
+    Agency,
 }
 
 impl TokenMode {
@@ -57,6 +64,7 @@ impl TokenMode {
             TokenMode::PrivateIntegration => "private_integration",
             TokenMode::ClientCredentials => "client_credentials",
             TokenMode::OAuth => "oauth",
+            TokenMode::Agency => "agency",
         }
     }
 
@@ -70,13 +78,25 @@ impl TokenMode {
 /// The token settings, one variant per mode, each holding exactly what that mode needs.
 #[derive(Debug)]
 pub enum TokenConfig {
-    /// A static Private Integration Token (`CONTACTS_API_TOKEN`).
-    PrivateIntegration { token: Secret },
+    /// A static Private Integration Token: `CONTACTS_API_TOKEN`, or a named connection's own
+    /// (`named`), which the operator replaces through the connection's record.
+    PrivateIntegration { token: Secret, named: bool },
     /// Tokens from the client credentials grant, cached encrypted in KV.
     ClientCredentials(Issuer),
     /// Tokens from the marketplace install (authorization code), refreshed with rotating refresh
     /// tokens, kept encrypted in KV.
     OAuth { issuer: Issuer, install: InstallSettings },
+    /// A named connection's location tokens, minted from its agency's company token.
+    Agency(AgencySource),
+}
+
+/// Where an agency connection's location token comes from, and the keys it is kept under.
+#[derive(Debug)]
+pub struct AgencySource {
+    pub company_id: String,
+    /// `{OAUTH_BASE}/oauth/locationToken`.
+    pub location_token_url: String,
+    pub keys: KeyRing,
 }
 
 /// The app's credentials at the token endpoint, and the keys its tokens are stored under.
@@ -125,19 +145,37 @@ impl TokenConfig {
         };
         let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
         Ok(match mode {
-            TokenMode::PrivateIntegration => {
-                TokenConfig::PrivateIntegration { token: Secret::new(required("CONTACTS_API_TOKEN")?) }
-            }
-            TokenMode::ClientCredentials => TokenConfig::ClientCredentials(read_issuer(&required, &get)?),
-            TokenMode::OAuth => TokenConfig::OAuth {
-                issuer: read_issuer(&required, &get)?,
-                install: InstallSettings {
-                    install_url: url_setting(get("OAUTH_INSTALL_URL"), "OAUTH_INSTALL_URL")?
-                        .unwrap_or_else(|| DEFAULT_INSTALL_URL.to_owned()),
-                    redirect_uri: url_setting(get("OAUTH_REDIRECT_URI"), "OAUTH_REDIRECT_URI")?,
-                    scopes: get("OAUTH_SCOPES").unwrap_or_else(|| DEFAULT_SCOPES.to_owned()),
-                },
+            TokenMode::PrivateIntegration => TokenConfig::PrivateIntegration {
+                token: Secret::new(required("CONTACTS_API_TOKEN")?),
+                named: false,
             },
+            TokenMode::ClientCredentials => TokenConfig::ClientCredentials(read_issuer(&required, &get)?),
+            TokenMode::OAuth => oauth(&required, &get)?,
+            TokenMode::Agency => unreachable!("TOKEN_MODE never parses as agency"),
+        })
+    }
+
+    /// A named connection's token settings: its own Private Integration Token, the app's OAuth
+    /// install on its location, or its agency's; the app's settings are the deployment's
+    /// (`OAUTH_CLIENT_ID`, `OAUTH_CLIENT_SECRET`, `TOKEN_ENCRYPTION_KEYS`, `OAUTH_BASE`),
+    /// whatever `TOKEN_MODE` the default connection uses.
+    pub fn for_connection(
+        source: &TokenSource,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<TokenConfig, ConfigError> {
+        let get =
+            |name: &str| lookup(name).map(|value| value.trim().to_owned()).filter(|value| !value.is_empty());
+        let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
+        Ok(match source {
+            TokenSource::PrivateIntegration(token) => {
+                TokenConfig::PrivateIntegration { token: token.clone(), named: true }
+            }
+            TokenSource::OAuth => oauth(&required, &get)?,
+            TokenSource::Agency { company_id } => TokenConfig::Agency(AgencySource {
+                company_id: company_id.clone(),
+                location_token_url: format!("{}/oauth/locationToken", oauth_base(&get)?),
+                keys: read_keys(&required)?,
+            }),
         })
     }
 
@@ -146,33 +184,64 @@ impl TokenConfig {
             TokenConfig::PrivateIntegration { .. } => TokenMode::PrivateIntegration,
             TokenConfig::ClientCredentials(_) => TokenMode::ClientCredentials,
             TokenConfig::OAuth { .. } => TokenMode::OAuth,
+            TokenConfig::Agency(_) => TokenMode::Agency,
         }
     }
 
     /// The issuer, in the modes that obtain tokens from the token endpoint.
     pub fn issuer(&self) -> Option<&Issuer> {
         match self {
-            TokenConfig::PrivateIntegration { .. } => None,
+            TokenConfig::PrivateIntegration { .. } | TokenConfig::Agency(_) => None,
             TokenConfig::ClientCredentials(issuer) | TokenConfig::OAuth { issuer, .. } => Some(issuer),
+        }
+    }
+
+    /// The keys a stored token record is sealed under, in the modes that store one.
+    pub fn keys(&self) -> Option<&KeyRing> {
+        match self {
+            TokenConfig::Agency(agency) => Some(&agency.keys),
+            other => other.issuer().map(|issuer| &issuer.keys),
         }
     }
 }
 
+type Required<'a> = dyn Fn(&'static str) -> Result<String, ConfigError> + 'a;
+
+fn oauth(required: &Required<'_>, get: &impl Fn(&str) -> Option<String>) -> Result<TokenConfig, ConfigError> {
+    Ok(TokenConfig::OAuth {
+        issuer: read_issuer(required, get)?,
+        install: InstallSettings {
+            install_url: url_setting(get("OAUTH_INSTALL_URL"), "OAUTH_INSTALL_URL")?
+                .unwrap_or_else(|| DEFAULT_INSTALL_URL.to_owned()),
+            redirect_uri: url_setting(get("OAUTH_REDIRECT_URI"), "OAUTH_REDIRECT_URI")?,
+            scopes: get("OAUTH_SCOPES").unwrap_or_else(|| DEFAULT_SCOPES.to_owned()),
+        },
+    })
+}
+
 fn read_issuer(
-    required: &impl Fn(&'static str) -> Result<String, ConfigError>,
+    required: &Required<'_>,
     get: &impl Fn(&str) -> Option<String>,
 ) -> Result<Issuer, ConfigError> {
-    let base = url_setting(get("OAUTH_BASE"), "OAUTH_BASE")?.unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
-    let keys = KeyRing::parse(&required("TOKEN_ENCRYPTION_KEYS")?)
-        .map_err(|error| invalid("TOKEN_ENCRYPTION_KEYS", error.to_string()))?;
     Ok(Issuer {
         client: OAuthClient {
             client_id: required("OAUTH_CLIENT_ID")?,
             client_secret: Secret::new(required("OAUTH_CLIENT_SECRET")?),
-            token_url: format!("{}/oauth/token", base.trim_end_matches('/')),
+            token_url: format!("{}/oauth/token", oauth_base(get)?),
         },
-        keys,
+        keys: read_keys(required)?,
     })
+}
+
+/// `OAUTH_BASE`, default production, without a trailing slash.
+fn oauth_base(get: &impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+    let base = url_setting(get("OAUTH_BASE"), "OAUTH_BASE")?.unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
+    Ok(base.trim_end_matches('/').to_owned())
+}
+
+fn read_keys(required: &Required<'_>) -> Result<KeyRing, ConfigError> {
+    KeyRing::parse(&required("TOKEN_ENCRYPTION_KEYS")?)
+        .map_err(|error| invalid("TOKEN_ENCRYPTION_KEYS", error.to_string()))
 }
 
 /// An optional http(s) URL setting.
@@ -328,6 +397,8 @@ pub enum Plan<'a> {
     Use(Secret),
     /// Ask `issuer`'s token endpoint with `grant`, store the answer, send its token.
     Obtain { issuer: &'a Issuer, grant: Grant },
+    /// Mint a location token from the agency's company token, store it, send it.
+    Mint(&'a AgencySource),
 }
 
 /// Decides how to get a token for `location_id` at `now_ms`. `rejected` is the token the
@@ -344,12 +415,21 @@ pub fn plan<'a>(
         .filter(|record| !record.is_due(now_ms) && Some(&record.access_token) != rejected)
         .map(|record| Plan::Use(record.access_token.clone()));
     match config {
-        TokenConfig::PrivateIntegration { token } if Some(token) == rejected => Err(TokenError::Refused(
-            "the Contacts API refused the Private Integration Token in `CONTACTS_API_TOKEN`; \
+        TokenConfig::PrivateIntegration { token, named: false } if Some(token) == rejected => {
+            Err(TokenError::Refused(
+                "the Contacts API refused the Private Integration Token in `CONTACTS_API_TOKEN`; \
                  create a new one and set it with `wrangler secret put CONTACTS_API_TOKEN`"
-                .into(),
-        )),
-        TokenConfig::PrivateIntegration { token } => Ok(Plan::Use(token.clone())),
+                    .into(),
+            ))
+        }
+        TokenConfig::PrivateIntegration { token, named: true } if Some(token) == rejected => {
+            Err(TokenError::Refused(format!(
+                "the Contacts API refused the connection's Private Integration Token; create a new one \
+                 and set it with PATCH /admin/connections/{location_id}"
+            )))
+        }
+        TokenConfig::PrivateIntegration { token, .. } => Ok(Plan::Use(token.clone())),
+        TokenConfig::Agency(agency) => Ok(usable.unwrap_or(Plan::Mint(agency))),
         TokenConfig::ClientCredentials(issuer) => {
             Ok(usable.unwrap_or(Plan::Obtain { issuer, grant: Grant::ClientCredentials }))
         }
@@ -359,6 +439,66 @@ pub fn plan<'a>(
         },
     }
 }
+
+/// `POST {OAUTH_BASE}/oauth/locationToken` for one location, as data: the form and the company
+/// token it is sent with (both secret-free in `Debug`).
+#[derive(Debug)]
+pub struct LocationTokenRequest {
+    pub url: String,
+    /// `application/x-www-form-urlencoded`: `companyId`, `locationId`.
+    pub form: String,
+    pub bearer: Secret,
+    /// The `Version` header the endpoint requires.
+    pub version: &'static str,
+}
+
+pub fn location_token_request(
+    agency: &AgencySource,
+    location_id: &str,
+    company_token: Secret,
+) -> LocationTokenRequest {
+    LocationTokenRequest {
+        url: agency.location_token_url.clone(),
+        form: form_encode(&[("companyId", &agency.company_id), ("locationId", location_id)]),
+        bearer: company_token,
+        version: API_VERSION,
+    }
+}
+
+/// Reads the answer to a location-token request sent at `sent_at_ms`: the location token (it
+/// has no refresh token: a new one is minted when it is due), or why not. A refusal (400, 401,
+/// 403) needs the agency's install again; 408, 429 and 5xx are for later.
+pub fn location_token(status: u16, body: &Value, sent_at_ms: i64) -> Result<TokenRecord, TokenError> {
+    let text =
+        |name: &str| body.get(name).and_then(Value::as_str).filter(|v| !v.is_empty()).map(str::to_owned);
+    match status {
+        200..=299 => {
+            let unusable = || TokenError::Unavailable("the location token answer has no usable token".into());
+            let access_token = text("access_token").ok_or_else(unusable)?;
+            let lifetime_secs =
+                body.get("expires_in").and_then(Value::as_u64).filter(|s| *s > 0).ok_or_else(unusable)?;
+            Ok(TokenRecord {
+                access_token: Secret::new(access_token),
+                refresh_token: None,
+                obtained_at_ms: sent_at_ms,
+                expires_at_ms: sent_at_ms.saturating_add(lifetime_secs.min(MAX_MINTED_SECS) as i64 * 1000),
+                location_id: text("locationId"),
+                company_id: None,
+                scope: text("scope"),
+            })
+        }
+        408 | 425 | 429 | 500..=599 => {
+            Err(TokenError::Unavailable(format!("the location token endpoint answered HTTP {status}")))
+        }
+        _ => Err(TokenError::Refused(format!(
+            "the location token endpoint refused the agency's token (HTTP {status}); install the app \
+             for the agency again at /oauth/install?agency=1"
+        ))),
+    }
+}
+
+/// Longest location-token lifetime believed (they last about a day).
+const MAX_MINTED_SECS: u64 = 7 * 24 * 3600;
 
 fn refresh_grant(location_id: &str, stored: &Stored) -> Result<Grant, TokenError> {
     let reinstall = "open /oauth/install on this worker to install the app for it";
@@ -408,6 +548,7 @@ mod tests {
     enum Move {
         Use(String),
         Obtain(Grant),
+        Mint(String),
     }
 
     fn decide(
@@ -420,6 +561,7 @@ mod tests {
         plan(config, "loc-1", stored, now_ms, rejected.as_ref()).map(|plan| match plan {
             Plan::Use(token) => Move::Use(token.expose().to_owned()),
             Plan::Obtain { grant, .. } => Move::Obtain(grant),
+            Plan::Mint(agency) => Move::Mint(agency.company_id.clone()),
         })
     }
 
@@ -440,7 +582,7 @@ mod tests {
         let config = config(&[("CONTACTS_API_TOKEN", " pit-1 ")]).unwrap();
         assert_eq!(config.mode(), TokenMode::PrivateIntegration);
         assert!(config.issuer().is_none());
-        let TokenConfig::PrivateIntegration { token } = config else { panic!("wrong mode") };
+        let TokenConfig::PrivateIntegration { token, named: false } = config else { panic!("wrong mode") };
         assert_eq!(token.expose(), "pit-1");
     }
 
@@ -635,6 +777,73 @@ mod tests {
         assert_eq!(token.check_location("loc-1"), Ok(()));
         assert_eq!(safe_location_id("a/b"), None);
         assert_eq!(safe_location_id("loc_1-A"), Some("loc_1-A"));
+    }
+
+    fn named(source: TokenSource, extra: &[(&str, &str)]) -> Result<TokenConfig, ConfigError> {
+        let mut settings = vec![("TOKEN_ENCRYPTION_KEYS", K1), ("OAUTH_BASE", "http://sim/")];
+        settings.extend_from_slice(extra);
+        let map: HashMap<String, String> =
+            settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        TokenConfig::for_connection(&source, |name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn a_named_connection_plans_its_own_token_source() {
+        let pit = named(TokenSource::PrivateIntegration(Secret::new("pit-b")), &[]).unwrap();
+        assert_eq!(decide(&pit, &Stored::Absent, 0, None), Ok(Move::Use("pit-b".into())));
+        let refused = decide(&pit, &Stored::Absent, 0, Some("pit-b")).unwrap_err();
+        assert!(matches!(&refused, TokenError::Refused(m) if m.contains("PATCH /admin/connections/loc-1")));
+        assert!(
+            !refused.to_string().contains("pit-b") && !refused.to_string().contains("CONTACTS_API_TOKEN")
+        );
+
+        let missing = named(TokenSource::OAuth, &[]).unwrap_err();
+        assert_eq!(
+            missing,
+            ConfigError::Missing("OAUTH_CLIENT_ID"),
+            "oauth needs the app whatever TOKEN_MODE says"
+        );
+        let oauth =
+            named(TokenSource::OAuth, &[("OAUTH_CLIENT_ID", "c"), ("OAUTH_CLIENT_SECRET", "s")]).unwrap();
+        assert_eq!(oauth.mode(), TokenMode::OAuth);
+        assert_eq!(oauth.issuer().unwrap().client.token_url, "http://sim/oauth/token");
+
+        let agency = named(TokenSource::Agency { company_id: "co-1".into() }, &[]).unwrap();
+        assert_eq!(agency.mode().as_str(), "agency");
+        assert!(agency.issuer().is_none() && agency.keys().is_some());
+        let fresh = Stored::Readable(record("lt-1", None, 10 * HOUR));
+        assert_eq!(decide(&agency, &fresh, HOUR, None), Ok(Move::Use("lt-1".into())));
+        for (stored, now, rejected) in
+            [(&fresh, 10 * HOUR, None), (&fresh, HOUR, Some("lt-1")), (&Stored::Absent, HOUR, None)]
+        {
+            let rejected = rejected.map(Secret::new);
+            let plan = plan(&agency, "loc-1", stored, now, rejected.as_ref()).unwrap();
+            assert!(matches!(plan, Plan::Mint(source) if source.company_id == "co-1"));
+        }
+    }
+
+    #[test]
+    fn a_location_token_is_minted_with_the_company_token_and_read_from_its_answer() {
+        let Ok(TokenConfig::Agency(agency)) = named(TokenSource::Agency { company_id: "co 1".into() }, &[])
+        else {
+            panic!("wrong mode")
+        };
+        let request = location_token_request(&agency, "loc-1", Secret::new("company-at"));
+        assert_eq!(request.url, "http://sim/oauth/locationToken");
+        assert_eq!(request.form, "companyId=co+1&locationId=loc-1");
+        assert_eq!((request.bearer.expose(), request.version), ("company-at", API_VERSION));
+        assert!(!format!("{request:?}").contains("company-at"));
+
+        let body = serde_json::json!({"access_token": "lt-1", "expires_in": 86399, "locationId": "loc-1"});
+        let record = location_token(200, &body, 1_000).unwrap();
+        assert_eq!((record.access_token.expose(), record.expires_at_ms), ("lt-1", 1_000 + 86_399_000));
+        assert!(record.refresh_token.is_none());
+        assert!(record.check_location("loc-2").is_err());
+        assert!(matches!(location_token(200, &serde_json::json!({}), 0), Err(TokenError::Unavailable(_))));
+        assert!(matches!(location_token(503, &Value::Null, 0), Err(TokenError::Unavailable(_))));
+        assert!(
+            matches!(location_token(401, &Value::Null, 0), Err(TokenError::Refused(m)) if m.contains("agency=1"))
+        );
     }
 
     #[test]

@@ -39,7 +39,11 @@ fn failed(error: &worker::Error) -> Result<Response> {
 
 async fn route(req: Request, env: &Env) -> Result<Response> {
     let path = req.path();
-    let reaches_location = path == WEBHOOK_PATH || operator::handles(&path) || read_api::handles(&path);
+    let connection_webhook = path.strip_prefix(WEBHOOK_PATH).and_then(|rest| rest.strip_prefix('/'));
+    let reaches_location = path == WEBHOOK_PATH
+        || connection_webhook.is_some()
+        || operator::handles(&path)
+        || read_api::handles(&path);
     if reaches_location {
         // A deployment without its KV namespace is broken even where a route would not read it
         // (the idempotency keys and the token copy could not be written): refuse, and say why.
@@ -47,7 +51,13 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
     }
     match (req.method(), path.as_str()) {
         (Method::Post, WEBHOOK_PATH) => webhook::handle(req, env).await,
+        (Method::Post, _) if connection_webhook.is_some() => {
+            webhook::handle_connection(req, env, connection_webhook.unwrap_or_default()).await
+        }
         (_, WEBHOOK_PATH) => respond::error(405, "method_not_allowed", "use POST for webhooks"),
+        (_, _) if connection_webhook.is_some() => {
+            respond::error(405, "method_not_allowed", "use POST for webhooks")
+        }
         (Method::Get, oauth::INSTALL_PATH) => oauth::install(&req, env),
         (Method::Get, oauth::CALLBACK_PATH) => oauth::callback(&req, env).await,
         (_, oauth::INSTALL_PATH | oauth::CALLBACK_PATH) => {

@@ -27,6 +27,10 @@ pub struct Intake {
     pub contact: String,
     /// SightMill's `updated_at`: the order in which a contact's events are applied.
     pub order_at: UnixMillis,
+    /// The fingerprint of the named connection's secret the edge admitted it with (`None` for
+    /// the default connection): the location checks it is still valid in its own copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_with: Option<String>,
 }
 
 impl Intake {
@@ -39,6 +43,7 @@ impl Intake {
             event_type: event.kind().as_str().to_owned(),
             contact: event.sightmill_contact_id().to_owned(),
             order_at: event.updated_at,
+            verified_with: None,
         }
     }
 
@@ -207,6 +212,7 @@ mod tests {
             event_type: "note.created".into(),
             contact: "sm_1".into(),
             order_at: 5,
+            verified_with: None,
         }
     }
 

@@ -25,6 +25,16 @@ pub fn webhook_key(webhook_id: &str) -> String {
     format!("webhook:{webhook_id}")
 }
 
+/// The idempotency key of a webhook at a connection: the default connection's is
+/// [`webhook_key`] (as before connections), a named one's `webhook@{connection}:{id}`, so that
+/// one connection's webhook ids never answer another's deliveries.
+pub fn webhook_key_of(connection: Option<&str>, webhook_id: &str) -> String {
+    match connection {
+        None => webhook_key(webhook_id),
+        Some(connection) => format!("webhook@{connection}:{webhook_id}"),
+    }
+}
+
 pub fn contact_key(location_id: &str, contact: &str) -> String {
     format!("contact:{location_id}:{contact}")
 }
@@ -428,6 +438,8 @@ mod tests {
     #[test]
     fn record_keys() {
         assert_eq!(webhook_key("msg_1"), "webhook:msg_1");
+        assert_eq!(webhook_key_of(None, "msg_1"), "webhook:msg_1");
+        assert_eq!(webhook_key_of(Some("loc-b"), "msg_1"), "webhook@loc-b:msg_1");
         assert_eq!(contact_key("loc", "sm_1"), "contact:loc:sm_1");
         assert_eq!(note_key("loc", "sm_1", "n1"), "note:loc:sm_1:n1");
         assert_eq!(task_key("loc", "sm_1", "t1"), "task:loc:sm_1:t1");

@@ -82,8 +82,8 @@ pub struct LogEntry<'a> {
     pub due_at: Option<i64>,
 }
 
-/// `{"msg":"webhook", ...}` as one line.
-pub fn log_line(entry: &LogEntry<'_>) -> String {
+/// `{"msg":"webhook", ...}`, logged as one line.
+pub fn log_line(entry: &LogEntry<'_>) -> Value {
     let mut line = entry.subject.base();
     line["msg"] = json!("webhook");
     line["attempt"] = json!(entry.attempt);
@@ -103,7 +103,7 @@ pub fn log_line(entry: &LogEntry<'_>) -> String {
     if let Some(due_at) = entry.due_at {
         line["due_at"] = json!(due_at);
     }
-    line.to_string()
+    line
 }
 
 #[cfg(test)]
@@ -146,8 +146,9 @@ mod tests {
             latency_ms: 12,
             due_at: None,
         });
-        assert!(!line.contains('\n'));
-        let parsed: Value = serde_json::from_str(&line).unwrap();
+        let text = line.to_string();
+        assert!(!text.contains('\n'));
+        let parsed: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(parsed["decision"], "finished");
         assert_eq!(parsed["status"], "applied");
         assert_eq!(parsed["contact_id"], "c1");

@@ -5,9 +5,10 @@
 //! is also logged.
 
 use serde_json::json;
-use worker::{console_error, Headers, Method, Request, RequestInit};
+use worker::{Headers, Method, Request, RequestInit};
 
 use super::db::Db;
+use super::log::Log;
 use crate::config::AlertConfig;
 use crate::shell::platform::http::fetch_with_timeout;
 use crate::shell::platform::runtime::now_ms;
@@ -31,9 +32,9 @@ impl AlertKind {
 
 /// Raises an alert unless one of the same kind for the location was delivered within the quiet
 /// period. Failures to deliver are logged, never propagated: an alert must not stop the queue.
-pub async fn raise(db: &Db, config: &AlertConfig, kind: AlertKind, location_id: &str, text: &str) {
-    let line = json!({"msg": "alert", "kind": kind.as_str(), "location_id": location_id, "text": text});
-    console_error!("{line}");
+pub async fn raise(db: &Db, log: &Log, config: &AlertConfig, kind: AlertKind, text: &str) {
+    let location_id = log.connection();
+    log.error(json!({"msg": "alert", "kind": kind.as_str(), "location_id": location_id, "text": text}));
     let Some(url) = &config.webhook_url else {
         return;
     };
@@ -46,22 +47,17 @@ pub async fn raise(db: &Db, config: &AlertConfig, kind: AlertKind, location_id: 
         "text": format!("sightmill-sync [{}] {}: {text}", location_id, kind.as_str()),
         "kind": kind.as_str(),
         "location_id": location_id,
+        "connection": location_id,
     });
     match post(url, &body.to_string()).await {
         Ok(()) => {
             let until = now_ms() + config.quiet_secs as i64 * 1_000;
             if let Err(error) = db.put_meta(&quiet_key, &until) {
-                console_error!(
-                    "{}",
-                    json!({"msg": "alert quiet period not kept", "error": error.to_string()})
-                );
+                log.error(json!({"msg": "alert quiet period not kept", "error": error.to_string()}));
             }
         }
         Err(error) => {
-            console_error!(
-                "{}",
-                json!({"msg": "alert delivery failed", "kind": kind.as_str(), "error": error})
-            );
+            log.error(json!({"msg": "alert delivery failed", "kind": kind.as_str(), "error": error}));
         }
     }
 }

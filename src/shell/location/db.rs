@@ -242,6 +242,13 @@ impl Db {
         Ok(rows.into_iter().map(|row| row.id).collect())
     }
 
+    /// The ids of every webhook not finished yet (pending or parked), for a connection's removal.
+    pub fn unfinished(&self) -> DbResult<Vec<String>> {
+        let rows: Vec<IdRow> =
+            self.rows("SELECT id FROM webhooks WHERE state IN ('pending', 'parked')", vec![])?;
+        Ok(rows.into_iter().map(|row| row.id).collect())
+    }
+
     /// Webhook `id`, if it is still pending, due at `now` and not held back by an earlier webhook
     /// of its contact.
     pub fn due_head(&self, id: &str, now: UnixMillis) -> DbResult<Option<Listed>> {

@@ -3,15 +3,19 @@
 //! letters, the id maps and the counters ([`db`]), applies events one per contact at a time in
 //! SightMill's order ([`runner`]), paces every Contacts API call to the location's rate limit
 //! ([`pacing`]), renews the token in one place ([`tokens`]), raises [`alerts`], answers the
-//! operator API ([`operator`]) and sends the read API's calls ([`reads`]).
+//! operator API ([`operator`]) and sends the read API's calls ([`reads`]). It works as one
+//! [`connection`]: the default one, or the named one whose record the Directory pushed; every
+//! line it logs names it ([`log`]).
 //!
 //! Only the Worker reaches it, through [`crate::shell::platform::object_stub`]; its routes are
 //! internal. An alarm, set when a webhook is accepted, makes the first attempt; each cron run
 //! wakes it (`/wake`) to work what is due; an idle wake reads a few rows and writes nothing.
 
 mod alerts;
+pub mod connection;
 mod db;
 mod live_mapping;
+mod log;
 mod operator;
 mod pacing;
 pub mod reads;
@@ -24,10 +28,9 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use serde_json::json;
-use worker::{
-    console_error, console_log, durable_object, DurableObject, Env, Method, Request, Response, Result, State,
-};
+use worker::{console_error, durable_object, DurableObject, Env, Method, Request, Response, Result, State};
 
+use crate::auth::envelope::Envelope;
 use crate::config::Config;
 use crate::contacts_api::{classify, Answer, ApiRequest, ApiResponse};
 use crate::secret::Secret;
@@ -36,11 +39,13 @@ use crate::shell::platform::respond;
 use crate::shell::platform::runtime::{now_ms, setting};
 use crate::sync::mapping::LiveMapping;
 use crate::sync::metrics::{Bucket, Count, UnderWay};
-use crate::sync::queue::{reply, Intake, FINISHED_TTL_MS};
-use crate::sync::records::CronRun;
+use crate::sync::queue::{self, reply, Intake, FINISHED_TTL_MS};
+use crate::sync::records::{webhook_key_of, CronRun};
 use crate::sync::retry::RateHeaders;
+use connection::{Identity, Row};
 use db::{Db, DbError, Listed};
 use live_mapping::Live;
+use log::Log;
 use pacing::Pacing;
 use tokens::Tokens;
 
@@ -65,6 +70,10 @@ pub struct Location {
 /// being applied, the pacing, the token renewal under way, and whether a run is going.
 pub struct Writer {
     env: Env,
+    /// The object's name: its connection's (and location's) id.
+    name: String,
+    identity: RefCell<Identity>,
+    log: Log,
     storage: worker::Storage,
     db: Db,
     tokens: Tokens,
@@ -88,16 +97,20 @@ impl DurableObject for Location {
     fn new(state: State, env: Env) -> Self {
         let db = Db::open(state.storage().sql()).expect("the location's tables can be created");
         let resumed = under_way(&db);
+        let name = state.id().name().or_else(|| setting(&env, "GHL_LOCATION_ID")).unwrap_or_default();
+        let identity = Identity::read(&db, &env, &name);
         // A deployment whose settings are wrong answers every request with the error (see
         // `fetch`); until it is fixed these are never used.
-        let config = load_config(&env).ok();
-        let location_id = config.as_ref().map(|config| config.location_id.clone()).unwrap_or_default();
-        let cap = config.map_or(100, |config| config.cron.calls_per_10s);
+        let cap = identity.config(&env).map_or(100, |config| config.cron.calls_per_10s);
+        let log = Log::new(&name);
         let writer = Writer {
+            tokens: Tokens::new(&name, log.clone(), identity.token_source()),
             env,
+            name,
+            identity: RefCell::new(identity),
+            log,
             storage: state.storage(),
             db,
-            tokens: Tokens::new(&location_id),
             pacing: Pacing::new(cap),
             busy: RefCell::new(HashSet::new()),
             ready: RefCell::new(VecDeque::new()),
@@ -113,22 +126,29 @@ impl DurableObject for Location {
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         self.writer.requests.set(self.writer.requests.get() + 1);
-        let mut config = match load_config(&self.writer.env) {
+        let path = req.path();
+        match (req.method(), path.as_str()) {
+            (Method::Put, "/connection") => return self.store_connection(req.json().await?).await,
+            (Method::Delete, "/connection") => return self.remove_connection(&req).await,
+            _ => {}
+        }
+        let identity = self.writer.identity();
+        let mut config = match identity.config(&self.writer.env) {
             Ok(config) => config,
             Err(response) => return response,
         };
         let unusable = self.writer.use_live_mapping(&mut config).err();
-        let path = req.path();
         match (req.method(), path.as_str()) {
             // Accepting a webhook, installing a token and the operator API work whatever state
             // the live mapping is in (the operator mends it there; its status says why it is
             // unusable, and until then the deployed mapping stands in for dry runs).
-            (Method::Post, "/accept") => self.accept(req.json().await?).await,
+            (Method::Post, "/accept") => self.accept(&identity, req.json().await?).await,
+            (Method::Post, "/nudge") => self.nudge(&identity).await,
             (Method::Post, "/token") => self.install_token(req.json().await?).await,
             (_, p) if p.starts_with("/admin/") => operator::handle(&self.writer, &config, req).await,
             _ if unusable.is_some() => {
                 let problem = unusable.unwrap_or_default();
-                log_unusable_mapping(&problem);
+                log_unusable_mapping(&self.writer.log, &problem);
                 respond::error(503, "mapping_unusable", problem)
             }
             (Method::Post, "/wake") => respond::json(200, &json!(self.run(&config, true).await)),
@@ -140,13 +160,13 @@ impl DurableObject for Location {
     async fn alarm(&self) -> Result<Response> {
         self.writer.requests.set(self.writer.requests.get() + 1);
         self.writer.alarm_at.set(None);
-        if let Ok(mut config) = load_config(&self.writer.env) {
+        if let Ok(mut config) = self.writer.identity().config(&self.writer.env) {
             // With an unusable live mapping nothing is applied; the next wake tries again.
             match self.writer.use_live_mapping(&mut config) {
                 Ok(()) => {
                     self.run(&config, false).await;
                 }
-                Err(problem) => log_unusable_mapping(&problem),
+                Err(problem) => log_unusable_mapping(&self.writer.log, &problem),
             }
         }
         Response::ok("")
@@ -156,9 +176,16 @@ impl DurableObject for Location {
 impl Location {
     /// Accepts a webhook in one transaction (its row, its counter) and makes sure the alarm will
     /// attempt it; a webhook already on record is answered from its record and changes nothing.
-    async fn accept(&self, intake: Intake) -> Result<Response> {
+    async fn accept(&self, identity: &Identity, intake: Intake) -> Result<Response> {
         let db = &self.writer.db;
         let now = now_ms();
+        if !still_admits(identity, &intake, now) {
+            return respond::error(
+                401,
+                "invalid_signature",
+                "the secret this webhook was signed with is no longer valid for its connection",
+            );
+        }
         let answer = match db.webhook(&intake.webhook_id) {
             Ok(Some(existing)) => reply(&intake.webhook_id, &existing, &intake.body_sha256, false),
             Ok(None) => {
@@ -167,20 +194,115 @@ impl Location {
                     .insert_webhook(&intake.webhook_id, &intake.contact, intake.order_at, &record)
                     .and_then(|()| db.bump("accepted"));
                 if let Err(error) = stored {
-                    return storage_unavailable(&error);
+                    return storage_unavailable(&self.writer.log, &error);
                 }
                 self.writer.count(|bucket| bucket.add(Count::Accepted, 1));
-                if !self.writer.running.get() {
+                if !self.writer.running.get() && !identity.paused() {
                     self.writer.arm(now).await?;
                 }
                 reply(&intake.webhook_id, &record, &intake.body_sha256, true)
             }
-            Err(error) => return storage_unavailable(&error),
+            Err(error) => return storage_unavailable(&self.writer.log, &error),
         };
         respond::json(200, &json!(answer))
     }
 
-    async fn install_token(&self, envelope: crate::auth::envelope::Envelope) -> Result<Response> {
+    /// `PUT /connection` from the Directory: the named connection's record, sealed, kept as the
+    /// `meta` row `connection`; from then on the object works as that connection. A change of
+    /// token source drops the token kept for the old one; a resumed connection's alarm is armed.
+    async fn store_connection(&self, pushed: Pushed) -> Result<Response> {
+        let writer = &self.writer;
+        if connection::is_default(&writer.env, &writer.name) {
+            return respond::error(
+                409,
+                "default_connection",
+                "the default connection has no record to store",
+            );
+        }
+        let connection = match connection::open(&writer.env, &writer.name, &pushed.envelope) {
+            Ok(connection) => connection,
+            Err(error) => return respond::error(400, "invalid_envelope", error),
+        };
+        let before = writer.identity();
+        if let Err(error) =
+            writer.db.put_meta(connection::META_KEY, &Row::Sealed { envelope: pushed.envelope })
+        {
+            return storage_unavailable(&writer.log, &error);
+        }
+        if before.named().is_none_or(|old| old.token != connection.token) {
+            writer.tokens.forget(&writer.db);
+        }
+        writer.tokens.set_source(Some(connection.token.clone()));
+        let paused = connection.paused;
+        writer
+            .log
+            .info(json!({"msg": "connection stored", "paused": paused, "token": connection.token.kind()}));
+        *writer.identity.borrow_mut() = Identity::Named(Rc::new(connection));
+        if !paused {
+            self.arm_if_pending().await?;
+        }
+        respond::json(200, &json!({ "stored": true }))
+    }
+
+    /// `DELETE /connection?pending=discard|refuse` from the Directory: leaves a tombstone, so
+    /// that later deliveries are refused, after discarding the webhooks not finished (refused
+    /// with 409 `pending_events` when there are some and `refuse` was asked, the default).
+    async fn remove_connection(&self, req: &Request) -> Result<Response> {
+        let writer = &self.writer;
+        if connection::is_default(&writer.env, &writer.name) {
+            return respond::error(409, "default_connection", "the default connection cannot be removed");
+        }
+        let discard = req.url()?.query_pairs().any(|(name, value)| name == "pending" && value == "discard");
+        let removed = writer.db.unfinished().and_then(|unfinished| {
+            if !discard && !unfinished.is_empty() {
+                return Ok(Err(unfinished.len()));
+            }
+            for id in &unfinished {
+                if let Some(finished) =
+                    writer.db.webhook(id)?.and_then(|record| queue::discard(record, now_ms()).ok())
+                {
+                    writer.db.put_webhook(id, &finished)?;
+                }
+            }
+            writer.db.add("discarded", unfinished.len() as i64)?;
+            writer.db.put_meta(connection::META_KEY, &Row::Removed { removed_at_ms: now_ms() })?;
+            Ok(Ok(unfinished.len()))
+        });
+        match removed {
+            Ok(Ok(discarded)) => {
+                writer.tokens.forget(&writer.db);
+                *writer.identity.borrow_mut() = Identity::Removed;
+                writer.log.info(json!({"msg": "connection removed", "discarded": discarded}));
+                respond::json(200, &json!({ "removed": true, "discarded": discarded }))
+            }
+            Ok(Err(pending)) => respond::json(
+                409,
+                &json!({ "error": "pending_events", "pending": pending,
+                         "message": format!("{pending} webhooks are not finished; remove with ?pending=discard to discard them") }),
+            ),
+            Err(error) => storage_unavailable(&writer.log, &error),
+        }
+    }
+
+    /// `POST /nudge` from the Directory's cron: arms the alarm for now when anything is pending,
+    /// and answers at once; a paused connection is left alone.
+    async fn nudge(&self, identity: &Identity) -> Result<Response> {
+        if identity.paused() {
+            return respond::json(200, &json!({ "armed": false, "paused": true }));
+        }
+        self.arm_if_pending().await?;
+        respond::json(200, &json!({ "armed": true }))
+    }
+
+    async fn arm_if_pending(&self) -> Result<()> {
+        let pending = self.writer.db.queue_figures(now_ms()).map(|figures| figures.pending).unwrap_or(1);
+        if pending > 0 && !self.writer.running.get() {
+            self.writer.arm(now_ms()).await?;
+        }
+        Ok(())
+    }
+
+    async fn install_token(&self, envelope: Envelope) -> Result<Response> {
         match self.writer.tokens.install(&self.writer.env, &self.writer.db, envelope).await {
             Ok(()) => respond::json(200, &json!({ "stored": true })),
             Err(error) => respond::error(503, "token_not_stored", error.to_string()),
@@ -191,6 +313,9 @@ impl Location {
     /// a week ago, raises the pending-age alert, records the run if it did anything, and sets
     /// the alarm when work is left due now (budget spent) or a short block ends.
     async fn run(&self, config: &Config, woken_by_cron: bool) -> CronRun {
+        if self.writer.identity().paused() {
+            return CronRun::default();
+        }
         while self.writer.running.get() {
             worker::Delay::from(Duration::from_millis(RUN_POLL_MS)).await;
         }
@@ -205,7 +330,7 @@ impl Location {
         // is due but cannot be worked, and counting it re-armed the alarm at once, again and again.
         match self.writer.db.due_heads_count(now_ms()) {
             Ok(left) => tally.left_for_next_run = left as u32,
-            Err(error) => runner::log_storage_error("count what the run left due", &error),
+            Err(error) => runner::log_storage_error(&self.writer.log, "count what the run left due", &error),
         }
         self.writer.running.set(false);
         let tidied = self
@@ -214,7 +339,11 @@ impl Location {
             .and_then(|()| self.writer.db.forget_finished(now - FINISHED_TTL_MS, FORGET_PER_RUN));
         self.writer.flush_metrics();
         if let Err(error) = tidied {
-            runner::log_storage_error("flush the counters and forget finished webhooks", &error);
+            runner::log_storage_error(
+                &self.writer.log,
+                "flush the counters and forget finished webhooks",
+                &error,
+            );
         }
         self.after_run(config, &tally, woken_by_cron).await;
         tally
@@ -227,9 +356,9 @@ impl Location {
             let text = format!("{} webhooks pending; the oldest for {age} s", tally.pending);
             alerts::raise(
                 &self.writer.db,
+                &self.writer.log,
                 &config.alerts,
                 alerts::AlertKind::PendingAge,
-                &config.location_id,
                 &text,
             )
             .await;
@@ -237,24 +366,46 @@ impl Location {
         let did_something =
             tally.finished + tally.retried + tally.waiting + tally.parked + tally.api_calls > 0;
         if did_something {
-            console_log!("{}", json!({"msg": "run", "cron": woken_by_cron, "run": tally}));
+            self.writer.log.info(json!({"msg": "run", "cron": woken_by_cron, "run": tally}));
             let mut row = json!(tally);
             row[CHARTS_MINUTE] = json!(self.writer.metrics.borrow().current());
             if let Err(error) = self.writer.db.put_meta(LAST_RUN_KEY, &row) {
-                runner::log_storage_error("record the run", &error);
+                runner::log_storage_error(&self.writer.log, "record the run", &error);
             }
         }
         let now = now_ms();
         let resume = (tally.left_for_next_run > 0).then(|| self.writer.pacing.blocked(now).unwrap_or(now));
         if let Some(at) = resume {
             if let Err(error) = self.writer.arm(at).await {
-                console_error!("{}", json!({"msg": "alarm not set", "error": error.to_string()}));
+                self.writer.log.error(json!({"msg": "alarm not set", "error": error.to_string()}));
             }
         }
     }
 }
 
 impl Writer {
+    /// What this object is now; a record that could not be read is read again.
+    fn identity(&self) -> Identity {
+        if matches!(*self.identity.borrow(), Identity::Unreadable(_)) {
+            let again = Identity::read(&self.db, &self.env, &self.name);
+            self.tokens.set_source(again.token_source());
+            *self.identity.borrow_mut() = again;
+        }
+        self.identity.borrow().clone()
+    }
+
+    /// The operator status's view of the connection: id, default or named, paused, token kind.
+    fn connection_view(&self) -> serde_json::Value {
+        let kind = self.tokens.kind(&self.env);
+        self.identity().view(&self.name, kind)
+    }
+
+    /// The KV idempotency key of webhook `id` at this object's connection.
+    pub(super) fn webhook_key(&self, id: &str) -> String {
+        let named = self.identity.borrow().named().map(|connection| connection.id.to_string());
+        webhook_key_of(named.as_deref(), id)
+    }
+
     /// Sets the alarm for `at` unless it is already set for then or sooner.
     async fn arm(&self, at: i64) -> Result<()> {
         if self.alarm_at.get().is_some_and(|set| set <= at) {
@@ -294,9 +445,8 @@ impl Writer {
                 }
                 Ok(_) => {}
                 Err(DbError::Unreadable(what, error)) => {
-                    console_error!(
-                        "{}",
-                        json!({"msg": "unreadable webhook taken out of the queue", "alert": true, "record": what, "error": error})
+                    self.log.error(
+                        json!({"msg": "unreadable webhook taken out of the queue", "alert": true, "record": what, "error": error}),
                     );
                     self.db.set_unreadable(&id)?;
                 }
@@ -386,7 +536,7 @@ impl Writer {
     /// A statistic that cannot be stored is logged and lost; it never stops what counted it.
     fn fold(&self, done: Option<Bucket>) {
         if let Some(Err(error)) = done.map(|done| self.db.fold_metrics(&done)) {
-            runner::log_storage_error("store the charts' last minute", &error);
+            runner::log_storage_error(&self.log, "store the charts' last minute", &error);
         }
     }
 
@@ -449,11 +599,27 @@ fn under_way(db: &Db) -> Option<Bucket> {
 }
 
 /// The alert line of a run or read that stopped because the live mapping is unusable.
-fn log_unusable_mapping(problem: &str) {
-    console_error!(
-        "{}",
-        json!({"msg": "live mapping unusable; nothing is applied until it is saved again or removed", "alert": true, "error": problem})
+fn log_unusable_mapping(log: &Log, problem: &str) {
+    log.error(
+        json!({"msg": "live mapping unusable; nothing is applied until it is saved again or removed", "alert": true, "error": problem}),
     );
+}
+
+/// Whether the delivery the edge admitted still stands here: a named connection's with a
+/// secret its own copy still holds valid (a revoked one stops at once, whatever the edge's cache
+/// held), the default connection's with none.
+fn still_admits(identity: &Identity, intake: &Intake, now: i64) -> bool {
+    match (identity, &intake.verified_with) {
+        (Identity::Named(connection), Some(fingerprint)) => connection.accepts_fingerprint(fingerprint, now),
+        (Identity::Default, None) => true,
+        _ => false,
+    }
+}
+
+/// The body of `PUT /connection`.
+#[derive(serde::Deserialize)]
+struct Pushed {
+    envelope: Envelope,
 }
 
 /// The checked configuration, or the 500 that says which setting is wrong.
@@ -464,7 +630,7 @@ pub fn load_config(env: &Env) -> std::result::Result<Config, Result<Response>> {
     })
 }
 
-fn storage_unavailable(error: &DbError) -> Result<Response> {
-    runner::log_storage_error("accept a webhook", error);
+fn storage_unavailable(log: &Log, error: &DbError) -> Result<Response> {
+    runner::log_storage_error(log, "accept a webhook", error);
     respond::error(503, "storage_unavailable", "the webhook could not be recorded; deliver it again")
 }

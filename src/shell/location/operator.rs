@@ -67,6 +67,7 @@ async fn status(writer: &Writer, config: &Config) -> Answered {
         run.remove(CHARTS_MINUTE);
     }
     let counters = writer.db.counters()?;
+    let tokens = writer.tokens.status(&writer.env, &writer.db).await;
     let body = json!({
         "location_id": config.location_id,
         "pending": figures.pending,
@@ -77,7 +78,9 @@ async fn status(writer: &Writer, config: &Config) -> Answered {
         "stale_dropped": counters.get("stale_dropped").cloned().unwrap_or(json!(0)),
         "last_cron_run": last_run,
         "rate_limited_until": writer.pacing.blocked(now),
-        "tokens": [writer.tokens.status(&writer.env, &writer.db).await],
+        "connection": writer.connection_view(),
+        "paused": writer.identity().paused(),
+        "tokens": [tokens],
         "counters": counters,
         "durable_object": writer.usage(),
         "alert_pending_age_secs": config.alerts.pending_age_secs,
@@ -287,7 +290,7 @@ async fn discard(writer: &Writer, id: &str) -> Answered {
         Ok(finished) => {
             writer.db.put_webhook(id, &finished)?;
             writer.db.bump("discarded")?;
-            remember(&writer.env, id, &finished).await;
+            remember(writer, id, &finished).await;
             Ok(respond::json(200, &json!({ "discarded": id })))
         }
         Err(_) => Ok(respond::error(

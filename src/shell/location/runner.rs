@@ -8,10 +8,11 @@
 use std::time::Duration;
 
 use serde_json::json;
-use worker::{console_error, console_log, Delay};
+use worker::Delay;
 
 use super::alerts::{self, AlertKind};
 use super::db::{DbError, DbResult, Listed};
+use super::log::Log;
 use super::reads::{caching_enabled, mark_contact_changed};
 use super::Writer;
 use crate::config::Config;
@@ -22,7 +23,7 @@ use crate::shell::platform::runtime::now_ms;
 use crate::sync::metrics::Count;
 use crate::sync::plan::{self, Applied, Failure, Job, Next, Start, Write, MAX_CALLS};
 use crate::sync::queue::{self, Later, FINISHED_TTL_MS};
-use crate::sync::records::{webhook_key, CronRun, Outcome, WebhookRecord, WebhookState};
+use crate::sync::records::{CronRun, Outcome, WebhookRecord, WebhookState};
 use crate::sync::report::{log_line, Decision as LogDecision, LogEntry, Subject};
 use crate::sync::retry::{decide, decide_wait, Decision};
 use crate::timestamp::UnixMillis;
@@ -104,7 +105,7 @@ impl<'a> Run<'a> {
             }
             let next = match self.writer.take_next(now_ms()) {
                 Ok(next) => next,
-                Err(error) => return log_storage_error("take the next webhook", &error),
+                Err(error) => return log_storage_error(&self.writer.log, "take the next webhook", &error),
             };
             let Some(Listed { id, record }) = next else {
                 if self.writer.any_busy() {
@@ -120,7 +121,9 @@ impl<'a> Run<'a> {
             self.writer.release(&contact);
             match ran {
                 Ok(ran) => self.count(ran),
-                Err(error) => return log_storage_error(&format!("record webhook {id}"), &error),
+                Err(error) => {
+                    return log_storage_error(&self.writer.log, &format!("record webhook {id}"), &error)
+                }
             }
         }
     }
@@ -282,8 +285,18 @@ impl<'a> Run<'a> {
                 mark_contact_changed(db, contact_id.as_str(), now)?;
             }
         }
-        log(id, &record, LogDecision::Finished, Some(&applied.outcome), None, calls, started, None);
-        remember(&self.writer.env, id, &record).await;
+        log_webhook(
+            &self.writer.log,
+            id,
+            &record,
+            LogDecision::Finished,
+            Some(&applied.outcome),
+            None,
+            calls,
+            started,
+            None,
+        );
+        remember(self.writer, id, &record).await;
         Ok(Ran::Finished)
     }
 
@@ -337,9 +350,14 @@ impl<'a> Run<'a> {
         let failures = *failures;
         if matches!(failure, Failure::TokenRejected | Failure::Misconfigured(_)) {
             let text = format!("calls for this location fail: {}", failure.describe());
-            let location = &self.config.location_id;
-            alerts::raise(&self.writer.db, &self.config.alerts, AlertKind::TokenRenewal, location, &text)
-                .await;
+            alerts::raise(
+                &self.writer.db,
+                &self.writer.log,
+                &self.config.alerts,
+                AlertKind::TokenRenewal,
+                &text,
+            )
+            .await;
         }
         if matches!(failure, Failure::RateLimited { .. }) {
             self.writer.db.bump("rate_limited")?;
@@ -380,7 +398,17 @@ impl<'a> Run<'a> {
         };
         db.bump(counter)?;
         self.writer.count(|bucket| bucket.add(count, 1));
-        log(id, &record, decision, None, Some(&error), calls, started, Some(due_at));
+        log_webhook(
+            &self.writer.log,
+            id,
+            &record,
+            decision,
+            None,
+            Some(&error),
+            calls,
+            started,
+            Some(due_at),
+        );
         Ok(())
     }
 
@@ -401,9 +429,19 @@ impl<'a> Run<'a> {
         db.put_webhook(id, &record)?;
         db.bump("parked")?;
         self.writer.count(|bucket| bucket.add(Count::Parked, 1));
-        log(id, &record, LogDecision::Parked, None, Some(&reason), calls, started, None);
+        log_webhook(
+            &self.writer.log,
+            id,
+            &record,
+            LogDecision::Parked,
+            None,
+            Some(&reason),
+            calls,
+            started,
+            None,
+        );
         let text = format!("webhook {id} ({}) was parked: {reason}", record.event_type);
-        alerts::raise(db, &self.config.alerts, AlertKind::Parked, &self.config.location_id, &text).await;
+        alerts::raise(db, &self.writer.log, &self.config.alerts, AlertKind::Parked, &text).await;
         Ok(Ran::Parked)
     }
 }
@@ -421,14 +459,14 @@ fn counter_of(outcome: &Outcome) -> &'static str {
 /// Copies a finished webhook's record to its KV idempotency key, so that a redelivery is
 /// answered at the edge. Best effort: without it a redelivery costs a trip to the Durable
 /// Object, which answers the same.
-pub async fn remember(env: &worker::Env, id: &str, record: &WebhookRecord) {
+pub async fn remember(writer: &Writer, id: &str, record: &WebhookRecord) {
     let ttl_secs = (FINISHED_TTL_MS / 1_000) as u64;
-    let written = match Kv::open(env) {
-        Ok(kv) => kv.put(&webhook_key(id), record, Some(ttl_secs)).await.map_err(|e| e.to_string()),
+    let written = match Kv::open(&writer.env) {
+        Ok(kv) => kv.put(&writer.webhook_key(id), record, Some(ttl_secs)).await.map_err(|e| e.to_string()),
         Err(error) => Err(error.to_string()),
     };
     if let Err(error) = written {
-        console_log!("{}", json!({"msg": "idempotency key not written", "webhook_id": id, "error": error}));
+        writer.log.info(json!({"msg": "idempotency key not written", "webhook_id": id, "error": error}));
     }
 }
 
@@ -443,12 +481,13 @@ fn token_failure(error: super::tokens::TokenError) -> Failure {
     }
 }
 
-pub fn log_storage_error(doing: &str, error: &DbError) {
-    console_error!("{}", json!({"msg": "storage error", "doing": doing, "error": error.to_string()}));
+pub fn log_storage_error(log: &Log, doing: &str, error: &DbError) {
+    log.error(json!({"msg": "storage error", "doing": doing, "error": error.to_string()}));
 }
 
 #[allow(clippy::too_many_arguments)]
-fn log(
+fn log_webhook(
+    log: &Log,
     id: &str,
     record: &WebhookRecord,
     decision: LogDecision,
@@ -468,7 +507,7 @@ fn log(
         latency_ms: now_ms() - started,
         due_at,
     };
-    console_log!("{}", log_line(&entry));
+    log.info(log_line(&entry));
 }
 
 /// A random number in [0, 1) for retry jitter.

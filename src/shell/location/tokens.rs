@@ -4,22 +4,30 @@
 //! row `token`; KV's `token:{location}` is its copy (the users asked that tokens live in KV), read
 //! only when the Durable Object has none yet (a deployment upgraded from KV-only storage).
 //! Concurrent attempts share one renewal: while one is under way, the others wait for it and take
-//! its outcome.
+//! its outcome. A named connection's token comes from its record's source: its own Private
+//! Integration Token, the app's OAuth install on its location, or a location token minted from
+//! its agency's company token (which the Directory keeps and hands out), kept like an OAuth one.
 
 use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
-use serde_json::json;
-use worker::{console_error, console_log, console_warn, Delay, Env};
+use serde_json::{json, Value};
+use wasm_bindgen::JsValue;
+use worker::{Delay, Env, Headers, Method, Request, RequestInit};
 
 use super::db::Db;
-use crate::auth::envelope::{Envelope, NONCE_LEN};
+use super::log::Log;
+use crate::auth::envelope::{Envelope, KeyRing, NONCE_LEN};
 use crate::auth::token_endpoint::Grant;
 use crate::auth::tokens::{
-    plan, seal_record, token_key, Issuer, Plan, Stored, TokenConfig, TokenMode, TokenRecord,
+    location_token, location_token_request, plan, seal_record, token_key, AgencySource, Issuer, Plan, Stored,
+    TokenConfig, TokenMode, TokenRecord,
 };
+use crate::connections::TokenSource;
 use crate::secret::Secret;
+use crate::shell::platform::http::fetch_with_timeout;
 use crate::shell::platform::kv::Kv;
+use crate::shell::platform::object_stub::ObjectStub;
 use crate::shell::platform::runtime::{now_ms, setting};
 use crate::shell::platform::token_endpoint::exchange;
 
@@ -32,9 +40,15 @@ const KV_WRITE_GAP_MS: u64 = 1_100;
 /// How often a waiting attempt looks whether the renewal under way has finished.
 const RENEWAL_POLL_MS: u64 = 25;
 
+/// How long the location-token endpoint may take to answer.
+const MINT_TIMEOUT_MS: u32 = 10_000;
+
 /// One location's tokens.
 pub struct Tokens {
     location_id: String,
+    log: Log,
+    /// A named connection's token source; `None`: the deployment's (`TOKEN_MODE`).
+    source: RefCell<Option<TokenSource>>,
     renewing: Cell<bool>,
     /// The outcome of the last renewal, for the attempts that waited for it.
     renewed: RefCell<Option<Result<Secret, TokenError>>>,
@@ -44,9 +58,11 @@ pub struct Tokens {
 }
 
 impl Tokens {
-    pub fn new(location_id: &str) -> Tokens {
+    pub fn new(location_id: &str, log: Log, source: Option<TokenSource>) -> Tokens {
         Tokens {
             location_id: location_id.to_owned(),
+            log,
+            source: RefCell::new(source),
             renewing: Cell::new(false),
             renewed: RefCell::new(None),
             opened: RefCell::new(None),
@@ -61,21 +77,53 @@ impl Tokens {
         db: &Db,
         rejected: Option<&Secret>,
     ) -> Result<Secret, TokenError> {
-        let config = token_config(env)?;
-        let stored = match config.issuer() {
-            Some(issuer) => self.load(env, db, issuer).await?,
+        let config = self.config(env)?;
+        let stored = match config.keys() {
+            Some(keys) => self.load(env, db, keys).await?,
             None => Stored::Absent,
         };
         let outcome = match plan(&config, &self.location_id, &stored, now_ms(), rejected) {
             Ok(Plan::Use(token)) => Ok(token),
-            Ok(Plan::Obtain { .. }) if self.renewing.get() => self.await_renewal().await,
-            Ok(Plan::Obtain { issuer, grant }) => self.renew(env, db, issuer, config.mode(), grant).await,
+            Ok(Plan::Obtain { .. } | Plan::Mint(_)) if self.renewing.get() => self.await_renewal().await,
+            Ok(Plan::Obtain { issuer, grant }) => {
+                self.renew(env, db, &issuer.keys, config.mode(), Obtain::Grant(issuer, grant)).await
+            }
+            Ok(Plan::Mint(agency)) => {
+                self.renew(env, db, &agency.keys, config.mode(), Obtain::Mint(agency)).await
+            }
             Err(error) => Err(error),
         };
         if let Err(TokenError::Refused(reason)) = &outcome {
-            tell_operator(config.mode(), &self.location_id, reason);
+            self.tell_operator(config.mode(), reason);
         }
         outcome
+    }
+
+    /// The token settings of this location's connection.
+    fn config(&self, env: &Env) -> Result<TokenConfig, TokenError> {
+        match &*self.source.borrow() {
+            None => token_config(env),
+            Some(source) => TokenConfig::for_connection(source, |name| setting(env, name))
+                .map_err(|error| TokenError::NotConfigured(error.to_string())),
+        }
+    }
+
+    /// Uses `source` from now on (a named connection's record was stored or read).
+    pub fn set_source(&self, source: Option<TokenSource>) {
+        *self.source.borrow_mut() = source;
+    }
+
+    /// Drops the kept token (the connection's token source changed, or it was removed).
+    pub fn forget(&self, db: &Db) {
+        if let Err(error) = db.delete_meta(META_KEY) {
+            self.log.error(json!({"msg": "kept token not dropped", "error": error.to_string()}));
+        }
+        self.opened.borrow_mut().take();
+    }
+
+    /// The kind of token this location uses (the status's `connection.token.kind`).
+    pub fn kind(&self, env: &Env) -> &'static str {
+        self.config(env).map_or("unconfigured", |config| config.mode().as_str())
     }
 
     /// Waits for the renewal under way and takes its outcome.
@@ -91,11 +139,12 @@ impl Tokens {
     /// Stores a record the install flow obtained (sealed by the route), after checking that it
     /// opens with the deployment's keys.
     pub async fn install(&self, env: &Env, db: &Db, envelope: Envelope) -> Result<(), TokenError> {
-        let config = token_config(env)?;
-        let issuer = config
+        let config = self.config(env)?;
+        let keys = config
             .issuer()
+            .map(|issuer| &issuer.keys)
             .ok_or_else(|| TokenError::NotConfigured("no token issuer is configured".into()))?;
-        if let Stored::Unreadable(error) = Stored::open(&issuer.keys, &self.location_id, Some(&envelope)) {
+        if let Stored::Unreadable(error) = Stored::open(keys, &self.location_id, Some(&envelope)) {
             return Err(TokenError::NotConfigured(format!("the installed token does not open: {error}")));
         }
         self.keep(env, db, &envelope).await
@@ -104,16 +153,16 @@ impl Tokens {
     /// What the operator status shows about the token: mode, state and expiry, never the token.
     pub async fn status(&self, env: &Env, db: &Db) -> serde_json::Value {
         let location_id = &self.location_id;
-        let config = match token_config(env) {
+        let config = match self.config(env) {
             Ok(config) => config,
             Err(error) => return json!({ "location_id": location_id, "error": error.to_string() }),
         };
         let mut status = json!({ "location_id": location_id, "mode": config.mode().as_str() });
-        let Some(issuer) = config.issuer() else {
+        let Some(keys) = config.keys() else {
             status["state"] = json!("static");
             return status;
         };
-        match self.load(env, db, issuer).await {
+        match self.load(env, db, keys).await {
             Ok(Stored::Readable(record)) => {
                 status["state"] = json!("stored");
                 status["expires_at_ms"] = json!(record.expires_at_ms);
@@ -126,46 +175,47 @@ impl Tokens {
         status
     }
 
-    /// The stored record, opened: the Durable Object's copy, or KV's when it has none; opened
-    /// once and then kept in memory.
-    async fn load(&self, env: &Env, db: &Db, issuer: &Issuer) -> Result<Stored, TokenError> {
+    /// The stored record, opened: the Durable Object's copy, or (the default connection's, from
+    /// before the Durable Object) KV's when it has none; opened once and then kept in memory.
+    async fn load(&self, env: &Env, db: &Db, keys: &KeyRing) -> Result<Stored, TokenError> {
         if let Some(record) = self.opened.borrow().clone() {
             return Ok(Stored::Readable(record));
         }
         let unavailable = |error: String| TokenError::Unavailable(error);
         let mut envelope: Option<Envelope> = db.meta(META_KEY).map_err(|e| unavailable(e.to_string()))?;
-        if envelope.is_none() {
+        if envelope.is_none() && self.source.borrow().is_none() {
             let kv = Kv::open(env).map_err(|e| unavailable(e.to_string()))?;
             envelope = kv.get(&token_key(&self.location_id)).await.map_err(|e| unavailable(e.to_string()))?;
         }
-        let stored = Stored::open(&issuer.keys, &self.location_id, envelope.as_ref());
+        let stored = Stored::open(keys, &self.location_id, envelope.as_ref());
         if let Stored::Readable(record) = &stored {
             *self.opened.borrow_mut() = Some(record.clone());
         }
         if let Stored::Unreadable(error) = &stored {
-            console_warn!(
-                "{}",
-                json!({"msg": "token record unreadable", "location_id": self.location_id, "error": error.to_string()})
+            self.log.warn(
+                json!({"msg": "token record unreadable", "location_id": self.location_id, "error": error.to_string()}),
             );
         }
         Ok(stored)
     }
 
-    /// Trades `grant` for a new record, stores it, and returns its access token.
+    /// Obtains a new record (`how`), stores it under `keys`, and returns its access token.
     async fn renew(
         &self,
         env: &Env,
         db: &Db,
-        issuer: &Issuer,
+        keys: &KeyRing,
         mode: TokenMode,
-        grant: Grant,
+        how: Obtain<'_>,
     ) -> Result<Secret, TokenError> {
         self.renewing.set(true);
-        let issued = exchange(&issuer.client, &grant, now_ms())
-            .await
-            .and_then(|record| record.check_location(&self.location_id).map(|()| record));
+        let (issued, grant) = match &how {
+            Obtain::Grant(issuer, grant) => (exchange(&issuer.client, grant, now_ms()).await, grant.name()),
+            Obtain::Mint(agency) => (mint(env, agency, &self.location_id).await, "location_token"),
+        };
+        let issued = issued.and_then(|record| record.check_location(&self.location_id).map(|()| record));
         let kept = match &issued {
-            Ok(record) => self.seal_and_keep(env, db, issuer, record).await,
+            Ok(record) => self.seal_and_keep(env, db, keys, record).await,
             Err(_) => Ok(()),
         };
         let outcome = issued.as_ref().map(|record| record.access_token.clone()).map_err(Clone::clone);
@@ -173,17 +223,13 @@ impl Tokens {
         self.renewing.set(false);
         let record = issued?;
         if let Err(error) = kept {
-            console_error!(
-                "{}",
+            self.log.error(
                 json!({"msg": "token not stored", "alert": true, "location_id": self.location_id, "error": error.to_string(),
-                       "action": "the renewed token is used but could not be stored; if the next renewal is refused, install the app again"})
+                       "action": "the renewed token is used but could not be stored; if the next renewal is refused, install the app again"}),
             );
         }
-        console_log!(
-            "{}",
-            json!({"msg": "token renewed", "location_id": self.location_id, "mode": mode.as_str(),
-                   "grant": grant.name(), "expires_at_ms": record.expires_at_ms})
-        );
+        self.log.info(json!({"msg": "token renewed", "location_id": self.location_id, "mode": mode.as_str(),
+                   "grant": grant, "expires_at_ms": record.expires_at_ms}));
         Ok(record.access_token)
     }
 
@@ -191,10 +237,10 @@ impl Tokens {
         &self,
         env: &Env,
         db: &Db,
-        issuer: &Issuer,
+        keys: &KeyRing,
         record: &TokenRecord,
     ) -> Result<(), TokenError> {
-        let envelope = seal(issuer, &self.location_id, record)?;
+        let envelope = seal_with(keys, &self.location_id, record)?;
         self.keep(env, db, &envelope).await
     }
 
@@ -219,10 +265,7 @@ impl Tokens {
             copied = copy().await;
         }
         if let Err(error) = copied {
-            console_warn!(
-                "{}",
-                json!({"msg": "token copy not written to KV", "location_id": self.location_id, "error": error})
-            );
+            self.log.warn(json!({"msg": "token copy not written to KV", "location_id": self.location_id, "error": error}));
         }
         Ok(())
     }
@@ -230,10 +273,68 @@ impl Tokens {
 
 /// Encrypts `record` under the current key with a fresh nonce.
 pub fn seal(issuer: &Issuer, location_id: &str, record: &TokenRecord) -> Result<Envelope, TokenError> {
+    seal_with(&issuer.keys, location_id, record)
+}
+
+fn seal_with(keys: &KeyRing, location_id: &str, record: &TokenRecord) -> Result<Envelope, TokenError> {
     let mut nonce = [0u8; NONCE_LEN];
     getrandom::fill(&mut nonce)
         .map_err(|_| TokenError::Unavailable("no randomness for the token nonce".into()))?;
-    Ok(seal_record(&issuer.keys, location_id, record, nonce))
+    Ok(seal_record(keys, location_id, record, nonce))
+}
+
+/// How a renewal obtains its record.
+enum Obtain<'a> {
+    Grant(&'a Issuer, Grant),
+    Mint(&'a AgencySource),
+}
+
+/// Mints a location token: a company access token from the Directory (which renews the
+/// agency's tokens, one writer), then `POST /oauth/locationToken` with it.
+async fn mint(env: &Env, agency: &AgencySource, location_id: &str) -> Result<TokenRecord, TokenError> {
+    let company_token = company_access_token(env, &agency.company_id).await?;
+    let request = location_token_request(agency, location_id, company_token);
+    let sent_at = now_ms();
+    let unavailable =
+        |detail: String| TokenError::Unavailable(format!("the location token endpoint: {detail}"));
+    let fetch = build_mint(&request).map_err(|error| unavailable(error.to_string()))?;
+    let (response, text) = fetch_with_timeout(fetch, MINT_TIMEOUT_MS)
+        .await
+        .map_err(|failure| unavailable(failure.to_string()))?;
+    let body: Value = serde_json::from_slice(text.as_bytes()).unwrap_or(Value::Null);
+    location_token(response.status_code(), &body, sent_at)
+}
+
+fn build_mint(request: &crate::auth::tokens::LocationTokenRequest) -> worker::Result<Request> {
+    let headers = Headers::new();
+    headers.set("Content-Type", "application/x-www-form-urlencoded")?;
+    headers.set("Accept", "application/json")?;
+    headers.set("Version", request.version)?;
+    headers.set("Authorization", &format!("Bearer {}", request.bearer.expose()))?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post).with_headers(headers).with_body(Some(JsValue::from_str(&request.form)));
+    Request::new_with_init(&request.url, &init)
+}
+
+/// `POST /agencies/{company}/access` at the Directory: a company access token valid a while yet.
+async fn company_access_token(env: &Env, company_id: &str) -> Result<Secret, TokenError> {
+    let unavailable = |detail: String| TokenError::Unavailable(format!("the Directory: {detail}"));
+    let directory = ObjectStub::directory(env).map_err(|error| unavailable(error.to_string()))?;
+    let path = format!("/agencies/{company_id}/access");
+    let mut response =
+        directory.send(Method::Post, &path, None).await.map_err(|error| unavailable(error.to_string()))?;
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let token = body.get("access_token").and_then(Value::as_str).filter(|token| !token.is_empty());
+    match (response.status_code(), token) {
+        (200, Some(token)) => Ok(Secret::new(token)),
+        (404, _) => Err(TokenError::NotConfigured(format!(
+            "no agency token for company `{company_id}`; install the app for the agency at /oauth/install?agency=1"
+        ))),
+        (409, _) => Err(TokenError::Refused(format!(
+            "the agency token for company `{company_id}` was refused; install the app for the agency again at /oauth/install?agency=1"
+        ))),
+        (status, _) => Err(unavailable(format!("no company token (HTTP {status})"))),
+    }
 }
 
 /// The token settings, or why they are unusable.
@@ -242,20 +343,24 @@ pub fn token_config(env: &Env) -> Result<TokenConfig, TokenError> {
         .map_err(|error| TokenError::NotConfigured(error.to_string()))
 }
 
-/// The operator's log line for a refusal that needs a person: events wait in the meantime.
-fn tell_operator(mode: TokenMode, location_id: &str, reason: &str) {
-    let action = match mode {
-        TokenMode::PrivateIntegration => {
-            "set a valid Private Integration Token with `wrangler secret put CONTACTS_API_TOKEN`"
-        }
-        TokenMode::ClientCredentials => {
-            "check OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET and the app's access to the location"
-        }
-        TokenMode::OAuth => "install the app again for the location at /oauth/install",
-    };
-    console_error!(
-        "{}",
-        json!({"msg": "token refused", "alert": true, "location_id": location_id, "mode": mode.as_str(),
-               "error": reason, "action": action, "webhooks": "kept pending; they are applied once a token works"})
-    );
+impl Tokens {
+    /// The operator's log line for a refusal that needs a person: events wait in the meantime.
+    fn tell_operator(&self, mode: TokenMode, reason: &str) {
+        let named = self.source.borrow().is_some();
+        let action = match mode {
+            TokenMode::PrivateIntegration if named => {
+                "set a valid Private Integration Token with PATCH /admin/connections/{id}"
+            }
+            TokenMode::PrivateIntegration => {
+                "set a valid Private Integration Token with `wrangler secret put CONTACTS_API_TOKEN`"
+            }
+            TokenMode::ClientCredentials => {
+                "check OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET and the app's access to the location"
+            }
+            TokenMode::OAuth => "install the app again for the location at /oauth/install",
+            TokenMode::Agency => "install the app again for the agency at /oauth/install?agency=1",
+        };
+        self.log.error(json!({"msg": "token refused", "alert": true, "location_id": self.location_id, "mode": mode.as_str(),
+               "error": reason, "action": action, "webhooks": "kept pending; they are applied once a token works"}));
+    }
 }

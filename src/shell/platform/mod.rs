@@ -1,8 +1,10 @@
 //! What every entry point shares: the clock and settings ([`runtime`]), JSON answers
 //! ([`respond`]), outbound calls with a deadline ([`http`]) to the Contacts API
 //! ([`contacts_client`]) and the token endpoint ([`token_endpoint`]), KV ([`kv`]), and the
-//! way to the Durable Objects ([`object_stub`]).
+//! way to the Durable Objects ([`object_stub`]), with the edge's copy of the named
+//! [`connections`].
 
+pub mod connections;
 pub mod contacts_client;
 pub mod http;
 pub mod kv;

@@ -1,28 +1,98 @@
-//! The webhook route: admit the delivery (core), answer a redelivery of a finished webhook from
-//! its KV idempotency key, and otherwise hand it to the location's Durable Object, which accepts
-//! it in one transaction (or answers from its record) before the route answers. A KV miss or a
-//! stale KV answer costs only that trip: the Durable Object dedupes exactly.
+//! The webhook route: find the delivery's connection (the default one at `/webhooks/sightmill`,
+//! a named one at `/webhooks/sightmill/{id}`, its secrets from the edge's copy of its record),
+//! admit the delivery (core), answer a redelivery of a finished webhook from its KV idempotency
+//! key, and otherwise hand it to the connection's Durable Object, which accepts it in one
+//! transaction (or answers from its record) before the route answers. A KV miss or a stale KV
+//! answer costs only that trip: the Durable Object dedupes exactly, and checks again that the
+//! secret the edge admitted with is still valid.
+
+use std::rc::Rc;
 
 use futures_util::StreamExt;
-use serde_json::json;
-use worker::{console_error, Env, Request, Response, Result};
+use serde_json::{json, Value};
+use worker::{console_error, Env, Method, Request, Response, Result};
 
+use crate::config::Config;
+use crate::connections::{Connection, ConnectionId};
 use crate::intake::signature::SignatureHeaders;
-use crate::intake::{admit, check_declared_length, too_large, Admitted, Delivery};
-use crate::shell::location::load_config;
+use crate::intake::{admit, check_declared_length, too_large, Admitted, Delivery, Refusal};
+use crate::shell::location::connection::is_default;
+use crate::shell::platform::connections;
 use crate::shell::platform::kv::Kv;
 use crate::shell::platform::object_stub::ObjectStub;
 use crate::shell::platform::respond;
-use crate::shell::platform::runtime::now_ms;
+use crate::shell::platform::runtime::{now_ms, setting};
 use crate::sync::queue::{reply, Intake, Reply};
-use crate::sync::records::{webhook_key, WebhookRecord, WebhookState};
+use crate::sync::records::{webhook_key_of, WebhookRecord, WebhookState};
 
-pub async fn handle(mut req: Request, env: &Env) -> Result<Response> {
-    let now = now_ms();
-    let config = match load_config(env) {
-        Ok(config) => config,
-        Err(response) => return response,
+/// Who a delivery is for.
+enum Target {
+    Default(Config),
+    Named(Config, Rc<Connection>),
+}
+
+impl Target {
+    fn config(&self) -> &Config {
+        match self {
+            Target::Default(config) | Target::Named(config, _) => config,
+        }
+    }
+
+    fn named_id(&self) -> Option<&str> {
+        match self {
+            Target::Default(_) => None,
+            Target::Named(_, connection) => Some(connection.id.as_str()),
+        }
+    }
+}
+
+/// `POST /webhooks/sightmill`: the default connection's (404 `no_default_connection` when the
+/// deployment has none).
+pub async fn handle(req: Request, env: &Env) -> Result<Response> {
+    match Config::default_connection(|name| setting(env, name)) {
+        Ok(Some(config)) => receive(req, env, Target::Default(config)).await,
+        Ok(None) => respond::error(
+            404,
+            "no_default_connection",
+            "this deployment has no default connection; post to /webhooks/sightmill/{connection}",
+        ),
+        Err(error) => misconfigured(&error),
+    }
+}
+
+/// `POST /webhooks/sightmill/{id}`: the id is checked before anything else (400
+/// `invalid_connection_id`); the default connection's id is the default connection; an id the
+/// Directory does not know is 404 `unknown_connection`.
+pub async fn handle_connection(req: Request, env: &Env, raw_id: &str) -> Result<Response> {
+    let id = match ConnectionId::parse(raw_id) {
+        Ok(id) => id,
+        Err(refusal) => return respond::refusal(&refusal),
     };
+    if is_default(env, id.as_str()) {
+        return handle(req, env).await;
+    }
+    let config = match Config::for_connection(|name| setting(env, name), &id) {
+        Ok(config) => config,
+        Err(error) => return misconfigured(&error),
+    };
+    match connections::lookup(env, &id, now_ms()).await? {
+        Some(connection) => receive(req, env, Target::Named(config, connection)).await,
+        None => unknown_connection(),
+    }
+}
+
+fn misconfigured(error: &crate::config::ConfigError) -> Result<Response> {
+    console_error!("{}", json!({"msg": "configuration error", "error": error.to_string()}));
+    respond::error(500, "misconfigured", error.to_string())
+}
+
+fn unknown_connection() -> Result<Response> {
+    respond::error(404, "unknown_connection", "no such connection (or it was removed)")
+}
+
+async fn receive(mut req: Request, env: &Env, target: Target) -> Result<Response> {
+    let now = now_ms();
+    let config = target.config();
     let headers = req.headers().clone();
     let header = |name: &str| headers.get(name).ok().flatten();
     if let Err(refusal) = check_declared_length(header("content-length").as_deref(), config.max_body_bytes) {
@@ -46,15 +116,23 @@ pub async fn handle(mut req: Request, env: &Env) -> Result<Response> {
         },
         body: &body,
     };
-    let admitted = match admit(delivery, &config.signing_keys, config.max_body_bytes, now / 1000) {
+    let (admitted, verified_with) = match admit_for(env, &target, delivery, now).await {
         Ok(admitted) => admitted,
         Err(refusal) => return respond::refusal(&refusal),
     };
-    if let Some(known) = finished_in_kv(env, &admitted).await {
+    let key = webhook_key_of(target.named_id(), &admitted.webhook_id);
+    if let Some(known) = finished_in_kv(env, &key, &admitted).await {
         return answer(&known);
     }
-    match accept(env, &config.location_id, &admitted).await {
-        Ok(reply) => answer(&reply),
+    let intake = Intake { verified_with, ..Intake::of(&admitted) };
+    match accept(env, &config.location_id, &intake).await {
+        Ok(Accepted::Reply(reply)) => answer(&reply),
+        Ok(Accepted::Refused(status, body)) => {
+            if let (404, Target::Named(_, connection)) = (status, &target) {
+                connections::forget(&connection.id);
+            }
+            respond::json(status, &body)
+        }
         Err(error) => {
             console_error!(
                 "{}",
@@ -65,17 +143,63 @@ pub async fn handle(mut req: Request, env: &Env) -> Result<Response> {
     }
 }
 
-/// The answer to a redelivery of a finished webhook, from its KV idempotency key; `None` (ask
-/// the Durable Object) when KV has no finished record of it or cannot be read.
-async fn finished_in_kv(env: &Env, admitted: &Admitted) -> Option<Reply> {
-    let record: WebhookRecord = Kv::open(env).ok()?.get(&webhook_key(&admitted.webhook_id)).await.ok()??;
+/// Admits the delivery with the target's secrets, and says which of a named connection's
+/// secrets admitted it. A named connection's mismatch is tried once more with its record fetched
+/// again (a secret rotated since the edge's copy), at most once per few seconds per id.
+async fn admit_for(
+    env: &Env,
+    target: &Target,
+    delivery: Delivery<'_>,
+    now: i64,
+) -> std::result::Result<(Admitted, Option<String>), Refusal> {
+    let max = target.config().max_body_bytes;
+    let connection = match target {
+        Target::Default(config) => {
+            return admit(delivery, &config.signing_keys, max, now / 1000).map(|admitted| (admitted, None))
+        }
+        Target::Named(_, connection) => connection,
+    };
+    let named = |connection: &Connection| {
+        connection.admit(delivery, max, now).map(|(admitted, fingerprint)| (admitted, Some(fingerprint)))
+    };
+    match named(connection) {
+        Err(refusal) if matches!(refusal.code, "invalid_signature" | "no_signing_secret") => {
+            match connections::refetch(env, &connection.id, now).await {
+                Ok(Some(fresh)) => named(&fresh),
+                _ => Err(refusal),
+            }
+        }
+        admitted => admitted,
+    }
+}
+
+/// The answer to a redelivery of a finished webhook, from its KV idempotency key `key`; `None`
+/// (ask the Durable Object) when KV has no finished record of it or cannot be read.
+async fn finished_in_kv(env: &Env, key: &str, admitted: &Admitted) -> Option<Reply> {
+    let record: WebhookRecord = Kv::open(env).ok()?.get(key).await.ok()??;
     matches!(record.state, WebhookState::Finished { .. })
         .then(|| reply(&admitted.webhook_id, &record, &admitted.body_sha256, false))
 }
 
+/// What the Durable Object said: its reply, or its refusal (the connection removed, the secret
+/// revoked), passed on as it is.
+enum Accepted {
+    Reply(Reply),
+    Refused(u16, Value),
+}
+
 /// Hands the webhook to its location's Durable Object, which accepts it or answers from its record.
-async fn accept(env: &Env, location_id: &str, admitted: &Admitted) -> Result<Reply> {
-    ObjectStub::open(env, location_id)?.call("/accept", &Intake::of(admitted)).await
+async fn accept(env: &Env, location_id: &str, intake: &Intake) -> Result<Accepted> {
+    let body = serde_json::to_string(intake).map_err(|error| worker::Error::RustError(error.to_string()))?;
+    let mut response = ObjectStub::open(env, location_id)?.send(Method::Post, "/accept", Some(body)).await?;
+    let text = response.text().await?;
+    match response.status_code() {
+        200 => Ok(Accepted::Reply(parsed(&text)?)),
+        status @ (401 | 404) => Ok(Accepted::Refused(status, parsed(&text)?)),
+        status => Err(worker::Error::RustError(format!(
+            "the Durable Object answered /accept with {status}: {text}"
+        ))),
+    }
 }
 
 fn answer(reply: &Reply) -> Result<Response> {
@@ -103,4 +227,8 @@ async fn read_body(req: &mut Request, max: usize) -> Result<Option<Vec<u8>>> {
         }
     }
     Ok(body)
+}
+
+fn parsed<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
+    serde_json::from_slice(text.as_bytes()).map_err(|error| worker::Error::RustError(error.to_string()))
 }
