@@ -7,8 +7,22 @@ use serde_json::Value;
 use crate::auth::tokens::{OAuthClient, TokenError, TokenRecord};
 use crate::secret::Secret;
 
-/// The tokens this worker asks for act for one location (sub-account).
-pub const USER_TYPE: &str = "Location";
+/// Whom a token acts for: one location (sub-account), or the agency (company), whose token
+/// mints location tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserType {
+    Location,
+    Company,
+}
+
+impl UserType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserType::Location => "Location",
+            UserType::Company => "Company",
+        }
+    }
+}
 /// Longest lifetime believed, so that a wild `expires_in` cannot make a token live for ever.
 const MAX_LIFETIME_SECS: u64 = 366 * 24 * 3600;
 /// Longest piece of the endpoint's own error text kept in a message.
@@ -54,13 +68,18 @@ pub struct TokenRequest {
     pub form: Secret,
 }
 
-/// Builds the request for `grant`.
+/// Builds the request for `grant`, for a location's token.
 pub fn token_request(client: &OAuthClient, grant: &Grant) -> TokenRequest {
+    token_request_as(client, grant, UserType::Location)
+}
+
+/// Builds the request for `grant`, for a token acting as `user_type`.
+pub fn token_request_as(client: &OAuthClient, grant: &Grant, user_type: UserType) -> TokenRequest {
     let mut fields: Vec<(&str, &str)> = vec![
         ("client_id", &client.client_id),
         ("client_secret", client.client_secret.expose()),
         ("grant_type", grant.name()),
-        ("user_type", USER_TYPE),
+        ("user_type", user_type.as_str()),
     ];
     match grant {
         Grant::ClientCredentials => {}
@@ -111,7 +130,10 @@ pub fn interpret(
     sent_at_ms: i64,
 ) -> Result<TokenRecord, TokenError> {
     match answer.status {
-        200..=299 => issued(&answer.body, grant, sent_at_ms),
+        200..=299 => {
+            let needs_refresh = *grant != Grant::ClientCredentials;
+            issued(&answer.body, &format!("{} grant", grant.name()), needs_refresh, sent_at_ms)
+        }
         status @ (408 | 425 | 429 | 500..=599) => Err(TokenError::Unavailable(format!(
             "the token endpoint answered HTTP {status} to the {} grant",
             grant.name()
@@ -127,20 +149,23 @@ pub fn interpret(
     }
 }
 
-fn issued(body: &Value, grant: &Grant, sent_at_ms: i64) -> Result<TokenRecord, TokenError> {
+/// An issued token read into a record; `asked` names what was asked (the grant) in messages.
+fn issued(
+    body: &Value,
+    asked: &str,
+    needs_refresh: bool,
+    sent_at_ms: i64,
+) -> Result<TokenRecord, TokenError> {
     let text = |name: &str| {
         body.get(name).and_then(Value::as_str).filter(|value| !value.is_empty()).map(str::to_owned)
     };
     let missing = |what: &str| {
-        TokenError::Unavailable(format!(
-            "the token endpoint's answer to the {} grant has no usable {what}",
-            grant.name()
-        ))
+        TokenError::Unavailable(format!("the token endpoint's answer to the {asked} has no usable {what}"))
     };
     let access_token = text("access_token").ok_or_else(|| missing("access_token"))?;
     let lifetime_secs = lifetime_secs(body.get("expires_in")).ok_or_else(|| missing("expires_in"))?;
     let refresh_token = text("refresh_token").map(Secret::new);
-    if refresh_token.is_none() && *grant != Grant::ClientCredentials {
+    if refresh_token.is_none() && needs_refresh {
         return Err(missing("refresh_token"));
     }
     Ok(TokenRecord {
@@ -248,6 +273,13 @@ mod tests {
         assert_eq!(record.location_id.as_deref(), Some("loc-1"));
         assert_eq!(record.company_id.as_deref(), Some("co-1"));
         assert_eq!(record.scope.as_deref(), Some("contacts.write"));
+    }
+
+    #[test]
+    fn company_grants_say_so() {
+        let grant = Grant::RefreshToken(Secret::new("rt-co"));
+        let form = token_request_as(&client(), &grant, UserType::Company).form;
+        assert!(form.expose().contains("&user_type=Company&refresh_token=rt-co"), "{}", form.expose());
     }
 
     #[test]

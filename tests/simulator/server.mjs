@@ -1,7 +1,9 @@
 // A stateful simulator of the GoHighLevel / LeadConnector Contacts API v2 for end-to-end tests:
-// checks the Version header and bearer token, rate-limits per location, validates bodies,
-// keeps contacts in memory, records every request and injects faults on demand. A control
-// interface under /__control/ steers it from other processes. See README.md.
+// checks the Version header and bearer token, rate-limits per location (each with its own
+// windows and, if set, its own limits), validates bodies, keeps contacts in memory, serves OAuth
+// for locations and agencies, records every request and injects faults on demand (for a route,
+// a location, or both). A control interface under /__control/ steers it from other processes.
+// See README.md.
 
 import http from "node:http";
 import { createFaults, normaliseFault } from "./faults.mjs";
@@ -17,7 +19,7 @@ import {
 } from "./http.mjs";
 import { createInflight } from "./inflight.mjs";
 import { createRandom } from "./prng.mjs";
-import { createRateLimiter } from "./ratelimit.mjs";
+import { checkRateLimit, createRateLimiter, RateLimitError } from "./ratelimit.mjs";
 import { createRouter } from "./router.mjs";
 import { appointmentRoutes, seedAppointment } from "./routes/appointments.mjs";
 import { contactRoutes } from "./routes/contacts.mjs";
@@ -26,6 +28,7 @@ import { assignBusiness, listRoutes } from "./routes/lists.mjs";
 import { noteRoutes } from "./routes/notes.mjs";
 import { tagRoutes } from "./routes/tags.mjs";
 import { taskRoutes } from "./routes/tasks.mjs";
+import { agencyControlRoutes, agencyRoutes } from "./routes/agency.mjs";
 import { createOAuth, oauthControlRoutes, oauthRoutes } from "./routes/oauth.mjs";
 import { createStore, snapshot } from "./store.mjs";
 
@@ -42,6 +45,7 @@ const API_ROUTES = [
   ...appointmentRoutes,
   ...listRoutes,
   ...oauthRoutes,
+  ...agencyRoutes,
 ];
 
 const unauthorized = (message) => apiError(401, message, { error: "Unauthorized" });
@@ -78,31 +82,33 @@ function faultResult(fault) {
   };
 }
 
-/** Thrown for rate limits that make no sense; the control API answers it with 400. */
-export class RateLimitError extends Error {}
+export { RateLimitError };
 
-function checkRateLimit(limits) {
-  const known = ["max", "intervalMs", "daily"];
-  if (typeof limits !== "object" || limits === null || Array.isArray(limits)) {
-    throw new RateLimitError("expected {max?, intervalMs?, daily?}");
+/**
+ * A location's settings `{ allowDuplicates, rateLimit }` (rateLimit: its own partial limits, or
+ * null for the global ones) from `config`; what `config` leaves out stays as in `previous`.
+ */
+function normaliseLocation(given, previous = { allowDuplicates: true, rateLimit: null }) {
+  const config = given ?? {};
+  if (typeof config !== "object" || config === null || Array.isArray(config)) {
+    throw new RateLimitError("expected {allowDuplicates?, rateLimit?}");
   }
-  for (const [name, value] of Object.entries(limits)) {
-    if (!known.includes(name)) throw new RateLimitError(`unknown rate limit ${JSON.stringify(name)}`);
-    if (!Number.isInteger(value) || value < 1) throw new RateLimitError(`${name} must be a positive integer`);
-  }
-  return limits;
-}
-
-function normaliseLocation(config) {
-  return { allowDuplicates: config?.allowDuplicates !== false };
+  const { allowDuplicates, rateLimit } = config;
+  return {
+    allowDuplicates: allowDuplicates === undefined ? previous.allowDuplicates : allowDuplicates !== false,
+    rateLimit:
+      rateLimit === undefined ? previous.rateLimit : rateLimit === null ? null : { ...checkRateLimit(rateLimit) },
+  };
 }
 
 // ---- the simulator ------------------------------------------------------------------------------
 
 /**
  * Starts the simulator. Options (all optional): port, host, tokens {token: locationId},
- * locations {locationId: {allowDuplicates}}, rateLimit {max, intervalMs, daily}, seed,
- * now (() => ms, the clock; default Date.now), oauth {clients, tokenLifetimeSecs} (routes/oauth.mjs).
+ * locations {locationId: {allowDuplicates, rateLimit}}, rateLimit {max, intervalMs, daily} (the
+ * default for locations without their own), seed,
+ * now (() => ms, the clock; default Date.now), oauth {clients, companies, tokenLifetimeSecs}
+ * (routes/oauth.mjs, routes/agency.mjs).
  */
 export async function startSimulator(options = {}) {
   const clock = options.now ?? Date.now;
@@ -112,11 +118,13 @@ export async function startSimulator(options = {}) {
     Object.entries(options.locations ?? {}).map(([id, config]) => [id, normaliseLocation(config)]),
   );
   const apiRouter = createRouter(API_ROUTES);
-  const controlRouter = createRouter([...controlRoutes, ...oauthControlRoutes]);
+  const controlRouter = createRouter([...controlRoutes, ...oauthControlRoutes, ...agencyControlRoutes]);
   const oauth = createOAuth({ clock, ...options.oauth });
   const faultRoutes = [...apiRouter.keys, ...UNMATCHED_METHODS.map((m) => `${m} <unmatched>`)];
   const inflight = createInflight();
   let rateLimit = { ...options.rateLimit };
+
+  const newLimiter = () => createRateLimiter(rateLimit, clock, (id) => locations.get(id)?.rateLimit);
 
   let run; // everything reset() starts afresh
   function freshRun() {
@@ -124,7 +132,7 @@ export async function startSimulator(options = {}) {
       store: createStore(),
       idRandom: createRandom(seed),
       faults: createFaults(createRandom(seed ^ 0x5eed5eed)),
-      limiter: createRateLimiter(rateLimit, clock),
+      limiter: newLimiter(),
       log: [],
       counts: new Map(),
     };
@@ -133,16 +141,52 @@ export async function startSimulator(options = {}) {
 
   const locationConfig = (id) => locations.get(id) ?? normaliseLocation();
 
+  const bearerOf = (headers) => /^Bearer\s+(\S+)\s*$/i.exec(headers.authorization ?? "")?.[1];
+
+  /**
+   * The location a request acts for, as location-scoped faults see it: its route's own answer
+   * (`faultLocation`, e.g. the OAuth routes'), none for other routes without auth, else the one
+   * its bearer token was issued for (expired or not); null for none.
+   */
+  function requestLocation(match, headers, url, raw) {
+    const route = match?.route;
+    if (route?.faultLocation) {
+      const form = Object.fromEntries(new URLSearchParams(route.body === "form" ? raw : ""));
+      return route.faultLocation({ form, query: Object.fromEntries(url.searchParams), oauth });
+    }
+    if (route?.auth === false) return null; // (company routes name theirs)
+    const token = bearerOf(headers);
+    return token === undefined ? null : (tokens.get(token) ?? oauth.issuedFor(token));
+  }
+
   /** Version header, then bearer token: `{ auth }` or `{ error }`. */
   function authenticate(headers) {
     if (headers.version !== API_VERSION) {
       return { error: apiError(401, "version header was not found.") };
     }
-    const bearer = /^Bearer\s+(\S+)\s*$/i.exec(headers.authorization ?? "");
-    if (!bearer) return { error: unauthorized("Invalid JWT") };
-    const locationId = tokens.get(bearer[1]) ?? oauth.locationOf(bearer[1]);
+    const token = bearerOf(headers);
+    if (token === undefined) return { error: unauthorized("Invalid JWT") };
+    const locationId = tokens.get(token) ?? oauth.locationOf(token);
     if (locationId === undefined) return { error: unauthorized("Invalid token: access token is invalid") };
-    return { auth: { token: bearer[1], locationId } };
+    return { auth: { token, locationId } };
+  }
+
+  /**
+   * For the company routes: Version header, then a company access token: `{ auth: { token,
+   * companyId, clientId, scope } }` or `{ error }` (a location token is refused as such).
+   */
+  function authenticateCompany(headers) {
+    if (headers.version !== API_VERSION) return { error: apiError(401, "version header was not found.") };
+    const token = bearerOf(headers);
+    if (token === undefined) return { error: unauthorized("Invalid JWT") };
+    const company = oauth.companyOf(token);
+    if (company) return { auth: { token, ...company } };
+    const isLocationToken = tokens.has(token) || oauth.locationOf(token) !== undefined;
+    return {
+      error: unauthorized(
+        isLocationToken ? "This route needs an agency (Company) access token" : "Invalid token: access token is invalid",
+      ),
+    };
   }
 
   /** Runs one API request through auth, rate limit, body parsing and its handler. */
@@ -151,7 +195,7 @@ export async function startSimulator(options = {}) {
     const { route, params } = match;
     let auth = null;
     let limitHeaders = {};
-    if (route.auth !== false) {
+    if (route.auth !== false && route.auth !== "company") {
       const checked = authenticate(req.headers);
       if (checked.error) return checked.error;
       auth = checked.auth;
@@ -177,6 +221,7 @@ export async function startSimulator(options = {}) {
         now: clock,
         location: locationConfig,
         oauth,
+        agency: route.auth === "company" ? authenticateCompany(req.headers) : undefined,
       }),
     );
   }
@@ -207,7 +252,7 @@ export async function startSimulator(options = {}) {
       send(res, result);
     };
 
-    const fault = run.faults.take(routeKey);
+    const fault = run.faults.take(routeKey, () => requestLocation(match, req.headers, url, raw));
     if (fault?.afterApply) return answerAfterApply(fault, respond(match, req, url, raw), res, reply);
     if (fault && fault.latencyMs > 0 && !(await inflight.delay(fault.latencyMs, res))) return;
     if (fault && (fault.hang || fault.status !== null)) {
@@ -299,12 +344,18 @@ export async function startSimulator(options = {}) {
     /** Changes the rate limits (partial `{ max, intervalMs, daily }`); windows start afresh. */
     setRateLimit(limits) {
       rateLimit = { ...rateLimit, ...checkRateLimit(limits) };
-      run.limiter = createRateLimiter(rateLimit, clock);
+      run.limiter = newLimiter();
       return run.limiter.limits;
     },
+    /**
+     * Changes a location's settings: `allowDuplicates`, `rateLimit` (its own partial limits over
+     * the global ones; null = the global ones). Left-out settings stay; new limits start its
+     * windows afresh. Returns `{ allowDuplicates, rateLimit }` (the limits in force there).
+     */
     setLocation(locationId, config) {
-      locations.set(locationId, normaliseLocation(config));
-      return locationConfig(locationId);
+      locations.set(locationId, normaliseLocation(config, locationConfig(locationId)));
+      if (config?.rateLimit !== undefined) run.limiter.forget(locationId);
+      return { allowDuplicates: locationConfig(locationId).allowDuplicates, rateLimit: run.limiter.limitsFor(locationId) };
     },
     close() {
       closing ??= new Promise((resolve) => {

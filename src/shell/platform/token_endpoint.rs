@@ -8,15 +8,27 @@ use worker::{Headers, Method, Request, RequestInit};
 
 use super::http::{fetch_with_timeout, TransportFailure};
 
-use crate::auth::token_endpoint::{interpret, token_request, Grant, TokenAnswer, TokenRequest};
+use crate::auth::token_endpoint::{interpret, token_request_as, Grant, TokenAnswer, UserType};
 use crate::auth::tokens::{OAuthClient, TokenError, TokenRecord};
 
 /// How long the token endpoint may take to answer.
 const TIMEOUT_MS: u32 = 10_000;
 
-/// Trades `grant` for a token record (`now_ms`: when it is sent; the lifetime counts from then).
+/// Trades `grant` for a location's token record (`now_ms`: when it is sent; the lifetime counts
+/// from then).
 pub async fn exchange(client: &OAuthClient, grant: &Grant, now_ms: i64) -> Result<TokenRecord, TokenError> {
-    let answer = post(&token_request(client, grant)).await.map_err(|detail| {
+    exchange_as(client, grant, UserType::Location, now_ms).await
+}
+
+/// Trades `grant` for a token record acting as `user_type` (an agency's: `Company`).
+pub async fn exchange_as(
+    client: &OAuthClient,
+    grant: &Grant,
+    user_type: UserType,
+    now_ms: i64,
+) -> Result<TokenRecord, TokenError> {
+    let request = token_request_as(client, grant, user_type);
+    let answer = post(&request.url, request.form.expose()).await.map_err(|detail| {
         TokenError::Unavailable(format!(
             "the token endpoint did not answer the {} grant: {detail}",
             grant.name()
@@ -26,8 +38,8 @@ pub async fn exchange(client: &OAuthClient, grant: &Grant, now_ms: i64) -> Resul
 }
 
 /// POSTs the form; `Err` describes a failure to get any answer.
-async fn post(request: &TokenRequest) -> Result<TokenAnswer, String> {
-    let fetch_request = build(request).map_err(|_| "the request could not be built".to_owned())?;
+async fn post(url: &str, form: &str) -> Result<TokenAnswer, String> {
+    let fetch_request = build(url, form).map_err(|_| "the request could not be built".to_owned())?;
     match fetch_with_timeout(fetch_request, TIMEOUT_MS).await {
         Ok((response, text)) => Ok(TokenAnswer {
             status: response.status_code(),
@@ -38,13 +50,11 @@ async fn post(request: &TokenRequest) -> Result<TokenAnswer, String> {
     }
 }
 
-fn build(request: &TokenRequest) -> worker::Result<Request> {
+fn build(url: &str, form: &str) -> worker::Result<Request> {
     let headers = Headers::new();
     headers.set("Content-Type", "application/x-www-form-urlencoded")?;
     headers.set("Accept", "application/json")?;
     let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(JsValue::from_str(request.form.expose())));
-    Request::new_with_init(&request.url, &init)
+    init.with_method(Method::Post).with_headers(headers).with_body(Some(JsValue::from_str(form)));
+    Request::new_with_init(url, &init)
 }
