@@ -10,7 +10,7 @@
 use serde_json::Value;
 use worker::{console_error, console_log, console_warn, Cache, Env, Request, Response, Result};
 
-use crate::connections::ConnectionId;
+use crate::connections::{unknown_connection, ConnectionId};
 use crate::contacts_api::{ApiRequest, ApiResponse};
 use crate::intake::Refusal;
 use crate::read::{
@@ -100,7 +100,7 @@ async fn connection_of(
     if config.default_location.as_deref() != Some(id.as_str())
         && connections::lookup(env, &id, now_ms()).await?.is_none()
     {
-        return Err(Refusal::new(404, "unknown_connection", "no such connection (or it was removed)").into());
+        return Err(unknown_connection(&id).into());
     }
     Ok(id.to_string())
 }

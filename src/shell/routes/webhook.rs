@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use worker::{console_error, Env, Method, Request, Response, Result};
 
 use crate::config::Config;
-use crate::connections::{Connection, ConnectionId};
+use crate::connections::{unknown_connection, Connection, ConnectionId};
 use crate::intake::signature::SignatureHeaders;
 use crate::intake::{admit, check_declared_length, too_large, Admitted, Delivery, Refusal};
 use crate::shell::location::connection::is_default;
@@ -77,17 +77,13 @@ pub async fn handle_connection(req: Request, env: &Env, raw_id: &str) -> Result<
     };
     match connections::lookup(env, &id, now_ms()).await? {
         Some(connection) => receive(req, env, Target::Named(config, connection)).await,
-        None => unknown_connection(),
+        None => respond::refusal(&unknown_connection(&id)),
     }
 }
 
 fn misconfigured(error: &crate::config::ConfigError) -> Result<Response> {
     console_error!("{}", json!({"msg": "configuration error", "error": error.to_string()}));
     respond::error(500, "misconfigured", error.to_string())
-}
-
-fn unknown_connection() -> Result<Response> {
-    respond::error(404, "unknown_connection", "no such connection (or it was removed)")
 }
 
 async fn receive(mut req: Request, env: &Env, target: Target) -> Result<Response> {
