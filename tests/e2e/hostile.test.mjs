@@ -6,7 +6,9 @@
 // (its queue, dead letters, the seeded webhook's record and its contact's links, through the
 // operator API, the live mapping included). Rows marked `seeded` run after one webhook was
 // applied, so that replays and id reuse have something to aim at; rows marked `live` with a live
-// mapping saved.
+// mapping saved; rows marked `connections` with two named connections created (loc-a and loc-b,
+// each with its own signing secret), so that one connection's URL can be tried with another's
+// secret and a scoped read key on a connection it does not name.
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -14,14 +16,16 @@ import {
   ADMIN_KEY,
   apiCalls,
   contactEvent,
+  LOCATION,
   READ_KEYS,
   SECRET,
   sign,
   sleep,
   startWorld,
+  TOKEN,
   WEBHOOK_PATH,
 } from "./harness.mjs";
-import { signedDelivery } from "../support/webhooks.mjs";
+import { newSecret, signedDelivery } from "../support/webhooks.mjs";
 
 const good = contactEvent("contact.created", { id: "sm_1", email: "a@example.com" });
 const goodBody = JSON.stringify(good);
@@ -29,6 +33,24 @@ const goodBody = JSON.stringify(good);
 const SEEDED_ID = "msg_seeded";
 const now = () => Math.floor(Date.now() / 1000);
 const otherSecret = `whsec_${Buffer.from("another-key").toString("base64")}`;
+/** Two named connections (rows marked `connections`), and a read key that reaches loc-a only. */
+const CONNECTIONS = [
+  { id: "loc-a", token: "pit-a-0123456789abcdef", secret: newSecret() },
+  { id: "loc-b", token: "pit-b-0123456789abcdef", secret: newSecret() },
+];
+const SCOPED_KEY = "read-key-scoped-0123456789abcdef";
+const WORLD = {
+  vars: {
+    TOKEN_ENCRYPTION_KEYS: `k1:${Buffer.alloc(32, 9).toString("base64")}`,
+    READ_API_KEYS: `${READ_KEYS.join(" ")} ${SCOPED_KEY}@loc-a`,
+  },
+  simulator: {
+    tokens: { [TOKEN]: LOCATION, ...Object.fromEntries(CONNECTIONS.map((c) => [c.token, c.id])) },
+    locations: Object.fromEntries([LOCATION, ...CONNECTIONS.map((c) => c.id)].map((id) => [id, { allowDuplicates: false }])),
+  },
+};
+/** A delivery of `good` to a named connection's URL, signed with `secret`. */
+const toConnection = (id, secret) => (world) => world.fetch(`${WEBHOOK_PATH}/${id}`, signedDelivery(secret, good));
 
 /** A body that is `good` with `data` (or the envelope) changed. */
 const withData = (type, data) => JSON.stringify(contactEvent(type, data));
@@ -88,6 +110,13 @@ const WEBHOOK_ROWS = [
   ["signature that is not base64", webhook({ signature: "v1,!!!not-base64!!!" }), 401, "invalid_signature"],
   ["only an unknown signature version", webhook({ signature: "v2,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" }), 401, "invalid_signature"],
   ["signature header of 4,000 entries", webhook({ signature: Array(4000).fill("v1,AAAA").join(" ") }), 401, "invalid_signature"],
+  // Connections
+  ["connection A's URL signed with B's secret", toConnection("loc-a", CONNECTIONS[1].secret), 401, "invalid_signature", { connections: true }],
+  ["a named connection's URL signed with the default secret", toConnection("loc-a", SECRET), 401, "invalid_signature", { connections: true }],
+  ["an unknown connection", toConnection("loc-nobody", SECRET), 404, "unknown_connection", { connections: true }],
+  ["a connection id with path characters", toConnection("loc-a%2F..%2Floc-b", SECRET), 400, "invalid_connection_id"],
+  ["a connection id with a dot", toConnection("loc.a", SECRET), 400, "invalid_connection_id"],
+  ["a connection id of 65 characters", toConnection("a".repeat(65), SECRET), 400, "invalid_connection_id"],
   ["signature header of 64 KiB", webhook({ signature: `v1,${"A".repeat(64 * 1024)}` }), 401, "invalid_signature"],
   ["a signature over another body", resigned(() => ({ rawBody: goodBody.replace("a@example.com", "b@example.com") })), 401, "invalid_signature"],
   ["a signature moved to another webhook id", resigned(() => ({ id: "msg_other" })), 401, "invalid_signature"],
@@ -205,13 +234,17 @@ const READ_ROWS = [
   ["a write through the read API", asReader("/contacts/abc/notes", { method: "POST", body: "{}" }), 405, "method_not_allowed"],
   ["a PATCH through the SightMill routes", asReader("/sightmill/contacts/sm_1", { method: "PATCH", body: "{}" }), 405, "method_not_allowed"],
   ["a list query for another location", asReader("/contacts/?locationId=someone-else"), 400, "invalid_query"],
+  ["a scoped read key on a connection it does not name", call("/connections/loc-b/contacts/abc", { key: SCOPED_KEY }), 403, "connection_not_allowed", { connections: true }],
+  ["a scoped read key on the default connection", call("/contacts/abc", { key: SCOPED_KEY }), 403, "connection_not_allowed"],
+  ["a read on an unknown connection", asReader("/connections/loc-nobody/contacts/abc"), 404, "unknown_connection", { connections: true }],
+  ["a read on a connection id with path characters", asReader("/connections/..%2Fadmin/contacts/abc"), 400, "invalid_connection_id"],
   ["a list query with an unknown parameter", asReader("/contacts/business/biz1?locationId=loc-e2e&sort=asc"), 400, "invalid_query"],
 ];
 
 const OTHER_ROWS = [
   ["the root", call("/"), 404, "not_found"],
   ["an unknown path", call("/nope"), 404, "not_found"],
-  ["the webhook route with a trailing slash", (world) => world.fetch(`${WEBHOOK_PATH}/`, signedDelivery(SECRET, good)), 404, "not_found"],
+  ["the webhook route with a trailing slash (an empty connection id)", (world) => world.fetch(`${WEBHOOK_PATH}/`, signedDelivery(SECRET, good)), 400, "invalid_connection_id"],
   ["the webhook route in capitals", (world) => world.fetch(WEBHOOK_PATH.toUpperCase(), signedDelivery(SECRET, good)), 404, "not_found"],
   ["POST on the health check", call("/healthz", { method: "POST", body: "{}" }), 404, "not_found"],
   ["an unknown route with a key", asAdmin("/internal/kv"), 404, "not_found"],
@@ -253,10 +286,19 @@ async function seed(world) {
   }
 }
 
+/** Creates the named connections through the operator API. */
+async function createConnections(world) {
+  for (const { id, token, secret } of CONNECTIONS) {
+    const body = { id, token: { kind: "private_integration", token }, signing_secret: secret };
+    const created = await world.admin("POST", "connections", { body });
+    assert.equal(created.status, 201, JSON.stringify(created.json));
+  }
+}
+
 describe("hostile requests", () => {
   let world;
   before(async () => {
-    world = await startWorld();
+    world = await startWorld(WORLD);
   });
   after(() => world.close());
 
@@ -271,6 +313,7 @@ describe("hostile requests", () => {
     test(`${route}: ${name}: ${status} ${code}, nothing sent or written`, async () => {
       await world.reset();
       if (options.seeded) await seed(world);
+      if (options.connections) await createConnections(world);
       if (options.live) {
         const saved = await world.admin("PUT", "mapping", { body: { fields: [{ from: "name", to: "name" }] } });
         assert.equal(saved.status, 200, JSON.stringify(saved.json));
