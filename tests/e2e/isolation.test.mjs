@@ -190,6 +190,37 @@ describe("connections kept apart", () => {
     assert.equal(world.logs().includes(fresh.secret), false, "the secret is never logged");
   });
 
+  test("a webhook on a named connection costs what one on the default costs, and the Directory once", async (t) => {
+    const count = (ops, op) => Object.values(ops ?? {}).reduce((sum, byOp) => sum + (byOp[op] ?? 0), 0);
+    const fetched = () => world.logs().split("\n").filter((line) => line.includes("connection record fetched")).length;
+    const N = 10;
+    const cost = async (deliver, statusOf) => {
+      const [ops, requests, lookups] = [await world.kvOps(), (await statusOf()).durable_object.requests, fetched()];
+      const ids = [];
+      for (let n = 0; n < N; n += 1) {
+        const answer = await deliver(contactEvent("contact.created", { id: `sm_c${n}`, email: `c${n}@example.com` }));
+        assert.equal(answer.status, 202, answer.text);
+        ids.push(answer.id);
+      }
+      await until("every webhook to finish", async () => (await statusOf()).pending === 0);
+      const after = await world.kvOps();
+      return {
+        kv_get: (count(after, "get") - count(ops, "get")) / N,
+        kv_put: (count(after, "put") - count(ops, "put")) / N,
+        // Requests to the location's Durable Object, alarms included, less the status reads.
+        do_requests: ((await statusOf()).durable_object.requests - requests - 2) / N,
+        directory_lookups: fetched() - lookups,
+      };
+    };
+    const named = await cost((event) => post(A, event), () => status(A));
+    const byDefault = await cost((event) => world.deliver(event), () => world.status());
+    t.diagnostic(`per webhook, named: ${JSON.stringify(named)}; default: ${JSON.stringify(byDefault)}`);
+    assert.equal(named.kv_get, byDefault.kv_get);
+    assert.equal(named.kv_put, byDefault.kv_put);
+    assert.ok(named.directory_lookups <= 1, `the Directory at most once a minute: ${named.directory_lookups}`);
+    assert.equal(byDefault.directory_lookups, 0);
+  });
+
   test("the default connection is unchanged beside named ones, and every Location line names its connection", async () => {
     const answer = await world.deliver(contactEvent("contact.created", { id: "sm_d", email: "d@example.com" }));
     assert.equal(answer.status, 202, answer.text);

@@ -86,6 +86,9 @@ async fn fetch(env: &Env, id: &ConnectionId, now: i64) -> Result<Option<Rc<Conne
             return Err(worker::Error::RustError(format!("the Directory answered the verify with {status}")))
         }
     };
+    let line =
+        serde_json::json!({"msg": "connection record fetched", "connection": id, "found": record.is_some()});
+    worker::console_log!("{line}");
     KEPT.with(|kept| {
         let mut kept = kept.borrow_mut();
         if kept.len() >= MAX_ENTRIES {
