@@ -19,6 +19,9 @@
 //   - the drain of a backlog of BACKLOG contact.created events for one location, queued while every
 //     API call fails and then drained by the cron and the Durable Object's alarms under the API's
 //     rate limit (100 requests per 10 s), as a percentage of that limit, with the 429s seen;
+//   - with --locations L (L > 1): the same backlog in each of L named connections at once, each its
+//     own location with its own rate limit in the simulator, drained together: each location's
+//     share of its own limit and its 429s, and the aggregate rate beside the single location's;
 //   - the targets, each with its figure.
 // The product runs as tests/bench/memkv-worker.js: build/index.js with both entry points' SYNC_KV
 // counted. --kv counted (the default) counts the simulated KV of `wrangler dev`; --kv memory counts
@@ -32,7 +35,7 @@
 // failure.
 //
 //   node scripts/bench.mjs [N=2000] [C=16] [--backlog 1000] [--seed 1] [--no-build] [--perf] [--no-backlog]
-//                          [--kv counted|memory]
+//                          [--kv counted|memory] [--locations L]
 
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -124,12 +127,13 @@ function parseOptions() {
       perf: { type: "boolean", default: false },
       "no-backlog": { type: "boolean", default: false },
       kv: { type: "string", default: "counted" },
+      locations: { type: "string", default: "1" },
     },
   });
   const [n = 2000, c = 16] = positionals.map(Number);
   const parsed = {
     n, c, backlog: Number(values.backlog), seed: Number(values.seed), build: !values["no-build"],
-    perf: values.perf, drain: !values["no-backlog"], kv: values.kv,
+    perf: values.perf, drain: !values["no-backlog"], kv: values.kv, locations: Number(values.locations),
   };
   if (!["counted", "memory"].includes(parsed.kv)) {
     console.error("bench: --kv is counted (the simulated KV, counted) or memory (an in-memory stub, counted)");
@@ -139,8 +143,8 @@ function parseOptions() {
     console.error("bench: --perf needs Linux perf on the PATH");
     process.exit(2);
   }
-  if (![n, c, parsed.backlog, parsed.seed].every((v) => Number.isInteger(v) && v > 0) || n < 10) {
-    console.error("usage: node scripts/bench.mjs [N>=10] [C] [--backlog B] [--seed S] [--no-build] [--perf] [--no-backlog] [--kv counted|memory]");
+  if (![n, c, parsed.backlog, parsed.seed, parsed.locations].every((v) => Number.isInteger(v) && v > 0) || n < 10) {
+    console.error("usage: node scripts/bench.mjs [N>=10] [C] [--backlog B] [--seed S] [--no-build] [--perf] [--no-backlog] [--kv counted|memory] [--locations L]");
     process.exit(2);
   }
   return parsed;
@@ -150,7 +154,7 @@ async function stopAll() {
   await Promise.all(groups.splice(0).map((group) => stopGroup(group)));
 }
 
-async function main({ n, c, backlog, seed, build, perf, drain: withDrain, kv }) {
+async function main({ n, c, backlog, seed, build, perf, drain: withDrain, kv, locations }) {
   rmSync(DIR, { recursive: true, force: true });
   mkdirSync(DIR, { recursive: true });
   say(`machine: ${describeMachine()}`);
@@ -172,7 +176,12 @@ async function main({ n, c, backlog, seed, build, perf, drain: withDrain, kv }) 
     say(`backlog: ${backlog} events for one location, drained by the cron and the Durable Object against ${API_RATE.max} requests per ${API_RATE.intervalMs / 1000} s`);
     drain = await measureBacklog(world, backlog, c);
   }
-  report({ n, c, upload, floor, product, idle, drain, kv });
+  let many = null;
+  if (withDrain && locations > 1) {
+    say(`backlog: ${backlog} events in each of ${locations} connections at once, each location against its own ${API_RATE.max} requests per ${API_RATE.intervalMs / 1000} s`);
+    many = await measureBacklogs(world, backlog, locations, c);
+  }
+  report({ n, c, upload, floor, product, idle, drain, many, kv });
 }
 
 // ---- setting up ---------------------------------------------------------------------------------
@@ -260,6 +269,8 @@ function writeProductConfig(sim, kv) {
     CONTACTS_API_TOKEN: TOKEN,
     ADMIN_API_KEYS: ADMIN_KEY,
     READ_API_KEYS: READ_KEY,
+    // The named connections' records are sealed with it (--locations).
+    TOKEN_ENCRYPTION_KEYS: `bench:${Buffer.alloc(32, 7).toString("base64")}`,
     ...SETTINGS,
   };
   writeFileSync(`${DIR}/product.env`, Object.entries(settings).map(([k, v]) => `${k}=${v}\n`).join(""));
@@ -620,11 +631,7 @@ async function measureBacklog(world, size, c) {
   // pass, so the rate is the calls sent before the last burst over the time from the first burst
   // to the last one (the first window after the recovery still holds the calls that failed
   // while the API was down, so counting from the recovery understates it).
-  const burstStarts = times.filter((at, i) => i > 0 && at - times[i - 1] > 1000);
-  const lastBurst = burstStarts.at(-1);
-  const windows = burstStarts.length;
-  const beforeLast = lastBurst === undefined ? 0 : times.filter((at) => at < lastBurst).length;
-  const steadyShare = windows > 0 ? beforeLast / (((lastBurst - times[0]) / API_RATE.intervalMs) * API_RATE.max) : NaN;
+  const { windows, steadyShare } = steady(times);
   return {
     firstAppliedS,
     windows,
@@ -643,6 +650,119 @@ async function measureBacklog(world, size, c) {
     usage: usage(before, after, polls + 1, cost),
     cpu: cpuDelta(cpuBefore, cpuAfter, size),
   };
+}
+
+/**
+ * The steady share of the limit of one location's applied calls (`times`, sorted): the pacing
+ * sends a window's calls in a burst, then waits for the window to pass, so the rate is the calls
+ * sent before the last burst over the time from the first burst to the last one (the first window
+ * after the recovery still holds the calls that failed while the API was down, so counting from
+ * the recovery understates it).
+ */
+function steady(times) {
+  const burstStarts = times.filter((at, i) => i > 0 && at - times[i - 1] > 1000);
+  const lastBurst = burstStarts.at(-1);
+  const windows = burstStarts.length;
+  const beforeLast = lastBurst === undefined ? 0 : times.filter((at) => at < lastBurst).length;
+  const steadyShare = windows > 0 ? beforeLast / (((lastBurst - times[0]) / API_RATE.intervalMs) * API_RATE.max) : NaN;
+  return { windows, steadyShare };
+}
+
+/**
+ * The backlog of `size` contact.created events in each of `count` named connections at once
+ * (created through the operator API, each with its own Private Integration Token and its own
+ * location in the simulator, rate limited on its own), queued while every API call fails, then
+ * drained together by the cron (which nudges every connection) and each location's alarms: each
+ * location's steady share of its own limit and its 429s, and the aggregate events per second.
+ */
+async function measureBacklogs(world, size, count, c) {
+  const control = (method, path, body) =>
+    fetch(`${world.sim}/__control/${path}`, {
+      method,
+      headers: body ? { "content-type": "application/json" } : {},
+      body: body ? JSON.stringify(body) : undefined,
+    });
+  await control("POST", "reset");
+  const connections = [];
+  for (let i = 0; i < count; i += 1) {
+    const id = `loc-many-${i}`;
+    const token = `pit-many-${i}-0123456789abcdef`;
+    await control("POST", "tokens", { token, locationId: id });
+    await control("POST", "locations", { locationId: id, allowDuplicates: false, rateLimit: API_RATE });
+    const created = await admin(world, "POST", "/admin/connections", { id, token: { kind: "private_integration", token } });
+    if (created.status !== 201) throw new Error(`creating ${id} answered ${created.status}: ${JSON.stringify(created.json)}`);
+    connections.push({ id, secret: created.json.signing_secret });
+  }
+  await control("POST", "faults", { status: 503, count: null });
+  const deliveries = connections.flatMap(({ id, secret }) =>
+    Array.from({ length: size }, (_, i) => ({
+      url: `${world.product.url}${WEBHOOK_PATH}/${id}`,
+      init: signedDelivery(secret, null, {
+        id: `msg_many_${id}_${i}`,
+        rawBody: JSON.stringify(webhookBody({
+          type: "contact.created",
+          data: { id: `sm_many_${i}`, name: `Many ${i}`, email: `many${i}@bench.test`, updated_at: "2026-11-27T10:00:00Z" },
+        })),
+      }),
+    })),
+  );
+  const accepted = await drive(deliveries, c);
+  const failed = async () => ((await (await control("GET", "counts")).json())["POST /contacts/"] ?? 0) >= size * count;
+  await waitFor(failed, { timeoutMs: 180_000 + size * count * 50, what: `${size * count} failed creates` });
+  await control("DELETE", "faults");
+  await control("POST", "reset");
+
+  const started = Date.now();
+  let nextCron = started;
+  let stalled = null;
+  let lowest = Infinity;
+  let since = started;
+  for (;;) {
+    if (Date.now() >= nextCron) {
+      await runCron(world);
+      nextCron += 60_000;
+    }
+    const pending = await Promise.all(connections.map(async ({ id }) => (await admin(world, "GET", `/admin/connections/${id}/status`)).json.pending));
+    const total = pending.reduce((a, b) => a + b, 0);
+    if (total === 0) break;
+    if (total < lowest) {
+      lowest = total;
+      since = Date.now();
+    } else if (Date.now() - since > STALL_MS) {
+      stalled = { pending: Object.fromEntries(connections.map(({ id }, i) => [id, pending[i]])) };
+      break;
+    }
+    await sleep(POLL_MS);
+  }
+  const requests = await (await control("GET", "requests")).json();
+  const perLocation = connections.map(({ id }) => {
+    const mine = requests.filter((r) => r.route === "POST /contacts/" && r.body?.locationId === id);
+    const times = mine.filter((r) => r.status >= 200 && r.status < 300).map((r) => r.at).sort((a, b) => a - b);
+    return { id, applied: times.length, tooMany: mine.filter((r) => r.status === 429).length, ...steady(times) };
+  });
+  const applied = perLocation.reduce((sum, l) => sum + l.applied, 0);
+  const lastAt = Math.max(...requests.filter((r) => r.status >= 200 && r.status < 300).map((r) => r.at));
+  return {
+    size,
+    count,
+    perLocation,
+    applied,
+    seconds: (lastAt - started) / 1000,
+    perSecond: applied / ((lastAt - started) / 1000),
+    tooMany: requests.filter((r) => r.status === 429).length,
+    acceptedStatuses: statusCounts(accepted.results),
+    stalled,
+  };
+}
+
+/** An operator API call: `{ status, json }`. */
+async function admin(world, method, path, body) {
+  const response = await fetch(`${world.product.url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${ADMIN_KEY}`, ...(body ? { "content-type": "application/json" } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  return { status: response.status, json: await response.json() };
 }
 
 // ---- figures ------------------------------------------------------------------------------------
@@ -727,7 +847,7 @@ function kvLine(kv, scale = 1, digits = f2) {
   return KV_OPS.map((op) => `${op} ${digits(kv[op] * scale)}`).join(", ");
 }
 
-function report({ n, c, upload, floor, product, idle, drain, kv }) {
+function report({ n, c, upload, floor, product, idle, drain, many, kv }) {
   const row = (label, productValue, floorValue = "-") => `  ${label.padEnd(50)} ${String(productValue).padEnd(30)} ${floorValue}`;
   const u = product.usage;
   const webhook = perWebhook(product, n);
@@ -785,6 +905,7 @@ function report({ n, c, upload, floor, product, idle, drain, kv }) {
     `  an idle day: $${f3(costPerMillion(day).total / 1e6)} (${IDLE_RUNS * 24} cron runs)`,
     "",
     drain ? backlogLine(drain) : "backlog: not measured (--no-backlog)",
+    ...(many ? manyLines(many, drain) : []),
     "",
     "targets:",
     `  KV writes (put + delete) per webhook <= 1: ${f2(kvWrites)} -> ${verdict(kvWrites <= 1)}`,
@@ -792,12 +913,23 @@ function report({ n, c, upload, floor, product, idle, drain, kv }) {
     drain
       ? `  backlog >= 97% of the rate limit, 0 429s: ${f1(drain.steadyShare * 100)}% steady, over ${drain.windows} windows from the first burst to the last (${f1(drain.perSecond * 10)}% counted from the recovery), ${drain.tooMany} -> ${verdict(drain.steadyShare >= 0.97 && drain.tooMany === 0 && !drain.stalled)}`
       : "  backlog: not measured",
+    ...(many
+      ? [`  each of ${many.count} locations >= 97% of its own limit, 0 429s: ${many.perLocation.filter((l) => l.steadyShare >= 0.97 && l.tooMany === 0).length} of ${many.count} (lowest ${f1(Math.min(...many.perLocation.map((l) => l.steadyShare)) * 100)}%, 429s ${many.tooMany}) -> ${verdict(many.perLocation.every((l) => l.steadyShare >= 0.97 && l.tooMany === 0) && !many.stalled)}`]
+      : []),
     `  acknowledgement p99 <= 2 x the floor's: ${f1(product.ack.p99)} ms vs ${f1(2 * floor.ack.p99)} ms (${f2(ackRatio)} x) -> ${verdict(ackRatio <= 2)}`,
     `  webhook to applied p99 reported: ${f1(product.applied.p99)} ms (${product.applied.finished} of ${n} finished)`,
     upload ? `  upload <= 300 KiB gzip: ${upload.gzip} KiB -> ${verdict(upload.gzip <= 300)}` : "  upload <= 300 KiB gzip: not measured (--no-build)",
     ...perfLines(product),
   ];
   console.log(lines.join("\n"));
+}
+
+function manyLines(many, drain) {
+  return [
+    `backlog in ${many.count} locations at once: ${many.applied} of ${many.size * many.count} events applied in ${f1(many.seconds)} s after the API recovered: ${f2(many.perSecond)} events/s in all (${drain ? `one location alone: ${f2(drain.perSecond)} events/s, ${f2(many.perSecond / drain.perSecond)} x` : "one location alone: not measured"}); 429s seen: ${many.tooMany}; acknowledged while the API was down: ${JSON.stringify(many.acceptedStatuses)}`,
+    ...many.perLocation.map((l) => `  ${l.id.padEnd(14)} ${String(l.applied).padStart(5)} applied, ${f1(l.steadyShare * 100).padStart(5)}% of its own limit over ${l.windows} windows, 429s ${l.tooMany}`),
+    ...(many.stalled ? [`  STALLED: pending ${JSON.stringify(many.stalled.pending)}`] : []),
+  ];
 }
 
 function backlogLine(drain) {

@@ -7,12 +7,15 @@
 // seconds halfway through. Cron runs go on beside the deliveries and until the operator API shows
 // nothing pending; meanwhile the runtime is restarted RESTARTS times (state kept on disk, the
 // simulator kept). Then the simulator's state is compared with the state the events alone call for.
-// With --seeds N it runs seeds SEED..SEED+N-1 in a row. Prints the figures (one line per seed, the
+// With --locations L the default connection is joined by L-1 named ones (each its own location
+// and its own events); the faults and the outage hit one of them, and every location's state is
+// compared with its own expected state. With --seeds N it runs seeds SEED..SEED+N-1 in a row. Prints the figures (one line per seed, the
 // full figures for a single seed, and a summary); exits 1 if anything was lost, duplicated or
 // mismatched in any run.
 //
 //   node scripts/soak.mjs [EVENTS=10000] [CONTACTS=500] [SEED=1] [--seeds 1] [--kv production|miniflare]
 //                         [--restarts 3] [--concurrency N] [--no-build] [--api-timeout-ms 1000] [--late 0.02]
+//                         [--locations 1]
 
 import { execFileSync } from "node:child_process";
 import { parseArgs } from "node:util";
@@ -21,7 +24,7 @@ import { runSoak } from "../tests/support/soak-run.mjs";
 
 const USAGE =
   "usage: node scripts/soak.mjs [EVENTS] [CONTACTS] [SEED] [--seeds N] [--kv production|miniflare] [--restarts N]" +
-  " [--concurrency N] [--no-build] [--api-timeout-ms MS] [--late SHARE]";
+  " [--concurrency N] [--no-build] [--api-timeout-ms MS] [--late SHARE] [--locations L]";
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -33,13 +36,16 @@ const { values, positionals } = parseArgs({
     kv: { type: "string", default: "production" },
     restarts: { type: "string", default: "3" },
     seeds: { type: "string", default: "1" },
+    locations: { type: "string", default: "1" },
   },
 });
 const [events = 10_000, contacts = 500, seed = 1] = positionals.map(Number);
 const seeds = Number(values.seeds);
 const restarts = Number(values.restarts);
+const locations = Number(values.locations);
 const valid =
-  [events, contacts, seed, seeds, restarts].every(Number.isInteger) &&
+  [events, contacts, seed, seeds, restarts, locations].every(Number.isInteger) &&
+  locations >= 1 &&
   events >= contacts &&
   contacts >= 1 &&
   seeds >= 1 &&
@@ -56,7 +62,7 @@ if (!values["no-build"]) {
 }
 const stamp = () => new Date().toISOString().slice(11, 19);
 console.log(`machine: ${describeMachine()}`);
-console.log(`soak: ${events} events over ${contacts} contacts, seeds ${seed}..${seed + seeds - 1}, KV ${values.kv}, ${restarts} restarts mid-drain`);
+console.log(`soak: ${events} events over ${contacts} contacts${locations > 1 ? ` in each of ${locations} locations` : ""}, seeds ${seed}..${seed + seeds - 1}, KV ${values.kv}, ${restarts} restarts mid-drain`);
 
 const results = [];
 for (let s = seed; s < seed + seeds; s += 1) {
@@ -69,10 +75,12 @@ for (let s = seed; s < seed + seeds; s += 1) {
     faults: { late: Number(values.late) },
     kv: values.kv,
     restarts,
+    locations,
     log: (line) => console.log(`soak ${stamp()} seed ${s}: ${line}`),
   });
   results.push(result);
   console.log(seedLine(result));
+  if (locations > 1) for (const line of locationLines(result)) console.log(line);
   for (const line of exampleLines(result)) console.log(line);
 }
 if (results.length === 1) printDetails(results[0]);
@@ -107,6 +115,13 @@ function seedLine(r) {
     kv ? `KV/event get ${perEvent(kv.get)} put ${perEvent(kv.put)} delete ${perEvent(kv.delete)} list ${perEvent(kv.list)} refused ${kv.refused}` : "KV ops not counted (miniflare)",
     `${(r.totalMs / 1000).toFixed(1)} s`,
   ].join("; ");
+}
+
+/** Each location's own comparison, one line each. */
+function locationLines(r) {
+  return r.locations.map(
+    (l) => `  ${l.id}${l.faulted ? " (faults and outage)" : ""}: lost ${l.lost}, duplicated ${l.duplicated}, mismatched ${l.mismatched}`,
+  );
 }
 
 /** What was lost, duplicated or mismatched, one line each. */

@@ -4,7 +4,10 @@
 // credentials outage mid-run. Delivers the plan while cron runs go on beside it, drives the cron
 // until the operator API shows nothing pending, restarting the runtime a few times mid-drain
 // (state on disk in a temporary directory; the simulator keeps running), then compares the
-// simulator's state with the state the events alone call for.
+// simulator's state with the state the events alone call for. With `locations` > 1 the default
+// connection is joined by named ones (created through the operator API), each its own location in
+// the simulator with its own events; the faults and the outage hit one named location only, and
+// each location's state is compared with its own expected state.
 // Used by scripts/soak.mjs (figures) and tests/e2e/soak.test.mjs (assertions).
 
 import { mkdtempSync, rmSync } from "node:fs";
@@ -24,23 +27,55 @@ const RETRY_SCHEDULE = "1s,1s,1s,2s,2s,2s,2s,3s,3s,3s,5s,5s,5s,5s,5s,5s";
  */
 export const pitRevocation = {
   name: "Private Integration Token revoked, then restored",
-  expire: (sim) => sim.revokeToken(TOKEN),
-  restore: (sim) => sim.addToken(TOKEN, LOCATION),
+  expire: (sim, { token }) => sim.revokeToken(token),
+  restore: (sim, { token, id }) => sim.addToken(token, id),
 };
 
 /**
  * The simulator's faults: shares of all API calls answered 5xx, 429 or never (hung, not applied),
  * and applied but answered `lateMs` later (late: after the worker's timeout, when `lateMs` exceeds it).
  */
-export function injectFaults(sim, { error5xx = 0.2, rateLimited = 0.1, hung = 0.05, late = 0.02, lateMs = 2000 } = {}) {
+export function injectFaults(sim, { error5xx = 0.2, rateLimited = 0.1, hung = 0.05, late = 0.02, lateMs = 2000, location } = {}) {
   // Rules are tried in order and each draws on its own, so later shares are scaled to the rest.
-  sim.injectFault({ fraction: error5xx, status: 503, count: null });
-  sim.injectFault({ fraction: rateLimited / (1 - error5xx), status: 429, headers: { "Retry-After": "1" }, count: null });
-  sim.injectFault({ fraction: hung / (1 - error5xx - rateLimited), hang: true, count: null });
+  const where = location ? { location } : {};
+  sim.injectFault({ ...where, fraction: error5xx, status: 503, count: null });
+  sim.injectFault({ ...where, fraction: rateLimited / (1 - error5xx), status: 429, headers: { "Retry-After": "1" }, count: null });
+  sim.injectFault({ ...where, fraction: hung / (1 - error5xx - rateLimited), hang: true, count: null });
   if (late > 0) {
     const fraction = late / (1 - error5xx - rateLimited - hung);
-    sim.injectFault({ fraction, afterApply: true, latencyMs: lateMs, count: null });
+    sim.injectFault({ ...where, fraction, afterApply: true, latencyMs: lateMs, count: null });
   }
+}
+
+/** The named connections' records are sealed with it. */
+const ENCRYPTION_KEYS = `soak:${Buffer.alloc(32, 11).toString("base64")}`;
+
+/**
+ * The connections a soak runs on: the default one (`LOCATION`, today's settings) and, with
+ * `count` > 1, named ones created through the operator API, each with its own location and
+ * Private Integration Token in the simulator, its webhook path and its signing secret. The one
+ * that takes the faults is `faulted` (the default alone when there is one connection).
+ */
+async function connect(world, count) {
+  const connections = [{ id: LOCATION, path: WEBHOOK_PATH, secret: SECRET, token: TOKEN }];
+  for (let i = 1; i < count; i += 1) {
+    const id = `loc-soak-${i}`;
+    const token = `pit-soak-${i}-0123456789abcdef`;
+    world.sim.addToken(token, id);
+    world.sim.setLocation(id, { allowDuplicates: i % 2 === 0 });
+    const { status, json } = await world.admin("POST", "connections", { body: { id, token: { kind: "private_integration", token } } });
+    if (status !== 201) throw new Error(`creating the connection ${id} answered ${status}: ${JSON.stringify(json)}`);
+    connections.push({ id, path: `${WEBHOOK_PATH}/${id}`, secret: json.signing_secret, token, admin: `connections/${id}/` });
+  }
+  return { connections, faulted: connections[count > 1 ? 1 : 0] };
+}
+
+/** One location's part of the simulator's state: its contacts, and their notes and tasks. */
+function stateOf(state, locationId) {
+  const contacts = state.contacts.filter((contact) => contact.locationId === locationId);
+  const ids = new Set(contacts.map((contact) => contact.id));
+  const mine = (record) => ids.has(record.contactId);
+  return { ...state, contacts, notes: state.notes.filter(mine), tasks: state.tasks.filter(mine) };
 }
 
 /** Removes `dir`, and again a moment later: a stopped runtime may still be flushing its files. */
@@ -80,10 +115,9 @@ export async function runSoak(options) {
     kv = "production",
     restarts = 3,
     restartEveryMs = 2000,
+    locations = 1,
     log = () => {},
   } = options;
-  const events = generate({ events: eventCount, contacts, seed });
-  const plan = deliveryPlan(events, { seed });
   const stateRoot = mkdtempSync(path.join(os.tmpdir(), "sightmill-soak-"));
   const world = await startWorld({
     kv,
@@ -95,46 +129,73 @@ export async function runSoak(options) {
       CRON_MAX_API_CALLS: "1000",
       CRON_TIME_BUDGET_MS: "20000",
       RATE_LIMIT_PER_10S: "1000",
+      TOKEN_ENCRYPTION_KEYS: ENCRYPTION_KEYS,
     },
     simulator: { seed, rateLimit: { max: 1000, intervalMs: 10_000 } },
   });
   const started = Date.now();
   try {
-    injectFaults(world.sim, { lateMs: apiTimeoutMs + 1000, ...faults });
+    const { connections, faulted } = await connect(world, locations);
+    // Each location its own events (a seed of its own); SightMill ids and webhook ids repeat across
+    // workspaces, as they may: nothing may be taken for another connection's.
+    const runs = connections.map((connection, i) => {
+      const events = generate({ events: eventCount, contacts, seed: seed + i * 7919 });
+      return { connection, events, plan: deliveryPlan(events, { seed: seed + i * 7919 }) };
+    });
+    const deliveries = runs.reduce((n, run) => n + run.plan.deliveries.length, 0);
+    injectFaults(world.sim, { lateMs: apiTimeoutMs + 1000, ...faults, ...(locations > 1 ? { location: faulted.id } : {}) });
     const cron = startCronLoop(world, cronRuns, drainTimeoutMs * 2);
     const failures = {};
-    const send = sender(world, failures);
     let delivered = 0;
     const outage = { started: false, done: null };
-    const statuses = await deliver(
-      plan,
-      async (event) => {
-        delivered += 1;
-        if (!outage.started && delivered >= plan.deliveries.length / 2) {
-          outage.started = true;
-          outage.done = credentialsOutage(world.sim, credentials, outageMs, log);
-        }
-        if (delivered % 1000 === 0) log(`delivered ${delivered}/${plan.deliveries.length}`);
-        return send(event);
-      },
-      { concurrency },
+    const answers = await Promise.all(
+      runs.map(({ connection, plan }) => {
+        const send = sender(world, failures, connection);
+        return deliver(
+          plan,
+          async (event) => {
+            delivered += 1;
+            if (!outage.started && delivered >= deliveries / 2) {
+              outage.started = true;
+              outage.done = credentialsOutage(world.sim, credentials, faulted, outageMs, log);
+            }
+            if (delivered % 1000 === 0) log(`delivered ${delivered}/${deliveries}`);
+            return send(event);
+          },
+          { concurrency },
+        );
+      }),
     );
+    const statuses = {};
+    for (const counts of answers) for (const [status, n] of Object.entries(counts)) statuses[status] = (statuses[status] ?? 0) + n;
     await outage.done;
     const deliveredAt = Date.now();
-    log(`delivered all ${plan.deliveries.length} in ${deliveredAt - started} ms; draining the queue`);
+    log(`delivered all ${deliveries} in ${deliveredAt - started} ms; draining the queue`);
     const restartsDone = [];
-    const drained = await drain(world, cron, { timeoutMs: drainTimeoutMs, restarts, restartEveryMs, restartsDone, log });
+    const drained = await drain(world, cron, connections, { timeoutMs: drainTimeoutMs, restarts, restartEveryMs, restartsDone, log });
     world.sim.clearFaults();
-    const expected = expectedState(events);
-    const result = compare(expected, world.sim.state());
+    const state = world.sim.state();
+    const byLocation = runs.map(({ connection, events }) => {
+      const expected = expectedState(events);
+      const own = locations > 1 ? stateOf(state, connection.id) : state;
+      return { id: connection.id, faulted: connection === faulted, expected, ...compare(expected, own) };
+    });
+    const result = combine(byLocation);
+    const events = runs.flatMap((run) => run.events);
+    const plan = { redelivered: 0, reordered: 0 };
+    for (const run of runs) {
+      plan.redelivered += run.plan.redelivered;
+      plan.reordered += run.plan.reordered;
+    }
     return {
       events: events.length,
+      locations: byLocation.map(({ id, faulted: hit, lost, duplicated, mismatched }) => ({ id, faulted: hit, lost, duplicated, mismatched })),
       contacts,
       seed,
       concurrency,
       cronRuns,
       byType: countByType(events),
-      deliveries: plan.deliveries.length,
+      deliveries,
       redelivered: plan.redelivered,
       reordered: plan.reordered,
       answers: statuses,
@@ -145,11 +206,11 @@ export async function runSoak(options) {
       restarts: restartsDone,
       kvOps: await world.kvOps(),
       ...result,
-      deadLetters: await deadLetters(world),
+      deadLetters: await deadLetters(world, connections),
       apiCalls: world.sim.counts(),
       faultsSeen: faultTally(world.sim),
       diagnostics: diagnostics(world, apiTimeoutMs),
-      expectedRecords: expected.contacts.size + expected.notes.size + expected.tasks.size,
+      expectedRecords: byLocation.reduce((n, { expected }) => n + expected.contacts.size + expected.notes.size + expected.tasks.size, 0),
       deliverMs: deliveredAt - started,
       totalMs: Date.now() - started,
     };
@@ -164,14 +225,14 @@ export async function runSoak(options) {
  * redelivers it while the worker gives no answer (its runtime restarting) or a 5xx, as SightMill
  * does; each failure is counted in `failures` (by status, or "no answer"). Answers the last status.
  */
-function sender(world, failures) {
+function sender(world, failures, connection) {
   const once = async (event) => {
-    const request = signedDelivery(SECRET, null, {
+    const request = signedDelivery(connection.secret, null, {
       id: event.webhookId,
       rawBody: JSON.stringify(webhookBody(event)),
     });
     try {
-      const response = await world.fetch(WEBHOOK_PATH, request);
+      const response = await world.fetch(connection.path, request);
       await response.arrayBuffer();
       return response.status;
     } catch {
@@ -190,13 +251,26 @@ function sender(world, failures) {
   };
 }
 
-/** Takes the credentials away for `ms`, then gives them back. */
-async function credentialsOutage(sim, credentials, ms, log) {
-  log(`credentials outage for ${ms} ms: ${credentials.name}`);
-  await credentials.expire(sim);
+/** Takes `connection`'s credentials away for `ms`, then gives them back. */
+async function credentialsOutage(sim, credentials, connection, ms, log) {
+  log(`credentials outage for ${ms} ms in ${connection.id}: ${credentials.name}`);
+  await credentials.expire(sim, connection);
   await sleep(ms);
-  await credentials.restore(sim);
+  await credentials.restore(sim, connection);
   log("credentials restored");
+}
+
+/** The counts of every location added up, with the examples named by location. */
+function combine(byLocation) {
+  const tally = { lost: 0, duplicated: 0, mismatched: 0, examples: { lost: [], duplicated: [], mismatched: [] } };
+  for (const location of byLocation) {
+    for (const kind of ["lost", "duplicated", "mismatched"]) {
+      tally[kind] += location[kind];
+      const named = location.examples[kind].map((e) => (byLocation.length > 1 ? `${location.id}: ${e}` : e));
+      tally.examples[kind].push(...named.slice(0, 20 - tally.examples[kind].length));
+    }
+  }
+  return tally;
 }
 
 /**
@@ -218,11 +292,16 @@ function startCronLoop(world, runs, maxMs) {
   return loop;
 }
 
-/** Webhooks pending in the Durable Object (`GET /admin/status`), or null while the runtime cannot answer. */
-async function pendingNow(world) {
+/** Webhooks pending in every connection's Durable Object (`GET .../status`), or null while the runtime cannot answer. */
+async function pendingNow(world, connections) {
   try {
-    const { status, json } = await world.admin("GET", "status");
-    return status === 200 ? json.pending : null;
+    let pending = 0;
+    for (const { admin = "" } of connections) {
+      const { status, json } = await world.admin("GET", `${admin}status`);
+      if (status !== 200) return null;
+      pending += json.pending;
+    }
+    return pending;
   } catch {
     return null;
   }
@@ -233,14 +312,14 @@ async function pendingNow(world) {
  * up to `restarts` times meanwhile, `restartEveryMs` apart, while something is pending (each
  * restart is recorded in `restartsDone` with the pending count and when); stops the cron loop.
  */
-async function drain(world, cron, { timeoutMs, restarts, restartEveryMs, restartsDone, log }) {
+async function drain(world, cron, connections, { timeoutMs, restarts, restartEveryMs, restartsDone, log }) {
   const started = Date.now();
   const deadline = started + timeoutMs;
   let pending = null;
   let logged = 0;
   let lastRestart = started - restartEveryMs;
   while (Date.now() < deadline) {
-    pending = await pendingNow(world);
+    pending = await pendingNow(world, connections);
     if (pending === 0) break;
     if (pending !== null && restartsDone.length < restarts && Date.now() - lastRestart >= restartEveryMs) {
       await world.restart();
@@ -260,16 +339,18 @@ async function drain(world, cron, { timeoutMs, restarts, restartEveryMs, restart
   return { pending: pending ?? -1, cronRounds: cron.rounds, cronRunsFailed: cron.failed, drainMs: Date.now() - started };
 }
 
-/** The parked webhooks, counted by reason. */
-async function deadLetters(world) {
+/** The parked webhooks of every connection, counted by reason. */
+async function deadLetters(world, connections) {
   const reasons = {};
-  let cursor = null;
-  for (let page = 0; page < 1000; page += 1) {
-    const query = `events?state=parked&limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`;
-    const { json } = await world.admin("GET", query);
-    for (const event of json.events) reasons[event.reason] = (reasons[event.reason] ?? 0) + 1;
-    cursor = json.cursor;
-    if (!cursor) break;
+  for (const { admin = "" } of connections) {
+    let cursor = null;
+    for (let page = 0; page < 1000; page += 1) {
+      const query = `${admin}events?state=parked&limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`;
+      const { json } = await world.admin("GET", query);
+      for (const event of json.events) reasons[event.reason] = (reasons[event.reason] ?? 0) + 1;
+      cursor = json.cursor;
+      if (!cursor) break;
+    }
   }
   return reasons;
 }
