@@ -21,12 +21,20 @@ use crate::shell::platform::runtime::setting;
 /// The `meta` row that holds the connection's record (or its tombstone).
 pub const META_KEY: &str = "connection";
 
-/// The `meta` row as stored.
-#[derive(Serialize, Deserialize)]
+/// The `meta` row as written: the sealed record, or the tombstone.
+#[derive(Serialize)]
 #[serde(untagged)]
 pub enum Row {
     Sealed { envelope: Envelope },
     Removed { removed_at_ms: i64 },
+}
+
+/// The `meta` row as read (a plain struct: an untagged enum's reader buffers every field and
+/// weighs on the Wasm).
+#[derive(Deserialize)]
+struct Stored {
+    envelope: Option<Envelope>,
+    removed_at_ms: Option<i64>,
 }
 
 /// What this object is.
@@ -46,13 +54,16 @@ pub enum Identity {
 impl Identity {
     /// Reads the identity of the object named `name` (its connection id).
     pub fn read(db: &Db, env: &Env, name: &str) -> Identity {
-        match db.meta::<Row>(META_KEY) {
+        match db.meta::<Stored>(META_KEY) {
             Err(error) => Identity::Unreadable(error.to_string()),
-            Ok(Some(Row::Removed { .. })) => Identity::Removed,
-            Ok(Some(Row::Sealed { envelope })) => match open(env, name, &envelope) {
+            Ok(Some(Stored { removed_at_ms: Some(_), .. })) => Identity::Removed,
+            Ok(Some(Stored { envelope: Some(envelope), .. })) => match open(env, name, &envelope) {
                 Ok(connection) => Identity::Named(Rc::new(connection)),
                 Err(error) => Identity::Unreadable(error),
             },
+            Ok(Some(_)) => {
+                Identity::Unreadable("the connection row is neither a record nor a tombstone".into())
+            }
             Ok(None) if is_default(env, name) => Identity::Default,
             Ok(None) => Identity::Unknown,
         }

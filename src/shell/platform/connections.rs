@@ -7,7 +7,6 @@
 //! not wait for this copy: the location's Durable Object checks the secret again at accept.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 
 use serde::Deserialize;
@@ -26,18 +25,25 @@ pub const REFETCH_GAP_MS: i64 = 5_000;
 const MAX_ENTRIES: usize = 1_000;
 
 struct Entry {
+    id: ConnectionId,
     record: Option<Rc<Connection>>,
     fetched_at: i64,
 }
 
 thread_local! {
-    static KEPT: RefCell<HashMap<ConnectionId, Entry>> = RefCell::new(HashMap::new());
+    /// A list, not a map: a few hundred ids are scanned in microseconds, and a map's code for
+    /// one more key type weighs on the Wasm.
+    static KEPT: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
+}
+
+fn kept<T>(id: &ConnectionId, read: impl FnOnce(Option<&Entry>) -> T) -> T {
+    KEPT.with(|kept| read(kept.borrow().iter().find(|entry| &entry.id == id)))
 }
 
 /// The record of connection `id` (`None`: unknown or removed), from the copy while it is fresh.
 pub async fn lookup(env: &Env, id: &ConnectionId, now: i64) -> Result<Option<Rc<Connection>>> {
-    let kept = KEPT.with(|kept| {
-        kept.borrow().get(id).and_then(|entry| {
+    let kept = kept(id, |entry| {
+        entry.and_then(|entry| {
             let ttl = if entry.record.is_some() { FRESH_MS } else { REFETCH_GAP_MS };
             (now - entry.fetched_at < ttl).then(|| entry.record.clone())
         })
@@ -51,7 +57,7 @@ pub async fn lookup(env: &Env, id: &ConnectionId, now: i64) -> Result<Option<Rc<
 /// The record fetched again after a signature mismatch, unless it was fetched less than
 /// [`REFETCH_GAP_MS`] ago (`None` then, or when the Directory no longer knows it).
 pub async fn refetch(env: &Env, id: &ConnectionId, now: i64) -> Result<Option<Rc<Connection>>> {
-    let recent = KEPT.with(|kept| kept.borrow().get(id).is_some_and(|e| now - e.fetched_at < REFETCH_GAP_MS));
+    let recent = kept(id, |entry| entry.is_some_and(|entry| now - entry.fetched_at < REFETCH_GAP_MS));
     if recent {
         return Ok(None);
     }
@@ -60,7 +66,7 @@ pub async fn refetch(env: &Env, id: &ConnectionId, now: i64) -> Result<Option<Rc
 
 /// Drops the copy of `id` (its location said it is removed).
 pub fn forget(id: &ConnectionId) {
-    KEPT.with(|kept| kept.borrow_mut().remove(id));
+    KEPT.with(|kept| kept.borrow_mut().retain(|entry| &entry.id != id));
 }
 
 #[derive(Deserialize)]
@@ -91,10 +97,11 @@ async fn fetch(env: &Env, id: &ConnectionId, now: i64) -> Result<Option<Rc<Conne
     worker::console_log!("{line}");
     KEPT.with(|kept| {
         let mut kept = kept.borrow_mut();
+        kept.retain(|entry| &entry.id != id);
         if kept.len() >= MAX_ENTRIES {
             kept.clear();
         }
-        kept.insert(id.clone(), Entry { record: record.clone(), fetched_at: now });
+        kept.push(Entry { id: id.clone(), record: record.clone(), fetched_at: now });
     });
     Ok(record)
 }
