@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs the Contacts API simulator standalone (for wrangler dev or manual poking):
 //   node tests/simulator/cli.mjs --port 8788 --token TOKEN:LOCATION [--token ...]
-//     [--location LOC[:noduplicates]] [--host H] [--seed N]
+//     [--location LOC[:noduplicates|:duplicates][:rate=MAX/INTERVAL_MS[/DAILY]]] [--host H] [--seed N]
 //     [--rate-max N] [--rate-interval-ms N] [--rate-daily N]
 // Prints "simulator listening on http://127.0.0.1:PORT" and runs until SIGINT/SIGTERM.
 
@@ -9,7 +9,8 @@ import { parseArgs } from "node:util";
 import { startSimulator } from "./server.mjs";
 
 const USAGE =
-  "usage: cli.mjs [--port N] [--host H] [--token TOKEN:LOCATION]... [--location LOC[:noduplicates]]... " +
+  "usage: cli.mjs [--port N] [--host H] [--token TOKEN:LOCATION]... " +
+  "[--location LOC[:noduplicates|:duplicates][:rate=MAX/INTERVAL_MS[/DAILY]]]... " +
   "[--seed N] [--rate-max N] [--rate-interval-ms N] [--rate-daily N]";
 
 function fail(message) {
@@ -31,12 +32,28 @@ function integer(text, name) {
   return n;
 }
 
+/** "rate=10/10000[/5000]" -> { max: 10, intervalMs: 10000, daily?: 5000 }. */
+function parseRate(text, whole) {
+  const parts = text.split("/");
+  const numbers = parts.map(Number);
+  if (parts.length < 2 || parts.length > 3 || numbers.some((n) => !Number.isInteger(n) || n < 1)) {
+    fail(`bad --location ${JSON.stringify(whole)}: want rate=MAX/INTERVAL_MS[/DAILY] (positive integers)`);
+  }
+  const [max, intervalMs, daily] = numbers;
+  return daily === undefined ? { max, intervalMs } : { max, intervalMs, daily };
+}
+
+/** "loc-1:noduplicates:rate=10/10000" -> ["loc-1", { allowDuplicates: false, rateLimit }]. */
 function parseLocation(text) {
-  const at = text.lastIndexOf(":");
-  const flag = at > 0 ? text.slice(at + 1) : "";
-  if (flag === "noduplicates") return [text.slice(0, at), { allowDuplicates: false }];
-  if (flag === "duplicates") return [text.slice(0, at), { allowDuplicates: true }];
-  return [text, { allowDuplicates: true }];
+  const [id, ...flags] = text.split(":");
+  if (id === "") fail(`bad --location ${JSON.stringify(text)}`);
+  const config = { allowDuplicates: true };
+  for (const flag of flags) {
+    if (flag === "noduplicates" || flag === "duplicates") config.allowDuplicates = flag === "duplicates";
+    else if (flag.startsWith("rate=")) config.rateLimit = parseRate(flag.slice("rate=".length), text);
+    else fail(`bad --location ${JSON.stringify(text)}: unknown flag ${JSON.stringify(flag)}`);
+  }
+  return [id, config];
 }
 
 function optionsFrom(argv) {

@@ -17,7 +17,7 @@ import {
 } from "./http.mjs";
 import { createInflight } from "./inflight.mjs";
 import { createRandom } from "./prng.mjs";
-import { createRateLimiter } from "./ratelimit.mjs";
+import { checkRateLimit, createRateLimiter, RateLimitError } from "./ratelimit.mjs";
 import { createRouter } from "./router.mjs";
 import { appointmentRoutes, seedAppointment } from "./routes/appointments.mjs";
 import { contactRoutes } from "./routes/contacts.mjs";
@@ -78,30 +78,31 @@ function faultResult(fault) {
   };
 }
 
-/** Thrown for rate limits that make no sense; the control API answers it with 400. */
-export class RateLimitError extends Error {}
+export { RateLimitError };
 
-function checkRateLimit(limits) {
-  const known = ["max", "intervalMs", "daily"];
-  if (typeof limits !== "object" || limits === null || Array.isArray(limits)) {
-    throw new RateLimitError("expected {max?, intervalMs?, daily?}");
+/**
+ * A location's settings `{ allowDuplicates, rateLimit }` (rateLimit: its own partial limits, or
+ * null for the global ones) from `config`; what `config` leaves out stays as in `previous`.
+ */
+function normaliseLocation(given, previous = { allowDuplicates: true, rateLimit: null }) {
+  const config = given ?? {};
+  if (typeof config !== "object" || config === null || Array.isArray(config)) {
+    throw new RateLimitError("expected {allowDuplicates?, rateLimit?}");
   }
-  for (const [name, value] of Object.entries(limits)) {
-    if (!known.includes(name)) throw new RateLimitError(`unknown rate limit ${JSON.stringify(name)}`);
-    if (!Number.isInteger(value) || value < 1) throw new RateLimitError(`${name} must be a positive integer`);
-  }
-  return limits;
-}
-
-function normaliseLocation(config) {
-  return { allowDuplicates: config?.allowDuplicates !== false };
+  const { allowDuplicates, rateLimit } = config;
+  return {
+    allowDuplicates: allowDuplicates === undefined ? previous.allowDuplicates : allowDuplicates !== false,
+    rateLimit:
+      rateLimit === undefined ? previous.rateLimit : rateLimit === null ? null : { ...checkRateLimit(rateLimit) },
+  };
 }
 
 // ---- the simulator ------------------------------------------------------------------------------
 
 /**
  * Starts the simulator. Options (all optional): port, host, tokens {token: locationId},
- * locations {locationId: {allowDuplicates}}, rateLimit {max, intervalMs, daily}, seed,
+ * locations {locationId: {allowDuplicates, rateLimit}}, rateLimit {max, intervalMs, daily} (the
+ * default for locations without their own), seed,
  * now (() => ms, the clock; default Date.now), oauth {clients, tokenLifetimeSecs} (routes/oauth.mjs).
  */
 export async function startSimulator(options = {}) {
@@ -118,13 +119,15 @@ export async function startSimulator(options = {}) {
   const inflight = createInflight();
   let rateLimit = { ...options.rateLimit };
 
+  const newLimiter = () => createRateLimiter(rateLimit, clock, (id) => locations.get(id)?.rateLimit);
+
   let run; // everything reset() starts afresh
   function freshRun() {
     return {
       store: createStore(),
       idRandom: createRandom(seed),
       faults: createFaults(createRandom(seed ^ 0x5eed5eed)),
-      limiter: createRateLimiter(rateLimit, clock),
+      limiter: newLimiter(),
       log: [],
       counts: new Map(),
     };
@@ -299,12 +302,18 @@ export async function startSimulator(options = {}) {
     /** Changes the rate limits (partial `{ max, intervalMs, daily }`); windows start afresh. */
     setRateLimit(limits) {
       rateLimit = { ...rateLimit, ...checkRateLimit(limits) };
-      run.limiter = createRateLimiter(rateLimit, clock);
+      run.limiter = newLimiter();
       return run.limiter.limits;
     },
+    /**
+     * Changes a location's settings: `allowDuplicates`, `rateLimit` (its own partial limits over
+     * the global ones; null = the global ones). Left-out settings stay; new limits start its
+     * windows afresh. Returns `{ allowDuplicates, rateLimit }` (the limits in force there).
+     */
     setLocation(locationId, config) {
-      locations.set(locationId, normaliseLocation(config));
-      return locationConfig(locationId);
+      locations.set(locationId, normaliseLocation(config, locationConfig(locationId)));
+      if (config?.rateLimit !== undefined) run.limiter.forget(locationId);
+      return { allowDuplicates: locationConfig(locationId).allowDuplicates, rateLimit: run.limiter.limitsFor(locationId) };
     },
     close() {
       closing ??= new Promise((resolve) => {

@@ -2,6 +2,8 @@
 // auth, validation, duplicates, rate limits, fault injection and the control interface.
 
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { test } from "node:test";
 import { startSimulator } from "./server.mjs";
 
@@ -292,6 +294,99 @@ test("rate limit with the real clock", async () => {
   });
 });
 
+test("rate limit: each location has its own windows and may have its own limits", async () => {
+  let now = 1_000_000;
+  const tokens = { [TOKEN]: LOCATION, "pit-b": "loc-b", "pit-c": "loc-c" };
+  const options = { tokens, rateLimit: { max: 2, intervalMs: 1000 }, now: () => now };
+  await withSim({ ...options, locations: { "loc-b": { rateLimit: { max: 3, daily: 4 } } } }, async (sim) => {
+    const status = async (token) => (await call(sim, "GET", "/contacts/x", { token })).status;
+    assert.deepEqual([await status(TOKEN), await status(TOKEN), await status(TOKEN)], [400, 400, 429]);
+    assert.equal(await status("pit-c"), 400, "another unlisted location has its own window");
+    const b = [];
+    for (let i = 0; i < 4; i += 1) b.push(await status("pit-b"));
+    assert.deepEqual(b, [400, 400, 400, 429], "loc-b's own max");
+    const headers = (await call(sim, "GET", "/contacts/x", { token: "pit-b" })).headers;
+    assert.deepEqual(
+      ["max", "interval-milliseconds", "limit-daily"].map((h) => headers.get(`x-ratelimit-${h}`)),
+      ["3", "1000", "4"],
+      "left-out limits come from the global ones",
+    );
+
+    now += 1000;
+    assert.equal(await status("pit-b"), 400);
+    assert.equal(await status("pit-b"), 429, "loc-b's daily allowance is spent");
+    const daily = await call(sim, "GET", "/contacts/x", { token: "pit-b" });
+    assert.equal(daily.headers.get("x-ratelimit-daily-remaining"), "0");
+    assert.ok(Number(daily.headers.get("retry-after")) > 3600);
+
+    const set = sim.setLocation("loc-b", { rateLimit: { max: 1, intervalMs: 60_000 } });
+    assert.deepEqual(set, { allowDuplicates: true, rateLimit: { max: 1, intervalMs: 60_000, daily: 200_000 } });
+    assert.deepEqual([await status("pit-b"), await status("pit-b")], [400, 429], "new limits, windows afresh");
+    assert.equal(await status(TOKEN), 400, "the other locations' windows carry on");
+
+    sim.setRateLimit({ max: 5 });
+    assert.equal((await call(sim, "GET", "/contacts/x", { token: "pit-c" })).headers.get("x-ratelimit-max"), "5");
+    assert.equal((await call(sim, "GET", "/contacts/x", { token: "pit-b" })).headers.get("x-ratelimit-max"), "1");
+    assert.deepEqual(sim.setLocation("loc-b", { rateLimit: null }).rateLimit, { max: 5, intervalMs: 1000, daily: 200_000 });
+    assert.throws(() => sim.setLocation("loc-b", { rateLimit: { max: 0 } }), /max must be a positive integer/);
+  });
+});
+
+test("setLocation keeps what it is not given", async () => {
+  await withSim({ locations: { [LOCATION]: { allowDuplicates: false, rateLimit: { max: 7 } } } }, async (sim) => {
+    assert.deepEqual(sim.setLocation(LOCATION, { rateLimit: { max: 9 } }), {
+      allowDuplicates: false,
+      rateLimit: { max: 9, intervalMs: 10_000, daily: 200_000 },
+    });
+    assert.equal(sim.setLocation(LOCATION, { allowDuplicates: true }).rateLimit.max, 9);
+    const body = { email: "same@example.com" };
+    assert.equal((await create(sim, body)).status, 201);
+    assert.equal((await create(sim, body)).status, 201, "duplicates allowed now");
+  });
+});
+
+/** Runs cli.mjs with `args` until it prints its URL (10 s deadline); `{ url, child }`. */
+async function startCli(args) {
+  const child = spawn(process.execPath, [new URL("./cli.mjs", import.meta.url).pathname, "--port", "0", ...args]);
+  let out = "";
+  const url = await new Promise((resolve, reject) => {
+    const deadline = setTimeout(() => reject(new Error(`cli did not start: ${out}`)), 10_000);
+    const settle = (outcome) => {
+      clearTimeout(deadline);
+      outcome();
+    };
+    child.stdout.on("data", (chunk) => {
+      out += chunk;
+      const found = /listening on (\S+)/.exec(out);
+      if (found) settle(() => resolve(found[1]));
+    });
+    child.once("exit", (code) => settle(() => reject(new Error(`cli exited ${code}: ${out}`))));
+  });
+  return { url, child };
+}
+
+test("cli: --location takes noduplicates and its own rate=MAX/INTERVAL_MS[/DAILY]", async () => {
+  const { url, child } = await startCli(["--token", `${TOKEN}:${LOCATION}`, "--token", "pit-b:loc-b",
+    "--location", `${LOCATION}:noduplicates:rate=2/60000/50`, "--location", "loc-b"]);
+  try {
+    const sim = { url };
+    const body = { email: "a@b.c" };
+    assert.equal((await create(sim, body)).status, 201);
+    const second = await create(sim, body);
+    assert.equal(second.status, 400, "no duplicates");
+    assert.equal(second.headers.get("x-ratelimit-limit-daily"), "50");
+    assert.equal((await create(sim, body)).status, 429, "its own max");
+    const b = await call(sim, "GET", "/contacts/x", { token: "pit-b" });
+    assert.deepEqual([b.status, b.headers.get("x-ratelimit-max")], [400, "100"]);
+  } finally {
+    child.kill("SIGTERM");
+    await once(child, "exit");
+  }
+  const bad = spawn(process.execPath, [new URL("./cli.mjs", import.meta.url).pathname, "--location", "x:rate=5"]);
+  const [code] = await once(bad, "exit");
+  assert.equal(code, 2, "a bad --location is refused");
+});
+
 test("fault: status for the next N matching requests, state untouched", async () => {
   await withSim({}, async (sim) => {
     sim.injectFault({ route: "POST /contacts/", count: 2, status: 503, headers: { "Retry-After": "2" } });
@@ -456,6 +551,16 @@ test("control HTTP interface", async () => {
     assert.equal((await control("POST", "ratelimit", { max: 0 })).status, 400);
     assert.equal((await control("POST", "ratelimit", { burst: 5 })).status, 400);
     assert.equal((await control("POST", "ratelimit", { max: 100, intervalMs: 10_000 })).status, 200);
+    const own = await control("POST", "locations", { locationId: "loc-9", rateLimit: { max: 1, intervalMs: 60_000 } });
+    assert.deepEqual(own, {
+      status: 201,
+      body: { locationId: "loc-9", allowDuplicates: false, rateLimit: { max: 1, intervalMs: 60_000, daily: 200_000 } },
+    });
+    assert.equal((await call(sim, "GET", "/contacts/x", { token: "ctl" })).status, 400);
+    assert.equal((await call(sim, "GET", "/contacts/x", { token: "ctl" })).status, 429);
+    assert.equal((await call(sim, "GET", "/contacts/x")).status, 400, "loc-1 keeps the global limits");
+    assert.equal((await control("POST", "locations", { locationId: "loc-9", rateLimit: { daily: -1 } })).status, 400);
+    assert.equal((await control("POST", "locations", { locationId: "loc-9", rateLimit: null })).body.rateLimit.max, 100);
 
     assert.equal((await control("DELETE", "tokens/ctl")).status, 204);
     assert.equal((await call(sim, "GET", "/contacts/x", { token: "ctl" })).status, 401);

@@ -6,7 +6,7 @@ import { apiError, ok } from "../http.mjs";
 import { FaultSpecError } from "../faults.mjs";
 import { isPlainObject } from "../validate.mjs";
 import { SeedError } from "../store.mjs";
-import { RateLimitError } from "../server.mjs";
+import { RateLimitError } from "../ratelimit.mjs";
 
 const NO_CONTENT = () => ok(204);
 
@@ -33,10 +33,20 @@ function addToken({ sim, body }) {
 
 function setLocation({ sim, body }) {
   if (!isPlainObject(body) || typeof body.locationId !== "string") {
-    return badRequest("expected {locationId, allowDuplicates?}");
+    return badRequest("expected {locationId, allowDuplicates?, rateLimit?}");
   }
-  const config = sim.setLocation(body.locationId, { allowDuplicates: body.allowDuplicates !== false });
-  return ok(201, { locationId: body.locationId, ...config });
+  const { locationId, ...config } = body;
+  return limiting(201, () => ({ locationId, ...sim.setLocation(locationId, config) }));
+}
+
+/** Runs a call that sets rate limits; a RateLimitError (a bad value) answers 400. */
+function limiting(status, set) {
+  try {
+    return ok(status, set());
+  } catch (err) {
+    if (err instanceof RateLimitError) return badRequest(err.message);
+    throw err;
+  }
 }
 
 /** Runs a seeding call; a SeedError (unknown contact, bad fields) answers 400. */
@@ -58,12 +68,7 @@ function addAppointment({ sim, body }) {
 }
 
 function setRateLimit({ sim, body }) {
-  try {
-    return ok(200, { rateLimit: sim.setRateLimit(body) });
-  } catch (err) {
-    if (err instanceof RateLimitError) return badRequest(err.message);
-    throw err;
-  }
+  return limiting(200, () => ({ rateLimit: sim.setRateLimit(body) }));
 }
 
 function setBusiness({ sim, body }) {
