@@ -216,3 +216,31 @@ test("control HTTP interface for OAuth", async () => {
     assert.deepEqual(grants, [{ grantType: "authorization_code", status: 200, error: null }]);
   });
 });
+
+test("location-scoped faults match token requests by their code's, refresh token's or client's location", async () => {
+  await withSim({}, async (sim) => {
+    const live = (await install(sim)).body;
+    const elsewhere = sim.oauth.issueCode({ clientId: CLIENT.clientId, locationId: "loc-2" });
+    const res = await fetch(`${sim.url}/__control/faults`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ route: "POST /oauth/token", location: LOCATION, status: 503, count: null }),
+    });
+    assert.equal(res.status, 201);
+    assert.equal((await token(sim, { grant_type: "authorization_code", code: elsewhere })).status, 200, "loc-2's code");
+    assert.equal((await token(sim, { grant_type: "refresh_token", refresh_token: live.refresh_token })).status, 503);
+    assert.equal((await token(sim, { grant_type: "client_credentials" })).status, 503, "the client's location");
+    const code = sim.oauth.issueCode({ clientId: CLIENT.clientId, locationId: LOCATION });
+    assert.equal((await token(sim, { grant_type: "authorization_code", code })).status, 503);
+    assert.equal((await token(sim, { grant_type: "refresh_token", refresh_token: "made-up" })).status, 400, "acts for none");
+
+    sim.clearFaults();
+    sim.injectFault({ location: LOCATION, status: 500, count: null });
+    const query = new URLSearchParams({ response_type: "code", client_id: CLIENT.clientId, redirect_uri: REDIRECT, scope: "s" });
+    const consent = await fetch(`${sim.url}/oauth/chooselocation?${query}`, { redirect: "manual" });
+    assert.equal(consent.status, 302, "the consent page acts for no location");
+    assert.equal(await apiStatus(sim, live.access_token), 500, "an OAuth access token acts for its location");
+    sim.oauth.expireAccessTokens(LOCATION);
+    assert.equal(await apiStatus(sim, live.access_token), 500, "expired or not");
+  });
+});

@@ -136,16 +136,34 @@ export async function startSimulator(options = {}) {
 
   const locationConfig = (id) => locations.get(id) ?? normaliseLocation();
 
+  const bearerOf = (headers) => /^Bearer\s+(\S+)\s*$/i.exec(headers.authorization ?? "")?.[1];
+
+  /**
+   * The location a request acts for, as location-scoped faults see it: its route's own answer
+   * (`faultLocation`, e.g. the OAuth routes'), none for other routes without auth, else the one
+   * its bearer token was issued for (expired or not); null for none.
+   */
+  function requestLocation(match, headers, url, raw) {
+    const route = match?.route;
+    if (route?.faultLocation) {
+      const form = Object.fromEntries(new URLSearchParams(route.body === "form" ? raw : ""));
+      return route.faultLocation({ form, query: Object.fromEntries(url.searchParams), oauth });
+    }
+    if (route?.auth === false) return null;
+    const token = bearerOf(headers);
+    return token === undefined ? null : (tokens.get(token) ?? oauth.issuedFor(token));
+  }
+
   /** Version header, then bearer token: `{ auth }` or `{ error }`. */
   function authenticate(headers) {
     if (headers.version !== API_VERSION) {
       return { error: apiError(401, "version header was not found.") };
     }
-    const bearer = /^Bearer\s+(\S+)\s*$/i.exec(headers.authorization ?? "");
-    if (!bearer) return { error: unauthorized("Invalid JWT") };
-    const locationId = tokens.get(bearer[1]) ?? oauth.locationOf(bearer[1]);
+    const token = bearerOf(headers);
+    if (token === undefined) return { error: unauthorized("Invalid JWT") };
+    const locationId = tokens.get(token) ?? oauth.locationOf(token);
     if (locationId === undefined) return { error: unauthorized("Invalid token: access token is invalid") };
-    return { auth: { token: bearer[1], locationId } };
+    return { auth: { token, locationId } };
   }
 
   /** Runs one API request through auth, rate limit, body parsing and its handler. */
@@ -210,7 +228,7 @@ export async function startSimulator(options = {}) {
       send(res, result);
     };
 
-    const fault = run.faults.take(routeKey);
+    const fault = run.faults.take(routeKey, () => requestLocation(match, req.headers, url, raw));
     if (fault?.afterApply) return answerAfterApply(fault, respond(match, req, url, raw), res, reply);
     if (fault && fault.latencyMs > 0 && !(await inflight.delay(fault.latencyMs, res))) return;
     if (fault && (fault.hang || fault.status !== null)) {

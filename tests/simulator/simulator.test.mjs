@@ -435,6 +435,35 @@ test("fault: afterApply with latency applies at once and answers late; with hang
   });
 });
 
+test("fault: location scopes a rule to requests whose bearer token acts for that location", async () => {
+  await withSim({ tokens: { [TOKEN]: LOCATION, "pit-b": "loc-b", "pit-b2": "loc-b" } }, async (sim) => {
+    const fault = sim.injectFault({ location: "loc-b", status: 503, count: 2 });
+    assert.equal(fault.location, "loc-b");
+    assert.equal((await call(sim, "GET", "/contacts/x")).status, 400, "loc-1 is not affected");
+    assert.equal((await call(sim, "GET", "/contacts/x", { token: "pit-b" })).status, 503);
+    assert.equal((await call(sim, "GET", "/nowhere", { token: "pit-b2" })).status, 503, "any token of loc-b, any route");
+    assert.equal((await call(sim, "GET", "/contacts/x", { token: "pit-b" })).status, 400, "spent");
+
+    sim.injectFault({ route: "POST /contacts/", location: "loc-b", status: 500 });
+    assert.equal((await call(sim, "GET", "/contacts/x", { token: "pit-b" })).status, 400, "another route");
+    assert.equal((await create(sim, { firstName: "A" })).status, 201, "another location");
+    const faulted = await call(sim, "POST", "/contacts/", { token: "pit-b", body: { locationId: "loc-b" } });
+    assert.equal(faulted.status, 500);
+    assert.equal((await call(sim, "GET", "/contacts/x", { token: "nobody" })).status, 401);
+    assert.equal(sim.faults().length, 0);
+
+    sim.injectFault({ location: "loc-b", status: 502 });
+    assert.equal((await call(sim, "GET", "/contacts/x", { token: "pit-b", version: null })).status, 502, "before the Version check");
+    sim.injectFault({ location: "loc-b", status: 502 });
+    assert.equal((await call(sim, "GET", "/contacts/x", { token: "nobody" })).status, 401, "unknown tokens act for no location");
+    sim.revokeToken("pit-b2");
+    assert.equal((await call(sim, "GET", "/contacts/x", { token: "pit-b2" })).status, 401, "nor revoked ones");
+
+    assert.throws(() => sim.injectFault({ location: "", status: 500 }), /location must be a non-empty string/);
+    assert.throws(() => sim.injectFault({ location: 7, status: 500 }), /location/);
+  });
+});
+
 test("fault: fraction draws from the seeded PRNG", async () => {
   async function pattern(seed) {
     let statuses;
@@ -537,6 +566,7 @@ test("control HTTP interface", async () => {
     assert.equal((await call(sim, "GET", "/contacts/x", { token: "ctl" })).status, 502);
     assert.equal((await call(sim, "GET", "/contacts/x", { token: "ctl" })).status, 502);
     assert.equal((await control("POST", "faults", { route: "nope", status: 500 })).status, 400);
+    assert.equal((await control("POST", "faults", { location: 5, status: 500 })).status, 400);
     assert.equal((await control("DELETE", "faults")).status, 204);
     assert.equal((await call(sim, "GET", "/contacts/x", { token: "ctl" })).status, 400);
 

@@ -145,6 +145,17 @@ export function createOAuth({ clock = Date.now, clients = {}, tokenLifetimeSecs 
       if (query.state !== undefined) back.searchParams.set("state", query.state);
       return { status: 302, headers: { Location: back.toString() } };
     },
+    /** The location an access token was issued for, expired or not (for location-scoped faults). */
+    issuedFor(token) {
+      return run.accessTokens.get(token)?.locationId;
+    },
+    /** The location a token request's form acts for: its code's, refresh token's or client's. */
+    grantLocation(form) {
+      if (form.grant_type === "authorization_code") return run.codes.get(form.code ?? "")?.locationId;
+      if (form.grant_type === "refresh_token") return run.refreshTokens.get(form.refresh_token ?? "")?.locationId;
+      if (form.grant_type === "client_credentials") return registered.get(form.client_id ?? "")?.locationId;
+      return undefined;
+    },
     /** The bearer token's location while it is valid, else undefined. */
     locationOf(token) {
       const issued = run.accessTokens.get(token);
@@ -222,7 +233,14 @@ export function createOAuth({ clock = Date.now, clients = {}, tokenLifetimeSecs 
 
 /** API routes: the token endpoint and the consent page take no bearer token. */
 export const oauthRoutes = [
-  { method: "POST", path: "/oauth/token", auth: false, body: "form", handler: ({ body, oauth }) => oauth.token(body) },
+  {
+    method: "POST",
+    path: "/oauth/token",
+    auth: false,
+    body: "form",
+    faultLocation: ({ form, oauth }) => oauth.grantLocation(form),
+    handler: ({ body, oauth }) => oauth.token(body),
+  },
   {
     method: "GET",
     path: "/oauth/chooselocation",
