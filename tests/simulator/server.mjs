@@ -26,6 +26,7 @@ import { assignBusiness, listRoutes } from "./routes/lists.mjs";
 import { noteRoutes } from "./routes/notes.mjs";
 import { tagRoutes } from "./routes/tags.mjs";
 import { taskRoutes } from "./routes/tasks.mjs";
+import { agencyControlRoutes, agencyRoutes } from "./routes/agency.mjs";
 import { createOAuth, oauthControlRoutes, oauthRoutes } from "./routes/oauth.mjs";
 import { createStore, snapshot } from "./store.mjs";
 
@@ -42,6 +43,7 @@ const API_ROUTES = [
   ...appointmentRoutes,
   ...listRoutes,
   ...oauthRoutes,
+  ...agencyRoutes,
 ];
 
 const unauthorized = (message) => apiError(401, message, { error: "Unauthorized" });
@@ -103,7 +105,8 @@ function normaliseLocation(given, previous = { allowDuplicates: true, rateLimit:
  * Starts the simulator. Options (all optional): port, host, tokens {token: locationId},
  * locations {locationId: {allowDuplicates, rateLimit}}, rateLimit {max, intervalMs, daily} (the
  * default for locations without their own), seed,
- * now (() => ms, the clock; default Date.now), oauth {clients, tokenLifetimeSecs} (routes/oauth.mjs).
+ * now (() => ms, the clock; default Date.now), oauth {clients, companies, tokenLifetimeSecs}
+ * (routes/oauth.mjs, routes/agency.mjs).
  */
 export async function startSimulator(options = {}) {
   const clock = options.now ?? Date.now;
@@ -113,7 +116,7 @@ export async function startSimulator(options = {}) {
     Object.entries(options.locations ?? {}).map(([id, config]) => [id, normaliseLocation(config)]),
   );
   const apiRouter = createRouter(API_ROUTES);
-  const controlRouter = createRouter([...controlRoutes, ...oauthControlRoutes]);
+  const controlRouter = createRouter([...controlRoutes, ...oauthControlRoutes, ...agencyControlRoutes]);
   const oauth = createOAuth({ clock, ...options.oauth });
   const faultRoutes = [...apiRouter.keys, ...UNMATCHED_METHODS.map((m) => `${m} <unmatched>`)];
   const inflight = createInflight();
@@ -149,7 +152,7 @@ export async function startSimulator(options = {}) {
       const form = Object.fromEntries(new URLSearchParams(route.body === "form" ? raw : ""));
       return route.faultLocation({ form, query: Object.fromEntries(url.searchParams), oauth });
     }
-    if (route?.auth === false) return null;
+    if (route?.auth === false) return null; // (company routes name theirs)
     const token = bearerOf(headers);
     return token === undefined ? null : (tokens.get(token) ?? oauth.issuedFor(token));
   }
@@ -166,13 +169,31 @@ export async function startSimulator(options = {}) {
     return { auth: { token, locationId } };
   }
 
+  /**
+   * For the company routes: Version header, then a company access token: `{ auth: { token,
+   * companyId, clientId, scope } }` or `{ error }` (a location token is refused as such).
+   */
+  function authenticateCompany(headers) {
+    if (headers.version !== API_VERSION) return { error: apiError(401, "version header was not found.") };
+    const token = bearerOf(headers);
+    if (token === undefined) return { error: unauthorized("Invalid JWT") };
+    const company = oauth.companyOf(token);
+    if (company) return { auth: { token, ...company } };
+    const isLocationToken = tokens.has(token) || oauth.locationOf(token) !== undefined;
+    return {
+      error: unauthorized(
+        isLocationToken ? "This route needs an agency (Company) access token" : "Invalid token: access token is invalid",
+      ),
+    };
+  }
+
   /** Runs one API request through auth, rate limit, body parsing and its handler. */
   function respond(match, req, url, raw) {
     if (!match) return notFound(req.method, url.pathname);
     const { route, params } = match;
     let auth = null;
     let limitHeaders = {};
-    if (route.auth !== false) {
+    if (route.auth !== false && route.auth !== "company") {
       const checked = authenticate(req.headers);
       if (checked.error) return checked.error;
       auth = checked.auth;
@@ -198,6 +219,7 @@ export async function startSimulator(options = {}) {
         now: clock,
         location: locationConfig,
         oauth,
+        agency: route.auth === "company" ? authenticateCompany(req.headers) : undefined,
       }),
     );
   }
