@@ -355,6 +355,23 @@ test("POST /oauth/locationToken mints location tokens that act for their locatio
   });
 });
 
+test("company tokens expire after their lifetime, with expireAccessTokens() or expireCompanyTokens", async () => {
+  let now = 1_000_000;
+  await withAgency({ now: () => now, oauth: { tokenLifetimeSecs: 60 } }, async (sim) => {
+    const first = (await installCompany(sim)).body;
+    assert.equal(first.expires_in, 60);
+    now += 59_999;
+    assert.equal((await mint(sim, first.access_token, "loc-a")).status, 200);
+    now += 1;
+    assert.equal((await mint(sim, first.access_token, "loc-a")).status, 401, "expired");
+    const second = (await installCompany(sim)).body;
+    assert.equal(sim.oauth.expireAccessTokens("loc-a"), 1, "a location's: only the token minted for it");
+    assert.equal((await mint(sim, second.access_token, "loc-a")).status, 200);
+    assert.equal(sim.oauth.expireAccessTokens(), 4, "every one, company tokens too");
+    assert.equal((await mint(sim, second.access_token, "loc-a")).status, 401);
+  });
+});
+
 test("POST /oauth/locationToken refusals", async () => {
   await withAgency({}, async (sim) => {
     const company = (await installCompany(sim)).body;

@@ -1,10 +1,13 @@
 // OAuth 2.0 for the simulator: the token endpoint (POST /oauth/token, form-encoded, grant types
-// client_credentials, authorization_code and refresh_token), the marketplace consent page
-// (GET /oauth/chooselocation, which redirects back with a code), and the state behind them.
-// Issued access tokens are bearer tokens for the API routes until their lifetime ends; refresh
-// tokens rotate (each use spends the old one); spent, expired or revoked grants and inactive
-// locations are refused with `{ error: "invalid_grant", error_description }` as OAuth servers do.
-// Tests steer it through `sim.oauth` (in process) or /__control/oauth/... (another process).
+// client_credentials, authorization_code and refresh_token, for user_type Location or Company),
+// the marketplace consent page (GET /oauth/chooselocation, which redirects back with a code for a
+// location or a company install), location tokens minted from company tokens (the agency routes
+// in routes/agency.mjs call in here), and the state behind them. Issued access tokens are bearer
+// tokens until their lifetime ends: location ones for the API routes, company ones for the agency
+// routes; refresh tokens rotate (each use spends the old one); spent, expired or revoked grants
+// and inactive locations are refused with `{ error: "invalid_grant", error_description }` as
+// OAuth servers do. Tests steer it through `sim.oauth` (in process) or /__control/oauth/...
+// (another process).
 
 import { randomBytes } from "node:crypto";
 import { apiError, ok } from "../http.mjs";
