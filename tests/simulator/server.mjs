@@ -1,7 +1,9 @@
 // A stateful simulator of the GoHighLevel / LeadConnector Contacts API v2 for end-to-end tests:
-// checks the Version header and bearer token, rate-limits per location, validates bodies,
-// keeps contacts in memory, records every request and injects faults on demand. A control
-// interface under /__control/ steers it from other processes. See README.md.
+// checks the Version header and bearer token, rate-limits per location (each with its own
+// windows and, if set, its own limits), validates bodies, keeps contacts in memory, serves OAuth
+// for locations and agencies, records every request and injects faults on demand (for a route,
+// a location, or both). A control interface under /__control/ steers it from other processes.
+// See README.md.
 
 import http from "node:http";
 import { createFaults, normaliseFault } from "./faults.mjs";

@@ -47,7 +47,9 @@ const boolString = oneOf(["true", "false"]);
 
 /** A query-string whole number of at least `min`. */
 const wholeString = (min) => (v, name) =>
-  typeof v === "string" && /^\d+$/.test(v) && Number(v) >= min ? [] : [`${name} must be a whole number not less than ${min}`];
+  typeof v === "string" && /^\d+$/.test(v) && Number(v) >= min
+    ? []
+    : [`${name} must be a whole number not less than ${min}`];
 
 /** GET /oauth/installedLocations query (the spec's parameters; others are refused). */
 const INSTALLED_QUERY = {
@@ -66,6 +68,8 @@ const INSTALLED_QUERY = {
   required: ["companyId", "appId"],
 };
 
+const forbidden = (message) => apiError(403, message, { error: "Forbidden" });
+
 /** Whether `appId` names the app of `clientId` (the client id itself, or its part before "-"). */
 const isAppOf = (appId, clientId) => appId === clientId || appId === clientId.split("-")[0];
 
@@ -79,8 +83,8 @@ function wanted(location, query) {
 export function listInstalled({ auth, query, company }) {
   const invalid = unprocessable(query, INSTALLED_QUERY);
   if (invalid) return invalid;
-  if (query.companyId !== auth.companyId) return apiError(403, "The token does not have access to this company", { error: "Forbidden" });
-  if (!isAppOf(query.appId, auth.clientId)) return apiError(403, "appId is not the app this token was issued to", { error: "Forbidden" });
+  if (query.companyId !== auth.companyId) return forbidden("The token does not have access to this company");
+  if (!isAppOf(query.appId, auth.clientId)) return forbidden("appId is not the app this token was issued to");
   const matches = (company?.locations ?? []).filter((l) => wanted(l, query));
   const skip = Number(query.skip ?? 0);
   const limit = Number(query.limit ?? 20);

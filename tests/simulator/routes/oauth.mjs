@@ -91,7 +91,9 @@ export function createOAuth({ clock = Date.now, clients = {}, companies = {}, to
   }
 
   const notActive = (grant) =>
-    grant.userType !== "Company" && run.inactive.has(grant.locationId) && oauthError(400, "invalid_grant", "Location is not active");
+    grant.userType !== "Company" &&
+    run.inactive.has(grant.locationId) &&
+    oauthError(400, "invalid_grant", "Location is not active");
 
   /** A code or refresh token of one user type used as the other is refused (and not spent). */
   const wrongUserType = (grant, userType, what) =>
@@ -125,7 +127,9 @@ export function createOAuth({ clock = Date.now, clients = {}, companies = {}, to
   }
 
   function byClient(client, clientId, userType) {
-    if (userType !== "Location") return oauthError(400, "invalid_request", "client_credentials is only simulated for user_type Location");
+    if (userType !== "Location") {
+      return oauthError(400, "invalid_request", "client_credentials is only simulated for user_type Location");
+    }
     if (!client.locationId) return oauthError(400, "unauthorized_client", "This client is not bound to a location");
     const grant = { clientId, locationId: client.locationId, companyId: client.companyId, scope: DEFAULT_SCOPE };
     return notActive(grant) || issue({ ...grant, withRefresh: false });
@@ -253,7 +257,8 @@ export function createOAuth({ clock = Date.now, clients = {}, companies = {}, to
       const forCompany = query.user_type === "Company" || (run.consentCompany !== null && query.user_type !== "Location");
       const install = forCompany ? companyConsent(client) : locationConsent(client);
       if (install.error) return apiError(400, install.error);
-      const code = this.issueCode({ ...install, clientId: query.client_id, redirectUri: query.redirect_uri, scope: query.scope });
+      const { client_id: clientId, redirect_uri: redirectUri, scope } = query;
+      const code = this.issueCode({ ...install, clientId, redirectUri, scope });
       const back = new URL(query.redirect_uri);
       back.searchParams.set("code", code);
       if (query.state !== undefined) back.searchParams.set("state", query.state);
@@ -358,7 +363,7 @@ export function createOAuth({ clock = Date.now, clients = {}, companies = {}, to
       ...run.refreshTokens.keys(),
       ...[...registered.values()].map((client) => client.secret),
     ],
-    /** Forgets codes, tokens, grants, inactive locations, consent choices and lifetime changes; clients and companies stay. */
+    /** Forgets codes, tokens, grants, inactive locations, consent choices and lifetime changes; keeps clients, companies. */
     reset() {
       run = fresh();
     },
@@ -398,7 +403,9 @@ function addClient({ sim, body }) {
 function issueCode({ sim, body }) {
   const forCompany = isPlainObject(body) && body.userType === "Company";
   if (!isPlainObject(body) || !isString(body.clientId) || !(forCompany || isString(body.locationId))) {
-    return badRequest("expected {clientId, locationId, redirectUri?, scope?} or {clientId, userType: \"Company\", companyId?, ...}");
+    return badRequest(
+      'expected {clientId, locationId, redirectUri?, scope?} or {clientId, userType: "Company", companyId?, ...}',
+    );
   }
   try {
     return ok(201, { code: sim.oauth.issueCode(body) });
