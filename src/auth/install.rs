@@ -23,6 +23,17 @@ pub const NONCE_LEN: usize = 16;
 const STATE_PURPOSE: &str = "sightmill-sync oauth state v1";
 const MAX_CODE_LEN: usize = 2048;
 
+/// What is being installed: the app on one location (sub-account), or agency-wide (its company
+/// token then lists the locations it is installed on). The signed state records which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstallKind {
+    Location,
+    Agency,
+}
+
+/// The state's mark of an agency install.
+const AGENCY_MARK: &str = "agency";
+
 /// Where to send the browser, and the cookie to set on the way.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstallStart {
@@ -30,27 +41,43 @@ pub struct InstallStart {
     pub set_cookie: String,
 }
 
-/// Starts an install: a state valid for [`STATE_TTL_SECS`] and the consent-page URL carrying it.
+/// The install being started: which app, where its callback is, and what it installs.
+#[derive(Debug, Clone, Copy)]
+pub struct InstallRequest<'a> {
+    pub client_id: &'a str,
+    pub redirect_uri: &'a str,
+    pub kind: InstallKind,
+}
+
+/// Starts an install: a state valid for [`STATE_TTL_SECS`] (recording the install's kind) and the
+/// consent-page URL carrying it; an agency install asks for `user_type=Company`.
 pub fn start_install(
     settings: &InstallSettings,
-    client_id: &str,
-    redirect_uri: &str,
+    request: InstallRequest<'_>,
     keys: &KeyRing,
     nonce: [u8; NONCE_LEN],
     now_secs: i64,
 ) -> InstallStart {
     let nonce = BASE64URL.encode(nonce);
     let expires = now_secs + STATE_TTL_SECS;
-    let payload = format!("{expires}.{nonce}");
+    let payload = match request.kind {
+        InstallKind::Location => format!("{expires}.{nonce}"),
+        InstallKind::Agency => format!("{expires}.{nonce}.{AGENCY_MARK}"),
+    };
     let signature =
         BASE64URL.encode(state_mac(&keys.derived_keys(STATE_PURPOSE)[0], &payload).finalize().into_bytes());
-    let query = form_encode(&[
+    let state = format!("{payload}.{signature}");
+    let mut fields = vec![
         ("response_type", "code"),
-        ("redirect_uri", redirect_uri),
-        ("client_id", client_id),
+        ("redirect_uri", request.redirect_uri),
+        ("client_id", request.client_id),
         ("scope", &settings.scopes),
-        ("state", &format!("{payload}.{signature}")),
-    ]);
+        ("state", &state),
+    ];
+    if request.kind == InstallKind::Agency {
+        fields.push(("user_type", "Company"));
+    }
+    let query = form_encode(&fields);
     let separator = if settings.install_url.contains('?') { '&' } else { '?' };
     InstallStart {
         redirect_url: format!("{}{separator}{query}", settings.install_url),
@@ -73,6 +100,13 @@ pub struct CallbackQuery<'a> {
     pub error: Option<&'a str>,
 }
 
+/// A callback that passed its checks: the code to trade, and what the install was for.
+#[derive(Debug)]
+pub struct Callback {
+    pub code: Secret,
+    pub kind: InstallKind,
+}
+
 /// Checks a callback: consent given, state signed by this worker, unexpired and started in this
 /// browser (`cookie_header`), code present. Returns the code to trade for tokens.
 pub fn check_callback(
@@ -80,7 +114,7 @@ pub fn check_callback(
     query: CallbackQuery<'_>,
     cookie_header: Option<&str>,
     now_secs: i64,
-) -> Result<Secret, Refusal> {
+) -> Result<Callback, Refusal> {
     if let Some(error) = query.error {
         return Err(Refusal::new(
             400,
@@ -91,25 +125,37 @@ pub fn check_callback(
             ),
         ));
     }
-    let nonce = verify_state(keys, query.state, now_secs)?;
+    let (nonce, kind) = verify_state(keys, query.state, now_secs)?;
     if cookie(cookie_header, STATE_COOKIE) != Some(nonce) {
         return Err(invalid_state(
             "the install was started in another browser (or its cookie expired); start again at /oauth/install",
         ));
     }
     match query.code {
-        Some(code) if !code.is_empty() && code.len() <= MAX_CODE_LEN => Ok(Secret::new(code)),
+        Some(code) if !code.is_empty() && code.len() <= MAX_CODE_LEN => {
+            Ok(Callback { code: Secret::new(code), kind })
+        }
         _ => Err(Refusal::new(400, "missing_code", "the callback carries no usable `code`")),
     }
 }
 
-/// Verifies `{expires}.{nonce}.{signature}` under any listed key; returns the nonce.
-fn verify_state<'a>(keys: &KeyRing, state: Option<&'a str>, now_secs: i64) -> Result<&'a str, Refusal> {
+/// Verifies `{expires}.{nonce}[.agency].{signature}` under any listed key; returns the nonce and
+/// the install's kind.
+fn verify_state<'a>(
+    keys: &KeyRing,
+    state: Option<&'a str>,
+    now_secs: i64,
+) -> Result<(&'a str, InstallKind), Refusal> {
     let state =
         state.ok_or_else(|| invalid_state("the callback carries no `state`; start at /oauth/install"))?;
     let malformed = || invalid_state("the `state` is malformed");
     let (payload, signature) = state.rsplit_once('.').ok_or_else(malformed)?;
     let (expires, nonce) = payload.split_once('.').ok_or_else(malformed)?;
+    let (nonce, kind) = match nonce.split_once('.') {
+        None => (nonce, InstallKind::Location),
+        Some((nonce, AGENCY_MARK)) => (nonce, InstallKind::Agency),
+        Some(_) => return Err(malformed()),
+    };
     let expires: i64 = expires.parse().map_err(|_| malformed())?;
     let signature = BASE64URL.decode(signature).map_err(|_| malformed())?;
     let signed = keys
@@ -122,7 +168,7 @@ fn verify_state<'a>(keys: &KeyRing, state: Option<&'a str>, now_secs: i64) -> Re
     if now_secs > expires {
         return Err(invalid_state("the install took too long; start again at /oauth/install"));
     }
-    Ok(nonce)
+    Ok((nonce, kind))
 }
 
 fn state_mac(key: &[u8; 32], payload: &str) -> Hmac<Sha256> {
@@ -212,15 +258,22 @@ mod tests {
         }
     }
 
-    fn start(keys: &KeyRing) -> InstallStart {
+    fn request(kind: InstallKind) -> InstallRequest<'static> {
+        InstallRequest { client_id: "client-1", redirect_uri: "https://sync.example/oauth/callback", kind }
+    }
+
+    fn start_as(keys: &KeyRing, kind: InstallKind) -> InstallStart {
         start_install(
             &settings("https://marketplace.example/oauth/chooselocation"),
-            "client-1",
-            "https://sync.example/oauth/callback",
+            request(kind),
             keys,
             [9; NONCE_LEN],
             NOW,
         )
+    }
+
+    fn start(keys: &KeyRing) -> InstallStart {
+        start_as(keys, InstallKind::Location)
     }
 
     /// The state from a redirect URL, and the browser's cookie header.
@@ -249,8 +302,9 @@ mod tests {
                 "{STATE_COOKIE}={nonce}; Path=/oauth/callback; Max-Age=600; HttpOnly; Secure; SameSite=Lax"
             )
         );
+        let short = InstallRequest { client_id: "c", redirect_uri: "r", kind: InstallKind::Location };
         let with_query =
-            start_install(&settings("https://m.example/c?x=1"), "c", "r", &ring(), [0; NONCE_LEN], NOW);
+            start_install(&settings("https://m.example/c?x=1"), short, &ring(), [0; NONCE_LEN], NOW);
         assert!(with_query.redirect_url.starts_with("https://m.example/c?x=1&response_type=code"));
     }
 
@@ -259,9 +313,24 @@ mod tests {
         let (state, cookie) = state_and_cookie(&start(&ring()));
         let header = format!("other=1; {cookie}");
         for now in [NOW, NOW + STATE_TTL_SECS] {
-            let code = check_callback(&ring(), callback(&state, Some("code-1")), Some(&header), now).unwrap();
-            assert_eq!(code.expose(), "code-1");
+            let checked =
+                check_callback(&ring(), callback(&state, Some("code-1")), Some(&header), now).unwrap();
+            assert_eq!((checked.code.expose(), checked.kind), ("code-1", InstallKind::Location));
         }
+    }
+
+    #[test]
+    fn an_agency_install_asks_for_a_company_and_its_state_says_so() {
+        let start = start_as(&ring(), InstallKind::Agency);
+        assert!(start.redirect_url.ends_with("&user_type=Company"), "{}", start.redirect_url);
+        let state = start.redirect_url.split("state=").nth(1).unwrap().split('&').next().unwrap();
+        let state = state.replace("%2E", ".");
+        let (_, cookie) = state_and_cookie(&start);
+        let checked = check_callback(&ring(), callback(&state, Some("c")), Some(&cookie), NOW).unwrap();
+        assert_eq!(checked.kind, InstallKind::Agency);
+        let forged = state.replacen(".agency.", ".other.", 1);
+        let refused = check_callback(&ring(), callback(&forged, Some("c")), Some(&cookie), NOW).unwrap_err();
+        assert_eq!(refused.code, "invalid_state");
     }
 
     #[test]

@@ -7,8 +7,22 @@ use serde_json::Value;
 use crate::auth::tokens::{OAuthClient, TokenError, TokenRecord};
 use crate::secret::Secret;
 
-/// The tokens this worker asks for act for one location (sub-account).
-pub const USER_TYPE: &str = "Location";
+/// Whom a token acts for: one location (sub-account), or the agency (company), whose token
+/// mints location tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserType {
+    Location,
+    Company,
+}
+
+impl UserType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserType::Location => "Location",
+            UserType::Company => "Company",
+        }
+    }
+}
 /// Longest lifetime believed, so that a wild `expires_in` cannot make a token live for ever.
 const MAX_LIFETIME_SECS: u64 = 366 * 24 * 3600;
 /// Longest piece of the endpoint's own error text kept in a message.
@@ -54,13 +68,18 @@ pub struct TokenRequest {
     pub form: Secret,
 }
 
-/// Builds the request for `grant`.
+/// Builds the request for `grant`, for a location's token.
 pub fn token_request(client: &OAuthClient, grant: &Grant) -> TokenRequest {
+    token_request_as(client, grant, UserType::Location)
+}
+
+/// Builds the request for `grant`, for a token acting as `user_type`.
+pub fn token_request_as(client: &OAuthClient, grant: &Grant, user_type: UserType) -> TokenRequest {
     let mut fields: Vec<(&str, &str)> = vec![
         ("client_id", &client.client_id),
         ("client_secret", client.client_secret.expose()),
         ("grant_type", grant.name()),
-        ("user_type", USER_TYPE),
+        ("user_type", user_type.as_str()),
     ];
     match grant {
         Grant::ClientCredentials => {}
@@ -71,6 +90,54 @@ pub fn token_request(client: &OAuthClient, grant: &Grant) -> TokenRequest {
         Grant::RefreshToken(token) => fields.push(("refresh_token", token.expose())),
     }
     TokenRequest { url: client.token_url.clone(), form: Secret::new(form_encode(&fields)) }
+}
+
+/// `POST {base}/oauth/locationToken`: a location token minted with the agency's company token
+/// (sent as the bearer, with the `Version` header [`crate::connections::agency::API_VERSION`]).
+#[derive(Debug)]
+pub struct LocationTokenRequest {
+    pub url: String,
+    /// `application/x-www-form-urlencoded` body: `companyId`, `locationId`.
+    pub form: String,
+    pub bearer: Secret,
+}
+
+/// Builds the location-token request of `location_id` under the agency `company_id`.
+pub fn location_token_request(
+    base: &str,
+    company_id: &str,
+    location_id: &str,
+    company_token: &Secret,
+) -> LocationTokenRequest {
+    LocationTokenRequest {
+        url: format!("{}/oauth/locationToken", base.trim_end_matches('/')),
+        form: form_encode(&[("companyId", company_id), ("locationId", location_id)]),
+        bearer: company_token.clone(),
+    }
+}
+
+/// Interprets the answer to a location-token request sent at `sent_at_ms`: a record without a
+/// refresh token (a new one is minted when it is due), for the location asked for.
+pub fn interpret_location_token(
+    answer: &TokenAnswer,
+    location_id: &str,
+    sent_at_ms: i64,
+) -> Result<TokenRecord, TokenError> {
+    let what = "location token";
+    let record = match answer.status {
+        200..=299 => issued(&answer.body, what, false, sent_at_ms)?,
+        status @ (408 | 425 | 429 | 500..=599) => {
+            return Err(TokenError::Unavailable(format!("the {what} endpoint answered HTTP {status}")))
+        }
+        status => {
+            let detail = endpoint_error(&answer.body);
+            return Err(TokenError::Refused(format!(
+                "the {what} endpoint refused (HTTP {status}: {detail}); install the app for the agency again"
+            )));
+        }
+    };
+    record.check_location(location_id)?;
+    Ok(TokenRecord { location_id: Some(location_id.to_owned()), ..record })
 }
 
 /// `application/x-www-form-urlencoded` (also right for a URL query): unreserved characters kept,
@@ -111,7 +178,10 @@ pub fn interpret(
     sent_at_ms: i64,
 ) -> Result<TokenRecord, TokenError> {
     match answer.status {
-        200..=299 => issued(&answer.body, grant, sent_at_ms),
+        200..=299 => {
+            let needs_refresh = *grant != Grant::ClientCredentials;
+            issued(&answer.body, &format!("{} grant", grant.name()), needs_refresh, sent_at_ms)
+        }
         status @ (408 | 425 | 429 | 500..=599) => Err(TokenError::Unavailable(format!(
             "the token endpoint answered HTTP {status} to the {} grant",
             grant.name()
@@ -127,20 +197,23 @@ pub fn interpret(
     }
 }
 
-fn issued(body: &Value, grant: &Grant, sent_at_ms: i64) -> Result<TokenRecord, TokenError> {
+/// An issued token read into a record; `asked` names what was asked (the grant) in messages.
+fn issued(
+    body: &Value,
+    asked: &str,
+    needs_refresh: bool,
+    sent_at_ms: i64,
+) -> Result<TokenRecord, TokenError> {
     let text = |name: &str| {
         body.get(name).and_then(Value::as_str).filter(|value| !value.is_empty()).map(str::to_owned)
     };
     let missing = |what: &str| {
-        TokenError::Unavailable(format!(
-            "the token endpoint's answer to the {} grant has no usable {what}",
-            grant.name()
-        ))
+        TokenError::Unavailable(format!("the token endpoint's answer to the {asked} has no usable {what}"))
     };
     let access_token = text("access_token").ok_or_else(|| missing("access_token"))?;
     let lifetime_secs = lifetime_secs(body.get("expires_in")).ok_or_else(|| missing("expires_in"))?;
     let refresh_token = text("refresh_token").map(Secret::new);
-    if refresh_token.is_none() && *grant != Grant::ClientCredentials {
+    if refresh_token.is_none() && needs_refresh {
         return Err(missing("refresh_token"));
     }
     Ok(TokenRecord {
@@ -248,6 +321,34 @@ mod tests {
         assert_eq!(record.location_id.as_deref(), Some("loc-1"));
         assert_eq!(record.company_id.as_deref(), Some("co-1"));
         assert_eq!(record.scope.as_deref(), Some("contacts.write"));
+    }
+
+    #[test]
+    fn company_grants_say_so_and_location_tokens_are_minted_with_the_company_token() {
+        let grant = Grant::RefreshToken(Secret::new("rt-co"));
+        let form = token_request_as(&client(), &grant, UserType::Company).form;
+        assert!(form.expose().contains("&user_type=Company&refresh_token=rt-co"), "{}", form.expose());
+        let request = location_token_request("http://sim/", "co 1", "loc-a", &Secret::new("co-at"));
+        assert_eq!(request.url, "http://sim/oauth/locationToken");
+        assert_eq!(request.form, "companyId=co+1&locationId=loc-a");
+        assert!(!format!("{request:?}").contains("co-at"));
+        let body = json!({"access_token": "lt-1", "expires_in": 86399, "locationId": "loc-a", "scope": "contacts.write"});
+        let record = interpret_location_token(&answer(200, body), "loc-a", 1_000).unwrap();
+        assert_eq!((record.access_token.expose(), record.refresh_token.is_none()), ("lt-1", true));
+        assert_eq!(record.location_id.as_deref(), Some("loc-a"));
+        let other = json!({"access_token": "lt-1", "expires_in": 10, "locationId": "loc-b"});
+        assert!(matches!(
+            interpret_location_token(&answer(200, other), "loc-a", 0),
+            Err(TokenError::Refused(_))
+        ));
+        assert!(matches!(
+            interpret_location_token(&answer(401, Value::Null), "loc-a", 0),
+            Err(TokenError::Refused(_))
+        ));
+        assert!(matches!(
+            interpret_location_token(&answer(503, Value::Null), "loc-a", 0),
+            Err(TokenError::Unavailable(_))
+        ));
     }
 
     #[test]

@@ -18,6 +18,8 @@ use crate::intake::{admit, Admitted, Delivery, Refusal};
 use crate::secret::Secret;
 use crate::sync::retry::parse_duration;
 
+pub mod agency;
+
 /// Longest connection id (a location id is 20 characters today).
 pub const MAX_ID_LEN: usize = 64;
 /// Longest label.
@@ -420,6 +422,58 @@ pub fn secret_in_use() -> Refusal {
     Refusal::new(409, "secret_in_use", "that signing secret is already in use; each connection needs its own")
 }
 
+/// The secrets of a `WEBHOOK_SECRETS` list (the default connection's), as given.
+pub fn deployment_secrets(list: &str) -> Vec<Secret> {
+    SigningKey::split_list(list).map(Secret::new).collect()
+}
+
+/// A secret belongs to one connection only: 409 `secret_in_use` when the deployment's own
+/// secrets or any of `others` (every named connection but the one receiving it) has it.
+pub fn check_secret_free<'a>(
+    secret: &Secret,
+    deployment: &[Secret],
+    mut others: impl Iterator<Item = &'a Connection>,
+) -> Result<(), Refusal> {
+    if deployment.contains(secret) || others.any(|other| other.uses_secret(secret)) {
+        return Err(secret_in_use());
+    }
+    Ok(())
+}
+
+/// The default connection as the operator API shows it: synthesized from the deployment's
+/// settings (`GHL_LOCATION_ID`, `WEBHOOK_SECRETS`, `TOKEN_MODE`), never stored, never a secret.
+pub fn default_view(id: &ConnectionId, secrets: &[Secret], token_mode: &str) -> Value {
+    let secrets: Vec<Value> = secrets
+        .iter()
+        .map(|secret| json!({ "fingerprint": fingerprint(secret), "created_at_ms": null, "expires_at_ms": null }))
+        .collect();
+    json!({
+        "id": id, "default": true, "label": null, "paused": false, "token": { "kind": token_mode },
+        "secrets": secrets, "webhook_path": WEBHOOK_BASE, "created_at_ms": null,
+    })
+}
+
+/// 409 `default_connection`: the default connection is the deployment's settings.
+pub fn default_connection(id: &ConnectionId) -> Refusal {
+    Refusal::new(
+        409,
+        "default_connection",
+        format!(
+            "`{id}` is the default connection: it is the deployment's settings (GHL_LOCATION_ID, WEBHOOK_SECRETS, TOKEN_MODE), changed with wrangler, not here"
+        ),
+    )
+}
+
+/// 409 `connection_exists`.
+pub fn connection_exists(id: &ConnectionId) -> Refusal {
+    Refusal::new(409, "connection_exists", format!("a connection `{id}` exists already"))
+}
+
+/// 404 `unknown_connection`.
+pub fn unknown_connection(id: &ConnectionId) -> Refusal {
+    Refusal::new(404, "unknown_connection", format!("there is no connection `{id}`"))
+}
+
 fn label(value: &Value) -> Result<Option<String>, Refusal> {
     match value.get("label") {
         None | Some(Value::Null) => Ok(None),
@@ -551,6 +605,29 @@ mod tests {
         let pit = connection();
         let envelope = pit.seal(&keys, [8; NONCE_LEN]);
         assert_eq!(Connection::open(&keys, &pit.id, &envelope).unwrap(), pit);
+    }
+
+    #[test]
+    fn a_secret_is_free_only_when_no_other_connection_and_not_the_deployment_has_it() {
+        let other = connection();
+        let deployment = deployment_secrets(&format!("{}, {}", secret(5).expose(), secret(6).expose()));
+        assert_eq!(deployment, vec![secret(5), secret(6)]);
+        assert!(check_secret_free(&secret(2), &deployment, [&other].into_iter()).is_ok());
+        for taken in [secret(1), secret(6)] {
+            let refused = check_secret_free(&taken, &deployment, [&other].into_iter()).unwrap_err();
+            assert_eq!((refused.status, refused.code), (409, "secret_in_use"));
+        }
+    }
+
+    #[test]
+    fn the_default_view_shows_fingerprints_only() {
+        let id = ConnectionId::parse("loc-a").unwrap();
+        let view = default_view(&id, &[secret(5)], "oauth");
+        assert_eq!(view["default"], true);
+        assert_eq!(view["token"]["kind"], "oauth");
+        assert_eq!(view["webhook_path"], WEBHOOK_BASE);
+        assert_eq!(view["secrets"][0]["fingerprint"], fingerprint(&secret(5)));
+        assert!(!view.to_string().contains(secret(5).expose()));
     }
 
     #[test]

@@ -40,9 +40,7 @@ impl SigningKey {
     /// Parses every `whsec_…` secret in `list` (separated by spaces, commas or newlines), so that
     /// several can be active during a rotation.
     pub fn parse_list(list: &str) -> Result<Vec<SigningKey>, KeyError> {
-        let keys = list
-            .split(|c: char| c == ',' || c.is_whitespace())
-            .filter(|part| !part.is_empty())
+        let keys = SigningKey::split_list(list)
             .enumerate()
             .map(|(index, part)| SigningKey::parse(part, index + 1))
             .collect::<Result<Vec<_>, _>>()?;
@@ -50,6 +48,11 @@ impl SigningKey {
             return Err(KeyError::NoneConfigured);
         }
         Ok(keys)
+    }
+
+    /// The entries of a list of secrets: separated by commas or whitespace.
+    pub fn split_list(list: &str) -> impl Iterator<Item = &str> {
+        list.split(|c: char| c == ',' || c.is_whitespace()).filter(|part| !part.is_empty())
     }
 
     fn parse(text: &str, number: usize) -> Result<SigningKey, KeyError> {
