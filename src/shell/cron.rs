@@ -1,22 +1,45 @@
-//! The cron trigger (every minute), the users' retry driver: wakes the location's Durable Object,
-//! which works what is due within its own limits and answers what it did. An idle wake costs one
-//! Durable Object request and a few rows read; nothing is written or listed in KV.
+//! The cron trigger (every minute), the users' retry driver: wakes the default connection's
+//! Durable Object (when the deployment has one), which works what is due within its own limits
+//! and answers what it did, and asks the Directory to nudge every named connection's (it fans out
+//! 40 at a time and carries on with its alarm). An idle run costs two Durable Object requests
+//! (the default location's and the Directory's) and a few rows read; nothing is written or listed
+//! in KV.
 
-use serde_json::json;
+use serde_json::{json, Value};
 use worker::{console_error, Env};
 
+use crate::shell::directory::default_id;
 use crate::shell::location::load_config;
 use crate::shell::platform::object_stub::ObjectStub;
 
 pub async fn run(env: Env) {
-    let Ok(config) = load_config(&env) else {
+    if default_id(&env).is_some() && load_config(&env).is_ok() {
+        wake_default(&env).await;
+    }
+    let nudged: worker::Result<Value> = match ObjectStub::directory(&env) {
+        Ok(stub) => stub.call("/cron", &json!({})).await,
+        Err(error) => Err(error),
+    };
+    if let Err(error) = nudged {
+        console_error!(
+            "{}",
+            json!({"msg": "cron: the directory did not nudge the connections", "error": error.to_string()})
+        );
+    }
+}
+
+async fn wake_default(env: &Env) {
+    let Some(id) = default_id(env) else {
         return;
     };
-    let woken: worker::Result<serde_json::Value> = match ObjectStub::open(&env, &config.location_id) {
+    let woken: worker::Result<Value> = match ObjectStub::open(env, id.as_str()) {
         Ok(stub) => stub.call("/wake", &json!({})).await,
         Err(error) => Err(error),
     };
     if let Err(error) = woken {
-        console_error!("{}", json!({"msg": "cron: the location did not wake", "error": error.to_string()}));
+        console_error!(
+            "{}",
+            json!({"msg": "cron: the location did not wake", "connection": id, "error": error.to_string()})
+        );
     }
 }

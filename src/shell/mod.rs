@@ -4,6 +4,7 @@
 //! and hands plain values to the core.
 
 mod cron;
+pub mod directory;
 pub mod location;
 mod platform;
 mod routes;
@@ -14,7 +15,7 @@ use worker::{
 };
 
 use platform::respond;
-use routes::{oauth, operator, read_api, webhook};
+use routes::{connections, oauth, operator, read_api, webhook};
 
 /// The path SightMill posts its webhooks to.
 pub const WEBHOOK_PATH: &str = "/webhooks/sightmill";
@@ -53,6 +54,7 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
             respond::error(405, "method_not_allowed", "use GET for the install flow")
         }
         (Method::Get, "/healthz") => respond::json(200, &json!({ "ok": true })),
+        (_, p) if connections::handles(p) => connections::handle(req, env).await,
         (_, p) if operator::handles(p) => operator::handle(req, env).await,
         (Method::Get, p) if read_api::handles(p) => read_api::handle(req, env).await,
         (_, p) if read_api::handles(p) => {

@@ -12,7 +12,7 @@
 // GET /__bench/counts answers all of it, from the Worker, without touching KV or the Durable
 // Object. Under `wrangler dev` the Worker and its Durable Objects share one isolate, so these
 // module-level counts are the product's.
-import Product, { Location as ProductLocation } from "../../build/index.js";
+import Product, { Directory as ProductDirectory, Location as ProductLocation } from "../../build/index.js";
 
 /** Operations the product made, by kind. */
 const kvCounts = { get: 0, put: 0, delete: 0, list: 0 };
@@ -168,5 +168,12 @@ export class Location extends ProductLocation {
     } finally {
       leave();
     }
+  }
+}
+
+/** The directory of connections, with the same counted env. */
+export class Directory extends ProductDirectory {
+  constructor(state, env) {
+    super(state, benchEnv(env));
   }
 }

@@ -88,7 +88,10 @@ function runtimeOptions({ kv, bindKv, bindings, edges, kvModel, dir, logs }) {
     ],
     compatibilityDate: "2026-04-26",
     kvNamespaces: bindKv ? ["SYNC_KV"] : [],
-    durableObjects: { LOCATIONS: { className: "Location", useSQLite: true } },
+    durableObjects: {
+      LOCATIONS: { className: "Location", useSQLite: true },
+      DIRECTORY: { className: "Directory", useSQLite: true },
+    },
     kvPersist: path.join(dir, "kv"),
     durableObjectsPersist: path.join(dir, "do"),
     unsafeTriggerHandlers: true,

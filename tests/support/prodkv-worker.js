@@ -1,5 +1,5 @@
 // The product (build/index.js) run on the production KV model (./kv-model.js): an entry module
-// for Miniflare whose default Worker and Durable Object class `Location` extend the product's and
+// for Miniflare whose default Worker and Durable Object classes `Location` and `Directory` extend the product's and
 // hand it an env whose SYNC_KV is the real binding seen from one Cloudflare location:
 // - requests read through "edge" (or round-robin through the locations listed in the binding
 //   KV_MODEL_EDGES, such as "edge-a,edge-b"), the scheduled handler through "cron", and the
@@ -13,7 +13,7 @@
 // `this.env` before calling the product; the Durable Object's Rust constructor takes
 // `(state, env)` and keeps that env, so its env is wrapped once, in the constructor.
 
-import Product, { Location as ProductLocation } from "../../build/index.js";
+import Product, { Directory as ProductDirectory, Location as ProductLocation } from "../../build/index.js";
 import { kvOps, productionKv, resetKvModel } from "./kv-model.js";
 
 const MODEL_PREFIX = "/__kvmodel/";
@@ -86,5 +86,12 @@ export class Location extends ProductLocation {
   fetch(request) {
     if (new URL(request.url).pathname !== "/__test/sql") return super.fetch(request);
     return request.json().then(({ query, bindings = [] }) => Response.json(this.testState.storage.sql.exec(query, ...bindings).toArray()));
+  }
+}
+
+/** The directory of connections, on the same model ("do"); it reads no KV today. */
+export class Directory extends ProductDirectory {
+  constructor(state, env) {
+    super(state, productEnv(env, "do"));
   }
 }

@@ -9,7 +9,6 @@ use worker::{Env, Headers, Method, Request, RequestInit, Response, Result, Stub}
 /// The locations' Durable Object binding in wrangler.toml.
 pub const LOCATIONS: &str = "LOCATIONS";
 /// The directory's Durable Object binding in wrangler.toml, and the one object's name.
-#[allow(dead_code)] // the directory lands with the connections; remove then
 pub const DIRECTORY: &str = "DIRECTORY";
 /// The origin of the internal routes (any; the Durable Object reads only the path).
 const ORIGIN: &str = "https://location.internal";
@@ -27,7 +26,6 @@ impl ObjectStub {
     }
 
     /// The directory of connections.
-    #[allow(dead_code)] // the directory lands with the connections; remove then
     pub fn directory(env: &Env) -> Result<ObjectStub> {
         ObjectStub::named(env, DIRECTORY, "directory")
     }

@@ -1,24 +1,33 @@
-//! The OAuth install routes (`TOKEN_MODE=oauth`): `GET /oauth/install` sends the browser to the
-//! marketplace consent page with a signed state; `GET /oauth/callback` checks that state (core:
-//! [`crate::auth::install`]), trades the code for the location's first tokens, seals them, and
-//! hands them to the location's Durable Object, the one place that keeps and renews them.
+//! The OAuth install routes (`TOKEN_MODE=oauth`): `GET /oauth/install` (`?agency=1`: agency-wide)
+//! sends the browser to the marketplace consent page with a signed state; `GET /oauth/callback`
+//! checks that state (core: [`crate::auth::install`]) and trades the code. A location's first
+//! tokens are sealed and handed to the location's Durable Object, the one place that keeps and
+//! renews them; a location other than the default one becomes (or stays) a named connection of
+//! token kind `oauth` in the Directory first. An agency's company token is sealed and handed to
+//! the Directory, which keeps it and connects the locations the app is installed on.
 
 use serde_json::{json, Value};
 use worker::{console_error, console_log, Env, Request, Response, Result};
 
+use crate::auth::envelope::Envelope;
 use crate::auth::install::{
-    check_callback, clear_cookie, origin_of, query_param, start_install, CallbackQuery, InstallStart,
-    NONCE_LEN,
+    check_callback, clear_cookie, origin_of, query_param, start_install, CallbackQuery, InstallKind,
+    InstallRequest, InstallStart, NONCE_LEN,
 };
-use crate::auth::token_endpoint::Grant;
-use crate::auth::tokens::{safe_location_id, InstallSettings, Issuer, TokenConfig, TokenError, TokenRecord};
+use crate::auth::token_endpoint::{Grant, UserType};
+use crate::auth::tokens::{
+    safe_location_id, seal_record, InstallSettings, Issuer, TokenConfig, TokenError, TokenRecord,
+};
 use crate::config::Config;
+use crate::connections::agency::company_key;
 use crate::intake::Refusal;
+use crate::shell::directory::default_id;
 use crate::shell::location::tokens::{seal, token_config};
 use crate::shell::platform::object_stub::ObjectStub;
 use crate::shell::platform::respond;
 use crate::shell::platform::runtime::{now_ms, setting};
-use crate::shell::platform::token_endpoint::exchange;
+use crate::shell::platform::token_endpoint::exchange_as;
+use crate::shell::routes::connections::ask;
 
 pub const INSTALL_PATH: &str = "/oauth/install";
 pub const CALLBACK_PATH: &str = "/oauth/callback";
@@ -26,7 +35,11 @@ pub const CALLBACK_PATH: &str = "/oauth/callback";
 /// Redirects to the marketplace consent page, setting the cookie the callback checks.
 pub fn install(req: &Request, env: &Env) -> Result<Response> {
     let url = req.inner().url();
-    let start = match begin_install(env, origin_of(&url)) {
+    let kind = match query_param(&url, "agency").as_deref() {
+        Some("1" | "true") => InstallKind::Agency,
+        _ => InstallKind::Location,
+    };
+    let start = match begin_install(env, origin_of(&url), kind) {
         Ok(start) => start,
         Err(refusal) => return respond::refusal(&refusal),
     };
@@ -60,20 +73,15 @@ pub async fn callback(req: &Request, env: &Env) -> Result<Response> {
     )
 }
 
-fn begin_install(env: &Env, origin: &str) -> std::result::Result<InstallStart, Refusal> {
+fn begin_install(env: &Env, origin: &str, kind: InstallKind) -> std::result::Result<InstallStart, Refusal> {
     let settings = OAuthSettings::read(env)?;
     let (issuer, install) = settings.oauth()?;
     let mut nonce = [0u8; NONCE_LEN];
     getrandom::fill(&mut nonce)
         .map_err(|_| Refusal::new(503, "unavailable", "no randomness for the install state; try again"))?;
-    Ok(start_install(
-        install,
-        &issuer.client.client_id,
-        &install.redirect_uri(origin),
-        &issuer.keys,
-        nonce,
-        now_ms() / 1000,
-    ))
+    let redirect_uri = install.redirect_uri(origin);
+    let request = InstallRequest { client_id: &issuer.client.client_id, redirect_uri: &redirect_uri, kind };
+    Ok(start_install(install, request, &issuer.keys, nonce, now_ms() / 1000))
 }
 
 async fn complete_install(
@@ -84,36 +92,119 @@ async fn complete_install(
 ) -> std::result::Result<Value, Refusal> {
     let settings = OAuthSettings::read(env)?;
     let (issuer, install) = settings.oauth()?;
-    let code = check_callback(&issuer.keys, query, cookie, now_ms() / 1000)?;
-    let grant = Grant::AuthorizationCode { code, redirect_uri: install.redirect_uri(origin) };
-    let record = exchange(&issuer.client, &grant, now_ms()).await.map_err(exchange_refusal)?;
-    let location_id = installed_location(&record, &settings.config)?;
-    let unavailable = |error: String| {
-        Refusal::new(
-            503,
-            "storage_unavailable",
-            format!("{error}; the tokens were not kept, start again at /oauth/install"),
+    let callback = check_callback(&issuer.keys, query, cookie, now_ms() / 1000)?;
+    let grant = Grant::AuthorizationCode { code: callback.code, redirect_uri: install.redirect_uri(origin) };
+    match callback.kind {
+        InstallKind::Location => {
+            let record = exchange_as(&issuer.client, &grant, UserType::Location, now_ms())
+                .await
+                .map_err(exchange_refusal)?;
+            install_location(env, issuer, &record).await
+        }
+        InstallKind::Agency => {
+            let record = exchange_as(&issuer.client, &grant, UserType::Company, now_ms())
+                .await
+                .map_err(exchange_refusal)?;
+            install_agency(env, issuer, &record).await
+        }
+    }
+}
+
+/// Hands a location's first tokens to its Durable Object; a location other than the default
+/// one is made a named connection (token kind `oauth`, no signing secret) first.
+async fn install_location(
+    env: &Env,
+    issuer: &Issuer,
+    record: &TokenRecord,
+) -> std::result::Result<Value, Refusal> {
+    let location_id = installed_location(record)?;
+    let named = default_id(env).is_none_or(|id| id.as_str() != location_id);
+    if named {
+        let (status, answer) = ask(
+            ObjectStub::directory(env),
+            worker::Method::Post,
+            &format!("/oauth/connections/{location_id}"),
+            None,
         )
-    };
-    let envelope = seal(issuer, location_id, &record).map_err(|error| unavailable(error.to_string()))?;
-    let stub = ObjectStub::open(env, location_id).map_err(|error| unavailable(error.to_string()))?;
-    let _: Value = stub.call("/token", &envelope).await.map_err(|error| unavailable(error.to_string()))?;
+        .await?;
+        if status != 200 {
+            return Err(passed_on(status, &answer));
+        }
+    }
+    let envelope = seal(issuer, location_id, record).map_err(|error| not_kept(error.to_string()))?;
+    let stub = ObjectStub::open(env, location_id).map_err(|error| not_kept(error.to_string()))?;
+    let _: Value = stub.call("/token", &envelope).await.map_err(|error| not_kept(error.to_string()))?;
     console_log!(
         "{}",
-        json!({"msg": "oauth installed", "location_id": location_id, "company_id": record.company_id,
+        json!({"msg": "oauth installed", "location_id": location_id, "connection": location_id, "company_id": record.company_id,
                "scope": record.scope, "expires_at_ms": record.expires_at_ms})
     );
-    Ok(json!({
+    let mut body = json!({
         "status": "installed",
         "location_id": location_id,
         "company_id": record.company_id,
         "scope": record.scope,
-    }))
+    });
+    if named {
+        body["connection"] = json!(location_id);
+        body["next"] = json!(format!(
+            "webhooks for this location go to /webhooks/sightmill/{location_id}; add its signing secret with POST /admin/connections/{location_id}/secrets"
+        ));
+    }
+    Ok(body)
 }
 
-/// The settings both routes need.
+/// Hands an agency's company token, sealed, to the Directory, which keeps it and connects the
+/// locations the app is installed on.
+async fn install_agency(
+    env: &Env,
+    issuer: &Issuer,
+    record: &TokenRecord,
+) -> std::result::Result<Value, Refusal> {
+    let company = record.company_id.as_deref().and_then(safe_location_id).ok_or_else(|| {
+        Refusal::new(
+            502,
+            "no_company",
+            "the token endpoint issued an agency token without a usable companyId; install the app for the agency again",
+        )
+    })?;
+    let mut nonce = [0u8; crate::auth::envelope::NONCE_LEN];
+    getrandom::fill(&mut nonce).map_err(|_| not_kept("no randomness for the token nonce".into()))?;
+    let envelope: Envelope = seal_record(&issuer.keys, &company_key(company), record, nonce);
+    let body = json!({ "envelope": envelope }).to_string();
+    let path = format!("/agencies/{company}/install");
+    let (status, answer) = ask(ObjectStub::directory(env), worker::Method::Post, &path, Some(body)).await?;
+    if status != 200 {
+        return Err(passed_on(status, &answer));
+    }
+    Ok(answer)
+}
+
+/// 503 `storage_unavailable`: what was obtained could not be kept.
+fn not_kept(error: String) -> Refusal {
+    Refusal::new(
+        503,
+        "storage_unavailable",
+        format!("{error}; the tokens were not kept, start again at /oauth/install"),
+    )
+}
+
+/// The Directory's refusal, passed on (its code is one of the contract's).
+fn passed_on(status: u16, answer: &Value) -> Refusal {
+    let message = answer["message"].as_str().unwrap_or("the directory refused").to_owned();
+    let code = match answer["error"].as_str() {
+        Some("connection_exists") => "connection_exists",
+        Some("misconfigured") => "misconfigured",
+        Some("agency_token_refused") => "agency_token_refused",
+        Some("token_unavailable") => "token_unavailable",
+        _ => "storage_unavailable",
+    };
+    Refusal::new(status, code, message)
+}
+
+/// The settings both routes need (the others are checked too: a misconfigured deployment
+/// installs nothing).
 struct OAuthSettings {
-    config: Config,
     tokens: TokenConfig,
 }
 
@@ -123,10 +214,9 @@ impl OAuthSettings {
             console_error!("{}", json!({"msg": "configuration error", "error": message}));
             Refusal::new(500, "misconfigured", message)
         };
-        let config = Config::from_lookup(|name| setting(env, name))
-            .map_err(|error| misconfigured(error.to_string()))?;
+        Config::from_lookup(|name| setting(env, name)).map_err(|error| misconfigured(error.to_string()))?;
         let tokens = token_config(env).map_err(|error| misconfigured(error.to_string()))?;
-        Ok(OAuthSettings { config, tokens })
+        Ok(OAuthSettings { tokens })
     }
 
     /// The OAuth settings, or 404 when the worker runs in another mode.
@@ -142,9 +232,9 @@ impl OAuthSettings {
     }
 }
 
-/// The location the new tokens act for; it must be the one this worker syncs into.
-fn installed_location<'a>(record: &'a TokenRecord, config: &Config) -> std::result::Result<&'a str, Refusal> {
-    let location_id = record
+/// The location the new tokens act for.
+fn installed_location(record: &TokenRecord) -> std::result::Result<&str, Refusal> {
+    record
         .location_id
         .as_deref()
         .and_then(safe_location_id)
@@ -154,18 +244,7 @@ fn installed_location<'a>(record: &'a TokenRecord, config: &Config) -> std::resu
                 "no_location",
                 "the token endpoint issued a token without a usable locationId; install the app on a sub-account (location)",
             )
-        })?;
-    if location_id != config.location_id {
-        return Err(Refusal::new(
-            409,
-            "location_mismatch",
-            format!(
-                "the app was installed for location `{location_id}`, but this worker syncs into `{}` (GHL_LOCATION_ID); install it for that location",
-                config.location_id
-            ),
-        ));
-    }
-    Ok(location_id)
+        })
 }
 
 fn exchange_refusal(error: TokenError) -> Refusal {

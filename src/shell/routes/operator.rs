@@ -40,8 +40,8 @@ pub async fn handle(mut req: Request, env: &Env) -> Result<Response> {
 }
 
 /// No key in the URL, and a bearer key from `ADMIN_API_KEYS`, checked in constant time. Unset:
-/// the API is off; unusable: misconfigured.
-fn authorize(
+/// the API is off; unusable: misconfigured. (The connections' routes use the same door.)
+pub(super) fn authorize(
     query: Option<&str>,
     authorization: Option<&str>,
     env: &Env,

@@ -1,0 +1,258 @@
+//! The Directory's SQLite database (Durable Object storage): its tables, and typed reads and
+//! writes of them. Every method is synchronous; writes made with no `await` between them are
+//! committed together.
+//!
+//! | table | holds |
+//! | --- | --- |
+//! | `connections` | one row per named connection: its record sealed ([`Envelope`] JSON, [`crate::connections::Connection::seal`]), `paused` and its `agency` (company id of an agency connection) in the clear so that the cron and the agencies' counts read no envelope, when it was created and last changed, and `removed_at` (a tombstone: the envelope is dropped) |
+//! | `agencies` | one row per agency install: the company token record, sealed ([`crate::auth::tokens::seal_record`] under [`crate::connections::agency::company_key`]), and when it was installed |
+//! | `meta` | small named values: where the cron's fan-out carries on |
+
+use std::cell::Cell;
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use worker::{SqlCursor, SqlStorage, SqlStorageValue};
+
+use crate::auth::envelope::Envelope;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS connections (
+  id TEXT PRIMARY KEY,
+  envelope TEXT,
+  paused INTEGER NOT NULL,
+  agency TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  removed_at INTEGER
+);
+CREATE TABLE IF NOT EXISTS agencies (
+  company_id TEXT PRIMARY KEY,
+  record TEXT NOT NULL,
+  installed_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+";
+
+pub type DbResult<T> = Result<T, String>;
+
+/// Rows read and written since this instance started (what the platform bills).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Usage {
+    pub rows_read: u64,
+    pub rows_written: u64,
+}
+
+pub struct Db {
+    sql: SqlStorage,
+    rows_read: Cell<u64>,
+    rows_written: Cell<u64>,
+}
+
+/// A live (not removed) connection's sealed record.
+#[derive(Debug, Clone)]
+pub struct Sealed {
+    pub id: String,
+    pub envelope: Envelope,
+}
+
+/// What one connection row says about the connection being there.
+#[derive(Debug, Clone)]
+pub enum Presence {
+    Live(Envelope),
+    Removed,
+    Absent,
+}
+
+/// One agency, as listed.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AgencyRow {
+    pub company_id: String,
+    pub installed_at: i64,
+    pub connections: i64,
+}
+
+#[derive(Deserialize)]
+struct ConnectionRow {
+    id: String,
+    envelope: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct IdRow {
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct RecordRow {
+    record: String,
+}
+
+#[derive(Deserialize)]
+struct ValueRow {
+    value: String,
+}
+
+/// How a connection row is written: its sealed record and the columns kept in the clear.
+pub struct Write<'a> {
+    pub id: &'a str,
+    pub envelope: &'a Envelope,
+    pub paused: bool,
+    pub agency: Option<&'a str>,
+    pub now_ms: i64,
+}
+
+impl Db {
+    pub fn open(sql: SqlStorage) -> DbResult<Db> {
+        let db = Db { sql, rows_read: Cell::new(0), rows_written: Cell::new(0) };
+        db.run(SCHEMA, vec![])?;
+        Ok(db)
+    }
+
+    pub fn usage(&self) -> Usage {
+        Usage { rows_read: self.rows_read.get(), rows_written: self.rows_written.get() }
+    }
+
+    fn exec(&self, query: &str, bindings: Vec<SqlStorageValue>) -> DbResult<SqlCursor> {
+        self.sql.exec(query, bindings).map_err(|error| format!("storage failed: {error}"))
+    }
+
+    fn rows<T: DeserializeOwned>(&self, query: &str, bindings: Vec<SqlStorageValue>) -> DbResult<Vec<T>> {
+        let cursor = self.exec(query, bindings)?;
+        let rows = cursor.to_array().map_err(|error| format!("storage failed: {error}"))?;
+        self.tally(&cursor);
+        Ok(rows)
+    }
+
+    fn run(&self, query: &str, bindings: Vec<SqlStorageValue>) -> DbResult<()> {
+        let _: Vec<serde_json::Value> = self.rows(query, bindings)?;
+        Ok(())
+    }
+
+    fn tally(&self, cursor: &SqlCursor) {
+        self.rows_read.set(self.rows_read.get() + cursor.rows_read() as u64);
+        self.rows_written.set(self.rows_written.get() + cursor.rows_written() as u64);
+    }
+
+    // ---- connections ----
+
+    /// Whether connection `id` is there, removed, or never was.
+    pub fn connection(&self, id: &str) -> DbResult<Presence> {
+        let rows: Vec<ConnectionRow> =
+            self.rows("SELECT id, envelope FROM connections WHERE id = ?", vec![id.into()])?;
+        match rows.into_iter().next() {
+            None => Ok(Presence::Absent),
+            Some(ConnectionRow { envelope: None, .. }) => Ok(Presence::Removed),
+            Some(ConnectionRow { id, envelope: Some(text) }) => Ok(Presence::Live(envelope(&id, &text)?)),
+        }
+    }
+
+    /// Every live connection's sealed record, by id.
+    pub fn live(&self) -> DbResult<Vec<Sealed>> {
+        let rows: Vec<ConnectionRow> =
+            self.rows("SELECT id, envelope FROM connections WHERE removed_at IS NULL ORDER BY id", vec![])?;
+        rows.into_iter()
+            .filter_map(|row| Some((row.id, row.envelope?)))
+            .map(|(id, text)| Ok(Sealed { envelope: envelope(&id, &text)?, id }))
+            .collect()
+    }
+
+    /// Writes a connection's record (a new one, a change, or one that was removed coming back).
+    pub fn put_connection(&self, write: &Write<'_>) -> DbResult<()> {
+        let envelope = serde_json::to_string(write.envelope).map_err(|error| error.to_string())?;
+        self.run(
+            "INSERT INTO connections (id, envelope, paused, agency, created_at, updated_at, removed_at)
+             VALUES (?, ?, ?, ?, ?, ?, NULL)
+             ON CONFLICT (id) DO UPDATE SET envelope = excluded.envelope, paused = excluded.paused,
+               agency = excluded.agency, updated_at = excluded.updated_at, removed_at = NULL",
+            vec![
+                write.id.into(),
+                envelope.into(),
+                i64::from(write.paused).into(),
+                write.agency.into(),
+                write.now_ms.into(),
+                write.now_ms.into(),
+            ],
+        )
+    }
+
+    /// Leaves a tombstone: the record (its secrets and token) is dropped, the id kept.
+    pub fn remove_connection(&self, id: &str, now_ms: i64) -> DbResult<()> {
+        self.run(
+            "UPDATE connections SET envelope = NULL, agency = NULL, updated_at = ?, removed_at = ? WHERE id = ?",
+            vec![now_ms.into(), now_ms.into(), id.into()],
+        )
+    }
+
+    /// Up to `limit` ids of live, unpaused connections after `after`, in id order: whom the cron
+    /// nudges (no envelope is read).
+    pub fn to_nudge(&self, after: &str, limit: usize) -> DbResult<Vec<String>> {
+        let rows: Vec<IdRow> = self.rows(
+            "SELECT id FROM connections WHERE removed_at IS NULL AND paused = 0 AND id > ? ORDER BY id LIMIT ?",
+            vec![after.into(), (limit as i64).into()],
+        )?;
+        Ok(rows.into_iter().map(|row| row.id).collect())
+    }
+
+    // ---- agencies ----
+
+    /// Agency `company_id`'s sealed company token record.
+    pub fn agency(&self, company_id: &str) -> DbResult<Option<Envelope>> {
+        let rows: Vec<RecordRow> =
+            self.rows("SELECT record FROM agencies WHERE company_id = ?", vec![company_id.into()])?;
+        rows.into_iter().next().map(|row| envelope(company_id, &row.record)).transpose()
+    }
+
+    /// Stores an agency's company token record; `installed_at_ms` is set by an install and kept
+    /// by a renewal (`None`).
+    pub fn put_agency(
+        &self,
+        company_id: &str,
+        record: &Envelope,
+        installed_at_ms: Option<i64>,
+        now_ms: i64,
+    ) -> DbResult<()> {
+        let record = serde_json::to_string(record).map_err(|error| error.to_string())?;
+        let installed = installed_at_ms.unwrap_or(now_ms);
+        let query = if installed_at_ms.is_some() {
+            "INSERT INTO agencies (company_id, record, installed_at) VALUES (?, ?, ?)
+             ON CONFLICT (company_id) DO UPDATE SET record = excluded.record, installed_at = excluded.installed_at"
+        } else {
+            "INSERT INTO agencies (company_id, record, installed_at) VALUES (?, ?, ?)
+             ON CONFLICT (company_id) DO UPDATE SET record = excluded.record"
+        };
+        self.run(query, vec![company_id.into(), record.into(), installed.into()])
+    }
+
+    /// Every agency, with how many live connections it has.
+    pub fn agencies(&self) -> DbResult<Vec<AgencyRow>> {
+        self.rows(
+            "SELECT a.company_id AS company_id, a.installed_at AS installed_at,
+               (SELECT COUNT(*) FROM connections c WHERE c.agency = a.company_id AND c.removed_at IS NULL) AS connections
+             FROM agencies a ORDER BY a.company_id",
+            vec![],
+        )
+    }
+
+    // ---- meta ----
+
+    pub fn meta(&self, key: &str) -> DbResult<Option<String>> {
+        let rows: Vec<ValueRow> = self.rows("SELECT value FROM meta WHERE key = ?", vec![key.into()])?;
+        Ok(rows.into_iter().next().map(|row| row.value))
+    }
+
+    pub fn put_meta(&self, key: &str, value: &str) -> DbResult<()> {
+        self.run(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            vec![key.into(), value.into()],
+        )
+    }
+
+    pub fn delete_meta(&self, key: &str) -> DbResult<()> {
+        self.run("DELETE FROM meta WHERE key = ?", vec![key.into()])
+    }
+}
+
+fn envelope(name: &str, text: &str) -> DbResult<Envelope> {
+    serde_json::from_str(text).map_err(|error| format!("the stored record `{name}` is unreadable: {error}"))
+}

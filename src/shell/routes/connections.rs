@@ -1,0 +1,118 @@
+//! The operator API's connections and agencies, under `/admin/connections` and `/admin/agencies`:
+//! the same door as [`super::operator`] (no key in the URL, a key from `ADMIN_API_KEYS`, who sent
+//! it forwarded as the key's fingerprint), then the connection id's syntax, checked before
+//! anything is read. The records' routes go to the Directory, which keeps them; anything else
+//! under `/admin/connections/{id}/...` is that connection's own operator API, forwarded to its
+//! location's Durable Object as `/admin/...` (the default connection's id too).
+
+use serde_json::Value;
+use worker::{Env, Method, Request, Response, Result};
+
+use crate::auth::api_keys::fingerprint;
+use crate::connections::{unknown_connection, ConnectionId};
+use crate::intake::Refusal;
+use crate::read::split_url;
+use crate::shell::directory::default_id;
+use crate::shell::platform::object_stub::ObjectStub;
+use crate::shell::platform::respond;
+use crate::shell::routes::operator::authorize;
+
+const CONNECTIONS: &str = "/admin/connections";
+const AGENCIES: &str = "/admin/agencies";
+
+pub fn handles(path: &str) -> bool {
+    [CONNECTIONS, AGENCIES].iter().any(|base| path == *base || path.starts_with(&format!("{base}/")))
+}
+
+/// Where an operator request goes.
+enum Target<'a> {
+    /// The Directory: the records of connections and agencies.
+    Directory,
+    /// Connection `id`'s own operator API, as `/admin/{rest}`.
+    Location { id: ConnectionId, rest: &'a str },
+}
+
+/// Which routes under `/admin/connections/{id}/` are the Directory's (the rest are the location's).
+fn target(path: &str) -> std::result::Result<Target<'_>, Refusal> {
+    let Some(under) = path.strip_prefix(CONNECTIONS).and_then(|rest| rest.strip_prefix('/')) else {
+        return Ok(Target::Directory);
+    };
+    let (id, rest) = under.split_once('/').unwrap_or((under, ""));
+    let id = ConnectionId::parse(id)?;
+    let directory_route = matches!(rest, "" | "secrets" | "pause" | "resume") || rest.starts_with("secrets/");
+    Ok(if directory_route { Target::Directory } else { Target::Location { id, rest } })
+}
+
+pub async fn handle(mut req: Request, env: &Env) -> Result<Response> {
+    let raw_url = req.inner().url();
+    let url = split_url(&raw_url);
+    let authorization = req.headers().get("Authorization").ok().flatten();
+    if let Err(refusal) = authorize(url.query, authorization.as_deref(), env) {
+        return respond::refusal(&refusal);
+    }
+    let target = match target(url.path) {
+        Ok(target) => target,
+        Err(refusal) => return respond::refusal(&refusal),
+    };
+    let body = Some(req.text().await?).filter(|body| !body.is_empty());
+    let operator = fingerprint(authorization.as_deref()).unwrap_or_default();
+    let with_query = |path: &str| match url.query {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_owned(),
+    };
+    match target {
+        Target::Directory => {
+            ObjectStub::directory(env)?.send_as(req.method(), &with_query(url.path), body, &operator).await
+        }
+        Target::Location { id, rest } => {
+            if let Err(refusal) = known(env, &id).await {
+                return respond::refusal(&refusal);
+            }
+            let path = with_query(&format!("/admin/{rest}"));
+            ObjectStub::open(env, id.as_str())?.send_as(req.method(), &path, body, &operator).await
+        }
+    }
+}
+
+/// The connection exists: the default one, or a named one the Directory knows (404
+/// `unknown_connection`), so that no Durable Object is made for an id nobody connected.
+async fn known(env: &Env, id: &ConnectionId) -> std::result::Result<(), Refusal> {
+    if default_id(env).as_ref() == Some(id) {
+        return Ok(());
+    }
+    let path = format!("/connections/{id}/verify");
+    match ask(ObjectStub::directory(env), Method::Get, &path, None).await? {
+        (200, _) => Ok(()),
+        (404, _) => Err(unknown_connection(id)),
+        (status, _) => Err(Refusal::new(
+            503,
+            "storage_unavailable",
+            format!("the directory of connections answered HTTP {status}; try again"),
+        )),
+    }
+}
+
+/// One internal call to a Durable Object: its status and JSON body (read to its end); 503
+/// `storage_unavailable` when it cannot be reached.
+pub async fn ask(
+    stub: Result<ObjectStub>,
+    method: Method,
+    path: &str,
+    body: Option<String>,
+) -> std::result::Result<(u16, Value), Refusal> {
+    let unreachable = |error: worker::Error| {
+        worker::console_error!(
+            "{}",
+            serde_json::json!({"msg": "durable object not reached", "path": path, "error": error.to_string()})
+        );
+        Refusal::new(
+            503,
+            "storage_unavailable",
+            "the directory of connections could not be reached; try again",
+        )
+    };
+    let stub = stub.map_err(unreachable)?;
+    let mut response = stub.send(method, path, body).await.map_err(unreachable)?;
+    let text = response.text().await.map_err(unreachable)?;
+    Ok((response.status_code(), serde_json::from_str(&text).unwrap_or(Value::Null)))
+}
