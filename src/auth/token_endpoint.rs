@@ -92,54 +92,6 @@ pub fn token_request_as(client: &OAuthClient, grant: &Grant, user_type: UserType
     TokenRequest { url: client.token_url.clone(), form: Secret::new(form_encode(&fields)) }
 }
 
-/// `POST {base}/oauth/locationToken`: a location token minted with the agency's company token
-/// (sent as the bearer, with the `Version` header [`crate::connections::agency::API_VERSION`]).
-#[derive(Debug)]
-pub struct LocationTokenRequest {
-    pub url: String,
-    /// `application/x-www-form-urlencoded` body: `companyId`, `locationId`.
-    pub form: String,
-    pub bearer: Secret,
-}
-
-/// Builds the location-token request of `location_id` under the agency `company_id`.
-pub fn location_token_request(
-    base: &str,
-    company_id: &str,
-    location_id: &str,
-    company_token: &Secret,
-) -> LocationTokenRequest {
-    LocationTokenRequest {
-        url: format!("{}/oauth/locationToken", base.trim_end_matches('/')),
-        form: form_encode(&[("companyId", company_id), ("locationId", location_id)]),
-        bearer: company_token.clone(),
-    }
-}
-
-/// Interprets the answer to a location-token request sent at `sent_at_ms`: a record without a
-/// refresh token (a new one is minted when it is due), for the location asked for.
-pub fn interpret_location_token(
-    answer: &TokenAnswer,
-    location_id: &str,
-    sent_at_ms: i64,
-) -> Result<TokenRecord, TokenError> {
-    let what = "location token";
-    let record = match answer.status {
-        200..=299 => issued(&answer.body, what, false, sent_at_ms)?,
-        status @ (408 | 425 | 429 | 500..=599) => {
-            return Err(TokenError::Unavailable(format!("the {what} endpoint answered HTTP {status}")))
-        }
-        status => {
-            let detail = endpoint_error(&answer.body);
-            return Err(TokenError::Refused(format!(
-                "the {what} endpoint refused (HTTP {status}: {detail}); install the app for the agency again"
-            )));
-        }
-    };
-    record.check_location(location_id)?;
-    Ok(TokenRecord { location_id: Some(location_id.to_owned()), ..record })
-}
-
 /// `application/x-www-form-urlencoded` (also right for a URL query): unreserved characters kept,
 /// spaces as `+`, everything else percent-encoded.
 pub fn form_encode(fields: &[(&str, &str)]) -> String {
@@ -324,31 +276,10 @@ mod tests {
     }
 
     #[test]
-    fn company_grants_say_so_and_location_tokens_are_minted_with_the_company_token() {
+    fn company_grants_say_so() {
         let grant = Grant::RefreshToken(Secret::new("rt-co"));
         let form = token_request_as(&client(), &grant, UserType::Company).form;
         assert!(form.expose().contains("&user_type=Company&refresh_token=rt-co"), "{}", form.expose());
-        let request = location_token_request("http://sim/", "co 1", "loc-a", &Secret::new("co-at"));
-        assert_eq!(request.url, "http://sim/oauth/locationToken");
-        assert_eq!(request.form, "companyId=co+1&locationId=loc-a");
-        assert!(!format!("{request:?}").contains("co-at"));
-        let body = json!({"access_token": "lt-1", "expires_in": 86399, "locationId": "loc-a", "scope": "contacts.write"});
-        let record = interpret_location_token(&answer(200, body), "loc-a", 1_000).unwrap();
-        assert_eq!((record.access_token.expose(), record.refresh_token.is_none()), ("lt-1", true));
-        assert_eq!(record.location_id.as_deref(), Some("loc-a"));
-        let other = json!({"access_token": "lt-1", "expires_in": 10, "locationId": "loc-b"});
-        assert!(matches!(
-            interpret_location_token(&answer(200, other), "loc-a", 0),
-            Err(TokenError::Refused(_))
-        ));
-        assert!(matches!(
-            interpret_location_token(&answer(401, Value::Null), "loc-a", 0),
-            Err(TokenError::Refused(_))
-        ));
-        assert!(matches!(
-            interpret_location_token(&answer(503, Value::Null), "loc-a", 0),
-            Err(TokenError::Unavailable(_))
-        ));
     }
 
     #[test]

@@ -10,8 +10,8 @@ use serde_json::Value;
 use crate::auth::token_endpoint::form_encode;
 use crate::auth::tokens::{safe_location_id, TokenError};
 
-/// The API version the OAuth routes of the Contacts API document.
-pub const API_VERSION: &str = "2021-07-28";
+pub use crate::contacts_api::API_VERSION;
+
 /// Locations asked for per page of the listing.
 pub const PAGE_SIZE: usize = 100;
 /// Pages read at most by one listing (so one invocation stays within its subrequests).

@@ -8,12 +8,8 @@ use worker::{Headers, Method, Request, RequestInit};
 
 use super::http::{fetch_with_timeout, TransportFailure};
 
-use crate::auth::token_endpoint::{
-    interpret, interpret_location_token, token_request_as, Grant, LocationTokenRequest, TokenAnswer, UserType,
-};
+use crate::auth::token_endpoint::{interpret, token_request_as, Grant, TokenAnswer, UserType};
 use crate::auth::tokens::{OAuthClient, TokenError, TokenRecord};
-use crate::connections::agency::API_VERSION;
-use crate::secret::Secret;
 
 /// How long the token endpoint may take to answer.
 const TIMEOUT_MS: u32 = 10_000;
@@ -32,7 +28,7 @@ pub async fn exchange_as(
     now_ms: i64,
 ) -> Result<TokenRecord, TokenError> {
     let request = token_request_as(client, grant, user_type);
-    let answer = post(&request.url, request.form.expose(), None).await.map_err(|detail| {
+    let answer = post(&request.url, request.form.expose()).await.map_err(|detail| {
         TokenError::Unavailable(format!(
             "the token endpoint did not answer the {} grant: {detail}",
             grant.name()
@@ -41,23 +37,9 @@ pub async fn exchange_as(
     interpret(&answer, client, grant, now_ms)
 }
 
-/// Mints a location token with the agency's company token (`POST /oauth/locationToken`).
-#[allow(dead_code)] // for the location's agency token source (the location's side of issue 16)
-pub async fn mint_location_token(
-    request: &LocationTokenRequest,
-    location_id: &str,
-    now_ms: i64,
-) -> Result<TokenRecord, TokenError> {
-    let answer = post(&request.url, &request.form, Some(&request.bearer)).await.map_err(|detail| {
-        TokenError::Unavailable(format!("the location token endpoint did not answer: {detail}"))
-    })?;
-    interpret_location_token(&answer, location_id, now_ms)
-}
-
-/// POSTs a form (with a bearer token and the API version when `bearer` is given); `Err`
-/// describes a failure to get any answer.
-async fn post(url: &str, form: &str, bearer: Option<&Secret>) -> Result<TokenAnswer, String> {
-    let fetch_request = build(url, form, bearer).map_err(|_| "the request could not be built".to_owned())?;
+/// POSTs the form; `Err` describes a failure to get any answer.
+async fn post(url: &str, form: &str) -> Result<TokenAnswer, String> {
+    let fetch_request = build(url, form).map_err(|_| "the request could not be built".to_owned())?;
     match fetch_with_timeout(fetch_request, TIMEOUT_MS).await {
         Ok((response, text)) => Ok(TokenAnswer {
             status: response.status_code(),
@@ -68,14 +50,10 @@ async fn post(url: &str, form: &str, bearer: Option<&Secret>) -> Result<TokenAns
     }
 }
 
-fn build(url: &str, form: &str, bearer: Option<&Secret>) -> worker::Result<Request> {
+fn build(url: &str, form: &str) -> worker::Result<Request> {
     let headers = Headers::new();
     headers.set("Content-Type", "application/x-www-form-urlencoded")?;
     headers.set("Accept", "application/json")?;
-    if let Some(token) = bearer {
-        headers.set("Authorization", &format!("Bearer {}", token.expose()))?;
-        headers.set("Version", API_VERSION)?;
-    }
     let mut init = RequestInit::new();
     init.with_method(Method::Post).with_headers(headers).with_body(Some(JsValue::from_str(form)));
     Request::new_with_init(url, &init)
