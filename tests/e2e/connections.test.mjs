@@ -15,6 +15,7 @@ import { newSecret, signedDelivery } from "../support/webhooks.mjs";
 const KEYS = `k1:${randomBytes(32).toString("base64")}`;
 const PIT_B = "pit-b-0123456789abcdef";
 const PIT_C = "pit-c-0123456789abcdef";
+const PIT_LAST = "pit-n40-0123456789abcdef";
 
 /** Waits for `check()` to be truthy (its value), polling, until `timeoutMs`. */
 async function until(what, check, { timeoutMs = 5000 } = {}) {
@@ -59,7 +60,7 @@ describe("connections through the operator API", () => {
     world = await startWorld({
       vars: { TOKEN_ENCRYPTION_KEYS: KEYS },
       simulator: {
-        tokens: { [TOKEN]: LOCATION, [PIT_B]: "loc-b", [PIT_C]: "loc-c" },
+        tokens: { [TOKEN]: LOCATION, [PIT_B]: "loc-b", [PIT_C]: "loc-c", [PIT_LAST]: "loc-n40" },
         locations: { [LOCATION]: { allowDuplicates: false }, "loc-b": { allowDuplicates: false }, "loc-c": { allowDuplicates: false } },
       },
     });
@@ -262,6 +263,36 @@ describe("connections through the operator API", () => {
     });
     assert.equal(record.state, "finished");
     assert.equal(contactsOf(world, "loc-b").length, 1);
+  });
+
+  test("past 40 connections the Directory's alarm carries the fan-out on: the 41st is nudged too", async () => {
+    const ids = Array.from({ length: 41 }, (_, n) => `loc-n${String(n).padStart(2, "0")}`);
+    let last;
+    for (const id of ids) {
+      const token = pit(id === "loc-n40" ? PIT_LAST : `pit-${id}-0123456789abcdef`);
+      const created = await world.admin("POST", "connections", { body: { id, token } });
+      assert.equal(created.status, 201, JSON.stringify(created.json));
+      last = created.json;
+    }
+    world.sim.injectFault({ route: "POST /contacts/", location: "loc-n40", status: 500 });
+    const delivered = await deliverTo(world, "loc-n40", last.signing_secret, ada("sm_n40"));
+    assert.equal((await settled(world, "loc-n40", delivered.id)).state, "pending");
+    const namespace = await world.mf.getDurableObjectNamespace("DIRECTORY");
+    const directory = namespace.get(namespace.idFromName("directory"));
+    const answer = await until("the first batch", async () => {
+      // Straight to the Directory's /cron (what the cron trigger calls), to read its answer.
+      const response = await directory.fetch("http://directory.test/cron", { method: "POST", body: "{}" });
+      const json = await response.json();
+      return json.nudged === 40 ? json : null;
+    });
+    assert.deepEqual(answer, { nudged: 40, more: true });
+    const record = await until("the alarm's batch to retry loc-n40", async () => {
+      const { json } = await ofConnection(world, "loc-n40", "GET", `events/${delivered.id}`);
+      if (json.state === "finished") return json;
+      await directory.fetch("http://directory.test/cron", { method: "POST", body: "{}" });
+      return null;
+    }, { timeoutMs: 8000 });
+    assert.equal(record.state, "finished");
   });
 });
 
