@@ -224,6 +224,16 @@ describe("connections through the operator API", () => {
     assert.equal(late.json.error, "unknown_connection");
     assert.deepEqual(contactsOf(world, "loc-b"), []);
 
+    // The id may be connected again: a new record, new secret; the old secret stays refused.
+    const again = await world.admin("POST", "connections", { body: { id: "loc-b", token: pit(PIT_B) } });
+    assert.equal(again.status, 201, JSON.stringify(again.json));
+    const revived = await until("the new record to reach the edge", async () => {
+      const answer = await deliverTo(world, "loc-b", again.json.signing_secret, ada("sm_r4"));
+      return answer.status === 202 ? answer : null;
+    }, { timeoutMs: 8000 });
+    assert.equal((await settled(world, "loc-b", revived.id)).state, "finished");
+    assert.equal((await deliverTo(world, "loc-b", b.signing_secret, ada("sm_r5"))).status, 401);
+
     // Without pending events no query is needed.
     const c = (await world.admin("POST", "connections", { body: { id: "loc-c", token: pit(PIT_C) } })).json;
     assert.ok(c.signing_secret);
