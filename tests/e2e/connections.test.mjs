@@ -146,6 +146,18 @@ describe("connections through the operator API", () => {
     const inUrl = await world.fetch(`/admin/connections?key=${ADMIN_KEY}`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
     assert.equal(inUrl.status, 400);
     assert.deepEqual((await world.admin("GET", "connections")).json.connections.map((c) => c.id), [LOCATION, "loc-b"]);
+
+    // Named connections' records are sealed: without the keys nothing is created, and the setting is named.
+    await world.reconfigure({ TOKEN_ENCRYPTION_KEYS: undefined });
+    try {
+      const unsealed = await world.admin("POST", "connections", { body: { id: "loc-c", token: pit(PIT_C) } });
+      assert.equal(unsealed.status, 500);
+      assert.equal(unsealed.json.error, "misconfigured");
+      assert.match(unsealed.json.message, /TOKEN_ENCRYPTION_KEYS/);
+    } finally {
+      await world.reconfigure({ TOKEN_ENCRYPTION_KEYS: KEYS });
+    }
+    assert.deepEqual((await world.admin("GET", "connections")).json.connections.map((c) => c.id), [LOCATION, "loc-b"]);
   });
 
   test("a rotation keeps the old secret until keep_old_for ends, then refuses it; another connection is untouched", async () => {
@@ -398,5 +410,40 @@ describe("connections made by the OAuth installs", () => {
     // Installing again creates nothing new.
     const again = await install(world, "?agency=1");
     assert.deepEqual(again.json.connections, []);
+  });
+});
+
+describe("an agency's company token", () => {
+  let world;
+  before(async () => {
+    world = await startWorld({
+      vars: { TOKEN_MODE: "oauth", CONTACTS_API_TOKEN: undefined, OAUTH_CLIENT_ID: CLIENT_ID, OAUTH_CLIENT_SECRET: CLIENT_SECRET, TOKEN_ENCRYPTION_KEYS: KEYS },
+      simulator: {
+        tokens: {},
+        oauth: {
+          // Inside the 5-minute refresh margin: the company token is renewed on every use.
+          tokenLifetimeSecs: 60,
+          clients: { [CLIENT_ID]: { secret: CLIENT_SECRET, locationId: LOCATION, companyId: "co-ag" } },
+          companies: { "co-ag": { locations: ["loc-g1"] } },
+        },
+      },
+    });
+  });
+  after(() => world?.close());
+
+  test("is renewed in the Directory with its rotating refresh token, one renewal at a time", async () => {
+    assert.equal((await install(world, "?agency=1")).status, 200);
+    const answers = await Promise.all([1, 2, 3].map(() => world.admin("GET", "agencies/co-ag/locations")));
+    assert.deepEqual(answers.map((a) => a.status), [200, 200, 200], JSON.stringify(answers.map((a) => a.json)));
+    const renewals = world.sim.oauth.grants().filter((g) => g.userType === "Company" && g.grantType === "refresh_token");
+    assert.equal(renewals.length, 3, "each use renewed it");
+    assert.ok(renewals.every((g) => g.status === 200), `no refresh token spent twice: ${JSON.stringify(renewals)}`);
+
+    world.sim.oauth.revokeCompanyRefreshTokens("co-ag");
+    const refused = await world.admin("GET", "agencies/co-ag/locations");
+    assert.equal(refused.status, 409, JSON.stringify(refused.json));
+    assert.equal(refused.json.error, "agency_token_refused");
+    assert.match(refused.json.message, /\/oauth\/install\?agency=1/);
+    assert.ok(!JSON.stringify(refused.json).includes("sim_"), "no token in the answer");
   });
 });
