@@ -278,13 +278,15 @@ describe("OAuth install", () => {
     assert.match(body.message, /invalid_grant: Authorization code has already been used/);
   });
 
-  test("an install for another location is refused with 409 and nothing is stored", async () => {
+  test("an install for another location makes it a named connection (no secret yet); the default one is untouched", async () => {
     world.sim.oauth.setConsentLocation("loc-elsewhere");
     const flow = await install(world);
-    assert.equal(flow.status, 409);
-    assert.equal(flow.json.error, "location_mismatch");
-    assert.match(flow.json.message, /`loc-elsewhere`.*`loc-e2e`/);
-    assert.deepEqual(await world.kvKeys(), []);
+    assert.equal(flow.status, 200, JSON.stringify(flow.json));
+    assert.equal(flow.json.connection, "loc-elsewhere");
+    assert.match(flow.json.next, /POST \/admin\/connections\/loc-elsewhere\/secrets/);
+    assert.deepEqual(await world.kvKeys(), ["token:loc-elsewhere"], "the tokens are the new location's");
+    const { connection } = (await world.admin("GET", "connections/loc-elsewhere")).json;
+    assert.deepEqual([connection.token.kind, connection.secrets], ["oauth", []]);
   });
 
   test("a token without a location (not a sub-account install) is refused with 502", async () => {

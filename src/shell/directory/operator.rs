@@ -34,7 +34,7 @@ pub async fn handle(directory: &Directory, mut req: Request) -> Answer {
         (Method::Delete, ["connections", id]) => remove(directory, id, pending.as_deref(), by).await,
         (Method::Post, ["connections", id, "secrets"]) => rotate(directory, id, &body, by).await,
         (Method::Delete, ["connections", id, "secrets", fingerprint]) => {
-            remove_secret(directory, id, fingerprint, by).await
+            remove_secret(directory, id, &decoded(fingerprint), by).await
         }
         (Method::Post, ["connections", id, "pause"]) => set_paused(directory, id, true, by).await,
         (Method::Post, ["connections", id, "resume"]) => set_paused(directory, id, false, by).await,
@@ -245,6 +245,12 @@ fn check_agency(directory: &Directory, token: &TokenSource) -> Result<(), Refusa
         Some(_) => Ok(()),
         None => Err(agencies::unknown_agency(company_id)),
     }
+}
+
+/// A path segment percent-decoded (a fingerprint's `:` arrives as `%3A`).
+fn decoded(segment: &str) -> String {
+    let pair = format!("v={}", segment.replace('+', "%2B"));
+    form_urlencoded::parse(pair.as_bytes()).next().map(|(_, value)| value.into_owned()).unwrap_or_default()
 }
 
 fn fresh_secret() -> Result<Secret, Refusal> {

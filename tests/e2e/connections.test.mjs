@@ -1,0 +1,449 @@
+// Named connections end to end (issue 16): the operator API under /admin/connections (create,
+// list, read, change, rotate and remove secrets, pause, resume, remove with what happens to
+// pending events), each connection's own operator API forwarded to its location, the cron's
+// fan-out to every named connection, and connections made by the OAuth installs (a location
+// other than the default one, and an agency whose company token lists its locations). The real
+// worker runs in Miniflare with the Location and Directory Durable Objects; the simulator plays
+// the Contacts API and the OAuth endpoints.
+
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { after, before, beforeEach, describe, test } from "node:test";
+import { ADMIN_KEY, contactEvent, LOCATION, SECRET, sleep, startWorld, TOKEN } from "./harness.mjs";
+import { newSecret, signedDelivery } from "../support/webhooks.mjs";
+
+const KEYS = `k1:${randomBytes(32).toString("base64")}`;
+const PIT_B = "pit-b-0123456789abcdef";
+const PIT_C = "pit-c-0123456789abcdef";
+const PIT_LAST = "pit-n40-0123456789abcdef";
+
+/** Waits for `check()` to be truthy (its value), polling, until `timeoutMs`. */
+async function until(what, check, { timeoutMs = 5000 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+/** Posts `event` to connection `id`'s webhook URL, signed with `secret`. */
+async function deliverTo(world, id, secret, event, overrides = {}) {
+  const request = signedDelivery(secret, event, overrides);
+  const response = await world.fetch(`/webhooks/sightmill/${id}`, request);
+  const text = await response.text();
+  return { status: response.status, json: text ? JSON.parse(text) : null, text, id: request.id };
+}
+
+/** Connection `id`'s own operator API (forwarded to its location). */
+const ofConnection = (world, id, method, path, options) => world.admin(method, `connections/${id}/${path}`, options);
+
+/** The webhook's record in connection `id`'s location, once its first attempt is over. */
+async function settled(world, id, webhookId) {
+  return until(`${webhookId} to settle in ${id}`, async () => {
+    const { status, json } = await ofConnection(world, id, "GET", `events/${webhookId}`);
+    return status === 200 && (json.state !== "pending" || json.last_error) ? json : null;
+  });
+}
+
+/** The simulator's contacts of `location`. */
+const contactsOf = (world, location) => world.sim.state().contacts.filter((contact) => contact.locationId === location);
+
+const ada = (id) => contactEvent("contact.created", { id, email: `${id}@example.com`, name: "Ada Lovelace" });
+
+const pit = (token) => ({ kind: "private_integration", token });
+
+describe("connections through the operator API", () => {
+  let world;
+  before(async () => {
+    world = await startWorld({
+      vars: { TOKEN_ENCRYPTION_KEYS: KEYS },
+      simulator: {
+        tokens: { [TOKEN]: LOCATION, [PIT_B]: "loc-b", [PIT_C]: "loc-c", [PIT_LAST]: "loc-n40" },
+        locations: { [LOCATION]: { allowDuplicates: false }, "loc-b": { allowDuplicates: false }, "loc-c": { allowDuplicates: false } },
+      },
+    });
+  });
+  after(() => world?.close());
+  beforeEach(() => world.reset());
+
+  test("create, list, read and change a connection; its secret and token are never shown again", async () => {
+    const created = await world.admin("POST", "connections", { body: { id: "loc-b", label: "Branch B", token: pit(PIT_B) } });
+    assert.equal(created.status, 201, JSON.stringify(created.json));
+    const { connection, signing_secret: secret } = created.json;
+    assert.match(secret, /^whsec_[A-Za-z0-9+/]{43}=$/);
+    assert.deepEqual(
+      { ...connection, secrets: connection.secrets.length },
+      {
+        id: "loc-b",
+        default: false,
+        label: "Branch B",
+        paused: false,
+        token: { kind: "private_integration" },
+        secrets: 1,
+        webhook_path: "/webhooks/sightmill/loc-b",
+        created_at_ms: connection.created_at_ms,
+      },
+    );
+    assert.match(connection.secrets[0].fingerprint, /^whsec:[0-9a-f]{8}$/);
+
+    const listed = await world.admin("GET", "connections");
+    assert.equal(listed.status, 200);
+    assert.deepEqual(listed.json.connections.map((c) => [c.id, c.default]), [[LOCATION, true], ["loc-b", false]]);
+    const [defaults] = listed.json.connections;
+    assert.deepEqual(defaults.token, { kind: "private_integration" });
+    assert.equal(defaults.webhook_path, "/webhooks/sightmill");
+    assert.match(defaults.secrets[0].fingerprint, /^whsec:[0-9a-f]{8}$/);
+    for (const text of [JSON.stringify(listed.json), JSON.stringify((await world.admin("GET", "connections/loc-b")).json)]) {
+      assert.ok(!text.includes(PIT_B) && !text.includes(secret) && !text.includes(SECRET), "no token or secret shown");
+    }
+    assert.equal((await world.admin("GET", `connections/${LOCATION}`)).json.connection.default, true);
+
+    const patched = await world.admin("PATCH", "connections/loc-b", { body: { label: "Sales" } });
+    assert.equal(patched.status, 200);
+    assert.equal(patched.json.connection.label, "Sales");
+    assert.equal((await world.admin("GET", "connections/loc-b")).json.connection.label, "Sales");
+
+    // Its webhooks go to its own location, with its own token.
+    const delivered = await deliverTo(world, "loc-b", secret, ada("sm_b1"));
+    assert.equal(delivered.status, 202, delivered.text);
+    assert.equal((await settled(world, "loc-b", delivered.id)).state, "finished");
+    assert.deepEqual(contactsOf(world, "loc-b").map((c) => c.email), ["sm_b1@example.com"]);
+    assert.deepEqual(contactsOf(world, LOCATION), []);
+    assert.ok(!world.logs().includes(secret) && !world.logs().includes(PIT_B), "the log holds no secret or token");
+  });
+
+  test("refusals: taken ids, taken secrets, bad ids and bodies, the default connection, no key", async () => {
+    const b = await world.admin("POST", "connections", { body: { id: "loc-b", token: pit(PIT_B) } });
+    assert.equal(b.status, 201);
+    const cases = [
+      ["POST", "connections", { id: "loc-b", token: pit(PIT_B) }, 409, "connection_exists"],
+      ["POST", "connections", { id: LOCATION, token: pit(PIT_B) }, 409, "connection_exists"],
+      ["POST", "connections", { id: "loc-c", token: pit(PIT_C), signing_secret: SECRET }, 409, "secret_in_use"],
+      ["POST", "connections", { id: "loc-c", token: pit(PIT_C), signing_secret: b.json.signing_secret }, 409, "secret_in_use"],
+      ["POST", "connections", { id: "loc.c", token: pit(PIT_C) }, 400, "invalid_connection_id"],
+      ["POST", "connections", { id: "loc-c", token: { kind: "pit" } }, 400, "invalid_body"],
+      ["POST", "connections", { id: "loc-c", token: { kind: "agency", company_id: "co-none" } }, 404, "unknown_agency"],
+      ["POST", "connections/loc-b/secrets", { signing_secret: SECRET }, 409, "secret_in_use"],
+      ["GET", "connections/loc-zz", undefined, 404, "unknown_connection"],
+      ["GET", "connections/loc%2Fb", undefined, 400, "invalid_connection_id"],
+      ["GET", "connections/loc%2Fb/status", undefined, 400, "invalid_connection_id"],
+      ["GET", `connections/${"x".repeat(65)}/status`, undefined, 400, "invalid_connection_id"],
+      ["DELETE", `connections/${LOCATION}`, undefined, 409, "default_connection"],
+      ["POST", `connections/${LOCATION}/pause`, undefined, 409, "default_connection"],
+      ["GET", "connections/loc-zz/status", undefined, 404, "unknown_connection"],
+      ["PUT", "connections/loc-b", {}, 405, "method_not_allowed"],
+    ];
+    for (const [method, path, body, status, error] of cases) {
+      const answer = await world.admin(method, path, { body });
+      assert.equal(answer.status, status, `${method} ${path}: ${JSON.stringify(answer.json)}`);
+      assert.equal(answer.json.error, error, `${method} ${path}`);
+      assert.equal(typeof answer.json.message, "string");
+    }
+    assert.equal((await world.admin("GET", "connections", { key: null })).status, 401);
+    assert.equal((await world.admin("GET", "connections", { key: "not-the-admin-key-0000" })).status, 401);
+    const inUrl = await world.fetch(`/admin/connections?key=${ADMIN_KEY}`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+    assert.equal(inUrl.status, 400);
+    assert.deepEqual((await world.admin("GET", "connections")).json.connections.map((c) => c.id), [LOCATION, "loc-b"]);
+
+    // Named connections' records are sealed: without the keys nothing is created, and the setting is named.
+    await world.reconfigure({ TOKEN_ENCRYPTION_KEYS: undefined });
+    try {
+      const unsealed = await world.admin("POST", "connections", { body: { id: "loc-c", token: pit(PIT_C) } });
+      assert.equal(unsealed.status, 500);
+      assert.equal(unsealed.json.error, "misconfigured");
+      assert.match(unsealed.json.message, /TOKEN_ENCRYPTION_KEYS/);
+    } finally {
+      await world.reconfigure({ TOKEN_ENCRYPTION_KEYS: KEYS });
+    }
+    assert.deepEqual((await world.admin("GET", "connections")).json.connections.map((c) => c.id), [LOCATION, "loc-b"]);
+  });
+
+  test("a rotation keeps the old secret until keep_old_for ends, then refuses it; another connection is untouched", async () => {
+    const b = (await world.admin("POST", "connections", { body: { id: "loc-b", token: pit(PIT_B) } })).json;
+    const cSecret = newSecret();
+    const c = await world.admin("POST", "connections", { body: { id: "loc-c", token: pit(PIT_C), signing_secret: cSecret } });
+    assert.equal(c.status, 201);
+    assert.equal(c.json.signing_secret, cSecret);
+    const cBefore = (await world.admin("GET", "connections/loc-c")).json.connection;
+
+    const rotated = await world.admin("POST", "connections/loc-b/secrets", { body: { keep_old_for: "3s" } });
+    assert.equal(rotated.status, 201, JSON.stringify(rotated.json));
+    const { signing_secret: fresh, fingerprint, connection } = rotated.json;
+    assert.notEqual(fresh, b.signing_secret);
+    assert.deepEqual(connection.secrets.map((s) => [s.fingerprint, s.expires_at_ms === null]), [
+      [b.connection.secrets[0].fingerprint, false],
+      [fingerprint, true],
+    ]);
+    assert.equal((await deliverTo(world, "loc-b", b.signing_secret, ada("sm_old"))).status, 202, "the old one still works");
+    assert.equal((await deliverTo(world, "loc-b", fresh, ada("sm_new"))).status, 202);
+    const oldEnds = connection.secrets[0].expires_at_ms;
+    await until("the old secret's end", () => Date.now() > oldEnds + 50, { timeoutMs: 6000 });
+    const refused = await deliverTo(world, "loc-b", b.signing_secret, ada("sm_late"));
+    assert.equal(refused.status, 401, refused.text);
+    assert.equal((await deliverTo(world, "loc-b", fresh, ada("sm_newer"))).status, 202);
+
+    // loc-c: its record and its secret as they were; B's secrets do not open C's URL.
+    assert.deepEqual((await world.admin("GET", "connections/loc-c")).json.connection, cBefore);
+    assert.equal((await deliverTo(world, "loc-c", cSecret, ada("sm_c1"))).status, 202);
+    assert.equal((await deliverTo(world, "loc-c", fresh, ada("sm_c2"))).status, 401);
+
+    // A secret removed by its fingerprint stops at once.
+    const removed = await world.admin("DELETE", `connections/loc-b/secrets/${encodeURIComponent(fingerprint)}`);
+    assert.equal(removed.status, 200, JSON.stringify(removed.json));
+    assert.deepEqual(removed.json.connection.secrets, []);
+    assert.equal((await world.admin("DELETE", `connections/loc-b/secrets/${encodeURIComponent(fingerprint)}`)).json.error, "unknown_secret");
+  });
+
+  test("pause keeps events pending and sends nothing; resume sends them", async () => {
+    const b = (await world.admin("POST", "connections", { body: { id: "loc-b", token: pit(PIT_B) } })).json;
+    const paused = await world.admin("POST", "connections/loc-b/pause");
+    assert.equal(paused.status, 200);
+    assert.equal(paused.json.connection.paused, true);
+    const delivered = await deliverTo(world, "loc-b", b.signing_secret, ada("sm_p1"));
+    assert.equal(delivered.status, 202, delivered.text);
+    await world.cron();
+    await sleep(300); // nothing should happen: a paused connection sends nothing (checked below)
+    assert.equal((await ofConnection(world, "loc-b", "GET", `events/${delivered.id}`)).json.state, "pending");
+    assert.deepEqual(contactsOf(world, "loc-b"), []);
+
+    const resumed = await world.admin("POST", "connections/loc-b/resume");
+    assert.equal(resumed.json.connection.paused, false);
+    await world.cron();
+    assert.equal((await settled(world, "loc-b", delivered.id)).state, "finished");
+    assert.equal(contactsOf(world, "loc-b").length, 1);
+  });
+
+  test("remove: refused while events are pending, then with ?pending=discard; the id is unknown after", async () => {
+    const b = (await world.admin("POST", "connections", { body: { id: "loc-b", token: pit(PIT_B) } })).json;
+    await world.admin("POST", "connections/loc-b/pause");
+    for (const id of ["sm_r1", "sm_r2"]) assert.equal((await deliverTo(world, "loc-b", b.signing_secret, ada(id))).status, 202);
+
+    const refused = await world.admin("DELETE", "connections/loc-b");
+    assert.equal(refused.status, 409, JSON.stringify(refused.json));
+    assert.equal(refused.json.error, "pending_events");
+    assert.equal(refused.json.pending, 2);
+    assert.equal((await world.admin("GET", "connections/loc-b")).status, 200, "still there");
+    assert.equal((await world.admin("DELETE", "connections/loc-b?pending=later")).json.error, "invalid_query");
+
+    const removed = await world.admin("DELETE", "connections/loc-b?pending=discard");
+    assert.deepEqual([removed.status, removed.json], [200, { removed: "loc-b", discarded: 2 }]);
+    assert.equal((await world.admin("GET", "connections/loc-b")).json.error, "unknown_connection");
+    assert.deepEqual((await world.admin("GET", "connections")).json.connections.map((c) => c.id), [LOCATION]);
+    const late = await deliverTo(world, "loc-b", b.signing_secret, ada("sm_r3"));
+    assert.equal(late.status, 404, late.text);
+    assert.equal(late.json.error, "unknown_connection");
+    assert.deepEqual(contactsOf(world, "loc-b"), []);
+
+    // The id may be connected again: a new record, new secret; the old secret stays refused.
+    const again = await world.admin("POST", "connections", { body: { id: "loc-b", token: pit(PIT_B) } });
+    assert.equal(again.status, 201, JSON.stringify(again.json));
+    const revived = await until("the new record to reach the edge", async () => {
+      const answer = await deliverTo(world, "loc-b", again.json.signing_secret, ada("sm_r4"));
+      return answer.status === 202 ? answer : null;
+    }, { timeoutMs: 8000 });
+    assert.equal((await settled(world, "loc-b", revived.id)).state, "finished");
+    assert.equal((await deliverTo(world, "loc-b", b.signing_secret, ada("sm_r5"))).status, 401);
+
+    // Without pending events no query is needed.
+    const c = (await world.admin("POST", "connections", { body: { id: "loc-c", token: pit(PIT_C) } })).json;
+    assert.ok(c.signing_secret);
+    assert.deepEqual((await world.admin("DELETE", "connections/loc-c")).json, { removed: "loc-c", discarded: 0 });
+  });
+
+  test("/admin/connections/{id}/... is that connection's own operator API, the default's too", async () => {
+    const b = (await world.admin("POST", "connections", { body: { id: "loc-b", token: pit(PIT_B) } })).json;
+    const delivered = await deliverTo(world, "loc-b", b.signing_secret, ada("sm_f1"));
+    await settled(world, "loc-b", delivered.id);
+    const status = await ofConnection(world, "loc-b", "GET", "status");
+    assert.equal(status.status, 200, JSON.stringify(status.json));
+    assert.equal(status.json.counters.accepted, 1);
+    await world.admin("POST", "connections/loc-b/pause");
+    const waiting = await deliverTo(world, "loc-b", b.signing_secret, ada("sm_f2"));
+    const listing = await ofConnection(world, "loc-b", "GET", "events?state=pending&limit=5");
+    assert.deepEqual(listing.json.events.map((e) => e.webhook_id), [waiting.id], "the query is passed on");
+    const defaults = await ofConnection(world, LOCATION, "GET", "status");
+    assert.equal(defaults.status, 200);
+    assert.deepEqual(defaults.json.counters, (await world.admin("GET", "status")).json.counters);
+    assert.equal(defaults.json.counters.accepted ?? 0, 0, "the default location saw none of B's");
+    assert.deepEqual((await world.admin("GET", "events?state=pending")).json.events, []);
+  });
+
+  test("the cron nudges every named connection: a failed event is retried", async () => {
+    const b = (await world.admin("POST", "connections", { body: { id: "loc-b", token: pit(PIT_B) } })).json;
+    world.sim.injectFault({ route: "POST /contacts/", location: "loc-b", status: 500 });
+    const delivered = await deliverTo(world, "loc-b", b.signing_secret, ada("sm_c1"));
+    const failed = await settled(world, "loc-b", delivered.id);
+    assert.equal(failed.state, "pending");
+    assert.match(failed.last_error, /500/);
+    // Only the cron drives a retry (RETRY_SCHEDULE is 1s here): run it until the event is done.
+    const record = await until("the cron to retry the event", async () => {
+      await world.cron();
+      const { json } = await ofConnection(world, "loc-b", "GET", `events/${delivered.id}`);
+      return json.state === "finished" ? json : null;
+    });
+    assert.equal(record.state, "finished");
+    assert.equal(contactsOf(world, "loc-b").length, 1);
+  });
+
+  test("past 40 connections the Directory's alarm carries the fan-out on: the 41st is nudged too", async () => {
+    const ids = Array.from({ length: 41 }, (_, n) => `loc-n${String(n).padStart(2, "0")}`);
+    let last;
+    for (const id of ids) {
+      const token = pit(id === "loc-n40" ? PIT_LAST : `pit-${id}-0123456789abcdef`);
+      const created = await world.admin("POST", "connections", { body: { id, token } });
+      assert.equal(created.status, 201, JSON.stringify(created.json));
+      last = created.json;
+    }
+    world.sim.injectFault({ route: "POST /contacts/", location: "loc-n40", status: 500 });
+    const delivered = await deliverTo(world, "loc-n40", last.signing_secret, ada("sm_n40"));
+    assert.equal((await settled(world, "loc-n40", delivered.id)).state, "pending");
+    const namespace = await world.mf.getDurableObjectNamespace("DIRECTORY");
+    const directory = namespace.get(namespace.idFromName("directory"));
+    const answer = await until("the first batch", async () => {
+      // Straight to the Directory's /cron (what the cron trigger calls), to read its answer.
+      const response = await directory.fetch("http://directory.test/cron", { method: "POST", body: "{}" });
+      const json = await response.json();
+      return json.nudged === 40 ? json : null;
+    });
+    assert.deepEqual(answer, { nudged: 40, more: true });
+    const record = await until("the alarm's batch to retry loc-n40", async () => {
+      const { json } = await ofConnection(world, "loc-n40", "GET", `events/${delivered.id}`);
+      if (json.state === "finished") return json;
+      await directory.fetch("http://directory.test/cron", { method: "POST", body: "{}" });
+      return null;
+    }, { timeoutMs: 8000 });
+    assert.equal(record.state, "finished");
+  });
+});
+
+const CLIENT_ID = "sightmill-sync-e2e";
+const CLIENT_SECRET = `client-secret-${randomBytes(12).toString("hex")}`;
+
+/** Runs the install flow like a browser (`query`: "?agency=1" for an agency install). */
+async function install(world, query = "") {
+  const start = await world.fetch(`/oauth/install${query}`, { redirect: "manual" });
+  assert.equal(start.status, 302, await start.clone().text());
+  const cookie = start.headers.get("set-cookie").split(";")[0];
+  const consent = await fetch(start.headers.get("location"), { redirect: "manual" });
+  assert.equal(consent.status, 302, await consent.clone().text());
+  const callback = new URL(consent.headers.get("location"));
+  const answer = await world.fetch(`${callback.pathname}${callback.search}`, { headers: { cookie } });
+  return { status: answer.status, json: await answer.json(), consent: new URL(start.headers.get("location")) };
+}
+
+describe("connections made by the OAuth installs", () => {
+  let world;
+  before(async () => {
+    world = await startWorld({
+      vars: { TOKEN_MODE: "oauth", CONTACTS_API_TOKEN: undefined, OAUTH_CLIENT_ID: CLIENT_ID, OAUTH_CLIENT_SECRET: CLIENT_SECRET, TOKEN_ENCRYPTION_KEYS: KEYS },
+      simulator: {
+        tokens: {},
+        oauth: {
+          clients: { [CLIENT_ID]: { secret: CLIENT_SECRET, locationId: LOCATION, companyId: "co-ag" } },
+          companies: { "co-ag": { name: "Agency", locations: [{ id: "loc-g1", name: "G one" }, "loc-g2", { id: "loc-g3", isInstalled: false }] } },
+        },
+      },
+    });
+  });
+  after(() => world?.close());
+  beforeEach(() => world.reset());
+
+  test("an install on another location than GHL_LOCATION_ID creates an oauth connection without a secret", async () => {
+    world.sim.oauth.setConsentLocation("loc-o");
+    const flow = await install(world);
+    assert.equal(flow.status, 200, JSON.stringify(flow.json));
+    assert.equal(flow.json.connection, "loc-o");
+    assert.match(flow.json.next, /POST \/admin\/connections\/loc-o\/secrets/);
+    const { connection } = (await world.admin("GET", "connections/loc-o")).json;
+    assert.deepEqual([connection.token, connection.secrets], [{ kind: "oauth" }, []]);
+
+    const unsigned = await deliverTo(world, "loc-o", newSecret(), ada("sm_o1"));
+    assert.equal(unsigned.status, 401, unsigned.text);
+    assert.equal(unsigned.json.error, "no_signing_secret");
+    const { signing_secret: secret } = (await world.admin("POST", "connections/loc-o/secrets")).json;
+    // The edge refetches a record it holds at most once per 5 s: the new secret is seen by then.
+    const delivered = await until("the new secret to be taken", async () => {
+      const answer = await deliverTo(world, "loc-o", secret, ada("sm_o2"));
+      return answer.status === 202 ? answer : null;
+    }, { timeoutMs: 8000 });
+    assert.equal((await settled(world, "loc-o", delivered.id)).state, "finished");
+    assert.equal(contactsOf(world, "loc-o").length, 1);
+
+    // Installing again re-tokens it and keeps the record (its secret too).
+    assert.equal((await install(world)).status, 200);
+    assert.equal((await world.admin("GET", "connections/loc-o")).json.connection.secrets.length, 1);
+  });
+
+  test("an agency install stores the company token and creates a connection per installed location", async () => {
+    const flow = await install(world, "?agency=1");
+    assert.equal(flow.consent.searchParams.get("user_type"), "Company");
+    assert.equal(flow.status, 200, JSON.stringify(flow.json));
+    assert.deepEqual(flow.json, { status: "installed", company_id: "co-ag", connections: ["loc-g1", "loc-g2"] });
+    const grants = world.sim.oauth.grants();
+    assert.ok(grants.some((g) => g.userType === "Company" && g.grantType === "authorization_code" && g.status === 200));
+
+    const listed = (await world.admin("GET", "connections")).json.connections;
+    assert.deepEqual(
+      listed.map((c) => [c.id, c.token.kind, c.token.company_id, c.secrets.length]),
+      [[LOCATION, "oauth", undefined, 1], ["loc-g1", "agency", "co-ag", 0], ["loc-g2", "agency", "co-ag", 0]],
+    );
+    assert.equal(listed[1].label, "G one");
+    const agencies = await world.admin("GET", "agencies");
+    assert.equal(agencies.status, 200);
+    assert.deepEqual(agencies.json.agencies.map((a) => [a.company_id, a.connections]), [["co-ag", 2]]);
+    const locations = await world.admin("GET", "agencies/co-ag/locations");
+    assert.equal(locations.status, 200, JSON.stringify(locations.json));
+    assert.deepEqual(locations.json.locations.map((l) => [l.id, l.connected]), [["loc-g1", true], ["loc-g2", true]]);
+    assert.equal((await world.admin("GET", "agencies/co-none/locations")).json.error, "unknown_agency");
+
+    // A webhook to an agency connection is applied with a location token minted from the company token.
+    const { signing_secret: secret } = (await world.admin("POST", "connections/loc-g1/secrets")).json;
+    const delivered = await deliverTo(world, "loc-g1", secret, ada("sm_g1"));
+    assert.equal(delivered.status, 202, delivered.text);
+    const record = await settled(world, "loc-g1", delivered.id);
+    assert.equal(record.state, "finished", JSON.stringify(record));
+    assert.equal(contactsOf(world, "loc-g1").length, 1);
+    assert.ok(world.sim.oauth.grants().some((g) => g.grantType === "location_token" && g.locationId === "loc-g1" && g.status === 200));
+
+    // Installing again creates nothing new.
+    const again = await install(world, "?agency=1");
+    assert.deepEqual(again.json.connections, []);
+  });
+});
+
+describe("an agency's company token", () => {
+  let world;
+  before(async () => {
+    world = await startWorld({
+      vars: { TOKEN_MODE: "oauth", CONTACTS_API_TOKEN: undefined, OAUTH_CLIENT_ID: CLIENT_ID, OAUTH_CLIENT_SECRET: CLIENT_SECRET, TOKEN_ENCRYPTION_KEYS: KEYS },
+      simulator: {
+        tokens: {},
+        oauth: {
+          // Inside the 5-minute refresh margin: the company token is renewed on every use.
+          tokenLifetimeSecs: 60,
+          clients: { [CLIENT_ID]: { secret: CLIENT_SECRET, locationId: LOCATION, companyId: "co-ag" } },
+          companies: { "co-ag": { locations: ["loc-g1"] } },
+        },
+      },
+    });
+  });
+  after(() => world?.close());
+
+  test("is renewed in the Directory with its rotating refresh token, one renewal at a time", async () => {
+    assert.equal((await install(world, "?agency=1")).status, 200);
+    const answers = await Promise.all([1, 2, 3].map(() => world.admin("GET", "agencies/co-ag/locations")));
+    assert.deepEqual(answers.map((a) => a.status), [200, 200, 200], JSON.stringify(answers.map((a) => a.json)));
+    const renewals = world.sim.oauth.grants().filter((g) => g.userType === "Company" && g.grantType === "refresh_token");
+    assert.equal(renewals.length, 3, "each use renewed it");
+    assert.ok(renewals.every((g) => g.status === 200), `no refresh token spent twice: ${JSON.stringify(renewals)}`);
+
+    world.sim.oauth.revokeCompanyRefreshTokens("co-ag");
+    const refused = await world.admin("GET", "agencies/co-ag/locations");
+    assert.equal(refused.status, 409, JSON.stringify(refused.json));
+    assert.equal(refused.json.error, "agency_token_refused");
+    assert.match(refused.json.message, /\/oauth\/install\?agency=1/);
+    assert.ok(!JSON.stringify(refused.json).includes("sim_"), "no token in the answer");
+  });
+});
