@@ -38,9 +38,20 @@ export async function setUp() {
 
 export async function load() {
   const answer = await api("GET", "mapping");
-  if (!answer.ok) return ($("#mapping-effective").textContent = describe(answer));
+  if (!answer.ok) {
+    $("#save-mapping").disabled = true;
+    return ($("#mapping-effective").textContent = describe(answer));
+  }
   showEffective(answer.json);
   fill(answer.json.live?.document ?? answer.json.deployed);
+}
+
+/** Another connection is chosen: nothing of the last one's can be saved until its own is read. */
+export function reset() {
+  $("#mapping-effective").textContent = "";
+  $("#mapping-result").textContent = "";
+  $("#save-mapping").disabled = true;
+  $("#revert-mapping").disabled = true;
 }
 
 function showEffective({ effective, live }) {
