@@ -105,8 +105,11 @@ describe("the operator console's connections", () => {
     assert.match(await text("#secret-once"), new RegExp(`/webhooks/sightmill/${NAMED}`));
     assert.equal(await page.evaluate(() => document.activeElement?.id), "secret-once-title", "focus goes to the secret");
     assert.equal(await form.getByLabel("Private Integration Token").inputValue(), "", "the token is not left in the form");
+    await browser.context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: new URL(await world.url()).origin });
     await page.locator("#copy-secret").click();
-    await page.locator("#secret-once-result").filter({ hasText: /Copied|Selected/ }).waitFor({ timeout: WAIT_MS });
+    await page.locator("#secret-once-result").filter({ hasText: "Copied" }).waitFor({ timeout: WAIT_MS });
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), secret, "the copy button copies the secret");
+    await page.evaluate(() => navigator.clipboard.writeText(""));
     await row(NAMED).filter({ hasText: "Pending" }).waitFor({ timeout: WAIT_MS });
     assert.match(await row(NAMED).innerText(), /Branch B/);
     await browser.shoot("connections-secret");
