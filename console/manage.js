@@ -101,9 +101,9 @@ function secretRow(id, secret) {
   return h(
     "tr",
     { "data-fingerprint": secret.fingerprint },
-    h("td", { class: "mono", text: secret.fingerprint }),
-    h("td", { text: when(secret.created_at_ms) }),
-    h("td", { text: secret.expires_at_ms ? when(secret.expires_at_ms) : "when removed" }),
+    h("td", { class: "mono", "data-label": "Fingerprint", text: secret.fingerprint }),
+    h("td", { "data-label": "Added", text: when(secret.created_at_ms) }),
+    h("td", { "data-label": "Stops working", text: secret.expires_at_ms ? when(secret.expires_at_ms) : "when removed" }),
     h("td", {}, h("button", { type: "button", text: "Remove", "aria-label": `Remove secret ${secret.fingerprint}`, onclick: () => removeSecret(id, secret.fingerprint) })),
   );
 }
