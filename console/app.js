@@ -33,6 +33,7 @@ async function show() {
   const name = viewName();
   const { id } = selection.parseHash(location.hash);
   if (!selection.loaded()) await selection.refresh();
+  if (!operatorKey.get()) return; // the key was refused meanwhile
   if (selection.apply(id)) {
     for (const each of Object.values(VIEWS)) each.reset?.();
   }
