@@ -152,6 +152,7 @@ describe("the operator console's connections", () => {
     await row(NAMED).filter({ hasText: "alert" }).waitFor({ timeout: WAIT_MS });
     assert.match(await row(NAMED).innerText(), /Dead letters\s*1/);
     assert.match(await row(LOCATION).innerText(), /Dead letters\s*0/);
+    await browser.shoot("connections");
     const requests = browser.requests.map((r) => new URL(r.url).pathname);
     assert.ok(requests.includes(`/admin/connections/${NAMED}/status`), "its status from its own route");
     assert.ok(requests.includes(`/admin/connections/${NAMED}/events`), "its events from its own route");
@@ -251,7 +252,6 @@ describe("the operator console's connections", () => {
     assert.ok(overflow <= 0, `no sideways scrolling (${overflow}px too wide)`);
     await browser.shoot("phone-connections");
     await page.setViewportSize({ width: 1280, height: 800 });
-    await browser.shoot("connections");
   });
 
   test("kept the key, the signing secrets and the token out of every URL, cookie, storage and log", async () => {
