@@ -29,7 +29,7 @@ export async function load() {
   if (!all.length && answer.ok) $("#connection-list").append(h("li", { text: "No connection yet: add one below." }));
   $("#connection-list-read").textContent = "";
   manage.show(chosen);
-  await readStatuses(all, rows, read);
+  readStatuses(all, rows, read); // each row fills in as its answer comes
 }
 
 /** Reads each connection's status, a few at a time, into its row. */

@@ -1,8 +1,9 @@
 // Managing connections (the Connections view's lower half), all through the operator API under
 // `/admin/connections`: add one (its id, label, token source, optionally its own signing secret),
 // and for the chosen one pause, resume, rotate its signing secret, remove a secret by its
-// fingerprint, or remove it, saying what happens to its pending events (the worker refuses with
-// 409 pending_events and their number; the operator may then discard them and remove it). A
+// fingerprint, or remove it, saying what happens to its unfinished events, pending or parked
+// (the worker refuses with 409 pending_events and their number; the operator may then discard
+// them and remove it). A
 // signing secret the worker answers is shown once, with a copy button, and kept nowhere: not in
 // storage, not in the address, not in a log; leaving the view or hiding it forgets it. Every
 // refusal's message is shown.
@@ -193,7 +194,7 @@ async function removeSecret(id, fingerprint) {
 async function remove(id, discard) {
   if (!id) return;
   if (!discard) {
-    const question = `Remove ${id}? Its webhook URL refuses every delivery from then on and its token is deleted. If events are still pending, you are told how many first.`;
+    const question = `Remove ${id}? Its webhook URL refuses every delivery from then on and its token is deleted. If events are not finished (pending or dead letters), you are told how many first.`;
     if (!(await confirm(question))) return;
   }
   const answer = await api("DELETE", under(id), { ...AT, query: discard ? { pending: "discard" } : {} });
@@ -201,7 +202,7 @@ async function remove(id, discard) {
   hidePending();
   if (!answer.ok) return result(`Not removed: ${describe(answer)}`);
   const discarded = answer.json.discarded ?? 0;
-  const said = `Removed ${id}${discarded ? `; ${discarded} pending event(s) discarded, never sent` : ""}.`;
+  const said = `Removed ${id}${discarded ? `; ${discarded} unfinished event(s) discarded, never applied` : ""}.`;
   if (secretOf === id) forgetSecret();
   if (selection.current().id === id) location.hash = selection.hashFor("connections", null);
   $("#connections-result").textContent = said;
@@ -213,10 +214,12 @@ function offerDiscard(id, answer) {
   const n = answer.json.pending ?? "some";
   pendingFor = id;
   $("#pending-text").textContent =
-    `${id} was not removed: ${n} event(s) are still pending, accepted from SightMill but not yet sent to the Contacts API ` +
-    `(${answer.json.message ?? "pending events"}). Discard them and remove it: they are marked discarded and never sent, ` +
-    "and SightMill's deliveries to its URL are refused from then on. Or keep the connection: they are sent once it runs (resume it if it is paused).";
-  $("#discard-and-remove").textContent = `Discard the ${n} pending event(s) and remove ${id}`;
+    `${id} was not removed: ${n} of its event(s) are not finished (pending, or parked as dead letters), so they have ` +
+    `not been applied to the Contacts API. The worker says: ${answer.json.message ?? "events are pending"}. ` +
+    "Discard them and remove it: they are marked discarded and never applied, and SightMill's deliveries to its URL " +
+    "are refused from then on. Or keep the connection: pending events are sent once it runs (resume it if it is paused), " +
+    "and dead letters wait in Events.";
+  $("#discard-and-remove").textContent = `Discard the ${n} event(s) and remove ${id}`;
   $("#pending-choice").hidden = false;
   $("#discard-and-remove").focus();
 }
