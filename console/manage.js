@@ -44,6 +44,9 @@ async function agencies() {
   const answer = await api("GET", "agencies", AT);
   const ids = answer.ok ? answer.json.agencies.map((agency) => agency.company_id) : [];
   $("#agency-ids").replaceChildren(...ids.map((id) => h("option", { value: id })));
+  $("#agency-known").textContent = answer.ok
+    ? ids.length ? `Installed agencies: ${ids.join(", ")}.` : "No agency has installed the app yet (/oauth/install?agency=1)."
+    : `The agencies could not be read: ${describe(answer)}`;
 }
 
 /** Shows only the token field the chosen kind needs. */

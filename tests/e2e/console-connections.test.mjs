@@ -37,9 +37,9 @@ describe("the operator console's connections", () => {
         locations: { [LOCATION]: { allowDuplicates: false }, [NAMED]: { allowDuplicates: false } },
       },
     });
-    // The refusals the test asks for: a bad id (400), a taken one and pending events (409), the
-    // old secret's delivery is not the browser's.
-    browser = await openBrowser({ refusals: [400, 409] });
+    // The refusals the test asks for: a bad id (400), an agency without an install (404), a taken
+    // id and unfinished events (409); the removed secret's delivery is not the browser's.
+    browser = await openBrowser({ refusals: [400, 404, 409] });
     ({ page } = browser);
   });
 
@@ -89,7 +89,7 @@ describe("the operator console's connections", () => {
     assert.ok(await page.locator("#manage-default").isVisible(), "the default connection is the deployment's settings");
   });
 
-  test("shows the worker's refusal of a bad id and of a taken one, then creates a connection and shows its secret once", async () => {
+  test("shows the worker's refusal of a bad id, an unknown agency and a taken id, then creates a connection and shows its secret once", async () => {
     const form = page.locator("#create-form");
     await form.getByLabel("Location id").fill("bad/id");
     await form.getByRole("textbox", { name: "Private Integration Token" }).fill(NAMED_TOKEN);
@@ -100,6 +100,15 @@ describe("the operator console's connections", () => {
     await form.getByLabel("Location id").fill(LOCATION);
     await form.getByRole("button", { name: "Create the connection" }).click();
     await page.locator("#create-result").filter({ hasText: "connection_exists" }).waitFor({ timeout: WAIT_MS });
+
+    await form.getByRole("radio", { name: "From the agency's install" }).check();
+    assert.ok(await form.getByRole("textbox", { name: "Private Integration Token" }).isHidden(), "only the field the kind needs");
+    await page.locator("#agency-known").filter({ hasText: "No agency has installed the app yet" }).waitFor({ timeout: WAIT_MS });
+    await form.getByLabel("Location id").fill("loc-console-agency");
+    await form.getByLabel("Agency company id").fill("company-nobody");
+    await form.getByRole("button", { name: "Create the connection" }).click();
+    await page.locator("#create-result").filter({ hasText: "unknown_agency" }).waitFor({ timeout: WAIT_MS });
+    await form.getByRole("radio", { name: "Private Integration Token" }).check();
 
     await form.getByLabel("Location id").fill(NAMED);
     await form.getByLabel("Label (optional)").fill("Branch B");
