@@ -263,6 +263,15 @@ describe("the operator console's connections", () => {
     const gone = await deliver(fresh, contactEvent("contact.created", { id: "sm_conn_4", name: "Kurt Gödel" }));
     assert.deepEqual([gone.status, gone.json?.error], [404, "unknown_connection"]);
     assert.equal(world.sim.state().contacts.find((c) => c.email === "alan@b.example"), undefined, "the discarded event was never sent");
+
+    // An address that still names it (a bookmark): the worker's refusal, and the header says so.
+    await page.goto(`${await world.url()}console/#status@${NAMED}`);
+    await page.locator("#status-cards").filter({ hasText: "unknown_connection" }).waitFor({ timeout: WAIT_MS });
+    assert.match(await page.locator("#connection-select option:checked").innerText(), /not a connection/);
+    await page.getByRole("link", { name: "Connections" }).click();
+    await page.locator("#manage-title").filter({ hasText: `${NAMED} is not a connection` }).waitFor({ timeout: WAIT_MS });
+    await page.locator("#connection-select").selectOption(LOCATION);
+    await page.locator("#manage-title").filter({ hasText: `Manage ${LOCATION}` }).waitFor({ timeout: WAIT_MS });
   });
 
   test("the Connections view fits a phone's width", async () => {
