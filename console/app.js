@@ -42,7 +42,7 @@ async function show() {
   for (const other of Object.keys(VIEWS)) $(`#${other}`).hidden = other !== name;
   if (!shown.has(name)) {
     shown.add(name);
-    await VIEWS[name].setUp?.();
+    if ((await VIEWS[name].setUp?.()) === false) shown.delete(name); // set up again next time
   }
   VIEWS[name].load();
 }

@@ -11,8 +11,14 @@ let catalogue = null;
 let rows = [];
 const samples = new Map();
 
+/** Reads the catalogue and binds the form; false when the catalogue could not be read (tried again next time). */
 export async function setUp() {
   const answer = await api("GET", "mapping/catalogue");
+  if (!answer.ok) {
+    $("#mapping-effective").textContent = `The mapping's catalogue could not be read: ${describe(answer)}`;
+    $("#save-mapping").disabled = true;
+    return false;
+  }
   catalogue = answer.json;
   const select = $("#sample-type");
   for (const type of catalogue.event_types) select.append(h("option", { value: type, text: type }));
@@ -37,6 +43,7 @@ export async function setUp() {
 }
 
 export async function load() {
+  if (!catalogue) return; // setUp said why
   const answer = await api("GET", "mapping");
   if (!answer.ok) {
     $("#save-mapping").disabled = true;

@@ -268,10 +268,16 @@ describe("the operator console's connections", () => {
     await page.goto(`${await world.url()}console/#status@${NAMED}`);
     await page.locator("#status-cards").filter({ hasText: "unknown_connection" }).waitFor({ timeout: WAIT_MS });
     assert.match(await page.locator("#connection-select option:checked").innerText(), /not a connection/);
+    await page.getByRole("link", { name: "Mapping" }).click();
+    await page.locator("#mapping-effective").filter({ hasText: "unknown_connection" }).waitFor({ timeout: WAIT_MS });
+    assert.ok(await page.locator("#save-mapping").isDisabled());
     await page.getByRole("link", { name: "Connections" }).click();
     await page.locator("#manage-title").filter({ hasText: `${NAMED} is not a connection` }).waitFor({ timeout: WAIT_MS });
     await page.locator("#connection-select").selectOption(LOCATION);
     await page.locator("#manage-title").filter({ hasText: `Manage ${LOCATION}` }).waitFor({ timeout: WAIT_MS });
+    await page.getByRole("link", { name: "Mapping" }).click();
+    await page.locator("#mapping-validation").filter({ hasText: "The mapping is valid." }).waitFor({ timeout: WAIT_MS });
+    await page.getByRole("link", { name: "Connections" }).click();
   });
 
   test("the Connections view fits a phone's width", async () => {
