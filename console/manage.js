@@ -3,10 +3,9 @@
 // and for the chosen one pause, resume, rotate its signing secret, remove a secret by its
 // fingerprint, or remove it, saying what happens to its unfinished events, pending or parked
 // (the worker refuses with 409 pending_events and their number; the operator may then discard
-// them and remove it). A
-// signing secret the worker answers is shown once, with a copy button, and kept nowhere: not in
-// storage, not in the address, not in a log; leaving the view or hiding it forgets it. Every
-// refusal's message is shown.
+// them and remove it). A signing secret the worker answers is shown once, with a copy button,
+// and kept nowhere: not in storage, not in the address, not in a log; leaving the view or hiding
+// it forgets it. Every refusal's message is shown.
 
 import { api, describe } from "./api.js";
 import { $, confirm, h, when } from "./ui.js";
