@@ -106,9 +106,15 @@ function secretRow(id, secret) {
     { "data-fingerprint": secret.fingerprint },
     h("td", { class: "mono", "data-label": "Fingerprint", text: secret.fingerprint }),
     h("td", { "data-label": "Added", text: when(secret.created_at_ms) }),
-    h("td", { "data-label": "Stops working", text: secret.expires_at_ms ? when(secret.expires_at_ms) : "when removed" }),
+    h("td", { "data-label": "Stops working", text: stops(secret.expires_at_ms) }),
     h("td", {}, h("button", { type: "button", text: "Remove", "aria-label": `Remove secret ${secret.fingerprint}`, onclick: () => removeSecret(id, secret.fingerprint) })),
   );
+}
+
+/** When a secret stops admitting deliveries: a time, "stopped at" one, or when it is removed. */
+function stops(at) {
+  if (!at) return "when removed";
+  return at <= Date.now() ? `stopped at ${when(at)}` : when(at);
 }
 
 /** Another connection is chosen: what was said about the last one goes. */
