@@ -1,7 +1,8 @@
 // The console's one way to the operator API. Every call goes through api(), which builds the
-// path from one base (today `/admin`: the deployment's connection; a connection selector would
-// change only the base) and sends the operator key kept for this tab (sessionStorage) as a
-// Bearer header. The key is never put in a URL or a cookie, and never logged.
+// path from one base (`/admin` for the default connection, `/admin/connections/{id}` for a named
+// one: the connection selector changes only the base; a call may name another with `at`) and
+// sends the operator key kept for this tab (sessionStorage) as a Bearer header. The key is never
+// put in a URL or a cookie, and never logged; nor is any secret a call sends or answers.
 
 const KEY_ITEM = "sightmill-sync.operator-key";
 let base = "/admin";
@@ -24,12 +25,13 @@ export function whenRefused(handler) {
 }
 
 /**
- * Calls the operator API: `path` under the base, `query` as parameters (empty ones left out),
- * `body` as JSON (a string is sent as it is). Answers `{ status, ok, json }`.
+ * Calls the operator API: `path` under the base (or under `at`, e.g. `/admin` for the routes of
+ * every connection), `query` as parameters (empty ones left out), `body` as JSON (a string is
+ * sent as it is). Answers `{ status, ok, json }`.
  */
-export async function api(method, path, { query, body } = {}) {
+export async function api(method, path, { query, body, at = base } = {}) {
   const params = new URLSearchParams(Object.entries(query ?? {}).filter(([, value]) => value !== "" && value != null));
-  const url = `${base}/${path}${params.size ? `?${params}` : ""}`;
+  const url = `${at}/${path}${params.size ? `?${params}` : ""}`;
   const headers = { authorization: `Bearer ${operatorKey.get() ?? ""}` };
   const init = { method, headers, cache: "no-store", credentials: "omit", referrerPolicy: "no-referrer" };
   if (body !== undefined) {

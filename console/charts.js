@@ -41,6 +41,13 @@ export async function load() {
   for (const chart of CHARTS) draw(chart, data, resolution);
 }
 
+/** Another connection is chosen: its charts are drawn afresh. */
+export function reset() {
+  for (const plot of plots.values()) plot.destroy();
+  plots.clear();
+  for (const chart of CHARTS) $(`#chart-${chart.id}-summary`).textContent = "";
+}
+
 function draw(chart, data, resolution) {
   const target = $(`#chart-${chart.id}`);
   const values = chart.series.map(([key]) => data[key].map((v) => (v == null ? null : chart.seconds ? v / 1000 : v)));

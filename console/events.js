@@ -109,6 +109,15 @@ async function open(id) {
   $("#detail-title").focus();
 }
 
+/** Starts over for another connection: the first page, nothing opened, no result. */
+export function reset() {
+  pages = [null];
+  nextCursor = null;
+  closeDetail();
+  result("");
+  $("#event-table tbody").replaceChildren();
+}
+
 function closeDetail() {
   opened = null;
   $("#event-detail").hidden = true;

@@ -11,8 +11,14 @@ let catalogue = null;
 let rows = [];
 const samples = new Map();
 
+/** Reads the catalogue and binds the form; false when the catalogue could not be read (tried again next time). */
 export async function setUp() {
   const answer = await api("GET", "mapping/catalogue");
+  if (!answer.ok) {
+    $("#mapping-effective").textContent = `The mapping's catalogue could not be read: ${describe(answer)}`;
+    $("#save-mapping").disabled = true;
+    return false;
+  }
   catalogue = answer.json;
   const select = $("#sample-type");
   for (const type of catalogue.event_types) select.append(h("option", { value: type, text: type }));
@@ -37,10 +43,22 @@ export async function setUp() {
 }
 
 export async function load() {
+  if (!catalogue) return; // setUp said why
   const answer = await api("GET", "mapping");
-  if (!answer.ok) return ($("#mapping-effective").textContent = describe(answer));
+  if (!answer.ok) {
+    $("#save-mapping").disabled = true;
+    return ($("#mapping-effective").textContent = describe(answer));
+  }
   showEffective(answer.json);
   fill(answer.json.live?.document ?? answer.json.deployed);
+}
+
+/** Another connection is chosen: nothing of the last one's can be saved until its own is read. */
+export function reset() {
+  $("#mapping-effective").textContent = "";
+  $("#mapping-result").textContent = "";
+  $("#save-mapping").disabled = true;
+  $("#revert-mapping").disabled = true;
 }
 
 function showEffective({ effective, live }) {

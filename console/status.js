@@ -1,23 +1,30 @@
-// The Status view: the queue and the location at a glance, with an alert colour (and the word
-// "alert") wherever the worker would raise an alert.
+// The Status view: the chosen connection's queue and location at a glance, with an alert colour
+// (and the word "alert") wherever the worker would raise an alert. Its token rules are shared
+// with the Connections view's summaries.
 
 import { api, describe } from "./api.js";
 import { $, duration, h, when } from "./ui.js";
+import { current } from "./selection.js";
 
 export async function load() {
   const cards = $("#status-cards");
   const answer = await api("GET", "status");
   if (!answer.ok) {
+    $("#status-location").textContent = "";
     cards.replaceChildren(h("p", { class: "error", role: "alert", text: describe(answer) }));
     return;
   }
   const s = answer.json;
   const now = Date.now();
-  $("#status-location").textContent = `Location ${s.location_id} · read ${new Date(now).toLocaleTimeString()}`;
+  const connection = current();
+  const paused = Boolean(connection.paused || s.paused);
+  const label = connection.label ? ` (${connection.label})` : "";
+  $("#status-location").textContent = `Location ${s.location_id}${label}${connection.default ? " · the default connection" : ""} · read ${new Date(now).toLocaleTimeString()}`;
   const limit = s.alert_pending_age_secs;
   const blockedFor = s.rate_limited_until && s.rate_limited_until > now ? (s.rate_limited_until - now) / 1000 : null;
   const run = s.last_cron_run;
-  cards.replaceChildren(
+  const shown = [
+    paused ? card("Sending", "paused", "webhooks are accepted and kept pending until it is resumed", false) : null,
     ...s.tokens.map((token) => card(`Token ${token.location_id}`, tokenState(token), tokenNote(token), tokenAlert(token, now))),
     card("Pending", s.pending, null, false),
     card("Due now", s.due_now, null, false),
@@ -28,7 +35,14 @@ export async function load() {
     card("Rate-limit block", blockedFor ? `for ${duration(blockedFor)}` : "none", null, Boolean(blockedFor)),
     card("Last run", run ? when(run.finished_at) : "none yet", run ? runNote(run) : null, false),
     card("Mapping", s.mapping?.effective === "live" ? "live" : "deployed", mappingNote(s.mapping), false),
-  );
+  ];
+  cards.replaceChildren(...shown.filter(Boolean));
+}
+
+/** Forgets the last connection's figures (another one is chosen). */
+export function reset() {
+  $("#status-location").textContent = "";
+  $("#status-cards").replaceChildren();
 }
 
 function card(label, value, note, alert) {
@@ -41,7 +55,7 @@ function card(label, value, note, alert) {
   );
 }
 
-function tokenState(token) {
+export function tokenState(token) {
   if (token.error) return "error";
   return token.state ?? "unknown";
 }
@@ -53,7 +67,7 @@ function tokenNote(token) {
   return token.mode;
 }
 
-function tokenAlert(token, now) {
+export function tokenAlert(token, now) {
   if (token.error || token.state === "unreadable" || token.state === "none") return true;
   return Boolean(token.expires_at_ms && token.expires_at_ms < now);
 }

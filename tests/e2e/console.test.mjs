@@ -8,92 +8,33 @@
 // run leaves the working tree as it found it.
 
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { openBrowser, until, WAIT_MS } from "./browser.mjs";
 import { ADMIN_KEY, contactEvent, startWorld } from "./harness.mjs";
-
-const SHOTS = process.env.UPDATE_SCREENSHOTS === "1"
-  ? fileURLToPath(new URL("../../docs/console/", import.meta.url))
-  : mkdtempSync(path.join(os.tmpdir(), "sightmill-console-shots-"));
-const WAIT_MS = 15_000;
-
-/** The system's Chromium (scripts/setup.sh installs it), or CHROMIUM_PATH. */
-function chromiumPath() {
-  if (process.env.CHROMIUM_PATH) return process.env.CHROMIUM_PATH;
-  try {
-    return execFileSync("sh", ["-c", "command -v chromium || command -v chromium-browser"], { encoding: "utf8" }).trim();
-  } catch {
-    throw new Error("Chromium is not installed: run scripts/setup.sh (Debian/Ubuntu: apt-get install chromium)");
-  }
-}
-
-/** Waits until `check()` holds (a condition with a deadline, never a fixed sleep). */
-async function until(check, what, timeoutMs = WAIT_MS) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 describe("the operator console", () => {
   let world;
+  let browser;
   let context;
   let page;
-  let profile;
-  const problems = [];
-  const requests = [];
+  let problems;
+  let requests;
 
   before(async () => {
     world = await startWorld();
-    profile = mkdtempSync(path.join(os.tmpdir(), "sightmill-chromium-"));
-    // A fresh profile each run; playwright-core downloads no browser and drives Debian's.
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: chromiumPath(),
-      viewport: { width: 1280, height: 800 },
-      args: [
-        "--no-sandbox",
-        "--headless",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.on("console", (message) => {
-      // The wrong key's 401 and the invalid mapping's 422 are refusals the test asks for (the
-      // browser logs every 4xx); anything else is a problem.
-      const refused = /Failed to load resource: the server responded with a status of (401|422)/.test(message.text());
-      if (message.type() === "error" && !refused) problems.push(message.text());
-    });
-    page.on("pageerror", (error) => problems.push(String(error)));
-    page.on("request", (request) => requests.push({ url: request.url(), headers: request.headers() }));
-    mkdirSync(SHOTS, { recursive: true });
+    // The wrong key's 401 and the invalid mapping's 422 are refusals the test asks for.
+    browser = await openBrowser({ refusals: [401, 422] });
+    ({ context, page, problems, requests } = browser);
   });
 
   after(async () => {
-    await context?.close();
+    await browser?.close();
     await world?.close();
-    if (profile) rmSync(profile, { recursive: true, force: true });
   });
 
   const text = (selector) => page.locator(selector).innerText();
-  const shoot = (name) => page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
-  const confirmDialog = async () => {
-    await page.locator("#confirm").waitFor({ state: "visible" });
-    await page.keyboard.press("Enter"); // the dialog focuses Confirm
-    await page.locator("#confirm").waitFor({ state: "hidden" });
-  };
+  const shoot = (name) => browser.shoot(name);
+  const confirmDialog = () => browser.confirmDialog();
   const card = (label) => page.locator(".card", { has: page.locator("dt", { hasText: label }) });
 
   test("is served as static files with a strict Content-Security-Policy", async () => {
