@@ -197,38 +197,11 @@ pub fn origin_of(url: &str) -> &str {
     &url[..end]
 }
 
-/// The first value of query parameter `name` in `url`, form-decoded.
+/// The first value of query parameter `name` in `url`, form-decoded (`+` a space, `%XX` a byte,
+/// a stray `%` kept). The one way every route reads a query parameter.
 pub fn query_param(url: &str, name: &str) -> Option<String> {
     let query = url.split('#').next()?.split_once('?')?.1;
-    query
-        .split('&')
-        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
-        .find(|(key, _)| form_decode(key) == name)
-        .map(|(_, value)| form_decode(value))
-}
-
-/// Undoes `application/x-www-form-urlencoded`: `+` is a space, `%XX` a byte; a stray `%` stays.
-fn form_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%')
-            .then(|| text.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match (bytes[i], escaped) {
-            (_, Some(byte)) => {
-                out.push(byte);
-                i += 3;
-                continue;
-            }
-            (b'+', None) => out.push(b' '),
-            (byte, None) => out.push(byte),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    form_urlencoded::parse(query.as_bytes()).find(|(key, _)| key == name).map(|(_, value)| value.into_owned())
 }
 
 /// A short, harmless rendering of text the caller sent.

@@ -21,9 +21,7 @@ pub async fn handle(directory: &Directory, mut req: Request) -> Answer {
     let path = req.path();
     let segments: Vec<&str> = path.trim_start_matches("/admin/").split('/').collect();
     let operator = req.headers().get(OPERATOR_HEADER).ok().flatten().unwrap_or_default();
-    let pending = req.url().ok().and_then(|url| {
-        url.query_pairs().find(|(name, _)| name == "pending").map(|(_, value)| value.into_owned())
-    });
+    let pending = crate::auth::install::query_param(&req.inner().url(), "pending");
     let body = req.text().await.unwrap_or_default();
     let by = Operator { name: &operator };
     match (req.method(), segments.as_slice()) {

@@ -252,11 +252,8 @@ impl Location {
         if connection::is_default(&writer.env, &writer.name) {
             return respond::error(409, "default_connection", "the default connection cannot be removed");
         }
-        // Read without a URL parser (its IDNA tables would weigh on the Wasm).
-        let url = req.inner().url();
-        let query = crate::read::split_url(&url).query.unwrap_or_default();
-        let discard = form_urlencoded::parse(query.as_bytes())
-            .any(|(name, value)| name == "pending" && value == "discard");
+        let discard =
+            crate::auth::install::query_param(&req.inner().url(), "pending").as_deref() == Some("discard");
         let removed = writer.db.unfinished().and_then(|unfinished| {
             if !discard && !unfinished.is_empty() {
                 return Ok(Err(unfinished.len()));
