@@ -5,11 +5,11 @@
 //! is also logged.
 
 use serde_json::json;
-use worker::{console_error, Headers, Method, Request, RequestInit};
+use worker::{console_error, Headers, Method, Request};
 
 use super::db::Db;
 use crate::config::AlertConfig;
-use crate::shell::platform::http::fetch_with_timeout;
+use crate::shell::platform::http::{self, fetch_with_timeout};
 use crate::shell::platform::runtime::now_ms;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,7 +82,5 @@ async fn post(url: &str, body: &str) -> Result<(), String> {
 fn build(url: &str, body: &str) -> worker::Result<Request> {
     let headers = Headers::new();
     headers.set("Content-Type", "application/json")?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_headers(headers).with_body(Some(body.into()));
-    Request::new_with_init(url, &init)
+    http::request(Method::Post, url, &headers, Some(body))
 }

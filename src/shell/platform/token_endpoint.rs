@@ -3,10 +3,9 @@
 //! on the wire.
 
 use serde_json::Value;
-use wasm_bindgen::JsValue;
-use worker::{Headers, Method, Request, RequestInit};
+use worker::{Headers, Method, Request};
 
-use super::http::{fetch_with_timeout, TransportFailure};
+use super::http::{self, fetch_with_timeout, TransportFailure};
 
 use crate::auth::token_endpoint::{interpret, token_request, Grant, TokenAnswer, TokenRequest};
 use crate::auth::tokens::{OAuthClient, TokenError, TokenRecord};
@@ -42,9 +41,5 @@ fn build(request: &TokenRequest) -> worker::Result<Request> {
     let headers = Headers::new();
     headers.set("Content-Type", "application/x-www-form-urlencoded")?;
     headers.set("Accept", "application/json")?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(JsValue::from_str(request.form.expose())));
-    Request::new_with_init(&request.url, &init)
+    http::request(Method::Post, &request.url, &headers, Some(request.form.expose()))
 }
