@@ -14,7 +14,7 @@
 use std::cell::Cell;
 
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use worker::{SqlCursor, SqlStorage, SqlStorageValue};
 
 use crate::sync::metrics::{self, Bucket};
@@ -79,52 +79,106 @@ pub struct Listed {
     pub record: WebhookRecord,
 }
 
-#[derive(Deserialize)]
+/// No earlier webhook of `w`'s contact holds it back.
+const HEAD: &str = "NOT EXISTS (SELECT 1 FROM webhooks e WHERE e.holds = 1 AND e.contact = w.contact
+    AND (e.order_at < w.order_at OR (e.order_at = w.order_at AND e.rowid < w.rowid)))";
+
+/// A row type, built from its query's columns in the order the query names them. Rows are read
+/// as the platform's raw values rather than through `serde_wasm_bindgen`, which would compile a
+/// JavaScript-object deserialiser for every row type.
+trait FromRow: Sized {
+    fn from_row(columns: &mut Columns) -> DbResult<Self>;
+}
+
+/// One row's columns, taken in order.
+struct Columns(std::vec::IntoIter<SqlStorageValue>);
+
+impl Columns {
+    fn text(&mut self) -> DbResult<String> {
+        match self.0.next() {
+            Some(SqlStorageValue::String(text)) => Ok(text),
+            _ => Err(DbError::Storage("a column is not text".to_owned())),
+        }
+    }
+
+    /// An integer column; `None` for SQL `NULL`.
+    fn integer(&mut self) -> DbResult<Option<i64>> {
+        match self.0.next() {
+            Some(SqlStorageValue::Integer(n)) => Ok(Some(n)),
+            Some(SqlStorageValue::Null) => Ok(None),
+            _ => Err(DbError::Storage("a column is not an integer".to_owned())),
+        }
+    }
+
+    fn not_null_integer(&mut self) -> DbResult<i64> {
+        self.integer()?.ok_or_else(|| DbError::Storage("an integer column is null".to_owned()))
+    }
+}
+
+/// `id, record`.
 struct WebhookRow {
     id: String,
     record: String,
 }
 
-/// No earlier webhook of `w`'s contact holds it back.
-const HEAD: &str = "NOT EXISTS (SELECT 1 FROM webhooks e WHERE e.holds = 1 AND e.contact = w.contact
-    AND (e.order_at < w.order_at OR (e.order_at = w.order_at AND e.rowid < w.rowid)))";
-
-#[derive(Deserialize)]
-struct IdRow {
-    id: String,
+impl FromRow for WebhookRow {
+    fn from_row(columns: &mut Columns) -> DbResult<Self> {
+        Ok(WebhookRow { id: columns.text()?, record: columns.text()? })
+    }
 }
 
-#[derive(Deserialize)]
-struct ValueRow {
-    value: String,
+/// One text column: an id or a stored value.
+struct TextRow(String);
+
+impl FromRow for TextRow {
+    fn from_row(columns: &mut Columns) -> DbResult<Self> {
+        columns.text().map(TextRow)
+    }
 }
 
-#[derive(Deserialize)]
+/// `key, value`.
 struct KeyValueRow {
     key: String,
     value: String,
 }
 
-#[derive(Deserialize)]
-struct CountRow {
-    n: i64,
+impl FromRow for KeyValueRow {
+    fn from_row(columns: &mut Columns) -> DbResult<Self> {
+        Ok(KeyValueRow { key: columns.text()?, value: columns.text()? })
+    }
 }
 
-#[derive(Deserialize)]
-struct OldestRow {
-    oldest: Option<i64>,
+/// One integer column (a count, a minimum), `None` for SQL `NULL`.
+struct IntegerRow(Option<i64>);
+
+impl FromRow for IntegerRow {
+    fn from_row(columns: &mut Columns) -> DbResult<Self> {
+        columns.integer().map(IntegerRow)
+    }
 }
 
-#[derive(Deserialize)]
+/// `slot, bucket`.
 struct MetricsRow {
     slot: i64,
     bucket: String,
 }
 
-#[derive(Deserialize)]
+impl FromRow for MetricsRow {
+    fn from_row(columns: &mut Columns) -> DbResult<Self> {
+        Ok(MetricsRow { slot: columns.not_null_integer()?, bucket: columns.text()? })
+    }
+}
+
+/// `name, value`.
 struct CounterRow {
     name: String,
     value: i64,
+}
+
+impl FromRow for CounterRow {
+    fn from_row(columns: &mut Columns) -> DbResult<Self> {
+        Ok(CounterRow { name: columns.text()?, value: columns.not_null_integer()? })
+    }
 }
 
 /// Which webhooks a listing shows: their state, and optionally their event type, their
@@ -164,16 +218,22 @@ impl Db {
     }
 
     /// Runs `query` and reads every row; counts what it read and wrote.
-    fn rows<T: DeserializeOwned>(&self, query: &str, bindings: Vec<SqlStorageValue>) -> DbResult<Vec<T>> {
+    fn rows<T: FromRow>(&self, query: &str, bindings: Vec<SqlStorageValue>) -> DbResult<Vec<T>> {
         let cursor = self.exec(query, bindings)?;
-        let rows = cursor.to_array()?;
+        let mut rows = Vec::new();
+        for row in cursor.raw() {
+            rows.push(T::from_row(&mut Columns(row?.into_iter()))?);
+        }
         self.tally_usage(&cursor);
         Ok(rows)
     }
 
+    /// Runs a statement that returns no rows (any it did return are read and dropped).
     fn run(&self, query: &str, bindings: Vec<SqlStorageValue>) -> DbResult<()> {
         let cursor = self.exec(query, bindings)?;
-        let _: Vec<serde_json::Value> = cursor.to_array()?;
+        for row in cursor.raw() {
+            row?;
+        }
         self.tally_usage(&cursor);
         Ok(())
     }
@@ -235,11 +295,11 @@ impl Db {
     /// The ids of up to `limit` pending webhooks due at `now` that no earlier webhook of their
     /// contact holds back (in the contact's order), in due order.
     pub fn due_heads(&self, now: UnixMillis, limit: u32) -> DbResult<Vec<String>> {
-        let rows: Vec<IdRow> = self.rows(
+        let rows: Vec<TextRow> = self.rows(
             &format!("SELECT w.id FROM webhooks w WHERE w.state = 'pending' AND w.at <= ? AND {HEAD} ORDER BY w.at, w.rowid LIMIT ?"),
             vec![now.into(), i64::from(limit).into()],
         )?;
-        Ok(rows.into_iter().map(|row| row.id).collect())
+        Ok(rows.into_iter().map(|TextRow(id)| id).collect())
     }
 
     /// Webhook `id`, if it is still pending, due at `now` and not held back by an earlier webhook
@@ -300,13 +360,13 @@ impl Db {
     }
 
     pub fn queue_figures(&self, now: UnixMillis) -> DbResult<QueueFigures> {
-        let oldest: Vec<OldestRow> =
+        let oldest: Vec<IntegerRow> =
             self.rows("SELECT min(accepted_at) AS oldest FROM webhooks WHERE state = 'pending'", vec![])?;
         Ok(QueueFigures {
             pending: self.count("SELECT count(*) AS n FROM webhooks WHERE state = 'pending'", vec![])?,
             due_now: self.due_count(now)?,
             parked: self.count("SELECT count(*) AS n FROM webhooks WHERE state = 'parked'", vec![])?,
-            oldest_accepted_at: oldest.first().and_then(|row| row.oldest),
+            oldest_accepted_at: oldest.first().and_then(|IntegerRow(oldest)| *oldest),
         })
     }
 
@@ -346,8 +406,8 @@ impl Db {
 
     /// A `count(*) AS n` query's count.
     fn count(&self, query: &str, bindings: Vec<SqlStorageValue>) -> DbResult<i64> {
-        let rows: Vec<CountRow> = self.rows(query, bindings)?;
-        Ok(rows.first().map_or(0, |row| row.n))
+        let rows: Vec<IntegerRow> = self.rows(query, bindings)?;
+        Ok(rows.first().and_then(|IntegerRow(n)| *n).unwrap_or(0))
     }
 
     /// Forgets up to `limit` webhooks finished before `before` (their redeliveries have stopped).
@@ -374,8 +434,8 @@ impl Db {
 
     /// The id-map record under `key`.
     pub fn link<T: DeserializeOwned>(&self, key: &str) -> DbResult<Option<T>> {
-        let rows: Vec<ValueRow> = self.rows("SELECT value FROM links WHERE key = ?", vec![key.into()])?;
-        rows.into_iter().next().map(|row| parse(key, &row.value)).transpose()
+        let rows: Vec<TextRow> = self.rows("SELECT value FROM links WHERE key = ?", vec![key.into()])?;
+        rows.into_iter().next().map(|TextRow(value)| parse(key, &value)).transpose()
     }
 
     /// Every id-map record whose key starts with `prefix`, as (key, JSON).
@@ -405,8 +465,8 @@ impl Db {
     // ---- meta and counters ----
 
     pub fn meta<T: DeserializeOwned>(&self, key: &str) -> DbResult<Option<T>> {
-        let rows: Vec<ValueRow> = self.rows("SELECT value FROM meta WHERE key = ?", vec![key.into()])?;
-        rows.into_iter().next().map(|row| parse(key, &row.value)).transpose()
+        let rows: Vec<TextRow> = self.rows("SELECT value FROM meta WHERE key = ?", vec![key.into()])?;
+        rows.into_iter().next().map(|TextRow(value)| parse(key, &value)).transpose()
     }
 
     pub fn put_meta<T: Serialize>(&self, key: &str, value: &T) -> DbResult<()> {
