@@ -123,8 +123,8 @@ impl DurableObject for Location {
             // Accepting a webhook, installing a token and the operator API work whatever state
             // the live mapping is in (the operator mends it there; its status says why it is
             // unusable, and until then the deployed mapping stands in for dry runs).
-            (Method::Post, "/accept") => self.accept(req.json().await?).await,
-            (Method::Post, "/token") => self.install_token(req.json().await?).await,
+            (Method::Post, "/accept") => self.accept(json_body(&mut req).await?).await,
+            (Method::Post, "/token") => self.install_token(json_body(&mut req).await?).await,
             (_, p) if p.starts_with("/admin/") => operator::handle(&self.writer, &config, req).await,
             _ if unusable.is_some() => {
                 let problem = unusable.unwrap_or_default();
@@ -446,6 +446,14 @@ fn under_way(db: &Db) -> Option<Bucket> {
     let stored = db.metrics_row(crate::sync::metrics::minute_slot(minute.start)).ok()?;
     let folded = stored.is_some_and(|stored| stored.start == minute.start);
     (!folded).then_some(minute)
+}
+
+/// The JSON body of an internal route, which the Worker wrote with serde_json. Parsed with
+/// serde_json too: `Request::json` goes through a JavaScript object and `serde_wasm_bindgen`,
+/// a second deserialiser for every type read.
+pub(super) async fn json_body<T: serde::de::DeserializeOwned>(req: &mut Request) -> Result<T> {
+    let body = req.bytes().await?;
+    serde_json::from_slice(&body).map_err(|error| worker::Error::RustError(error.to_string()))
 }
 
 /// The alert line of a run or read that stopped because the live mapping is unusable.
