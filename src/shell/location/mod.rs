@@ -86,7 +86,8 @@ pub struct Writer {
 
 impl DurableObject for Location {
     fn new(state: State, env: Env) -> Self {
-        let db = Db::open(state.storage().sql()).expect("the location's tables can be created");
+        let db = Db::open(state.storage().sql())
+            .unwrap_or_else(|error| panic!("the location's tables cannot be created: {error}"));
         let resumed = under_way(&db);
         // A deployment whose settings are wrong answers every request with the error (see
         // `fetch`); until it is fixed these are never used.
