@@ -6,6 +6,8 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use thiserror::Error;
 
+use crate::case;
+
 /// Largest mapping document the operator API stores as a live mapping, in bytes.
 pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024;
 
@@ -386,8 +388,8 @@ impl Mapping {
         for transform in transforms {
             text = match transform {
                 Transform::Trim => text.trim().to_owned(),
-                Transform::Lowercase => text.to_lowercase(),
-                Transform::Uppercase => text.to_uppercase(),
+                Transform::Lowercase => case::lowercase(&text),
+                Transform::Uppercase => case::uppercase(&text),
                 Transform::E164 if text.trim().is_empty() => text,
                 Transform::E164 => to_e164(&text, self.default_country_code.as_deref().unwrap_or(""))
                     .ok_or_else(|| field_error(field, "is not a phone number that converts to E.164"))?,

@@ -13,6 +13,7 @@
 
 use serde_json::{json, Value};
 
+use crate::case;
 use crate::contacts_api::{Answer, ApiId, ApiRequest};
 use crate::intake::event::{Change, Event, SightmillNote, SightmillTask};
 use crate::sync::mapping::{Mapping, Purpose};
@@ -420,7 +421,7 @@ fn refused(answer: Answer, record: Option<RecordKind>) -> Next {
 /// Whether `message` is the API's "Contact not found", or "Note not found" or "Task not found"
 /// about the `record` the call names.
 fn gone(message: &str, record: Option<RecordKind>) -> bool {
-    let message = message.trim().trim_end_matches('.').to_lowercase();
+    let message = case::lowercase(message.trim().trim_end_matches('.'));
     match message.strip_suffix(" not found") {
         Some(what) => what == "contact" || record.is_some_and(|kind| what == kind.noun()),
         None => false,
@@ -639,7 +640,7 @@ impl RecordJob {
             Next::Send(request) => Start::Send(Job::Record(Box::new(self)), request),
             Next::Applied(applied) => Start::Finish(applied),
             Next::Wait(reason) => Start::Wait(reason),
-            Next::Failed(failure) => unreachable!("nothing was sent: {failure:?}"),
+            Next::Failed(_) => unreachable!("nothing was sent, so nothing failed"),
         }
     }
 

@@ -52,7 +52,8 @@ impl Schedule {
 
 impl Default for Schedule {
     fn default() -> Schedule {
-        Schedule::parse(DEFAULT_SCHEDULE).expect("the default schedule parses")
+        Schedule::parse(DEFAULT_SCHEDULE)
+            .unwrap_or_else(|error| unreachable!("the default schedule: {error}"))
     }
 }
 

@@ -6,7 +6,7 @@
 //! `GET /admin/agencies/{company}/locations` (the listing, [`crate::connections::agency`]).
 
 use serde_json::{json, Value};
-use worker::{console_error, console_log, Headers, Method, Request, RequestInit};
+use worker::{console_error, console_log, Headers, Method, Request};
 
 use super::{misconfigured, operator::default_id, storage, Answer, Directory};
 use crate::auth::envelope::{Envelope, NONCE_LEN};
@@ -19,7 +19,7 @@ use crate::connections::{Connection, ConnectionId, TokenSource};
 use crate::intake::Refusal;
 use crate::secret::Secret;
 use crate::shell::location::tokens::token_config;
-use crate::shell::platform::http::fetch_with_timeout;
+use crate::shell::platform::http::{self, fetch_with_timeout};
 use crate::shell::platform::runtime::now_ms;
 use crate::shell::platform::token_endpoint::exchange_as;
 
@@ -78,8 +78,8 @@ pub async fn access(directory: &Directory, company: &str) -> Answer {
 /// `agency` connection (no signing secret) for each one not connected yet.
 pub async fn install(directory: &Directory, company: &str, mut req: Request) -> Answer {
     let company = checked_company(company)?;
-    let body: Value =
-        req.json().await.map_err(|_| Refusal::new(400, "invalid_body", "expected { envelope }"))?;
+    let body: Value = serde_json::from_str(&req.text().await.unwrap_or_default())
+        .map_err(|_| Refusal::new(400, "invalid_body", "expected { envelope }"))?;
     let envelope: Envelope = serde_json::from_value(body["envelope"].clone())
         .map_err(|_| Refusal::new(400, "invalid_body", "expected { envelope }"))?;
     let issuer = issuer(directory)?;
@@ -209,9 +209,7 @@ async fn get_json(url: &str, token: &Secret) -> Result<(u16, Value), TokenError>
         headers.set("Authorization", &format!("Bearer {}", token.expose()))?;
         headers.set("Version", API_VERSION)?;
         headers.set("Accept", "application/json")?;
-        let mut init = RequestInit::new();
-        init.with_method(Method::Get).with_headers(headers);
-        Request::new_with_init(url, &init)
+        http::request(Method::Get, url, &headers, None)
     };
     let request =
         build().map_err(|_| TokenError::Unavailable("the listing request could not be built".into()))?;

@@ -8,13 +8,10 @@
 //! | `agencies` | one row per agency install: the company token record, sealed ([`crate::auth::tokens::seal_record`] under [`crate::connections::agency::company_key`]), and when it was installed |
 //! | `meta` | small named values: where the cron's fan-out carries on |
 
-use std::cell::Cell;
-
-use serde::de::DeserializeOwned;
-use serde::Deserialize;
-use worker::{SqlCursor, SqlStorage, SqlStorageValue};
+use worker::{SqlStorage, SqlStorageValue};
 
 use crate::auth::envelope::Envelope;
+use crate::shell::platform::sql::{Columns, FromRow, Sql, SqlError, TextRow};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS connections (
@@ -44,9 +41,7 @@ pub struct Usage {
 }
 
 pub struct Db {
-    sql: SqlStorage,
-    rows_read: Cell<u64>,
-    rows_written: Cell<u64>,
+    sql: Sql,
 }
 
 /// A live (not removed) connection's sealed record.
@@ -64,33 +59,34 @@ pub enum Presence {
     Absent,
 }
 
-/// One agency, as listed.
-#[derive(Debug, Clone, Deserialize)]
+/// One agency, as listed: `company_id, installed_at, connections`.
+#[derive(Debug, Clone)]
 pub struct AgencyRow {
     pub company_id: String,
     pub installed_at: i64,
     pub connections: i64,
 }
 
-#[derive(Deserialize)]
+impl FromRow for AgencyRow {
+    fn from_row(columns: &mut Columns) -> Result<Self, SqlError> {
+        Ok(AgencyRow {
+            company_id: columns.text()?,
+            installed_at: columns.not_null_integer()?,
+            connections: columns.not_null_integer()?,
+        })
+    }
+}
+
+/// `id, envelope` (`NULL`: removed).
 struct ConnectionRow {
     id: String,
     envelope: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct IdRow {
-    id: String,
-}
-
-#[derive(Deserialize)]
-struct RecordRow {
-    record: String,
-}
-
-#[derive(Deserialize)]
-struct ValueRow {
-    value: String,
+impl FromRow for ConnectionRow {
+    fn from_row(columns: &mut Columns) -> Result<Self, SqlError> {
+        Ok(ConnectionRow { id: columns.text()?, envelope: columns.optional_text()? })
+    }
 }
 
 /// How a connection row is written: its sealed record and the columns kept in the clear.
@@ -104,34 +100,22 @@ pub struct Write<'a> {
 
 impl Db {
     pub fn open(sql: SqlStorage) -> DbResult<Db> {
-        let db = Db { sql, rows_read: Cell::new(0), rows_written: Cell::new(0) };
+        let db = Db { sql: Sql::new(sql) };
         db.run(SCHEMA, vec![])?;
         Ok(db)
     }
 
     pub fn usage(&self) -> Usage {
-        Usage { rows_read: self.rows_read.get(), rows_written: self.rows_written.get() }
+        let (rows_read, rows_written) = self.sql.usage();
+        Usage { rows_read, rows_written }
     }
 
-    fn exec(&self, query: &str, bindings: Vec<SqlStorageValue>) -> DbResult<SqlCursor> {
-        self.sql.exec(query, bindings).map_err(|error| format!("storage failed: {error}"))
-    }
-
-    fn rows<T: DeserializeOwned>(&self, query: &str, bindings: Vec<SqlStorageValue>) -> DbResult<Vec<T>> {
-        let cursor = self.exec(query, bindings)?;
-        let rows = cursor.to_array().map_err(|error| format!("storage failed: {error}"))?;
-        self.tally(&cursor);
-        Ok(rows)
+    fn rows<T: FromRow>(&self, query: &str, bindings: Vec<SqlStorageValue>) -> DbResult<Vec<T>> {
+        Ok(self.sql.rows(query, bindings)?)
     }
 
     fn run(&self, query: &str, bindings: Vec<SqlStorageValue>) -> DbResult<()> {
-        let _: Vec<serde_json::Value> = self.rows(query, bindings)?;
-        Ok(())
-    }
-
-    fn tally(&self, cursor: &SqlCursor) {
-        self.rows_read.set(self.rows_read.get() + cursor.rows_read() as u64);
-        self.rows_written.set(self.rows_written.get() + cursor.rows_written() as u64);
+        Ok(self.sql.run(query, bindings)?)
     }
 
     // ---- connections ----
@@ -187,20 +171,20 @@ impl Db {
     /// Up to `limit` ids of live, unpaused connections after `after`, in id order: whom the cron
     /// nudges (no envelope is read).
     pub fn to_nudge(&self, after: &str, limit: usize) -> DbResult<Vec<String>> {
-        let rows: Vec<IdRow> = self.rows(
+        let rows: Vec<TextRow> = self.rows(
             "SELECT id FROM connections WHERE removed_at IS NULL AND paused = 0 AND id > ? ORDER BY id LIMIT ?",
             vec![after.into(), (limit as i64).into()],
         )?;
-        Ok(rows.into_iter().map(|row| row.id).collect())
+        Ok(rows.into_iter().map(|TextRow(id)| id).collect())
     }
 
     // ---- agencies ----
 
     /// Agency `company_id`'s sealed company token record.
     pub fn agency(&self, company_id: &str) -> DbResult<Option<Envelope>> {
-        let rows: Vec<RecordRow> =
+        let rows: Vec<TextRow> =
             self.rows("SELECT record FROM agencies WHERE company_id = ?", vec![company_id.into()])?;
-        rows.into_iter().next().map(|row| envelope(company_id, &row.record)).transpose()
+        rows.into_iter().next().map(|TextRow(record)| envelope(company_id, &record)).transpose()
     }
 
     /// Stores an agency's company token record; `installed_at_ms` is set by an install and kept
@@ -237,8 +221,8 @@ impl Db {
     // ---- meta ----
 
     pub fn meta(&self, key: &str) -> DbResult<Option<String>> {
-        let rows: Vec<ValueRow> = self.rows("SELECT value FROM meta WHERE key = ?", vec![key.into()])?;
-        Ok(rows.into_iter().next().map(|row| row.value))
+        let rows: Vec<TextRow> = self.rows("SELECT value FROM meta WHERE key = ?", vec![key.into()])?;
+        Ok(rows.into_iter().next().map(|TextRow(value)| value))
     }
 
     pub fn put_meta(&self, key: &str, value: &str) -> DbResult<()> {

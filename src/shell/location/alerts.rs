@@ -5,12 +5,12 @@
 //! is also logged.
 
 use serde_json::json;
-use worker::{Headers, Method, Request, RequestInit};
+use worker::{Headers, Method, Request};
 
 use super::db::Db;
 use super::log::Log;
 use crate::config::AlertConfig;
-use crate::shell::platform::http::fetch_with_timeout;
+use crate::shell::platform::http::{self, fetch_with_timeout};
 use crate::shell::platform::runtime::now_ms;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +78,5 @@ async fn post(url: &str, body: &str) -> Result<(), String> {
 fn build(url: &str, body: &str) -> worker::Result<Request> {
     let headers = Headers::new();
     headers.set("Content-Type", "application/json")?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_headers(headers).with_body(Some(body.into()));
-    Request::new_with_init(url, &init)
+    http::request(Method::Post, url, &headers, Some(body))
 }

@@ -11,11 +11,11 @@
 //! | `counters` | totals since the location's first webhook (accepted, applied, stale, …) |
 //! | `metrics` | the charts' ring: 60 minute rows and 24 hour rows (a [`Bucket`] each), by slot |
 
-use std::cell::Cell;
-
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
-use worker::{SqlCursor, SqlStorage, SqlStorageValue};
+use serde::Serialize;
+use worker::{SqlStorage, SqlStorageValue};
+
+use crate::shell::platform::sql::{Columns, FromRow, IntegerRow, Sql, SqlError, TextRow};
 
 use crate::sync::metrics::{self, Bucket};
 use crate::sync::plan::{Known, Reads, RecordKey, Write};
@@ -57,6 +57,12 @@ impl From<worker::Error> for DbError {
     }
 }
 
+impl From<SqlError> for DbError {
+    fn from(error: SqlError) -> DbError {
+        DbError::Storage(error.0)
+    }
+}
+
 pub type DbResult<T> = Result<T, DbError>;
 
 /// Rows read and written since this instance started (what the platform bills).
@@ -67,9 +73,7 @@ pub struct Usage {
 }
 
 pub struct Db {
-    sql: SqlStorage,
-    rows_read: Cell<u64>,
-    rows_written: Cell<u64>,
+    sql: Sql,
 }
 
 /// One webhook as listed: its id and record.
@@ -79,52 +83,56 @@ pub struct Listed {
     pub record: WebhookRecord,
 }
 
-#[derive(Deserialize)]
+/// No earlier webhook of `w`'s contact holds it back.
+const HEAD: &str = "NOT EXISTS (SELECT 1 FROM webhooks e WHERE e.holds = 1 AND e.contact = w.contact
+    AND (e.order_at < w.order_at OR (e.order_at = w.order_at AND e.rowid < w.rowid)))";
+
+/// `id, record`.
 struct WebhookRow {
     id: String,
     record: String,
 }
 
-/// No earlier webhook of `w`'s contact holds it back.
-const HEAD: &str = "NOT EXISTS (SELECT 1 FROM webhooks e WHERE e.holds = 1 AND e.contact = w.contact
-    AND (e.order_at < w.order_at OR (e.order_at = w.order_at AND e.rowid < w.rowid)))";
-
-#[derive(Deserialize)]
-struct IdRow {
-    id: String,
+impl FromRow for WebhookRow {
+    fn from_row(columns: &mut Columns) -> Result<Self, SqlError> {
+        Ok(WebhookRow { id: columns.text()?, record: columns.text()? })
+    }
 }
 
-#[derive(Deserialize)]
-struct ValueRow {
-    value: String,
-}
-
-#[derive(Deserialize)]
+/// `key, value`.
 struct KeyValueRow {
     key: String,
     value: String,
 }
 
-#[derive(Deserialize)]
-struct CountRow {
-    n: i64,
+impl FromRow for KeyValueRow {
+    fn from_row(columns: &mut Columns) -> Result<Self, SqlError> {
+        Ok(KeyValueRow { key: columns.text()?, value: columns.text()? })
+    }
 }
 
-#[derive(Deserialize)]
-struct OldestRow {
-    oldest: Option<i64>,
-}
-
-#[derive(Deserialize)]
+/// `slot, bucket`.
 struct MetricsRow {
     slot: i64,
     bucket: String,
 }
 
-#[derive(Deserialize)]
+impl FromRow for MetricsRow {
+    fn from_row(columns: &mut Columns) -> Result<Self, SqlError> {
+        Ok(MetricsRow { slot: columns.not_null_integer()?, bucket: columns.text()? })
+    }
+}
+
+/// `name, value`.
 struct CounterRow {
     name: String,
     value: i64,
+}
+
+impl FromRow for CounterRow {
+    fn from_row(columns: &mut Columns) -> Result<Self, SqlError> {
+        Ok(CounterRow { name: columns.text()?, value: columns.not_null_integer()? })
+    }
 }
 
 /// Which webhooks a listing shows: their state, and optionally their event type, their
@@ -149,38 +157,22 @@ pub struct QueueFigures {
 
 impl Db {
     pub fn open(sql: SqlStorage) -> DbResult<Db> {
-        let db = Db { sql, rows_read: Cell::new(0), rows_written: Cell::new(0) };
-        db.exec(SCHEMA, vec![])?;
+        let db = Db { sql: Sql::new(sql) };
+        db.run(SCHEMA, vec![])?;
         Ok(db)
     }
 
     pub fn usage(&self) -> Usage {
-        Usage { rows_read: self.rows_read.get(), rows_written: self.rows_written.get() }
+        let (rows_read, rows_written) = self.sql.usage();
+        Usage { rows_read, rows_written }
     }
 
-    fn exec(&self, query: &str, bindings: Vec<SqlStorageValue>) -> DbResult<SqlCursor> {
-        let cursor = self.sql.exec(query, bindings)?;
-        Ok(cursor)
-    }
-
-    /// Runs `query` and reads every row; counts what it read and wrote.
-    fn rows<T: DeserializeOwned>(&self, query: &str, bindings: Vec<SqlStorageValue>) -> DbResult<Vec<T>> {
-        let cursor = self.exec(query, bindings)?;
-        let rows = cursor.to_array()?;
-        self.tally_usage(&cursor);
-        Ok(rows)
+    fn rows<T: FromRow>(&self, query: &str, bindings: Vec<SqlStorageValue>) -> DbResult<Vec<T>> {
+        Ok(self.sql.rows(query, bindings)?)
     }
 
     fn run(&self, query: &str, bindings: Vec<SqlStorageValue>) -> DbResult<()> {
-        let cursor = self.exec(query, bindings)?;
-        let _: Vec<serde_json::Value> = cursor.to_array()?;
-        self.tally_usage(&cursor);
-        Ok(())
-    }
-
-    fn tally_usage(&self, cursor: &SqlCursor) {
-        self.rows_read.set(self.rows_read.get() + cursor.rows_read() as u64);
-        self.rows_written.set(self.rows_written.get() + cursor.rows_written() as u64);
+        Ok(self.sql.run(query, bindings)?)
     }
 
     // ---- webhooks ----
@@ -235,18 +227,18 @@ impl Db {
     /// The ids of up to `limit` pending webhooks due at `now` that no earlier webhook of their
     /// contact holds back (in the contact's order), in due order.
     pub fn due_heads(&self, now: UnixMillis, limit: u32) -> DbResult<Vec<String>> {
-        let rows: Vec<IdRow> = self.rows(
+        let rows: Vec<TextRow> = self.rows(
             &format!("SELECT w.id FROM webhooks w WHERE w.state = 'pending' AND w.at <= ? AND {HEAD} ORDER BY w.at, w.rowid LIMIT ?"),
             vec![now.into(), i64::from(limit).into()],
         )?;
-        Ok(rows.into_iter().map(|row| row.id).collect())
+        Ok(rows.into_iter().map(|TextRow(id)| id).collect())
     }
 
     /// The ids of every webhook not finished yet (pending or parked), for a connection's removal.
     pub fn unfinished(&self) -> DbResult<Vec<String>> {
-        let rows: Vec<IdRow> =
+        let rows: Vec<TextRow> =
             self.rows("SELECT id FROM webhooks WHERE state IN ('pending', 'parked')", vec![])?;
-        Ok(rows.into_iter().map(|row| row.id).collect())
+        Ok(rows.into_iter().map(|TextRow(id)| id).collect())
     }
 
     /// Webhook `id`, if it is still pending, due at `now` and not held back by an earlier webhook
@@ -307,13 +299,13 @@ impl Db {
     }
 
     pub fn queue_figures(&self, now: UnixMillis) -> DbResult<QueueFigures> {
-        let oldest: Vec<OldestRow> =
+        let oldest: Vec<IntegerRow> =
             self.rows("SELECT min(accepted_at) AS oldest FROM webhooks WHERE state = 'pending'", vec![])?;
         Ok(QueueFigures {
             pending: self.count("SELECT count(*) AS n FROM webhooks WHERE state = 'pending'", vec![])?,
             due_now: self.due_count(now)?,
             parked: self.count("SELECT count(*) AS n FROM webhooks WHERE state = 'parked'", vec![])?,
-            oldest_accepted_at: oldest.first().and_then(|row| row.oldest),
+            oldest_accepted_at: oldest.first().and_then(|IntegerRow(oldest)| *oldest),
         })
     }
 
@@ -353,8 +345,8 @@ impl Db {
 
     /// A `count(*) AS n` query's count.
     fn count(&self, query: &str, bindings: Vec<SqlStorageValue>) -> DbResult<i64> {
-        let rows: Vec<CountRow> = self.rows(query, bindings)?;
-        Ok(rows.first().map_or(0, |row| row.n))
+        let rows: Vec<IntegerRow> = self.rows(query, bindings)?;
+        Ok(rows.first().and_then(|IntegerRow(n)| *n).unwrap_or(0))
     }
 
     /// Forgets up to `limit` webhooks finished before `before` (their redeliveries have stopped).
@@ -381,8 +373,8 @@ impl Db {
 
     /// The id-map record under `key`.
     pub fn link<T: DeserializeOwned>(&self, key: &str) -> DbResult<Option<T>> {
-        let rows: Vec<ValueRow> = self.rows("SELECT value FROM links WHERE key = ?", vec![key.into()])?;
-        rows.into_iter().next().map(|row| parse(key, &row.value)).transpose()
+        let rows: Vec<TextRow> = self.rows("SELECT value FROM links WHERE key = ?", vec![key.into()])?;
+        rows.into_iter().next().map(|TextRow(value)| parse(key, &value)).transpose()
     }
 
     /// Every id-map record whose key starts with `prefix`, as (key, JSON).
@@ -412,8 +404,8 @@ impl Db {
     // ---- meta and counters ----
 
     pub fn meta<T: DeserializeOwned>(&self, key: &str) -> DbResult<Option<T>> {
-        let rows: Vec<ValueRow> = self.rows("SELECT value FROM meta WHERE key = ?", vec![key.into()])?;
-        rows.into_iter().next().map(|row| parse(key, &row.value)).transpose()
+        let rows: Vec<TextRow> = self.rows("SELECT value FROM meta WHERE key = ?", vec![key.into()])?;
+        rows.into_iter().next().map(|TextRow(value)| parse(key, &value)).transpose()
     }
 
     pub fn put_meta<T: Serialize>(&self, key: &str, value: &T) -> DbResult<()> {

@@ -95,7 +95,8 @@ pub struct Writer {
 
 impl DurableObject for Location {
     fn new(state: State, env: Env) -> Self {
-        let db = Db::open(state.storage().sql()).expect("the location's tables can be created");
+        let db = Db::open(state.storage().sql())
+            .unwrap_or_else(|error| panic!("the location's tables cannot be created: {error}"));
         let resumed = under_way(&db);
         let name = state.id().name().or_else(|| setting(&env, "GHL_LOCATION_ID")).unwrap_or_default();
         let identity = Identity::read(&db, &env, &name);
@@ -128,7 +129,7 @@ impl DurableObject for Location {
         self.writer.requests.set(self.writer.requests.get() + 1);
         let path = req.path();
         match (req.method(), path.as_str()) {
-            (Method::Put, "/connection") => return self.store_connection(req.json().await?).await,
+            (Method::Put, "/connection") => return self.store_connection(json_body(&mut req).await?).await,
             (Method::Delete, "/connection") => return self.remove_connection(&req).await,
             _ => {}
         }
@@ -142,9 +143,9 @@ impl DurableObject for Location {
             // Accepting a webhook, installing a token and the operator API work whatever state
             // the live mapping is in (the operator mends it there; its status says why it is
             // unusable, and until then the deployed mapping stands in for dry runs).
-            (Method::Post, "/accept") => self.accept(&identity, req.json().await?).await,
+            (Method::Post, "/accept") => self.accept(&identity, json_body(&mut req).await?).await,
             (Method::Post, "/nudge") => self.nudge(&identity).await,
-            (Method::Post, "/token") => self.install_token(req.json().await?).await,
+            (Method::Post, "/token") => self.install_token(json_body(&mut req).await?).await,
             (_, p) if p.starts_with("/admin/") => operator::handle(&self.writer, &config, req).await,
             _ if unusable.is_some() => {
                 let problem = unusable.unwrap_or_default();
@@ -597,6 +598,14 @@ fn under_way(db: &Db) -> Option<Bucket> {
     let stored = db.metrics_row(crate::sync::metrics::minute_slot(minute.start)).ok()?;
     let folded = stored.is_some_and(|stored| stored.start == minute.start);
     (!folded).then_some(minute)
+}
+
+/// The JSON body of an internal route, which the Worker wrote with serde_json. Parsed with
+/// serde_json too: `Request::json` goes through a JavaScript object and `serde_wasm_bindgen`,
+/// a second deserialiser for every type read.
+pub(super) async fn json_body<T: serde::de::DeserializeOwned>(req: &mut Request) -> Result<T> {
+    let body = req.bytes().await?;
+    serde_json::from_slice(&body).map_err(|error| worker::Error::RustError(error.to_string()))
 }
 
 /// The alert line of a run or read that stopped because the live mapping is unusable.

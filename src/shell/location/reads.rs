@@ -13,7 +13,7 @@ use worker::{Method, Request, Response, Result};
 
 use super::db::{Db, DbResult};
 use super::tokens::TokenError;
-use super::Writer;
+use super::{json_body, Writer};
 use crate::config::Config;
 use crate::contacts_api::{ApiRequest, ApiResponse};
 use crate::read::{cache_ttl_secs, read_version_key, token_rejected, CACHE_TTL_SETTING};
@@ -92,21 +92,21 @@ impl ReadFailure {
 pub async fn handle(writer: &Writer, config: &Config, mut req: Request) -> Result<Response> {
     match (req.method(), req.path().as_str()) {
         (Method::Post, "/read/link") => {
-            let query: LinkQuery = req.json().await?;
+            let query: LinkQuery = json_body(&mut req).await?;
             match writer.db.link::<Value>(&query.key) {
                 Ok(link) => respond::json(200, &json!({ "link": link })),
                 Err(error) => respond::error(503, "storage_unavailable", error.to_string()),
             }
         }
         (Method::Post, "/read/version") => {
-            let query: VersionQuery = req.json().await?;
+            let query: VersionQuery = json_body(&mut req).await?;
             match writer.db.meta::<i64>(&read_version_key(&query.contact_id)) {
                 Ok(version) => respond::json(200, &json!({ "version": version.unwrap_or(0) })),
                 Err(error) => respond::error(503, "storage_unavailable", error.to_string()),
             }
         }
         (Method::Post, "/read/send") => {
-            let request: ApiRequest = req.json().await?;
+            let request: ApiRequest = json_body(&mut req).await?;
             respond::json(200, &json!(send(writer, config, &request).await))
         }
         _ => respond::error(404, "not_found", "no such read route in the location"),

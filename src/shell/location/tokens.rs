@@ -12,8 +12,7 @@ use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use wasm_bindgen::JsValue;
-use worker::{Delay, Env, Headers, Method, Request, RequestInit};
+use worker::{Delay, Env, Headers, Method, Request};
 
 use super::db::Db;
 use super::log::Log;
@@ -25,7 +24,7 @@ use crate::auth::tokens::{
 };
 use crate::connections::TokenSource;
 use crate::secret::Secret;
-use crate::shell::platform::http::fetch_with_timeout;
+use crate::shell::platform::http::{self, fetch_with_timeout};
 use crate::shell::platform::kv::Kv;
 use crate::shell::platform::object_stub::ObjectStub;
 use crate::shell::platform::runtime::{now_ms, setting};
@@ -311,9 +310,7 @@ fn build_mint(request: &crate::auth::tokens::LocationTokenRequest) -> worker::Re
     headers.set("Accept", "application/json")?;
     headers.set("Version", request.version)?;
     headers.set("Authorization", &format!("Bearer {}", request.bearer.expose()))?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_headers(headers).with_body(Some(JsValue::from_str(&request.form)));
-    Request::new_with_init(&request.url, &init)
+    http::request(Method::Post, &request.url, &headers, Some(&request.form))
 }
 
 /// `POST /agencies/{company}/access` at the Directory: a company access token valid a while yet.
@@ -323,7 +320,7 @@ async fn company_access_token(env: &Env, company_id: &str) -> Result<Secret, Tok
     let path = format!("/agencies/{company_id}/access");
     let mut response =
         directory.send(Method::Post, &path, None).await.map_err(|error| unavailable(error.to_string()))?;
-    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let body: Value = serde_json::from_str(&response.text().await.unwrap_or_default()).unwrap_or(Value::Null);
     let token = body.get("access_token").and_then(Value::as_str).filter(|token| !token.is_empty());
     match (response.status_code(), token) {
         (200, Some(token)) => Ok(Secret::new(token)),

@@ -3,11 +3,10 @@
 //! Durable Object calls it, for writes and reads alike.
 
 use serde_json::Value;
-use wasm_bindgen::JsValue;
-use worker::{Headers, Method, Request, RequestInit, Response};
+use worker::{Headers, Method, Request, Response};
 
-use super::http::fetch_with_timeout;
 pub use super::http::TransportFailure;
+use super::http::{self, fetch_with_timeout};
 
 use crate::contacts_api::{ApiRequest, ApiResponse, Method as ApiMethod, API_VERSION};
 use crate::secret::Secret;
@@ -40,11 +39,9 @@ impl ContactsClient<'_> {
         if request.body.is_some() {
             headers.set("Content-Type", "application/json")?;
         }
-        let mut init = RequestInit::new();
-        init.with_method(method(request.method))
-            .with_headers(headers)
-            .with_body(request.body.as_ref().map(|body| JsValue::from_str(&body.to_string())));
-        Request::new_with_init(&format!("{}{}", self.base_url, request.path), &init)
+        let url = format!("{}{}", self.base_url, request.path);
+        let body = request.body.as_ref().map(|body| body.to_string());
+        http::request(method(request.method), &url, &headers, body.as_deref())
     }
 }
 

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use futures_util::future::{select, Either};
-use worker::{AbortController, Delay, Fetch, Request, Response};
+use wasm_bindgen::JsValue;
+use worker::{web_sys, AbortController, Delay, Fetch, Headers, Method, Request, Response};
 
 /// A call that got no answer.
 #[derive(Debug, thiserror::Error)]
@@ -16,6 +17,22 @@ pub enum TransportFailure {
     Network(String),
     #[error("no answer within {0} ms")]
     Timeout(u32),
+}
+
+/// A request to send: `method` to `url` with `headers`, and a text body when given. Built on the
+/// platform's own `Request`: worker's `RequestInit` would also link the conversion of its `cf`
+/// options, which nothing here sets. The error is worker's own for a request it cannot build.
+pub fn request(method: Method, url: &str, headers: &Headers, body: Option<&str>) -> worker::Result<Request> {
+    let init = web_sys::RequestInit::new();
+    init.set_method(method.as_ref());
+    init.set_headers(&headers.0);
+    if let Some(body) = body {
+        init.set_body(&JsValue::from_str(body));
+    }
+    web_sys::Request::new_with_str_and_init(url, &init).map(Request::from).map_err(|error| {
+        let message = error.as_string();
+        worker::Error::JsError(message.unwrap_or_else(|| "invalid URL or options for Request".to_owned()))
+    })
 }
 
 /// Sends `request` and reads the whole answer, or gives up after `timeout_ms`.

@@ -5,7 +5,10 @@
 //! readers fall back to the Durable Object, which holds the truth.
 
 use serde::{de::DeserializeOwned, Serialize};
-use worker::{console_warn, kv::KvStore, Env};
+use wasm_bindgen::{JsCast, JsValue};
+use worker::js_sys::{Function, Object, Promise, Reflect, Uint8Array};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::{console_warn, Env};
 
 /// The KV binding name in wrangler.toml.
 pub const BINDING: &str = "SYNC_KV";
@@ -17,16 +20,37 @@ pub struct KvError {
     key: String,
 }
 
+/// The namespace as the platform binds it, whose `get` and `put` are called directly: worker's
+/// `KvStore` builds their options with `serde_wasm_bindgen`'s serialiser, needed for nothing else.
 #[derive(Clone)]
 pub struct Kv {
-    kv: KvStore,
+    kv: Object,
 }
 
 impl Kv {
     pub fn open(env: &Env) -> worker::Result<Kv> {
-        let missing =
-            |_| worker::Error::RustError(format!("no KV namespace is bound as `{BINDING}` (wrangler.toml)"));
-        Ok(Kv { kv: env.kv(BINDING).map_err(missing)? })
+        match Reflect::get(env, &BINDING.into()) {
+            Ok(kv) if !kv.is_undefined() => Ok(Kv { kv: kv.unchecked_into() }),
+            _ => Err(worker::Error::RustError(format!(
+                "no KV namespace is bound as `{BINDING}` (wrangler.toml)"
+            ))),
+        }
+    }
+
+    /// Calls the namespace's method `name` and waits for what its promise resolves to.
+    async fn call(
+        &self,
+        name: &str,
+        key: &str,
+        value: Option<&JsValue>,
+        options: &Object,
+    ) -> Result<JsValue, JsValue> {
+        let method: Function = Reflect::get(&self.kv, &name.into())?.dyn_into()?;
+        let promise = match value {
+            Some(value) => method.call3(&self.kv, &key.into(), value, options)?,
+            None => method.call2(&self.kv, &key.into(), options)?,
+        };
+        JsFuture::from(promise.dyn_into::<Promise>()?).await
     }
 
     /// The JSON record under `key`. The read itself is not generic (one async state machine
@@ -36,7 +60,9 @@ impl Kv {
     }
 
     async fn get_text(&self, key: &str) -> Result<Option<String>, KvError> {
-        self.kv.get(key).text().await.map_err(|_| KvError::new("read", key))
+        let options = options("type", &"text".into()).map_err(|_| KvError::new("read", key))?;
+        let value = self.call("get", key, None, &options).await.map_err(|_| KvError::new("read", key))?;
+        Ok(value.as_string())
     }
 
     /// Writes `record` under `key`, expiring after `ttl_secs` when given (KV's shortest is 60 s).
@@ -48,14 +74,23 @@ impl Kv {
     ) -> Result<(), KvError> {
         let fail = || KvError::new("write", key);
         let text = serde_json::to_string(record).map_err(|_| fail())?;
-        // As bytes: `put` with a `String` links serde_wasm_bindgen's generic value conversion and
-        // f64 formatting for a value that is always text. KV stores the same bytes either way.
-        let mut put = self.kv.put_bytes(key, text.as_bytes()).map_err(|_| fail())?;
-        if let Some(ttl) = ttl_secs {
-            put = put.expiration_ttl(ttl.max(60));
-        }
-        put.execute().await.map_err(|_| fail())
+        // As bytes (an ArrayBuffer), as the records have always been written.
+        let bytes = Uint8Array::new_with_length(text.len() as u32);
+        bytes.copy_from(text.as_bytes());
+        let options = match ttl_secs {
+            Some(ttl) => options("expirationTtl", &(ttl.max(60) as f64).into()).map_err(|_| fail())?,
+            None => Object::new(),
+        };
+        self.call("put", key, Some(&bytes.buffer().into()), &options).await.map_err(|_| fail())?;
+        Ok(())
     }
+}
+
+/// A `get` or `put` options object with the one option `name`.
+fn options(name: &str, value: &JsValue) -> Result<Object, JsValue> {
+    let options = Object::new();
+    Reflect::set(&options, &name.into(), value)?;
+    Ok(options)
 }
 
 /// A stored record, or `None` (reported) when it no longer parses.

@@ -11,4 +11,5 @@ pub mod kv;
 pub mod object_stub;
 pub mod respond;
 pub mod runtime;
+pub mod sql;
 pub mod token_endpoint;

@@ -4,7 +4,9 @@
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use worker::{Env, Headers, Method, Request, RequestInit, Response, Result, Stub};
+use worker::{Env, Headers, Method, Response, Result, Stub};
+
+use super::http;
 
 /// The locations' Durable Object binding in wrangler.toml.
 pub const LOCATIONS: &str = "LOCATIONS";
@@ -83,9 +85,7 @@ impl ObjectStub {
         headers: Headers,
     ) -> Result<Response> {
         headers.set("Content-Type", "application/json")?;
-        let mut init = RequestInit::new();
-        init.with_method(method).with_headers(headers).with_body(body.map(Into::into));
-        let request = Request::new_with_init(&format!("{ORIGIN}{path}"), &init)?;
+        let request = http::request(method, &format!("{ORIGIN}{path}"), &headers, body.as_deref())?;
         self.stub.fetch_with_request(request).await
     }
 }

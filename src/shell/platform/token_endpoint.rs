@@ -3,10 +3,9 @@
 //! on the wire.
 
 use serde_json::Value;
-use wasm_bindgen::JsValue;
-use worker::{Headers, Method, Request, RequestInit};
+use worker::{Headers, Method, Request};
 
-use super::http::{fetch_with_timeout, TransportFailure};
+use super::http::{self, fetch_with_timeout, TransportFailure};
 
 use crate::auth::token_endpoint::{interpret, token_request_as, Grant, TokenAnswer, UserType};
 use crate::auth::tokens::{OAuthClient, TokenError, TokenRecord};
@@ -54,7 +53,5 @@ fn build(url: &str, form: &str) -> worker::Result<Request> {
     let headers = Headers::new();
     headers.set("Content-Type", "application/x-www-form-urlencoded")?;
     headers.set("Accept", "application/json")?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_headers(headers).with_body(Some(JsValue::from_str(form)));
-    Request::new_with_init(url, &init)
+    http::request(Method::Post, url, &headers, Some(form))
 }
