@@ -101,6 +101,14 @@ impl Config {
         default_pair(&get)?;
         shared(&get, id.as_str().to_owned(), Vec::new())
     }
+
+    /// Whether the deployment's settings are usable at all (the default pair and everything the
+    /// connections share), for an entry point that serves every connection: the cron.
+    pub fn check(lookup: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        default_pair(&get)?;
+        shared(&get, String::new(), Vec::new()).map(drop)
+    }
 }
 
 /// `GHL_LOCATION_ID` and `WEBHOOK_SECRETS`, set together or not at all.
@@ -316,5 +324,14 @@ mod tests {
             assert!(message.contains(expected), "{message}");
             assert!(!message.contains("hunter2") && !message.contains("MfKQ9r8"), "{message}");
         }
+    }
+
+    #[test]
+    fn the_deployment_is_checked_whole_even_without_a_default_connection() {
+        assert!(Config::check(|_| None).is_ok());
+        let bad_mapping = |name: &str| (name == "CONTACT_MAPPING").then(|| "{".to_owned());
+        assert!(matches!(Config::check(bad_mapping), Err(ConfigError::Mapping(_))));
+        let half_pair = |name: &str| (name == "GHL_LOCATION_ID").then(|| "loc-1".to_owned());
+        assert_eq!(Config::check(half_pair), Err(ConfigError::Missing("WEBHOOK_SECRETS")));
     }
 }

@@ -3,17 +3,23 @@
 //! and answers what it did, and asks the Directory to nudge every named connection's (it fans out
 //! 40 at a time and carries on with its alarm). An idle run costs two Durable Object requests
 //! (the default location's and the Directory's) and a few rows read; nothing is written or listed
-//! in KV.
+//! in KV. A deployment whose settings are wrong touches nothing until they are fixed (the error is
+//! logged).
 
 use serde_json::{json, Value};
 use worker::{console_error, Env};
 
+use crate::config::Config;
 use crate::shell::directory::default_id;
-use crate::shell::location::load_config;
 use crate::shell::platform::object_stub::ObjectStub;
+use crate::shell::platform::runtime::setting;
 
 pub async fn run(env: Env) {
-    if default_id(&env).is_some() && load_config(&env).is_ok() {
+    if let Err(error) = Config::check(|name| setting(&env, name)) {
+        console_error!("{}", json!({"msg": "configuration error", "error": error.to_string()}));
+        return;
+    }
+    if default_id(&env).is_some() {
         wake_default(&env).await;
     }
     let nudged: worker::Result<Value> = match ObjectStub::directory(&env) {
