@@ -284,12 +284,7 @@ async fn location_call(
     path: &str,
     body: Option<String>,
 ) -> std::result::Result<(u16, Value), Refusal> {
-    let reached = async {
-        let stub = ObjectStub::open(env, id)?;
-        let mut response = stub.send(method, path, body).await?;
-        let text = response.text().await?;
-        Ok::<_, worker::Error>((response.status_code(), serde_json::from_str(&text).unwrap_or(Value::Null)))
-    };
+    let reached = async { ObjectStub::open(env, id)?.ask(method, path, body).await };
     reached.await.map_err(|error| {
         console_error!(
             "{}",

@@ -318,11 +318,10 @@ async fn company_access_token(env: &Env, company_id: &str) -> Result<Secret, Tok
     let unavailable = |detail: String| TokenError::Unavailable(format!("the Directory: {detail}"));
     let directory = ObjectStub::directory(env).map_err(|error| unavailable(error.to_string()))?;
     let path = format!("/agencies/{company_id}/access");
-    let mut response =
-        directory.send(Method::Post, &path, None).await.map_err(|error| unavailable(error.to_string()))?;
-    let body: Value = serde_json::from_str(&response.text().await.unwrap_or_default()).unwrap_or(Value::Null);
+    let (status, body) =
+        directory.ask(Method::Post, &path, None).await.map_err(|error| unavailable(error.to_string()))?;
     let token = body.get("access_token").and_then(Value::as_str).filter(|token| !token.is_empty());
-    match (response.status_code(), token) {
+    match (status, token) {
         (200, Some(token)) => Ok(Secret::new(token)),
         (404, _) => Err(TokenError::NotConfigured(format!(
             "no agency token for company `{company_id}`; install the app for the agency at /oauth/install?agency=1"
