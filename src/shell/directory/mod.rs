@@ -112,8 +112,7 @@ impl Directory {
 
     /// What this instance has cost since it started: requests (alarms included) and rows.
     fn usage(&self) -> Value {
-        let rows = self.db.usage();
-        json!({ "requests": self.requests.get(), "rows_read": rows.rows_read, "rows_written": rows.rows_written })
+        self.db.usage(self.requests.get())
     }
 
     /// `GET /connections/{id}/verify`: the sealed record, for the edge to verify webhooks with.
