@@ -250,18 +250,20 @@ impl Tokens {
     async fn keep(&self, env: &Env, db: &Db, envelope: &Envelope) -> Result<(), TokenError> {
         db.put_meta(META_KEY, envelope).map_err(|e| TokenError::Unavailable(e.to_string()))?;
         self.opened.borrow_mut().take();
-        let copy = || async {
-            match Kv::open(env) {
+        let mut copied = Ok(());
+        for attempt in 0..2 {
+            if attempt > 0 {
+                Delay::from(Duration::from_millis(KV_WRITE_GAP_MS)).await;
+            }
+            copied = match Kv::open(env) {
                 Ok(kv) => {
                     kv.put(&token_key(&self.location_id), envelope, None).await.map_err(|e| e.to_string())
                 }
                 Err(error) => Err(error.to_string()),
+            };
+            if copied.is_ok() {
+                break;
             }
-        };
-        let mut copied = copy().await;
-        if copied.is_err() {
-            Delay::from(Duration::from_millis(KV_WRITE_GAP_MS)).await;
-            copied = copy().await;
         }
         if let Err(error) = copied {
             self.log.warn(json!({"msg": "token copy not written to KV", "location_id": self.location_id, "error": error}));
