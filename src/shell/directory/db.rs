@@ -33,13 +33,6 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 pub type DbResult<T> = Result<T, String>;
 
-/// Rows read and written since this instance started (what the platform bills).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Usage {
-    pub rows_read: u64,
-    pub rows_written: u64,
-}
-
 pub struct Db {
     sql: Sql,
 }
@@ -105,9 +98,9 @@ impl Db {
         Ok(db)
     }
 
-    pub fn usage(&self) -> Usage {
-        let (rows_read, rows_written) = self.sql.usage();
-        Usage { rows_read, rows_written }
+    /// What the object has cost since this instance started (its `requests` and the rows).
+    pub fn usage(&self, requests: u64) -> serde_json::Value {
+        self.sql.usage(requests)
     }
 
     fn rows<T: FromRow>(&self, query: &str, bindings: Vec<SqlStorageValue>) -> DbResult<Vec<T>> {

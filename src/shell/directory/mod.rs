@@ -112,8 +112,7 @@ impl Directory {
 
     /// What this instance has cost since it started: requests (alarms included) and rows.
     fn usage(&self) -> Value {
-        let rows = self.db.usage();
-        json!({ "requests": self.requests.get(), "rows_read": rows.rows_read, "rows_written": rows.rows_written })
+        self.db.usage(self.requests.get())
     }
 
     /// `GET /connections/{id}/verify`: the sealed record, for the edge to verify webhooks with.
@@ -284,12 +283,7 @@ async fn location_call(
     path: &str,
     body: Option<String>,
 ) -> std::result::Result<(u16, Value), Refusal> {
-    let reached = async {
-        let stub = ObjectStub::open(env, id)?;
-        let mut response = stub.send(method, path, body).await?;
-        let text = response.text().await?;
-        Ok::<_, worker::Error>((response.status_code(), serde_json::from_str(&text).unwrap_or(Value::Null)))
-    };
+    let reached = async { ObjectStub::open(env, id)?.ask(method, path, body).await };
     reached.await.map_err(|error| {
         console_error!(
             "{}",

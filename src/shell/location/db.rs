@@ -65,13 +65,6 @@ impl From<SqlError> for DbError {
 
 pub type DbResult<T> = Result<T, DbError>;
 
-/// Rows read and written since this instance started (what the platform bills).
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct Usage {
-    pub rows_read: u64,
-    pub rows_written: u64,
-}
-
 pub struct Db {
     sql: Sql,
 }
@@ -162,9 +155,9 @@ impl Db {
         Ok(db)
     }
 
-    pub fn usage(&self) -> Usage {
-        let (rows_read, rows_written) = self.sql.usage();
-        Usage { rows_read, rows_written }
+    /// What the object has cost since this instance started (its `requests` and the rows).
+    pub fn usage(&self, requests: u64) -> serde_json::Value {
+        self.sql.usage(requests)
     }
 
     fn rows<T: FromRow>(&self, query: &str, bindings: Vec<SqlStorageValue>) -> DbResult<Vec<T>> {

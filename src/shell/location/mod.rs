@@ -23,7 +23,7 @@ mod runner;
 pub mod tokens;
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -78,7 +78,9 @@ pub struct Writer {
     db: Db,
     tokens: Tokens,
     pacing: Pacing,
-    busy: RefCell<HashSet<String>>,
+    /// The contacts with an event being applied (a few at most: a list, not a set, whose
+    /// hashing code would weigh on the Wasm).
+    busy: RefCell<Vec<String>>,
     /// Candidates from the last scan of the queue, checked again when taken.
     ready: RefCell<VecDeque<String>>,
     running: Cell<bool>,
@@ -113,7 +115,7 @@ impl DurableObject for Location {
             storage: state.storage(),
             db,
             pacing: Pacing::new(cap),
-            busy: RefCell::new(HashSet::new()),
+            busy: RefCell::new(Vec::new()),
             ready: RefCell::new(VecDeque::new()),
             running: Cell::new(false),
             alarm_at: Cell::new(None),
@@ -442,7 +444,7 @@ impl Writer {
             };
             match self.db.due_head(&id, now) {
                 Ok(Some(listed)) if !self.busy.borrow().contains(&listed.record.sightmill_id) => {
-                    self.busy.borrow_mut().insert(listed.record.sightmill_id.clone());
+                    self.busy.borrow_mut().push(listed.record.sightmill_id.clone());
                     return Ok(Some(listed));
                 }
                 Ok(_) => {}
@@ -459,12 +461,11 @@ impl Writer {
 
     /// What this instance has cost since it started: requests (alarms included) and rows.
     fn usage(&self) -> serde_json::Value {
-        let rows = self.db.usage();
-        json!({ "requests": self.requests.get(), "rows_read": rows.rows_read, "rows_written": rows.rows_written })
+        self.db.usage(self.requests.get())
     }
 
     fn release(&self, contact: &str) {
-        self.busy.borrow_mut().remove(contact);
+        self.busy.borrow_mut().retain(|busy| busy != contact);
     }
 
     fn any_busy(&self) -> bool {

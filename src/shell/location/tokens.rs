@@ -250,18 +250,20 @@ impl Tokens {
     async fn keep(&self, env: &Env, db: &Db, envelope: &Envelope) -> Result<(), TokenError> {
         db.put_meta(META_KEY, envelope).map_err(|e| TokenError::Unavailable(e.to_string()))?;
         self.opened.borrow_mut().take();
-        let copy = || async {
-            match Kv::open(env) {
+        let mut copied = Ok(());
+        for attempt in 0..2 {
+            if attempt > 0 {
+                Delay::from(Duration::from_millis(KV_WRITE_GAP_MS)).await;
+            }
+            copied = match Kv::open(env) {
                 Ok(kv) => {
                     kv.put(&token_key(&self.location_id), envelope, None).await.map_err(|e| e.to_string())
                 }
                 Err(error) => Err(error.to_string()),
+            };
+            if copied.is_ok() {
+                break;
             }
-        };
-        let mut copied = copy().await;
-        if copied.is_err() {
-            Delay::from(Duration::from_millis(KV_WRITE_GAP_MS)).await;
-            copied = copy().await;
         }
         if let Err(error) = copied {
             self.log.warn(json!({"msg": "token copy not written to KV", "location_id": self.location_id, "error": error}));
@@ -318,11 +320,10 @@ async fn company_access_token(env: &Env, company_id: &str) -> Result<Secret, Tok
     let unavailable = |detail: String| TokenError::Unavailable(format!("the Directory: {detail}"));
     let directory = ObjectStub::directory(env).map_err(|error| unavailable(error.to_string()))?;
     let path = format!("/agencies/{company_id}/access");
-    let mut response =
-        directory.send(Method::Post, &path, None).await.map_err(|error| unavailable(error.to_string()))?;
-    let body: Value = serde_json::from_str(&response.text().await.unwrap_or_default()).unwrap_or(Value::Null);
+    let (status, body) =
+        directory.ask(Method::Post, &path, None).await.map_err(|error| unavailable(error.to_string()))?;
     let token = body.get("access_token").and_then(Value::as_str).filter(|token| !token.is_empty());
-    match (response.status_code(), token) {
+    match (status, token) {
         (200, Some(token)) => Ok(Secret::new(token)),
         (404, _) => Err(TokenError::NotConfigured(format!(
             "no agency token for company `{company_id}`; install the app for the agency at /oauth/install?agency=1"

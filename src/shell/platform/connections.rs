@@ -9,7 +9,6 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use serde::Deserialize;
 use worker::{Env, Method, Result};
 
 use super::object_stub::ObjectStub;
@@ -69,23 +68,17 @@ pub fn forget(id: &ConnectionId) {
     KEPT.with(|kept| kept.borrow_mut().retain(|entry| &entry.id != id));
 }
 
-#[derive(Deserialize)]
-struct Verify {
-    envelope: Envelope,
-}
-
 /// Asks the Directory. A deployment without one (no `DIRECTORY` binding) has no named
 /// connections.
 async fn fetch(env: &Env, id: &ConnectionId, now: i64) -> Result<Option<Rc<Connection>>> {
     let Ok(directory) = ObjectStub::directory(env) else {
         return Ok(None);
     };
-    let mut response = directory.send(Method::Get, &format!("/connections/{id}/verify"), None).await?;
-    let text = response.text().await?;
-    let record = match response.status_code() {
+    let (status, mut answer) = directory.ask(Method::Get, &format!("/connections/{id}/verify"), None).await?;
+    let record = match status {
         200 => {
-            let verify: Verify = serde_json::from_slice(text.as_bytes()).map_err(rust_error)?;
-            Some(Rc::new(open(env, id, &verify.envelope)?))
+            let envelope: Envelope = serde_json::from_value(answer["envelope"].take()).map_err(rust_error)?;
+            Some(Rc::new(open(env, id, &envelope)?))
         }
         404 => None,
         status => {

@@ -91,9 +91,12 @@ impl Sql {
         Sql { sql, rows_read: Cell::new(0), rows_written: Cell::new(0) }
     }
 
-    /// Rows read and written so far.
-    pub fn usage(&self) -> (u64, u64) {
-        (self.rows_read.get(), self.rows_written.get())
+    /// What the object has cost since this instance started: `requests` (alarms included, the
+    /// object counts them) and the rows read and written.
+    pub fn usage(&self, requests: u64) -> serde_json::Value {
+        serde_json::json!({
+            "requests": requests, "rows_read": self.rows_read.get(), "rows_written": self.rows_written.get()
+        })
     }
 
     /// Runs `query` and reads every row.

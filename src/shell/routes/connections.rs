@@ -111,8 +111,5 @@ pub async fn ask(
             "the directory of connections could not be reached; try again",
         )
     };
-    let stub = stub.map_err(unreachable)?;
-    let mut response = stub.send(method, path, body).await.map_err(unreachable)?;
-    let text = response.text().await.map_err(unreachable)?;
-    Ok((response.status_code(), serde_json::from_str(&text).unwrap_or(Value::Null)))
+    stub.map_err(unreachable)?.ask(method, path, body).await.map_err(unreachable)
 }
