@@ -569,12 +569,7 @@ function callsByType(logFile, from, events, tag) {
  * applied one, as a share of the limit, and the 429s seen.
  */
 async function measureBacklog(world, size, c) {
-  const control = (method, path, body) =>
-    fetch(`${world.sim}/__control/${path}`, {
-      method,
-      headers: body ? { "content-type": "application/json" } : {},
-      body: body ? JSON.stringify(body) : undefined,
-    });
+  const control = simControl(world);
   await control("POST", "reset");
   await control("POST", "faults", { status: 503, count: null });
   const events = Array.from({ length: size }, (_, i) => ({
@@ -593,30 +588,10 @@ async function measureBacklog(world, size, c) {
 
   const cpuBefore = cpu(world.product.pids);
   const started = Date.now();
-  let crons = 0;
-  let polls = 0;
-  let stalled = null;
-  let lowest = Infinity;
-  let since = started;
-  let nextCron = started;
-  for (;;) {
-    if (Date.now() >= nextCron) {
-      await runCron(world);
-      crons += 1;
-      nextCron += 60_000;
-    }
+  const { crons, polls, stalled } = await drainWithCron(world, started, async () => {
     const status = await adminStatus(world);
-    polls += 1;
-    if (status.pending === 0) break;
-    if (status.pending < lowest) {
-      lowest = status.pending;
-      since = Date.now();
-    } else if (Date.now() - since > STALL_MS) {
-      stalled = { pending: status.pending, seconds: (Date.now() - started) / 1000, status };
-      break;
-    }
-    await sleep(POLL_MS);
-  }
+    return { pending: status.pending, stalled: () => ({ pending: status.pending, seconds: (Date.now() - started) / 1000, status }) };
+  });
   const cpuAfter = cpu(world.product.pids);
   const after = await reading(world);
   const requests = await (await control("GET", "requests")).json();
@@ -676,12 +651,7 @@ function steady(times) {
  * location's steady share of its own limit and its 429s, and the aggregate events per second.
  */
 async function measureBacklogs(world, size, count, c) {
-  const control = (method, path, body) =>
-    fetch(`${world.sim}/__control/${path}`, {
-      method,
-      headers: body ? { "content-type": "application/json" } : {},
-      body: body ? JSON.stringify(body) : undefined,
-    });
+  const control = simControl(world);
   await control("POST", "reset");
   const connections = [];
   for (let i = 0; i < count; i += 1) {
@@ -713,27 +683,13 @@ async function measureBacklogs(world, size, count, c) {
   await control("POST", "reset");
 
   const started = Date.now();
-  let nextCron = started;
-  let stalled = null;
-  let lowest = Infinity;
-  let since = started;
-  for (;;) {
-    if (Date.now() >= nextCron) {
-      await runCron(world);
-      nextCron += 60_000;
-    }
+  const { stalled } = await drainWithCron(world, started, async () => {
     const pending = await Promise.all(connections.map(async ({ id }) => (await admin(world, "GET", `/admin/connections/${id}/status`)).json.pending));
-    const total = pending.reduce((a, b) => a + b, 0);
-    if (total === 0) break;
-    if (total < lowest) {
-      lowest = total;
-      since = Date.now();
-    } else if (Date.now() - since > STALL_MS) {
-      stalled = { pending: Object.fromEntries(connections.map(({ id }, i) => [id, pending[i]])) };
-      break;
-    }
-    await sleep(POLL_MS);
-  }
+    return {
+      pending: pending.reduce((a, b) => a + b, 0),
+      stalled: () => ({ pending: Object.fromEntries(connections.map(({ id }, i) => [id, pending[i]])) }),
+    };
+  });
   const requests = await (await control("GET", "requests")).json();
   const perLocation = connections.map(({ id }) => {
     const mine = requests.filter((r) => r.route === "POST /contacts/" && r.body?.locationId === id);
@@ -753,6 +709,47 @@ async function measureBacklogs(world, size, count, c) {
     acceptedStatuses: statusCounts(accepted.results),
     stalled,
   };
+}
+
+/** The simulator's control interface: `control(method, path, body?)` answers the fetch's Response. */
+function simControl(world) {
+  return (method, path, body) =>
+    fetch(`${world.sim}/__control/${path}`, {
+      method,
+      headers: body ? { "content-type": "application/json" } : {},
+      body: body ? JSON.stringify(body) : undefined,
+    });
+}
+
+/**
+ * Drives a drain from `started`: the cron every minute (the first at once) while `poll()` says
+ * what is pending (`{ pending, stalled() }`), every POLL_MS, until nothing is or nothing has
+ * drained for STALL_MS (then `stalled` is what `stalled()` describes). Answers the cron runs, the
+ * polls and `stalled` (null when it drained).
+ */
+async function drainWithCron(world, started, poll) {
+  let crons = 0;
+  let polls = 0;
+  let lowest = Infinity;
+  let since = started;
+  let nextCron = started;
+  for (;;) {
+    if (Date.now() >= nextCron) {
+      await runCron(world);
+      crons += 1;
+      nextCron += 60_000;
+    }
+    const { pending, stalled } = await poll();
+    polls += 1;
+    if (pending === 0) return { crons, polls, stalled: null };
+    if (pending < lowest) {
+      lowest = pending;
+      since = Date.now();
+    } else if (Date.now() - since > STALL_MS) {
+      return { crons, polls, stalled: stalled() };
+    }
+    await sleep(POLL_MS);
+  }
 }
 
 /** An operator API call: `{ status, json }`. */
