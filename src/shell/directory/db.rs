@@ -93,9 +93,7 @@ pub struct Write<'a> {
 
 impl Db {
     pub fn open(sql: SqlStorage) -> DbResult<Db> {
-        let db = Db { sql: Sql::new(sql) };
-        db.run(SCHEMA, vec![])?;
-        Ok(db)
+        Ok(Db { sql: Sql::open(sql, SCHEMA)? })
     }
 
     /// What the object has cost since this instance started (its `requests` and the rows).

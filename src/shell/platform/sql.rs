@@ -87,8 +87,11 @@ pub struct Sql {
 }
 
 impl Sql {
-    pub fn new(sql: SqlStorage) -> Sql {
-        Sql { sql, rows_read: Cell::new(0), rows_written: Cell::new(0) }
+    /// The storage, with `schema` applied (`CREATE ... IF NOT EXISTS` statements).
+    pub fn open(sql: SqlStorage, schema: &str) -> Result<Sql, SqlError> {
+        let sql = Sql { sql, rows_read: Cell::new(0), rows_written: Cell::new(0) };
+        sql.run(schema, vec![])?;
+        Ok(sql)
     }
 
     /// What the object has cost since this instance started: `requests` (alarms included, the

@@ -8,14 +8,12 @@
 use serde_json::Value;
 use worker::{Env, Method, Request, Response, Result};
 
-use crate::auth::api_keys::fingerprint;
 use crate::connections::{unknown_connection, ConnectionId};
 use crate::intake::Refusal;
-use crate::read::split_url;
 use crate::shell::directory::default_id;
 use crate::shell::platform::object_stub::ObjectStub;
 use crate::shell::platform::respond;
-use crate::shell::routes::operator::authorize;
+use crate::shell::routes::operator::Caller;
 
 const CONNECTIONS: &str = "/admin/connections";
 const AGENCIES: &str = "/admin/agencies";
@@ -44,32 +42,26 @@ fn target(path: &str) -> std::result::Result<Target<'_>, Refusal> {
 }
 
 pub async fn handle(mut req: Request, env: &Env) -> Result<Response> {
-    let raw_url = req.inner().url();
-    let url = split_url(&raw_url);
-    let authorization = req.headers().get("Authorization").ok().flatten();
-    if let Err(refusal) = authorize(url.query, authorization.as_deref(), env) {
-        return respond::refusal(&refusal);
-    }
-    let target = match target(url.path) {
+    let caller = match Caller::admit(&mut req, env).await? {
+        Ok(caller) => caller,
+        Err(refusal) => return respond::refusal(&refusal),
+    };
+    let target = match target(&caller.path) {
         Ok(target) => target,
         Err(refusal) => return respond::refusal(&refusal),
     };
-    let body = Some(req.text().await?).filter(|body| !body.is_empty());
-    let operator = fingerprint(authorization.as_deref()).unwrap_or_default();
-    let with_query = |path: &str| match url.query {
-        Some(query) => format!("{path}?{query}"),
-        None => path.to_owned(),
-    };
+    let (method, operator) = (req.method(), &caller.operator);
     match target {
         Target::Directory => {
-            ObjectStub::directory(env)?.send_as(req.method(), &with_query(url.path), body, &operator).await
+            let path = caller.with_query(&caller.path);
+            ObjectStub::directory(env)?.send_as(method, &path, caller.body, operator).await
         }
         Target::Location { id, rest } => {
             if let Err(refusal) = known(env, &id).await {
                 return respond::refusal(&refusal);
             }
-            let path = with_query(&format!("/admin/{rest}"));
-            ObjectStub::open(env, id.as_str())?.send_as(req.method(), &path, body, &operator).await
+            let path = caller.with_query(&format!("/admin/{rest}"));
+            ObjectStub::open(env, id.as_str())?.send_as(method, &path, caller.body, operator).await
         }
     }
 }

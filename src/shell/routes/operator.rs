@@ -19,29 +19,57 @@ pub fn handles(path: &str) -> bool {
 }
 
 pub async fn handle(mut req: Request, env: &Env) -> Result<Response> {
-    let raw_url = req.inner().url();
-    let url = split_url(&raw_url);
-    let authorization = req.headers().get("Authorization").ok().flatten();
-    if let Err(refusal) = authorize(url.query, authorization.as_deref(), env) {
-        return respond::refusal(&refusal);
-    }
+    let caller = match Caller::admit(&mut req, env).await? {
+        Ok(caller) => caller,
+        Err(refusal) => return respond::refusal(&refusal),
+    };
     let config = match load_config(env) {
         Ok(config) => config,
         Err(response) => return response,
     };
-    let path = match url.query {
-        Some(query) => format!("{}?{query}", url.path),
-        None => url.path.to_owned(),
-    };
-    let body = req.text().await?;
-    let operator = fingerprint(authorization.as_deref()).unwrap_or_default();
     let stub = ObjectStub::open(env, &config.location_id)?;
-    stub.send_as(req.method(), &path, Some(body).filter(|body| !body.is_empty()), &operator).await
+    stub.send_as(req.method(), &caller.with_query(&caller.path), caller.body, &caller.operator).await
+}
+
+/// An operator request let in through the door: its path and query, its body (none when empty),
+/// and who sent it (the key's fingerprint, never the key). The connections' routes use it too.
+pub(super) struct Caller {
+    pub path: String,
+    query: Option<String>,
+    pub body: Option<String>,
+    pub operator: String,
+}
+
+impl Caller {
+    /// Lets the request in ([`authorize`]) and reads it, or answers the refusal.
+    pub async fn admit(req: &mut Request, env: &Env) -> Result<std::result::Result<Caller, Refusal>> {
+        let raw_url = req.inner().url();
+        let url = split_url(&raw_url);
+        let authorization = req.headers().get("Authorization").ok().flatten();
+        if let Err(refusal) = authorize(url.query, authorization.as_deref(), env) {
+            return Ok(Err(refusal));
+        }
+        let (path, query) = (url.path.to_owned(), url.query.map(str::to_owned));
+        Ok(Ok(Caller {
+            path,
+            query,
+            body: Some(req.text().await?).filter(|body| !body.is_empty()),
+            operator: fingerprint(authorization.as_deref()).unwrap_or_default(),
+        }))
+    }
+
+    /// `path` with the request's query, as forwarded.
+    pub fn with_query(&self, path: &str) -> String {
+        match &self.query {
+            Some(query) => format!("{path}?{query}"),
+            None => path.to_owned(),
+        }
+    }
 }
 
 /// No key in the URL, and a bearer key from `ADMIN_API_KEYS`, checked in constant time. Unset:
 /// the API is off; unusable: misconfigured. (The connections' routes use the same door.)
-pub(super) fn authorize(
+fn authorize(
     query: Option<&str>,
     authorization: Option<&str>,
     env: &Env,
