@@ -55,6 +55,23 @@ pub struct Mapping {
     rules: Vec<Rule>,
     status: Option<StatusTarget>,
     default_country_code: Option<String>,
+    existing_contacts: ExistingContacts,
+    /// The contact custom field (by id) that carries the SightMill id, set on create.
+    sightmill_id_field: Option<String>,
+}
+
+/// What a contact new to the worker does when the location already holds a contact with its
+/// email or phone and ALLOWS duplicates (a location that refuses them always answers with the
+/// existing contact, which is adopted either way).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ExistingContacts {
+    /// Create a contact of its own, as the location's setting asks (the default): two SightMill
+    /// contacts that share an email never become one Contacts API contact.
+    #[default]
+    Create,
+    /// Adopt the contact `GET /contacts/search/duplicate` finds (email first, then phone) and
+    /// update it, as an upsert would: one extra call per new contact.
+    Adopt,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -221,6 +238,10 @@ struct Document {
     status: Option<Value>,
     #[serde(default)]
     default_country_code: Option<String>,
+    #[serde(default)]
+    existing_contacts: Option<String>,
+    #[serde(default)]
+    sightmill_id_field: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -261,6 +282,8 @@ impl Default for Mapping {
             ],
             status: None,
             default_country_code: None,
+            existing_contacts: ExistingContacts::Create,
+            sightmill_id_field: None,
         }
     }
 }
@@ -297,11 +320,50 @@ impl Mapping {
                 return Err(mapping_error("status", "writes the same custom field as a fields entry"));
             }
         }
-        Ok(Mapping { rules, status, default_country_code })
+        let existing_contacts = match document.existing_contacts.as_deref() {
+            None | Some("create") => ExistingContacts::Create,
+            Some("adopt") => ExistingContacts::Adopt,
+            Some(other) => {
+                return Err(mapping_error(
+                    "existing_contacts",
+                    format!("must be `create` or `adopt`, not `{other}`"),
+                ))
+            }
+        };
+        let sightmill_id_field = document
+            .sightmill_id_field
+            .map(|id| custom_field_id(&id))
+            .transpose()
+            .map_err(|problem| mapping_error("sightmill_id_field", problem))?;
+        if let Some(id) = &sightmill_id_field {
+            let taken = rules.iter().any(|r| r.target == Target::CustomField(id.clone()))
+                || status == Some(StatusTarget::CustomField(id.clone()));
+            if taken {
+                return Err(mapping_error(
+                    "sightmill_id_field",
+                    "is also written by a fields entry or the status",
+                ));
+            }
+        }
+        Ok(Mapping { rules, status, default_country_code, existing_contacts, sightmill_id_field })
     }
 
     pub fn status_target(&self) -> Option<&StatusTarget> {
         self.status.as_ref()
+    }
+
+    pub fn existing_contacts(&self) -> ExistingContacts {
+        self.existing_contacts
+    }
+
+    /// The custom field that carries the SightMill id, if the operator added one.
+    pub fn sightmill_id_field(&self) -> Option<&str> {
+        self.sightmill_id_field.as_deref()
+    }
+
+    /// The create body's custom field entry that records `sightmill_id`, when the mapping has one.
+    pub fn sightmill_id_entry(&self, sightmill_id: &str) -> Option<Value> {
+        self.sightmill_id_field.as_deref().map(|id| custom_field(id, Value::from(sightmill_id)))
     }
 
     /// The mapping as a document [`Mapping::parse`] reads back to the same mapping: what the
@@ -318,6 +380,12 @@ impl Mapping {
         }
         if let Some(code) = &self.default_country_code {
             document["default_country_code"] = json!(code);
+        }
+        if self.existing_contacts == ExistingContacts::Adopt {
+            document["existing_contacts"] = json!("adopt");
+        }
+        if let Some(id) = &self.sightmill_id_field {
+            document["sightmill_id_field"] = json!(id);
         }
         document
     }
@@ -514,6 +582,7 @@ pub fn catalogue() -> Value {
         "custom_field_prefix": CUSTOM_FIELD,
         "transforms": TRANSFORMS.map(Transform::name),
         "status_targets": ["tag", format!("{CUSTOM_FIELD}<id>")],
+        "existing_contacts": ["create", "adopt"],
         "max_document_bytes": MAX_DOCUMENT_BYTES,
     })
 }
