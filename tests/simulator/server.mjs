@@ -26,6 +26,7 @@ import { contactRoutes } from "./routes/contacts.mjs";
 import { controlRoutes } from "./routes/control.mjs";
 import { assignBusiness, listRoutes } from "./routes/lists.mjs";
 import { noteRoutes } from "./routes/notes.mjs";
+import { searchRoutes } from "./routes/search.mjs";
 import { tagRoutes } from "./routes/tags.mjs";
 import { taskRoutes } from "./routes/tasks.mjs";
 import { agencyControlRoutes, agencyRoutes } from "./routes/agency.mjs";
@@ -44,6 +45,7 @@ const API_ROUTES = [
   ...taskRoutes,
   ...appointmentRoutes,
   ...listRoutes,
+  ...searchRoutes,
   ...oauthRoutes,
   ...agencyRoutes,
 ];
