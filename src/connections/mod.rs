@@ -19,6 +19,7 @@ use crate::secret::Secret;
 use crate::sync::retry::parse_duration;
 
 pub mod agency;
+pub mod recent;
 
 /// Longest connection id (a location id is 20 characters today).
 pub const MAX_ID_LEN: usize = 64;
@@ -175,31 +176,24 @@ impl Connection {
     }
 
     /// Admits a delivery with one of the connection's valid secrets, and says which one: the
-    /// location's Durable Object checks again that it is still valid when it accepts. 401
-    /// `no_signing_secret` when none is valid; otherwise what [`admit`] says.
+    /// location's Durable Object checks again that it is still valid when it accepts. With no
+    /// valid secret the refusal is the one for a signature that matches none
+    /// ([`refuse_unknown`]), so that a stranger cannot tell this connection from no connection.
     pub fn admit(
         &self,
         delivery: Delivery<'_>,
         max_body_bytes: usize,
         now_ms: i64,
     ) -> Result<(Admitted, String), Refusal> {
-        let keys = self.signing_keys(now_ms);
-        let mut refusal = Refusal::new(
-            401,
-            "no_signing_secret",
-            format!(
-                "the connection `{}` has no valid signing secret; add one with POST /admin/connections/{}/secrets",
-                self.id, self.id
-            ),
-        );
-        for (fingerprint, key) in keys {
+        let mut refusal = None;
+        for (fingerprint, key) in self.signing_keys(now_ms) {
             match admit(delivery, std::slice::from_ref(&key), max_body_bytes, now_ms / 1000) {
                 Ok(admitted) => return Ok((admitted, fingerprint)),
-                Err(error) if error.code == "invalid_signature" => refusal = error,
+                Err(error) if error.code == "invalid_signature" => refusal = Some(error),
                 Err(error) => return Err(error),
             }
         }
-        Err(refusal)
+        Err(refusal.unwrap_or_else(|| refuse_unknown(delivery, max_body_bytes, now_ms)))
     }
 
     /// Adds `secret` as the newest; the secrets valid now stop `keep_old_ms` from now (0: at once).
@@ -417,6 +411,21 @@ pub fn new_secret(random: [u8; 32]) -> Secret {
     Secret::new(format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(random)))
 }
 
+/// The answer to a delivery for a connection id nobody connected (or one with no valid secret):
+/// exactly what a delivery signed with the wrong secret gets (413, 415, or 401
+/// `invalid_signature` with the same words), so that ids cannot be probed.
+pub fn refuse_unknown(delivery: Delivery<'_>, max_body_bytes: usize, now_ms: i64) -> Refusal {
+    match admit(delivery, &[], max_body_bytes, now_ms / 1000) {
+        Err(refusal) => refusal,
+        Ok(_) => unreachable!("no delivery verifies without a key"),
+    }
+}
+
+/// The KV key under which the Directory publishes connection `id`'s sealed record for the edge.
+pub fn record_key(id: &ConnectionId) -> String {
+    format!("connection:{id}")
+}
+
 /// 409 `secret_in_use`.
 pub fn secret_in_use() -> Refusal {
     Refusal::new(409, "secret_in_use", "that signing secret is already in use; each connection needs its own")
@@ -559,13 +568,18 @@ mod tests {
     }
 
     #[test]
-    fn a_connection_without_a_valid_secret_says_so() {
+    fn a_connection_without_a_valid_secret_answers_as_no_connection_does() {
         let mut connection = connection();
         connection.secrets.clear();
         let timestamp = (NOW / 1000).to_string();
-        let refused =
-            connection.admit(delivery(BODY, &signed_with(&secret(1)), &timestamp), 1 << 16, NOW).unwrap_err();
-        assert_eq!((refused.status, refused.code), (401, "no_signing_secret"));
+        let signed = signed_with(&secret(1));
+        let refused = connection.admit(delivery(BODY, &signed, &timestamp), 1 << 16, NOW).unwrap_err();
+        let unknown = refuse_unknown(delivery(BODY, &signed, &timestamp), 1 << 16, NOW);
+        let wrong =
+            self::connection().admit(delivery(BODY, &signed_with(&secret(2)), &timestamp), 1 << 16, NOW);
+        assert_eq!((refused.status, refused.code), (401, "invalid_signature"));
+        assert_eq!(refused.body(), unknown.body());
+        assert_eq!(wrong.unwrap_err().body(), unknown.body(), "the same words as a wrong secret");
     }
 
     #[test]

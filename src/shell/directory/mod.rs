@@ -10,6 +10,7 @@
 
 mod agencies;
 mod db;
+mod edge_copy;
 mod fan_out;
 mod operator;
 
@@ -62,13 +63,19 @@ impl DurableObject for Directory {
         self.requests.set(self.requests.get() + 1);
         let path = req.path();
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        // The Worker's internal routes (under `/internal`) and the operator's (under `/admin/`):
+        // the public router forwards only the latter.
         let answer = match (req.method(), segments.as_slice()) {
-            (Method::Get, ["connections", id, "verify"]) => self.verify(id),
-            (Method::Post, ["agencies", company, "access"]) => agencies::access(self, company).await,
-            (Method::Post, ["agencies", company, "install"]) => agencies::install(self, company, req).await,
-            (Method::Post, ["oauth", "connections", id]) => self.ensure_oauth(id).await,
-            (Method::Post, ["cron"]) => fan_out::start(self).await,
-            (Method::Get, ["usage"]) => Ok((200, self.usage())),
+            (Method::Get, ["internal", "connections", id, "verify"]) => self.verify(id),
+            (Method::Post, ["internal", "agencies", company, "access"]) => {
+                agencies::access(self, company).await
+            }
+            (Method::Post, ["internal", "agencies", company, "install"]) => {
+                agencies::install(self, company, req).await
+            }
+            (Method::Post, ["internal", "oauth", "connections", id]) => self.ensure_oauth(id).await,
+            (Method::Post, ["internal", "cron"]) => fan_out::start(self).await,
+            (Method::Get, ["internal", "usage"]) => Ok((200, self.usage())),
             (_, ["admin", "connections" | "agencies", ..]) => operator::handle(self, req).await,
             _ => Err(Refusal::new(404, "not_found", "no such route in the directory")),
         };
@@ -155,8 +162,9 @@ impl Directory {
     }
 
     /// Makes `next` the record: pushed to its Location first (503 `storage_unavailable` when it
-    /// does not take it, and nothing is kept), then written here. Should the write here fail, the
-    /// Location is given back what it had (`previous`), so that nothing is half-done.
+    /// does not take it, and nothing is kept), published for the edge (KV), then written here.
+    /// Should the publishing or the write here fail, the Location and KV are given back what they
+    /// had (`previous`), so that nothing is half-done.
     async fn commit(
         &self,
         keys: &KeyRing,
@@ -165,6 +173,7 @@ impl Directory {
     ) -> std::result::Result<(), Refusal> {
         let envelope = seal(keys, next)?;
         push(&self.env, next.id.as_str(), &json!({ "envelope": envelope })).await?;
+        let published = edge_copy::publish(&self.env, &next.id, &envelope).await;
         let agency = match &next.token {
             TokenSource::Agency { company_id } => Some(company_id.as_str()),
             _ => None,
@@ -176,24 +185,32 @@ impl Directory {
             agency,
             now_ms: now_ms(),
         };
-        let Err(error) = self.db.put_connection(&write) else {
+        let written = published.and_then(|()| self.db.put_connection(&write).map_err(storage));
+        let Err(refusal) = written else {
             return Ok(());
         };
         let undone = match previous {
             Some(previous) => match seal(keys, previous) {
-                Ok(envelope) => push(&self.env, next.id.as_str(), &json!({ "envelope": envelope })).await,
+                Ok(envelope) => {
+                    let pushed = push(&self.env, next.id.as_str(), &json!({ "envelope": envelope })).await;
+                    let republished = edge_copy::publish(&self.env, &next.id, &envelope).await;
+                    pushed.and(republished)
+                }
                 Err(refusal) => Err(refusal),
             },
-            None => forget(&self.env, next.id.as_str()).await,
+            None => {
+                let forgotten = forget(&self.env, next.id.as_str()).await;
+                forgotten.and(edge_copy::withdraw(&self.env, &next.id).await)
+            }
         };
-        if let Err(refusal) = undone {
+        if let Err(undo) = undone {
             console_error!(
                 "{}",
-                json!({"msg": "a connection change was not kept here and could not be undone in its location",
-                       "alert": true, "connection": next.id, "error": refusal.message})
+                json!({"msg": "a connection change was not kept here and could not be undone in its location or KV",
+                       "alert": true, "connection": next.id, "error": undo.message})
             );
         }
-        Err(storage(error))
+        Err(refusal)
     }
 
     /// `POST /oauth/connections/{id}`: the app was installed on location `id` (not the default

@@ -89,8 +89,9 @@ impl ReadFailure {
     }
 }
 
-pub async fn handle(writer: &Writer, config: &Config, mut req: Request) -> Result<Response> {
-    match (req.method(), req.path().as_str()) {
+/// `route` is the internal route, below `/internal`.
+pub async fn handle(writer: &Writer, config: &Config, route: &str, mut req: Request) -> Result<Response> {
+    match (req.method(), route) {
         (Method::Post, "/read/link") => {
             let query: LinkQuery = json_body(&mut req).await?;
             match writer.db.link::<Value>(&query.key) {

@@ -1,0 +1,56 @@
+//! The Directory's copy of each live connection's sealed record in KV (`connection:{id}`), which
+//! the edge reads to verify webhooks ([`crate::shell::platform::connections`]) so that it never
+//! asks the Directory about an id: published when a connection is created or changed, withdrawn
+//! when it is removed, and published once for every live connection by the first cron run of a
+//! deployment that kept its records before this copy existed.
+
+use serde_json::json;
+use worker::{console_error, console_log, Env};
+
+use super::{storage, Directory};
+use crate::auth::envelope::Envelope;
+use crate::connections::{record_key, ConnectionId};
+use crate::intake::Refusal;
+use crate::shell::platform::kv::{Kv, KvError};
+
+/// The `meta` row that says every live record has been published once.
+const PUBLISHED: &str = "edge_copy_published";
+
+/// Publishes `id`'s sealed record (503 `storage_unavailable` when KV does not take it).
+pub async fn publish(env: &Env, id: &ConnectionId, envelope: &Envelope) -> Result<(), Refusal> {
+    let kv = Kv::open(env).map_err(|error| unavailable(id, &error.to_string()))?;
+    kv.put(&record_key(id), envelope, None).await.map_err(|error| unavailable(id, &error.to_string()))
+}
+
+/// Withdraws `id`'s record from KV; the edge then answers its webhooks as it answers made-up ids.
+pub async fn withdraw(env: &Env, id: &ConnectionId) -> Result<(), Refusal> {
+    let kv = Kv::open(env).map_err(|error| unavailable(id, &error.to_string()))?;
+    kv.delete(&record_key(id)).await.map_err(|error: KvError| unavailable(id, &error.to_string()))
+}
+
+/// Publishes every live record once per deployment (the `meta` row [`PUBLISHED`] remembers it).
+pub async fn publish_all_once(directory: &Directory) -> Result<(), Refusal> {
+    if directory.db.meta(PUBLISHED).map_err(storage)?.is_some() {
+        return Ok(());
+    }
+    let live = directory.db.live().map_err(storage)?;
+    for sealed in &live {
+        let id = ConnectionId::parse(&sealed.id)?;
+        publish(&directory.env, &id, &sealed.envelope).await?;
+    }
+    directory.db.put_meta(PUBLISHED, "1").map_err(storage)?;
+    console_log!("{}", json!({"msg": "connection records published for the edge", "count": live.len()}));
+    Ok(())
+}
+
+fn unavailable(id: &ConnectionId, error: &str) -> Refusal {
+    console_error!(
+        "{}",
+        json!({"msg": "connection record not published in KV", "connection": id, "error": error})
+    );
+    Refusal::new(
+        503,
+        "storage_unavailable",
+        format!("the record of connection `{id}` could not be published for the edge; nothing was changed, try again"),
+    )
+}
