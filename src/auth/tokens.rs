@@ -123,6 +123,9 @@ pub struct InstallSettings {
     pub redirect_uri: Option<String>,
     /// Space-separated scopes (`OAUTH_SCOPES`).
     pub scopes: String,
+    /// Company and location ids that may install without an operator's install link
+    /// (`OAUTH_INSTALL_ALLOW`; empty: every install needs a link).
+    pub allow: Vec<String>,
 }
 
 impl InstallSettings {
@@ -215,8 +218,25 @@ fn oauth(required: &Required<'_>, get: &impl Fn(&str) -> Option<String>) -> Resu
                 .unwrap_or_else(|| DEFAULT_INSTALL_URL.to_owned()),
             redirect_uri: url_setting(get("OAUTH_REDIRECT_URI"), "OAUTH_REDIRECT_URI")?,
             scopes: get("OAUTH_SCOPES").unwrap_or_else(|| DEFAULT_SCOPES.to_owned()),
+            allow: install_allow(get("OAUTH_INSTALL_ALLOW"))?,
         },
     })
+}
+
+/// `OAUTH_INSTALL_ALLOW`: company and location ids separated by spaces or commas.
+fn install_allow(value: Option<String>) -> Result<Vec<String>, ConfigError> {
+    let text = value.unwrap_or_default();
+    text.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|id| !id.is_empty())
+        .map(|id| {
+            safe_location_id(id).map(str::to_owned).ok_or_else(|| {
+                invalid(
+                    "OAUTH_INSTALL_ALLOW",
+                    "list company and location ids (A-Z a-z 0-9 _ -), separated by spaces",
+                )
+            })
+        })
+        .collect()
 }
 
 fn read_issuer(

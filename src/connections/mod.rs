@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::auth::envelope::{Envelope, KeyRing, NONCE_LEN};
-use crate::intake::signature::SigningKey;
+use crate::intake::signature::{SigningKey, MIN_SECRET_BYTES};
 use crate::intake::{admit, Admitted, Delivery, Refusal};
 use crate::secret::Secret;
 use crate::sync::retry::parse_duration;
@@ -498,9 +498,11 @@ fn signing_secret(value: &Value) -> Result<Option<Secret>, Refusal> {
         return Ok(None);
     };
     let text = given.as_str().map(str::trim).unwrap_or_default();
-    match SigningKey::parse_list(text) {
+    match SigningKey::parse_strong_list(text) {
         Ok(keys) if keys.len() == 1 => Ok(Some(Secret::new(text))),
-        _ => Err(invalid_body("`signing_secret` is one `whsec_` followed by standard base64")),
+        _ => Err(invalid_body(format!(
+            "`signing_secret` is one `whsec_` followed by standard base64 of at least {MIN_SECRET_BYTES} random bytes"
+        ))),
     }
 }
 

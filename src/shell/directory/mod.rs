@@ -5,8 +5,10 @@
 //! pushed, sealed, to that location's Durable Object (`PUT /connection`) before it is kept here,
 //! so that a change the Location did not take is not made at all. The edge reads a connection's
 //! record to verify a webhook (`GET /connections/{id}/verify`), a Location asks for its agency's
-//! company token (`POST /agencies/{company}/access`, [`agencies`]), and each cron run asks it to
-//! nudge every named connection ([`fan_out`]).
+//! company token (`POST /agencies/{company}/access`, [`agencies`]), an install spends its
+//! operator's install link (`POST /invites/{nonce}/spend`), and each cron run asks it to nudge
+//! every named connection ([`fan_out`]). Every internal route is under `/internal`; the edge's
+//! copy of the records is published in KV ([`edge_copy`]).
 
 mod agencies;
 mod db;
@@ -75,6 +77,7 @@ impl DurableObject for Directory {
             }
             (Method::Post, ["internal", "oauth", "connections", id]) => self.ensure_oauth(id).await,
             (Method::Post, ["internal", "cron"]) => fan_out::start(self).await,
+            (Method::Post, ["internal", "invites", nonce, "spend"]) => self.spend_invite(nonce, req).await,
             (Method::Get, ["internal", "usage"]) => Ok((200, self.usage())),
             (_, ["admin", "connections" | "agencies", ..]) => operator::handle(self, req).await,
             _ => Err(Refusal::new(404, "not_found", "no such route in the directory")),
@@ -120,6 +123,19 @@ impl Directory {
     /// What this instance has cost since it started: requests (alarms included) and rows.
     fn usage(&self) -> Value {
         self.db.usage(self.requests.get())
+    }
+
+    /// `POST /invites/{nonce}/spend` `{ "expires_at_ms" }`: an install link is used once (409
+    /// `install_link_used` the second time).
+    async fn spend_invite(&self, nonce: &str, mut req: Request) -> Answer {
+        let body: Value = serde_json::from_str(&req.text().await.unwrap_or_default()).unwrap_or(Value::Null);
+        let expires_at_ms = body["expires_at_ms"]
+            .as_i64()
+            .ok_or_else(|| Refusal::new(400, "invalid_body", "expected { expires_at_ms }"))?;
+        match self.db.spend_invite(nonce, expires_at_ms, now_ms()).map_err(storage)? {
+            true => Ok((200, json!({ "spent": true }))),
+            false => Err(Refusal::new(409, "install_link_used", "this install link was used already")),
+        }
     }
 
     /// `GET /connections/{id}/verify`: the sealed record, for the edge to verify webhooks with.

@@ -1,4 +1,5 @@
-//! The operator API's connections and agencies, under `/admin/connections` and `/admin/agencies`:
+//! The operator API's connections, agencies and install links, under `/admin/connections`,
+//! `/admin/agencies` and `/admin/installs` (minted here, at the edge: [`oauth::mint`]):
 //! the same door as [`super::operator`] (no key in the URL, a key from `ADMIN_API_KEYS`, who sent
 //! it forwarded as the key's fingerprint), then the connection id's syntax, checked before
 //! anything is read. The records' routes go to the Directory, which keeps them; anything else
@@ -13,13 +14,16 @@ use crate::intake::Refusal;
 use crate::shell::directory::default_id;
 use crate::shell::platform::object_stub::ObjectStub;
 use crate::shell::platform::respond;
+use crate::shell::routes::oauth;
 use crate::shell::routes::operator::Caller;
 
 const CONNECTIONS: &str = "/admin/connections";
 const AGENCIES: &str = "/admin/agencies";
+const INSTALLS: &str = "/admin/installs";
 
 pub fn handles(path: &str) -> bool {
-    [CONNECTIONS, AGENCIES].iter().any(|base| path == *base || path.starts_with(&format!("{base}/")))
+    path == INSTALLS
+        || [CONNECTIONS, AGENCIES].iter().any(|base| path == *base || path.starts_with(&format!("{base}/")))
 }
 
 /// Where an operator request goes.
@@ -51,6 +55,16 @@ pub async fn handle(mut req: Request, env: &Env) -> Result<Response> {
         Err(refusal) => return respond::refusal(&refusal),
     };
     let (method, operator) = (req.method(), &caller.operator);
+    if caller.path == INSTALLS {
+        if method != Method::Post {
+            return respond::error(405, "method_not_allowed", "POST mints an install link");
+        }
+        let origin = crate::auth::install::origin_of(&req.inner().url()).to_owned();
+        return match oauth::mint(env, &origin, caller.body.as_deref(), operator) {
+            Ok(body) => respond::json(201, &body),
+            Err(refusal) => respond::refusal(&refusal),
+        };
+    }
     match target {
         Target::Directory => {
             let path = caller.with_query(&caller.path);
