@@ -11,12 +11,16 @@
 
 use std::borrow::Cow;
 
+use serde::{Deserialize, Serialize};
+
 use crate::auth::api_keys::ApiKeys;
 use crate::config::{self, ConfigError};
 use crate::contacts_api::{classify, Answer, ApiId, ApiRequest, ApiResponse};
 use crate::intake::event::is_sightmill_id;
 use crate::intake::Refusal;
 use crate::sync::records::{contact_key, Link};
+
+pub mod budget;
 
 /// The secret holding the read API's keys; unset turns the read API off.
 pub const READ_KEYS_SETTING: &str = "READ_API_KEYS";
@@ -123,8 +127,8 @@ pub fn config_refusal(error: &ConfigError) -> Refusal {
 }
 
 /// What of a contact is read. Task and note ids are Contacts API record ids, checked like
-/// contact ids (path-safe).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// contact ids (path-safe, checked again when read back).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Item {
     Contact,
     Tasks,
@@ -134,8 +138,10 @@ pub enum Item {
     Appointments,
 }
 
-/// A read the Contacts API can answer as it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A read the Contacts API can answer as it is. The Worker hands it (not a path) to the
+/// location's Durable Object, which builds the call from it: ids are [`ApiId`]s, checked again
+/// when it is read back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ApiRoute {
     /// GET /contacts/{contactId}[/tasks[/{taskId}] | /notes[/{id}] | /appointments].
     Contact { contact_id: ApiId, item: Item },

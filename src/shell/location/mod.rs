@@ -79,6 +79,8 @@ pub struct Writer {
     db: Db,
     tokens: Tokens,
     pacing: Pacing,
+    /// The reads sent in the last 10 s, by key: the reads' budget ([`reads`]).
+    reads: RefCell<crate::read::budget::ReadWindow>,
     /// The contacts with an event being applied (a few at most: a list, not a set, whose
     /// hashing code would weigh on the Wasm).
     busy: RefCell<Vec<String>>,
@@ -116,6 +118,7 @@ impl DurableObject for Location {
             storage: state.storage(),
             db,
             pacing: Pacing::new(cap),
+            reads: RefCell::new(Default::default()),
             busy: RefCell::new(Vec::new()),
             ready: RefCell::new(VecDeque::new()),
             running: Cell::new(false),

@@ -2,10 +2,12 @@
 //! parsed the route and serves the edge cache; what needs the location's state comes here.
 //! `/read/link` resolves a SightMill id through the id map; `/read/version` answers a contact's
 //! read version (bumped with every change the writer applies while caching is on, so that a
-//! cached answer keyed by an older one is never served again); `/read/send` sends one planned
-//! GET with the location's token (once more with a renewed token after a refused one), unless
-//! the location's rate-limit window is spent, and answers what came back. Reads share the
-//! location's pacing with the writes, so neither pushes the other into 429s.
+//! cached answer keyed by an older one is never served again); `/read/send` builds the GET from
+//! the read route the Worker parsed (never a path it was handed) and sends it with the
+//! location's token (once more with a renewed token after a refused one), unless the reads'
+//! budget ([`crate::read::budget`]: a share of the rate limit per location and per key) or the
+//! location's rate-limit window is spent, and answers what came back. Reads share the location's
+//! pacing with the writes, so neither pushes the other into 429s.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -16,7 +18,8 @@ use super::tokens::TokenError;
 use super::{json_body, Writer};
 use crate::config::Config;
 use crate::contacts_api::{ApiRequest, ApiResponse};
-use crate::read::{cache_ttl_secs, read_version_key, token_rejected, CACHE_TTL_SETTING};
+use crate::read::budget::{ReadBudget, KEY_SHARE_SETTING, SHARE_SETTING};
+use crate::read::{cache_ttl_secs, read_version_key, token_rejected, ApiRoute, CACHE_TTL_SETTING};
 use crate::shell::platform::contacts_client::TransportFailure;
 use crate::shell::platform::respond;
 use crate::shell::platform::runtime::{now_ms, setting};
@@ -46,6 +49,13 @@ pub fn mark_contact_changed(db: &Db, contact_id: &str, now: i64) -> DbResult<()>
     db.put_meta(&read_version_key(contact_id), &now)
 }
 
+/// `/read/send`'s question: the read, and who asks (the read key's fingerprint).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SendQuery {
+    pub route: ApiRoute,
+    pub key: String,
+}
+
 /// `/read/send`'s answer: the API's answer, or why nothing came back.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -56,6 +66,10 @@ pub enum Sent {
     },
     /// The location's rate-limit window is spent until then: nothing was sent.
     RateLimited {
+        until: i64,
+    },
+    /// The reads' share of the rate limit (the location's or the key's) is spent until then.
+    OverBudget {
         until: i64,
     },
     Failed {
@@ -107,7 +121,16 @@ pub async fn handle(writer: &Writer, config: &Config, route: &str, mut req: Requ
             }
         }
         (Method::Post, "/read/send") => {
-            let request: ApiRequest = json_body(&mut req).await?;
+            let query: SendQuery = json_body(&mut req).await?;
+            let shares = (setting(&writer.env, SHARE_SETTING), setting(&writer.env, KEY_SHARE_SETTING));
+            let budget = match ReadBudget::from_settings(config.cron.calls_per_10s, shares.0, shares.1) {
+                Ok(budget) => budget,
+                Err(error) => return respond::error(500, "misconfigured", error.to_string()),
+            };
+            if let Err(until) = writer.reads.borrow_mut().take(budget, &query.key, now_ms()) {
+                return respond::json(200, &json!(Sent::OverBudget { until }));
+            }
+            let request = query.route.request(&writer.name);
             respond::json(200, &json!(send(writer, config, &request).await))
         }
         _ => respond::error(404, "not_found", "no such read route in the location"),
