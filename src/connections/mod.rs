@@ -479,8 +479,8 @@ pub fn connection_exists(id: &ConnectionId) -> Refusal {
 }
 
 /// 404 `unknown_connection`.
-pub fn unknown_connection(id: &ConnectionId) -> Refusal {
-    Refusal::new(404, "unknown_connection", format!("there is no connection `{id}`"))
+pub fn unknown_connection() -> Refusal {
+    Refusal::new(404, "unknown_connection", "there is no connection with the id in the path")
 }
 
 fn label(value: &Value) -> Result<Option<String>, Refusal> {

@@ -182,7 +182,7 @@ impl ReadRoute {
                 let item = Item::parse(rest)?;
                 query.keep(&[])?;
                 if !is_sightmill_id(sightmill_id) {
-                    return Err(invalid_id(sightmill_id));
+                    return Err(invalid_id());
                 }
                 Ok(ReadRoute::SightMill { sightmill_id: (*sightmill_id).to_owned(), item })
             }
@@ -205,9 +205,9 @@ impl ReadRoute {
     pub fn resolve(self, link: Option<Link>) -> Result<ApiRoute, Refusal> {
         match self {
             ReadRoute::Api(route) => Ok(route),
-            ReadRoute::SightMill { sightmill_id, item } => match link {
+            ReadRoute::SightMill { item, .. } => match link {
                 Some(Link::Live { id, .. }) => Ok(ApiRoute::Contact { contact_id: id, item }),
-                Some(Link::InDoubt(_) | Link::Deleted { .. }) | None => Err(not_mapped(&sightmill_id)),
+                Some(Link::InDoubt(_) | Link::Deleted { .. }) | None => Err(not_mapped()),
             },
         }
     }
@@ -333,12 +333,13 @@ pub fn upstream_refusal(response: &ApiResponse) -> Option<Refusal> {
     })
 }
 
-/// 404 `not_mapped`: no Contacts API contact is known for this SightMill id.
-fn not_mapped(sightmill_id: &str) -> Refusal {
+/// 404 `not_mapped`: no Contacts API contact is known for this SightMill id. Like every answer
+/// to a path, it does not repeat the path's ids (one could be a key sent by mistake).
+fn not_mapped() -> Refusal {
     Refusal::new(
         404,
         "not_mapped",
-        format!("SightMill contact `{sightmill_id}` is not mapped to a Contacts API contact"),
+        "the SightMill contact in the path is not mapped to a Contacts API contact",
     )
 }
 
@@ -346,12 +347,16 @@ fn not_found() -> Refusal {
     Refusal::new(404, "not_found", "no such route")
 }
 
-fn invalid_id(text: &str) -> Refusal {
-    Refusal::new(400, "invalid_id", format!("`{}` is not a valid id", shorten(text)))
+fn invalid_id() -> Refusal {
+    Refusal::new(
+        400,
+        "invalid_id",
+        "an id in the path is not a valid id (1-64 characters of A-Z a-z 0-9 _ -)",
+    )
 }
 
 fn record_id(text: &str) -> Result<ApiId, Refusal> {
-    ApiId::parse(text).ok_or_else(|| invalid_id(text))
+    ApiId::parse(text).ok_or_else(invalid_id)
 }
 
 /// Echoed input is cut to 64 characters.
@@ -634,7 +639,7 @@ mod tests {
         assert_eq!((deleted.status, deleted.code), (404, "not_mapped"));
         let refusal = route.resolve(None).unwrap_err();
         assert_eq!((refusal.status, refusal.code), (404, "not_mapped"));
-        assert!(refusal.message.contains("sm_1"));
+        assert!(!refusal.message.contains("sm_1"), "the path is not repeated");
 
         let direct = parse("/contacts/c1").unwrap();
         assert_eq!(direct.link_key(LOC), None);

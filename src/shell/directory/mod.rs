@@ -143,7 +143,7 @@ impl Directory {
         let id = ConnectionId::parse(id)?;
         match self.db.connection(id.as_str()).map_err(storage)? {
             Presence::Live(envelope) => Ok((200, json!({ "envelope": envelope }))),
-            Presence::Removed | Presence::Absent => Err(unknown_connection(&id)),
+            Presence::Removed | Presence::Absent => Err(unknown_connection()),
         }
     }
 
@@ -162,7 +162,7 @@ impl Directory {
     fn live(&self, keys: &KeyRing, id: &ConnectionId) -> std::result::Result<Connection, Refusal> {
         match self.db.connection(id.as_str()).map_err(storage)? {
             Presence::Live(envelope) => open(keys, id, &envelope),
-            Presence::Removed | Presence::Absent => Err(unknown_connection(id)),
+            Presence::Removed | Presence::Absent => Err(unknown_connection()),
         }
     }
 

@@ -219,7 +219,7 @@ async fn remove(directory: &Directory, id: &str, pending: Option<&str>, by: Oper
     };
     let _turn = directory.turn(&directory.changing).await;
     if !directory.is_live(id.as_str())? {
-        return Err(unknown_connection(&id));
+        return Err(unknown_connection());
     }
     let path = format!("/connection?pending={pending}");
     let (status, answer) = location_call(&directory.env, id.as_str(), Method::Delete, &path, None).await?;
@@ -244,7 +244,7 @@ fn check_agency(directory: &Directory, token: &TokenSource) -> Result<(), Refusa
     };
     match directory.db.agency(company_id).map_err(storage)? {
         Some(_) => Ok(()),
-        None => Err(agencies::unknown_agency(company_id)),
+        None => Err(agencies::unknown_agency()),
     }
 }
 

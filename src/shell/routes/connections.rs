@@ -89,7 +89,7 @@ async fn known(env: &Env, id: &ConnectionId) -> std::result::Result<(), Refusal>
     let path = format!("/connections/{id}/verify");
     match ask(ObjectStub::directory(env), Method::Get, &path, None).await? {
         (200, _) => Ok(()),
-        (404, _) => Err(unknown_connection(id)),
+        (404, _) => Err(unknown_connection()),
         (status, _) => Err(Refusal::new(
             503,
             "storage_unavailable",

@@ -105,7 +105,7 @@ async fn connection_of(
     if config.default_location.as_deref() != Some(id.as_str())
         && connections::lookup(env, &id, now_ms()).await?.is_none()
     {
-        return Err(unknown_connection(&id).into());
+        return Err(unknown_connection().into());
     }
     Ok(id.to_string())
 }
