@@ -303,7 +303,7 @@ describe("connections through the operator API", () => {
     const directory = namespace.get(namespace.idFromName("directory"));
     const answer = await until("the first batch", async () => {
       // Straight to the Directory's /cron (what the cron trigger calls), to read its answer.
-      const response = await directory.fetch("http://directory.test/cron", { method: "POST", body: "{}" });
+      const response = await directory.fetch("http://directory.test/internal/cron", { method: "POST", body: "{}" });
       const json = await response.json();
       return json.nudged === 40 ? json : null;
     });
@@ -311,7 +311,7 @@ describe("connections through the operator API", () => {
     const record = await until("the alarm's batch to retry loc-n40", async () => {
       const { json } = await ofConnection(world, "loc-n40", "GET", `events/${delivered.id}`);
       if (json.state === "finished") return json;
-      await directory.fetch("http://directory.test/cron", { method: "POST", body: "{}" });
+      await directory.fetch("http://directory.test/internal/cron", { method: "POST", body: "{}" });
       return null;
     }, { timeoutMs: 8000 });
     assert.equal(record.state, "finished");
@@ -321,9 +321,20 @@ describe("connections through the operator API", () => {
 const CLIENT_ID = "sightmill-sync-e2e";
 const CLIENT_SECRET = `client-secret-${randomBytes(12).toString("hex")}`;
 
-/** Runs the install flow like a browser (`query`: "?agency=1" for an agency install). */
-async function install(world, query = "") {
-  const start = await world.fetch(`/oauth/install${query}`, { redirect: "manual" });
+/** An install link the operator mints (`kind`: "location" or "agency"): the path to open. */
+async function installLink(world, kind) {
+  const minted = await world.admin("POST", "installs", { body: { kind } });
+  assert.equal(minted.status, 201, JSON.stringify(minted.json));
+  const url = new URL(minted.json.install_url);
+  return `${url.pathname}${url.search}`;
+}
+
+/**
+ * Runs the install flow like a browser, through an install link the operator minted (`query`:
+ * "?agency=1" for an agency install), or through `path` as given.
+ */
+async function install(world, query = "", path = undefined) {
+  const start = await world.fetch(path ?? (await installLink(world, query ? "agency" : "location")), { redirect: "manual" });
   assert.equal(start.status, 302, await start.clone().text());
   const cookie = start.headers.get("set-cookie").split(";")[0];
   const consent = await fetch(start.headers.get("location"), { redirect: "manual" });
@@ -361,7 +372,7 @@ describe("connections made by the OAuth installs", () => {
 
     const unsigned = await deliverTo(world, "loc-o", newSecret(), ada("sm_o1"));
     assert.equal(unsigned.status, 401, unsigned.text);
-    assert.equal(unsigned.json.error, "no_signing_secret");
+    assert.equal(unsigned.json.error, "invalid_signature", "answered as an unknown id is: nothing to probe");
     const { signing_secret: secret } = (await world.admin("POST", "connections/loc-o/secrets")).json;
     // The edge refetches a record it holds at most once per 5 s: the new secret is seen by then.
     const delivered = await until("the new secret to be taken", async () => {
@@ -410,6 +421,43 @@ describe("connections made by the OAuth installs", () => {
     // Installing again creates nothing new.
     const again = await install(world, "?agency=1");
     assert.deepEqual(again.json.connections, []);
+  });
+
+  test("an install link works once; without one (and no allow-list) nothing starts", async () => {
+    world.sim.oauth.setConsentLocation("loc-once");
+    const link = await installLink(world, "location");
+    assert.equal((await install(world, "", link)).status, 200);
+    world.sim.oauth.setConsentLocation("loc-twice");
+    const again = await install(world, "", link);
+    assert.deepEqual([again.status, again.json.error], [409, "install_link_used"], JSON.stringify(again.json));
+    const listed = (await world.admin("GET", "connections")).json.connections.map((c) => c.id);
+    assert.deepEqual(listed, [LOCATION, "loc-once"], "the second use created nothing");
+
+    for (const path of ["/oauth/install", "/oauth/install?agency=1"]) {
+      const start = await world.fetch(path, { redirect: "manual" });
+      assert.deepEqual([start.status, (await start.json()).error], [403, "install_link_required"], path);
+    }
+    const forged = `${link.slice(0, -4)}AAAA`;
+    const refused = await world.fetch(forged, { redirect: "manual" });
+    assert.deepEqual([refused.status, (await refused.json()).error], [401, "invalid_install_link"]);
+  });
+
+  test("with an allow-list, installs start without a link, and one it does not name creates nothing", async () => {
+    await world.reconfigure({ OAUTH_INSTALL_ALLOW: "loc-listed co-other" });
+    try {
+      world.sim.oauth.setConsentLocation("loc-listed");
+      assert.equal((await install(world, "", "/oauth/install")).status, 200);
+      world.sim.oauth.setConsentLocation("loc-stranger");
+      const stranger = await install(world, "", "/oauth/install");
+      assert.deepEqual([stranger.status, stranger.json.error], [403, "install_not_allowed"], JSON.stringify(stranger.json));
+      const agency = await install(world, "", "/oauth/install?agency=1");
+      assert.deepEqual([agency.status, agency.json.error], [403, "install_not_allowed"], "co-ag is not listed");
+      const listed = (await world.admin("GET", "connections")).json.connections.map((c) => c.id);
+      assert.deepEqual(listed, [LOCATION, "loc-listed"]);
+      assert.deepEqual((await world.admin("GET", "agencies")).json.agencies, []);
+    } finally {
+      await world.reconfigure({ OAUTH_INSTALL_ALLOW: undefined });
+    }
   });
 });
 

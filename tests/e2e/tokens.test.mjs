@@ -22,6 +22,8 @@ const issuerVars = (mode) => ({
   OAUTH_CLIENT_ID: CLIENT_ID,
   OAUTH_CLIENT_SECRET: CLIENT_SECRET,
   TOKEN_ENCRYPTION_KEYS: `k1:${KEY1}`,
+  // Installs without an operator's install link are let in for this location only.
+  OAUTH_INSTALL_ALLOW: LOCATION,
 });
 
 /** A world in `mode` whose simulator knows only the app's client (no static token). */
