@@ -4,6 +4,9 @@
 //! when it is removed, and published once for every live connection by the first cron run of a
 //! deployment that kept its records before this copy existed.
 
+use std::future::Future;
+use std::time::Duration;
+
 use serde_json::json;
 use worker::{console_error, console_log, Env};
 
@@ -13,19 +16,33 @@ use crate::connections::{record_key, ConnectionId};
 use crate::intake::Refusal;
 use crate::shell::platform::kv::{Kv, KvError};
 
+/// How long a second write of one key waits (KV: one write per key per second).
+const KV_WRITE_GAP_MS: u64 = 1_100;
 /// The `meta` row that says every live record has been published once.
 const PUBLISHED: &str = "edge_copy_published";
 
 /// Publishes `id`'s sealed record (503 `storage_unavailable` when KV does not take it).
 pub async fn publish(env: &Env, id: &ConnectionId, envelope: &Envelope) -> Result<(), Refusal> {
     let kv = Kv::open(env).map_err(|error| unavailable(id, &error.to_string()))?;
-    kv.put(&record_key(id), envelope, None).await.map_err(|error| unavailable(id, &error.to_string()))
+    let key = record_key(id);
+    retried(|| kv.put(&key, envelope, None)).await.map_err(|error| unavailable(id, &error.to_string()))
 }
 
 /// Withdraws `id`'s record from KV; the edge then answers its webhooks as it answers made-up ids.
 pub async fn withdraw(env: &Env, id: &ConnectionId) -> Result<(), Refusal> {
     let kv = Kv::open(env).map_err(|error| unavailable(id, &error.to_string()))?;
-    kv.delete(&record_key(id)).await.map_err(|error: KvError| unavailable(id, &error.to_string()))
+    let key = record_key(id);
+    retried(|| kv.delete(&key)).await.map_err(|error| unavailable(id, &error.to_string()))
+}
+
+/// One KV write, made again once [`KV_WRITE_GAP_MS`] is over when refused: KV takes one write
+/// per key per second, and an operator may change a connection twice within one.
+async fn retried<F: Future<Output = Result<(), KvError>>>(write: impl Fn() -> F) -> Result<(), KvError> {
+    if write().await.is_ok() {
+        return Ok(());
+    }
+    worker::Delay::from(Duration::from_millis(KV_WRITE_GAP_MS)).await;
+    write().await
 }
 
 /// Publishes every live record once per deployment (the `meta` row [`PUBLISHED`] remembers it).
