@@ -157,6 +157,9 @@ async fn complete_install(
         InstallKind::Agency => UserType::Company,
     };
     let record = exchange_as(&issuer.client, &grant, user_type, now_ms()).await.map_err(exchange_refusal)?;
+    if callback.kind == InstallKind::Location {
+        installed_location(&record)?;
+    }
     let (company, location) = (record.company_id.as_deref(), record.location_id.as_deref());
     match &callback.permit {
         Permit::Invite(invite) => spend(env, invite).await?,
