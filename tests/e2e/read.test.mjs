@@ -370,7 +370,7 @@ describe("read API caching (READ_CACHE_TTL_SECS=60)", () => {
 describe("read API settings", () => {
   const cases = [
     ["no READ_API_KEYS turns the read API off", { READ_API_KEYS: undefined }, 404, "read_api_disabled", /READ_API_KEYS/],
-    ["a read key shorter than 16 characters", { READ_API_KEYS: "tiny-key" }, 500, "misconfigured", /READ_API_KEYS/],
+    ["a read key shorter than 24 characters", { READ_API_KEYS: "read-key-of-20-chars" }, 500, "misconfigured", /READ_API_KEYS/],
     ["an invalid READ_CACHE_TTL_SECS", { READ_CACHE_TTL_SECS: "forever" }, 500, "misconfigured", /READ_CACHE_TTL_SECS/],
     ["a missing token", { CONTACTS_API_TOKEN: undefined }, 503, "misconfigured", /CONTACTS_API_TOKEN/],
     ["an unreachable Contacts API", { CONTACTS_API_BASE: "http://127.0.0.1:1" }, 502, "contacts_api_unavailable", /network error/],
@@ -383,7 +383,7 @@ describe("read API settings", () => {
         assert.equal(answer.status, status, answer.text);
         assert.equal(answer.json.error, code);
         assert.match(answer.json.message, message);
-        assert.ok(!answer.text.includes("tiny-key") && !answer.text.includes(TOKEN), "never a secret value");
+        assert.ok(!answer.text.includes("read-key-of-20-chars") && !answer.text.includes(TOKEN), "never a secret value");
         assert.equal(apiCalls(world.sim), 0);
       } finally {
         await world.close();
