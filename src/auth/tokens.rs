@@ -658,12 +658,28 @@ mod tests {
                 [issuer_settings("oauth"), vec![("OAUTH_INSTALL_URL", "marketplace")]].concat(),
                 "`OAUTH_INSTALL_URL` is invalid",
             ),
+            (
+                [issuer_settings("oauth"), vec![("OAUTH_INSTALL_ALLOW", "co-1 loc/../x")]].concat(),
+                "`OAUTH_INSTALL_ALLOW` is invalid",
+            ),
         ];
         for (settings, expected) in cases {
             let message = config(&settings).unwrap_err().to_string();
             assert!(message.contains(expected), "{message}");
             assert!(!message.contains("very-secret") && !message.contains("AQEBAQ"), "{message}");
         }
+    }
+
+    #[test]
+    fn the_install_allow_list_is_a_list_of_ids() {
+        let allow = |value: &'static str| match config(
+            &[issuer_settings("oauth"), vec![("OAUTH_INSTALL_ALLOW", value)]].concat(),
+        ) {
+            Ok(TokenConfig::OAuth { install, .. }) => install.allow,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(allow("co-1, loc-2\nloc-3"), ["co-1", "loc-2", "loc-3"]);
+        assert!(allow("  ").is_empty(), "blank: every install needs a link");
     }
 
     #[test]

@@ -2,7 +2,9 @@
 // list, read, change, rotate and remove secrets, pause, resume, remove with what happens to
 // pending events), each connection's own operator API forwarded to its location, the cron's
 // fan-out to every named connection, and connections made by the OAuth installs (a location
-// other than the default one, and an agency whose company token lists its locations). The real
+// other than the default one, and an agency whose company token lists its locations), started by
+// the operator's single-use install links or the allow-list (issue 22), and how soon a new
+// connection's record, which the Directory publishes in KV, is known at the edge. The real
 // worker runs in Miniflare with the Location and Directory Durable Objects; the simulator plays
 // the Contacts API and the OAuth endpoints.
 
@@ -285,6 +287,29 @@ describe("connections through the operator API", () => {
     });
     assert.equal(record.state, "finished");
     assert.equal(contactsOf(world, "loc-b").length, 1);
+  });
+
+  test("a new connection is known at the edge at once, or within KV's 30 s where its id was looked up before (production KV model)", async (t) => {
+    assert.equal(world.kvFlavour, "production", "this test is about the production KV model");
+    // Never looked up before: its first webhook is accepted.
+    const b = await world.admin("POST", "connections", { body: { id: "loc-b", token: pit(PIT_B) } });
+    const first = await deliverTo(world, "loc-b", b.json.signing_secret, ada("sm_b1"));
+    assert.equal(first.status, 202, first.text);
+
+    // Looked up while it did not exist (the edge's KV cache keeps that miss, as production's does).
+    const probedAt = Date.now();
+    const probe = await deliverTo(world, "loc-c", newSecret(), ada("sm_c0"));
+    assert.equal(probe.status, 401);
+    const c = await world.admin("POST", "connections", { body: { id: "loc-c", token: pit(PIT_C) } });
+    assert.equal(c.status, 201, JSON.stringify(c.json));
+    const early = await deliverTo(world, "loc-c", c.json.signing_secret, ada("sm_c1"));
+    assert.equal(early.status, 401, "the cached miss still stands");
+    const accepted = await until("the cached miss to age out", async () => {
+      const answer = await deliverTo(world, "loc-c", c.json.signing_secret, ada("sm_c2"));
+      return answer.status === 202 ? Date.now() : null;
+    }, { timeoutMs: 40_000 });
+    t.diagnostic(`accepted ${accepted - probedAt} ms after the id was looked up while unknown`);
+    assert.ok(accepted - probedAt >= 30_000 - 1000 && accepted - probedAt <= 36_000, `${accepted - probedAt} ms`);
   });
 
   test("past 40 connections the Directory's alarm carries the fan-out on: the 41st is nudged too", async () => {
