@@ -28,6 +28,8 @@ pub fn handles(path: &str) -> bool {
 
 /// Where an operator request goes.
 enum Target<'a> {
+    /// `POST /admin/installs`: an install link, made here at the edge.
+    Installs,
     /// The Directory: the records of connections and agencies.
     Directory,
     /// Connection `id`'s own operator API, as `/admin/{rest}`.
@@ -36,6 +38,9 @@ enum Target<'a> {
 
 /// Which routes under `/admin/connections/{id}/` are the Directory's (the rest are the location's).
 fn target(path: &str) -> std::result::Result<Target<'_>, Refusal> {
+    if path == INSTALLS {
+        return Ok(Target::Installs);
+    }
     let Some(under) = path.strip_prefix(CONNECTIONS).and_then(|rest| rest.strip_prefix('/')) else {
         return Ok(Target::Directory);
     };
@@ -55,17 +60,17 @@ pub async fn handle(mut req: Request, env: &Env) -> Result<Response> {
         Err(refusal) => return respond::refusal(&refusal),
     };
     let (method, operator) = (req.method(), &caller.operator);
-    if caller.path == INSTALLS {
-        if method != Method::Post {
-            return respond::error(405, "method_not_allowed", "POST mints an install link");
-        }
-        let origin = crate::auth::install::origin_of(&req.inner().url()).to_owned();
-        return match oauth::mint(env, &origin, caller.body.as_deref(), operator) {
-            Ok(body) => respond::json(201, &body),
-            Err(refusal) => respond::refusal(&refusal),
-        };
-    }
     match target {
+        Target::Installs if method != Method::Post => {
+            respond::error(405, "method_not_allowed", "POST makes an install link")
+        }
+        Target::Installs => {
+            let origin = crate::auth::install::origin_of(&req.inner().url()).to_owned();
+            match oauth::mint(env, &origin, caller.body.as_deref(), operator) {
+                Ok(body) => respond::json(201, &body),
+                Err(refusal) => respond::refusal(&refusal),
+            }
+        }
         Target::Directory => {
             let path = caller.with_query(&caller.path);
             ObjectStub::directory(env)?.send_as(method, &path, caller.body, operator).await
