@@ -512,7 +512,7 @@ pub fn location_token(status: u16, body: &Value, sent_at_ms: i64) -> Result<Toke
         }
         _ => Err(TokenError::Refused(format!(
             "the location token endpoint refused the agency's token (HTTP {status}); install the app \
-             for the agency again at /oauth/install?agency=1"
+             for the agency again with an agency install link (POST /admin/installs), or at /oauth/install?agency=1 where OAUTH_INSTALL_ALLOW lists the company"
         ))),
     }
 }
@@ -521,7 +521,7 @@ pub fn location_token(status: u16, body: &Value, sent_at_ms: i64) -> Result<Toke
 const MAX_MINTED_SECS: u64 = 7 * 24 * 3600;
 
 fn refresh_grant(location_id: &str, stored: &Stored) -> Result<Grant, TokenError> {
-    let reinstall = "open /oauth/install on this worker to install the app for it";
+    let reinstall = "install the app for it with an install link (POST /admin/installs), or at /oauth/install where OAUTH_INSTALL_ALLOW lists it";
     match stored {
         Stored::Readable(TokenRecord { refresh_token: Some(refresh_token), .. }) => {
             Ok(Grant::RefreshToken(refresh_token.clone()))

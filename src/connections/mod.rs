@@ -219,7 +219,7 @@ impl Connection {
             return Err(Refusal::new(
                 404,
                 "unknown_secret",
-                format!("the connection has no secret `{fingerprint}`"),
+                "the connection has no secret with the fingerprint in the path",
             ));
         }
         Ok(())

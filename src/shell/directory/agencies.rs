@@ -255,6 +255,6 @@ fn refused(company: &str, reason: &str) -> Refusal {
     Refusal::new(
         409,
         "agency_token_refused",
-        format!("{reason}; install the app for the agency `{company}` again at /oauth/install?agency=1"),
+        format!("{reason}; install the app for the agency `{company}` again with an agency install link (POST /admin/installs), or at /oauth/install?agency=1 where OAUTH_INSTALL_ALLOW lists the company"),
     )
 }
