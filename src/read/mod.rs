@@ -11,8 +11,6 @@
 
 use std::borrow::Cow;
 
-use serde::{Deserialize, Serialize};
-
 use crate::auth::api_keys::ApiKeys;
 use crate::config::{self, ConfigError};
 use crate::contacts_api::{classify, Answer, ApiId, ApiRequest, ApiResponse};
@@ -127,8 +125,8 @@ pub fn config_refusal(error: &ConfigError) -> Refusal {
 }
 
 /// What of a contact is read. Task and note ids are Contacts API record ids, checked like
-/// contact ids (path-safe, checked again when read back).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// contact ids (path-safe).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Item {
     Contact,
     Tasks,
@@ -138,10 +136,9 @@ pub enum Item {
     Appointments,
 }
 
-/// A read the Contacts API can answer as it is. The Worker hands it (not a path) to the
-/// location's Durable Object, which builds the call from it: ids are [`ApiId`]s, checked again
-/// when it is read back.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A read the Contacts API can answer as it is. The location's Durable Object sends only the
+/// call of one: it parses the path the Worker hands it again ([`ApiRoute::of_request`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApiRoute {
     /// GET /contacts/{contactId}[/tasks[/{taskId}] | /notes[/{id}] | /appointments].
     Contact { contact_id: ApiId, item: Item },
@@ -265,6 +262,23 @@ impl ApiRoute {
             ApiRoute::Business { business_id, query } => {
                 with_location(format!("/contacts/business/{}", business_id.as_str()), query)
             }
+        }
+    }
+
+    /// The route of a call's path as [`ApiRoute::request`] built it for `location_id`, parsed
+    /// again by the read API's own parser (checked ids, the routes and parameters it offers):
+    /// what a Durable Object is handed is sent only if the read API could have built it.
+    pub fn of_request(path: &str, location_id: &str) -> Result<ApiRoute, Refusal> {
+        let (path, query) = match path.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (path, None),
+        };
+        if !path.starts_with('/') {
+            return Err(not_found());
+        }
+        match ReadRoute::parse(path, query, location_id)? {
+            ReadRoute::Api(route) => Ok(route),
+            ReadRoute::SightMill { .. } => Err(not_found()),
         }
     }
 
@@ -625,6 +639,32 @@ mod tests {
         assert_eq!(split_connection("/connections/loc-b/contacts/c1"), (Some("loc-b"), "/contacts/c1"));
         assert_eq!(split_connection("/connections/a%2Fb/contacts"), (Some("a%2Fb"), "/contacts"));
         assert_eq!(split_connection("/contacts/c1"), (None, "/contacts/c1"));
+    }
+
+    #[test]
+    fn a_durable_object_sends_only_calls_the_read_api_could_have_built() {
+        for path in [
+            "/contacts/c1",
+            "/contacts/c1/notes/n1",
+            "/contacts/c1/appointments",
+            "/contacts/?query=Ada+L%26x&limit=5",
+            "/contacts/business/b1?skip=10",
+        ] {
+            let ReadRoute::Api(route) = parse(path).unwrap() else { panic!("{path}") };
+            let built = route.request(LOC).path;
+            assert_eq!(ApiRoute::of_request(&built, LOC).unwrap(), route, "{built}");
+        }
+        for path in [
+            "@evil.example/contacts/c1",
+            "//evil.example/contacts/c1",
+            "/contacts/../admin",
+            "/contacts/c1/tags",
+            "/contacts/?locationId=loc-2",
+            "/sightmill/contacts/sm_1",
+            "/contacts/c1?x=1",
+        ] {
+            assert!(ApiRoute::of_request(path, LOC).is_err(), "{path}");
+        }
     }
 
     #[test]

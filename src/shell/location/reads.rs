@@ -2,8 +2,9 @@
 //! parsed the route and serves the edge cache; what needs the location's state comes here.
 //! `/read/link` resolves a SightMill id through the id map; `/read/version` answers a contact's
 //! read version (bumped with every change the writer applies while caching is on, so that a
-//! cached answer keyed by an older one is never served again); `/read/send` builds the GET from
-//! the read route the Worker parsed (never a path it was handed) and sends it with the
+//! cached answer keyed by an older one is never served again); `/read/send` parses the call's
+//! path again with the read API's own parser ([`ApiRoute::of_request`]: nothing it could not
+//! have built is sent), builds the GET for this location from it, and sends it with the
 //! location's token (once more with a renewed token after a refused one), unless the reads'
 //! budget ([`crate::read::budget`]: a share of the rate limit per location and per key) or the
 //! location's rate-limit window is spent, and answers what came back. Reads share the location's
@@ -49,10 +50,11 @@ pub fn mark_contact_changed(db: &Db, contact_id: &str, now: i64) -> DbResult<()>
     db.put_meta(&read_version_key(contact_id), &now)
 }
 
-/// `/read/send`'s question: the read, and who asks (the read key's fingerprint).
+/// `/read/send`'s question: the call's path (as [`ApiRoute::request`] built it), and who asks
+/// (the read key's fingerprint).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct SendQuery {
-    pub route: ApiRoute,
+    pub path: String,
     pub key: String,
 }
 
@@ -122,6 +124,10 @@ pub async fn handle(writer: &Writer, config: &Config, route: &str, mut req: Requ
         }
         (Method::Post, "/read/send") => {
             let query: SendQuery = json_body(&mut req).await?;
+            let route = match ApiRoute::of_request(&query.path, &writer.name) {
+                Ok(route) => route,
+                Err(refusal) => return respond::refusal(&refusal),
+            };
             let shares = (setting(&writer.env, SHARE_SETTING), setting(&writer.env, KEY_SHARE_SETTING));
             let budget = match ReadBudget::from_settings(config.cron.calls_per_10s, shares.0, shares.1) {
                 Ok(budget) => budget,
@@ -130,7 +136,7 @@ pub async fn handle(writer: &Writer, config: &Config, route: &str, mut req: Requ
             if let Err(until) = writer.reads.borrow_mut().take(budget, &query.key, now_ms()) {
                 return respond::json(200, &json!(Sent::OverBudget { until }));
             }
-            let request = query.route.request(&writer.name);
+            let request = route.request(&writer.name);
             respond::json(200, &json!(send(writer, config, &request).await))
         }
         _ => respond::error(404, "not_found", "no such read route in the location"),

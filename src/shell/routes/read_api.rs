@@ -180,11 +180,11 @@ impl Reader<'_> {
         Ok(route.cache_key(origin, self.location_id, version["version"].as_u64().unwrap_or(0)))
     }
 
-    /// Has the location's Durable Object build and send the call for `route` with the
+    /// Has the location's Durable Object check and send the call for `route` with the
     /// location's token (once more after a refused token), unless the reads' budget or the
     /// location's rate-limit window is spent.
     async fn send(&self, route: &ApiRoute, log: &mut ReadLog) -> std::result::Result<ApiResponse, Stop> {
-        let query = SendQuery { route: route.clone(), key: self.key.to_owned() };
+        let query = SendQuery { path: route.request(self.location_id).path, key: self.key.to_owned() };
         match self.location.call::<_, Sent>("/read/send", &query).await? {
             Sent::Answered { response, api_calls } => {
                 log.api_calls += api_calls;
