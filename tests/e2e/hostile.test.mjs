@@ -443,6 +443,44 @@ describe("made-up connection ids", () => {
   });
 });
 
+describe("the Location's read call, handed a path the read API did not build", () => {
+  let world;
+  before(async () => {
+    world = await startWorld(WORLD);
+  });
+  after(() => world.close());
+
+  // Straight to the Durable Object (only the Worker can reach it): the one place that holds the
+  // location's token refuses to send it anywhere the read API's own parser would not route.
+  for (const path of ["@evil.example/contacts/abc", "//evil.example/contacts/abc", "/contacts/abc/../../x", "/users/abc", "/contacts/?locationId=someone-else"]) {
+    test(`${path}: refused, nothing sent`, async () => {
+      const namespace = await world.mf.getDurableObjectNamespace("LOCATIONS");
+      const location = namespace.get(namespace.idFromName(LOCATION));
+      const response = await location.fetch("http://location.test/internal/read/send", {
+        method: "POST",
+        body: JSON.stringify({ path, key: "key:00000000" }),
+      });
+      const json = await response.json();
+      assert.ok([400, 404].includes(response.status), `${response.status} ${JSON.stringify(json)}`);
+      assert.equal(typeof json.error, "string");
+      assert.equal(apiCalls(world.sim), 0, "nothing was sent to the Contacts API");
+    });
+  }
+
+  test("the control: a path the read API builds is sent", async () => {
+    const namespace = await world.mf.getDurableObjectNamespace("LOCATIONS");
+    const location = namespace.get(namespace.idFromName(LOCATION));
+    const response = await location.fetch("http://location.test/internal/read/send", {
+      method: "POST",
+      body: JSON.stringify({ path: "/contacts/abc", key: "key:00000000" }),
+    });
+    const json = await response.json();
+    assert.equal(response.status, 200, JSON.stringify(json));
+    assert.ok(json.answered, JSON.stringify(json));
+    assert.equal(apiCalls(world.sim), 1);
+  });
+});
+
 describe("installs without the operator", () => {
   const CLIENT_ID = "sightmill-sync-hostile";
   const CLIENT_SECRET = "client-secret-hostile-0123456789";
