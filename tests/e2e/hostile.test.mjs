@@ -488,6 +488,7 @@ describe("installs without the operator", () => {
   let world;
   before(async () => {
     world = await startWorld({
+      duplicates: WORLD.duplicates,
       vars: { ...WORLD.vars, TOKEN_MODE: "oauth", CONTACTS_API_TOKEN: undefined, OAUTH_CLIENT_ID: CLIENT_ID, OAUTH_CLIENT_SECRET: CLIENT_SECRET },
       simulator: { tokens: {}, oauth: { clients: { [CLIENT_ID]: { secret: CLIENT_SECRET, locationId: "loc-stranger", companyId: "co-stranger" } } } },
     });
@@ -560,7 +561,7 @@ describe("installs without the operator", () => {
 describe("misconfiguration", () => {
   for (const [name, secret] of [["empty", "whsec_"], ["one byte", "whsec_AA=="]]) {
     test(`a WEBHOOK_SECRETS entry of ${name} answers 500 naming the setting`, async () => {
-      const world = await startWorld({ vars: { WEBHOOK_SECRETS: `${SECRET} ${secret}` } });
+      const world = await startWorld({ duplicates: "refuse", vars: { WEBHOOK_SECRETS: `${SECRET} ${secret}` } });
       try {
         const answer = await world.deliver(good);
         assert.equal(answer.status, 500, answer.text);
