@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 use worker::{Method, Request, Response, Result};
 
-use super::{load_config, Writer};
+use super::{load_config, pickers, Writer};
 use crate::config::Config;
 use crate::intake::event::EventType;
 use crate::shell::platform::object_stub::OPERATOR_HEADER;
@@ -40,6 +40,12 @@ pub async fn handle(
             Err(refused) => refused,
         },
         (Method::Post, ["dry-run"]) => dry_run(writer, config, req).await,
+        (Method::Get, ["custom-fields"]) => {
+            let refresh =
+                req.url().is_ok_and(|url| url.query_pairs().any(|(k, v)| k == "refresh" && v == "true"));
+            pickers::custom_fields(writer, config, refresh).await
+        }
+        (Method::Get, [what @ ("workflows" | "campaigns")]) => pickers::list(writer, config, what).await,
         _ => return None,
     };
     Some(answer)
@@ -107,7 +113,7 @@ async fn dry_run(writer: &Writer, config: &Config, req: &mut Request) -> Result<
         },
     };
     let event = parts.remove("event").unwrap_or(Value::Null).to_string();
-    super::operator::dry_run(writer, config, &mapping, event.as_bytes())
+    super::operator::dry_run(writer, config, &mapping, event.as_bytes()).await
 }
 
 /// The request's body as a checked mapping, or the refusal: 413 above [`MAX_DOCUMENT_BYTES`],

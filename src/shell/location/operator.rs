@@ -8,13 +8,16 @@ use wasm_bindgen::{JsCast, JsValue};
 use worker::js_sys::{Array, Number, Object, JSON};
 use worker::{Method, Request, Response, Result};
 
+use std::borrow::Cow;
+
+use super::custom_fields::{self, Prepared};
 use super::db::{DbError, DbResult, Filter, Listed};
 use super::live_mapping;
 use super::runner::remember;
 use super::{Writer, CHARTS_MINUTE, LAST_RUN_KEY};
 use crate::config::Config;
 use crate::contacts_api::Answer;
-use crate::intake::event::{is_sightmill_id, parse_event, EventType};
+use crate::intake::event::{is_sightmill_id, parse_event, Change, EventType};
 use crate::intake::signature::is_valid_id;
 use crate::read::split_url;
 use crate::shell::platform::respond;
@@ -42,7 +45,9 @@ pub async fn handle(writer: &Writer, config: &Config, mut req: Request) -> Resul
         (Method::Delete, ["events", id]) => discard(writer, id).await,
         (Method::Post, ["replay"]) => replay_many(writer, &replay_body(&mut req).await),
         (Method::Get, ["contacts", id]) => contact_links(writer, config, id),
-        (Method::Post, ["dry-run"]) => return dry_run(writer, config, &config.mapping, &req.bytes().await?),
+        (Method::Post, ["dry-run"]) => {
+            return dry_run(writer, config, &config.mapping, &req.bytes().await?).await
+        }
         (Method::Get, ["metrics"]) => writer.chart(now_ms()).map(|chart| respond::json(200, &chart)),
         (_, ["mapping", rest @ ..]) => {
             let rest = rest.to_vec();
@@ -375,9 +380,15 @@ fn tag_name(encoded: &str) -> String {
 }
 
 /// `POST /admin/dry-run` with a SightMill event body: the requests it would send now with
-/// `mapping`, given what the id maps hold, assuming each call succeeds. Sends nothing and writes
-/// nothing.
-pub(super) fn dry_run(writer: &Writer, config: &Config, mapping: &Mapping, body: &[u8]) -> Result<Response> {
+/// `mapping` (its custom fields resolved for the location, values converted by their types),
+/// given what the id maps hold, assuming each call succeeds, and the values it would leave out.
+/// Sends nothing to the contact and writes nothing but the custom fields' list when it is read.
+pub(super) async fn dry_run(
+    writer: &Writer,
+    config: &Config,
+    mapping: &Mapping,
+    body: &[u8],
+) -> Result<Response> {
     if body.len() > config.max_body_bytes {
         let message = format!("the body is larger than {} bytes", config.max_body_bytes);
         return respond::error(413, "body_too_large", message);
@@ -390,7 +401,25 @@ pub(super) fn dry_run(writer: &Writer, config: &Config, mapping: &Mapping, body:
         Ok(known) => known,
         Err(error) => return respond::error(503, "storage_unavailable", error.to_string()),
     };
-    let answer = match plan::start(&event, &known, &config.location_id, mapping) {
+    let mapping = match &event.change {
+        Change::ContactUpsert(_) => custom_fields::prepare(writer, config, mapping).await,
+        _ => Prepared::Ready(Cow::Borrowed(mapping)),
+    };
+    let mapping = match mapping {
+        Prepared::Ready(mapping) => mapping,
+        Prepared::Retry(failure) => {
+            let body = json!({ "decision": "retry", "requests": [], "reason": failure.describe() });
+            return respond::json(200, &body);
+        }
+        Prepared::Park(reason) => {
+            return respond::json(200, &json!({ "decision": "park", "requests": [], "reason": reason }))
+        }
+    };
+    let left_out = match &event.change {
+        Change::ContactUpsert(contact) => mapping.left_out(&contact.fields),
+        _ => vec![],
+    };
+    let mut answer = match plan::start(&event, &known, &config.location_id, &mapping) {
         Start::Finish(applied) => json!({ "decision": "finish", "requests": [], "outcome": applied.outcome }),
         Start::Wait(reason) => json!({ "decision": "wait", "requests": [], "reason": reason }),
         Start::Park(reason) => json!({ "decision": "park", "requests": [], "reason": reason }),
@@ -403,5 +432,8 @@ pub(super) fn dry_run(writer: &Writer, config: &Config, mapping: &Mapping, body:
             json!({ "decision": "send", "requests": requests })
         }
     };
+    if !left_out.is_empty() {
+        answer["left_out"] = json!(left_out);
+    }
     respond::json(200, &answer)
 }

@@ -5,19 +5,21 @@
 //! transaction. A finished webhook's record is then copied to its KV idempotency key. The
 //! Durable Object's alarm (right after a webhook is accepted) and each cron wake drive this.
 
-use std::time::Duration;
-
 use serde_json::json;
 use worker::Delay;
 
+use std::borrow::Cow;
+use std::time::Duration;
+
 use super::alerts::{self, AlertKind};
+use super::custom_fields::{self, Prepared};
 use super::db::{DbError, DbResult, Listed};
 use super::log::Log;
 use super::reads::{caching_enabled, mark_contact_changed};
 use super::Writer;
 use crate::config::Config;
 use crate::contacts_api::{Answer, ApiRequest};
-use crate::intake::event::parse_event;
+use crate::intake::event::{parse_event, Change};
 use crate::shell::platform::kv::Kv;
 use crate::shell::platform::runtime::now_ms;
 use crate::sync::metrics::Count;
@@ -189,7 +191,22 @@ impl<'a> Run<'a> {
                 .await
                 .map(|_| Ran::Retry);
         }
-        match plan::start(&event, &known, location, &self.config.mapping) {
+        let mapping = match &event.change {
+            Change::ContactUpsert(_) => {
+                custom_fields::prepare(self.writer, self.config, &self.config.mapping).await
+            }
+            _ => Prepared::Ready(Cow::Borrowed(&self.config.mapping)),
+        };
+        let mapping = match mapping {
+            Prepared::Ready(mapping) => mapping,
+            Prepared::Retry(failure) => return self.failed(id, record, failure, 0, started, None).await,
+            Prepared::Park(reason) => return self.park(id, record, reason, 0, started, vec![]).await,
+        };
+        let mut record = record;
+        if let Change::ContactUpsert(contact) = &event.change {
+            record.notes = mapping.left_out(&contact.fields);
+        }
+        match plan::start(&event, &known, location, &mapping) {
             Start::Finish(applied) => self.finish(id, record, applied, 0, started).await,
             Start::Park(reason) => self.park(id, record, reason, 0, started, vec![]).await,
             Start::Wait(reason) => self.wait(id, record, reason, 0, started).await,

@@ -1,0 +1,119 @@
+//! The location's custom field definitions, inside its Durable Object: read from the Contacts API
+//! (`GET /locations/{locationId}/customFields?model=contact`) when a mapping first needs them, kept
+//! in `meta` and in memory, read again on demand (the console) and when the mapping names a field
+//! the copy lacks; and the mapping resolved with them before an event is planned or dry-run.
+
+use std::borrow::Cow;
+use std::rc::Rc;
+
+use serde_json::Value;
+
+use super::reads::{self, Sent};
+use super::Writer;
+use crate::config::Config;
+use crate::contacts_api::{ApiId, ApiRequest};
+use crate::shell::platform::runtime::now_ms;
+use crate::sync::custom_fields::{list_request, read_list, Definitions, ListError, SCOPE};
+use crate::sync::mapping::Mapping;
+use crate::sync::plan::Failure;
+
+/// The `meta` row of the definitions as last read.
+pub const META_KEY: &str = "custom_fields";
+/// A copy younger than this is not read again for a field it lacks: an event naming a field the
+/// location does not have parks at once, rather than reading the list for every such event.
+const REFRESH_AFTER_MS: i64 = 60_000;
+
+/// The mapping an event is planned with, or why it cannot be had now.
+pub enum Prepared<'a> {
+    /// Resolved for this location (or needing nothing resolved); unresolved when the token may
+    /// not list custom fields: ids are then sent unchecked, keys refused with the scope named.
+    Ready(Cow<'a, Mapping>),
+    /// The list could not be read: the event is tried again later.
+    Retry(Failure),
+    /// The mapping names a field this location does not define (after a fresh read).
+    Park(String),
+}
+
+/// `mapping` for this location.
+pub async fn prepare<'a>(writer: &Writer, config: &Config, mapping: &'a Mapping) -> Prepared<'a> {
+    if !mapping.names_custom_fields() {
+        return Prepared::Ready(Cow::Borrowed(mapping));
+    }
+    let known = match writer.known_custom_fields() {
+        Some(known) => known,
+        None => match writer.read_custom_fields(config).await {
+            Ok(read) => read,
+            Err(error) => return unreadable(mapping, error),
+        },
+    };
+    let problem = match mapping.resolve(&known) {
+        Ok(resolved) => return Prepared::Ready(Cow::Owned(resolved)),
+        Err(problem) if now_ms() - known.read_at < REFRESH_AFTER_MS => problem,
+        Err(_) => match writer.read_custom_fields(config).await {
+            Ok(fresh) => match mapping.resolve(&fresh) {
+                Ok(resolved) => return Prepared::Ready(Cow::Owned(resolved)),
+                Err(problem) => problem,
+            },
+            Err(error) => return unreadable(mapping, error),
+        },
+    };
+    Prepared::Park(format!(
+        "mapping refused the contact: {problem} (its custom fields as read from the Contacts API)"
+    ))
+}
+
+fn unreadable(mapping: &Mapping, error: ListError) -> Prepared<'_> {
+    match error {
+        ListError::MissingScope { .. } => Prepared::Ready(Cow::Borrowed(mapping)),
+        ListError::Unavailable(detail) => Prepared::Retry(Failure::Retryable {
+            detail: format!("the location's custom fields could not be read: {detail}"),
+        }),
+        ListError::Refused(detail) => Prepared::Retry(Failure::Misconfigured(format!(
+            "the location's custom fields could not be read: {detail}"
+        ))),
+    }
+}
+
+impl Writer {
+    /// The definitions as last read: memory, else the `meta` row (`None`: never read).
+    pub(super) fn known_custom_fields(&self) -> Option<Rc<Definitions>> {
+        if let Some(known) = self.custom_fields.borrow().clone() {
+            return Some(known);
+        }
+        let stored: Value = self.db.meta(META_KEY).ok().flatten()?;
+        let known = Rc::new(Definitions::from_json(&stored)?);
+        *self.custom_fields.borrow_mut() = Some(known.clone());
+        Some(known)
+    }
+
+    /// Reads the definitions from the Contacts API and keeps them.
+    pub(super) async fn read_custom_fields(&self, config: &Config) -> Result<Rc<Definitions>, ListError> {
+        let Some(location) = ApiId::parse(&config.location_id) else {
+            return Err(ListError::Refused("the location id cannot be put in a path".into()));
+        };
+        let answer = self.list(config, &list_request(&location), SCOPE).await?;
+        let read = Definitions::from_answer(&answer, now_ms()).map_err(ListError::Refused)?;
+        if let Err(error) = self.db.put_meta(META_KEY, &read.to_json()) {
+            super::runner::log_storage_error(&self.log, "keep the custom fields", &error);
+        }
+        let read = Rc::new(read);
+        *self.custom_fields.borrow_mut() = Some(read.clone());
+        Ok(read)
+    }
+
+    /// One of the location's lists (custom fields, workflows, campaigns): its answer's body.
+    pub(super) async fn list(
+        &self,
+        config: &Config,
+        request: &ApiRequest,
+        scope: &'static str,
+    ) -> Result<Value, ListError> {
+        match reads::send(self, config, request).await {
+            Sent::Answered { response, .. } => read_list(&response, scope).cloned(),
+            Sent::RateLimited { .. } => {
+                Err(ListError::Unavailable("the location's rate limit is spent".into()))
+            }
+            Sent::Failed { message, .. } => Err(ListError::Unavailable(message)),
+        }
+    }
+}
