@@ -179,6 +179,11 @@ impl ListError {
     }
 }
 
+/// Whether an answer refuses the call for a scope the token lacks (401 or 403 saying so).
+pub fn refuses_scope(response: &ApiResponse) -> bool {
+    matches!(response.status, 401 | 403) && case::lowercase(&api_message(&response.body)).contains("scope")
+}
+
 /// A list answer's body, or why there is none (`scope`: the scope the list needs).
 pub fn read_list<'a>(response: &'a ApiResponse, scope: &'static str) -> Result<&'a Value, ListError> {
     let detail = || format!("HTTP {}: {}", response.status, api_message(&response.body));
@@ -507,6 +512,8 @@ mod tests {
         let refused = answer(401, json!({"message": "The token is not authorized for this scope."}));
         let error = read_list(&refused, SCOPE).unwrap_err();
         assert!(matches!(error, ListError::MissingScope { scope: SCOPE, .. }));
+        assert!(refuses_scope(&refused));
+        assert!(!refuses_scope(&answer(401, json!({"message": "Invalid JWT"}))));
         assert!(
             error.describe().ends_with("it needs the scope locations/customFields.readonly"),
             "{}",

@@ -8,12 +8,12 @@ use std::rc::Rc;
 
 use serde_json::Value;
 
-use super::reads::{self, Sent};
 use super::Writer;
 use crate::config::Config;
 use crate::contacts_api::{ApiId, ApiRequest};
+use crate::read::token_rejected;
 use crate::shell::platform::runtime::now_ms;
-use crate::sync::custom_fields::{list_request, read_list, Definitions, ListError, SCOPE};
+use crate::sync::custom_fields::{list_request, read_list, refuses_scope, Definitions, ListError, SCOPE};
 use crate::sync::mapping::Mapping;
 use crate::sync::plan::Failure;
 
@@ -101,19 +101,30 @@ impl Writer {
         Ok(read)
     }
 
-    /// One of the location's lists (custom fields, workflows, campaigns): its answer's body.
+    /// One of the location's lists (custom fields, workflows, campaigns): its answer's body. A
+    /// 401 that names a scope is the list's refusal, never the token's: no renewal, no alert.
     pub(super) async fn list(
         &self,
         config: &Config,
         request: &ApiRequest,
         scope: &'static str,
     ) -> Result<Value, ListError> {
-        match reads::send(self, config, request).await {
-            Sent::Answered { response, .. } => read_list(&response, scope).cloned(),
-            Sent::RateLimited { .. } => {
-                Err(ListError::Unavailable("the location's rate limit is spent".into()))
+        let mut rejected = None;
+        loop {
+            let token = self
+                .tokens
+                .access_token(&self.env, &self.db, rejected.as_ref())
+                .await
+                .map_err(|error| ListError::Unavailable(error.to_string()))?;
+            let response = self
+                .send_raw(config, &token, request, true)
+                .await
+                .map_err(|failure| ListError::Unavailable(failure.to_string()))?;
+            if token_rejected(&response) && !refuses_scope(&response) && rejected.is_none() {
+                rejected = Some(token);
+                continue;
             }
-            Sent::Failed { message, .. } => Err(ListError::Unavailable(message)),
+            return read_list(&response, scope).cloned();
         }
     }
 }

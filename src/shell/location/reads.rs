@@ -113,7 +113,7 @@ pub async fn handle(writer: &Writer, config: &Config, mut req: Request) -> Resul
     }
 }
 
-pub(super) async fn send(writer: &Writer, config: &Config, request: &ApiRequest) -> Sent {
+async fn send(writer: &Writer, config: &Config, request: &ApiRequest) -> Sent {
     let mut rejected = None;
     let mut api_calls = 0;
     loop {
