@@ -7,6 +7,7 @@ use serde_json::{json, Map, Value};
 use thiserror::Error;
 
 use crate::case;
+use crate::sync::actions::{ActionRule, MAX_RULES};
 use crate::sync::custom_fields::{self, Conversion, Definitions, FieldDef, FieldRef};
 
 /// Largest mapping document the operator API stores as a live mapping, in bytes.
@@ -56,6 +57,8 @@ pub struct Mapping {
     rules: Vec<Rule>,
     status: Option<StatusTarget>,
     default_country_code: Option<String>,
+    /// What the contact's status and tags set off beyond fields ([`crate::sync::actions`]).
+    actions: Vec<ActionRule>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -318,6 +321,8 @@ struct Document {
     status: Option<Value>,
     #[serde(default)]
     default_country_code: Option<String>,
+    #[serde(default)]
+    actions: Vec<Value>,
 }
 
 #[derive(Deserialize)]
@@ -368,6 +373,7 @@ impl Default for Mapping {
             ],
             status: None,
             default_country_code: None,
+            actions: vec![],
         }
     }
 }
@@ -407,7 +413,23 @@ impl Mapping {
                 return Err(mapping_error("status", "writes the same custom field as a fields entry"));
             }
         }
-        Ok(Mapping { rules, status, default_country_code })
+        if document.actions.len() > MAX_RULES {
+            return Err(mapping_error("actions", format!("at most {MAX_RULES} rules")));
+        }
+        let actions = document
+            .actions
+            .into_iter()
+            .enumerate()
+            .map(|(index, entry)| {
+                ActionRule::parse(entry).map_err(|p| mapping_error(&format!("actions[{index}]"), p))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Mapping { rules, status, default_country_code, actions })
+    }
+
+    /// The rules beyond fields.
+    pub fn actions(&self) -> &[ActionRule] {
+        &self.actions
     }
 
     /// Whether the mapping writes a custom field: it then needs the location's definitions.
@@ -489,6 +511,9 @@ impl Mapping {
         }
         if let Some(code) = &self.default_country_code {
             document["default_country_code"] = json!(code);
+        }
+        if !self.actions.is_empty() {
+            document["actions"] = self.actions.iter().map(ActionRule::document).collect();
         }
         document
     }
@@ -736,6 +761,7 @@ pub fn catalogue() -> Value {
         "custom_field_prefix": CUSTOM_FIELD,
         "transforms": TRANSFORMS.map(Transform::name),
         "status_targets": ["tag", format!("{CUSTOM_FIELD}<id or key>")],
+        "actions": {"when": ["status_becomes", "status_leaves", "tag_added", "tag_removed"], "do": ["add_to_workflow", "remove_from_workflow", "add_to_campaign", "remove_from_campaign", "add_followers", "remove_followers"]},
         "custom_field_options": {"values": "SightMill value -> the field's value", "max_length": "longest text", "on_invalid": ["park", "omit"]},
         "max_document_bytes": MAX_DOCUMENT_BYTES,
     })
@@ -897,7 +923,8 @@ mod tests {
             {"value": "sightmill", "to": "source"}
         ],
         "status": {"to": "tag", "prefix": "status:"},
-        "default_country_code": "1"
+        "default_country_code": "1",
+        "actions": [{"when": "status_becomes", "value": "customer", "do": "add_to_workflow", "id": "wf1", "name": "Onboarding"}]
     }"#;
 
     #[test]
@@ -1163,6 +1190,7 @@ mod tests {
                 "`values.a`",
             ),
             (r#"{"fields": [], "status": {"to": "tag", "values": {}}}"#, "status", "only to a custom field"),
+            (r#"{"fields": [], "actions": [{"when": "x"}]}"#, "actions[0]", "missing field"),
         ];
         for (document, entry, problem) in table {
             let error = Mapping::parse(document).unwrap_err();

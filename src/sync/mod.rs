@@ -5,6 +5,7 @@
 //! the rows to write; [`report`] is what is answered and logged; [`metrics`] are the counts per
 //! minute and hour that the operator console charts.
 
+pub mod actions;
 pub mod custom_fields;
 pub mod mapping;
 pub mod metrics;

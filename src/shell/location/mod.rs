@@ -11,6 +11,7 @@
 //! internal. An alarm, set when a webhook is accepted, makes the first attempt; each cron run
 //! wakes it (`/wake`) to work what is due; an idle wake reads a few rows and writes nothing.
 
+mod actions;
 mod alerts;
 pub mod connection;
 mod custom_fields;

@@ -10,6 +10,7 @@ use worker::{Method, Request, Response, Result};
 
 use std::borrow::Cow;
 
+use super::actions;
 use super::custom_fields::{self, Prepared};
 use super::db::{DbError, DbResult, Filter, Listed};
 use super::live_mapping;
@@ -25,7 +26,7 @@ use crate::shell::platform::runtime::now_ms;
 use crate::sync::mapping::Mapping;
 use crate::sync::plan::{self, Next, Start};
 use crate::sync::queue::{self, NotApplicable};
-use crate::sync::records::{child_prefixes, contact_key, WebhookRecord};
+use crate::sync::records::{child_prefixes, contact_key, Outcome, WebhookRecord};
 use crate::timestamp::parse_rfc3339;
 
 /// Webhooks one replay request moves at most: bounded, so that no request does unbounded work;
@@ -426,10 +427,28 @@ pub(super) async fn dry_run(
         Start::Send(mut job, first) => {
             let mut requests = vec![first];
             let success = json!({"contact": {"id": "NEW_CONTACT_ID"}, "note": {"id": "NEW_NOTE_ID"}, "task": {"id": "NEW_TASK_ID"}});
-            while let Next::Send(next) = job.on_answer(Answer::Success(success.clone())) {
-                requests.push(next);
+            let applied = loop {
+                match job.on_answer(Answer::Success(success.clone())) {
+                    Next::Send(next) => requests.push(next),
+                    Next::Applied(applied) => break Some(applied),
+                    _ => break None,
+                }
+            };
+            let mut answer = json!({ "decision": "send", "requests": requests });
+            if let Some(Outcome::Applied { contact_id, .. }) = applied.map(|applied| applied.outcome) {
+                let tag = known.tag.clone();
+                match actions::planned(writer, config, &mapping, &event, &contact_id, tag) {
+                    Ok(planned) if planned.is_empty() => {}
+                    Ok(planned) => answer["actions"] = json!(planned),
+                    Err(reason) => {
+                        return respond::json(
+                            200,
+                            &json!({ "decision": "park", "requests": [], "reason": reason }),
+                        )
+                    }
+                }
             }
-            json!({ "decision": "send", "requests": requests })
+            answer
         }
     };
     if !left_out.is_empty() {

@@ -1,0 +1,621 @@
+//! Actions beyond fields: the mapping's rules that, when a contact's status becomes or leaves a
+//! value, or a tag is added to or removed from it, add the contact to or remove it from a workflow
+//! or a campaign, or add or remove followers. Planning applies the event itself first
+//! ([`crate::sync::plan`]); the writer then sends the actions this module says fired, each once.
+//!
+//! Once, with no idempotency key in the API: every rule that fired for an event version has a
+//! ledger row (`action:{location}:{contact}:{rule}`) saying it was done for that version, so a
+//! retry of the event sends only what is left. Removals and followers are sets: sending one again
+//! changes nothing, so one whose answer was lost is simply sent again. An add to a workflow or a
+//! campaign is not (a workflow that allows re-entry enrols the contact again, and no call tells
+//! whether the contact is in one): its row is written "in doubt" before it is sent, so an add
+//! whose answer was lost (a timeout, a network error, a 5xx) is never sent again; the event
+//! finishes with a note saying so. An add the API refused (4xx, 429, a refused token) applied
+//! nothing, so its row goes back to what it was and the event is retried or parked as usual.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::contacts_api::{Answer, ApiId, ApiRequest, Method};
+use crate::intake::event::{Change, Event};
+use crate::sync::plan::{Failure, Write};
+use crate::sync::records::TagState;
+use crate::timestamp::UnixMillis;
+
+/// Most rules a mapping may hold; at most [`MAX_FIRED`] fire for one event.
+pub const MAX_RULES: usize = 20;
+/// Most actions one event sends (each one call): they share the run's call budget.
+pub const MAX_FIRED: usize = 4;
+
+/// What a rule waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    StatusBecomes(String),
+    StatusLeaves(String),
+    TagAdded(String),
+    TagRemoved(String),
+}
+
+/// What a rule does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    AddToWorkflow(ApiId),
+    RemoveFromWorkflow(ApiId),
+    AddToCampaign(ApiId),
+    RemoveFromCampaign(ApiId),
+    AddFollowers(Vec<String>),
+    RemoveFollowers(Vec<String>),
+}
+
+const TRIGGERS: [&str; 4] = ["status_becomes", "status_leaves", "tag_added", "tag_removed"];
+const EFFECTS: [&str; 6] = [
+    "add_to_workflow",
+    "remove_from_workflow",
+    "add_to_campaign",
+    "remove_from_campaign",
+    "add_followers",
+    "remove_followers",
+];
+
+impl Effect {
+    fn name(&self) -> &'static str {
+        let index = match self {
+            Effect::AddToWorkflow(_) => 0,
+            Effect::RemoveFromWorkflow(_) => 1,
+            Effect::AddToCampaign(_) => 2,
+            Effect::RemoveFromCampaign(_) => 3,
+            Effect::AddFollowers(_) => 4,
+            Effect::RemoveFollowers(_) => 5,
+        };
+        EFFECTS[index]
+    }
+
+    /// Whether sending it twice changes nothing more than once (removals; followers are a set).
+    pub fn resend_safe(&self) -> bool {
+        !matches!(self, Effect::AddToWorkflow(_) | Effect::AddToCampaign(_))
+    }
+
+    /// The call for contact `contact`.
+    pub fn request(&self, contact: &ApiId) -> ApiRequest {
+        let (method, path, body) = match self {
+            Effect::AddToWorkflow(id) => {
+                (Method::Post, format!("/contacts/{contact}/workflow/{id}"), Some(json!({})))
+            }
+            Effect::RemoveFromWorkflow(id) => {
+                (Method::Delete, format!("/contacts/{contact}/workflow/{id}"), Some(json!({})))
+            }
+            Effect::AddToCampaign(id) => {
+                (Method::Post, format!("/contacts/{contact}/campaigns/{id}"), Some(json!({})))
+            }
+            Effect::RemoveFromCampaign(id) => {
+                (Method::Delete, format!("/contacts/{contact}/campaigns/{id}"), None)
+            }
+            Effect::AddFollowers(users) => {
+                (Method::Post, format!("/contacts/{contact}/followers"), Some(json!({ "followers": users })))
+            }
+            Effect::RemoveFollowers(users) => (
+                Method::Delete,
+                format!("/contacts/{contact}/followers"),
+                Some(json!({ "followers": users })),
+            ),
+        };
+        ApiRequest { method, path, body }
+    }
+}
+
+/// One rule of the mapping's `actions`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionRule {
+    pub trigger: Trigger,
+    pub effect: Effect,
+    /// The workflow's or campaign's name as the console picked it (shown, never sent).
+    pub name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleDocument {
+    when: String,
+    value: String,
+    #[serde(rename = "do")]
+    effect: String,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    followers: Option<Vec<String>>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+impl ActionRule {
+    /// One `actions` entry: `{"when", "value", "do", "id" | "followers", "name"?}`.
+    pub fn parse(entry: Value) -> Result<ActionRule, String> {
+        let document: RuleDocument = serde_json::from_value(entry).map_err(|e| e.to_string())?;
+        let value = document.value.trim().to_owned();
+        if value.is_empty() {
+            return Err("`value` must be the status or tag to watch".into());
+        }
+        let trigger = match document.when.as_str() {
+            "status_becomes" => Trigger::StatusBecomes(value),
+            "status_leaves" => Trigger::StatusLeaves(value),
+            "tag_added" => Trigger::TagAdded(value),
+            "tag_removed" => Trigger::TagRemoved(value),
+            other => return Err(format!("`when` must be one of {}, not `{other}`", TRIGGERS.join(", "))),
+        };
+        let id = || {
+            let id = document.id.as_deref().ok_or("needs `id` (the workflow's or campaign's id)")?;
+            ApiId::parse(id).ok_or_else(|| format!("`{id}` is not a workflow or campaign id"))
+        };
+        let followers = || match &document.followers {
+            Some(users)
+                if !users.is_empty()
+                    && users.len() <= 20
+                    && users.iter().all(|u| ApiId::parse(u).is_some()) =>
+            {
+                Ok(users.clone())
+            }
+            _ => Err("needs `followers`: 1 to 20 user ids".to_owned()),
+        };
+        let effect = match document.effect.as_str() {
+            "add_to_workflow" => Effect::AddToWorkflow(id()?),
+            "remove_from_workflow" => Effect::RemoveFromWorkflow(id()?),
+            "add_to_campaign" => Effect::AddToCampaign(id()?),
+            "remove_from_campaign" => Effect::RemoveFromCampaign(id()?),
+            "add_followers" => Effect::AddFollowers(followers()?),
+            "remove_followers" => Effect::RemoveFollowers(followers()?),
+            other => return Err(format!("`do` must be one of {}, not `{other}`", EFFECTS.join(", "))),
+        };
+        let extra = match &effect {
+            Effect::AddFollowers(_) | Effect::RemoveFollowers(_) => document.id.is_some(),
+            _ => document.followers.is_some(),
+        };
+        if extra {
+            return Err(format!(
+                "`{}` takes {}",
+                effect.name(),
+                if document.id.is_some() { "`followers`, not `id`" } else { "`id`, not `followers`" }
+            ));
+        }
+        Ok(ActionRule { trigger, effect, name: document.name })
+    }
+
+    /// The entry [`ActionRule::parse`] reads back.
+    pub fn document(&self) -> Value {
+        let (when, value) = match &self.trigger {
+            Trigger::StatusBecomes(v) => ("status_becomes", v),
+            Trigger::StatusLeaves(v) => ("status_leaves", v),
+            Trigger::TagAdded(v) => ("tag_added", v),
+            Trigger::TagRemoved(v) => ("tag_removed", v),
+        };
+        let mut entry = json!({ "when": when, "value": value, "do": self.effect.name() });
+        match &self.effect {
+            Effect::AddFollowers(users) | Effect::RemoveFollowers(users) => entry["followers"] = json!(users),
+            Effect::AddToWorkflow(id)
+            | Effect::RemoveFromWorkflow(id)
+            | Effect::AddToCampaign(id)
+            | Effect::RemoveFromCampaign(id) => entry["id"] = json!(id),
+        }
+        if let Some(name) = &self.name {
+            entry["name"] = json!(name);
+        }
+        entry
+    }
+
+    /// The rule's ledger name: a digest of what it waits for and does (not of its place in the
+    /// list, so that reordering the rules keeps their rows).
+    fn digest(&self) -> String {
+        use base64::Engine;
+        let mut what = self.document();
+        what.as_object_mut().map(|fields| fields.remove("name"));
+        let digest = Sha256::digest(what.to_string().as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..12])
+    }
+}
+
+/// The ledger row of `rule` for one contact.
+pub fn ledger_key(location_id: &str, contact: &str, rule: &ActionRule) -> String {
+    format!("action:{location_id}:{contact}:{}", rule.digest())
+}
+
+/// The row holding the status the contact's last applied event left (what `status_leaves` and
+/// `status_becomes` compare with).
+pub fn status_key(location_id: &str, contact: &str) -> String {
+    format!("action:{location_id}:{contact}:status")
+}
+
+/// The status as the actions last saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastStatus {
+    pub status: Option<String>,
+}
+
+/// What the ledger holds for a rule: the event version it fired for, and whether it was applied
+/// or its answer lost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ledger {
+    pub version: UnixMillis,
+    /// `None`: applied. `Some`: sent at that time, its answer lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_doubt_since: Option<UnixMillis>,
+}
+
+/// The contact's state before the event, as far as the rules look at it.
+#[derive(Debug, Clone, Default)]
+pub struct Before {
+    pub status: Option<String>,
+    pub tag: Option<TagState>,
+}
+
+/// The status a contact event sets (`Some(None)`: cleared), `None` when it does not say.
+pub fn status_of(event: &Event) -> Option<Option<String>> {
+    let Change::ContactUpsert(contact) = &event.change else {
+        return None;
+    };
+    let status = contact.fields.get("status")?;
+    let text = match status {
+        Value::String(text) => text.trim().to_owned(),
+        Value::Number(n) => n.to_string(),
+        _ => String::new(),
+    };
+    Some(Some(text).filter(|t| !t.is_empty()))
+}
+
+/// The rules `event` fires (at most [`MAX_FIRED`]; the rest are reported by [`fired`]'s caller).
+pub fn fired<'a>(rules: &'a [ActionRule], event: &Event, before: &Before) -> Vec<&'a ActionRule> {
+    let status = status_of(event);
+    let fires = |rule: &&ActionRule| match (&rule.trigger, &event.change, &status) {
+        (Trigger::StatusBecomes(value), _, Some(after)) => {
+            after.as_ref() == Some(value) && before.status.as_ref() != Some(value)
+        }
+        (Trigger::StatusLeaves(value), _, Some(after)) => {
+            before.status.as_ref() == Some(value) && after.as_ref() != Some(value)
+        }
+        (Trigger::TagAdded(value), Change::TagAdded { tag }, _) => {
+            tag.trim() == value && !before.tag.as_ref().is_some_and(|state| state.present)
+        }
+        (Trigger::TagRemoved(value), Change::TagRemoved { tag }, _) => {
+            tag.trim() == value && before.tag.as_ref().is_none_or(|state| state.present)
+        }
+        _ => false,
+    };
+    rules.iter().filter(fires).collect()
+}
+
+/// The move for one fired rule, given its ledger row.
+#[derive(Debug, PartialEq)]
+pub enum Step {
+    /// Done for this version already: nothing to send (`note`: its answer was lost).
+    Skip(Option<String>),
+    /// Send `request`, after writing `intent` when there is one.
+    Send { request: ApiRequest, intent: Option<Write> },
+}
+
+/// What to do for `rule` on event version `version` for contact `contact` (ledger row `key`).
+pub fn step(
+    rule: &ActionRule,
+    contact: &ApiId,
+    version: UnixMillis,
+    key: &str,
+    ledger: Option<&Ledger>,
+    now: UnixMillis,
+) -> Step {
+    match ledger.filter(|row| row.version == version) {
+        Some(Ledger { in_doubt_since: None, .. }) => Step::Skip(None),
+        Some(Ledger { in_doubt_since: Some(_), .. }) => Step::Skip(Some(lost_note(rule))),
+        None => {
+            let intent = (!rule.effect.resend_safe())
+                .then(|| put(key, &Ledger { version, in_doubt_since: Some(now) }));
+            Step::Send { request: rule.effect.request(contact), intent }
+        }
+    }
+}
+
+/// How one action's answer ends.
+#[derive(Debug, PartialEq)]
+pub enum Done {
+    /// Applied (or, for an add whose answer was lost, never to be sent again): write `ledger`;
+    /// `note` says what the operator should know.
+    Recorded { ledger: Write, note: Option<String> },
+    /// Not applied: put the ledger row back as it was (`restore`) and fail the event this way.
+    Failed { restore: Write, failure: Failure },
+}
+
+/// The end of `rule`'s call on version `version`, given its `answer` and the row `before` it.
+pub fn answered(
+    rule: &ActionRule,
+    answer: Answer,
+    version: UnixMillis,
+    key: &str,
+    before: Option<&Ledger>,
+    sent_at: UnixMillis,
+) -> Done {
+    let done = || put(key, &Ledger { version, in_doubt_since: None });
+    let restore = || match before {
+        Some(row) => put(key, row),
+        None => Write::Delete(key.to_owned()),
+    };
+    let failed = |failure| Done::Failed { restore: restore(), failure };
+    match answer {
+        Answer::Success(_) => Done::Recorded { ledger: done(), note: None },
+        Answer::Unavailable { detail } if !rule.effect.resend_safe() => Done::Recorded {
+            ledger: put(key, &Ledger { version, in_doubt_since: Some(sent_at) }),
+            note: Some(format!("{} ({detail})", lost_note(rule))),
+        },
+        Answer::Unavailable { detail } => failed(Failure::Retryable { detail }),
+        Answer::RateLimited { retry_after_secs } => failed(Failure::RateLimited { retry_after_secs }),
+        Answer::TokenRejected => failed(Failure::TokenRejected),
+        Answer::VersionRejected => failed(Failure::Misconfigured(
+            "the Contacts API refused the Version header (expected 2021-07-28)".into(),
+        )),
+        Answer::Rejected { status, message } => failed(Failure::Rejected {
+            api_status: status,
+            message: format!("{} refused: {message}", describe(rule)),
+        }),
+        Answer::Duplicate(id) => failed(Failure::Rejected {
+            api_status: 400,
+            message: format!("{} answered a duplicate report for {id}", describe(rule)),
+        }),
+    }
+}
+
+/// `add_to_workflow wf_1 ("Onboarding")`.
+pub fn describe(rule: &ActionRule) -> String {
+    let target = match &rule.effect {
+        Effect::AddToWorkflow(id)
+        | Effect::RemoveFromWorkflow(id)
+        | Effect::AddToCampaign(id)
+        | Effect::RemoveFromCampaign(id) => id.to_string(),
+        Effect::AddFollowers(users) | Effect::RemoveFollowers(users) => users.join(","),
+    };
+    match &rule.name {
+        Some(name) => format!("{} {target} (\"{name}\")", rule.effect.name()),
+        None => format!("{} {target}", rule.effect.name()),
+    }
+}
+
+fn lost_note(rule: &ActionRule) -> String {
+    format!(
+        "{}: sent once and its answer was lost; not sent again (the API cannot tell whether it was applied, and a second add may enrol the contact twice)",
+        describe(rule)
+    )
+}
+
+fn put(key: &str, value: &impl Serialize) -> Write {
+    Write::Put { key: key.to_owned(), value: serde_json::to_value(value).expect("records serialise") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::intake::event::parse_event;
+
+    fn rule(entry: Value) -> ActionRule {
+        ActionRule::parse(entry).unwrap()
+    }
+
+    fn event(kind: &str, data: Value) -> Event {
+        let body = json!({"type": kind, "timestamp": "2026-12-07T10:00:00Z", "data": data});
+        parse_event(body.to_string().as_bytes()).unwrap()
+    }
+
+    fn contact(status: Value) -> Event {
+        event(
+            "contact.updated",
+            json!({"id": "sm_1", "status": status, "updated_at": "2026-12-07T10:00:00Z"}),
+        )
+    }
+
+    fn rules() -> Vec<ActionRule> {
+        vec![
+            rule(
+                json!({"when": "status_becomes", "value": "customer", "do": "add_to_workflow", "id": "wf1", "name": "Onboarding"}),
+            ),
+            rule(
+                json!({"when": "status_leaves", "value": "customer", "do": "remove_from_workflow", "id": "wf1"}),
+            ),
+            rule(json!({"when": "tag_added", "value": "vip", "do": "add_followers", "followers": ["u1"]})),
+            rule(json!({"when": "tag_removed", "value": "vip", "do": "remove_from_campaign", "id": "c1"})),
+        ]
+    }
+
+    fn names(fired: Vec<&ActionRule>) -> Vec<&'static str> {
+        fired.into_iter().map(|rule| rule.effect.name()).collect()
+    }
+
+    #[test]
+    fn rules_fire_when_the_status_or_a_tag_changes() {
+        let rules = rules();
+        let was = |status: &str| Before { status: Some(status.into()), tag: None };
+        let table = [
+            (contact(json!("customer")), Before::default(), vec!["add_to_workflow"]),
+            (contact(json!(" customer ")), was("lead"), vec!["add_to_workflow"]),
+            (contact(json!("customer")), was("customer"), vec![]),
+            (contact(json!("churned")), was("customer"), vec!["remove_from_workflow"]),
+            (contact(Value::Null), was("customer"), vec!["remove_from_workflow"]),
+            (
+                event("contact.updated", json!({"id": "sm_1", "updated_at": "2026-12-07T10:00:00Z"})),
+                was("customer"),
+                vec![],
+            ),
+            (
+                event(
+                    "tag.added",
+                    json!({"contact_id": "sm_1", "tag": "vip", "updated_at": "2026-12-07T10:00:00Z"}),
+                ),
+                Before::default(),
+                vec!["add_followers"],
+            ),
+            (
+                event(
+                    "tag.added",
+                    json!({"contact_id": "sm_1", "tag": "vip", "updated_at": "2026-12-07T10:00:00Z"}),
+                ),
+                Before { status: None, tag: Some(TagState { present: true, updated_at: 0 }) },
+                vec![],
+            ),
+            (
+                event(
+                    "tag.removed",
+                    json!({"contact_id": "sm_1", "tag": "vip", "updated_at": "2026-12-07T10:00:00Z"}),
+                ),
+                Before::default(),
+                vec!["remove_from_campaign"],
+            ),
+            (
+                event(
+                    "tag.removed",
+                    json!({"contact_id": "sm_1", "tag": "other", "updated_at": "2026-12-07T10:00:00Z"}),
+                ),
+                Before::default(),
+                vec![],
+            ),
+        ];
+        for (event, before, expected) in table {
+            assert_eq!(
+                names(fired(&rules, &event, &before)),
+                expected,
+                "{:?} after {before:?}",
+                event.change
+            );
+        }
+    }
+
+    #[test]
+    fn rules_read_back_from_their_documents_and_refuse_what_cannot_work() {
+        for rule in rules() {
+            assert_eq!(ActionRule::parse(rule.document()).unwrap(), rule);
+        }
+        let table = [
+            (
+                json!({"when": "status_is", "value": "a", "do": "add_to_workflow", "id": "w"}),
+                "`when` must be one of",
+            ),
+            (
+                json!({"when": "tag_added", "value": " ", "do": "add_to_workflow", "id": "w"}),
+                "`value` must be",
+            ),
+            (json!({"when": "tag_added", "value": "a", "do": "enrol", "id": "w"}), "`do` must be one of"),
+            (json!({"when": "tag_added", "value": "a", "do": "add_to_workflow"}), "needs `id`"),
+            (
+                json!({"when": "tag_added", "value": "a", "do": "add_to_campaign", "id": "../x"}),
+                "not a workflow or campaign id",
+            ),
+            (
+                json!({"when": "tag_added", "value": "a", "do": "add_followers", "followers": []}),
+                "1 to 20 user ids",
+            ),
+            (
+                json!({"when": "tag_added", "value": "a", "do": "add_followers", "followers": ["u"], "id": "w"}),
+                "takes `followers`, not `id`",
+            ),
+            (
+                json!({"when": "tag_added", "value": "a", "do": "add_to_workflow", "id": "w", "extra": 1}),
+                "unknown field",
+            ),
+        ];
+        for (entry, problem) in table {
+            let error = ActionRule::parse(entry.clone()).unwrap_err();
+            assert!(error.contains(problem), "{entry}: {error}");
+        }
+    }
+
+    #[test]
+    fn each_action_is_the_call_the_spec_describes() {
+        let contact = ApiId::parse("c9").unwrap();
+        let calls: Vec<(Method, String, Option<Value>)> = rules()
+            .iter()
+            .map(|rule| rule.effect.request(&contact))
+            .map(|request| (request.method, request.path, request.body))
+            .collect();
+        assert_eq!(
+            calls,
+            vec![
+                (Method::Post, "/contacts/c9/workflow/wf1".into(), Some(json!({}))),
+                (Method::Delete, "/contacts/c9/workflow/wf1".into(), Some(json!({}))),
+                (Method::Post, "/contacts/c9/followers".into(), Some(json!({"followers": ["u1"]}))),
+                (Method::Delete, "/contacts/c9/campaigns/c1".into(), None),
+            ]
+        );
+        assert_ne!(ledger_key("l", "s", &rules()[0]), ledger_key("l", "s", &rules()[1]));
+        let renamed = ActionRule { name: Some("Renamed".into()), ..rules()[0].clone() };
+        assert_eq!(
+            ledger_key("l", "s", &renamed),
+            ledger_key("l", "s", &rules()[0]),
+            "a name is not part of the rule"
+        );
+    }
+
+    #[test]
+    fn an_add_is_sent_once_even_when_its_answer_is_lost() {
+        let add = &rules()[0];
+        let contact = ApiId::parse("c9").unwrap();
+        let Step::Send { intent: Some(intent), .. } = step(add, &contact, 10, "k", None, 100) else {
+            panic!()
+        };
+        assert_eq!(
+            intent,
+            put("k", &Ledger { version: 10, in_doubt_since: Some(100) }),
+            "written before it is sent"
+        );
+        let lost = answered(add, Answer::Unavailable { detail: "timed out".into() }, 10, "k", None, 100);
+        let Done::Recorded { ledger, note: Some(note) } = lost else { panic!("{lost:?}") };
+        assert_eq!(ledger, put("k", &Ledger { version: 10, in_doubt_since: Some(100) }));
+        assert!(
+            note.contains(
+                "add_to_workflow wf1 (\"Onboarding\"): sent once and its answer was lost; not sent again"
+            ),
+            "{note}"
+        );
+        let again =
+            step(add, &contact, 10, "k", Some(&Ledger { version: 10, in_doubt_since: Some(100) }), 200);
+        assert!(matches!(again, Step::Skip(Some(_))), "a retry of the same version does not send it again");
+        assert!(
+            matches!(
+                step(add, &contact, 11, "k", Some(&Ledger { version: 10, in_doubt_since: None }), 200),
+                Step::Send { .. }
+            ),
+            "a later version does"
+        );
+        assert_eq!(
+            step(add, &contact, 10, "k", Some(&Ledger { version: 10, in_doubt_since: None }), 200),
+            Step::Skip(None)
+        );
+    }
+
+    #[test]
+    fn a_refused_action_applied_nothing_and_a_lost_removal_is_sent_again() {
+        let (add, remove) = (&rules()[0], &rules()[1]);
+        let before = Ledger { version: 5, in_doubt_since: None };
+        let refused = answered(
+            add,
+            Answer::Rejected { status: 400, message: "Workflow not found".into() },
+            10,
+            "k",
+            Some(&before),
+            100,
+        );
+        let Done::Failed { restore, failure: Failure::Rejected { api_status: 400, message } } = refused
+        else {
+            panic!("{refused:?}")
+        };
+        assert_eq!(restore, put("k", &before));
+        assert_eq!(message, "add_to_workflow wf1 (\"Onboarding\") refused: Workflow not found");
+        let limited = answered(add, Answer::RateLimited { retry_after_secs: Some(3) }, 10, "k", None, 100);
+        assert!(matches!(
+            limited,
+            Done::Failed { restore: Write::Delete(_), failure: Failure::RateLimited { .. } }
+        ));
+        let contact = ApiId::parse("c9").unwrap();
+        assert!(
+            matches!(step(remove, &contact, 10, "k", None, 100), Step::Send { intent: None, .. }),
+            "no intent: it may be sent again"
+        );
+        let lost = answered(remove, Answer::Unavailable { detail: "HTTP 503".into() }, 10, "k", None, 100);
+        assert!(matches!(lost, Done::Failed { failure: Failure::Retryable { .. }, .. }));
+        assert_eq!(
+            answered(remove, Answer::Success(json!({})), 10, "k", None, 100),
+            Done::Recorded { ledger: put("k", &Ledger { version: 10, in_doubt_since: None }), note: None }
+        );
+    }
+}
