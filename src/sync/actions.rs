@@ -9,9 +9,10 @@
 //! changes nothing, so one whose answer was lost is simply sent again. An add to a workflow or a
 //! campaign is not (a workflow that allows re-entry enrols the contact again, and no call tells
 //! whether the contact is in one): its row is written "in doubt" before it is sent, so an add
-//! whose answer was lost (a timeout, a network error, a 5xx) is never sent again; the event
-//! finishes with a note saying so. An add the API refused (4xx, 429, a refused token) applied
-//! nothing, so its row goes back to what it was and the event is retried or parked as usual.
+//! whose answer was lost (no answer: a timeout or a network error) is never sent again; the event
+//! finishes with a note saying so. An add the API answered with a failure (a 5xx, 408, 425 or
+//! 429: sent again later; any other 4xx or a refused token: parked or retried as usual) is taken
+//! as not applied: its row goes back to what it was.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -321,10 +322,19 @@ pub enum Done {
     Failed { restore: Write, failure: Failure },
 }
 
+/// What came back from an action's call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Heard {
+    /// An HTTP answer, classified.
+    Answer(Answer),
+    /// No answer at all (a timeout or a network error, with its detail): it may have been applied.
+    Nothing(String),
+}
+
 /// The end of `rule`'s call on version `version`, given its `answer` and the row `before` it.
 pub fn answered(
     rule: &ActionRule,
-    answer: Answer,
+    heard: Heard,
     version: UnixMillis,
     key: &str,
     before: Option<&Ledger>,
@@ -336,12 +346,16 @@ pub fn answered(
         None => Write::Delete(key.to_owned()),
     };
     let failed = |failure| Done::Failed { restore: restore(), failure };
+    let answer = match heard {
+        Heard::Nothing(detail) if !rule.effect.resend_safe() => {
+            let ledger = put(key, &Ledger { version, in_doubt_since: Some(sent_at) });
+            return Done::Recorded { ledger, note: Some(format!("{} ({detail})", lost_note(rule))) };
+        }
+        Heard::Nothing(detail) => return failed(Failure::Retryable { detail }),
+        Heard::Answer(answer) => answer,
+    };
     match answer {
         Answer::Success(_) => Done::Recorded { ledger: done(), note: None },
-        Answer::Unavailable { detail } if !rule.effect.resend_safe() => Done::Recorded {
-            ledger: put(key, &Ledger { version, in_doubt_since: Some(sent_at) }),
-            note: Some(format!("{} ({detail})", lost_note(rule))),
-        },
         Answer::Unavailable { detail } => failed(Failure::Retryable { detail }),
         Answer::RateLimited { retry_after_secs } => failed(Failure::RateLimited { retry_after_secs }),
         Answer::TokenRejected => failed(Failure::TokenRejected),
@@ -558,7 +572,7 @@ mod tests {
             put("k", &Ledger { version: 10, in_doubt_since: Some(100) }),
             "written before it is sent"
         );
-        let lost = answered(add, Answer::Unavailable { detail: "timed out".into() }, 10, "k", None, 100);
+        let lost = answered(add, Heard::Nothing("timed out".into()), 10, "k", None, 100);
         let Done::Recorded { ledger, note: Some(note) } = lost else { panic!("{lost:?}") };
         assert_eq!(ledger, put("k", &Ledger { version: 10, in_doubt_since: Some(100) }));
         assert!(
@@ -587,9 +601,24 @@ mod tests {
     fn a_refused_action_applied_nothing_and_a_lost_removal_is_sent_again() {
         let (add, remove) = (&rules()[0], &rules()[1]);
         let before = Ledger { version: 5, in_doubt_since: None };
+        let answered_503 = answered(
+            add,
+            Heard::Answer(Answer::Unavailable { detail: "HTTP 503".into() }),
+            10,
+            "k",
+            None,
+            100,
+        );
+        assert!(
+            matches!(
+                answered_503,
+                Done::Failed { restore: Write::Delete(_), failure: Failure::Retryable { .. } }
+            ),
+            "an answered 5xx applied nothing: sent again later"
+        );
         let refused = answered(
             add,
-            Answer::Rejected { status: 400, message: "Workflow not found".into() },
+            Heard::Answer(Answer::Rejected { status: 400, message: "Workflow not found".into() }),
             10,
             "k",
             Some(&before),
@@ -601,7 +630,14 @@ mod tests {
         };
         assert_eq!(restore, put("k", &before));
         assert_eq!(message, "add_to_workflow wf1 (\"Onboarding\") refused: Workflow not found");
-        let limited = answered(add, Answer::RateLimited { retry_after_secs: Some(3) }, 10, "k", None, 100);
+        let limited = answered(
+            add,
+            Heard::Answer(Answer::RateLimited { retry_after_secs: Some(3) }),
+            10,
+            "k",
+            None,
+            100,
+        );
         assert!(matches!(
             limited,
             Done::Failed { restore: Write::Delete(_), failure: Failure::RateLimited { .. } }
@@ -611,10 +647,10 @@ mod tests {
             matches!(step(remove, &contact, 10, "k", None, 100), Step::Send { intent: None, .. }),
             "no intent: it may be sent again"
         );
-        let lost = answered(remove, Answer::Unavailable { detail: "HTTP 503".into() }, 10, "k", None, 100);
+        let lost = answered(remove, Heard::Nothing("timed out".into()), 10, "k", None, 100);
         assert!(matches!(lost, Done::Failed { failure: Failure::Retryable { .. }, .. }));
         assert_eq!(
-            answered(remove, Answer::Success(json!({})), 10, "k", None, 100),
+            answered(remove, Heard::Answer(Answer::Success(json!({}))), 10, "k", None, 100),
             Done::Recorded { ledger: put("k", &Ledger { version: 10, in_doubt_since: None }), note: None }
         );
     }

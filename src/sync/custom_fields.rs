@@ -342,15 +342,18 @@ fn number(value: Value, conversion: &Conversion) -> Result<Value, String> {
     if !plain(&text) {
         return Err(format!("`{text}` is not a number"));
     }
-    match text.parse::<i64>() {
-        Ok(whole) => Ok(Value::from(whole)),
-        Err(_) => text
-            .parse::<f64>()
-            .ok()
-            .and_then(serde_json::Number::from_f64)
-            .map(Value::Number)
-            .ok_or_else(|| format!("`{text}` is not a number")),
-    }
+    // A plain decimal without leading zeros is JSON: serde_json's own number reader (already in
+    // the Wasm, unlike the standard library's float parser) reads it.
+    let (sign, digits) = text.split_at(usize::from(text.starts_with('-')));
+    let trimmed = digits.trim_start_matches('0');
+    let digits = if trimmed.is_empty() || trimmed.starts_with('.') {
+        &digits[digits.len() - trimmed.len() - 1..]
+    } else {
+        trimmed
+    };
+    serde_json::from_str::<serde_json::Number>(&format!("{sign}{digits}"))
+        .map(Value::Number)
+        .map_err(|_| format!("`{text}` is not a number"))
 }
 
 /// `YYYY-MM-DD`, from a date or an RFC 3339 instant (its UTC date).
@@ -425,6 +428,9 @@ mod tests {
             ("NUMERICAL", &[], json!("12"), Ok(json!(12))),
             ("NUMERICAL", &[], json!(" -3.5 "), Ok(json!(-3.5))),
             ("NUMERICAL", &[], json!(7), Ok(json!(7))),
+            ("NUMERICAL", &[], json!("007"), Ok(json!(7))),
+            ("NUMERICAL", &[], json!("-0.50"), Ok(json!(-0.5))),
+            ("NUMERICAL", &[], json!("0"), Ok(json!(0))),
             ("NUMERICAL", &[], json!("12 apples"), Err("`12 apples` is not a number")),
             ("NUMERICAL", &[], json!("1e9"), Err("is not a number")),
             ("NUMERICAL", &[], json!(true), Err("`true` is not a number")),

@@ -8,13 +8,13 @@ use serde_json::json;
 
 use super::Writer;
 use crate::config::Config;
-use crate::contacts_api::{Answer, ApiId, ApiRequest};
+use crate::contacts_api::{classify, Answer, ApiId, ApiRequest};
 use crate::intake::event::Event;
 use crate::secret::Secret;
 use crate::shell::platform::runtime::now_ms;
 use crate::sync::actions::{
-    answered, describe, fired, ledger_key, status_key, status_of, step, Before, Done, LastStatus, Ledger,
-    Step, MAX_FIRED,
+    answered, describe, fired, ledger_key, status_key, status_of, step, Before, Done, Heard, LastStatus,
+    Ledger, Step, MAX_FIRED,
 };
 use crate::sync::mapping::Mapping;
 use crate::sync::plan::{Failure, Write};
@@ -150,18 +150,29 @@ async fn send(
     token: Secret,
     request: &ApiRequest,
     budget: &Budget<'_>,
-) -> Answer {
-    (budget.spend)();
-    let answer = writer.send(config, &token, request).await;
-    if answer != Answer::TokenRejected {
-        return answer;
+) -> Heard {
+    let heard = send_once(writer, config, &token, request, budget).await;
+    if heard != Heard::Answer(Answer::TokenRejected) {
+        return heard;
     }
     match writer.tokens.access_token(&writer.env, &writer.db, Some(&token)).await {
-        Ok(renewed) => {
-            (budget.spend)();
-            writer.send(config, &renewed, request).await
-        }
-        Err(_) => answer,
+        Ok(renewed) => send_once(writer, config, &renewed, request, budget).await,
+        Err(_) => heard,
+    }
+}
+
+/// The call sent once: its classified answer, or nothing heard.
+async fn send_once(
+    writer: &Writer,
+    config: &Config,
+    token: &Secret,
+    request: &ApiRequest,
+    budget: &Budget<'_>,
+) -> Heard {
+    (budget.spend)();
+    match writer.send_raw(config, token, request, true).await {
+        Ok(response) => Heard::Answer(classify(&response)),
+        Err(failure) => Heard::Nothing(failure.to_string()),
     }
 }
 

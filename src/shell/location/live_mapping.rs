@@ -41,8 +41,11 @@ pub async fn handle(
         },
         (Method::Post, ["dry-run"]) => dry_run(writer, config, req).await,
         (Method::Get, ["custom-fields"]) => {
+            // Not `Request::url`: its URL parser would weigh on the Wasm.
+            let url = req.inner().url();
+            let query = crate::read::split_url(&url).query.unwrap_or_default();
             let refresh =
-                req.url().is_ok_and(|url| url.query_pairs().any(|(k, v)| k == "refresh" && v == "true"));
+                form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k == "refresh" && v == "true");
             pickers::custom_fields(writer, config, refresh).await
         }
         (Method::Get, [what @ ("workflows" | "campaigns")]) => pickers::list(writer, config, what).await,

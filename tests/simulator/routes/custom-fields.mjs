@@ -37,11 +37,14 @@ function keyOf(model, name) {
   return `${model}.${slug || "field"}`;
 }
 
-/** Makes a field in `locationId` from spec-shaped `fields`; `picklistOptions` and `fieldKey` may be given. */
+/**
+ * Makes a field in `locationId` from spec-shaped `fields`; a test seeding one may also give its
+ * `id`, `fieldKey` and `picklistOptions`.
+ */
 export function addCustomField(ctx, locationId, fields) {
   const model = fields.model ?? "contact";
   const field = {
-    id: newId(ctx, ctx.store.customFields),
+    id: fields.id ?? newId(ctx, ctx.store.customFields),
     name: fields.name,
     fieldKey: fields.fieldKey ?? keyOf(model, fields.name),
     placeholder: fields.placeholder ?? "",

@@ -25,11 +25,11 @@ const KINDS = {
   campaign: { collection: "campaigns", notFound: "Campaign not found" },
 };
 
-/** Seeds a workflow or campaign (`kind`) `{ name, status }` in `locationId`; returns it. */
+/** Seeds a workflow or campaign (`kind`) `{ name, status?, id? }` in `locationId`; returns it. */
 export function addFlow(ctx, kind, locationId, fields) {
   const records = ctx.store[KINDS[kind].collection];
   const stamp = new Date(ctx.now()).toISOString();
-  const flow = { id: newId(ctx, records), name: fields.name, status: fields.status ?? "published", locationId };
+  const flow = { id: fields.id ?? newId(ctx, records), name: fields.name, status: fields.status ?? "published", locationId };
   if (kind === "workflow") Object.assign(flow, { version: 1, createdAt: stamp, updatedAt: stamp });
   records.set(flow.id, flow);
   return flow;
