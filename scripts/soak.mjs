@@ -7,13 +7,16 @@
 // seconds halfway through. Cron runs go on beside the deliveries and until the operator API shows
 // nothing pending; meanwhile the runtime is restarted RESTARTS times (state kept on disk, the
 // simulator kept). Then the simulator's state is compared with the state the events alone call for.
-// With --locations L the default connection is joined by L-1 named ones (each its own location
-// and its own events); the faults and the outage hit one of them, and every location's state is
+// --duplicates allow|refuse (required: the API's default is undocumented and both are common) sets
+// the location's "Allow Duplicate Contact" setting; 15% of the contacts have no email, 15% no
+// phone and 15% neither. With --locations L the default connection is joined by L-1 named ones
+// (each its own location and its own events, alternating the other setting and the chosen one);
+// the faults and the outage hit one location of each setting, and every location's state is
 // compared with its own expected state. With --seeds N it runs seeds SEED..SEED+N-1 in a row. Prints the figures (one line per seed, the
 // full figures for a single seed, and a summary); exits 1 if anything was lost, duplicated or
 // mismatched in any run.
 //
-//   node scripts/soak.mjs [EVENTS=10000] [CONTACTS=500] [SEED=1] [--seeds 1] [--kv production|miniflare]
+//   node scripts/soak.mjs --duplicates allow|refuse [EVENTS=10000] [CONTACTS=500] [SEED=1] [--seeds 1] [--kv production|miniflare]
 //                         [--restarts 3] [--concurrency N] [--no-build] [--api-timeout-ms 1000] [--late 0.02]
 //                         [--locations 1]
 
@@ -22,9 +25,12 @@ import { parseArgs } from "node:util";
 import { describeMachine } from "../tests/support/machine.mjs";
 import { runSoak } from "../tests/support/soak-run.mjs";
 
-const USAGE =
-  "usage: node scripts/soak.mjs [EVENTS] [CONTACTS] [SEED] [--seeds N] [--kv production|miniflare] [--restarts N]" +
-  " [--concurrency N] [--no-build] [--api-timeout-ms MS] [--late SHARE] [--locations L]";
+const USAGE = [
+  "usage: node scripts/soak.mjs --duplicates allow|refuse [EVENTS] [CONTACTS] [SEED] [--seeds N] [--kv production|miniflare]",
+  "         [--restarts N] [--concurrency N] [--no-build] [--api-timeout-ms MS] [--late SHARE] [--locations L]",
+  "  --duplicates (required): the location's \"Allow Duplicate Contact\" setting; allow is the harsher one",
+  "  (a create sent twice makes two contacts), refuse answers a second create 400 with the contact's id.",
+].join("\n");
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -37,6 +43,7 @@ const { values, positionals } = parseArgs({
     restarts: { type: "string", default: "3" },
     seeds: { type: "string", default: "1" },
     locations: { type: "string", default: "1" },
+    duplicates: { type: "string" },
   },
 });
 const [events = 10_000, contacts = 500, seed = 1] = positionals.map(Number);
@@ -50,7 +57,8 @@ const valid =
   contacts >= 1 &&
   seeds >= 1 &&
   restarts >= 0 &&
-  ["production", "miniflare"].includes(values.kv);
+  ["production", "miniflare"].includes(values.kv) &&
+  ["allow", "refuse"].includes(values.duplicates);
 if (!valid) {
   console.error(USAGE);
   process.exit(2);
@@ -62,11 +70,14 @@ if (!values["no-build"]) {
 }
 const stamp = () => new Date().toISOString().slice(11, 19);
 console.log(`machine: ${describeMachine()}`);
-console.log(`soak: ${events} events over ${contacts} contacts${locations > 1 ? ` in each of ${locations} locations` : ""}, seeds ${seed}..${seed + seeds - 1}, KV ${values.kv}, ${restarts} restarts mid-drain`);
+console.log(
+  `soak: ${events} events over ${contacts} contacts${locations > 1 ? ` in each of ${locations} locations` : ""}, duplicates ${values.duplicates}, seeds ${seed}..${seed + seeds - 1}, KV ${values.kv}, ${restarts} restarts mid-drain`,
+);
 
 const results = [];
 for (let s = seed; s < seed + seeds; s += 1) {
   const result = await runSoak({
+    duplicates: values.duplicates,
     events,
     contacts,
     seed: s,
@@ -120,7 +131,8 @@ function seedLine(r) {
 /** Each location's own comparison, one line each. */
 function locationLines(r) {
   return r.locations.map(
-    (l) => `  ${l.id}${l.faulted ? " (faults and outage)" : ""}: lost ${l.lost}, duplicated ${l.duplicated}, mismatched ${l.mismatched}`,
+    (l) =>
+      `  ${l.id} (duplicates ${l.duplicates}${l.faulted ? "; faults and outage" : ""}): lost ${l.lost}, duplicated ${l.duplicated}, mismatched ${l.mismatched}`,
   );
 }
 
@@ -166,7 +178,7 @@ function printSummary(rs) {
   console.log(
     [
       "",
-      `summary: ${rs.length} run(s) of ${events} events, KV ${values.kv}: lost ${total("lost")}, duplicated ${total("duplicated")}, mismatched ${total("mismatched")}`,
+      `summary: ${rs.length} run(s) of ${events} events, duplicates ${values.duplicates}, KV ${values.kv}: lost ${total("lost")}, duplicated ${total("duplicated")}, mismatched ${total("mismatched")}`,
       `  restarts mid-drain: ${rs.reduce((n, r) => n + r.restarts.length, 0)}; undrained runs: ${rs.filter((r) => r.drained.pending !== 0).length}`,
       `  ${failed.length === 0 ? "every seed clean" : `FAILED seeds: ${failed.join(", ")}`}`,
     ].join("\n"),

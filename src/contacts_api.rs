@@ -119,7 +119,9 @@ impl ApiRequest {
         self
     }
 
-    fn post(path: String, body: Value) -> ApiRequest {
+    /// POST `path` with a JSON body.
+    pub fn post(path: impl Into<String>, body: Value) -> ApiRequest {
+        let path = path.into();
         ApiRequest { method: Method::Post, path, body: Some(body) }
     }
 

@@ -33,6 +33,16 @@ pub fn parse_rfc3339(text: &str) -> Option<UnixMillis> {
     Some(seconds * 1_000 + millis)
 }
 
+/// Formats Unix milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ` (the form the Contacts API's dates
+/// take), for years 0 to 9999.
+pub fn format_rfc3339(at: UnixMillis) -> String {
+    let (days, millis) = (at.div_euclid(86_400_000), at.rem_euclid(86_400_000));
+    let (year, month, day) = civil_from_days(days);
+    let (hour, minute) = (millis / 3_600_000, millis / 60_000 % 60);
+    let (second, milli) = (millis / 1_000 % 60, millis % 1_000);
+    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{milli:03}Z")
+}
+
 fn digits(bytes: &[u8]) -> Option<i64> {
     bytes.iter().try_fold(0i64, |acc, b| b.is_ascii_digit().then(|| acc * 10 + i64::from(b - b'0')))
 }
@@ -94,9 +104,45 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + day_of_era - 719_468
 }
 
+/// The proleptic Gregorian date of a day since 1970-01-01 (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let shifted = days + 719_468;
+    let era = shifted.div_euclid(146_097);
+    let day_of_era = shifted - era * 146_097;
+    let year_of_era = (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_what_it_parses() {
+        let table = [
+            (0, "1970-01-01T00:00:00.000Z"),
+            (1_795_773_600_123, "2026-11-27T10:00:00.123Z"),
+            (1_709_164_800_000, "2024-02-29T00:00:00.000Z"),
+            (-1_000, "1969-12-31T23:59:59.000Z"),
+        ];
+        for (at, text) in table {
+            assert_eq!(format_rfc3339(at), text);
+            assert_eq!(parse_rfc3339(text), Some(at));
+        }
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    proptest::proptest! {
+        #[test]
+        fn a_formatted_instant_parses_back(at in -62_135_596_800_000i64..253_402_300_799_999) {
+            proptest::prop_assert_eq!(parse_rfc3339(&format_rfc3339(at)), Some(at));
+        }
+    }
 
     #[test]
     fn parses_the_forms_sightmill_sends() {

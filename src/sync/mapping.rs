@@ -59,6 +59,23 @@ pub struct Mapping {
     default_country_code: Option<String>,
     /// What the contact's status and tags set off beyond fields ([`crate::sync::actions`]).
     actions: Vec<ActionRule>,
+    existing_contacts: ExistingContacts,
+    /// The contact custom field (by id) that carries the SightMill id, set on create.
+    sightmill_id_field: Option<String>,
+}
+
+/// What a contact new to the worker does when the location already holds a contact with its
+/// email or phone and ALLOWS duplicates (a location that refuses them always answers with the
+/// existing contact, which is adopted either way).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ExistingContacts {
+    /// Create a contact of its own, as the location's setting asks (the default): two SightMill
+    /// contacts that share an email never become one Contacts API contact.
+    #[default]
+    Create,
+    /// Adopt the contact `GET /contacts/search/duplicate` finds (email first, then phone) and
+    /// update it, as an upsert would: one extra call per new contact.
+    Adopt,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -323,6 +340,9 @@ struct Document {
     default_country_code: Option<String>,
     #[serde(default)]
     actions: Vec<Value>,
+    existing_contacts: Option<String>,
+    #[serde(default)]
+    sightmill_id_field: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -374,6 +394,8 @@ impl Default for Mapping {
             status: None,
             default_country_code: None,
             actions: vec![],
+            existing_contacts: ExistingContacts::Create,
+            sightmill_id_field: None,
         }
     }
 }
@@ -424,7 +446,33 @@ impl Mapping {
                 ActionRule::parse(entry).map_err(|p| mapping_error(&format!("actions[{index}]"), p))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Mapping { rules, status, default_country_code, actions })
+        let existing_contacts = match document.existing_contacts.as_deref() {
+            None | Some("create") => ExistingContacts::Create,
+            Some("adopt") => ExistingContacts::Adopt,
+            Some(other) => {
+                return Err(mapping_error(
+                    "existing_contacts",
+                    format!("must be `create` or `adopt`, not `{other}`"),
+                ))
+            }
+        };
+        let sightmill_id_field = document
+            .sightmill_id_field
+            .map(|id| custom_field_id(&id))
+            .transpose()
+            .map_err(|problem| mapping_error("sightmill_id_field", problem))?;
+        if let Some(id) = &sightmill_id_field {
+            let named = |target: &CustomTarget| target.reference == FieldRef::Id(id.clone());
+            let taken = rules.iter().any(|r| matches!(&r.target, Target::CustomField(c) if named(c)))
+                || matches!(&status, Some(StatusTarget::CustomField(c)) if named(c));
+            if taken {
+                return Err(mapping_error(
+                    "sightmill_id_field",
+                    "is also written by a fields entry or the status",
+                ));
+            }
+        }
+        Ok(Mapping { rules, status, default_country_code, existing_contacts, sightmill_id_field, actions })
     }
 
     /// The rules beyond fields.
@@ -496,6 +544,20 @@ impl Mapping {
         self.status.as_ref()
     }
 
+    pub fn existing_contacts(&self) -> ExistingContacts {
+        self.existing_contacts
+    }
+
+    /// The custom field that carries the SightMill id, if the operator added one.
+    pub fn sightmill_id_field(&self) -> Option<&str> {
+        self.sightmill_id_field.as_deref()
+    }
+
+    /// The create body's custom field entry that records `sightmill_id`, when the mapping has one.
+    pub fn sightmill_id_entry(&self, sightmill_id: &str) -> Option<Value> {
+        self.sightmill_id_field.as_deref().map(|id| custom_field(id, Value::from(sightmill_id)))
+    }
+
     /// The mapping as a document [`Mapping::parse`] reads back to the same mapping: what the
     /// operator console shows and copies out (the default mapping included).
     pub fn document(&self) -> Value {
@@ -511,6 +573,12 @@ impl Mapping {
         }
         if let Some(code) = &self.default_country_code {
             document["default_country_code"] = json!(code);
+        }
+        if self.existing_contacts == ExistingContacts::Adopt {
+            document["existing_contacts"] = json!("adopt");
+        }
+        if let Some(id) = &self.sightmill_id_field {
+            document["sightmill_id_field"] = json!(id);
         }
         if !self.actions.is_empty() {
             document["actions"] = self.actions.iter().map(ActionRule::document).collect();
@@ -763,6 +831,7 @@ pub fn catalogue() -> Value {
         "status_targets": ["tag", format!("{CUSTOM_FIELD}<id or key>")],
         "actions": {"when": ["status_becomes", "status_leaves", "tag_added", "tag_removed"], "do": ["add_to_workflow", "remove_from_workflow", "add_to_campaign", "remove_from_campaign", "add_followers", "remove_followers"]},
         "custom_field_options": {"values": "SightMill value -> the field's value", "max_length": "longest text", "on_invalid": ["park", "omit"]},
+        "existing_contacts": ["create", "adopt"],
         "max_document_bytes": MAX_DOCUMENT_BYTES,
     })
 }
@@ -838,6 +907,13 @@ fn parse_status(entry: Value) -> Result<StatusTarget, String> {
 fn custom_field(id: &str, value: Value) -> Value {
     let value = if value.is_null() { Value::from("") } else { value };
     serde_json::json!({ "id": id, "fieldValue": value })
+}
+
+fn custom_field_id(id: &str) -> Result<String, String> {
+    match FieldRef::parse(id) {
+        Ok(FieldRef::Id(id)) => Ok(id),
+        _ => Err(format!("`{id}` is not a custom field id")),
+    }
 }
 
 fn parse_transform(name: &str) -> Result<Transform, String> {

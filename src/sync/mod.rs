@@ -6,6 +6,7 @@
 //! minute and hour that the operator console charts.
 
 pub mod actions;
+pub mod contact_lookup;
 pub mod custom_fields;
 pub mod mapping;
 pub mod metrics;

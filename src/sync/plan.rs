@@ -7,30 +7,29 @@
 //! arrives, and an update whose create was lost creates the record. Events about a contact (or a
 //! task) that is not in the Contacts API yet wait for it.
 //!
-//! Note and task creates take no idempotency key, so a create whose answer was lost may have been
-//! applied: its link is left in doubt, and the next event about the record, whichever it is, looks
-//! the contact's notes or tasks up first and adopts the one the create made ([`RecordJob`]).
+//! No create takes an idempotency key, so a create whose answer was lost may have been applied:
+//! its link is written in doubt before it is sent, and the next attempt at any event about the
+//! record looks it up first and adopts what the create made: a contact through one search
+//! ([`ContactJob`], [`crate::sync::contact_lookup`]), a note or task in its contact's list
+//! ([`RecordJob`]).
 
 use serde_json::{json, Value};
 
 use crate::case;
 use crate::contacts_api::{Answer, ApiId, ApiRequest};
 use crate::intake::event::{Change, Event, SightmillNote, SightmillTask};
-use crate::sync::mapping::{Mapping, Purpose};
+use crate::sync::contact_lookup::{self, Found, CLOCK_SKEW_MS};
+use crate::sync::mapping::{ExistingContacts, Mapping, Purpose};
 use crate::sync::records::{
     child_prefixes, contact_key, note_key, tag_key, task_key, Action, CreateInDoubt, Link, Outcome, Sent,
     TagState,
 };
 use crate::timestamp::{parse_rfc3339, UnixMillis};
 
-/// Contacts API calls one event's plan may make (a contact: create, adopt, swap a status tag; a
-/// note or task: look up, then create, update, complete or delete). A call sent again after a
-/// token renewal is the same call of the plan, not another.
+/// Contacts API calls one event's plan may make (a contact: look up, create or update, then
+/// remove and add a status tag; a note or task: look up, then create, update, complete or
+/// delete). A call sent again after a token renewal is the same call of the plan, not another.
 pub const MAX_CALLS: u32 = 4;
-
-/// How far the API's clock may be behind the worker's: a note added earlier than this before an
-/// unanswered create was sent is not the one it made.
-const CLOCK_SKEW_MS: UnixMillis = 10 * 60 * 1_000;
 
 /// The KV keys planning needs for an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,14 +148,17 @@ impl Failure {
 /// worker's own timeout for the call: the API may apply a create after the worker stopped waiting.
 pub const DOUBT_SETTLE_MS: UnixMillis = 1_000;
 
-/// When an event may look up the record whose create is in doubt (`None`: it need not wait). A
-/// lookup sooner could miss a create the API is still applying (sent just before the writer
-/// restarted, say) and make it twice.
+/// When an event may look up the contact, note or task whose create is in doubt (`None`: it need
+/// not wait). A lookup sooner could miss a create the API is still applying (sent just before the
+/// writer restarted, say) and make it twice.
 pub fn lookup_not_before(known: &Known, api_timeout_ms: u32) -> Option<UnixMillis> {
-    match &known.link {
-        Some(Link::InDoubt(doubt)) => Some(doubt.sent_at + i64::from(api_timeout_ms) + DOUBT_SETTLE_MS),
-        _ => None,
-    }
+    [&known.contact, &known.link]
+        .into_iter()
+        .filter_map(|link| match link {
+            Some(Link::InDoubt(doubt)) => Some(doubt.sent_at + i64::from(api_timeout_ms) + DOUBT_SETTLE_MS),
+            _ => None,
+        })
+        .max()
 }
 
 /// The keys to read before planning `event`.
@@ -182,14 +184,8 @@ pub fn start(event: &Event, known: &Known, location_id: &str, mapping: &Mapping)
     let keys = reads(event, location_id);
     let at = event.updated_at;
     if let Change::ContactUpsert(contact) = &event.change {
-        return ContactJob::start(
-            &contact.fields,
-            at,
-            known.contact.as_ref(),
-            keys.contact,
-            location_id,
-            mapping,
-        );
+        let target = ContactTarget { key: keys.contact, location_id, sightmill_id: &event.contact_id };
+        return ContactJob::start(&contact.fields, at, known.contact.as_ref(), target, mapping);
     }
     if let Change::ContactDeleted = &event.change {
         return delete_contact(known.contact.as_ref(), at, keys.contact, location_id, &event.contact_id);
@@ -199,10 +195,10 @@ pub fn start(event: &Event, known: &Known, location_id: &str, mapping: &Mapping)
         Some(Link::Deleted { .. }) => {
             return finish(Outcome::Skipped { reason: "its contact was deleted".into() }, vec![])
         }
-        // Contacts are never in doubt: the API reports a duplicate contact.
-        Some(Link::InDoubt(_)) | None => {
-            return Start::Wait("its contact is not in the Contacts API yet".into())
-        }
+        // The contact's own next event looks up what its create in doubt made (it comes first:
+        // events about one contact are applied in SightMill's order).
+        Some(Link::InDoubt(_)) => return Start::Wait("its contact's create is in doubt".into()),
+        None => return Start::Wait("its contact is not in the Contacts API yet".into()),
     };
     let record_key = match keys.record {
         Some(RecordKey::Link(key) | RecordKey::Tag(key)) => key,
@@ -325,7 +321,19 @@ fn delete_contact(
             });
             Start::Send(job, ApiRequest::delete_contact(id))
         }
-        Some(Link::Deleted { .. } | Link::InDoubt(_)) => finish(Outcome::Stale, vec![]),
+        Some(Link::InDoubt(doubt)) => {
+            let request = contact_lookup::search(location_id, sightmill_id, doubt);
+            let job = DeleteInDoubt {
+                sightmill_id: sightmill_id.to_owned(),
+                doubt: doubt.clone(),
+                key,
+                clear,
+                updated_at: at,
+                call: None,
+            };
+            Start::Send(Job::DeleteInDoubt(Box::new(job)), request)
+        }
+        Some(Link::Deleted { .. }) => finish(Outcome::Stale, vec![]),
         None => finish(
             Outcome::Skipped { reason: "the contact was never synced".into() },
             vec![tombstone(key, at)],
@@ -348,7 +356,8 @@ fn tombstone(key: String, updated_at: UnixMillis) -> Write {
 /// One event in flight.
 #[derive(Debug)]
 pub enum Job {
-    Contact(ContactJob),
+    Contact(Box<ContactJob>),
+    DeleteInDoubt(Box<DeleteInDoubt>),
     Single(SingleCall),
     Record(Box<RecordJob>),
 }
@@ -358,29 +367,32 @@ impl Job {
     pub fn on_answer(&mut self, answer: Answer) -> Next {
         match self {
             Job::Contact(job) => job.on_answer(answer),
+            Job::DeleteInDoubt(job) => job.on_answer(answer),
             Job::Single(call) => call.on_answer(answer),
             Job::Record(job) => job.on_answer(answer),
         }
     }
 
-    /// After a failed attempt that started at `attempt_started`: what the id maps must still
-    /// learn from it, a note's or task's link in doubt (its create may have been applied without
-    /// the worker hearing of it) or adopted by a lookup, or the link as it was before a create
-    /// that was refused (or never sent) after its intent was written.
-    pub fn kept_on_failure(&self, attempt_started: UnixMillis) -> Option<Write> {
+    /// After a failed attempt whose create was sent at `sent_at`: what the id maps must still
+    /// learn from it, a link in doubt (its create may have been applied without the worker
+    /// hearing of it) or adopted by a lookup, or the link as it was before a create that was
+    /// refused (or never sent) after its intent was written.
+    pub fn kept_on_failure(&self, sent_at: UnixMillis) -> Option<Write> {
         match self {
-            Job::Record(job) => job.kept_on_failure(attempt_started),
-            Job::Contact(_) | Job::Single(_) => None,
+            Job::Record(job) => job.kept_on_failure(sent_at),
+            Job::Contact(job) => job.kept_on_failure(sent_at),
+            Job::DeleteInDoubt(_) | Job::Single(_) => None,
         }
     }
 
     /// What must be written before the next request is sent: a create's link in doubt
     /// ([`Link::InDoubt`]), so that a create whose answer is lost to a restart of the writer is
     /// looked up, not made again.
-    pub fn intent(&self, attempt_started: UnixMillis) -> Option<Write> {
+    pub fn intent(&self, sent_at: UnixMillis) -> Option<Write> {
         match self {
-            Job::Record(job) => job.intent(attempt_started),
-            Job::Contact(_) | Job::Single(_) => None,
+            Job::Record(job) => job.intent(sent_at),
+            Job::Contact(job) => job.intent(sent_at),
+            Job::DeleteInDoubt(_) | Job::Single(_) => None,
         }
     }
 }
@@ -562,7 +574,7 @@ impl RecordKind {
 /// What a create with `body` sent that recognises what it made.
 fn sent(body: &Value) -> Sent {
     let field = |name| text(body, name).map(str::to_owned);
-    Sent { title: field("title"), body: field("body"), due_date: field("dueDate") }
+    Sent { title: field("title"), body: field("body"), due_date: field("dueDate"), ..Sent::default() }
 }
 
 /// A text field of a record, absent when missing, null or empty.
@@ -728,9 +740,9 @@ impl RecordJob {
                     }
                 }
             }
-            (stage @ RecordStage::Creating, answer @ Answer::Unavailable { .. }) => {
+            (stage @ RecordStage::Creating, answer) if leaves_in_doubt(&answer) => {
                 *stage = RecordStage::Unanswered;
-                Next::Failed(Failure::from_answer(answer))
+                Next::Failed(unanswered(answer))
             }
             // Refused: nothing was created, and the link is what it was before the create.
             (RecordStage::Creating, answer) => match refused(answer, None) {
@@ -775,8 +787,11 @@ impl RecordJob {
     /// The link in doubt after this event's create was sent in an attempt begun at `attempt_started`.
     fn in_doubt(&self, attempt_started: UnixMillis) -> Write {
         let Then::Upsert { body, .. } = &self.then else { unreachable!("only an upsert creates") };
-        let doubt =
-            CreateInDoubt { updated_at: self.record.updated_at, sent_at: attempt_started, sent: sent(body) };
+        let doubt = CreateInDoubt {
+            updated_at: self.record.updated_at,
+            sent_at: attempt_started,
+            sent: Box::new(sent(body)),
+        };
         put(self.record.key.clone(), &Link::InDoubt(doubt))
     }
 
@@ -790,9 +805,43 @@ impl RecordJob {
     }
 }
 
+/// Whether an answer to a create leaves it in doubt: no definite answer (a timeout, a network
+/// error, a 5xx) or a 422, after which the API may still have made the record (the API docs'
+/// issue #64).
+fn leaves_in_doubt(answer: &Answer) -> bool {
+    matches!(answer, Answer::Unavailable { .. } | Answer::Rejected { status: 422, .. })
+}
+
+/// The failure of a create left in doubt: retried, and looked up before it is sent again.
+fn unanswered(answer: Answer) -> Failure {
+    match answer {
+        Answer::Rejected { status, message } => Failure::Retryable {
+            detail: format!(
+                "HTTP {status}: {message} (the create may still have been applied: it is looked up first)"
+            ),
+        },
+        other => Failure::from_answer(other),
+    }
+}
+
+/// Where a contact event's contact is remembered, and in which location.
+pub struct ContactTarget<'a> {
+    /// Its link's key.
+    pub key: String,
+    pub location_id: &'a str,
+    pub sightmill_id: &'a str,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 enum Stage {
+    /// Searching for what the create in doubt made.
+    LookingUp(CreateInDoubt),
+    /// Asking the location for a contact with the same email or phone (`existing_contacts: adopt`).
+    Matching,
+    /// The create is sent (or about to be).
     Creating,
+    /// The create got no definite answer: it may have been applied.
+    Unanswered,
     Updating {
         contact_id: ApiId,
         adopted: bool,
@@ -804,16 +853,30 @@ enum Stage {
     },
 }
 
-/// A contact create or update, with the follow-up calls that swap its status tag.
+/// A contact create or update, with the follow-up calls that swap its status tag. A contact whose
+/// create is in doubt is searched for first ([`contact_lookup`]) and adopted when found.
 #[derive(Debug)]
 pub struct ContactJob {
     key: String,
+    sightmill_id: String,
+    location_id: String,
     update_fields: serde_json::Map<String, Value>,
+    /// The create's fields, when the contact may have to be created.
+    create: Option<serde_json::Map<String, Value>>,
+    /// The custom field that carries the SightMill id on create.
+    id_field: Option<String>,
     updated_at: UnixMillis,
     old_tag: Option<String>,
     new_tag: Option<String>,
     stage: Stage,
     follow_ups: Vec<ApiRequest>,
+    /// The contact's link when the event was planned: what it is again when a create is refused.
+    before: Option<Link>,
+    /// The link to the contact a search adopted, at the version in doubt: kept if a later call
+    /// of this attempt fails, so that the retry needs no search.
+    adopted: Option<Link>,
+    /// Whether this attempt sent (or is about to send) a create.
+    created: bool,
 }
 
 impl ContactJob {
@@ -821,8 +884,7 @@ impl ContactJob {
         fields: &serde_json::Map<String, Value>,
         at: UnixMillis,
         link: Option<&Link>,
-        key: String,
-        location_id: &str,
+        target: ContactTarget,
         mapping: &Mapping,
     ) -> Start {
         if link.is_some_and(|link| {
@@ -836,48 +898,97 @@ impl ContactJob {
             Ok(update) => update,
             Err(reason) => return Start::Park(reason),
         };
+        let create = match link {
+            Some(Link::Live { .. }) => None,
+            _ => match mapped(Purpose::Create) {
+                Ok(create) => Some(create_fields(create.fields, target.sightmill_id, mapping)),
+                Err(reason) => return Start::Park(reason),
+            },
+        };
         let old_tag = match link {
             Some(Link::Live { status_tag, .. }) => status_tag.clone(),
+            // What the create in doubt carried, if it was applied.
+            Some(Link::InDoubt(doubt)) => doubt.sent.tag.clone(),
             _ => None,
         };
         let mut job = ContactJob {
-            key,
+            key: target.key,
+            sightmill_id: target.sightmill_id.to_owned(),
+            location_id: target.location_id.to_owned(),
             update_fields: update.fields,
+            create,
+            id_field: mapping.sightmill_id_field().map(str::to_owned),
             updated_at: at,
             new_tag: update.status_tag.after(old_tag.clone()),
             old_tag,
             stage: Stage::Creating,
             follow_ups: vec![],
+            before: link.cloned(),
+            adopted: None,
+            created: false,
         };
         let request = match link {
-            Some(Link::Live { id, .. }) => {
-                job.stage = Stage::Updating { contact_id: id.clone(), adopted: false };
-                ApiRequest::update_contact(id, job.update_fields.clone())
+            Some(Link::Live { id, .. }) => job.update(id.clone(), false),
+            Some(Link::InDoubt(doubt)) => {
+                job.stage = Stage::LookingUp(doubt.clone());
+                contact_lookup::search(target.location_id, target.sightmill_id, doubt)
             }
-            _ => match mapped(Purpose::Create) {
-                Ok(create) => ApiRequest::create_contact(location_id, create.fields),
-                Err(reason) => return Start::Park(reason),
+            _ => match job.create.as_ref().and_then(|create| match mapping.existing_contacts() {
+                ExistingContacts::Adopt => contact_lookup::duplicate_search(target.location_id, create),
+                ExistingContacts::Create => None,
+            }) {
+                Some(search) => {
+                    job.stage = Stage::Matching;
+                    search
+                }
+                None => job.send_create(),
             },
         };
-        Start::Send(Job::Contact(job), request)
+        Start::Send(Job::Contact(Box::new(job)), request)
     }
 
     fn on_answer(&mut self, answer: Answer) -> Next {
         match (self.stage.clone(), answer) {
+            (Stage::LookingUp(doubt), Answer::Success(list)) => {
+                match contact_lookup::find(&list, &self.sightmill_id, &doubt) {
+                    Ok(Found::One(id)) => self.adopt(id, &doubt),
+                    Ok(Found::Nothing) => Next::Send(self.send_create()),
+                    Ok(Found::Ambiguous(first, second)) => Next::Failed(Failure::Rejected {
+                        api_status: 200,
+                        message: format!(
+                            "contacts {first} and {second} both match what its create in doubt sent; \
+                             delete the one it should not be and replay the event"
+                        ),
+                    }),
+                    Err(detail) => Next::Failed(Failure::Retryable { detail }),
+                }
+            }
+            (Stage::Matching, Answer::Success(answer)) => match contact_lookup::duplicate_found(&answer) {
+                Ok(Some(id)) => Next::Send(self.update(id, true)),
+                Ok(None) => Next::Send(self.send_create()),
+                Err(detail) => Next::Failed(Failure::Retryable { detail }),
+            },
             (Stage::Creating, Answer::Success(body)) => {
                 match body.pointer("/contact/id").and_then(Value::as_str).and_then(ApiId::parse) {
                     // The create carried the status tag in its body: nothing to swap.
                     Some(id) => self.applied(id, Action::Created),
-                    None => Next::Failed(Failure::Rejected {
-                        api_status: 201,
-                        message: "the create answer carried no usable contact.id".into(),
-                    }),
+                    None => {
+                        // Applied, but with no id to remember: the contact stays in doubt.
+                        self.stage = Stage::Unanswered;
+                        let message = "the create answer carried no usable contact.id".into();
+                        Next::Failed(Failure::Rejected { api_status: 201, message })
+                    }
                 }
             }
             (Stage::Creating, Answer::Duplicate(contact_id)) => {
-                let request = ApiRequest::update_contact(&contact_id, self.update_fields.clone());
-                self.stage = Stage::Updating { contact_id, adopted: true };
-                Next::Send(request)
+                // The location refuses duplicates and names the contact it holds: the create made
+                // nothing, so the old tag is the one that contact has from before, if any.
+                self.old_tag = None;
+                Next::Send(self.update(contact_id, true))
+            }
+            (Stage::Creating, answer) if leaves_in_doubt(&answer) => {
+                self.stage = Stage::Unanswered;
+                Next::Failed(unanswered(answer))
             }
             (Stage::Updating { contact_id, adopted }, Answer::Success(_)) => {
                 let action = if adopted { Action::Adopted } else { Action::Updated };
@@ -887,6 +998,60 @@ impl ContactJob {
             }
             (Stage::Tagging { .. }, Answer::Success(_)) => self.next_follow_up(),
             (_, answer) => refused(answer, None),
+        }
+    }
+
+    /// The contact a search found for the create in doubt: adopted as it is when the event is
+    /// that create's own version, updated when the event is newer.
+    fn adopt(&mut self, id: ApiId, doubt: &CreateInDoubt) -> Next {
+        if doubt.updated_at == self.updated_at {
+            return self.applied(id, Action::Adopted);
+        }
+        let (updated_at, status_tag) = (doubt.updated_at, doubt.sent.tag.clone());
+        self.adopted = Some(Link::Live { id: id.clone(), updated_at, status_tag, completed_at: None });
+        Next::Send(self.update(id, true))
+    }
+
+    fn update(&mut self, contact_id: ApiId, adopted: bool) -> ApiRequest {
+        let request = ApiRequest::update_contact(&contact_id, self.update_fields.clone());
+        self.stage = Stage::Updating { contact_id, adopted };
+        request
+    }
+
+    fn send_create(&mut self) -> ApiRequest {
+        self.stage = Stage::Creating;
+        self.created = true;
+        let fields = self.create.clone().expect("a contact that may be created has its create planned");
+        ApiRequest::create_contact(&self.location_id, fields)
+    }
+
+    /// Before the create is sent: the contact's link in doubt.
+    fn intent(&self, sent_at: UnixMillis) -> Option<Write> {
+        matches!(self.stage, Stage::Creating).then(|| self.in_doubt(sent_at))
+    }
+
+    /// What the link must say after a failed attempt: in doubt when its create went unanswered;
+    /// the contact a search adopted; else, when this attempt wrote a create's intent, the link as
+    /// it was (the create was refused, or the contact it named as a duplicate was not updated).
+    fn kept_on_failure(&self, sent_at: UnixMillis) -> Option<Write> {
+        match (&self.stage, &self.adopted) {
+            (Stage::Unanswered, _) => Some(self.in_doubt(sent_at)),
+            (_, Some(link)) => Some(put(self.key.clone(), link)),
+            _ if self.created => Some(self.restore()),
+            _ => None,
+        }
+    }
+
+    fn in_doubt(&self, sent_at: UnixMillis) -> Write {
+        let create = self.create.as_ref().expect("only a planned create is in doubt");
+        let sent = Box::new(contact_lookup::sent(create, self.id_field.as_deref()));
+        put(self.key.clone(), &Link::InDoubt(CreateInDoubt { updated_at: self.updated_at, sent_at, sent }))
+    }
+
+    fn restore(&self) -> Write {
+        match &self.before {
+            Some(link) => put(self.key.clone(), link),
+            None => Write::Delete(self.key.clone()),
         }
     }
 
@@ -922,6 +1087,75 @@ impl ContactJob {
             outcome: Outcome::Applied { action, contact_id, record_id: None },
             writes: vec![put(self.key.clone(), &link)],
         })
+    }
+}
+
+/// A create's mapped `fields`, with the SightMill id in its custom field when the mapping has one.
+fn create_fields(
+    mut fields: serde_json::Map<String, Value>,
+    sightmill_id: &str,
+    mapping: &Mapping,
+) -> serde_json::Map<String, Value> {
+    if let Some(entry) = mapping.sightmill_id_entry(sightmill_id) {
+        let custom = fields.entry("customFields").or_insert_with(|| Value::Array(vec![]));
+        if let Some(list) = custom.as_array_mut() {
+            list.push(entry);
+        }
+    }
+    fields
+}
+
+/// A `contact.deleted` for a contact whose create is in doubt: the search finds what the create
+/// made and deletes it, or remembers the deletion when it made nothing.
+#[derive(Debug)]
+pub struct DeleteInDoubt {
+    sightmill_id: String,
+    doubt: CreateInDoubt,
+    /// The contact's link key, and the prefixes of the records hanging off it.
+    key: String,
+    clear: Vec<String>,
+    updated_at: UnixMillis,
+    /// The delete, once the search found the contact.
+    call: Option<SingleCall>,
+}
+
+impl DeleteInDoubt {
+    fn on_answer(&mut self, answer: Answer) -> Next {
+        if let Some(call) = &mut self.call {
+            return call.on_answer(answer);
+        }
+        let list = match answer {
+            Answer::Success(list) => list,
+            other => return refused(other, None),
+        };
+        match contact_lookup::find(&list, &self.sightmill_id, &self.doubt) {
+            Ok(Found::One(id)) => {
+                let request = ApiRequest::delete_contact(&id);
+                self.call = Some(SingleCall {
+                    contact_id: id,
+                    record: None,
+                    action: Action::Deleted,
+                    updated_at: self.updated_at,
+                    remember: Remember::Tombstone {
+                        key: self.key.clone(),
+                        record: None,
+                        clear: self.clear.clone(),
+                    },
+                });
+                Next::Send(request)
+            }
+            Ok(Found::Nothing) => {
+                let mut writes = vec![tombstone(self.key.clone(), self.updated_at)];
+                writes.extend(self.clear.iter().cloned().map(Write::ClearPrefix));
+                let reason = "its create in doubt was never applied".into();
+                Next::Applied(Applied { outcome: Outcome::Skipped { reason }, writes })
+            }
+            Ok(Found::Ambiguous(first, second)) => Next::Failed(Failure::Rejected {
+                api_status: 200,
+                message: format!("contacts {first} and {second} both match what its create in doubt sent"),
+            }),
+            Err(detail) => Next::Failed(Failure::Retryable { detail }),
+        }
     }
 }
 
@@ -1185,7 +1419,7 @@ mod tests {
 
     /// The link a create at 10:00 left in doubt, sent at 10:00 with `sent`.
     fn in_doubt(sent: Sent) -> Link {
-        Link::InDoubt(CreateInDoubt { updated_at: MS10, sent_at: MS10, sent })
+        Link::InDoubt(CreateInDoubt { updated_at: MS10, sent_at: MS10, sent: Box::new(sent) })
     }
 
     fn note_sent(body: &str) -> Sent {
@@ -1193,7 +1427,12 @@ mod tests {
     }
 
     fn task_sent() -> Sent {
-        Sent { title: Some("Call".into()), body: Some("About it".into()), due_date: Some(T11.into()) }
+        Sent {
+            title: Some("Call".into()),
+            body: Some("About it".into()),
+            due_date: Some(T11.into()),
+            ..Sent::default()
+        }
     }
 
     fn with_link(link: Link) -> Known {
@@ -1271,7 +1510,11 @@ mod tests {
             (Answer::RateLimited { retry_after_secs: Some(1) }, false),
             (Answer::TokenRejected, false),
         ];
-        let doubt = Link::InDoubt(CreateInDoubt { updated_at: MS10, sent_at: 77, sent: note_sent("hello") });
+        let doubt = Link::InDoubt(CreateInDoubt {
+            updated_at: MS10,
+            sent_at: 77,
+            sent: Box::new(note_sent("hello")),
+        });
         let in_doubt_write = put(note_key(LOC, "c", "n1"), &doubt);
         let earlier = in_doubt(note_sent("hello"));
         for (answer, unanswered) in answers {
@@ -1613,8 +1856,16 @@ mod tests {
             ),
             (Answer::TokenRejected, Failure::TokenRejected),
             (
+                Answer::Rejected { status: 400, message: "bad email".into() },
+                Failure::Rejected { api_status: 400, message: "bad email".into() },
+            ),
+            (
                 Answer::Rejected { status: 422, message: "property x should not exist".into() },
-                Failure::Rejected { api_status: 422, message: "property x should not exist".into() },
+                Failure::Retryable {
+                    detail: "HTTP 422: property x should not exist (the create may still have been applied: \
+                             it is looked up first)"
+                        .into(),
+                },
             ),
             (
                 Answer::Success(json!({"contact": {"id": "a/b"}})),
@@ -1630,5 +1881,210 @@ mod tests {
         }
         let (mut job, _) = send(plan(&event, &Known::default()));
         assert!(matches!(job.on_answer(Answer::VersionRejected), Next::Failed(Failure::Misconfigured(_))));
+    }
+
+    fn doubt_of(start: Start, sent_at: UnixMillis) -> Link {
+        let (job, _) = send(start);
+        let Some(Write::Put { value, .. }) = job.intent(sent_at) else {
+            panic!("a create writes its intent")
+        };
+        serde_json::from_value(value).unwrap()
+    }
+
+    fn contact_event(kind: &str, at: &str) -> Event {
+        event(
+            kind,
+            json!({"id": "sm_1", "name": "Ada Byron", "email": "a@b.co", "status": "lead", "updated_at": at}),
+        )
+    }
+
+    fn tagged() -> Mapping {
+        Mapping::parse(
+            r#"{"fields": [{"from": "name", "to": "firstName+lastName"}, {"from": "email", "to": "email"}],
+            "status": {"to": "tag", "prefix": "status:"}}"#,
+        )
+        .unwrap()
+    }
+
+    fn found(contacts: Value) -> Answer {
+        Answer::Success(json!({ "contacts": contacts }))
+    }
+
+    const MS11: UnixMillis = MS10 + 3_600_000;
+    const ADDED: &str = "2026-11-27T10:00:01.000Z";
+
+    #[test]
+    fn a_contact_create_is_in_doubt_from_its_send_until_its_answer() {
+        let created = contact_event("contact.created", T10);
+        let mapping = tagged();
+        let (mut job, _) = send(start(&created, &Known::default(), LOC, &mapping));
+        let Some(Write::Put { key, value }) = job.intent(MS10) else { panic!("the intent is written first") };
+        assert_eq!(key, contact_key(LOC, "sm_1"));
+        let Link::InDoubt(doubt) = serde_json::from_value(value).unwrap() else { panic!() };
+        assert_eq!((doubt.updated_at, doubt.sent_at), (MS10, MS10));
+        assert_eq!(doubt.sent.email.as_deref(), Some("a@b.co"));
+        assert_eq!(
+            (doubt.sent.first_name.as_deref(), doubt.sent.last_name.as_deref()),
+            (Some("Ada"), Some("Byron"))
+        );
+        assert_eq!(doubt.sent.tag.as_deref(), Some("status:lead"));
+        for unanswered in [
+            Answer::transport_failure("no answer within 2000 ms"),
+            Answer::Unavailable { detail: "HTTP 503: down".into() },
+            Answer::Rejected { status: 422, message: "odd".into() },
+        ] {
+            let (mut job, _) = send(start(&created, &Known::default(), LOC, &mapping));
+            assert!(matches!(job.on_answer(unanswered), Next::Failed(Failure::Retryable { .. })));
+            let kept = job.kept_on_failure(MS10).expect("the doubt is kept");
+            assert_eq!(kept, put(contact_key(LOC, "sm_1"), &Link::InDoubt(doubt.clone())));
+        }
+        // Refused for good: nothing was created, and the link is what it was.
+        assert!(matches!(
+            job.on_answer(Answer::Rejected { status: 400, message: "bad".into() }),
+            Next::Failed(Failure::Rejected { .. })
+        ));
+        assert_eq!(job.kept_on_failure(MS10), Some(Write::Delete(contact_key(LOC, "sm_1"))));
+    }
+
+    #[test]
+    fn a_retry_of_the_create_in_doubt_searches_and_adopts_what_it_made() {
+        let created = contact_event("contact.created", T10);
+        let mapping = tagged();
+        let doubt = doubt_of(start(&created, &Known::default(), LOC, &mapping), MS10);
+        let known = known_contact(doubt);
+        assert_eq!(lookup_not_before(&known, 2_000), Some(MS10 + 2_000 + DOUBT_SETTLE_MS));
+        let (mut job, search) = send(start(&created, &known, LOC, &mapping));
+        assert_eq!((search.method, search.path.as_str()), (Method::Post, "/contacts/search"));
+        assert_eq!(job.intent(MS10 + 5_000), None, "a search is no create");
+        let mine = json!({"id": "c1", "email": "a@b.co", "firstName": "Ada", "lastName": "Byron", "dateAdded": ADDED});
+        let done = applied(job.on_answer(found(json!([mine]))));
+        assert_eq!(
+            done.outcome,
+            Outcome::Applied { action: Action::Adopted, contact_id: id("c1"), record_id: None }
+        );
+        let link = Link::Live {
+            id: id("c1"),
+            updated_at: MS10,
+            status_tag: Some("status:lead".into()),
+            completed_at: None,
+        };
+        assert_eq!(done.writes, vec![put(contact_key(LOC, "sm_1"), &link)]);
+
+        // Nothing found: the create was not applied, and is sent again (in doubt again).
+        let (mut job, _) = send(start(&created, &known, LOC, &mapping));
+        let Next::Send(create) = job.on_answer(found(json!([]))) else { panic!("creates") };
+        assert_eq!((create.method, create.path.as_str()), (Method::Post, "/contacts/"));
+        assert!(job.intent(MS10 + 5_000).is_some());
+
+        // Two candidates: parked, naming both.
+        let (mut job, _) = send(start(&created, &known, LOC, &mapping));
+        let twin = json!({"id": "c2", "email": "a@b.co", "firstName": "Ada", "lastName": "Byron", "dateAdded": ADDED});
+        let Next::Failed(Failure::Rejected { message, .. }) = job.on_answer(found(json!([twin, mine])))
+        else {
+            panic!("parks")
+        };
+        assert!(message.contains("c2") && message.contains("c1"), "{message}");
+        assert_eq!(job.kept_on_failure(MS10), None, "the doubt stays");
+    }
+
+    #[test]
+    fn a_newer_event_updates_the_contact_the_create_in_doubt_made() {
+        let mapping = tagged();
+        let doubt =
+            doubt_of(start(&contact_event("contact.created", T10), &Known::default(), LOC, &mapping), MS10);
+        let updated = event(
+            "contact.updated",
+            json!({"id": "sm_1", "name": "Ada Lovelace", "email": "a@b.co", "status": "customer", "updated_at": T11}),
+        );
+        let (mut job, _) = send(start(&updated, &known_contact(doubt), LOC, &mapping));
+        let mine = json!({"id": "c1", "email": "a@b.co", "firstName": "Ada", "lastName": "Byron", "dateAdded": ADDED});
+        let Next::Send(update) = job.on_answer(found(json!([mine]))) else { panic!("updates") };
+        assert_eq!((update.method, update.path.as_str()), (Method::Put, "/contacts/c1"));
+        // The update failed: the adopted contact is remembered at the version in doubt.
+        let adopted = Link::Live {
+            id: id("c1"),
+            updated_at: MS10,
+            status_tag: Some("status:lead".into()),
+            completed_at: None,
+        };
+        assert_eq!(job.kept_on_failure(MS11), Some(put(contact_key(LOC, "sm_1"), &adopted)));
+        let Next::Send(remove) = job.on_answer(Answer::Success(json!({}))) else { panic!("swaps the tag") };
+        assert_eq!((remove.method, remove.body), (Method::Delete, Some(json!({"tags": ["status:lead"]}))));
+        let Next::Send(add) = job.on_answer(Answer::Success(json!({}))) else { panic!() };
+        assert_eq!(add.body, Some(json!({"tags": ["status:customer"]})));
+        let done = applied(job.on_answer(Answer::Success(json!({}))));
+        assert_eq!(
+            done.outcome,
+            Outcome::Applied { action: Action::Adopted, contact_id: id("c1"), record_id: None }
+        );
+    }
+
+    #[test]
+    fn a_reported_duplicate_whose_update_fails_leaves_the_link_as_it_was() {
+        let created = contact_event("contact.created", T10);
+        let (mut job, _) = send(plan(&created, &Known::default()));
+        let Next::Send(_) = job.on_answer(Answer::Duplicate(id("old7"))) else { panic!() };
+        assert!(matches!(job.on_answer(Answer::transport_failure("x")), Next::Failed(_)));
+        assert_eq!(job.kept_on_failure(MS10), Some(Write::Delete(contact_key(LOC, "sm_1"))));
+    }
+
+    #[test]
+    fn existing_contacts_adopt_asks_the_location_before_creating() {
+        let mapping =
+            Mapping::parse(r#"{"fields": [{"from": "email", "to": "email"}], "existing_contacts": "adopt"}"#)
+                .unwrap();
+        let created = contact_event("contact.created", T10);
+        let (mut job, search) = send(start(&created, &Known::default(), LOC, &mapping));
+        assert_eq!(search.path, "/contacts/search/duplicate?locationId=loc-1&email=a%40b.co");
+        assert_eq!(job.intent(MS10), None);
+        let Next::Send(update) = job.on_answer(Answer::Success(json!({"contact": {"id": "old7"}}))) else {
+            panic!()
+        };
+        assert_eq!(update.path, "/contacts/old7");
+        let done = applied(job.on_answer(Answer::Success(json!({}))));
+        assert!(matches!(done.outcome, Outcome::Applied { action: Action::Adopted, .. }));
+
+        let (mut job, _) = send(start(&created, &Known::default(), LOC, &mapping));
+        let Next::Send(create) = job.on_answer(Answer::Success(json!({"contact": null}))) else { panic!() };
+        assert_eq!(create.path, "/contacts/");
+        // Without email or phone there is nothing to match: it creates.
+        let bare = event("contact.created", json!({"id": "sm_2", "name": "X", "updated_at": T10}));
+        let (_, request) = send(start(&bare, &Known::default(), LOC, &mapping));
+        assert_eq!(request.path, "/contacts/");
+    }
+
+    #[test]
+    fn the_sightmill_id_field_goes_on_the_create_and_keys_the_search() {
+        let mapping = Mapping::parse(
+            r#"{"fields": [{"from": "email", "to": "email"}], "sightmill_id_field": "cf_sm"}"#,
+        )
+        .unwrap();
+        let created = contact_event("contact.created", T10);
+        let (_, create) = send(start(&created, &Known::default(), LOC, &mapping));
+        assert_eq!(create.body.unwrap()["customFields"], json!([{"id": "cf_sm", "fieldValue": "sm_1"}]));
+        let doubt = doubt_of(start(&created, &Known::default(), LOC, &mapping), MS10);
+        let (_, search) = send(start(&created, &known_contact(doubt), LOC, &mapping));
+        assert_eq!(
+            search.body.unwrap()["filters"][1],
+            json!({"field": "customFields.cf_sm", "operator": "eq", "value": "sm_1"})
+        );
+    }
+
+    #[test]
+    fn deleting_a_contact_in_doubt_deletes_what_its_create_made() {
+        let doubt = doubt_of(plan(&contact_event("contact.created", T10), &Known::default()), MS10);
+        let deleted = event("contact.deleted", json!({"id": "sm_1", "updated_at": T11}));
+        let known = known_contact(doubt);
+        let (mut job, _) = send(plan(&deleted, &known));
+        let mine = json!({"id": "c1", "email": "a@b.co", "firstName": "Ada", "lastName": "Byron", "dateAdded": ADDED});
+        let Next::Send(delete) = job.on_answer(found(json!([mine]))) else { panic!() };
+        assert_eq!((delete.method, delete.path.as_str()), (Method::Delete, "/contacts/c1"));
+        let done = applied(job.on_answer(Answer::Success(json!({"succeded": true}))));
+        assert!(matches!(done.outcome, Outcome::Applied { action: Action::Deleted, .. }));
+
+        let (mut job, _) = send(plan(&deleted, &known));
+        let done = applied(job.on_answer(found(json!([]))));
+        assert!(matches!(done.outcome, Outcome::Skipped { .. }));
+        assert_eq!(done.writes[0], tombstone(contact_key(LOC, "sm_1"), MS11));
     }
 }

@@ -99,27 +99,30 @@ pub enum Link {
         /// older snapshot that arrives after it still brings newer titles and dates.
         completed_at: Option<UnixMillis>,
     },
-    /// Notes and tasks only: a create was sent for this version and got no definite answer (a
-    /// timeout, a network error or a 5xx), so the API may have made the record. Every later event
-    /// about it looks the contact's notes or tasks up first (see [`crate::sync::plan`]).
+    /// A create was sent for this version and got no definite answer (a timeout, a network
+    /// error, a 5xx or a 422, or a restart of the writer while it was under way), so the API may
+    /// have made the record. Every later event about it looks the record up first, and adopts
+    /// what the create made (see [`crate::sync::plan`] and [`crate::sync::contact_lookup`]).
     InDoubt(CreateInDoubt),
     Deleted {
         updated_at: UnixMillis,
     },
 }
 
-/// A note or task create in doubt: the version it was for, when it was sent, and what it sent.
+/// A create in doubt: the version it was for, when it was sent, and what it sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreateInDoubt {
     /// The `updated_at` of the event whose create it was.
     pub updated_at: UnixMillis,
     /// No later than when the create was sent (its attempt's start).
     pub sent_at: UnixMillis,
-    pub sent: Sent,
+    pub sent: Box<Sent>,
 }
 
-/// What a note or task create sent that recognises the record it made: a note's body; a task's
-/// title, body and due date. Fields the create did not send are absent.
+/// What a create sent that recognises the record it made: a note's body; a task's title, body
+/// and due date; a contact's email, phone and names, the status tag it carried and the custom
+/// field that holds its SightMill id (when the mapping has one). Fields the create did not send
+/// are absent.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -128,6 +131,22 @@ pub struct Sent {
     pub body: Option<String>,
     #[serde(default, rename = "dueDate", skip_serializing_if = "Option::is_none")]
     pub due_date: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, rename = "firstName", skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<String>,
+    #[serde(default, rename = "lastName", skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The status tag the create carried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// The custom field (by id) the create set to the SightMill id.
+    #[serde(default, rename = "idField", skip_serializing_if = "Option::is_none")]
+    pub id_field: Option<String>,
 }
 
 impl Link {

@@ -200,7 +200,7 @@ pub struct WireLink {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     sent_at: Option<UnixMillis>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    sent: Option<Sent>,
+    sent: Option<Box<Sent>>,
 }
 
 #[derive(Serialize, Deserialize)]

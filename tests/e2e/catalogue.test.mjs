@@ -26,7 +26,7 @@ const contact = { id: "sm_c1", name: "Grace Hopper", email: "Grace@Example.com",
 describe("the event catalogue", () => {
   let world;
   before(async () => {
-    world = await startWorld({ vars: { CONTACT_MAPPING: JSON.stringify(MAPPING) } });
+    world = await startWorld({ duplicates: "refuse", vars: { CONTACT_MAPPING: JSON.stringify(MAPPING) } });
   });
   after(() => world.close());
   beforeEach(async () => {
@@ -208,7 +208,7 @@ describe("the event catalogue", () => {
 describe("a bad mapping", () => {
   test("is refused before any event is processed with it, naming the entry", async () => {
     const bad = { fields: [{ from: "email", to: "email" }, { from: "name", to: "nickname" }] };
-    const world = await startWorld({ vars: { CONTACT_MAPPING: JSON.stringify(bad) } });
+    const world = await startWorld({ duplicates: "refuse", vars: { CONTACT_MAPPING: JSON.stringify(bad) } });
     try {
       const answer = await world.deliver(sightmillEvent("contact.created", { ...contact, updated_at: at(1) }));
       assert.equal(answer.status, 500);

@@ -58,6 +58,7 @@ describe("connections through the operator API", () => {
   let world;
   before(async () => {
     world = await startWorld({
+      duplicates: "refuse",
       vars: { TOKEN_ENCRYPTION_KEYS: KEYS },
       simulator: {
         tokens: { [TOKEN]: LOCATION, [PIT_B]: "loc-b", [PIT_C]: "loc-c", [PIT_LAST]: "loc-n40" },
@@ -337,6 +338,7 @@ describe("connections made by the OAuth installs", () => {
   let world;
   before(async () => {
     world = await startWorld({
+      duplicates: "refuse",
       vars: { TOKEN_MODE: "oauth", CONTACTS_API_TOKEN: undefined, OAUTH_CLIENT_ID: CLIENT_ID, OAUTH_CLIENT_SECRET: CLIENT_SECRET, TOKEN_ENCRYPTION_KEYS: KEYS },
       simulator: {
         tokens: {},
@@ -417,6 +419,7 @@ describe("an agency's company token", () => {
   let world;
   before(async () => {
     world = await startWorld({
+      duplicates: "refuse",
       vars: { TOKEN_MODE: "oauth", CONTACTS_API_TOKEN: undefined, OAUTH_CLIENT_ID: CLIENT_ID, OAUTH_CLIENT_SECRET: CLIENT_SECRET, TOKEN_ENCRYPTION_KEYS: KEYS },
       simulator: {
         tokens: {},

@@ -31,6 +31,7 @@ describe("the operator console's connections", () => {
 
   before(async () => {
     world = await startWorld({
+      duplicates: "refuse",
       vars: { TOKEN_ENCRYPTION_KEYS: `k1:${SEALING_KEY}` },
       simulator: {
         tokens: { [TOKEN]: LOCATION, [NAMED_TOKEN]: NAMED },

@@ -21,7 +21,7 @@ describe("the operator console", () => {
   let requests;
 
   before(async () => {
-    world = await startWorld();
+    world = await startWorld({ duplicates: "refuse" });
     // The wrong key's 401 and the invalid mapping's 422 are refusals the test asks for.
     browser = await openBrowser({ refusals: [401, 422] });
     ({ context, page, problems, requests } = browser);

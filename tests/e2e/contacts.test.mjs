@@ -18,7 +18,7 @@ const MAPPING = JSON.stringify({
 describe("contact sync", () => {
   let world;
   before(async () => {
-    world = await startWorld({ vars: { CONTACT_MAPPING: MAPPING } });
+    world = await startWorld({ duplicates: "refuse", vars: { CONTACT_MAPPING: MAPPING } });
   });
   after(() => world.close());
   beforeEach(async () => {

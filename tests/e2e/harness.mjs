@@ -30,6 +30,8 @@ export const READ_KEYS = ["read-key-e2e-0123456789abcdef", "read-key-e2e-fedcba9
 export const ADMIN_KEY = "admin-key-e2e-0123456789abcdef";
 /** The KV flavours startWorld knows. */
 export const KV_FLAVOURS = ["production", "miniflare"];
+/** startWorld's `duplicates` -> the default location's "Allow Duplicate Contact" setting. */
+const DUPLICATE_SETTINGS = { allow: true, refuse: false };
 /** The named edge cache the read API keeps answers in (emptied by reset()). */
 const READ_CACHE = "sightmill-sync-read";
 const BASE = "http://worker.test";
@@ -136,7 +138,27 @@ function parseJson(text) {
 }
 
 /**
+ * The simulator's `locations` for a world: the suite's own (`given`) with the default location's
+ * duplicate setting set to `duplicates` ("allow" or "refuse"), which every suite must choose: the
+ * API's default is undocumented and the product must be exact under both.
+ */
+function worldLocations(duplicates, given = {}) {
+  if (!Object.hasOwn(DUPLICATE_SETTINGS, duplicates)) {
+    throw new Error(
+      `startWorld: duplicates must be "allow" or "refuse" (the default location's "Allow Duplicate Contact" setting), not ${JSON.stringify(duplicates)}`,
+    );
+  }
+  const allowDuplicates = DUPLICATE_SETTINGS[duplicates];
+  const own = given[LOCATION] ?? {};
+  if (own.allowDuplicates !== undefined && own.allowDuplicates !== allowDuplicates) {
+    throw new Error(`startWorld: simulator.locations[${JSON.stringify(LOCATION)}].allowDuplicates contradicts duplicates: "${duplicates}"`);
+  }
+  return { ...given, [LOCATION]: { ...own, allowDuplicates } };
+}
+
+/**
  * Starts the simulator and the worker. Options:
+ * - `duplicates` (required): "allow" or "refuse", the default location's duplicate setting;
  * - `vars` override the worker's settings (a value of `undefined` removes one);
  * - `simulator` is passed to startSimulator;
  * - `bindKv: false` starts the worker without its KV namespace (a broken deployment);
@@ -147,6 +169,7 @@ function parseJson(text) {
  * - `kvModel`: `{ cacheMs, listLagMs }` for the production model (defaults 60 s and 10 s).
  */
 export async function startWorld({
+  duplicates,
   vars = {},
   simulator = {},
   bindKv = true,
@@ -158,8 +181,8 @@ export async function startWorld({
   if (!KV_FLAVOURS.includes(kv)) throw new Error(`startWorld: kv must be one of ${KV_FLAVOURS.join(", ")}, not ${kv}`);
   const sim = await startSimulator({
     tokens: { [TOKEN]: LOCATION },
-    locations: { [LOCATION]: { allowDuplicates: false } },
     ...simulator,
+    locations: worldLocations(duplicates, simulator.locations),
   });
   const root = persist ?? mkdtempSync(path.join(os.tmpdir(), "sightmill-world-"));
   let generation = 0;

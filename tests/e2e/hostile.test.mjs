@@ -40,6 +40,7 @@ const CONNECTIONS = [
 ];
 const SCOPED_KEY = "read-key-scoped-0123456789abcdef";
 const WORLD = {
+  duplicates: "refuse",
   vars: {
     TOKEN_ENCRYPTION_KEYS: `k1:${Buffer.alloc(32, 9).toString("base64")}`,
     READ_API_KEYS: `${READ_KEYS.join(" ")} ${SCOPED_KEY}@loc-a`,
@@ -346,7 +347,7 @@ describe("hostile requests", () => {
 
 describe("misconfiguration", () => {
   test("a missing setting answers 500 naming it, and never a secret value", async () => {
-    const world = await startWorld({ vars: { GHL_LOCATION_ID: undefined } });
+    const world = await startWorld({ duplicates: "refuse", vars: { GHL_LOCATION_ID: undefined } });
     try {
       const answer = await world.deliver(good);
       assert.equal(answer.status, 500);
@@ -367,7 +368,7 @@ describe("misconfiguration", () => {
   ];
   for (const [name, vars, status, code] of operatorCases) {
     test(`${name}: ${status} ${code}, naming the setting and never a key`, async () => {
-      const world = await startWorld({ vars });
+      const world = await startWorld({ duplicates: "refuse", vars });
       try {
         for (const key of [undefined, ADMIN_KEY, "tiny-key"]) {
           const response = await call("/admin/status", { key })(world);
@@ -386,7 +387,7 @@ describe("misconfiguration", () => {
   }
 
   test("no KV namespace bound: every route that needs it answers 500 JSON, and the log says why", async () => {
-    const world = await startWorld({ bindKv: false });
+    const world = await startWorld({ duplicates: "refuse", bindKv: false });
     try {
       const requests = [
         webhook(),
@@ -409,7 +410,7 @@ describe("misconfiguration", () => {
   });
 
   test("a missing token is accepted and waits in the queue, naming the setting", async () => {
-    const world = await startWorld({ vars: { CONTACTS_API_TOKEN: undefined } });
+    const world = await startWorld({ duplicates: "refuse", vars: { CONTACTS_API_TOKEN: undefined } });
     try {
       const { answer, record } = await world.deliverAndSettle(good, { id: "msg_no_token" });
       assert.equal(answer.status, 202, answer.text);

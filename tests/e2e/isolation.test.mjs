@@ -71,6 +71,7 @@ describe("connections kept apart", () => {
 
   before(async () => {
     world = await startWorld({
+      duplicates: "refuse",
       vars: { TOKEN_ENCRYPTION_KEYS: KEYS, READ_API_KEYS: `${READ_KEYS.join(" ")} ${SCOPED}@${A.id}` },
       simulator: { tokens: { [TOKEN]: LOCATION, [A.token]: A.id, [B.token]: B.id }, locations },
     });

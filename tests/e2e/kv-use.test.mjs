@@ -14,7 +14,7 @@ const writes = (ops) => total(ops, "put") + total(ops, "delete");
 describe("KV use (production KV model)", () => {
   let world;
   before(async () => {
-    world = await startWorld({ kv: "production" });
+    world = await startWorld({ duplicates: "refuse", kv: "production" });
   });
   after(() => world.close());
   beforeEach(() => world.reset());

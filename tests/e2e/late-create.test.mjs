@@ -24,7 +24,7 @@ const FAILED_AFTER_APPLY = { afterApply: true, status: 503 };
 describe("a note or task create whose answer was lost", () => {
   let world;
   before(async () => {
-    world = await startWorld({ vars: { API_TIMEOUT_MS: String(TIMEOUT_MS) } });
+    world = await startWorld({ duplicates: "refuse", vars: { API_TIMEOUT_MS: String(TIMEOUT_MS) } });
   });
   after(() => world.close());
   beforeEach(() => world.reset());

@@ -74,7 +74,7 @@ describe("read API", () => {
   let world;
   let ids;
   before(async () => {
-    world = await startWorld();
+    world = await startWorld({ duplicates: "refuse" });
   });
   after(() => world.close());
   beforeEach(async () => {
@@ -306,7 +306,7 @@ describe("read API caching (READ_CACHE_TTL_SECS=60)", () => {
   let world;
   let ids;
   before(async () => {
-    world = await startWorld({ vars: { READ_CACHE_TTL_SECS: "60" } });
+    world = await startWorld({ duplicates: "refuse", vars: { READ_CACHE_TTL_SECS: "60" } });
   });
   after(() => world.close());
   beforeEach(async () => {
@@ -377,7 +377,7 @@ describe("read API settings", () => {
   ];
   for (const [name, vars, status, code, message] of cases) {
     test(`${name}: ${status} ${code}`, async () => {
-      const world = await startWorld({ vars });
+      const world = await startWorld({ duplicates: "refuse", vars });
       try {
         const answer = await read(world, "/contacts/abc");
         assert.equal(answer.status, status, answer.text);
@@ -399,6 +399,7 @@ describe("read API with a renewable token (client credentials)", () => {
   let contactId;
   before(async () => {
     world = await startWorld({
+      duplicates: "refuse",
       vars: {
         TOKEN_MODE: "client_credentials",
         CONTACTS_API_TOKEN: undefined,

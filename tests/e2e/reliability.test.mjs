@@ -62,6 +62,7 @@ describe("reliability", () => {
   before(async () => {
     receiver = await startReceiver();
     world = await startWorld({
+      duplicates: "refuse",
       vars: { ALERT_WEBHOOK_URL: receiver.url, API_TIMEOUT_MS: "500", ALERT_PENDING_AGE: "1s" },
     });
   });
@@ -111,7 +112,7 @@ describe("reliability", () => {
   });
 
   test("a spent X-RateLimit window stops sending before any 429, and the next window sends the rest", async () => {
-    const limited = await startWorld({ simulator: { rateLimit: { max: 2, intervalMs: 1000 } } });
+    const limited = await startWorld({ duplicates: "refuse", simulator: { rateLimit: { max: 2, intervalMs: 1000 } } });
     try {
       const answers = [];
       for (const n of [1, 2, 3]) answers.push(await limited.deliverAndSettle(created(n)));

@@ -13,7 +13,7 @@ const ada = (updated_at) => contactEvent("contact.created", { id: "sm_ada", emai
 describe("unreadable stored records", () => {
   let world;
   before(async () => {
-    world = await startWorld({ kv: "production", vars: { RETRY_SCHEDULE: "1s,1s" } });
+    world = await startWorld({ duplicates: "refuse", kv: "production", vars: { RETRY_SCHEDULE: "1s,1s" } });
   });
   after(() => world.close());
   beforeEach(() => world.reset());

@@ -44,6 +44,7 @@ describe("three locations: one disallows duplicates, one is rate limited hard, o
   let world;
   before(async () => {
     world = await startWorld({
+      duplicates: "refuse",
       vars: { TOKEN_ENCRYPTION_KEYS: KEYS, RETRY_SCHEDULE: "1s,1s,1s,1s,1s,1s,1s,1s,1s,1s" },
       simulator: {
         tokens: Object.fromEntries(ALL.map(({ id, token }) => [token, id])),

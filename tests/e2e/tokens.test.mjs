@@ -27,6 +27,7 @@ const issuerVars = (mode) => ({
 /** A world in `mode` whose simulator knows only the app's client (no static token). */
 const issuerWorld = (mode) =>
   startWorld({
+    duplicates: "refuse",
     vars: issuerVars(mode),
     simulator: { tokens: {}, oauth: { clients: { [CLIENT_ID]: { secret: CLIENT_SECRET, locationId: LOCATION, companyId: "co-e2e" } } } },
   });
@@ -97,7 +98,7 @@ async function install(world, { cookie: sendCookie = true } = {}) {
 describe("private integration token (the default mode)", () => {
   let world;
   before(async () => {
-    world = await startWorld();
+    world = await startWorld({ duplicates: "refuse" });
   });
   after(() => world.close());
   beforeEach(() => world.reset());

@@ -29,6 +29,7 @@ import { addFlow, flowRoutes } from "./routes/workflows.mjs";
 import { controlRoutes } from "./routes/control.mjs";
 import { assignBusiness, listRoutes } from "./routes/lists.mjs";
 import { noteRoutes } from "./routes/notes.mjs";
+import { searchRoutes } from "./routes/search.mjs";
 import { tagRoutes } from "./routes/tags.mjs";
 import { taskRoutes } from "./routes/tasks.mjs";
 import { agencyControlRoutes, agencyRoutes } from "./routes/agency.mjs";
@@ -50,6 +51,7 @@ const API_ROUTES = [
   ...customFieldRoutes,
   ...flowRoutes,
   ...followerRoutes,
+  ...searchRoutes,
   ...oauthRoutes,
   ...agencyRoutes,
 ];

@@ -873,3 +873,157 @@ test("control: seed appointments and businesses over HTTP", async () => {
     assert.deepEqual(sim.counts(), { "POST /contacts/": 1 }, "control requests are not counted");
   });
 });
+
+/** GET /contacts/search/duplicate for the test location with `params` (URL-encoded here). */
+function duplicateOf(sim, params, opts) {
+  return call(sim, "GET", `/contacts/search/duplicate?${new URLSearchParams({ locationId: LOCATION, ...params })}`, opts);
+}
+
+test("GET /contacts/search/duplicate: email first, then phone, the oldest of several, null for none", async () => {
+  let now = Date.parse("2026-11-27T10:00:00Z");
+  await withSim({ now: () => now, locations: { [LOCATION]: { allowDuplicates: true } } }, async (sim) => {
+    const made = [];
+    for (const fields of [{ email: "a+b@x.com" }, { phone: "+1 555-0100" }, { email: "A+B@x.com", phone: "+1 555 0199" }]) {
+      made.push((await create(sim, fields)).body.contact);
+      now += 1000;
+    }
+    const id = async (params) => (await duplicateOf(sim, params)).body.contact?.id ?? null;
+    const found = await duplicateOf(sim, { email: "A+b@X.com" });
+    assert.equal(found.status, 200);
+    assert.deepEqual(found.body, { contact: made[0] }, "the oldest of the two with that email, whole");
+    assert.equal(await id({ number: "+15550100" }), made[1].id, "phone by its digits");
+    assert.equal(await id({ email: "a+b@x.com", number: "+15550100" }), made[0].id, "email before phone");
+    assert.equal(await id({ email: "nobody@x.com", number: "(555) 0199" }), null, "digits must match in full");
+    assert.equal(await id({ email: "nobody@x.com", number: "+1 555 0199" }), made[2].id, "phone when no email matches");
+    assert.deepEqual((await duplicateOf(sim, { email: "nobody@x.com" })).body, { contact: null });
+    assert.deepEqual((await duplicateOf(sim, {})).body, { contact: null }, "neither given");
+    const raw = await call(sim, "GET", `/contacts/search/duplicate?locationId=${LOCATION}&email=a+b@x.com`);
+    assert.deepEqual(raw.body, { contact: null }, "an unencoded + is a space, as in any query string");
+
+    const refusals = [
+      ["/contacts/search/duplicate?email=a%40x.com", 422, ["locationId should not be empty", "locationId must be a string"]],
+      [`/contacts/search/duplicate?locationId=${LOCATION}&phone=1`, 422, ["property phone should not exist"]],
+      ["/contacts/search/duplicate?locationId=loc-2&email=a%40x.com", 403, "The token does not have access to this location."],
+    ];
+    for (const [path, status, message] of refusals) {
+      const res = await call(sim, "GET", path);
+      assert.deepEqual([res.status, res.body.message], [status, message], path);
+    }
+    assert.equal((await duplicateOf(sim, { email: "a+b@x.com" }, { token: "nope" })).status, 401);
+    assert.equal((await duplicateOf(sim, { email: "a+b@x.com" }, { version: null })).status, 401);
+  });
+});
+
+test("GET /contacts/search/duplicate where duplicates are refused: the contact a create would collide with", async () => {
+  await withSim({ locations: { [LOCATION]: { allowDuplicates: false } } }, async (sim) => {
+    const ada = (await create(sim, { email: "ada@x.com" })).body.contact;
+    const bob = (await create(sim, { phone: "+1 555-0100" })).body.contact;
+    const refused = await create(sim, { email: "ada@x.com", phone: "+15550100" });
+    assert.equal(refused.body.meta.contactId, ada.id);
+    assert.equal((await duplicateOf(sim, { email: "ada@x.com", number: "+15550100" })).body.contact.id, ada.id);
+    assert.equal((await duplicateOf(sim, { number: "+15550100" })).body.contact.id, bob.id);
+  });
+});
+
+/** POST /contacts/search for the test location with `body`. */
+function search(sim, body = {}, opts) {
+  return call(sim, "POST", "/contacts/search", { body: { locationId: LOCATION, ...body }, ...opts });
+}
+
+const ids = (res) => res.body.contacts.map((c) => c.id);
+
+test("POST /contacts/search: eq, exists and range filters ANDed; custom fields; sort and pages", async () => {
+  let now = Date.parse("2026-11-27T10:00:00Z");
+  await withSim({ now: () => now, tokens: { [TOKEN]: LOCATION, other: "loc-2" } }, async (sim) => {
+    const people = [
+      { firstName: "Ada", lastName: "Lovelace", email: "Ada@X.com", phone: "+1 555-0100", customFields: [{ id: "cf_sm", field_value: "sm_1" }] },
+      { firstName: "Ada", lastName: "King", customFields: [{ id: "cf_sm", fieldValue: "sm_2" }, { id: "cf_n", fieldValue: 7 }] },
+      { firstName: "Bob", phone: "+1 (555) 0100" },
+    ];
+    const made = [];
+    for (const fields of people) {
+      made.push((await create(sim, fields)).body.contact);
+      now += 60_000;
+    }
+    await call(sim, "POST", "/contacts/", { token: "other", body: { locationId: "loc-2", firstName: "Ada" } });
+    const [ada, king, bob] = made.map((c) => c.id);
+
+    const all = await search(sim);
+    assert.equal(all.status, 200);
+    assert.deepEqual([ids(all), all.body.total], [[bob, king, ada], 3], "this location only, newest first by default");
+    assert.deepEqual(all.body.contacts[2], made[0], "the whole contact");
+    const cases = [
+      [[{ field: "email", operator: "eq", value: "ada@x.COM" }], [ada]],
+      [[{ field: "phone", operator: "eq", value: "+15550100" }], [bob, ada]],
+      [[{ field: "firstNameLowerCase", operator: "eq", value: "ada" }, { field: "lastName", operator: "eq", value: "KING" }], [king]],
+      [[{ field: "firstName", operator: "eq", value: "Ada" }, { field: "email", operator: "exists" }], [ada]],
+      [[{ field: "phone", operator: "exists" }], [bob, ada]],
+      [[{ field: "id", operator: "eq", value: king }], [king]],
+      [[{ field: "customFields.cf_sm", operator: "eq", value: "sm_2" }], [king]],
+      [[{ field: "customFields.cf_sm", operator: "eq", value: "SM_1" }], [ada]],
+      [[{ field: "customFields.cf_n", operator: "eq", value: 7 }], [king]],
+      [[{ field: "customFields.cf_n", operator: "exists" }], [king]],
+      [[{ field: "dateAdded", operator: "range", value: { gte: "2026-11-27T10:01:00Z" } }], [bob, king]],
+      [[{ field: "dateAdded", operator: "range", value: { gt: "2026-11-27T10:00:00Z", lt: "2026-11-27T10:02:00.000Z" } }], [king]],
+      [[{ field: "dateUpdated", operator: "range", value: { lte: "2026-11-27T10:00:00Z" } }], [ada]],
+      [[{ field: "lastName", operator: "eq", value: "nobody" }], []],
+    ];
+    for (const [filters, want] of cases) {
+      const res = await search(sim, { filters });
+      assert.deepEqual([res.status, ids(res), res.body.total], [200, want, want.length], JSON.stringify(filters));
+    }
+
+    assert.deepEqual(ids(await search(sim, { sort: [{ field: "dateAdded", direction: "asc" }] })), [ada, king, bob]);
+    const page2 = await search(sim, { page: 2, pageLimit: 2, sort: [{ field: "dateAdded", direction: "asc" }] });
+    assert.deepEqual([ids(page2), page2.body.total], [[bob], 3], "total counts every page");
+    assert.deepEqual(ids(await search(sim, { page: 3, pageLimit: 2 })), []);
+  });
+});
+
+test("POST /contacts/search refuses what it does not support with 422 naming it, and other locations with 403", async () => {
+  await withSim({}, async (sim) => {
+    const refusals = [
+      [{ filters: [{ field: "companyName", operator: "eq", value: "x" }] }, /filters\.0\.field "companyName" is not a searchable field/],
+      [{ filters: [{ field: "email", operator: "contains", value: "x" }] }, /filters\.0\.operator "contains" is not supported \(eq, exists, range\)/],
+      [{ filters: [{ field: "email", operator: "range", value: { gt: "2026-01-01" } }] }, /operator range is not supported for field email \(eq, exists\)/],
+      [{ filters: [{ field: "dateAdded", operator: "eq", value: "2026-01-01" }] }, /operator eq is not supported for field dateAdded \(range, exists\)/],
+      [{ filters: [{ field: "email", operator: "exists", value: true }] }, /filters\.0\.value must be left out for operator exists/],
+      [{ filters: [{ field: "email", operator: "eq", value: 5 }] }, /filters\.0\.value must be a string/],
+      [{ filters: [{ field: "dateAdded", operator: "range", value: {} }] }, /filters\.0\.value must have at least one of gt, gte, lt, lte/],
+      [{ filters: [{ field: "dateAdded", operator: "range", value: { after: "2026-01-01" } }] }, /filters\.0\.value\.property after should not exist/],
+      [{ filters: [{ field: "dateAdded", operator: "range", value: { gt: "yesterday" } }] }, /filters\.0\.value\.gt must be a valid ISO 8601 date string/],
+      [{ filters: [{ field: "customFields.", operator: "exists" }] }, /"customFields\." is not a searchable field/],
+      [{ filters: [{ group: "OR", filters: [] }] }, /filters\.0\.property group should not exist/],
+      [{ sort: [{ field: "firstNameLowerCase", direction: "asc" }] }, /sort\.0\.field "firstNameLowerCase" is not sortable \(dateAdded\)/],
+      [{ sort: [{ field: "dateAdded", direction: "up" }] }, /sort\.0\.direction "up" must be asc or desc/],
+      [{ pageLimit: 501 }, /pageLimit must not be greater than 500/],
+      [{ pageLimit: 0 }, /pageLimit must not be less than 1/],
+      [{ page: 0 }, /page must not be less than 1/],
+      [{ page: 1.5 }, /page must be an integer number/],
+      [{ query: "ada" }, /property query should not exist/],
+      [{ locationId: undefined }, /locationId should not be empty/],
+    ];
+    for (const [body, message] of refusals) {
+      const res = await search(sim, body);
+      assert.equal(res.status, 422, JSON.stringify(body));
+      assert.match(res.body.message.join("; "), message, JSON.stringify(body));
+    }
+    const foreign = await search(sim, { locationId: "loc-2" });
+    assert.deepEqual([foreign.status, foreign.body.message], [403, "The token does not have access to this location."]);
+    assert.equal((await search(sim, {}, { version: null })).status, 401);
+  });
+});
+
+test("search routes are their own route templates: counted, recorded and faulted, not taken for a contact id", async () => {
+  await withSim({}, async (sim) => {
+    sim.injectFault({ route: "POST /contacts/search", status: 503 });
+    sim.injectFault({ route: "GET /contacts/search/duplicate", afterApply: true, status: 502 });
+    assert.equal((await search(sim)).status, 503);
+    assert.equal((await duplicateOf(sim, { email: "a@x.com" })).status, 502);
+    assert.equal((await search(sim)).status, 200);
+    assert.deepEqual((await duplicateOf(sim, { email: "a@x.com" })).body, { contact: null });
+    assert.equal((await call(sim, "GET", "/contacts/search")).body.message, "Contact not found", "GET /contacts/search is a contact id");
+    assert.deepEqual(sim.counts(), { "POST /contacts/search": 2, "GET /contacts/search/duplicate": 2, "GET /contacts/:contactId": 1 });
+    assert.deepEqual(sim.requests().map((r) => [r.route, r.status]).slice(0, 2), [["POST /contacts/search", 503], ["GET /contacts/search/duplicate", 502]]);
+  });
+});

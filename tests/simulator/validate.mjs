@@ -49,11 +49,21 @@ export const numberString =
     return [];
   };
 
+/** A JSON integer, optionally within `min`..`max`. */
+export const integer =
+  ({ min, max } = {}) =>
+  (v, name) => {
+    if (!Number.isInteger(v)) return [`${name} must be an integer number`];
+    if (min !== undefined && v < min) return [`${name} must not be less than ${min}`];
+    if (max !== undefined && v > max) return [`${name} must not be greater than ${max}`];
+    return [];
+  };
+
 /** Passes when any of `checkers` passes; otherwise answers `message`. */
 export const anyOf = (message, ...checkers) => (v, name) =>
   checkers.some((check) => check(v, name).length === 0) ? [] : [`${name} ${message}`];
 
-const finiteNumber = (v, name) =>
+export const finiteNumber = (v, name) =>
   typeof v === "number" && Number.isFinite(v) ? [] : [`${name} must be a number`];
 const plainObject = (v, name) => (isPlainObject(v) ? [] : [`${name} must be an object`]);
 

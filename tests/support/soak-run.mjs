@@ -4,10 +4,12 @@
 // credentials outage mid-run. Delivers the plan while cron runs go on beside it, drives the cron
 // until the operator API shows nothing pending, restarting the runtime a few times mid-drain
 // (state on disk in a temporary directory; the simulator keeps running), then compares the
-// simulator's state with the state the events alone call for. With `locations` > 1 the default
+// simulator's state with the state the events alone call for. `duplicates` ("allow" or "refuse")
+// is the default location's "Allow Duplicate Contact" setting. With `locations` > 1 the default
 // connection is joined by named ones (created through the operator API), each its own location in
-// the simulator with its own events; the faults and the outage hit one named location only, and
-// each location's state is compared with its own expected state.
+// the simulator with its own events, alternating the other setting and the default's; the faults
+// and the outage hit one location of each setting (two named ones, or with two locations both),
+// and each location's state is compared with its own expected state.
 // Used by scripts/soak.mjs (figures) and tests/e2e/soak.test.mjs (assertions).
 
 import { mkdtempSync, rmSync } from "node:fs";
@@ -50,24 +52,31 @@ export function injectFaults(sim, { error5xx = 0.2, rateLimited = 0.1, hung = 0.
 /** The named connections' records are sealed with it. */
 const ENCRYPTION_KEYS = `soak:${Buffer.alloc(32, 11).toString("base64")}`;
 
+const DUPLICATE_SETTINGS = ["allow", "refuse"];
+
 /**
- * The connections a soak runs on: the default one (`LOCATION`, today's settings) and, with
- * `count` > 1, named ones created through the operator API, each with its own location and
- * Private Integration Token in the simulator, its webhook path and its signing secret. The one
- * that takes the faults is `faulted` (the default alone when there is one connection).
+ * The connections a soak runs on: the default one (`LOCATION`, with the soak's `duplicates`
+ * setting) and, with `count` > 1, named ones created through the operator API, each with its own
+ * location and Private Integration Token in the simulator, its webhook path and its signing
+ * secret; named location i has the default's setting when i is even, the other one when odd.
+ * Those that take the faults are `faulted`: one location of each setting where there are two
+ * (loc-soak-1 and loc-soak-2; with two connections, both), the default alone when it is alone.
  */
-async function connect(world, count) {
-  const connections = [{ id: LOCATION, path: WEBHOOK_PATH, secret: SECRET, token: TOKEN }];
+async function connect(world, count, duplicates) {
+  const other = DUPLICATE_SETTINGS.find((setting) => setting !== duplicates);
+  const connections = [{ id: LOCATION, path: WEBHOOK_PATH, secret: SECRET, token: TOKEN, duplicates }];
   for (let i = 1; i < count; i += 1) {
     const id = `loc-soak-${i}`;
     const token = `pit-soak-${i}-0123456789abcdef`;
+    const setting = i % 2 === 0 ? duplicates : other;
     world.sim.addToken(token, id);
-    world.sim.setLocation(id, { allowDuplicates: i % 2 === 0 });
+    world.sim.setLocation(id, { allowDuplicates: setting === "allow" });
     const { status, json } = await world.admin("POST", "connections", { body: { id, token: { kind: "private_integration", token } } });
     if (status !== 201) throw new Error(`creating the connection ${id} answered ${status}: ${JSON.stringify(json)}`);
-    connections.push({ id, path: `${WEBHOOK_PATH}/${id}`, secret: json.signing_secret, token, admin: `connections/${id}/` });
+    connections.push({ id, path: `${WEBHOOK_PATH}/${id}`, secret: json.signing_secret, token, admin: `connections/${id}/`, duplicates: setting });
   }
-  return { connections, faulted: connections[count > 1 ? 1 : 0] };
+  const named = connections.slice(1, 3);
+  return { connections, faulted: named.length === 2 ? named : connections.slice(0, 2) };
 }
 
 /** One location's part of the simulator's state: its contacts, and their notes and tasks. */
@@ -90,7 +99,8 @@ const REDELIVERY_ATTEMPTS = 20;
 const REDELIVERY_PAUSE_MS = 250;
 
 /**
- * Runs a soak. Options: events, contacts, seed, concurrency (deliveries in flight), cronRuns
+ * Runs a soak. Options: duplicates ("allow" or "refuse", required: the default location's
+ * duplicate setting), events, contacts, seed, concurrency (deliveries in flight), cronRuns
  * (cron runs started together, as overlapping triggers would), outageMs, faults (see
  * injectFaults), credentials (see pitRevocation), drainTimeoutMs, kv ("production" or
  * "miniflare"), restarts (runtime restarts mid-drain), restartEveryMs (the pause between them),
@@ -98,6 +108,7 @@ const REDELIVERY_PAUSE_MS = 250;
  */
 export async function runSoak(options) {
   const {
+    duplicates,
     events: eventCount,
     contacts,
     seed = 1,
@@ -118,8 +129,12 @@ export async function runSoak(options) {
     locations = 1,
     log = () => {},
   } = options;
+  if (!DUPLICATE_SETTINGS.includes(duplicates)) {
+    throw new Error(`runSoak: duplicates must be "allow" or "refuse" (the default location's setting), not ${JSON.stringify(duplicates)}`);
+  }
   const stateRoot = mkdtempSync(path.join(os.tmpdir(), "sightmill-soak-"));
   const world = await startWorld({
+    duplicates,
     kv,
     persist: stateRoot,
     edges: ["edge-a", "edge-b"], // a redelivery may land where the first delivery was not seen
@@ -135,7 +150,7 @@ export async function runSoak(options) {
   });
   const started = Date.now();
   try {
-    const { connections, faulted } = await connect(world, locations);
+    const { connections, faulted } = await connect(world, locations, duplicates);
     // Each location its own events (a seed of its own); SightMill ids and webhook ids repeat across
     // workspaces, as they may: nothing may be taken for another connection's.
     const runs = connections.map((connection, i) => {
@@ -143,7 +158,9 @@ export async function runSoak(options) {
       return { connection, events, plan: deliveryPlan(events, { seed: seed + i * 7919 }) };
     });
     const deliveries = runs.reduce((n, run) => n + run.plan.deliveries.length, 0);
-    injectFaults(world.sim, { lateMs: apiTimeoutMs + 1000, ...faults, ...(locations > 1 ? { location: faulted.id } : {}) });
+    for (const { id } of faulted) {
+      injectFaults(world.sim, { lateMs: apiTimeoutMs + 1000, ...faults, ...(locations > 1 ? { location: id } : {}) });
+    }
     const cron = startCronLoop(world, cronRuns, drainTimeoutMs * 2);
     const failures = {};
     let delivered = 0;
@@ -157,7 +174,7 @@ export async function runSoak(options) {
             delivered += 1;
             if (!outage.started && delivered >= deliveries / 2) {
               outage.started = true;
-              outage.done = credentialsOutage(world.sim, credentials, faulted, outageMs, log);
+              outage.done = Promise.all(faulted.map((connection) => credentialsOutage(world.sim, credentials, connection, outageMs, log)));
             }
             if (delivered % 1000 === 0) log(`delivered ${delivered}/${deliveries}`);
             return send(event);
@@ -178,7 +195,7 @@ export async function runSoak(options) {
     const byLocation = runs.map(({ connection, events }) => {
       const expected = expectedState(events);
       const own = locations > 1 ? stateOf(state, connection.id) : state;
-      return { id: connection.id, faulted: connection === faulted, expected, ...compare(expected, own) };
+      return { id: connection.id, duplicates: connection.duplicates, faulted: faulted.includes(connection), expected, ...compare(expected, own) };
     });
     const result = combine(byLocation);
     const events = runs.flatMap((run) => run.events);
@@ -189,7 +206,15 @@ export async function runSoak(options) {
     }
     return {
       events: events.length,
-      locations: byLocation.map(({ id, faulted: hit, lost, duplicated, mismatched }) => ({ id, faulted: hit, lost, duplicated, mismatched })),
+      duplicates,
+      locations: byLocation.map(({ id, duplicates: setting, faulted: hit, lost, duplicated, mismatched }) => ({
+        id,
+        duplicates: setting,
+        faulted: hit,
+        lost,
+        duplicated,
+        mismatched,
+      })),
       contacts,
       seed,
       concurrency,

@@ -1,7 +1,7 @@
 // The soak's parts, shared by scripts/soak.mjs and tests/e2e/soak.test.mjs:
 // - generate(): consistent SightMill histories over every event type (a contact is created before
 //   anything else happens to it, every record's `updated_at` strictly increases, a deleted note,
-//   task or contact sees no later event);
+//   task or contact sees no later event), over contacts with and without email and phone;
 // - expectedState(): the Contacts API state those events should leave, computed from the events
 //   alone (newest `updated_at` wins per record, deletions included);
 // - deliveryPlan(): the order SightMill delivers them in, with redeliveries and reordering;
@@ -35,24 +35,48 @@ const pick = (random, items) => items[Math.floor(random() * items.length)];
 const at = (n) => new Date(EPOCH_MS + n * 1000).toISOString();
 const pad = (n, width) => String(n).padStart(width, "0");
 
+/** The default shares of contacts without an email, without a phone, and with neither. */
+export const DEFAULT_MISSING = { noEmail: 0.15, noPhone: 0.15, neither: 0.15 };
+
+/**
+ * Which identifiers each contact has, drawn in turn from a stream of its own (so that the events
+ * for a seed stay the same whatever the shares): `{ email, phone }` booleans.
+ */
+function identifierDraw(seed, { noEmail, noPhone, neither }) {
+  const shares = [noEmail, noPhone, neither];
+  if (!shares.every((share) => share >= 0) || noEmail + noPhone + neither > 1) {
+    throw new Error(`missing shares must be >= 0 and add up to at most 1: ${JSON.stringify({ noEmail, noPhone, neither })}`);
+  }
+  const random = createRandom(seed ^ 0x1d5e);
+  return () => {
+    const roll = random();
+    if (roll < neither) return { email: false, phone: false };
+    if (roll < neither + noEmail) return { email: false, phone: true };
+    if (roll < neither + noEmail + noPhone) return { email: true, phone: false };
+    return { email: true, phone: true };
+  };
+}
+
 /** One SightMill contact's side of the story while events are generated. */
-function newContact(index, prefix) {
+function newContact(index, prefix, has) {
   const id = `${prefix}c${pad(index, 5)}`;
   const area = 200 + ([...prefix].reduce((hash, ch) => (hash * 31 + ch.charCodeAt(0)) % 7919, 7) % 800);
-  return { id, index, area, created: false, deleted: false, version: 0, notes: new Map(), tasks: new Map(), tags: new Set(), next: 0 };
+  return { id, index, area, has, created: false, deleted: false, version: 0, notes: new Map(), tasks: new Map(), tags: new Set(), next: 0 };
 }
 
 /**
- * The full contact snapshot SightMill sends: email and phone stay, name and status change. Phones
- * are unique per contact id (the area code comes from the id's prefix), so that histories that
- * share a worker never look like duplicates to the API.
+ * The full contact snapshot SightMill sends: email and phone stay (a contact without one never
+ * sends the key), name and status change. The name is unique per contact id ("<id> v<version>"),
+ * which is all a contact with neither email nor phone can be found by. Phones are unique per
+ * contact id (the area code comes from the id's prefix), so that histories that share a worker
+ * never look like duplicates to the API.
  */
 function contactData(contact) {
   return {
     id: contact.id,
     name: `${contact.id} v${contact.version}`,
-    email: `${contact.id}@soak.test`,
-    phone: `+1${contact.area}${pad(contact.index, 7)}`,
+    ...(contact.has.email ? { email: `${contact.id}@soak.test` } : {}),
+    ...(contact.has.phone ? { phone: `+1${contact.area}${pad(contact.index, 7)}` } : {}),
     status: STATUSES[contact.version % STATUSES.length],
   };
 }
@@ -165,12 +189,15 @@ function act(random, contact, type) {
  * `events` SightMill events over `contacts` contacts, in the order SightMill produced them. Each is
  * `{ n, webhookId, type, data }`; `data.updated_at` is event n's instant (strictly increasing).
  * Every contact is created first; a tenth of them are deleted as their last event. SightMill ids
- * start with `prefix`, so that several histories can share one worker.
+ * start with `prefix`, so that several histories can share one worker. `missing` gives the shares
+ * of contacts without an email, without a phone and with neither (DEFAULT_MISSING for what it
+ * leaves out); which contacts they are follows from the seed.
  */
-export function generate({ events, contacts, seed, prefix = "sm_" }) {
+export function generate({ events, contacts, seed, prefix = "sm_", missing = {} }) {
   if (events < contacts) throw new Error("at least one event per contact");
   const random = createRandom(seed);
-  const people = Array.from({ length: contacts }, (_, i) => newContact(i + 1, prefix));
+  const identifiers = identifierDraw(seed, { ...DEFAULT_MISSING, ...missing });
+  const people = Array.from({ length: contacts }, (_, i) => newContact(i + 1, prefix, identifiers()));
   const doomed = new Set(people.filter(() => random() < DELETED_SHARE).map((c) => c.id));
   const budget = new Map(people.map((c) => [c.id, 1]));
   for (let spare = events - contacts; spare > 0; spare -= 1) {
@@ -206,7 +233,7 @@ function newest(map, key, updatedAt, value) {
  * The expected Contacts API state, from the events alone: per SightMill id, the newest version of
  * each contact, note and task (or its deletion), and each contact's tags. Children of a deleted
  * contact are gone with it. Returns `{ contacts: Map<smId, {firstName, lastName, email, phone,
- * tags}>, notes: Map<noteId, {contact, body}>, tasks: Map<taskId, {contact, title, dueDate,
+ * tags}> (email, phone undefined for a contact without), notes: Map<noteId, {contact, body}>, tasks: Map<taskId, {contact, title, dueDate,
  * completed, body}> }` plus the ids that must not exist (`gone`).
  */
 export function expectedState(events) {
@@ -262,10 +289,10 @@ function settle({ contacts, notes, tasks, tags, completions }) {
   return { contacts: live, notes: expectedNotes, tasks: expectedTasks, gone };
 }
 
-/** What the default mapping makes of a SightMill contact snapshot. */
+/** What the default mapping makes of a SightMill contact snapshot (no email or phone: none). */
 function contactFields(data) {
   const [firstName, ...rest] = data.name.split(" ");
-  return { firstName, lastName: rest.join(" "), email: data.email.toLowerCase(), phone: data.phone, tags: [] };
+  return { firstName, lastName: rest.join(" "), email: data.email?.toLowerCase(), phone: data.phone, tags: [] };
 }
 
 // ---- how SightMill delivers them ------------------------------------------------------------------
@@ -343,9 +370,11 @@ export function webhookBody(event) {
 
 /**
  * Compares the simulator's state with `expected`. Every record is known by the SightMill id it
- * carries (a contact's firstName, the first word of a note's body or a task's title).
+ * carries (a contact's firstName, the first word of a note's body or a task's title), never by
+ * email or phone, which not every contact has.
  * - lost: a record that should exist and does not, or one that should be gone and is not;
- * - duplicated: each copy beyond the first of one SightMill record;
+ * - duplicated: each copy beyond the first of one SightMill record (e.g. a second simulator
+ *   contact for one SightMill contact);
  * - mismatched: a single copy whose fields, completion, tags or contact are not the newest.
  * Returns the counts and up to 20 examples of each.
  */

@@ -60,14 +60,19 @@ function applyFields(ctx, contact, body) {
   refreshDerivedFields(contact);
 }
 
-function digitsOf(phone) {
+/** A phone number's digits ("" for none), as the API compares numbers. */
+export function digitsOf(phone) {
   return typeof phone === "string" ? phone.replace(/\D/g, "") : "";
 }
 
-/** The existing contact a new one would duplicate, with the field that matched. */
-function findDuplicate(contacts, locationId, body) {
-  const email = typeof body.email === "string" && body.email !== "" ? body.email.toLowerCase() : null;
-  const phone = digitsOf(body.phone);
+/**
+ * The existing contact that one with `email` and `phone` would duplicate, with the field that
+ * matched (`{ contact, matchingField }`, or null): email (case-insensitive) first, then phone
+ * (digits). Where several match, the oldest: the store keeps contacts in the order created.
+ */
+export function findDuplicate(contacts, locationId, { email: givenEmail, phone: givenPhone }) {
+  const email = typeof givenEmail === "string" && givenEmail !== "" ? givenEmail.toLowerCase() : null;
+  const phone = digitsOf(givenPhone);
   const sameLocation = [...contacts.values()].filter((c) => c.locationId === locationId);
   const byEmail = email && sameLocation.find((c) => c.emailLowerCase === email);
   if (byEmail) return { contact: byEmail, matchingField: "email" };

@@ -53,7 +53,7 @@ function listed(ctx, keep = () => true) {
 }
 
 /** Checks the query and its locationId; returns a refusal or null. */
-function refuseQuery(ctx, shape) {
+export function refuseQuery(ctx, shape) {
   return unprocessable(ctx.query, shape) ?? (ctx.query.locationId === ctx.auth.locationId ? null : NO_LOCATION_ACCESS());
 }
 
