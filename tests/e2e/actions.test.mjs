@@ -19,10 +19,10 @@ const MAPPING = {
 };
 const at = (minute) => `2026-12-07T10:${String(minute).padStart(2, "0")}:00Z`;
 
-describe("actions beyond fields", () => {
+for (const duplicates of ["allow", "refuse"]) describe(`actions beyond fields (duplicates: ${duplicates})`, () => {
   let world;
   before(async () => {
-    world = await startWorld({ vars: { CONTACT_MAPPING: JSON.stringify(MAPPING) } });
+    world = await startWorld({ duplicates, vars: { CONTACT_MAPPING: JSON.stringify(MAPPING) } });
   });
   after(() => world?.close());
   beforeEach(async () => {

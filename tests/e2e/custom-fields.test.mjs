@@ -51,13 +51,14 @@ async function until(what, check, { timeoutMs = 20_000 } = {}) {
   }
 }
 
-describe("custom fields by key", () => {
+for (const duplicates of ["allow", "refuse"]) describe(`custom fields by key (duplicates: ${duplicates})`, () => {
   let world;
   const secrets = {};
   const ids = {};
 
   before(async () => {
     world = await startWorld({
+      duplicates,
       vars: { CONTACT_MAPPING: JSON.stringify(MAPPING), TOKEN_ENCRYPTION_KEYS: KEYS },
       simulator: { tokens: { [TOKEN]: LOCATION, [OTHER.token]: OTHER.id, [NARROW.token]: NARROW.id } },
     });
