@@ -14,6 +14,10 @@ use crate::timestamp::{parse_rfc3339, UnixMillis};
 
 /// The OAuth scope that lists a location's custom fields.
 pub const SCOPE: &str = "locations/customFields.readonly";
+/// The OAuth scope that lists a location's workflows (the console's picker).
+pub const WORKFLOWS_SCOPE: &str = "workflows.readonly";
+/// The OAuth scope that lists a location's campaigns (the console's picker).
+pub const CAMPAIGNS_SCOPE: &str = "campaigns.readonly";
 
 /// How a mapping names a custom field: by the id the location gave it, or by its key
 /// (`contact.plan`), the same in every location where a field of that name was made.

@@ -228,7 +228,10 @@ describe("OAuth install", () => {
     assert.equal(redirect.searchParams.get("response_type"), "code");
     assert.equal(redirect.searchParams.get("client_id"), CLIENT_ID);
     assert.equal(redirect.searchParams.get("redirect_uri"), "http://worker.test/oauth/callback");
-    assert.equal(redirect.searchParams.get("scope"), "contacts.readonly contacts.write");
+    assert.equal(
+      redirect.searchParams.get("scope"),
+      "contacts.readonly contacts.write locations/customFields.readonly workflows.readonly campaigns.readonly",
+    );
     assert.match(redirect.searchParams.get("state"), /^\d+\.[\w-]+\.[\w-]+$/);
     assert.match(flow.start.headers.get("set-cookie"), /^sightmill_sync_oauth=[\w-]+; Path=\/oauth\/callback; Max-Age=600; HttpOnly; Secure; SameSite=Lax$/);
 

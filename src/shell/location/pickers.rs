@@ -10,12 +10,7 @@ use super::Writer;
 use crate::config::Config;
 use crate::contacts_api::ApiRequest;
 use crate::shell::platform::respond;
-use crate::sync::custom_fields::ListError;
-
-/// The OAuth scope that lists a location's workflows.
-pub const WORKFLOWS_SCOPE: &str = "workflows.readonly";
-/// The OAuth scope that lists a location's campaigns.
-pub const CAMPAIGNS_SCOPE: &str = "campaigns.readonly";
+use crate::sync::custom_fields::{ListError, CAMPAIGNS_SCOPE, WORKFLOWS_SCOPE};
 
 /// `GET /admin/mapping/custom-fields[?refresh=true]`: `{read_at, customFields: [...]}`.
 pub async fn custom_fields(writer: &Writer, config: &Config, refresh: bool) -> Result<Response> {
