@@ -183,6 +183,32 @@ for (const duplicates of ["allow", "refuse"]) describe(`custom fields by key (du
     }
   });
 
+  test("a list the API cannot give now retries the event and answers 502 to the console", async () => {
+    // A connection of its own, whose writer has read no list yet.
+    const fresh = { id: "loc-fields-c", token: "pit-fields-c-0123456789abcdef" };
+    world.sim.addToken(fresh.token, fresh.id);
+    const created = await world.admin("POST", "connections", { body: { id: fresh.id, token: { kind: "private_integration", token: fresh.token } } });
+    assert.equal(created.status, 201, JSON.stringify(created.json));
+    const route = "GET /locations/:locationId/customFields";
+    world.sim.injectFault({ route, location: fresh.id, status: 503, count: 2 });
+    try {
+      const dry = await world.admin("POST", `connections/${fresh.id}/mapping/dry-run`, {
+        body: { mapping: { fields: [{ from: "plan", to: "customField:contact.plan" }] }, event: contactEvent("contact.created", { id: "sm_dry", plan: "x" }) },
+      });
+      assert.deepEqual([dry.status, dry.json.decision], [200, "retry"], JSON.stringify(dry.json));
+      assert.match(dry.json.reason, /the location's custom fields could not be read: HTTP 503/);
+      const unavailable = await world.admin("GET", `connections/${fresh.id}/mapping/custom-fields`);
+      assert.deepEqual([unavailable.status, unavailable.json.error], [502, "contacts_api_unavailable"]);
+      assert.match(unavailable.json.message, /HTTP 503/);
+      world.sim.injectFault({ route, location: fresh.id, status: 400, body: { statusCode: 400, message: "Location not found" } });
+      const refused = await world.admin("GET", `connections/${fresh.id}/mapping/custom-fields`);
+      assert.deepEqual([refused.status, refused.json.error], [502, "contacts_api_refused"]);
+      assert.match(refused.json.message, /HTTP 400: Location not found/);
+    } finally {
+      world.sim.clearFaults();
+    }
+  });
+
   test("a token without the custom fields scope still sends fields named by id; a key is parked naming the scope", async () => {
     const [plan] = [world.sim.seedCustomField(NARROW.id, FIELDS[0])];
     const byId = { fields: [{ from: "plan", to: `customField:${plan.id}` }] };
