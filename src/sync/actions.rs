@@ -1,7 +1,7 @@
-//! Actions beyond fields: the mapping's rules that, when a contact's status becomes or leaves a
-//! value, or a tag is added to or removed from it, add the contact to or remove it from a workflow
-//! or a campaign, or add or remove followers. Planning applies the event itself first
-//! ([`crate::sync::plan`]); the writer then sends the actions this module says fired, each once.
+//! Actions beyond fields, applied: which of the mapping's rules ([`crate::sync::action_rules`]) an
+//! event fires (its contact's status becomes or leaves a value, a tag is added or removed), and
+//! how each is sent once. Planning applies the event itself first ([`crate::sync::plan`]); the
+//! writer then sends the actions this module says fired.
 //!
 //! Once, with no idempotency key in the API: every rule that fired for an event version has a
 //! ledger row (`action:{location}:{contact}:{rule}`) saying it was done for that version, so a
@@ -15,204 +15,18 @@
 //! as not applied: its row goes back to what it was.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
+use serde_json::Value;
 
-use crate::contacts_api::{Answer, ApiId, ApiRequest, Method};
+use crate::contacts_api::{Answer, ApiId, ApiRequest};
 use crate::intake::event::{Change, Event};
+pub use crate::sync::action_rules::describe;
+use crate::sync::action_rules::{ActionRule, Trigger};
 use crate::sync::plan::{Failure, Write};
 use crate::sync::records::TagState;
 use crate::timestamp::UnixMillis;
 
-/// Most rules a mapping may hold; at most [`MAX_FIRED`] fire for one event.
-pub const MAX_RULES: usize = 20;
 /// Most actions one event sends (each one call): they share the run's call budget.
 pub const MAX_FIRED: usize = 4;
-
-/// What a rule waits for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Trigger {
-    StatusBecomes(String),
-    StatusLeaves(String),
-    TagAdded(String),
-    TagRemoved(String),
-}
-
-/// What a rule does.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Effect {
-    AddToWorkflow(ApiId),
-    RemoveFromWorkflow(ApiId),
-    AddToCampaign(ApiId),
-    RemoveFromCampaign(ApiId),
-    AddFollowers(Vec<String>),
-    RemoveFollowers(Vec<String>),
-}
-
-const TRIGGERS: [&str; 4] = ["status_becomes", "status_leaves", "tag_added", "tag_removed"];
-const EFFECTS: [&str; 6] = [
-    "add_to_workflow",
-    "remove_from_workflow",
-    "add_to_campaign",
-    "remove_from_campaign",
-    "add_followers",
-    "remove_followers",
-];
-
-impl Effect {
-    fn name(&self) -> &'static str {
-        let index = match self {
-            Effect::AddToWorkflow(_) => 0,
-            Effect::RemoveFromWorkflow(_) => 1,
-            Effect::AddToCampaign(_) => 2,
-            Effect::RemoveFromCampaign(_) => 3,
-            Effect::AddFollowers(_) => 4,
-            Effect::RemoveFollowers(_) => 5,
-        };
-        EFFECTS[index]
-    }
-
-    /// Whether sending it twice changes nothing more than once (removals; followers are a set).
-    pub fn resend_safe(&self) -> bool {
-        !matches!(self, Effect::AddToWorkflow(_) | Effect::AddToCampaign(_))
-    }
-
-    /// The call for contact `contact`.
-    pub fn request(&self, contact: &ApiId) -> ApiRequest {
-        let (method, path, body) = match self {
-            Effect::AddToWorkflow(id) => {
-                (Method::Post, format!("/contacts/{contact}/workflow/{id}"), Some(json!({})))
-            }
-            Effect::RemoveFromWorkflow(id) => {
-                (Method::Delete, format!("/contacts/{contact}/workflow/{id}"), Some(json!({})))
-            }
-            Effect::AddToCampaign(id) => {
-                (Method::Post, format!("/contacts/{contact}/campaigns/{id}"), Some(json!({})))
-            }
-            Effect::RemoveFromCampaign(id) => {
-                (Method::Delete, format!("/contacts/{contact}/campaigns/{id}"), None)
-            }
-            Effect::AddFollowers(users) => {
-                (Method::Post, format!("/contacts/{contact}/followers"), Some(json!({ "followers": users })))
-            }
-            Effect::RemoveFollowers(users) => (
-                Method::Delete,
-                format!("/contacts/{contact}/followers"),
-                Some(json!({ "followers": users })),
-            ),
-        };
-        ApiRequest { method, path, body }
-    }
-}
-
-/// One rule of the mapping's `actions`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ActionRule {
-    pub trigger: Trigger,
-    pub effect: Effect,
-    /// The workflow's or campaign's name as the console picked it (shown, never sent).
-    pub name: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RuleDocument {
-    when: String,
-    value: String,
-    #[serde(rename = "do")]
-    effect: String,
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    followers: Option<Vec<String>>,
-    #[serde(default)]
-    name: Option<String>,
-}
-
-impl ActionRule {
-    /// One `actions` entry: `{"when", "value", "do", "id" | "followers", "name"?}`.
-    pub fn parse(entry: Value) -> Result<ActionRule, String> {
-        let document: RuleDocument = serde_json::from_value(entry).map_err(|e| e.to_string())?;
-        let value = document.value.trim().to_owned();
-        if value.is_empty() {
-            return Err("`value` must be the status or tag to watch".into());
-        }
-        let trigger = match document.when.as_str() {
-            "status_becomes" => Trigger::StatusBecomes(value),
-            "status_leaves" => Trigger::StatusLeaves(value),
-            "tag_added" => Trigger::TagAdded(value),
-            "tag_removed" => Trigger::TagRemoved(value),
-            other => return Err(format!("`when` must be one of {}, not `{other}`", TRIGGERS.join(", "))),
-        };
-        let id = || {
-            let id = document.id.as_deref().ok_or("needs `id` (the workflow's or campaign's id)")?;
-            ApiId::parse(id).ok_or_else(|| format!("`{id}` is not a workflow or campaign id"))
-        };
-        let followers = || match &document.followers {
-            Some(users)
-                if !users.is_empty()
-                    && users.len() <= 20
-                    && users.iter().all(|u| ApiId::parse(u).is_some()) =>
-            {
-                Ok(users.clone())
-            }
-            _ => Err("needs `followers`: 1 to 20 user ids".to_owned()),
-        };
-        let effect = match document.effect.as_str() {
-            "add_to_workflow" => Effect::AddToWorkflow(id()?),
-            "remove_from_workflow" => Effect::RemoveFromWorkflow(id()?),
-            "add_to_campaign" => Effect::AddToCampaign(id()?),
-            "remove_from_campaign" => Effect::RemoveFromCampaign(id()?),
-            "add_followers" => Effect::AddFollowers(followers()?),
-            "remove_followers" => Effect::RemoveFollowers(followers()?),
-            other => return Err(format!("`do` must be one of {}, not `{other}`", EFFECTS.join(", "))),
-        };
-        let extra = match &effect {
-            Effect::AddFollowers(_) | Effect::RemoveFollowers(_) => document.id.is_some(),
-            _ => document.followers.is_some(),
-        };
-        if extra {
-            return Err(format!(
-                "`{}` takes {}",
-                effect.name(),
-                if document.id.is_some() { "`followers`, not `id`" } else { "`id`, not `followers`" }
-            ));
-        }
-        Ok(ActionRule { trigger, effect, name: document.name })
-    }
-
-    /// The entry [`ActionRule::parse`] reads back.
-    pub fn document(&self) -> Value {
-        let (when, value) = match &self.trigger {
-            Trigger::StatusBecomes(v) => ("status_becomes", v),
-            Trigger::StatusLeaves(v) => ("status_leaves", v),
-            Trigger::TagAdded(v) => ("tag_added", v),
-            Trigger::TagRemoved(v) => ("tag_removed", v),
-        };
-        let mut entry = json!({ "when": when, "value": value, "do": self.effect.name() });
-        match &self.effect {
-            Effect::AddFollowers(users) | Effect::RemoveFollowers(users) => entry["followers"] = json!(users),
-            Effect::AddToWorkflow(id)
-            | Effect::RemoveFromWorkflow(id)
-            | Effect::AddToCampaign(id)
-            | Effect::RemoveFromCampaign(id) => entry["id"] = json!(id),
-        }
-        if let Some(name) = &self.name {
-            entry["name"] = json!(name);
-        }
-        entry
-    }
-
-    /// The rule's ledger name: a digest of what it waits for and does (not of its place in the
-    /// list, so that reordering the rules keeps their rows).
-    fn digest(&self) -> String {
-        use base64::Engine;
-        let mut what = self.document();
-        what.as_object_mut().map(|fields| fields.remove("name"));
-        let digest = Sha256::digest(what.to_string().as_bytes());
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..12])
-    }
-}
 
 /// The ledger row of `rule` for one contact.
 pub fn ledger_key(location_id: &str, contact: &str, rule: &ActionRule) -> String {
@@ -373,21 +187,6 @@ pub fn answered(
     }
 }
 
-/// `add_to_workflow wf_1 ("Onboarding")`.
-pub fn describe(rule: &ActionRule) -> String {
-    let target = match &rule.effect {
-        Effect::AddToWorkflow(id)
-        | Effect::RemoveFromWorkflow(id)
-        | Effect::AddToCampaign(id)
-        | Effect::RemoveFromCampaign(id) => id.to_string(),
-        Effect::AddFollowers(users) | Effect::RemoveFollowers(users) => users.join(","),
-    };
-    match &rule.name {
-        Some(name) => format!("{} {target} (\"{name}\")", rule.effect.name()),
-        None => format!("{} {target}", rule.effect.name()),
-    }
-}
-
 fn lost_note(rule: &ActionRule) -> String {
     format!(
         "{}: sent once and its answer was lost; not sent again (the API cannot tell whether it was applied, and a second add may enrol the contact twice)",
@@ -403,6 +202,7 @@ fn put(key: &str, value: &impl Serialize) -> Write {
 mod tests {
     use super::*;
     use crate::intake::event::parse_event;
+    use serde_json::json;
 
     fn rule(entry: Value) -> ActionRule {
         ActionRule::parse(entry).unwrap()
@@ -496,61 +296,7 @@ mod tests {
     }
 
     #[test]
-    fn rules_read_back_from_their_documents_and_refuse_what_cannot_work() {
-        for rule in rules() {
-            assert_eq!(ActionRule::parse(rule.document()).unwrap(), rule);
-        }
-        let table = [
-            (
-                json!({"when": "status_is", "value": "a", "do": "add_to_workflow", "id": "w"}),
-                "`when` must be one of",
-            ),
-            (
-                json!({"when": "tag_added", "value": " ", "do": "add_to_workflow", "id": "w"}),
-                "`value` must be",
-            ),
-            (json!({"when": "tag_added", "value": "a", "do": "enrol", "id": "w"}), "`do` must be one of"),
-            (json!({"when": "tag_added", "value": "a", "do": "add_to_workflow"}), "needs `id`"),
-            (
-                json!({"when": "tag_added", "value": "a", "do": "add_to_campaign", "id": "../x"}),
-                "not a workflow or campaign id",
-            ),
-            (
-                json!({"when": "tag_added", "value": "a", "do": "add_followers", "followers": []}),
-                "1 to 20 user ids",
-            ),
-            (
-                json!({"when": "tag_added", "value": "a", "do": "add_followers", "followers": ["u"], "id": "w"}),
-                "takes `followers`, not `id`",
-            ),
-            (
-                json!({"when": "tag_added", "value": "a", "do": "add_to_workflow", "id": "w", "extra": 1}),
-                "unknown field",
-            ),
-        ];
-        for (entry, problem) in table {
-            let error = ActionRule::parse(entry.clone()).unwrap_err();
-            assert!(error.contains(problem), "{entry}: {error}");
-        }
-    }
-
-    #[test]
-    fn each_action_is_the_call_the_spec_describes() {
-        let contact = ApiId::parse("c9").unwrap();
-        let calls: Vec<(Method, String, Option<Value>)> = rules()
-            .iter()
-            .map(|rule| rule.effect.request(&contact))
-            .map(|request| (request.method, request.path, request.body))
-            .collect();
-        assert_eq!(
-            calls,
-            vec![
-                (Method::Post, "/contacts/c9/workflow/wf1".into(), Some(json!({}))),
-                (Method::Delete, "/contacts/c9/workflow/wf1".into(), Some(json!({}))),
-                (Method::Post, "/contacts/c9/followers".into(), Some(json!({"followers": ["u1"]}))),
-                (Method::Delete, "/contacts/c9/campaigns/c1".into(), None),
-            ]
-        );
+    fn a_rule_keeps_its_ledger_row_whatever_its_name() {
         assert_ne!(ledger_key("l", "s", &rules()[0]), ledger_key("l", "s", &rules()[1]));
         let renamed = ActionRule { name: Some("Renamed".into()), ..rules()[0].clone() };
         assert_eq!(

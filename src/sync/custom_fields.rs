@@ -9,8 +9,15 @@ use serde_json::{json, Map, Value};
 
 use crate::case;
 use crate::contacts_api::{api_message, ApiId, ApiRequest, ApiResponse};
-use crate::sync::mapping::to_e164;
+use crate::sync::phone::to_e164;
 use crate::timestamp::{parse_rfc3339, UnixMillis};
+
+/// A copy of the list younger than this is not read again for a field it lacks or a value it
+/// refuses: a field the location really lacks parks its events at once, rather than reading the
+/// list for each.
+pub const REREAD_AFTER_MS: UnixMillis = 60_000;
+/// A copy this old is read again before it is used, whatever the event.
+pub const MAX_AGE_MS: UnixMillis = 24 * 3_600_000;
 
 /// The OAuth scope that lists a location's custom fields.
 pub const SCOPE: &str = "locations/customFields.readonly";

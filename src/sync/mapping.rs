@@ -7,8 +7,9 @@ use serde_json::{json, Map, Value};
 use thiserror::Error;
 
 use crate::case;
-use crate::sync::actions::{ActionRule, MAX_RULES};
+use crate::sync::action_rules::{ActionRule, MAX_RULES};
 use crate::sync::custom_fields::{self, Conversion, Definitions, FieldDef, FieldRef};
+use crate::sync::phone::to_e164;
 
 /// Largest mapping document the operator API stores as a live mapping, in bytes.
 pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024;
@@ -293,6 +294,8 @@ pub struct MappingError {
 pub struct FieldError {
     pub field: String,
     pub problem: String,
+    /// Whether a custom field refused the value (the location's definitions may have changed).
+    pub custom_field: bool,
 }
 
 /// The Contacts API fields for one contact, plus the status tag it should carry.
@@ -516,6 +519,34 @@ impl Mapping {
                 _ => None,
             })
             .chain(status)
+    }
+
+    /// Whether the location's custom fields (`known`, as last read) must be read again before
+    /// this mapping is applied to `data` at `now`: read a day ago or more; or read a minute ago
+    /// or more and lacking a field the mapping names, or refusing one of the contact's values (a
+    /// field, an option or a type may have changed since).
+    pub fn needs_fresh_fields(
+        &self,
+        known: &Definitions,
+        data: Option<&Map<String, Value>>,
+        now: crate::timestamp::UnixMillis,
+    ) -> bool {
+        let age = now - known.read_at;
+        if !self.names_custom_fields() || age < custom_fields::REREAD_AFTER_MS {
+            return false;
+        }
+        if age >= custom_fields::MAX_AGE_MS {
+            return true;
+        }
+        let refused = |data| match self.resolve(known).map(|mapping| mapping.apply(data, Purpose::Update)) {
+            Err(_) => true,
+            Ok(Err(error)) => error.custom_field,
+            Ok(Ok(mapped)) => !mapped.omitted.is_empty(),
+        };
+        match data {
+            Some(data) => refused(data),
+            None => self.resolve(known).is_err(),
+        }
     }
 
     /// The mapping for one location: each custom field it names (by id or key) found among the
@@ -759,7 +790,7 @@ impl Custom {
             (Ok(value), _) => self.values.push(value),
             (Err(problem), on_invalid) => {
                 let problem = format!("custom field `{}`: {problem}", target.reference.as_str());
-                let error = FieldError { field: field.to_owned(), problem };
+                let error = FieldError { field: field.to_owned(), problem, custom_field: true };
                 match on_invalid {
                     OnInvalid::Park => return Err(error),
                     OnInvalid::Omit => self.omitted.push(error),
@@ -944,38 +975,12 @@ fn is_country_code(code: &str) -> bool {
     (1..=3).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// A phone number in E.164 (`+` and 8-15 digits). Numbers without `+` or `00` get the default
-/// country code (a national trunk `0` is dropped first).
-pub fn to_e164(phone: &str, default_country_code: &str) -> Option<String> {
-    let trimmed = phone.trim();
-    let allowed = |c: char| c.is_ascii_digit() || " -.()/".contains(c);
-    let (international, rest) = match trimmed.strip_prefix('+') {
-        Some(rest) => (true, rest),
-        None => match trimmed.strip_prefix("00") {
-            Some(rest) => (true, rest),
-            None => (false, trimmed),
-        },
-    };
-    if rest.is_empty() || !rest.chars().all(allowed) {
-        return None;
-    }
-    let digits: String = rest.chars().filter(char::is_ascii_digit).collect();
-    let full = if international {
-        digits
-    } else if default_country_code.is_empty() {
-        return None;
-    } else {
-        format!("{default_country_code}{}", digits.strip_prefix('0').unwrap_or(&digits))
-    };
-    (8..=15).contains(&full.len()).then(|| format!("+{full}"))
-}
-
 fn mapping_error(entry: &str, problem: impl Into<String>) -> MappingError {
     MappingError { entry: entry.to_owned(), problem: problem.into() }
 }
 
 fn field_error(field: &str, problem: &str) -> FieldError {
-    FieldError { field: field.to_owned(), problem: problem.to_owned() }
+    FieldError { field: field.to_owned(), problem: problem.to_owned(), custom_field: false }
 }
 
 #[cfg(test)]
@@ -1150,6 +1155,32 @@ mod tests {
     }
 
     #[test]
+    fn the_location_fields_are_read_again_when_old_or_when_they_refuse_a_value() {
+        let mapping = Mapping::parse(BY_KEY).unwrap();
+        let known = definitions("p1"); // read at 0
+        let minute = custom_fields::REREAD_AFTER_MS;
+        let fits = data(json!({"plan": "Pro", "score": 3}));
+        let option_gone = data(json!({"plan": "Enterprise"}));
+        let table = [
+            (&mapping, Some(&fits), minute - 1, false),
+            (&mapping, Some(&option_gone), minute - 1, false),
+            (&mapping, Some(&option_gone), minute, true),
+            (&mapping, Some(&data(json!({"score": "lots"}))), minute, true),
+            (&mapping, Some(&fits), minute, false),
+            (&mapping, None, minute, false),
+            (&mapping, Some(&fits), custom_fields::MAX_AGE_MS, true),
+            (&Mapping::default(), Some(&fits), custom_fields::MAX_AGE_MS, false),
+        ];
+        for (mapping, input, now, expected) in table {
+            assert_eq!(mapping.needs_fresh_fields(&known, input, now), expected, "{input:?} at {now}");
+        }
+        let lacking =
+            Mapping::parse(r#"{"fields": [{"from": "a", "to": "customField:contact.nope"}]}"#).unwrap();
+        assert!(lacking.needs_fresh_fields(&known, None, minute));
+        assert!(!lacking.needs_fresh_fields(&known, None, minute - 1));
+    }
+
+    #[test]
     fn a_field_the_location_lacks_is_named() {
         let mapping =
             Mapping::parse(r#"{"fields": [{"from": "a", "to": "customField:contact.nope"}]}"#).unwrap();
@@ -1287,23 +1318,6 @@ mod tests {
         for (input, field) in table {
             let error = mapping.apply(&data(input.clone()), Purpose::Create).unwrap_err();
             assert_eq!(error.field, field, "{input}");
-        }
-    }
-
-    #[test]
-    fn phones_convert_to_e164() {
-        let table = [
-            ("+44 20 7946 0958", "1", Some("+442079460958")),
-            ("0044 20 7946 0958", "1", Some("+442079460958")),
-            ("(555) 010-0199", "1", Some("+15550100199")),
-            ("020 7946 0958", "44", Some("+442079460958")),
-            ("555-0100", "", None),
-            ("12", "1", None),
-            ("+1 555 CALL NOW", "1", None),
-            ("+1234567890123456", "1", None),
-        ];
-        for (input, code, expected) in table {
-            assert_eq!(to_e164(input, code).as_deref(), expected, "{input}");
         }
     }
 

@@ -5,11 +5,13 @@
 //! the rows to write; [`report`] is what is answered and logged; [`metrics`] are the counts per
 //! minute and hour that the operator console charts.
 
+pub mod action_rules;
 pub mod actions;
 pub mod contact_lookup;
 pub mod custom_fields;
 pub mod mapping;
 pub mod metrics;
+pub mod phone;
 pub mod plan;
 pub mod queue;
 pub mod records;

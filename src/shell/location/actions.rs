@@ -3,7 +3,7 @@
 //! kept to once), writing each rule's ledger row as it goes, so that a retry sends only what is
 //! left. The runner calls it between applying an event and finishing it.
 
-use super::runner::token_failure;
+use super::tokens::token_failure;
 use serde_json::json;
 
 use super::Writer;

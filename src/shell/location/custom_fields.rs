@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 use std::rc::Rc;
 
-use serde_json::Value;
+use serde_json::{json, Map, Value};
 
 use super::Writer;
 use crate::config::Config;
@@ -19,9 +19,6 @@ use crate::sync::plan::Failure;
 
 /// The `meta` row of the definitions as last read.
 pub const META_KEY: &str = "custom_fields";
-/// A copy younger than this is not read again for a field it lacks: an event naming a field the
-/// location does not have parks at once, rather than reading the list for every such event.
-const REFRESH_AFTER_MS: i64 = 60_000;
 
 /// The mapping an event is planned with, or why it cannot be had now.
 pub enum Prepared<'a> {
@@ -34,32 +31,38 @@ pub enum Prepared<'a> {
     Park(String),
 }
 
-/// `mapping` for this location.
-pub async fn prepare<'a>(writer: &Writer, config: &Config, mapping: &'a Mapping) -> Prepared<'a> {
+/// `mapping` for this location and the contact `data` it is applied to (`None`: a dry run's
+/// view of it only). The kept copy of the custom fields is read again when
+/// [`Mapping::needs_fresh_fields`] says so; when that read fails, the copy is used as it is.
+pub async fn prepare<'a>(
+    writer: &Writer,
+    config: &Config,
+    mapping: &'a Mapping,
+    data: Option<&Map<String, Value>>,
+) -> Prepared<'a> {
     if !mapping.names_custom_fields() {
         return Prepared::Ready(Cow::Borrowed(mapping));
     }
-    let known = match writer.known_custom_fields() {
-        Some(known) => known,
-        None => match writer.read_custom_fields(config).await {
-            Ok(read) => read,
-            Err(error) => return unreadable(mapping, error),
+    let kept = writer.known_custom_fields();
+    let usable = kept.clone().filter(|copy| !mapping.needs_fresh_fields(copy, data, now_ms()));
+    let known = match usable {
+        Some(copy) => copy,
+        None => match (writer.read_custom_fields(config).await, kept) {
+            (Ok(fresh), _) => fresh,
+            (Err(error), None) => return unreadable(mapping, error),
+            (Err(error), Some(kept)) => {
+                let line = json!({"msg": "custom fields not read again; the kept copy is used", "error": error.describe()});
+                writer.log.info(line);
+                kept
+            }
         },
     };
-    let problem = match mapping.resolve(&known) {
-        Ok(resolved) => return Prepared::Ready(Cow::Owned(resolved)),
-        Err(problem) if now_ms() - known.read_at < REFRESH_AFTER_MS => problem,
-        Err(_) => match writer.read_custom_fields(config).await {
-            Ok(fresh) => match mapping.resolve(&fresh) {
-                Ok(resolved) => return Prepared::Ready(Cow::Owned(resolved)),
-                Err(problem) => problem,
-            },
-            Err(error) => return unreadable(mapping, error),
-        },
-    };
-    Prepared::Park(format!(
-        "mapping refused the contact: {problem} (its custom fields as read from the Contacts API)"
-    ))
+    match mapping.resolve(&known) {
+        Ok(resolved) => Prepared::Ready(Cow::Owned(resolved)),
+        Err(problem) => Prepared::Park(format!(
+            "mapping refused the contact: {problem} (its custom fields as read from the Contacts API)"
+        )),
+    }
 }
 
 fn unreadable(mapping: &Mapping, error: ListError) -> Prepared<'_> {
@@ -94,7 +97,9 @@ impl Writer {
         let answer = self.list(config, &list_request(&location), SCOPE).await?;
         let read = Definitions::from_answer(&answer, now_ms()).map_err(ListError::Refused)?;
         if let Err(error) = self.db.put_meta(META_KEY, &read.to_json()) {
-            super::runner::log_storage_error(&self.log, "keep the custom fields", &error);
+            let error = error.to_string();
+            self.log
+                .error(json!({"msg": "storage error", "doing": "keep the custom fields", "error": error}));
         }
         let read = Rc::new(read);
         *self.custom_fields.borrow_mut() = Some(read.clone());

@@ -403,7 +403,9 @@ pub(super) async fn dry_run(
         Err(error) => return respond::error(503, "storage_unavailable", error.to_string()),
     };
     let mapping = match &event.change {
-        Change::ContactUpsert(_) => custom_fields::prepare(writer, config, mapping).await,
+        Change::ContactUpsert(contact) => {
+            custom_fields::prepare(writer, config, mapping, Some(&contact.fields)).await
+        }
         _ => Prepared::Ready(Cow::Borrowed(mapping)),
     };
     let mapping = match mapping {

@@ -17,6 +17,7 @@ use super::custom_fields::{self, Prepared};
 use super::db::{DbError, DbResult, Listed};
 use super::log::Log;
 use super::reads::{caching_enabled, mark_contact_changed};
+use super::tokens::token_failure;
 use super::Writer;
 use crate::config::Config;
 use crate::contacts_api::{Answer, ApiRequest};
@@ -201,8 +202,9 @@ impl<'a> Run<'a> {
                 .map(|_| Ran::Retry);
         }
         let mapping = match &event.change {
-            Change::ContactUpsert(_) => {
-                custom_fields::prepare(self.writer, self.config, &self.config.mapping).await
+            Change::ContactUpsert(contact) => {
+                let data = Some(&contact.fields);
+                custom_fields::prepare(self.writer, self.config, &self.config.mapping, data).await
             }
             _ => Prepared::Ready(Cow::Borrowed(&self.config.mapping)),
         };
@@ -546,17 +548,6 @@ pub async fn remember(writer: &Writer, id: &str, record: &WebhookRecord) {
     };
     if let Err(error) = written {
         writer.log.info(json!({"msg": "idempotency key not written", "webhook_id": id, "error": error}));
-    }
-}
-
-/// Why no token could be had, as an attempt failure: the webhook stays pending in every case, and
-/// the operator hears of it (`token_renewal` alert) unless the token endpoint was only unavailable.
-pub(super) fn token_failure(error: super::tokens::TokenError) -> Failure {
-    use super::tokens::TokenError;
-    match error {
-        TokenError::Unavailable(detail) => Failure::Retryable { detail },
-        TokenError::NotConfigured(detail) => Failure::Misconfigured(detail),
-        TokenError::Refused(detail) => Failure::Misconfigured(format!("token renewal refused: {detail}")),
     }
 }
 
