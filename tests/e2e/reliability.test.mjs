@@ -50,9 +50,12 @@ async function waitFor(condition, what) {
 /** Waits until KV (the truth) holds `key`. */
 const waitForKey = (world, key) => waitFor(async () => (await world.kvKeys()).includes(key), `KV key ${key}`);
 
-/** Waits past the 1 s test retry delay (plus jitter), then runs the cron. */
+/**
+ * Waits past the 1 s test retry delay (plus jitter) and past the time a contact create left in
+ * doubt by a 5xx or a timeout may still be applied (API_TIMEOUT_MS 500 + 1 s), then runs the cron.
+ */
 const nextCron = async (world) => {
-  await sleep(1300);
+  await sleep(1800);
   await world.cron();
 };
 
@@ -169,7 +172,8 @@ describe("reliability", () => {
   });
 
   test("alerts of one kind are sent once per quiet period", async () => {
-    world.sim.injectFault({ route: "POST /contacts/", status: 422, count: 3 });
+    // A 400 is a definite refusal (a 422 would leave the create in doubt, to be looked up).
+    world.sim.injectFault({ route: "POST /contacts/", status: 400, count: 3 });
     for (const n of [1, 2, 3]) await world.deliverAndSettle(created(n));
     await sleep(100);
     assert.equal(receiver.received.filter((a) => a.kind === "parked").length, 1);
@@ -186,7 +190,7 @@ describe("reliability", () => {
 
   test("an alert whose post failed does not silence the next one", async () => {
     receiver.failNext = 1;
-    world.sim.injectFault({ route: "POST /contacts/", status: 422, count: 2 });
+    world.sim.injectFault({ route: "POST /contacts/", status: 400, count: 2 });
     await world.deliverAndSettle(created(1));
     await sleep(100);
     assert.equal(receiver.received.length, 0, "the first post failed");
@@ -198,7 +202,7 @@ describe("reliability", () => {
   });
 
   test("replaying every dead letter goes in pages of 100, each request saying whether more are left", async () => {
-    world.sim.injectFault({ route: "POST /contacts/", status: 422, count: null });
+    world.sim.injectFault({ route: "POST /contacts/", status: 400, count: null });
     const events = Array.from({ length: 103 }, (_, i) => created(100 + i));
     for (let i = 0; i < events.length; i += 16) await Promise.all(events.slice(i, i + 16).map((e) => world.deliver(e)));
     for (let tries = 0; (await world.admin("GET", "status")).json.parked < 103; tries += 1) {
@@ -326,7 +330,7 @@ describe("reliability", () => {
     const ids = [];
     for (const n of [1, 2, 3, 4, 5, 6]) ids.push((await world.deliverAndSettle(created(n))).answer.id);
     assert.equal(world.sim.counts()["POST /contacts/"], 6);
-    await sleep(1300);
+    await sleep(1800); // each create is in doubt after its 503: looked up, then made
     await Promise.all([world.cron(), world.cron()]);
     for (const id of ids) assert.equal((await world.record(id)).state, "finished");
     assert.equal(world.sim.counts()["POST /contacts/"], 12, "one call per event per run");
