@@ -4,7 +4,6 @@
 //! mapping document's `actions`, and the Contacts API call each makes. When they fire and how each
 //! is kept to once is [`crate::sync::actions`].
 
-use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -98,25 +97,58 @@ pub struct ActionRule {
     pub name: Option<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+/// An `actions` entry's fields, read by hand from its JSON (a derived reader costs the Wasm more).
 struct RuleDocument {
     when: String,
     value: String,
-    #[serde(rename = "do")]
     effect: String,
-    #[serde(default)]
     id: Option<String>,
-    #[serde(default)]
     followers: Option<Vec<String>>,
-    #[serde(default)]
     name: Option<String>,
+}
+
+const RULE_FIELDS: [&str; 6] = ["when", "value", "do", "id", "followers", "name"];
+
+impl RuleDocument {
+    fn read(entry: Value) -> Result<RuleDocument, String> {
+        let Value::Object(fields) = entry else {
+            return Err("an action must be an object".into());
+        };
+        if let Some(unknown) = fields.keys().find(|key| !RULE_FIELDS.contains(&key.as_str())) {
+            return Err(format!("unknown field `{unknown}`, expected one of {}", RULE_FIELDS.join(", ")));
+        }
+        let text = |name: &str| match fields.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(text)) => Ok(Some(text.clone())),
+            Some(_) => Err(format!("`{name}` must be a string")),
+        };
+        let required = |name: &str| text(name)?.ok_or_else(|| format!("missing field `{name}`"));
+        let followers = match fields.get("followers") {
+            None | Some(Value::Null) => None,
+            Some(Value::Array(items)) => Some(
+                items
+                    .iter()
+                    .map(|item| item.as_str().map(str::to_owned))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or("`followers` must be a list of user ids")?,
+            ),
+            Some(_) => return Err("`followers` must be a list of user ids".into()),
+        };
+        Ok(RuleDocument {
+            when: required("when")?,
+            value: required("value")?,
+            effect: required("do")?,
+            id: text("id")?,
+            followers,
+            name: text("name")?,
+        })
+    }
 }
 
 impl ActionRule {
     /// One `actions` entry: `{"when", "value", "do", "id" | "followers", "name"?}`.
     pub fn parse(entry: Value) -> Result<ActionRule, String> {
-        let document: RuleDocument = serde_json::from_value(entry).map_err(|e| e.to_string())?;
+        let document = RuleDocument::read(entry)?;
         let value = document.value.trim().to_owned();
         if value.is_empty() {
             return Err("`value` must be the status or tag to watch".into());

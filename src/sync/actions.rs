@@ -14,8 +14,7 @@
 //! 429: sent again later; any other 4xx or a refused token: parked or retried as usual) is taken
 //! as not applied: its row goes back to what it was.
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::contacts_api::{Answer, ApiId, ApiRequest};
 use crate::intake::event::{Change, Event};
@@ -39,20 +38,40 @@ pub fn status_key(location_id: &str, contact: &str) -> String {
     format!("action:{location_id}:{contact}:status")
 }
 
-/// The status as the actions last saw it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LastStatus {
-    pub status: Option<String>,
+/// The status the contact's last applied event left, as the rules compare with it: stored as
+/// `{"status": "..." | null}` (built by hand, like the ledger: derived serde pairs cost the Wasm
+/// more).
+pub fn last_status(stored: &Value) -> Option<String> {
+    stored.get("status").and_then(Value::as_str).map(str::to_owned)
+}
+
+/// The row that remembers `status` as the last one applied, under `key`.
+pub fn remember_status(key: String, status: Option<String>) -> Write {
+    Write::Put { key, value: json!({ "status": status }) }
 }
 
 /// What the ledger holds for a rule: the event version it fired for, and whether it was applied
-/// or its answer lost.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// or its answer lost. Stored as `{"version", "in_doubt_since"?}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ledger {
     pub version: UnixMillis,
     /// `None`: applied. `Some`: sent at that time, its answer lost.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_doubt_since: Option<UnixMillis>,
+}
+
+impl Ledger {
+    pub fn to_json(&self) -> Value {
+        let mut row = json!({ "version": self.version });
+        if let Some(since) = self.in_doubt_since {
+            row["in_doubt_since"] = json!(since);
+        }
+        row
+    }
+
+    pub fn from_json(row: &Value) -> Option<Ledger> {
+        let since = row.get("in_doubt_since").and_then(Value::as_i64);
+        Some(Ledger { version: row.get("version")?.as_i64()?, in_doubt_since: since })
+    }
 }
 
 /// The contact's state before the event, as far as the rules look at it.
@@ -194,8 +213,8 @@ fn lost_note(rule: &ActionRule) -> String {
     )
 }
 
-fn put(key: &str, value: &impl Serialize) -> Write {
-    Write::Put { key: key.to_owned(), value: serde_json::to_value(value).expect("records serialise") }
+fn put(key: &str, ledger: &Ledger) -> Write {
+    Write::Put { key: key.to_owned(), value: ledger.to_json() }
 }
 
 #[cfg(test)]
@@ -304,6 +323,20 @@ mod tests {
             ledger_key("l", "s", &rules()[0]),
             "a name is not part of the rule"
         );
+    }
+
+    #[test]
+    fn ledger_and_status_rows_read_back_as_written() {
+        for ledger in
+            [Ledger { version: 7, in_doubt_since: None }, Ledger { version: 7, in_doubt_since: Some(9) }]
+        {
+            assert_eq!(Ledger::from_json(&ledger.to_json()), Some(ledger));
+        }
+        assert_eq!(Ledger::from_json(&json!({"state": "done"})), None);
+        for status in [Some("lead".to_owned()), None] {
+            let Write::Put { value, .. } = remember_status("k".into(), status.clone()) else { panic!() };
+            assert_eq!(last_status(&value), status);
+        }
     }
 
     #[test]

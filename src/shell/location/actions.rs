@@ -4,7 +4,7 @@
 //! left. The runner calls it between applying an event and finishing it.
 
 use super::tokens::token_failure;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::Writer;
 use crate::config::Config;
@@ -13,8 +13,8 @@ use crate::intake::event::Event;
 use crate::secret::Secret;
 use crate::shell::platform::runtime::now_ms;
 use crate::sync::actions::{
-    answered, describe, fired, ledger_key, status_key, status_of, step, Before, Done, Heard, LastStatus,
-    Ledger, Step, MAX_FIRED,
+    answered, describe, fired, last_status, ledger_key, remember_status, status_key, status_of, step, Before,
+    Done, Heard, Ledger, Step, MAX_FIRED,
 };
 use crate::sync::mapping::Mapping;
 use crate::sync::plan::{Failure, Write};
@@ -54,12 +54,11 @@ pub async fn act(
 ) -> Result<Acted, Stopped> {
     let location = &config.location_id;
     let key = status_key(location, &event.contact_id);
-    let stored = writer.db.link::<LastStatus>(&key).map_err(storage)?;
-    let before = Before { status: stored.and_then(|last| last.status), tag };
+    let stored = writer.db.link::<Value>(&key).map_err(storage)?;
+    let before = Before { status: stored.as_ref().and_then(last_status), tag };
     let mut acted = Acted::default();
     if let Some(status) = status_of(event) {
-        let value = serde_json::to_value(LastStatus { status }).expect("records serialise");
-        acted.writes.push(Write::Put { key, value });
+        acted.writes.push(remember_status(key, status));
     }
     let rules = fired(mapping.actions(), event, &before);
     if rules.len() > MAX_FIRED {
@@ -71,7 +70,10 @@ pub async fn act(
     }
     for rule in rules {
         let key = ledger_key(location, &event.contact_id, rule);
-        let ledger = writer.db.link::<Ledger>(&key).map_err(storage)?;
+        let ledger = match writer.db.link::<Value>(&key).map_err(storage)? {
+            None => None,
+            Some(row) => Some(Ledger::from_json(&row).ok_or_else(|| unreadable(&key))?),
+        };
         let sent_at = now_ms();
         let (request, intent) = match step(rule, contact, event.updated_at, &key, ledger.as_ref(), sent_at) {
             Step::Skip(note) => {
@@ -119,8 +121,8 @@ pub fn planned(
     tag: Option<TagState>,
 ) -> Result<Vec<serde_json::Value>, String> {
     let location = &config.location_id;
-    let stored = writer.db.link::<LastStatus>(&status_key(location, &event.contact_id)).ok().flatten();
-    let before = Before { status: stored.and_then(|last| last.status), tag };
+    let stored = writer.db.link::<Value>(&status_key(location, &event.contact_id)).ok().flatten();
+    let before = Before { status: stored.as_ref().and_then(last_status), tag };
     let rules = fired(mapping.actions(), event, &before);
     if rules.len() > MAX_FIRED {
         return Err(format!(
@@ -130,7 +132,7 @@ pub fn planned(
     }
     let plan = |rule| {
         let key = ledger_key(location, &event.contact_id, rule);
-        let ledger = writer.db.link::<Ledger>(&key).ok().flatten();
+        let ledger = writer.db.link::<Value>(&key).ok().flatten().as_ref().and_then(Ledger::from_json);
         let action = describe(rule);
         match step(rule, contact, event.updated_at, &key, ledger.as_ref(), now_ms()) {
             Step::Send { request, .. } => json!({ "action": action, "request": request }),
@@ -174,6 +176,12 @@ async fn send_once(
         Ok(response) => Heard::Answer(classify(&response)),
         Err(failure) => Heard::Nothing(failure.to_string()),
     }
+}
+
+/// A ledger row that does not read: the event waits (a row taken for "not done" could send an add
+/// twice).
+fn unreadable(key: &str) -> Stopped {
+    Stopped::Failed(Failure::Retryable { detail: format!("the actions' ledger row {key} is unreadable") })
 }
 
 fn storage(error: super::db::DbError) -> Stopped {
