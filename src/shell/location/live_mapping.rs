@@ -1,7 +1,8 @@
 //! The operator API's mapping routes, inside the location's Durable Object: what the mapping
 //! form may choose from, validation with the worker's own parser, the live mapping (saved in
 //! `meta`, with who saved it and when; removing it goes back to the deployed `CONTACT_MAPPING`),
-//! and a dry run of a sample event with a mapping being edited.
+//! a dry run of a sample event with a mapping being edited, and what the editor picks from (the
+//! location's custom fields, workflows and campaigns: [`super::pickers`]).
 
 use serde_json::{json, Value};
 use worker::{Method, Request, Response, Result};
