@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { openBrowser, until, WAIT_MS } from "./browser.mjs";
-import { ADMIN_KEY, contactEvent, LOCATION, startWorld } from "./harness.mjs";
+import { ADMIN_KEY, contactEvent, LOCATION, startWorld, TOKEN } from "./harness.mjs";
 
 describe("the operator console", () => {
   let world;
@@ -22,8 +22,9 @@ describe("the operator console", () => {
 
   before(async () => {
     world = await startWorld({ duplicates: "refuse" });
-    // The wrong key's 401 and the invalid mapping's 422 are refusals the test asks for.
-    browser = await openBrowser({ refusals: [401, 422] });
+    // The wrong key's 401, the invalid mapping's 422 and the lists a narrowed token may not read
+    // (403) are refusals the test asks for.
+    browser = await openBrowser({ refusals: [401, 403, 422] });
     ({ context, page, problems, requests } = browser);
   });
 
@@ -255,6 +256,37 @@ describe("the operator console", () => {
     await page.locator("#revert-mapping").click();
     await confirmDialog();
     await page.locator("#mapping-result").filter({ hasText: "deployed mapping applies again" }).waitFor({ timeout: WAIT_MS });
+  });
+
+  test("names the scope a token lacks to list custom fields, workflows and campaigns; an id typed by hand still works", async () => {
+    world.sim.addToken(TOKEN, LOCATION, ["contacts.readonly", "contacts.write"]);
+    try {
+      await page.locator("#nav a[href='#status']").click();
+      await page.locator("#nav a[href='#mapping']").click();
+      const lists = page.locator("#mapping-lists");
+      await lists.filter({ hasText: "Campaigns cannot be listed" }).waitFor({ timeout: WAIT_MS });
+      const said = await lists.innerText();
+      assert.match(said, /Custom fields cannot be listed: the token needs the scope locations\/customFields\.readonly\. Ids typed by hand still work\./);
+      assert.match(said, /Workflows cannot be listed: the token needs the scope workflows\.readonly\./);
+      assert.match(said, /Campaigns cannot be listed: the token needs the scope campaigns\.readonly\./);
+      await page.locator("#add-row").click();
+      await page.getByLabel("Field 4: SightMill field (a dotted path)").fill("plan");
+      await page.getByLabel("Field 4: Contacts API target").selectOption("customField");
+      // The Plan field's id, typed by hand (the worker still has the list it read before).
+      const planId = world.sim.state().customFields.find((f) => f.fieldKey === "contact.plan").id;
+      await page.getByLabel("Field 4: custom field id or key").fill(planId);
+      await page.locator("#mapping-validation").filter({ hasText: "The mapping is valid." }).waitFor({ timeout: WAIT_MS });
+      await page.locator("#sample-body").fill(JSON.stringify({
+        type: "contact.created", timestamp: "2026-12-07T10:00:00Z",
+        data: { id: "sm_console_hand", name: "Ada", plan: "pro", updated_at: "2026-12-07T10:00:00Z" },
+      }));
+      const dryRun = page.locator("#dry-run-output");
+      await dryRun.filter({ hasText: `"id": "${planId}"` }).waitFor({ timeout: WAIT_MS });
+      assert.match(await dryRun.innerText(), /"fieldValue": "Pro"/, "converted with the list the worker kept");
+      await page.getByRole("button", { name: "Remove field 4" }).click();
+    } finally {
+      world.sim.addToken(TOKEN, LOCATION);
+    }
   });
 
   test("fits a phone's width", async () => {
