@@ -288,6 +288,21 @@ describe("connections through the operator API", () => {
     assert.equal(contactsOf(world, "loc-b").length, 1);
   });
 
+  test("a named connection's object woken by its alarm after a restart opens its own record and carries on", async () => {
+    // More events than one invocation's calls (CRON_MAX_API_CALLS, 40): the run arms its alarm to
+    // carry on. The runtime restarts mid-drain, and only that alarm wakes the object again, which
+    // is not told its name then: it must still know it is loc-b, not the default connection.
+    const b = (await world.admin("POST", "connections", { body: { id: "loc-b", token: pit(PIT_B) } })).json;
+    world.sim.injectFault({ route: "POST /contacts/", location: "loc-b", latencyMs: 50, count: null });
+    const events = Array.from({ length: 60 }, (_, n) => ada(`sm_w${n}`));
+    for (const event of events) assert.equal((await deliverTo(world, "loc-b", b.signing_secret, event)).status, 202);
+    await until("the drain to start", () => contactsOf(world, "loc-b").length >= 5);
+    await world.restart();
+    world.sim.clearFaults();
+    await until("the alarm to finish the drain", () => contactsOf(world, "loc-b").length === 60, { timeoutMs: 20_000 });
+    assert.equal(world.sim.counts()["POST /contacts/"] >= 60, true);
+  });
+
   test("past 40 connections the Directory's alarm carries the fan-out on: the 41st is nudged too", async () => {
     const ids = Array.from({ length: 41 }, (_, n) => `loc-n${String(n).padStart(2, "0")}`);
     let last;

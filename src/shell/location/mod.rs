@@ -105,7 +105,7 @@ impl DurableObject for Location {
         let db = Db::open(state.storage().sql())
             .unwrap_or_else(|error| panic!("the location's tables cannot be created: {error}"));
         let resumed = under_way(&db);
-        let name = state.id().name().or_else(|| setting(&env, "GHL_LOCATION_ID")).unwrap_or_default();
+        let name = object_name(&state, &db, &env);
         let identity = Identity::read(&db, &env, &name);
         // A deployment whose settings are wrong answers every request with the error (see
         // `fetch`); until it is fixed these are never used.
@@ -390,6 +390,28 @@ impl Location {
                 self.writer.log.error(json!({"msg": "alarm not set", "error": error.to_string()}));
             }
         }
+    }
+}
+
+/// The `meta` row that remembers the object's name (its connection id).
+const NAME_KEY: &str = "name";
+
+/// The object's name: the one it was reached by, remembered, because an object that its alarm
+/// wakes is not told its name (a named connection's object would otherwise take the default's
+/// name and fail to open its own record). An object never reached by name yet (one created
+/// before names were remembered, woken by its alarm) falls back to `GHL_LOCATION_ID`, until a
+/// request names it.
+fn object_name(state: &State, db: &Db, env: &Env) -> String {
+    let stored = db.meta::<String>(NAME_KEY).ok().flatten();
+    match state.id().name() {
+        Some(name) => {
+            if stored.as_deref() != Some(name.as_str()) {
+                // Remembered for the next wake; should the write fail, this instance still knows it.
+                let _ = db.put_meta(NAME_KEY, &name);
+            }
+            name
+        }
+        None => stored.or_else(|| setting(env, "GHL_LOCATION_ID")).unwrap_or_default(),
     }
 }
 
