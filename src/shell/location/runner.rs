@@ -5,11 +5,11 @@
 //! transaction. A finished webhook's record is then copied to its KV idempotency key. The
 //! Durable Object's alarm (right after a webhook is accepted) and each cron wake drive this.
 
-use serde_json::json;
-use worker::Delay;
-
 use std::borrow::Cow;
 use std::time::Duration;
+
+use serde_json::json;
+use worker::Delay;
 
 use super::actions::{self, Budget, Stopped};
 use super::alerts::{self, AlertKind};
