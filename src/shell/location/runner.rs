@@ -298,8 +298,14 @@ impl<'a> Run<'a> {
         started: UnixMillis,
     ) -> DbResult<Ran> {
         let Done { mut applied, calls, tag } = done;
+        let watched = matches!(
+            event.change,
+            Change::ContactUpsert(_) | Change::TagAdded { .. } | Change::TagRemoved { .. }
+        );
         let contact = match &applied.outcome {
-            Outcome::Applied { contact_id, .. } if !mapping.actions().is_empty() => contact_id.clone(),
+            Outcome::Applied { contact_id, .. } if watched && !mapping.actions().is_empty() => {
+                contact_id.clone()
+            }
             _ => return self.finish(id, record, applied, calls, started).await,
         };
         let spent = std::cell::Cell::new(0);
