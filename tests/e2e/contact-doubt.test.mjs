@@ -31,6 +31,17 @@ const LOST = {
   "answered 422 after applying": { afterApply: true, status: 422, body: { statusCode: 422, message: ["unprocessable"] } },
 };
 
+/** A contact someone adds in GoHighLevel by hand (straight to the simulator); returns its id. */
+async function madeByHand(world, fields) {
+  const made = await fetch(`${world.sim.url}/contacts/`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${TOKEN}`, version: "2021-07-28", "content-type": "application/json" },
+    body: JSON.stringify({ locationId: LOCATION, ...fields }),
+  });
+  assert.equal(made.status, 201);
+  return (await made.json()).contact.id;
+}
+
 for (const duplicates of ["allow", "refuse"]) {
   describe(`a contact create whose answer was lost, on a location that ${duplicates}s duplicates`, () => {
     let world;
@@ -119,12 +130,7 @@ for (const duplicates of ["allow", "refuse"]) {
       const created = contactEvent("contact.created", {}, 1, "Ada Byron");
       const { answer } = await world.deliverAndSettle(created);
       // Someone adds a second "Ada Byron" by hand before the retry.
-      const twin = await fetch(`${world.sim.url}/contacts/`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${TOKEN}`, version: "2021-07-28", "content-type": "application/json" },
-        body: JSON.stringify({ locationId: LOCATION, firstName: "Ada", lastName: "Byron" }),
-      });
-      assert.equal(twin.status, 201);
+      await madeByHand(world, { firstName: "Ada", lastName: "Byron" });
       await retry();
       const parked = await world.record(answer.id);
       assert.equal(parked.state, "parked", JSON.stringify(parked));
@@ -143,15 +149,7 @@ describe("a new SightMill contact that matches an existing Contacts API contact 
   after(() => world.close());
   beforeEach(() => world.reset());
 
-  async function existing() {
-    const made = await fetch(`${world.sim.url}/contacts/`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${TOKEN}`, version: "2021-07-28", "content-type": "application/json" },
-      body: JSON.stringify({ locationId: LOCATION, email: "ada@example.com", firstName: "Old" }),
-    });
-    assert.equal(made.status, 201);
-    return (await made.json()).contact.id;
-  }
+  const existing = () => madeByHand(world, { email: "ada@example.com", firstName: "Old" });
 
   const created = sightmillEvent("contact.created", { id: "sm_c1", name: "Ada Byron", email: "ada@example.com", updated_at: at(1) });
 
