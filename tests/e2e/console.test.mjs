@@ -265,6 +265,7 @@ describe("the operator console", () => {
       await page.locator("#nav a[href='#mapping']").click();
       const lists = page.locator("#mapping-lists");
       await lists.filter({ hasText: "Campaigns cannot be listed" }).waitFor({ timeout: WAIT_MS });
+      await until(async () => (await page.locator("#mapping-rows tbody tr").count()) === 3, "the deployed mapping's three rows");
       const said = await lists.innerText();
       assert.match(said, /Custom fields cannot be listed: the token needs the scope locations\/customFields\.readonly\. Ids typed by hand still work\./);
       assert.match(said, /Workflows cannot be listed: the token needs the scope workflows\.readonly\./);
