@@ -25,6 +25,9 @@ const MAPPING = {
     { from: "newsletter", to: "customField:contact.newsletter" },
     { from: "motto", to: "customField:contact.motto", max_length: 12 },
     { from: "nickname", to: "customField:contact.nickname", on_invalid: "omit", max_length: 5 },
+    { from: "budget", to: "customField:contact.budget" },
+    { from: "tier", to: "customField:contact.tier_level" },
+    { from: "bio", to: "customField:contact.bio" },
   ],
   default_country_code: "1",
 };
@@ -39,6 +42,9 @@ const FIELDS = [
   { name: "Newsletter", dataType: "CHECKBOX", picklistOptions: ["Yes"] },
   { name: "Motto", dataType: "TEXT" },
   { name: "Nickname", dataType: "TEXT" },
+  { name: "Budget", dataType: "MONETORY" },
+  { name: "Tier level", dataType: "RADIO", picklistOptions: ["Gold", "Silver"] },
+  { name: "Bio", dataType: "LARGE_TEXT" },
 ];
 
 async function until(what, check, { timeoutMs = 20_000 } = {}) {
@@ -105,6 +111,9 @@ for (const duplicates of ["allow", "refuse"]) describe(`custom fields by key (du
       mobile: "(555) 010-0199",
       newsletter: "yes",
       motto: "Think",
+      budget: "1250.50",
+      tier: "gold",
+      bio: 1815,
     };
     for (const [connection, location] of [[null, LOCATION], [OTHER.id, OTHER.id]]) {
       const record = await apply(connection, contactEvent("contact.created", { id: "sm_ada", ...data }));
@@ -117,6 +126,9 @@ for (const duplicates of ["allow", "refuse"]) describe(`custom fields by key (du
         Mobile: "+15550100199",
         Newsletter: ["Yes"],
         Motto: "Think",
+        Budget: 1250.5,
+        "Tier level": "Gold",
+        Bio: "1815",
       });
     }
     assert.deepEqual(world.sim.state().droppedCustomFields, [], "the API had nothing to drop");
@@ -137,6 +149,9 @@ for (const duplicates of ["allow", "refuse"]) describe(`custom fields by key (du
       [{ newsletter: "maybe" }, "`maybe` is not one of its options (Yes)"],
       [{ motto: "Veni, vidi, vici" }, "custom field `contact.motto`: is 16 characters, longer than 12"],
       [{ score: { n: 1 } }, "`{\"n\":1}` is not a number"],
+      [{ budget: "$5" }, "custom field `contact.budget`: `$5` is not a number"],
+      [{ tier: "Bronze" }, "custom field `contact.tier_level`: `Bronze` is not one of its options (Gold, Silver)"],
+      [{ bio: ["a", "list"] }, "custom field `contact.bio`: must be a string, number or boolean"],
     ];
     const before = world.sim.requests().length;
     for (const [index, [data, reason]] of table.entries()) {
