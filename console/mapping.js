@@ -1,7 +1,10 @@
 // The Mapping view: the field mapping as a form (one row per field: a SightMill field or a
-// constant, a Contacts API target from the list the worker accepts, transforms; the status rule;
-// the default country code). Every edit is checked by the worker's own parser (mapping/validate)
-// and dry-runs the sample event of the chosen type (mapping/dry-run), showing the exact requests.
+// constant, a Contacts API target from the list the worker accepts, a custom field picked by name
+// from the location's list with its type and options shown, or an id or key typed by hand,
+// transforms; the status rule; the default country code; the actions beyond fields, with workflows
+// and campaigns picked by name). Every edit is checked by the worker's own parser
+// (mapping/validate) and dry-runs the sample event of the chosen type (mapping/dry-run), showing
+// the exact requests, the converted values, what would be left out and the actions' calls.
 // Saving makes it the location's live mapping; one click goes back to the deployed one.
 
 import { api, describe } from "./api.js";
@@ -9,6 +12,9 @@ import { $, confirm, debounce, h, when } from "./ui.js";
 
 let catalogue = null;
 let rows = [];
+let actionRows = [];
+/** The location's lists (mapping/custom-fields, mapping/workflows, mapping/campaigns): empty until read. */
+let lists = { customFields: [], workflows: [], campaigns: [] };
 const samples = new Map();
 
 /** Reads the catalogue and binds the form; false when the catalogue could not be read (tried again next time). */
@@ -36,6 +42,12 @@ export async function setUp() {
     changed();
     document.querySelector("#mapping-rows tbody tr:last-child input").focus();
   });
+  $("#add-action").addEventListener("click", () => {
+    actionRows.push({ when: catalogue.actions.when[0], value: "", do: catalogue.actions.do[0], id: "", followers: "" });
+    render();
+    changed();
+    document.querySelector("#action-rows tbody tr:last-child input").focus();
+  });
   $("#save-mapping").addEventListener("click", save);
   $("#revert-mapping").addEventListener("click", revert);
   $("#copy-mapping").addEventListener("click", copy);
@@ -50,7 +62,47 @@ export async function load() {
     return ($("#mapping-effective").textContent = describe(answer));
   }
   showEffective(answer.json);
+  await loadLists();
   fill(answer.json.live?.document ?? answer.json.deployed);
+}
+
+/**
+ * Reads the location's custom fields, workflows and campaigns to pick from by name. A list the
+ * token may not read (403 missing_scope) is said, with the scope; ids typed by hand still work.
+ */
+async function loadLists() {
+  // Read fresh each time the view is shown (the worker's kept copy of the custom fields too):
+  // a field made in GoHighLevel since shows up here.
+  const [fields, workflows, campaigns] = await Promise.all([
+    api("GET", "mapping/custom-fields", { query: { refresh: "true" } }),
+    api("GET", "mapping/workflows"),
+    api("GET", "mapping/campaigns"),
+  ]);
+  lists = {
+    customFields: fields.ok ? fields.json.customFields : [],
+    workflows: workflows.ok ? workflows.json.workflows : [],
+    campaigns: campaigns.ok ? campaigns.json.campaigns : [],
+  };
+  const problems = [["Custom fields", fields], ["Workflows", workflows], ["Campaigns", campaigns]]
+    .filter(([, answer]) => !answer.ok)
+    .map(([what, answer]) =>
+      answer.json?.error === "missing_scope"
+        ? `${what} cannot be listed: the token needs the scope ${answer.json.scope}. Ids typed by hand still work.`
+        : `${what} could not be listed: ${describe(answer)}. Ids typed by hand still work.`,
+    );
+  $("#mapping-lists").textContent = problems.join(" ");
+}
+
+/** A custom field of the location's list, by its id or key. */
+const listedField = (reference) => lists.customFields.find((f) => f.id === reference || f.fieldKey === reference);
+
+/** The type and options of the custom field `reference` names, as the location defines it. */
+function fieldHint(reference) {
+  if (!reference) return "";
+  const field = listedField(reference);
+  if (!field) return lists.customFields.length ? "Not in this location's list." : "";
+  const options = field.picklistOptions?.length ? `: ${field.picklistOptions.join(", ")}` : "";
+  return `${field.name}: ${field.dataType}, ${field.expects}${options}`;
 }
 
 /** Another connection is chosen: nothing of the last one's can be saved until its own is read. */
@@ -79,8 +131,16 @@ function fill(document_) {
       to: custom ? "customField" : entry.to,
       customId: custom ? entry.to.slice(catalogue.custom_field_prefix.length) : "",
       transforms: entry.transforms ?? [],
+      // Kept as they are (edited in the JSON): a value map and a longest text.
+      extra: Object.fromEntries(["values", "max_length"].filter((k) => k in entry).map((k) => [k, entry[k]])),
+      onInvalid: entry.on_invalid ?? "park",
     };
   });
+  actionRows = (document_.actions ?? []).map((rule) => ({
+    ...rule,
+    id: rule.id ?? "",
+    followers: (rule.followers ?? []).join(", "),
+  }));
   const status = document_.status;
   $("#status-to").value = !status ? "" : status.to === "tag" ? "tag" : "customField";
   $("#status-arg").value = !status ? "" : status.to === "tag" ? status.prefix ?? "" : status.to.slice(catalogue.custom_field_prefix.length);
@@ -98,9 +158,22 @@ function documentOf() {
     else entry.value = flags.has(row.to) && ["true", "false"].includes(row.text) ? row.text === "true" : row.text;
     entry.to = row.to === "customField" ? `${catalogue.custom_field_prefix}${row.customId}` : row.to;
     if (row.transforms.length) entry.transforms = row.transforms;
+    if (row.to === "customField") {
+      Object.assign(entry, row.extra ?? {});
+      if (row.onInvalid === "omit") entry.on_invalid = "omit";
+    }
     return entry;
   });
   const document_ = { fields };
+  const actions = actionRows.map((row) => {
+    const rule = { when: row.when, value: row.value, do: row.do };
+    if (row.do.endsWith("followers")) rule.followers = row.followers.split(",").map((u) => u.trim()).filter(Boolean);
+    else rule.id = row.id;
+    const listed = flowsFor(row.do).find((flow) => flow.id === row.id);
+    if (listed ?? row.name) rule.name = listed?.name ?? row.name;
+    return rule;
+  });
+  if (actions.length) document_.actions = actions;
   const statusTo = $("#status-to").value;
   const arg = $("#status-arg").value;
   if (statusTo === "tag") document_.status = { to: "tag", prefix: arg };
@@ -110,10 +183,11 @@ function documentOf() {
 }
 
 function render() {
+  renderActions();
   const targets = [
     ...catalogue.targets.map((t) => [t.name, `${t.name}${t.kind === "flag" ? " (true/false)" : ""} — ${t.on_update}`]),
     [catalogue.split_name, `${catalogue.split_name} — the name split at the first space`],
-    ["customField", "a custom field (give its id)"],
+    ["customField", "a custom field (pick it, or give its id or key)"],
   ];
   $("#mapping-rows tbody").replaceChildren(
     ...rows.map((row, i) => {
@@ -121,9 +195,20 @@ function render() {
       const update = (key) => (event) => {
         row[key] = event.target.value;
         const tr = event.target.closest("tr");
-        tr.querySelector("[data-custom-id]").disabled = row.to !== "customField";
+        for (const input of tr.querySelectorAll("[data-custom]")) input.disabled = row.to !== "customField";
         tr.querySelector("[data-source-text]").setAttribute("aria-label", sourceLabel(n, row));
+        tr.querySelector("[data-custom-hint]").textContent = fieldHint(row.customId);
       };
+      const pick = (event) => {
+        if (!event.target.value) return;
+        row.customId = event.target.value;
+        const tr = event.target.closest("tr");
+        tr.querySelector("[data-custom-id]").value = row.customId;
+        tr.querySelector("[data-custom-hint]").textContent = fieldHint(row.customId);
+        changed();
+      };
+      const picked = listedField(row.customId);
+      const custom = row.to !== "customField";
       const transforms = catalogue.transforms.map((name) =>
         h(
           "label",
@@ -150,14 +235,69 @@ function render() {
         })),
         h("td", {}, h("select", { "aria-label": `Field ${n}: Contacts API target`, onchange: update("to") },
           ...targets.map(([value, label]) => h("option", { value, text: label, selected: row.to === value })))),
-        h("td", {}, h("input", {
-          value: row.customId, spellcheck: "false", disabled: row.to !== "customField", oninput: update("customId"),
-          "data-custom-id": true,
-          "aria-label": `Field ${n}: custom field id`,
-        })),
+        h("td", {},
+          h("select", { "aria-label": `Field ${n}: custom field by name`, disabled: custom, onchange: pick, "data-custom": true },
+            h("option", { value: "", text: lists.customFields.length ? "— pick by name —" : "— none listed —" }),
+            ...lists.customFields.map((f) => h("option", { value: f.fieldKey || f.id, text: `${f.name} (${f.dataType})`, selected: f === picked }))),
+          h("input", {
+            value: row.customId, spellcheck: "false", disabled: custom, oninput: update("customId"),
+            "data-custom-id": true, "data-custom": true,
+            "aria-label": `Field ${n}: custom field id or key`,
+          }),
+          h("select", { "aria-label": `Field ${n}: a value that cannot fit`, disabled: custom, "data-custom": true, onchange: update("onInvalid") },
+            h("option", { value: "park", text: "cannot fit: park the event", selected: row.onInvalid !== "omit" }),
+            h("option", { value: "omit", text: "cannot fit: leave the field out", selected: row.onInvalid === "omit" })),
+          h("small", { class: "hint", "data-custom-hint": true, text: fieldHint(row.customId) })),
         h("td", {}, h("fieldset", { class: "transforms" }, h("legend", { class: "visually-hidden", text: `Field ${n}: transforms` }), ...transforms)),
         h("td", {}, h("button", { type: "button", text: "Remove", "aria-label": `Remove field ${n}`, onclick: () => {
           rows.splice(i, 1);
+          render();
+          changed();
+        } })),
+      );
+    }),
+  );
+}
+
+/** The workflows or campaigns an action's `do` picks from. */
+const flowsFor = (effect) => (effect.endsWith("workflow") ? lists.workflows : effect.endsWith("campaign") ? lists.campaigns : []);
+
+function renderActions() {
+  $("#action-rows tbody").replaceChildren(
+    ...actionRows.map((row, i) => {
+      const n = i + 1;
+      const set = (key) => (event) => {
+        row[key] = event.target.value;
+        if (key === "do") render();
+      };
+      const followers = row.do.endsWith("followers");
+      const flows = flowsFor(row.do);
+      const target = followers
+        ? h("input", { value: row.followers, spellcheck: "false", oninput: set("followers"), "aria-label": `Action ${n}: follower user ids` })
+        : h("span", {},
+            h("select", {
+              "aria-label": `Action ${n}: ${row.do.endsWith("workflow") ? "workflow" : "campaign"} by name`,
+              onchange: (event) => {
+                if (!event.target.value) return;
+                row.id = event.target.value;
+                event.target.closest("td").querySelector("[data-flow-id]").value = row.id;
+                changed();
+              },
+            },
+            h("option", { value: "", text: flows.length ? "— pick by name —" : "— none listed —" }),
+            ...flows.map((flow) => h("option", { value: flow.id, text: `${flow.name}${flow.status ? ` (${flow.status})` : ""}`, selected: flow.id === row.id }))),
+            h("input", { value: row.id, spellcheck: "false", oninput: set("id"), "data-flow-id": true, "aria-label": `Action ${n}: id` }));
+      return h(
+        "tr",
+        { "data-action": i },
+        h("td", {}, h("select", { "aria-label": `Action ${n}: when`, onchange: set("when") },
+          ...catalogue.actions.when.map((when) => h("option", { value: when, text: when.replaceAll("_", " "), selected: row.when === when })))),
+        h("td", {}, h("input", { value: row.value, spellcheck: "false", oninput: set("value"), "aria-label": `Action ${n}: status or tag` })),
+        h("td", {}, h("select", { "aria-label": `Action ${n}: do`, onchange: set("do") },
+          ...catalogue.actions.do.map((effect) => h("option", { value: effect, text: effect.replaceAll("_", " "), selected: row.do === effect })))),
+        h("td", {}, target),
+        h("td", {}, h("button", { type: "button", text: "Remove", "aria-label": `Remove action ${n}`, onclick: () => {
+          actionRows.splice(i, 1);
           render();
           changed();
         } })),
@@ -207,11 +347,17 @@ async function dryRun(document_) {
     $("#dry-run-output").textContent = `Refused: ${describe(answer)}`;
     return;
   }
-  const { decision, requests, reason, outcome } = answer.json;
+  const { decision, requests, reason, outcome, left_out: leftOut = [], actions = [] } = answer.json;
   const lines = [`decision: ${decision}${reason ? ` (${reason})` : ""}${outcome ? ` ${JSON.stringify(outcome)}` : ""}`];
-  for (const request of requests) {
+  for (const note of leftOut) lines.push(note);
+  const show = (request) => {
     lines.push("", `${request.method} ${request.path}`);
     if (request.body !== undefined && request.body !== null) lines.push(JSON.stringify(request.body, null, 2));
+  };
+  requests.forEach(show);
+  for (const action of actions) {
+    lines.push("", `action: ${action.action}${action.skipped ? ` (not sent: ${action.skipped})` : ""}`);
+    if (action.request) show(action.request);
   }
   $("#dry-run-output").textContent = lines.join("\n");
 }

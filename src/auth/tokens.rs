@@ -22,8 +22,11 @@ use crate::secret::Secret;
 pub const REFRESH_MARGIN_MS: i64 = 5 * 60 * 1000;
 /// The marketplace page where an agency user picks the location to install the app on.
 pub const DEFAULT_INSTALL_URL: &str = "https://marketplace.gohighlevel.com/oauth/chooselocation";
-/// The scopes the worker asks for at install: contacts, read and write.
-pub const DEFAULT_SCOPES: &str = "contacts.readonly contacts.write";
+/// The scopes the worker asks for at install: contacts, read and write (the workflow, campaign and
+/// follower actions are contact writes too); the location's custom fields (the mapping's fields
+/// by key and the type checks); its workflows and campaigns (the console's pickers).
+pub const DEFAULT_SCOPES: &str =
+    "contacts.readonly contacts.write locations/customFields.readonly workflows.readonly campaigns.readonly";
 
 /// `token:{locationId}`: the encrypted token record of one location.
 pub fn token_key(location_id: &str) -> String {
@@ -621,6 +624,10 @@ mod tests {
         assert_eq!(issuer.client.token_url, "http://127.0.0.1:8788/oauth/token");
         assert_eq!(install.install_url, DEFAULT_INSTALL_URL);
         assert_eq!(install.scopes, DEFAULT_SCOPES);
+        use crate::sync::custom_fields::{CAMPAIGNS_SCOPE, SCOPE, WORKFLOWS_SCOPE};
+        for scope in ["contacts.readonly", "contacts.write", SCOPE, WORKFLOWS_SCOPE, CAMPAIGNS_SCOPE] {
+            assert!(DEFAULT_SCOPES.split(' ').any(|asked| asked == scope), "an install asks for {scope}");
+        }
         assert_eq!(install.redirect_uri("https://other.example"), "https://sync.example/oauth/callback");
     }
 

@@ -7,6 +7,9 @@ use serde_json::{json, Map, Value};
 use thiserror::Error;
 
 use crate::case;
+use crate::sync::action_rules::{ActionRule, MAX_RULES};
+use crate::sync::custom_fields::{self, Conversion, Definitions, FieldDef, FieldRef};
+use crate::sync::phone::to_e164;
 
 /// Largest mapping document the operator API stores as a live mapping, in bytes.
 pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024;
@@ -55,6 +58,8 @@ pub struct Mapping {
     rules: Vec<Rule>,
     status: Option<StatusTarget>,
     default_country_code: Option<String>,
+    /// What the contact's status and tags set off beyond fields ([`crate::sync::actions`]).
+    actions: Vec<ActionRule>,
     existing_contacts: ExistingContacts,
     /// The contact custom field (by id) that carries the SightMill id, set on create.
     sightmill_id_field: Option<String>,
@@ -95,8 +100,102 @@ enum Target {
     Standard(&'static StandardField),
     /// `firstName` and `lastName`, split at the first space.
     SplitName,
-    /// A custom field by its Contacts API id.
-    CustomField(String),
+    /// A custom field, by id or by key.
+    CustomField(CustomTarget),
+}
+
+/// A custom field a mapping writes: how it is named, how its values are converted, what a value
+/// that cannot fit does, and (once resolved for a location) its definition there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomTarget {
+    reference: FieldRef,
+    conversion: Conversion,
+    on_invalid: OnInvalid,
+    /// The location's definition: `None` until [`Mapping::resolve`], or when the location's list
+    /// could not be read (an id is then sent as text, a key cannot be).
+    field: Option<FieldDef>,
+}
+
+/// What a value that cannot fit its custom field does to the contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnInvalid {
+    /// The event is parked with the reason (the default): nothing half-mapped is sent.
+    #[default]
+    Park,
+    /// The field is left out of the call, and the reason kept on the event.
+    Omit,
+}
+
+impl OnInvalid {
+    fn parse(name: Option<&str>) -> Result<OnInvalid, String> {
+        match name {
+            None | Some("park") => Ok(OnInvalid::Park),
+            Some("omit") => Ok(OnInvalid::Omit),
+            Some(other) => Err(format!("`on_invalid` must be `park` or `omit`, not `{other}`")),
+        }
+    }
+}
+
+impl CustomTarget {
+    fn parse(text: &str, options: CustomOptions) -> Result<CustomTarget, String> {
+        Ok(CustomTarget {
+            reference: FieldRef::parse(text)?,
+            conversion: Conversion::from_json(options.values.as_ref(), options.max_length)?,
+            on_invalid: OnInvalid::parse(options.on_invalid.as_deref())?,
+            field: None,
+        })
+    }
+
+    /// The id the API takes: the resolved field's, else the one the mapping names.
+    fn id(&self) -> Option<&str> {
+        match (&self.field, &self.reference) {
+            (Some(field), _) => Some(&field.id),
+            (None, FieldRef::Id(id)) => Some(id),
+            (None, FieldRef::Key(_)) => None,
+        }
+    }
+
+    /// The value as the field takes it (by its type once resolved; as text before), or why not.
+    fn convert(&self, value: Value, country_code: Option<&str>) -> Result<Value, String> {
+        match &self.field {
+            Some(field) => custom_fields::convert(field, value, &self.conversion, country_code),
+            None if self.id().is_some() => Ok(value),
+            None => Err(format!(
+                "`{}` names a custom field by key, and the location's custom fields could not be read (scope {})",
+                self.reference.as_str(),
+                custom_fields::SCOPE
+            )),
+        }
+    }
+
+    /// The document's extra entries (`values`, `max_length`, `on_invalid`) when they are set.
+    fn write_options(&self, document: &mut Value) {
+        if !self.conversion.values.is_empty() {
+            let values: Map<String, Value> =
+                self.conversion.values.iter().map(|(from, to)| (from.clone(), json!(to))).collect();
+            document["values"] = Value::Object(values);
+        }
+        if let Some(max) = self.conversion.max_length {
+            document["max_length"] = json!(max);
+        }
+        if self.on_invalid == OnInvalid::Omit {
+            document["on_invalid"] = json!("omit");
+        }
+    }
+}
+
+/// The custom field options of a `fields` or `status` entry.
+#[derive(Default)]
+struct CustomOptions {
+    values: Option<Map<String, Value>>,
+    max_length: Option<usize>,
+    on_invalid: Option<String>,
+}
+
+impl CustomOptions {
+    fn given(&self) -> bool {
+        self.values.is_some() || self.max_length.is_some() || self.on_invalid.is_some()
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -177,8 +276,8 @@ enum Transform {
 pub enum StatusTarget {
     /// A tag `{prefix}{status}`, swapped through the tags endpoints when the status changes.
     Tag { prefix: String },
-    /// A custom field by id.
-    CustomField(String),
+    /// A custom field.
+    CustomField(CustomTarget),
 }
 
 /// A mapping document that cannot be used, naming the entry and the problem.
@@ -195,12 +294,16 @@ pub struct MappingError {
 pub struct FieldError {
     pub field: String,
     pub problem: String,
+    /// Whether a custom field refused the value (the location's definitions may have changed).
+    pub custom_field: bool,
 }
 
 /// The Contacts API fields for one contact, plus the status tag it should carry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MappedContact {
     pub fields: Map<String, Value>,
+    /// Custom fields left out because their value cannot fit (`"on_invalid": "omit"`).
+    pub omitted: Vec<FieldError>,
     /// What the contact's data says about its status tag (always `Unchanged` unless the mapping
     /// puts the status in a tag).
     pub status_tag: StatusTag,
@@ -239,6 +342,7 @@ struct Document {
     #[serde(default)]
     default_country_code: Option<String>,
     #[serde(default)]
+    actions: Vec<Value>,
     existing_contacts: Option<String>,
     #[serde(default)]
     sightmill_id_field: Option<String>,
@@ -254,6 +358,12 @@ struct RuleDocument {
     to: String,
     #[serde(default)]
     transforms: Vec<String>,
+    #[serde(default)]
+    values: Option<Map<String, Value>>,
+    #[serde(default)]
+    max_length: Option<usize>,
+    #[serde(default)]
+    on_invalid: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -262,6 +372,10 @@ struct StatusDocument {
     to: String,
     #[serde(default)]
     prefix: Option<String>,
+    #[serde(default)]
+    values: Option<Map<String, Value>>,
+    #[serde(default)]
+    on_invalid: Option<String>,
 }
 
 impl Default for Mapping {
@@ -282,6 +396,7 @@ impl Default for Mapping {
             ],
             status: None,
             default_country_code: None,
+            actions: vec![],
             existing_contacts: ExistingContacts::Create,
             sightmill_id_field: None,
         }
@@ -315,11 +430,25 @@ impl Mapping {
             .map(parse_status)
             .transpose()
             .map_err(|problem| mapping_error("status", problem))?;
-        if let Some(StatusTarget::CustomField(id)) = &status {
-            if rules.iter().any(|r| r.target == Target::CustomField(id.clone())) {
+        if let Some(StatusTarget::CustomField(status)) = &status {
+            if rules
+                .iter()
+                .any(|r| matches!(&r.target, Target::CustomField(c) if c.reference == status.reference))
+            {
                 return Err(mapping_error("status", "writes the same custom field as a fields entry"));
             }
         }
+        if document.actions.len() > MAX_RULES {
+            return Err(mapping_error("actions", format!("at most {MAX_RULES} rules")));
+        }
+        let actions = document
+            .actions
+            .into_iter()
+            .enumerate()
+            .map(|(index, entry)| {
+                ActionRule::parse(entry).map_err(|p| mapping_error(&format!("actions[{index}]"), p))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let existing_contacts = match document.existing_contacts.as_deref() {
             None | Some("create") => ExistingContacts::Create,
             Some("adopt") => ExistingContacts::Adopt,
@@ -336,8 +465,9 @@ impl Mapping {
             .transpose()
             .map_err(|problem| mapping_error("sightmill_id_field", problem))?;
         if let Some(id) = &sightmill_id_field {
-            let taken = rules.iter().any(|r| r.target == Target::CustomField(id.clone()))
-                || status == Some(StatusTarget::CustomField(id.clone()));
+            let named = |target: &CustomTarget| target.reference == FieldRef::Id(id.clone());
+            let taken = rules.iter().any(|r| matches!(&r.target, Target::CustomField(c) if named(c)))
+                || matches!(&status, Some(StatusTarget::CustomField(c)) if named(c));
             if taken {
                 return Err(mapping_error(
                     "sightmill_id_field",
@@ -345,7 +475,100 @@ impl Mapping {
                 ));
             }
         }
-        Ok(Mapping { rules, status, default_country_code, existing_contacts, sightmill_id_field })
+        Ok(Mapping { rules, status, default_country_code, existing_contacts, sightmill_id_field, actions })
+    }
+
+    /// The rules beyond fields.
+    pub fn actions(&self) -> &[ActionRule] {
+        &self.actions
+    }
+
+    /// Whether the mapping writes a custom field: it then needs the location's definitions.
+    pub fn names_custom_fields(&self) -> bool {
+        self.custom_targets().next().is_some()
+    }
+
+    /// The custom fields the mapping names, each once, as written.
+    pub fn custom_references(&self) -> Vec<&str> {
+        self.custom_targets().map(|target| target.reference.as_str()).collect()
+    }
+
+    fn custom_targets(&self) -> impl Iterator<Item = &CustomTarget> {
+        let status = match &self.status {
+            Some(StatusTarget::CustomField(target)) => Some(target),
+            _ => None,
+        };
+        self.rules
+            .iter()
+            .filter_map(|rule| match &rule.target {
+                Target::CustomField(target) => Some(target),
+                _ => None,
+            })
+            .chain(status)
+    }
+
+    fn custom_targets_mut(&mut self) -> impl Iterator<Item = &mut CustomTarget> {
+        let status = match &mut self.status {
+            Some(StatusTarget::CustomField(target)) => Some(target),
+            _ => None,
+        };
+        self.rules
+            .iter_mut()
+            .filter_map(|rule| match &mut rule.target {
+                Target::CustomField(target) => Some(target),
+                _ => None,
+            })
+            .chain(status)
+    }
+
+    /// Whether the location's custom fields (`known`, as last read) must be read again before
+    /// this mapping is applied to `data` at `now`: read a day ago or more; or read a minute ago
+    /// or more and lacking a field the mapping names, or refusing one of the contact's values (a
+    /// field, an option or a type may have changed since).
+    pub fn needs_fresh_fields(
+        &self,
+        known: &Definitions,
+        data: Option<&Map<String, Value>>,
+        now: crate::timestamp::UnixMillis,
+    ) -> bool {
+        let age = now - known.read_at;
+        if !self.names_custom_fields() || age < custom_fields::REREAD_AFTER_MS {
+            return false;
+        }
+        if age >= custom_fields::MAX_AGE_MS {
+            return true;
+        }
+        let refused = |data| match self.resolve(known).map(|mapping| mapping.apply(data, Purpose::Update)) {
+            Err(_) => true,
+            Ok(Err(error)) => error.custom_field,
+            Ok(Ok(mapped)) => !mapped.omitted.is_empty(),
+        };
+        match data {
+            Some(data) => refused(data),
+            None => self.resolve(known).is_err(),
+        }
+    }
+
+    /// The mapping for one location: each custom field it names (by id or key) found among the
+    /// location's `definitions`, whose types then convert the values; or the first one the
+    /// location does not define, or one written by two entries (an id and a key of one field).
+    pub fn resolve(&self, definitions: &Definitions) -> Result<Mapping, String> {
+        let mut resolved = self.clone();
+        let mut ids: Vec<String> = Vec::new();
+        for target in resolved.custom_targets_mut() {
+            let field = definitions.find(&target.reference).ok_or_else(|| {
+                format!("custom field `{}` is not defined in this location", target.reference.as_str())
+            })?;
+            if ids.contains(&field.id) {
+                return Err(format!(
+                    "custom field `{}` is written by two entries",
+                    target.reference.as_str()
+                ));
+            }
+            ids.push(field.id.clone());
+            target.field = Some(field.clone());
+        }
+        Ok(resolved)
     }
 
     pub fn status_target(&self) -> Option<&StatusTarget> {
@@ -373,8 +596,9 @@ impl Mapping {
         let mut document = json!({ "fields": fields });
         match &self.status {
             Some(StatusTarget::Tag { prefix }) => document["status"] = json!({"to": "tag", "prefix": prefix}),
-            Some(StatusTarget::CustomField(id)) => {
-                document["status"] = json!({"to": format!("customField:{id}")})
+            Some(StatusTarget::CustomField(target)) => {
+                document["status"] = json!({"to": format!("{CUSTOM_FIELD}{}", target.reference.as_str())});
+                target.write_options(&mut document["status"]);
             }
             None => {}
         }
@@ -387,13 +611,16 @@ impl Mapping {
         if let Some(id) = &self.sightmill_id_field {
             document["sightmill_id_field"] = json!(id);
         }
+        if !self.actions.is_empty() {
+            document["actions"] = self.actions.iter().map(ActionRule::document).collect();
+        }
         document
     }
 
     /// Maps SightMill's contact `data` to Contacts API fields, or refuses it whole.
     pub fn apply(&self, data: &Map<String, Value>, purpose: Purpose) -> Result<MappedContact, FieldError> {
         let mut fields = Map::new();
-        let mut custom = Vec::new();
+        let mut custom = Custom::default();
         for rule in &self.rules {
             let value = match &rule.source {
                 Source::Constant(value) => value.clone(),
@@ -402,21 +629,33 @@ impl Mapping {
                     None => continue,
                 },
             };
-            let value = self.transform(rule, value)?;
-            rule.target.write(value, purpose, &mut fields, &mut custom)?;
+            let field = rule.source.describe();
+            match &rule.target {
+                Target::CustomField(target) => {
+                    let value = match rule.transforms.is_empty() {
+                        true => value,
+                        false => self.transform_text(&field, value, &rule.transforms)?.into(),
+                    };
+                    custom.write(target, &field, value, self.default_country_code.as_deref())?;
+                }
+                target => target.write(self.transform(rule, value)?, purpose, &mut fields),
+            }
         }
         let mut status_tag = StatusTag::Unchanged;
         // The status is only read when the mapping sends it somewhere: otherwise any value is fine.
         if let (Some(target), Some(status)) = (&self.status, data.get("status")) {
             let status = self.transform_text("status", status.clone(), &[Transform::Trim])?;
             match (target, status) {
-                (StatusTarget::CustomField(id), status) => custom.push(custom_field(id, status.into())),
+                (StatusTarget::CustomField(target), status) => {
+                    custom.write(target, "status", status.into(), self.default_country_code.as_deref())?
+                }
                 (StatusTarget::Tag { prefix }, Some(status)) => {
                     status_tag = StatusTag::Set(format!("{prefix}{status}"))
                 }
                 (StatusTarget::Tag { .. }, None) => status_tag = StatusTag::Cleared,
             }
         }
+        let Custom { values: custom, omitted } = custom;
         if !custom.is_empty() {
             fields.insert("customFields".into(), Value::Array(custom));
         }
@@ -426,7 +665,13 @@ impl Mapping {
                 fields.insert("tags".into(), Value::Array(vec![Value::String(tag.clone())]));
             }
         }
-        Ok(MappedContact { fields, status_tag })
+        Ok(MappedContact { fields, omitted, status_tag })
+    }
+
+    /// What applying the mapping to `data` leaves out, and why: the notes kept on its event.
+    pub fn left_out(&self, data: &Map<String, Value>) -> Vec<String> {
+        let omitted = self.apply(data, Purpose::Update).map(|mapped| mapped.omitted).unwrap_or_default();
+        omitted.iter().map(|error| format!("left out: {error}")).collect()
     }
 
     fn transform(&self, rule: &Rule, value: Value) -> Result<Value, FieldError> {
@@ -488,7 +733,7 @@ impl Target {
         match self {
             Target::Standard(field) => vec![field.name],
             Target::SplitName => vec!["firstName", "lastName"],
-            Target::CustomField(id) => vec![id.as_str()],
+            Target::CustomField(target) => vec![target.reference.as_str()],
         }
     }
 
@@ -497,13 +742,8 @@ impl Target {
         custom(self) == custom(other) && self.names().iter().any(|name| other.names().contains(name))
     }
 
-    fn write(
-        &self,
-        value: Value,
-        purpose: Purpose,
-        fields: &mut Map<String, Value>,
-        custom: &mut Vec<Value>,
-    ) -> Result<(), FieldError> {
+    /// Writes a standard field (or the split name); custom fields go through [`Custom::write`].
+    fn write(&self, value: Value, purpose: Purpose, fields: &mut Map<String, Value>) {
         match self {
             Target::Standard(field) if purpose == Purpose::Update && !field.updates_with(&value) => {}
             Target::Standard(field) => {
@@ -520,7 +760,42 @@ impl Target {
                 fields.insert("firstName".into(), first);
                 fields.insert("lastName".into(), last);
             }
-            Target::CustomField(id) => custom.push(custom_field(id, value)),
+            Target::CustomField(_) => unreachable!("custom fields are written by Custom::write"),
+        }
+    }
+}
+
+/// The custom fields of one contact as they are mapped: the values to send and the ones left out.
+#[derive(Default)]
+struct Custom {
+    values: Vec<Value>,
+    omitted: Vec<FieldError>,
+}
+
+impl Custom {
+    /// Converts `value` (from SightMill's `field`) for `target`: sent, left out with the reason,
+    /// or the contact refused, as the target says.
+    fn write(
+        &mut self,
+        target: &CustomTarget,
+        field: &str,
+        value: Value,
+        country_code: Option<&str>,
+    ) -> Result<(), FieldError> {
+        let converted = target.convert(value, country_code).and_then(|value| match target.id() {
+            Some(id) => Ok(custom_field(id, value)),
+            None => Err(format!("custom field `{}` has no id", target.reference.as_str())),
+        });
+        match (converted, target.on_invalid) {
+            (Ok(value), _) => self.values.push(value),
+            (Err(problem), on_invalid) => {
+                let problem = format!("custom field `{}`: {problem}", target.reference.as_str());
+                let error = FieldError { field: field.to_owned(), problem, custom_field: true };
+                match on_invalid {
+                    OnInvalid::Park => return Err(error),
+                    OnInvalid::Omit => self.omitted.push(error),
+                }
+            }
         }
         Ok(())
     }
@@ -535,10 +810,13 @@ impl Rule {
         document["to"] = json!(match &self.target {
             Target::Standard(field) => field.name.to_owned(),
             Target::SplitName => SPLIT_NAME.to_owned(),
-            Target::CustomField(id) => format!("{CUSTOM_FIELD}{id}"),
+            Target::CustomField(target) => format!("{CUSTOM_FIELD}{}", target.reference.as_str()),
         });
         if !self.transforms.is_empty() {
             document["transforms"] = self.transforms.iter().map(|t| t.name()).collect();
+        }
+        if let Target::CustomField(target) = &self.target {
+            target.write_options(&mut document);
         }
         document
     }
@@ -581,7 +859,9 @@ pub fn catalogue() -> Value {
         "split_name": SPLIT_NAME,
         "custom_field_prefix": CUSTOM_FIELD,
         "transforms": TRANSFORMS.map(Transform::name),
-        "status_targets": ["tag", format!("{CUSTOM_FIELD}<id>")],
+        "status_targets": ["tag", format!("{CUSTOM_FIELD}<id or key>")],
+        "actions": {"when": ["status_becomes", "status_leaves", "tag_added", "tag_removed"], "do": ["add_to_workflow", "remove_from_workflow", "add_to_campaign", "remove_from_campaign", "add_followers", "remove_followers"]},
+        "custom_field_options": {"values": "SightMill value -> the field's value", "max_length": "longest text", "on_invalid": ["park", "omit"]},
         "existing_contacts": ["create", "adopt"],
         "max_document_bytes": MAX_DOCUMENT_BYTES,
     })
@@ -598,7 +878,18 @@ fn parse_rule(entry: Value) -> Result<Rule, String> {
         (Some(_), Some(_)) => return Err("give either `from` or `value`, not both".into()),
         (None, None) => return Err("needs `from` (a SightMill field) or `value` (a constant)".into()),
     };
-    let target = parse_target(&document.to)?;
+    let options = CustomOptions {
+        values: document.values,
+        max_length: document.max_length,
+        on_invalid: document.on_invalid,
+    };
+    let target = match document.to.strip_prefix(CUSTOM_FIELD) {
+        Some(reference) => Target::CustomField(CustomTarget::parse(reference, options)?),
+        None if options.given() => {
+            return Err("`values`, `max_length` and `on_invalid` apply only to custom fields".into())
+        }
+        None => parse_target(&document.to)?,
+    };
     let transforms =
         document.transforms.iter().map(|name| parse_transform(name)).collect::<Result<Vec<_>, _>>()?;
     if target.kind() == Kind::Flag && !transforms.is_empty() {
@@ -619,8 +910,8 @@ fn parse_target(to: &str) -> Result<Target, String> {
     if to == SPLIT_NAME {
         return Ok(Target::SplitName);
     }
-    if let Some(id) = to.strip_prefix(CUSTOM_FIELD) {
-        return custom_field_id(id).map(Target::CustomField);
+    if let Some(reference) = to.strip_prefix(CUSTOM_FIELD) {
+        return CustomTarget::parse(reference, CustomOptions::default()).map(Target::CustomField);
     }
     standard_field(to).map(Target::Standard).ok_or_else(|| {
         format!("unknown target `{to}`: use a Contacts API contact field, `firstName+lastName` or `customField:<id>`")
@@ -629,10 +920,13 @@ fn parse_target(to: &str) -> Result<Target, String> {
 
 fn parse_status(entry: Value) -> Result<StatusTarget, String> {
     let document: StatusDocument = serde_json::from_value(entry).map_err(|e| e.to_string())?;
+    let options =
+        CustomOptions { values: document.values, max_length: None, on_invalid: document.on_invalid };
     match (document.to.as_str(), document.prefix) {
+        ("tag", _) if options.given() => Err("`values` and `on_invalid` apply only to a custom field".into()),
         ("tag", prefix) => Ok(StatusTarget::Tag { prefix: prefix.unwrap_or_default() }),
-        (to, None) if to.starts_with("customField:") => {
-            custom_field_id(&to["customField:".len()..]).map(StatusTarget::CustomField)
+        (to, None) if to.starts_with(CUSTOM_FIELD) => {
+            CustomTarget::parse(&to[CUSTOM_FIELD.len()..], options).map(StatusTarget::CustomField)
         }
         (_, Some(_)) => Err("`prefix` applies only to `\"to\": \"tag\"`".into()),
         (to, None) => Err(format!("`to` must be `tag` or `customField:<id>`, not `{to}`")),
@@ -647,10 +941,10 @@ fn custom_field(id: &str, value: Value) -> Value {
 }
 
 fn custom_field_id(id: &str) -> Result<String, String> {
-    let valid = !id.is_empty()
-        && id.len() <= 64
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    valid.then(|| id.to_owned()).ok_or_else(|| format!("`{id}` is not a custom field id"))
+    match FieldRef::parse(id) {
+        Ok(FieldRef::Id(id)) => Ok(id),
+        _ => Err(format!("`{id}` is not a custom field id")),
+    }
 }
 
 fn parse_transform(name: &str) -> Result<Transform, String> {
@@ -681,38 +975,12 @@ fn is_country_code(code: &str) -> bool {
     (1..=3).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// A phone number in E.164 (`+` and 8-15 digits). Numbers without `+` or `00` get the default
-/// country code (a national trunk `0` is dropped first).
-pub fn to_e164(phone: &str, default_country_code: &str) -> Option<String> {
-    let trimmed = phone.trim();
-    let allowed = |c: char| c.is_ascii_digit() || " -.()/".contains(c);
-    let (international, rest) = match trimmed.strip_prefix('+') {
-        Some(rest) => (true, rest),
-        None => match trimmed.strip_prefix("00") {
-            Some(rest) => (true, rest),
-            None => (false, trimmed),
-        },
-    };
-    if rest.is_empty() || !rest.chars().all(allowed) {
-        return None;
-    }
-    let digits: String = rest.chars().filter(char::is_ascii_digit).collect();
-    let full = if international {
-        digits
-    } else if default_country_code.is_empty() {
-        return None;
-    } else {
-        format!("{default_country_code}{}", digits.strip_prefix('0').unwrap_or(&digits))
-    };
-    (8..=15).contains(&full.len()).then(|| format!("+{full}"))
-}
-
 fn mapping_error(entry: &str, problem: impl Into<String>) -> MappingError {
     MappingError { entry: entry.to_owned(), problem: problem.into() }
 }
 
 fn field_error(field: &str, problem: &str) -> FieldError {
-    FieldError { field: field.to_owned(), problem: problem.to_owned() }
+    FieldError { field: field.to_owned(), problem: problem.to_owned(), custom_field: false }
 }
 
 #[cfg(test)]
@@ -736,7 +1004,8 @@ mod tests {
             {"value": "sightmill", "to": "source"}
         ],
         "status": {"to": "tag", "prefix": "status:"},
-        "default_country_code": "1"
+        "default_country_code": "1",
+        "actions": [{"when": "status_becomes", "value": "customer", "do": "add_to_workflow", "id": "wf1", "name": "Onboarding"}]
     }"#;
 
     #[test]
@@ -825,6 +1094,115 @@ mod tests {
         assert_eq!(cleared.fields["customFields"], json!([{"id": "cf_status", "fieldValue": ""}]));
     }
 
+    fn definitions(plan_id: &str) -> Definitions {
+        let answer = json!({"customFields": [
+            {"id": plan_id, "name": "Plan", "fieldKey": "contact.plan", "dataType": "SINGLE_OPTIONS", "picklistOptions": ["Basic", "Pro"]},
+            {"id": "f_score", "name": "Score", "fieldKey": "contact.score", "dataType": "NUMERICAL"},
+            {"id": "f_stage", "name": "Stage", "fieldKey": "contact.stage", "dataType": "RADIO", "picklistOptions": ["Lead", "Customer"]},
+        ]});
+        Definitions::from_answer(&answer, 0).unwrap()
+    }
+
+    const BY_KEY: &str = r#"{
+        "fields": [
+            {"from": "plan", "to": "customField:contact.plan", "values": {"gold": "Pro"}},
+            {"from": "score", "to": "customField:contact.score", "on_invalid": "omit"}
+        ],
+        "status": {"to": "customField:contact.stage", "values": {"active": "Customer"}}
+    }"#;
+
+    #[test]
+    fn one_mapping_by_key_serves_locations_whose_ids_differ() {
+        let mapping = Mapping::parse(BY_KEY).unwrap();
+        assert!(mapping.names_custom_fields());
+        assert_eq!(mapping.custom_references(), ["contact.plan", "contact.score", "contact.stage"]);
+        let input = data(json!({"plan": "gold", "score": "12", "status": "active"}));
+        for plan_id in ["id_in_a", "id_in_b"] {
+            let resolved = mapping.resolve(&definitions(plan_id)).unwrap();
+            let mapped = resolved.apply(&input, Purpose::Update).unwrap();
+            assert_eq!(
+                mapped.fields["customFields"],
+                json!([
+                    {"id": plan_id, "fieldValue": "Pro"},
+                    {"id": "f_score", "fieldValue": 12},
+                    {"id": "f_stage", "fieldValue": "Customer"},
+                ])
+            );
+            assert_eq!(resolved.document(), mapping.document(), "the document names keys, not ids");
+        }
+        assert_eq!(Mapping::parse(&mapping.document().to_string()).unwrap(), mapping);
+    }
+
+    #[test]
+    fn a_value_that_cannot_fit_parks_or_is_left_out_as_the_mapping_says() {
+        let mapping = Mapping::parse(BY_KEY).unwrap().resolve(&definitions("p1")).unwrap();
+        let parked = mapping.apply(&data(json!({"plan": "Platinum"})), Purpose::Update).unwrap_err();
+        assert_eq!(parked.field, "plan");
+        assert!(
+            parked.problem.contains("`Platinum` is not one of its options (Basic, Pro)"),
+            "{}",
+            parked.problem
+        );
+
+        let mapped =
+            mapping.apply(&data(json!({"plan": "basic", "score": "lots"})), Purpose::Update).unwrap();
+        assert_eq!(mapped.fields["customFields"], json!([{"id": "p1", "fieldValue": "Basic"}]));
+        assert_eq!(mapped.omitted.len(), 1);
+        assert_eq!(
+            mapped.omitted[0].to_string(),
+            "field `score`: custom field `contact.score`: `lots` is not a number"
+        );
+    }
+
+    #[test]
+    fn the_location_fields_are_read_again_when_old_or_when_they_refuse_a_value() {
+        let mapping = Mapping::parse(BY_KEY).unwrap();
+        let known = definitions("p1"); // read at 0
+        let minute = custom_fields::REREAD_AFTER_MS;
+        let fits = data(json!({"plan": "Pro", "score": 3}));
+        let option_gone = data(json!({"plan": "Enterprise"}));
+        let table = [
+            (&mapping, Some(&fits), minute - 1, false),
+            (&mapping, Some(&option_gone), minute - 1, false),
+            (&mapping, Some(&option_gone), minute, true),
+            (&mapping, Some(&data(json!({"score": "lots"}))), minute, true),
+            (&mapping, Some(&fits), minute, false),
+            (&mapping, None, minute, false),
+            (&mapping, Some(&fits), custom_fields::MAX_AGE_MS, true),
+            (&Mapping::default(), Some(&fits), custom_fields::MAX_AGE_MS, false),
+        ];
+        for (mapping, input, now, expected) in table {
+            assert_eq!(mapping.needs_fresh_fields(&known, input, now), expected, "{input:?} at {now}");
+        }
+        let lacking =
+            Mapping::parse(r#"{"fields": [{"from": "a", "to": "customField:contact.nope"}]}"#).unwrap();
+        assert!(lacking.needs_fresh_fields(&known, None, minute));
+        assert!(!lacking.needs_fresh_fields(&known, None, minute - 1));
+    }
+
+    #[test]
+    fn a_field_the_location_lacks_is_named() {
+        let mapping =
+            Mapping::parse(r#"{"fields": [{"from": "a", "to": "customField:contact.nope"}]}"#).unwrap();
+        assert_eq!(
+            mapping.resolve(&definitions("p1")).unwrap_err(),
+            "custom field `contact.nope` is not defined in this location"
+        );
+        let twice = r#"{"fields": [{"from": "a", "to": "customField:p1"}, {"from": "b", "to": "customField:contact.plan"}]}"#;
+        assert!(Mapping::parse(twice)
+            .unwrap()
+            .resolve(&definitions("p1"))
+            .unwrap_err()
+            .contains("two entries"));
+        // Unresolved (the list could not be read): an id goes as it is, a key cannot.
+        let unresolved = Mapping::parse(BY_KEY).unwrap();
+        let error = unresolved.apply(&data(json!({"plan": "Pro"})), Purpose::Update).unwrap_err();
+        assert!(error.problem.contains("locations/customFields.readonly"), "{}", error.problem);
+        let by_id = Mapping::parse(r#"{"fields": [{"from": "a", "to": "customField:p1"}]}"#).unwrap();
+        let sent = by_id.apply(&data(json!({"a": "anything"})), Purpose::Update).unwrap();
+        assert_eq!(sent.fields["customFields"], json!([{"id": "p1", "fieldValue": "anything"}]));
+    }
+
     #[test]
     fn a_status_tag_is_set_cleared_or_left_as_it_is() {
         let mapping =
@@ -903,6 +1281,23 @@ mod tests {
             (r#"{"fields": [{"value": {"x": 1}, "to": "city"}]}"#, "fields[0]", "`value` must be"),
             (r#"{"fields": [], "status": {"to": "email"}}"#, "status", "must be `tag` or `customField:<id>`"),
             (r#"{"fields": [], "default_country_code": "+1"}"#, "default_country_code", "1-3 digits"),
+            (
+                r#"{"fields": [{"from": "a", "to": "email", "values": {}}]}"#,
+                "fields[0]",
+                "only to custom fields",
+            ),
+            (
+                r#"{"fields": [{"from": "a", "to": "customField:x", "on_invalid": "drop"}]}"#,
+                "fields[0]",
+                "`park` or `omit`",
+            ),
+            (
+                r#"{"fields": [{"from": "a", "to": "customField:x", "values": {"a": 1}}]}"#,
+                "fields[0]",
+                "`values.a`",
+            ),
+            (r#"{"fields": [], "status": {"to": "tag", "values": {}}}"#, "status", "only to a custom field"),
+            (r#"{"fields": [], "actions": [{"when": "x"}]}"#, "actions[0]", "missing field"),
         ];
         for (document, entry, problem) in table {
             let error = Mapping::parse(document).unwrap_err();
@@ -923,23 +1318,6 @@ mod tests {
         for (input, field) in table {
             let error = mapping.apply(&data(input.clone()), Purpose::Create).unwrap_err();
             assert_eq!(error.field, field, "{input}");
-        }
-    }
-
-    #[test]
-    fn phones_convert_to_e164() {
-        let table = [
-            ("+44 20 7946 0958", "1", Some("+442079460958")),
-            ("0044 20 7946 0958", "1", Some("+442079460958")),
-            ("(555) 010-0199", "1", Some("+15550100199")),
-            ("020 7946 0958", "44", Some("+442079460958")),
-            ("555-0100", "", None),
-            ("12", "1", None),
-            ("+1 555 CALL NOW", "1", None),
-            ("+1234567890123456", "1", None),
-        ];
-        for (input, code, expected) in table {
-            assert_eq!(to_e164(input, code).as_deref(), expected, "{input}");
         }
     }
 

@@ -203,6 +203,9 @@ pub struct WebhookRecord {
     /// Attempts made so far (every try that sent or tried to send something).
     pub attempts: u32,
     pub state: WebhookState,
+    /// What the applied event left out, and why (custom field values the mapping says to omit
+    /// when they cannot fit); empty for most.
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -286,6 +289,7 @@ impl WebhookRecord {
             accepted_at: now,
             attempts: 0,
             state: WebhookState::Pending { body, due_at, failures: 0, last_error: None, waiting_since: None },
+            notes: Vec::new(),
         }
     }
 
@@ -334,6 +338,7 @@ mod tests {
             accepted_at: 1,
             attempts: 1,
             state,
+            notes: vec![],
         }
     }
 

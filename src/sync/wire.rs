@@ -37,6 +37,8 @@ pub struct WireRecord {
     finished_at: Option<UnixMillis>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     outcome: Option<Outcome>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    notes: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -70,6 +72,7 @@ impl From<WebhookRecord> for WireRecord {
             reason: None,
             finished_at: None,
             outcome: None,
+            notes: record.notes,
         };
         match record.state {
             WebhookState::Pending { body, due_at, failures, last_error, waiting_since } => {
@@ -118,6 +121,7 @@ impl TryFrom<WireRecord> for WebhookRecord {
             accepted_at: wire.accepted_at,
             attempts: wire.attempts,
             state,
+            notes: wire.notes,
         })
     }
 }

@@ -29,7 +29,10 @@ describe("the event catalogue", () => {
     world = await startWorld({ duplicates: "refuse", vars: { CONTACT_MAPPING: JSON.stringify(MAPPING) } });
   });
   after(() => world.close());
-  beforeEach(() => world.reset());
+  beforeEach(async () => {
+    await world.reset();
+    world.sim.seedCustomField(LOCATION, { id: "cf_plan", name: "Plan", dataType: "TEXT" });
+  });
 
   const apply = async (type, data) => {
     const event = sightmillEvent(type, data);
@@ -172,7 +175,12 @@ describe("the event catalogue", () => {
     ]);
     assert.equal(apiCalls(world.sim), 0);
     await world.assertNothingStored("a dry run stores nothing");
-    assert.deepEqual((await world.status()).counters, {}, "the location recorded nothing");
+    assert.deepEqual(
+      (await world.status()).counters,
+      { api_calls: 1 },
+      "the location recorded nothing but its read of the custom fields the mapping names",
+    );
+    assert.deepEqual(Object.keys(world.sim.counts()), ["GET /locations/:locationId/customFields"]);
 
     await apply("contact.created", { ...contact, updated_at: at(1) });
     const update = sightmillEvent("contact.updated", { ...contact, status: "customer", updated_at: at(2) });

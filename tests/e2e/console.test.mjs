@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { openBrowser, until, WAIT_MS } from "./browser.mjs";
-import { ADMIN_KEY, contactEvent, startWorld } from "./harness.mjs";
+import { ADMIN_KEY, contactEvent, LOCATION, startWorld, TOKEN } from "./harness.mjs";
 
 describe("the operator console", () => {
   let world;
@@ -22,8 +22,9 @@ describe("the operator console", () => {
 
   before(async () => {
     world = await startWorld({ duplicates: "refuse" });
-    // The wrong key's 401 and the invalid mapping's 422 are refusals the test asks for.
-    browser = await openBrowser({ refusals: [401, 422] });
+    // The wrong key's 401, the invalid mapping's 422 and the lists a narrowed token may not read
+    // (403) are refusals the test asks for.
+    browser = await openBrowser({ refusals: [401, 403, 422] });
     ({ context, page, problems, requests } = browser);
   });
 
@@ -194,6 +195,101 @@ describe("the operator console", () => {
     assert.equal((await world.admin("GET", "mapping")).json.effective, "deployed");
   });
 
+  test("picks a custom field and a workflow by name, sees a type error in the dry run, saves, and the next webhook uses them", async () => {
+    const plan = world.sim.seedCustomField(LOCATION, { name: "Plan", dataType: "SINGLE_OPTIONS", picklistOptions: ["Basic", "Pro"] });
+    const onboarding = world.sim.seedFlow("workflow", LOCATION, { name: "Onboarding" });
+    // Showing the view again reads the location's lists again.
+    await page.locator("#nav a[href='#status']").click();
+    await page.locator("#nav a[href='#mapping']").click();
+    await page.locator("#mapping-rows tbody tr").nth(2).waitFor({ timeout: WAIT_MS });
+    await until(async () => (await page.locator("#mapping-rows option", { hasText: "Plan (SINGLE_OPTIONS)" }).count()) > 0, "the custom fields listed");
+
+    await page.locator("#add-row").click();
+    await page.getByLabel("Field 4: SightMill field (a dotted path)").fill("plan");
+    await page.getByLabel("Field 4: Contacts API target").selectOption("customField");
+    await page.getByLabel("Field 4: custom field by name").selectOption({ label: "Plan (SINGLE_OPTIONS)" });
+    assert.equal(await page.getByLabel("Field 4: custom field id or key").inputValue(), "contact.plan");
+    assert.match(await page.locator('#mapping-rows tr[data-row="3"] [data-custom-hint]').innerText(), /Plan: SINGLE_OPTIONS, one of its options: Basic, Pro/);
+
+    await page.locator("#add-action").click();
+    await page.getByLabel("Action 1: when").selectOption("status_becomes");
+    await page.getByLabel("Action 1: status or tag").fill("customer");
+    await page.getByLabel("Action 1: do").selectOption("add_to_workflow");
+    await page.getByLabel("Action 1: workflow by name").selectOption({ label: "Onboarding (published)" });
+    assert.equal(await page.getByLabel("Action 1: id").inputValue(), onboarding.id);
+    await page.locator("#mapping-validation").filter({ hasText: "The mapping is valid." }).waitFor({ timeout: WAIT_MS });
+
+    const sample = (planValue) => ({
+      type: "contact.created",
+      timestamp: "2026-12-07T10:00:00Z",
+      data: { id: "sm_console_pick", name: "Grace Hopper", status: "customer", plan: planValue, updated_at: "2026-12-07T10:00:00Z" },
+    });
+    await page.locator("#sample-type").selectOption("contact.created");
+    await page.locator("#sample-body").fill(JSON.stringify(sample("Gold")));
+    const dryRun = page.locator("#dry-run-output");
+    await dryRun.filter({ hasText: "decision: park" }).waitFor({ timeout: WAIT_MS });
+    assert.match(await dryRun.innerText(), /custom field `contact\.plan`: `Gold` is not one of its options \(Basic, Pro\)/);
+
+    await page.locator("#sample-body").fill(JSON.stringify(sample("pro")));
+    await dryRun.filter({ hasText: "decision: send" }).waitFor({ timeout: WAIT_MS });
+    const planned = await dryRun.innerText();
+    const customFields = /"customFields": (\[[^\]]*\])/.exec(planned)?.[1];
+    assert.deepEqual(JSON.parse(customFields), [{ id: plan.id, fieldValue: "Pro" }], "the key resolved to the location's id, the value to its option");
+    assert.match(planned, /POST \/contacts\/\n/);
+    assert.match(planned, new RegExp(`action: add_to_workflow ${onboarding.id} \\("Onboarding"\\)\\s+POST /contacts/NEW_CONTACT_ID/workflow/${onboarding.id}`));
+    await shoot("mapping-pickers");
+
+    await page.locator("#save-mapping").click();
+    await confirmDialog();
+    await page.locator("#mapping-result").filter({ hasText: "Saved" }).waitFor({ timeout: WAIT_MS });
+    const saved = (await world.admin("GET", "mapping")).json.live.document;
+    assert.equal(saved.fields[3].to, "customField:contact.plan");
+    assert.deepEqual(saved.actions, [{ when: "status_becomes", value: "customer", do: "add_to_workflow", id: onboarding.id, name: "Onboarding" }]);
+
+    const next = await world.deliverAndSettle(contactEvent("contact.created", sample("basic").data));
+    assert.equal(next.record.state, "finished", JSON.stringify(next.record));
+    const grace = world.sim.state().contacts.find((c) => c.id === next.record.outcome.contact_id);
+    assert.deepEqual(grace.customFields, [{ id: plan.id, value: "Basic" }]);
+    const enrolled = world.sim.state().enrollments.filter((e) => e.contactId === grace.id);
+    assert.deepEqual(enrolled.map((e) => [e.kind, e.flowId, e.removedAt]), [["workflow", onboarding.id, null]]);
+
+    await page.locator("#revert-mapping").click();
+    await confirmDialog();
+    await page.locator("#mapping-result").filter({ hasText: "deployed mapping applies again" }).waitFor({ timeout: WAIT_MS });
+  });
+
+  test("names the scope a token lacks to list custom fields, workflows and campaigns; an id typed by hand still works", async () => {
+    world.sim.addToken(TOKEN, LOCATION, ["contacts.readonly", "contacts.write"]);
+    try {
+      await page.locator("#nav a[href='#status']").click();
+      await page.locator("#nav a[href='#mapping']").click();
+      const lists = page.locator("#mapping-lists");
+      await lists.filter({ hasText: "Campaigns cannot be listed" }).waitFor({ timeout: WAIT_MS });
+      await until(async () => (await page.locator("#mapping-rows tbody tr").count()) === 3, "the deployed mapping's three rows");
+      const said = await lists.innerText();
+      assert.match(said, /Custom fields cannot be listed: the token needs the scope locations\/customFields\.readonly\. Ids typed by hand still work\./);
+      assert.match(said, /Workflows cannot be listed: the token needs the scope workflows\.readonly\./);
+      assert.match(said, /Campaigns cannot be listed: the token needs the scope campaigns\.readonly\./);
+      await page.locator("#add-row").click();
+      await page.getByLabel("Field 4: SightMill field (a dotted path)").fill("plan");
+      await page.getByLabel("Field 4: Contacts API target").selectOption("customField");
+      // The Plan field's id, typed by hand (the worker still has the list it read before).
+      const planId = world.sim.state().customFields.find((f) => f.fieldKey === "contact.plan").id;
+      await page.getByLabel("Field 4: custom field id or key").fill(planId);
+      await page.locator("#mapping-validation").filter({ hasText: "The mapping is valid." }).waitFor({ timeout: WAIT_MS });
+      await page.locator("#sample-body").fill(JSON.stringify({
+        type: "contact.created", timestamp: "2026-12-07T10:00:00Z",
+        data: { id: "sm_console_hand", name: "Ada", plan: "pro", updated_at: "2026-12-07T10:00:00Z" },
+      }));
+      const dryRun = page.locator("#dry-run-output");
+      await dryRun.filter({ hasText: `"id": "${planId}"` }).waitFor({ timeout: WAIT_MS });
+      assert.match(await dryRun.innerText(), /"fieldValue": "Pro"/, "converted with the list the worker kept");
+      await page.getByRole("button", { name: "Remove field 4" }).click();
+    } finally {
+      world.sim.addToken(TOKEN, LOCATION);
+    }
+  });
+
   test("fits a phone's width", async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     await page.locator("#nav a[href='#status']").click();
@@ -221,10 +317,10 @@ describe("the operator console", () => {
     const minuteRows = rows.filter((row) => row.slot < 60).length;
     const hourRows = rows.length - minuteRows;
     assert.ok(minuteRows >= 1 && minuteRows <= 60 && hourRows >= 1 && hourRows <= 24, `minute and hour rows: ${minuteRows}, ${hourRows} ${world.logs().split("\n").filter((l) => /charts|storage/.test(l)).join("\n")}`);
-    assert.equal(accepted("minute"), 4, "the four webhooks, in the minute rows");
-    assert.equal(accepted("hour"), 4, "the four webhooks, in the hour rows");
+    assert.equal(accepted("minute"), 5, "the five webhooks, in the minute rows");
+    assert.equal(accepted("hour"), 5, "the five webhooks, in the hour rows");
     const hours = (await world.admin("GET", "metrics")).json.hours;
-    assert.equal(hours.accepted.reduce((a, b) => a + b, 0), 4, "the API serves the stored rows");
+    assert.equal(hours.accepted.reduce((a, b) => a + b, 0), 5, "the API serves the stored rows");
 
     const written = async () => (await world.status()).durable_object.rows_written;
     const before = await written();

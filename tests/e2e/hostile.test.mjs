@@ -249,6 +249,13 @@ const ADMIN_ROWS = [
   ["a dry run with an invalid draft mapping", asAdmin("/admin/mapping/dry-run", { method: "POST", body: JSON.stringify({ mapping: { fields: [{ to: "email" }] }, event: good }) }), 422, "invalid_mapping"],
   ["a dry run request that is not an object", asAdmin("/admin/mapping/dry-run", { method: "POST", body: "[]" }), 400, "bad_dry_run_request"],
   ["an unknown mapping route", asAdmin("/admin/mapping/deploy", { method: "POST" }), 404, "not_found"],
+  // The mapping's custom fields by key and its actions (issue 24)
+  ["listing custom fields without a key", call("/admin/mapping/custom-fields"), 401, "missing_api_key"],
+  ["listing workflows with a read key", call("/admin/mapping/workflows", { key: READ_KEYS[0] }), 401, "invalid_api_key"],
+  ["refreshing custom fields with the key in the URL", asAdmin(`/admin/mapping/custom-fields?refresh=true&key=${ADMIN_KEY}`), 400, "key_in_url"],
+  ["a mapping whose custom field key has path characters", asAdmin("/admin/mapping", { method: "PUT", body: mappingTo("customField:contact.a/../b") }), 422, "invalid_mapping", { live: true }],
+  ["a mapping whose workflow id has path characters", asAdmin("/admin/mapping", { method: "PUT", body: JSON.stringify({ fields: [], actions: [{ when: "tag_added", value: "vip", do: "add_to_workflow", id: "../x" }] }) }), 422, "invalid_mapping", { live: true }],
+  ["a mapping with an action the API has no call for", asAdmin("/admin/mapping", { method: "PUT", body: JSON.stringify({ fields: [], actions: [{ when: "tag_added", value: "vip", do: "delete_contact", id: "x" }] }) }), 422, "invalid_mapping", { live: true }],
   ["a listing filtered by an unknown event type", asAdmin("/admin/events?state=parked&type=contact.exploded"), 400, "bad_query"],
   ["a listing window that is not a time", asAdmin("/admin/events?state=parked&from=yesterday"), 400, "bad_query"],
   ["a listing filtered by a SightMill id with path characters", asAdmin("/admin/events?sightmill_id=..%2Fx"), 400, "bad_query"],

@@ -230,12 +230,13 @@ describe("OAuth install", () => {
     assert.equal(redirect.searchParams.get("response_type"), "code");
     assert.equal(redirect.searchParams.get("client_id"), CLIENT_ID);
     assert.equal(redirect.searchParams.get("redirect_uri"), "http://worker.test/oauth/callback");
-    assert.equal(redirect.searchParams.get("scope"), "contacts.readonly contacts.write");
+    const scopes = "contacts.readonly contacts.write locations/customFields.readonly workflows.readonly campaigns.readonly";
+    assert.equal(redirect.searchParams.get("scope"), scopes, "the contacts, custom fields, workflows and campaigns scopes");
     assert.match(redirect.searchParams.get("state"), /^\d+\.[\w-]+\.location\.-\.0\.[\w-]+$/, "kind, no install link (the allow-list let it start)");
     assert.match(flow.start.headers.get("set-cookie"), /^sightmill_sync_oauth=[\w-]+; Path=\/oauth\/callback; Max-Age=600; HttpOnly; Secure; SameSite=Lax$/);
 
     assert.equal(flow.status, 200, JSON.stringify(flow.json));
-    assert.deepEqual(flow.json, { status: "installed", location_id: LOCATION, company_id: "co-e2e", scope: "contacts.readonly contacts.write" });
+    assert.deepEqual(flow.json, { status: "installed", location_id: LOCATION, company_id: "co-e2e", scope: scopes });
     assert.match(flow.headers.get("set-cookie"), /^sightmill_sync_oauth=; .*Max-Age=0/);
     assert.equal((await storedToken(world)).kid, "k1");
 

@@ -23,6 +23,9 @@ import { checkRateLimit, createRateLimiter, RateLimitError } from "./ratelimit.m
 import { createRouter } from "./router.mjs";
 import { appointmentRoutes, seedAppointment } from "./routes/appointments.mjs";
 import { contactRoutes } from "./routes/contacts.mjs";
+import { addCustomField, customFieldRoutes } from "./routes/custom-fields.mjs";
+import { followerRoutes } from "./routes/followers.mjs";
+import { addFlow, flowRoutes } from "./routes/workflows.mjs";
 import { controlRoutes } from "./routes/control.mjs";
 import { assignBusiness, listRoutes } from "./routes/lists.mjs";
 import { noteRoutes } from "./routes/notes.mjs";
@@ -45,6 +48,9 @@ const API_ROUTES = [
   ...taskRoutes,
   ...appointmentRoutes,
   ...listRoutes,
+  ...customFieldRoutes,
+  ...flowRoutes,
+  ...followerRoutes,
   ...searchRoutes,
   ...oauthRoutes,
   ...agencyRoutes,
@@ -116,6 +122,8 @@ export async function startSimulator(options = {}) {
   const clock = options.now ?? Date.now;
   const seed = options.seed ?? 1;
   const tokens = new Map(Object.entries(options.tokens ?? {}));
+  /** token -> the scopes it was given; a token not here has every scope. */
+  const tokenScopes = new Map();
   const locations = new Map(
     Object.entries(options.locations ?? {}).map(([id, config]) => [id, normaliseLocation(config)]),
   );
@@ -201,6 +209,9 @@ export async function startSimulator(options = {}) {
       const checked = authenticate(req.headers);
       if (checked.error) return checked.error;
       auth = checked.auth;
+      if (route.scope && !(tokenScopes.get(auth.token) ?? [route.scope]).includes(route.scope)) {
+        return unauthorized("The token is not authorized for this scope.");
+      }
       const limit = run.limiter.take(auth.locationId);
       limitHeaders = limit.headers;
       if (!limit.allowed) {
@@ -337,9 +348,18 @@ export async function startSimulator(options = {}) {
       run = freshRun();
       oauth.reset();
     },
-    addToken(token, locationId) {
+    /** Adds a token for `locationId`; with `scopes`, routes that need another scope answer 401. */
+    addToken(token, locationId, scopes) {
       tokens.set(token, locationId);
+      if (scopes === undefined) tokenScopes.delete(token);
+      else tokenScopes.set(token, [...scopes]);
     },
+    /** Defines a custom field in `locationId` (`{ name, dataType, fieldKey?, picklistOptions?, model? }`). */
+    seedCustomField: (locationId, fields) =>
+      structuredClone(addCustomField({ store: run.store, random: run.idRandom }, locationId, fields)),
+    /** Seeds a workflow (`kind` "workflow") or campaign ("campaign") `{ name, status? }` in `locationId`. */
+    seedFlow: (kind, locationId, fields) =>
+      structuredClone(addFlow({ store: run.store, random: run.idRandom, now: clock }, kind, locationId, fields)),
     revokeToken(token) {
       tokens.delete(token);
     },

@@ -67,7 +67,7 @@ test("creates a contact and gets it back", async () => {
     const got = await call(sim, "GET", `/contacts/${contact.id}`);
     assert.equal(got.status, 200);
     assert.deepEqual(got.body, { contact });
-    assert.deepEqual(sim.state(), { contacts: [contact], notes: [], tasks: [], appointments: [] });
+    assert.deepEqual(sim.state(), { contacts: [contact], notes: [], tasks: [], appointments: [], customFields: [], droppedCustomFields: [], workflows: [], campaigns: [], enrollments: [] });
 
     const missing = await call(sim, "GET", "/contacts/nope");
     assert.deepEqual([missing.status, missing.body], [400, { statusCode: 400, message: "Contact not found" }]);
@@ -596,7 +596,7 @@ test("control HTTP interface", async () => {
     assert.equal((await call(sim, "GET", "/contacts/x", { token: "ctl" })).status, 401);
 
     assert.equal((await control("POST", "reset")).status, 204);
-    assert.deepEqual((await control("GET", "state")).body, { contacts: [], notes: [], tasks: [], appointments: [] });
+    assert.deepEqual((await control("GET", "state")).body, { contacts: [], notes: [], tasks: [], appointments: [], customFields: [], droppedCustomFields: [], workflows: [], campaigns: [], enrollments: [] });
     assert.deepEqual((await control("GET", "requests")).body, []);
     assert.deepEqual((await control("GET", "counts")).body, {}, "control requests are never counted");
     assert.equal((await call(sim, "GET", "/contacts/x")).status, 400, "tokens survive reset");

@@ -1,12 +1,13 @@
 //! The operator API's mapping routes, inside the location's Durable Object: what the mapping
 //! form may choose from, validation with the worker's own parser, the live mapping (saved in
 //! `meta`, with who saved it and when; removing it goes back to the deployed `CONTACT_MAPPING`),
-//! and a dry run of a sample event with a mapping being edited.
+//! a dry run of a sample event with a mapping being edited, and what the editor picks from (the
+//! location's custom fields, workflows and campaigns: [`super::pickers`]).
 
 use serde_json::{json, Value};
 use worker::{Method, Request, Response, Result};
 
-use super::{load_config, Writer};
+use super::{load_config, pickers, Writer};
 use crate::config::Config;
 use crate::intake::event::EventType;
 use crate::shell::platform::object_stub::OPERATOR_HEADER;
@@ -40,6 +41,15 @@ pub async fn handle(
             Err(refused) => refused,
         },
         (Method::Post, ["dry-run"]) => dry_run(writer, config, req).await,
+        (Method::Get, ["custom-fields"]) => {
+            // Not `Request::url`: its URL parser would weigh on the Wasm.
+            let url = req.inner().url();
+            let query = crate::read::split_url(&url).query.unwrap_or_default();
+            let refresh =
+                form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k == "refresh" && v == "true");
+            pickers::custom_fields(writer, config, refresh).await
+        }
+        (Method::Get, [what @ ("workflows" | "campaigns")]) => pickers::list(writer, config, what).await,
         _ => return None,
     };
     Some(answer)
@@ -107,7 +117,7 @@ async fn dry_run(writer: &Writer, config: &Config, req: &mut Request) -> Result<
         },
     };
     let event = parts.remove("event").unwrap_or(Value::Null).to_string();
-    super::operator::dry_run(writer, config, &mapping, event.as_bytes())
+    super::operator::dry_run(writer, config, &mapping, event.as_bytes()).await
 }
 
 /// The request's body as a checked mapping, or the refusal: 413 above [`MAX_DOCUMENT_BYTES`],

@@ -11,13 +11,16 @@
 //! internal. An alarm, set when a webhook is accepted, makes the first attempt; each cron run
 //! wakes it (`/wake`) to work what is due; an idle wake reads a few rows and writes nothing.
 
+mod actions;
 mod alerts;
 pub mod connection;
+mod custom_fields;
 mod db;
 mod live_mapping;
 mod log;
 mod operator;
 mod pacing;
+mod pickers;
 pub mod reads;
 mod runner;
 pub mod tokens;
@@ -96,6 +99,8 @@ pub struct Writer {
     metrics: RefCell<UnderWay>,
     /// The live mapping as last read or saved (`None`: not read yet; `Some(None)`: none saved).
     live_mapping: RefCell<Option<Option<Rc<Live>>>>,
+    /// The location's custom fields as last read ([`custom_fields`]; `None`: not read yet).
+    custom_fields: RefCell<Option<Rc<crate::sync::custom_fields::Definitions>>>,
 }
 
 impl DurableObject for Location {
@@ -127,6 +132,7 @@ impl DurableObject for Location {
             unflushed_calls: Cell::new((0, 0)),
             metrics: RefCell::new(UnderWay::resume(resumed)),
             live_mapping: RefCell::new(None),
+            custom_fields: RefCell::new(None),
         };
         Location { writer }
     }

@@ -5,25 +5,30 @@
 //! transaction. A finished webhook's record is then copied to its KV idempotency key. The
 //! Durable Object's alarm (right after a webhook is accepted) and each cron wake drive this.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use serde_json::json;
 use worker::Delay;
 
+use super::actions::{self, Budget, Stopped};
 use super::alerts::{self, AlertKind};
+use super::custom_fields::{self, Prepared};
 use super::db::{DbError, DbResult, Listed};
 use super::log::Log;
 use super::reads::{caching_enabled, mark_contact_changed};
+use super::tokens::token_failure;
 use super::Writer;
 use crate::config::Config;
 use crate::contacts_api::{Answer, ApiRequest};
-use crate::intake::event::parse_event;
+use crate::intake::event::{parse_event, Change, Event};
 use crate::shell::platform::kv::Kv;
 use crate::shell::platform::runtime::now_ms;
+use crate::sync::mapping::Mapping;
 use crate::sync::metrics::Count;
 use crate::sync::plan::{self, Applied, Failure, Job, Next, Start, Write, MAX_CALLS};
 use crate::sync::queue::{self, Later, FINISHED_TTL_MS};
-use crate::sync::records::{CronRun, Outcome, WebhookRecord, WebhookState};
+use crate::sync::records::{CronRun, Outcome, TagState, WebhookRecord, WebhookState};
 use crate::sync::report::{log_line, Decision as LogDecision, LogEntry, Subject};
 use crate::sync::retry::{decide, decide_wait, Decision};
 use crate::timestamp::UnixMillis;
@@ -36,6 +41,13 @@ const MAX_BLOCK_WAIT_MS: i64 = 15_000;
 /// How often an idle worker looks again while others still apply events (the next event of
 /// their contact may become due when they finish).
 const IDLE_POLL_MS: u64 = 20;
+
+/// An event the plan applied: what it wrote, its calls, and its tag's state before (tag events).
+struct Done {
+    applied: Applied,
+    calls: u32,
+    tag: Option<TagState>,
+}
 
 /// How a run left one webhook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,14 +201,33 @@ impl<'a> Run<'a> {
                 .await
                 .map(|_| Ran::Retry);
         }
-        match plan::start(&event, &known, location, &self.config.mapping) {
+        let mapping = match &event.change {
+            Change::ContactUpsert(contact) => {
+                let data = Some(&contact.fields);
+                custom_fields::prepare(self.writer, self.config, &self.config.mapping, data).await
+            }
+            _ => Prepared::Ready(Cow::Borrowed(&self.config.mapping)),
+        };
+        let mapping = match mapping {
+            Prepared::Ready(mapping) => mapping,
+            Prepared::Retry(failure) => return self.failed(id, record, failure, 0, started, None).await,
+            Prepared::Park(reason) => return self.park(id, record, reason, 0, started, vec![]).await,
+        };
+        let mut record = record;
+        if let Change::ContactUpsert(contact) = &event.change {
+            record.notes = mapping.left_out(&contact.fields);
+        }
+        match plan::start(&event, &known, location, &mapping) {
             Start::Finish(applied) => self.finish(id, record, applied, 0, started).await,
             Start::Park(reason) => self.park(id, record, reason, 0, started, vec![]).await,
             Start::Wait(reason) => self.wait(id, record, reason, 0, started).await,
             Start::Send(job, request) => {
                 let (driven, calls) = self.drive(job, request, started).await;
                 match driven {
-                    Driven::Applied(applied) => self.finish(id, record, applied, calls, started).await,
+                    Driven::Applied(applied) => {
+                        let done = Done { applied, calls, tag: known.tag.clone() };
+                        self.act_then_finish(id, record, &event, &mapping, done, started).await
+                    }
                     Driven::Wait(reason) => self.wait(id, record, reason, calls, started).await,
                     Driven::Failed(failure, kept) => {
                         self.failed(id, record, failure, calls, started, kept).await
@@ -249,6 +280,62 @@ impl<'a> Run<'a> {
                 Next::Applied(applied) => return (Driven::Applied(applied), sent_total),
                 Next::Wait(reason) => return (Driven::Wait(reason), sent_total),
                 Next::Failed(failure) => return (failed(failure, &job, sent_at), sent_total),
+            }
+        }
+    }
+
+    /// Sends the actions the event's rules fire ([`actions`]), then finishes it; when one cannot
+    /// be sent the event is retried or parked, keeping a contact's link (a retry must update the
+    /// contact it made, not make another) but not the status or tag the rules compare with, so
+    /// that the retry fires them again and the ledger sends only what is left.
+    async fn act_then_finish(
+        &self,
+        id: &str,
+        mut record: WebhookRecord,
+        event: &Event,
+        mapping: &Mapping,
+        done: Done,
+        started: UnixMillis,
+    ) -> DbResult<Ran> {
+        let Done { mut applied, calls, tag } = done;
+        let watched = matches!(
+            event.change,
+            Change::ContactUpsert(_) | Change::TagAdded { .. } | Change::TagRemoved { .. }
+        );
+        let contact = match &applied.outcome {
+            Outcome::Applied { contact_id, .. } if watched && !mapping.actions().is_empty() => {
+                contact_id.clone()
+            }
+            _ => return self.finish(id, record, applied, calls, started).await,
+        };
+        let spent = std::cell::Cell::new(0);
+        let fits = || {
+            let others = MAX_CALLS * self.in_flight.get().saturating_sub(1);
+            self.calls() + others < self.config.cron.max_api_calls
+        };
+        let spend = || {
+            spent.set(spent.get() + 1);
+            self.tally.borrow_mut().api_calls += 1;
+        };
+        let budget = Budget { fits: &fits, spend: &spend };
+        let acted = actions::act(self.writer, self.config, mapping, event, &contact, tag, budget).await;
+        let calls = calls + spent.get();
+        match acted {
+            Ok(acted) => {
+                record.notes.extend(acted.notes);
+                applied.writes.extend(acted.writes);
+                self.finish(id, record, applied, calls, started).await
+            }
+            Err(stopped) => {
+                if matches!(event.change, Change::ContactUpsert(_)) {
+                    for write in &applied.writes {
+                        self.writer.db.write(write)?;
+                    }
+                }
+                match stopped {
+                    Stopped::Failed(failure) => self.failed(id, record, failure, calls, started, None).await,
+                    Stopped::Park(reason) => self.park(id, record, reason, calls, started, vec![]).await,
+                }
             }
         }
     }
@@ -467,17 +554,6 @@ pub async fn remember(writer: &Writer, id: &str, record: &WebhookRecord) {
     };
     if let Err(error) = written {
         writer.log.info(json!({"msg": "idempotency key not written", "webhook_id": id, "error": error}));
-    }
-}
-
-/// Why no token could be had, as an attempt failure: the webhook stays pending in every case, and
-/// the operator hears of it (`token_renewal` alert) unless the token endpoint was only unavailable.
-fn token_failure(error: super::tokens::TokenError) -> Failure {
-    use super::tokens::TokenError;
-    match error {
-        TokenError::Unavailable(detail) => Failure::Retryable { detail },
-        TokenError::NotConfigured(detail) => Failure::Misconfigured(detail),
-        TokenError::Refused(detail) => Failure::Misconfigured(format!("token renewal refused: {detail}")),
     }
 }
 

@@ -29,6 +29,7 @@ use crate::shell::platform::kv::Kv;
 use crate::shell::platform::object_stub::ObjectStub;
 use crate::shell::platform::runtime::{now_ms, setting};
 use crate::shell::platform::token_endpoint::exchange;
+use crate::sync::plan::Failure;
 
 pub use crate::auth::tokens::TokenError;
 
@@ -360,5 +361,15 @@ impl Tokens {
         };
         self.log.error(json!({"msg": "token refused", "alert": true, "location_id": self.location_id, "mode": mode.as_str(),
                "error": reason, "action": action, "webhooks": "kept pending; they are applied once a token works"}));
+    }
+}
+
+/// Why no token could be had, as an attempt failure: the webhook stays pending in every case, and
+/// the operator hears of it (`token_renewal` alert) unless the token endpoint was only unavailable.
+pub fn token_failure(error: TokenError) -> Failure {
+    match error {
+        TokenError::Unavailable(detail) => Failure::Retryable { detail },
+        TokenError::NotConfigured(detail) => Failure::Misconfigured(detail),
+        TokenError::Refused(detail) => Failure::Misconfigured(format!("token renewal refused: {detail}")),
     }
 }

@@ -6,6 +6,7 @@
 import { apiError, ok } from "../http.mjs";
 import { randomId } from "../prng.mjs";
 import { CREATE_CONTACT, UPDATE_CONTACT, unprocessable } from "../validate.mjs";
+import { fitCustomFields } from "./custom-field-values.mjs";
 
 export const CONTACT_NOT_FOUND = () => apiError(400, "Contact not found");
 export const NO_LOCATION_ACCESS = () => apiError(403, "The token does not have access to this location.");
@@ -33,14 +34,11 @@ function refreshDerivedFields(contact) {
 
 /**
  * `[{id | key, fieldValue | field_value}]` from a request merged by id into the stored
- * `[{id, value}]`. The simulator keeps no custom field definitions: a field named by its `key`
- * alone is stored with the key as its id.
+ * `[{id, value}]`, after the location's definitions kept what they take (routes/custom-fields.mjs).
  */
-function mergeCustomFields(stored, given) {
-  const merged = stored.map((f) => ({ ...f }));
-  for (const field of given) {
-    const id = field.id || field.key;
-    const value = field.fieldValue ?? field.field_value ?? null;
+function mergeCustomFields(ctx, contact, given) {
+  const merged = contact.customFields.map((f) => ({ ...f }));
+  for (const { id, value } of fitCustomFields(ctx, contact.id, given)) {
     const existing = merged.find((f) => f.id === id);
     if (existing) existing.value = value;
     else merged.push({ id, value });
@@ -49,10 +47,10 @@ function mergeCustomFields(stored, given) {
 }
 
 /** Applies the given body properties to `contact` (null clears a property). */
-function applyFields(contact, body) {
+function applyFields(ctx, contact, body) {
   for (const [key, value] of Object.entries(body)) {
     if (key === "customFields") {
-      if (Array.isArray(value)) contact.customFields = mergeCustomFields(contact.customFields, value);
+      if (Array.isArray(value)) contact.customFields = mergeCustomFields(ctx, contact, value);
     } else if (key === "tags") {
       contact.tags = value === null ? [] : [...value]; // overwrites all tags, as the spec warns
     } else {
@@ -135,7 +133,7 @@ function createContact(ctx) {
   const stamp = new Date(ctx.now()).toISOString();
   const contact = { id: newId(ctx, ctx.store.contacts), locationId: auth.locationId, tags: [], customFields: [] };
   const { locationId: _ignored, ...fields } = body;
-  applyFields(contact, fields);
+  applyFields(ctx, contact, fields);
   contact.dateAdded = stamp;
   contact.dateUpdated = stamp;
   ctx.store.contacts.set(contact.id, contact);
@@ -147,7 +145,7 @@ function updateContact(ctx) {
   if (invalid) return invalid;
   const contact = contactOfLocation(ctx);
   if (!contact) return CONTACT_NOT_FOUND();
-  applyFields(contact, ctx.body);
+  applyFields(ctx, contact, ctx.body);
   touch(ctx, contact);
   return ok(200, { succeded: true, contact: structuredClone(contact) }); // sic: the API's spelling
 }

@@ -27,8 +27,36 @@ function addToken({ sim, body }) {
   if (!isPlainObject(body) || typeof body.token !== "string" || typeof body.locationId !== "string") {
     return badRequest("expected {token, locationId} strings");
   }
-  sim.addToken(body.token, body.locationId);
-  return ok(201, { token: body.token, locationId: body.locationId });
+  const scopes = body.scopes;
+  if (scopes !== undefined && !(Array.isArray(scopes) && scopes.every((s) => typeof s === "string"))) {
+    return badRequest("scopes must be a list of strings");
+  }
+  sim.addToken(body.token, body.locationId, scopes);
+  return ok(201, { token: body.token, locationId: body.locationId, scopes });
+}
+
+const DATA_TYPES = ["TEXT", "LARGE_TEXT", "NUMERICAL", "MONETORY", "PHONE", "DATE", "CHECKBOX", "SINGLE_OPTIONS", "MULTIPLE_OPTIONS", "RADIO", "FILE_UPLOAD"];
+
+function addCustomField({ sim, body }) {
+  const valid =
+    isPlainObject(body) &&
+    typeof body.locationId === "string" &&
+    typeof body.name === "string" &&
+    DATA_TYPES.includes(body.dataType) &&
+    (body.picklistOptions === undefined || (Array.isArray(body.picklistOptions) && body.picklistOptions.every((o) => typeof o === "string")));
+  if (!valid) return badRequest(`expected {locationId, name, dataType (${DATA_TYPES.join(", ")}), fieldKey?, picklistOptions?}`);
+  const { locationId, ...fields } = body;
+  return ok(201, { customField: sim.seedCustomField(locationId, fields) });
+}
+
+function addFlow(kind) {
+  return ({ sim, body }) => {
+    if (!isPlainObject(body) || typeof body.locationId !== "string" || typeof body.name !== "string") {
+      return badRequest("expected {locationId, name, status?}");
+    }
+    const { locationId, ...fields } = body;
+    return ok(201, { [kind]: sim.seedFlow(kind, locationId, fields) });
+  };
 }
 
 function setLocation({ sim, body }) {
@@ -95,4 +123,7 @@ export const controlRoutes = [
   { method: "POST", path: "/__control/ratelimit", handler: setRateLimit },
   { method: "POST", path: "/__control/appointments", handler: addAppointment },
   { method: "POST", path: "/__control/business", handler: setBusiness },
+  { method: "POST", path: "/__control/custom-fields", handler: addCustomField },
+  { method: "POST", path: "/__control/workflows", handler: addFlow("workflow") },
+  { method: "POST", path: "/__control/campaigns", handler: addFlow("campaign") },
 ];
