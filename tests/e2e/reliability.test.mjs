@@ -276,7 +276,7 @@ describe("reliability", () => {
     assert.equal((await world.status()).pending, 6);
     // Slow answers, so that the drain is under way when the runtime stops.
     world.sim.injectFault({ route: "POST /contacts/", latencyMs: 300, count: null });
-    await sleep(1300);
+    await sleep(1800); // past the retry delay and each create's doubt (API_TIMEOUT_MS 500 + 1 s)
     const draining = world.cron().catch(() => "stopped");
     await waitFor(() => world.sim.counts()["POST /contacts/"] > 6, "the drain started");
     await world.restart();
