@@ -3,7 +3,8 @@
 // and for the chosen one pause, resume, rotate its signing secret, remove a secret by its
 // fingerprint, or remove it, saying what happens to its unfinished events, pending or parked
 // (the worker refuses with 409 pending_events and their number; the operator may then discard
-// them and remove it). A signing secret the worker answers is shown once, with a copy button,
+// them and remove it); and make a single-use install link (POST /admin/installs) for a location
+// or an agency. A signing secret the worker answers is shown once, with a copy button,
 // and kept nowhere: not in storage, not in the address, not in a log; leaving the view or hiding
 // it forgets it. Every refusal's message is shown.
 
@@ -22,6 +23,7 @@ let secretOf = null; // the connection whose secret is shown once
 export function setUp(changed) {
   reload = changed;
   $("#create-form").addEventListener("submit", create);
+  $("#install-form").addEventListener("submit", installLink);
   for (const radio of document.querySelectorAll("#create-form input[name=kind]")) radio.addEventListener("change", showKind);
   $("#rotate-form").addEventListener("submit", rotate);
   $("#pause-connection").addEventListener("click", pause);
@@ -44,8 +46,19 @@ async function agencies() {
   const ids = answer.ok ? answer.json.agencies.map((agency) => agency.company_id) : [];
   $("#agency-ids").replaceChildren(...ids.map((id) => h("option", { value: id })));
   $("#agency-known").textContent = answer.ok
-    ? ids.length ? `Installed agencies: ${ids.join(", ")}.` : "No agency has installed the app yet (/oauth/install?agency=1)."
+    ? ids.length ? `Installed agencies: ${ids.join(", ")}.` : "No agency has installed the app yet (make an agency install link below)."
     : `The agencies could not be read: ${describe(answer)}`;
+}
+
+/** Makes a single-use install link and shows it (as text: it is the operator's to send). */
+async function installLink(event) {
+  event.preventDefault();
+  const kind = new FormData($("#install-form")).get("install_kind");
+  const answer = await api("POST", "installs", { ...AT, body: { kind } });
+  $("#install-url").textContent = answer.ok ? answer.json.install_url : "";
+  $("#install-result").textContent = answer.ok
+    ? `A ${kind} install link, good once until ${when(answer.json.expires_at_ms)}:`
+    : `No install link was made: ${describe(answer)}`;
 }
 
 /** Shows only the token field the chosen kind needs. */
@@ -72,7 +85,7 @@ export function show(connection) {
   $("#resume-connection").disabled = !connection.paused;
   $("#secret-table tbody").replaceChildren(...(connection.secrets ?? []).map((secret) => secretRow(connection.id, secret)));
   if (!connection.secrets?.length) {
-    $("#secret-table tbody").append(h("tr", {}, h("td", { colspan: 4, text: "None: every delivery is refused (401 no_signing_secret) until one is added." })));
+    $("#secret-table tbody").append(h("tr", {}, h("td", { colspan: 4, text: "None: every delivery is refused (401 invalid_signature) until one is added." })));
   }
 }
 

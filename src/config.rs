@@ -120,7 +120,7 @@ fn default_pair(
         (location, secrets) => {
             let location_id = location_id(location)?;
             let secrets = secrets.ok_or(ConfigError::Missing("WEBHOOK_SECRETS"))?;
-            Ok(Some((location_id, SigningKey::parse_list(&secrets)?)))
+            Ok(Some((location_id, SigningKey::parse_strong_list(&secrets)?)))
         }
     }
 }

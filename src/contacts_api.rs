@@ -104,6 +104,26 @@ impl ApiRequest {
         Self::delete(format!("/contacts/{contact_id}/tasks/{task_id}"), None)
     }
 
+    /// The full URL of this call below `base` (a checked `http(s)://` setting): its path is the
+    /// core's own building (`/` and then segments of `A-Z a-z 0-9 _ -`, no empty one but a
+    /// trailing slash, a form-encoded query), so that joining cannot leave `base`'s host (a path
+    /// such as `@host/...` or `//host/...` is refused, never sent).
+    pub fn url(&self, base: &str) -> Result<String, String> {
+        let (path, query) = self.path.split_once('?').unwrap_or((&self.path, ""));
+        let segments: Vec<&str> =
+            path.strip_prefix('/').map(|rest| rest.split('/').collect()).unwrap_or_default();
+        let last = segments.len().saturating_sub(1);
+        let segment_ok = |(index, segment): (usize, &&str)| {
+            (!segment.is_empty() || index == last)
+                && segment.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        };
+        let query_ok = query.bytes().all(|b| b.is_ascii_alphanumeric() || b"%+=&*-._".contains(&b));
+        if segments.is_empty() || !segments.iter().enumerate().all(segment_ok) || !query_ok {
+            return Err("the call's path is not one the worker builds".to_owned());
+        }
+        Ok(format!("{base}{}", self.path))
+    }
+
     /// GET `path` (no body).
     pub fn get(path: impl Into<String>) -> ApiRequest {
         ApiRequest { method: Method::Get, path: path.into(), body: None }
@@ -321,11 +341,20 @@ mod tests {
             (plain.method, plain.path.as_str(), plain.body),
             (Method::Get, "/contacts/c1/tasks", None)
         );
+        let base = "https://services.example";
+        let tasks = ApiRequest::get("/contacts/c1/tasks");
+        assert_eq!(tasks.url(base).unwrap(), "https://services.example/contacts/c1/tasks");
+        for path in
+            ["@evil.example/x", "//evil.example/x", "/contacts/../x", "/contacts//x", "/c/a b", "/c?x=<"]
+        {
+            assert!(ApiRequest::get(path).url(base).is_err(), "{path}");
+        }
         let empty = ApiRequest::get("/contacts/").with_query([]);
         assert_eq!(empty.path, "/contacts/");
         let listed =
             ApiRequest::get("/contacts/").with_query([("locationId", "loc-1"), ("query", "Ada L&x=1")]);
         assert_eq!(listed.path, "/contacts/?locationId=loc-1&query=Ada+L%26x%3D1");
+        assert!(listed.url(base).is_ok());
     }
 
     #[test]

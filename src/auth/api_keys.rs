@@ -15,8 +15,9 @@ use crate::intake::Refusal;
 /// The secret holding the operator API's keys (the read API's are `READ_API_KEYS`).
 pub const ADMIN_KEYS_SETTING: &str = "ADMIN_API_KEYS";
 
-/// Shortest key accepted in a configured list: a guessable key is a configuration error.
-pub const MIN_KEY_LEN: usize = 16;
+/// Shortest key accepted in a configured list: a guessable key is a configuration error. 24
+/// characters (`openssl rand -base64 24` prints 32 from 24 random bytes).
+pub const MIN_KEY_LEN: usize = 24;
 
 /// A configured list of keys. Only their SHA-256 digests are kept, so that every comparison has
 /// the same length and the keys themselves do not stay in memory; `Debug` shows the count only.
@@ -174,27 +175,6 @@ pub fn fingerprint(authorization: Option<&str>) -> Option<String> {
     Some(format!("key:{}", digest[..4].iter().map(|b| format!("{b:02x}")).collect::<String>()))
 }
 
-/// Query parameter names that carry a credential.
-const CREDENTIAL_PARAMS: [&str; 6] = ["key", "api_key", "apikey", "token", "access_token", "authorization"];
-
-/// Refuses a URL that carries a key (a parameter named like one, or any value that is one of
-/// `keys`): URLs end up in logs, histories and referrers. 400 `key_in_url`, whatever else the
-/// request holds.
-pub fn refuse_key_in_query(query: Option<&str>, keys: Option<&ApiKeys>) -> Result<(), Refusal> {
-    let leaks = form_urlencoded::parse(query.unwrap_or_default().as_bytes()).any(|(name, value)| {
-        CREDENTIAL_PARAMS.contains(&name.to_ascii_lowercase().as_str())
-            || keys.is_some_and(|keys| keys.accepts(&value))
-    });
-    if leaks {
-        return Err(Refusal::new(
-            400,
-            "key_in_url",
-            "never put an API key in a URL: send it as `Authorization: Bearer <key>`",
-        ));
-    }
-    Ok(())
-}
-
 /// The credential of an `Authorization: Bearer <credential>` header (scheme case-insensitive).
 pub fn bearer(authorization: &str) -> Option<&str> {
     let (scheme, credential) = authorization.trim().split_once(' ')?;
@@ -210,15 +190,15 @@ fn digest(key: &str) -> [u8; 32] {
 mod tests {
     use super::*;
 
-    const ONE: &str = "read-key-0123456789abcdef";
-    const TWO: &str = "read-key-fedcba9876543210";
+    const ONE: &str = "read-key-0123456789abcdef-xyz";
+    const TWO: &str = "read-key-fedcba9876543210-xyz";
 
     #[test]
     fn several_keys_separated_by_spaces_or_commas() {
         let keys = ApiKeys::parse(&format!(" {ONE}, {TWO}\n")).unwrap();
         assert!(keys.accepts(ONE));
         assert!(keys.accepts(TWO));
-        assert!(!keys.accepts("read-key-0123456789abcdeF"));
+        assert!(!keys.accepts("read-key-0123456789abcdef-xyZ"));
         assert!(!keys.accepts(&ONE[..ONE.len() - 1]));
         assert!(!keys.accepts(""));
     }
@@ -242,8 +222,8 @@ mod tests {
             (Some("Basic cmVhZDprZXk="), Err(Denied::Missing)),
             (Some(ONE), Err(Denied::Missing)),
             (Some("Bearer wrong-key-0123456789"), Err(Denied::Invalid)),
-            (Some("Bearer read-key-0123456789abcdef "), Ok(())),
-            (Some("bearer read-key-0123456789abcdef"), Ok(())),
+            (Some("Bearer read-key-0123456789abcdef-xyz "), Ok(())),
+            (Some("bearer read-key-0123456789abcdef-xyz"), Ok(())),
         ];
         for (header, expected) in table {
             assert_eq!(keys.check(header), expected, "{header:?}");
@@ -268,20 +248,6 @@ mod tests {
         assert!(one.starts_with("key:") && !one.contains(&ONE[..8]));
         assert_ne!(Some(one), fingerprint(Some(&format!("Bearer {TWO}"))));
         assert_eq!(fingerprint(None), None);
-    }
-
-    #[test]
-    fn a_key_in_the_query_string_is_refused() {
-        let keys = ApiKeys::parse(ONE).unwrap();
-        let refused =
-            |query: &str| refuse_key_in_query(Some(query), Some(&keys)).err().map(|r| (r.status, r.code));
-        assert_eq!(refused(&format!("state=parked&x={ONE}")), Some((400, "key_in_url")));
-        assert_eq!(refused("Access_Token=whatever"), Some((400, "key_in_url")));
-        assert_eq!(refused("key="), Some((400, "key_in_url")));
-        assert_eq!(refused("state=parked&limit=5"), None);
-        assert_eq!(refuse_key_in_query(None, None).ok(), Some(()));
-        let refusal = refuse_key_in_query(Some(&format!("k={ONE}")), Some(&keys)).unwrap_err();
-        assert!(!refusal.message.contains(ONE));
     }
 
     #[test]

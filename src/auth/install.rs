@@ -1,7 +1,11 @@
-//! The OAuth install flow's pure half (`TOKEN_MODE=oauth`): the marketplace consent URL that
-//! `GET /oauth/install` redirects to, with a signed, expiring `state` tied to the browser by a
-//! cookie, and the checks `GET /oauth/callback` runs before it trades the code for tokens. The
-//! shell (`edge::oauth`) adds the clock, the randomness, the token endpoint and KV.
+//! The OAuth install flow's pure half (`TOKEN_MODE=oauth`). Installs are the operator's: an
+//! install starts with a single-use install link the operator minted ([`mint_invite`]; the
+//! Directory spends it once) or, without one, only where the deployment's allow-list
+//! (`OAUTH_INSTALL_ALLOW`) names the company or location that consents ([`allowed`]). The
+//! consent URL that `GET /oauth/install` redirects to carries a signed, expiring `state` tied to
+//! the browser by a cookie and recording what let the install start; `GET /oauth/callback` runs
+//! these checks before it trades the code for tokens. The shell (`shell::routes::oauth`) adds
+//! the clock, the randomness, the token endpoint and the Directory.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64URL;
 use base64::Engine;
@@ -16,12 +20,19 @@ use crate::secret::Secret;
 
 /// How long an install may take from the redirect to the callback.
 pub const STATE_TTL_SECS: i64 = 600;
+/// How long an operator's install link can be used.
+pub const INVITE_TTL_SECS: i64 = 7 * 24 * 3600;
 /// The cookie that ties the callback to the browser that started the install.
 pub const STATE_COOKIE: &str = "sightmill_sync_oauth";
-/// Random bytes in each state's nonce.
+/// Random bytes in each state's and each install link's nonce.
 pub const NONCE_LEN: usize = 16;
-const STATE_PURPOSE: &str = "sightmill-sync oauth state v1";
+/// The install route's query parameter that carries an install link's token.
+pub const INVITE_PARAM: &str = "invite";
+const STATE_PURPOSE: &str = "sightmill-sync oauth state v2";
+const INVITE_PURPOSE: &str = "sightmill-sync install link v1";
 const MAX_CODE_LEN: usize = 2048;
+/// What a state records when no install link started the install.
+const NO_INVITE: &str = "-";
 
 /// What is being installed: the app on one location (sub-account), or agency-wide (its company
 /// token then lists the locations it is installed on). The signed state records which.
@@ -31,8 +42,104 @@ pub enum InstallKind {
     Agency,
 }
 
-/// The state's mark of an agency install.
-const AGENCY_MARK: &str = "agency";
+impl InstallKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstallKind::Location => "location",
+            InstallKind::Agency => "agency",
+        }
+    }
+
+    fn parse(text: &str) -> Option<InstallKind> {
+        match text {
+            "location" => Some(InstallKind::Location),
+            "agency" => Some(InstallKind::Agency),
+            _ => None,
+        }
+    }
+}
+
+/// What let an install start: an operator's install link (spent once, at the callback), or the
+/// allow-list (checked at the callback against the ids the token names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Permit {
+    Invite(Invite),
+    AllowList,
+}
+
+/// An install link's identity: its nonce (what the Directory spends) and when it expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invite {
+    pub nonce: String,
+    pub expires_at_secs: i64,
+    pub kind: InstallKind,
+}
+
+/// A minted install link's token (the `invite` query value) and what it grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MintedInvite {
+    pub token: String,
+    pub invite: Invite,
+}
+
+/// Mints an install link's token for an install of `kind`, valid for [`INVITE_TTL_SECS`].
+pub fn mint_invite(keys: &KeyRing, kind: InstallKind, nonce: [u8; NONCE_LEN], now_secs: i64) -> MintedInvite {
+    let invite = Invite { nonce: BASE64URL.encode(nonce), expires_at_secs: now_secs + INVITE_TTL_SECS, kind };
+    let payload = format!("{}.{}.{}", invite.expires_at_secs, invite.nonce, kind.as_str());
+    MintedInvite { token: signed(keys, INVITE_PURPOSE, &payload), invite }
+}
+
+/// Checks an install link's token: issued by this worker and unexpired (401
+/// `invalid_install_link`). Whether it was used already is the Directory's to say.
+pub fn check_invite(keys: &KeyRing, token: &str, now_secs: i64) -> Result<Invite, Refusal> {
+    let invalid = |message: &str| Refusal::new(401, "invalid_install_link", message);
+    let payload = verified(keys, INVITE_PURPOSE, token)
+        .ok_or_else(|| invalid("the install link was not issued by this worker; ask the operator for one"))?;
+    let fields: Vec<&str> = payload.split('.').collect();
+    let [expires, nonce, kind] = fields.as_slice() else {
+        return Err(invalid("the install link is malformed"));
+    };
+    let expires_at_secs: i64 = expires.parse().map_err(|_| invalid("the install link is malformed"))?;
+    let kind = InstallKind::parse(kind).ok_or_else(|| invalid("the install link is malformed"))?;
+    if now_secs > expires_at_secs {
+        return Err(invalid("the install link has expired; ask the operator for a new one"));
+    }
+    Ok(Invite { nonce: (*nonce).to_owned(), expires_at_secs, kind })
+}
+
+/// Whether the allow-list lets an install of `kind` proceed for the ids the token endpoint named:
+/// an agency install needs its company listed; a location install its location or its company.
+pub fn allowed(allow: &[String], kind: InstallKind, company: Option<&str>, location: Option<&str>) -> bool {
+    let listed = |id: Option<&str>| id.is_some_and(|id| allow.iter().any(|allowed| allowed == id));
+    match kind {
+        InstallKind::Agency => listed(company),
+        InstallKind::Location => listed(location) || listed(company),
+    }
+}
+
+/// 403 `install_not_allowed`: the install was let start by the allow-list, which does not name
+/// what consented. Nothing is created.
+pub fn not_allowed(company: Option<&str>, location: Option<&str>) -> Refusal {
+    let name = |id: Option<&str>| printable(id.unwrap_or("none"));
+    Refusal::new(
+        403,
+        "install_not_allowed",
+        format!(
+            "neither the location `{}` nor the company `{}` is on the install allow-list `OAUTH_INSTALL_ALLOW`; nothing was connected: ask the operator for an install link",
+            name(location),
+            name(company)
+        ),
+    )
+}
+
+/// 403 `install_link_required`: no install link, and no allow-list to fall back on.
+pub fn link_required() -> Refusal {
+    Refusal::new(
+        403,
+        "install_link_required",
+        "installs need an install link from the operator (POST /admin/installs) or the allow-list `OAUTH_INSTALL_ALLOW`",
+    )
+}
 
 /// Where to send the browser, and the cookie to set on the way.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,16 +148,18 @@ pub struct InstallStart {
     pub set_cookie: String,
 }
 
-/// The install being started: which app, where its callback is, and what it installs.
-#[derive(Debug, Clone, Copy)]
+/// The install being started: which app, where its callback is, what it installs, and what let
+/// it start.
+#[derive(Debug, Clone)]
 pub struct InstallRequest<'a> {
     pub client_id: &'a str,
     pub redirect_uri: &'a str,
     pub kind: InstallKind,
+    pub permit: Permit,
 }
 
-/// Starts an install: a state valid for [`STATE_TTL_SECS`] (recording the install's kind) and the
-/// consent-page URL carrying it; an agency install asks for `user_type=Company`.
+/// Starts an install: a state valid for [`STATE_TTL_SECS`] (recording the install's kind and
+/// permit) and the consent-page URL carrying it; an agency install asks for `user_type=Company`.
 pub fn start_install(
     settings: &InstallSettings,
     request: InstallRequest<'_>,
@@ -60,13 +169,12 @@ pub fn start_install(
 ) -> InstallStart {
     let nonce = BASE64URL.encode(nonce);
     let expires = now_secs + STATE_TTL_SECS;
-    let payload = match request.kind {
-        InstallKind::Location => format!("{expires}.{nonce}"),
-        InstallKind::Agency => format!("{expires}.{nonce}.{AGENCY_MARK}"),
+    let (invite, invite_expires) = match &request.permit {
+        Permit::Invite(invite) => (invite.nonce.as_str(), invite.expires_at_secs),
+        Permit::AllowList => (NO_INVITE, 0),
     };
-    let signature =
-        BASE64URL.encode(state_mac(&keys.derived_keys(STATE_PURPOSE)[0], &payload).finalize().into_bytes());
-    let state = format!("{payload}.{signature}");
+    let payload = format!("{expires}.{nonce}.{}.{invite}.{invite_expires}", request.kind.as_str());
+    let state = signed(keys, STATE_PURPOSE, &payload);
     let mut fields = vec![
         ("response_type", "code"),
         ("redirect_uri", request.redirect_uri),
@@ -100,11 +208,13 @@ pub struct CallbackQuery<'a> {
     pub error: Option<&'a str>,
 }
 
-/// A callback that passed its checks: the code to trade, and what the install was for.
+/// A callback that passed its checks: the code to trade, what the install was for, and what let
+/// it start.
 #[derive(Debug)]
 pub struct Callback {
     pub code: Secret,
     pub kind: InstallKind,
+    pub permit: Permit,
 }
 
 /// Checks a callback: consent given, state signed by this worker, unexpired and started in this
@@ -125,53 +235,74 @@ pub fn check_callback(
             ),
         ));
     }
-    let (nonce, kind) = verify_state(keys, query.state, now_secs)?;
-    if cookie(cookie_header, STATE_COOKIE) != Some(nonce) {
+    let state = verify_state(keys, query.state, now_secs)?;
+    if cookie(cookie_header, STATE_COOKIE) != Some(state.nonce.as_str()) {
         return Err(invalid_state(
             "the install was started in another browser (or its cookie expired); start again at /oauth/install",
         ));
     }
     match query.code {
         Some(code) if !code.is_empty() && code.len() <= MAX_CODE_LEN => {
-            Ok(Callback { code: Secret::new(code), kind })
+            Ok(Callback { code: Secret::new(code), kind: state.kind, permit: state.permit })
         }
         _ => Err(Refusal::new(400, "missing_code", "the callback carries no usable `code`")),
     }
 }
 
-/// Verifies `{expires}.{nonce}[.agency].{signature}` under any listed key; returns the nonce and
-/// the install's kind.
-fn verify_state<'a>(
-    keys: &KeyRing,
-    state: Option<&'a str>,
-    now_secs: i64,
-) -> Result<(&'a str, InstallKind), Refusal> {
+/// What a verified state says.
+struct State {
+    nonce: String,
+    kind: InstallKind,
+    permit: Permit,
+}
+
+/// Verifies `{expires}.{nonce}.{kind}.{invite}.{invite_expires}.{signature}` under any listed key.
+fn verify_state(keys: &KeyRing, state: Option<&str>, now_secs: i64) -> Result<State, Refusal> {
     let state =
         state.ok_or_else(|| invalid_state("the callback carries no `state`; start at /oauth/install"))?;
     let malformed = || invalid_state("the `state` is malformed");
-    let (payload, signature) = state.rsplit_once('.').ok_or_else(malformed)?;
-    let (expires, nonce) = payload.split_once('.').ok_or_else(malformed)?;
-    let (nonce, kind) = match nonce.split_once('.') {
-        None => (nonce, InstallKind::Location),
-        Some((nonce, AGENCY_MARK)) => (nonce, InstallKind::Agency),
-        Some(_) => return Err(malformed()),
+    if state.split('.').count() != 6 {
+        return Err(malformed());
+    }
+    let payload = verified(keys, STATE_PURPOSE, state)
+        .ok_or_else(|| invalid_state("the `state` was not issued by this worker"))?;
+    let fields: Vec<&str> = payload.split('.').collect();
+    let [expires, nonce, kind, invite, invite_expires] = fields.as_slice() else {
+        return Err(malformed());
     };
     let expires: i64 = expires.parse().map_err(|_| malformed())?;
-    let signature = BASE64URL.decode(signature).map_err(|_| malformed())?;
-    let signed = keys
-        .derived_keys(STATE_PURPOSE)
-        .iter()
-        .any(|key| state_mac(key, payload).verify_slice(&signature).is_ok());
-    if !signed {
-        return Err(invalid_state("the `state` was not issued by this worker"));
-    }
+    let kind = InstallKind::parse(kind).ok_or_else(malformed)?;
     if now_secs > expires {
         return Err(invalid_state("the install took too long; start again at /oauth/install"));
     }
-    Ok((nonce, kind))
+    let permit = match *invite {
+        NO_INVITE => Permit::AllowList,
+        nonce => Permit::Invite(Invite {
+            nonce: nonce.to_owned(),
+            expires_at_secs: invite_expires.parse().map_err(|_| malformed())?,
+            kind,
+        }),
+    };
+    Ok(State { nonce: (*nonce).to_owned(), kind, permit })
 }
 
-fn state_mac(key: &[u8; 32], payload: &str) -> Hmac<Sha256> {
+/// `{payload}.{signature}`, signed for `purpose` with the newest key.
+fn signed(keys: &KeyRing, purpose: &str, payload: &str) -> String {
+    let signature = BASE64URL.encode(mac(&keys.derived_keys(purpose)[0], payload).finalize().into_bytes());
+    format!("{payload}.{signature}")
+}
+
+/// The payload of `{payload}.{signature}` when any listed key signed it for `purpose`.
+fn verified<'a>(keys: &KeyRing, purpose: &str, token: &'a str) -> Option<&'a str> {
+    let (payload, signature) = token.rsplit_once('.')?;
+    let signature = BASE64URL.decode(signature).ok()?;
+    keys.derived_keys(purpose)
+        .iter()
+        .any(|key| mac(key, payload).verify_slice(&signature).is_ok())
+        .then_some(payload)
+}
+
+fn mac(key: &[u8; 32], payload: &str) -> Hmac<Sha256> {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts keys of any length");
     mac.update(payload.as_bytes());
     mac
@@ -228,11 +359,17 @@ mod tests {
             install_url: install_url.into(),
             redirect_uri: None,
             scopes: "contacts.readonly contacts.write".into(),
+            allow: Vec::new(),
         }
     }
 
     fn request(kind: InstallKind) -> InstallRequest<'static> {
-        InstallRequest { client_id: "client-1", redirect_uri: "https://sync.example/oauth/callback", kind }
+        InstallRequest {
+            client_id: "client-1",
+            redirect_uri: "https://sync.example/oauth/callback",
+            kind,
+            permit: Permit::AllowList,
+        }
     }
 
     fn start_as(keys: &KeyRing, kind: InstallKind) -> InstallStart {
@@ -275,7 +412,7 @@ mod tests {
                 "{STATE_COOKIE}={nonce}; Path=/oauth/callback; Max-Age=600; HttpOnly; Secure; SameSite=Lax"
             )
         );
-        let short = InstallRequest { client_id: "c", redirect_uri: "r", kind: InstallKind::Location };
+        let short = InstallRequest { client_id: "c", redirect_uri: "r", ..request(InstallKind::Location) };
         let with_query =
             start_install(&settings("https://m.example/c?x=1"), short, &ring(), [0; NONCE_LEN], NOW);
         assert!(with_query.redirect_url.starts_with("https://m.example/c?x=1&response_type=code"));
@@ -379,6 +516,59 @@ mod tests {
             assert_eq!((refusal.status, refusal.code), (status, code), "{query:?}");
             assert!(refusal.message.contains(message), "{}", refusal.message);
         }
+    }
+
+    #[test]
+    fn an_install_link_is_this_workers_unexpired_and_its_permit_survives_the_consent() {
+        let minted = mint_invite(&ring(), InstallKind::Agency, [7; NONCE_LEN], NOW);
+        assert_eq!(minted.invite.expires_at_secs, NOW + INVITE_TTL_SECS);
+        let checked = check_invite(&ring(), &minted.token, NOW + INVITE_TTL_SECS).unwrap();
+        assert_eq!(checked, minted.invite);
+        let other_ring = keys("k1:AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=");
+        let longer = minted.token.replacen(
+            &checked.expires_at_secs.to_string(),
+            &(NOW + 10 * INVITE_TTL_SECS).to_string(),
+            1,
+        );
+        let as_state = start_as(&ring(), InstallKind::Agency).redirect_url;
+        let state_token = as_state.split("state=").nth(1).unwrap().split('&').next().unwrap();
+        for (token, now, words) in [
+            (minted.token.as_str(), NOW + INVITE_TTL_SECS + 1, "expired"),
+            (longer.as_str(), NOW, "not issued"),
+            ("garbage", NOW, "not issued"),
+            (state_token, NOW, "not issued"),
+        ] {
+            let refused = check_invite(&ring(), token, now).unwrap_err();
+            assert_eq!((refused.status, refused.code), (401, "invalid_install_link"), "{token}");
+            assert!(refused.message.contains(words), "{}", refused.message);
+        }
+        assert!(check_invite(&other_ring, &minted.token, NOW).is_err());
+        let request =
+            InstallRequest { permit: Permit::Invite(checked.clone()), ..request(InstallKind::Agency) };
+        let start = start_install(&settings("https://m.example/c"), request, &ring(), [9; NONCE_LEN], NOW);
+        let (state, cookie) = state_and_cookie(&start);
+        let state = state.split('&').next().unwrap();
+        let callback = check_callback(&ring(), callback(state, Some("c")), Some(&cookie), NOW).unwrap();
+        assert_eq!((callback.kind, callback.permit), (InstallKind::Agency, Permit::Invite(checked)));
+    }
+
+    #[test]
+    fn the_allow_list_names_the_company_or_the_location() {
+        let allow = vec!["comp-1".to_owned(), "loc-9".to_owned()];
+        let location = InstallKind::Location;
+        assert!(allowed(&allow, location, Some("comp-1"), Some("loc-1")), "its company is listed");
+        assert!(allowed(&allow, location, Some("comp-2"), Some("loc-9")), "it is listed");
+        assert!(!allowed(&allow, location, Some("comp-2"), Some("loc-1")));
+        assert!(!allowed(&allow, location, None, None));
+        assert!(allowed(&allow, InstallKind::Agency, Some("comp-1"), None));
+        assert!(
+            !allowed(&allow, InstallKind::Agency, Some("comp-2"), Some("loc-9")),
+            "an agency needs its company"
+        );
+        assert!(!allowed(&[], location, Some("comp-1"), Some("loc-1")));
+        let refusal = not_allowed(Some("comp-2"), Some("<loc>"));
+        assert_eq!((refusal.status, refusal.code), (403, "install_not_allowed"));
+        assert!(refusal.message.contains("OAUTH_INSTALL_ALLOW") && !refusal.message.contains('<'));
     }
 
     #[test]

@@ -126,6 +126,9 @@ pub struct InstallSettings {
     pub redirect_uri: Option<String>,
     /// Space-separated scopes (`OAUTH_SCOPES`).
     pub scopes: String,
+    /// Company and location ids that may install without an operator's install link
+    /// (`OAUTH_INSTALL_ALLOW`; empty: every install needs a link).
+    pub allow: Vec<String>,
 }
 
 impl InstallSettings {
@@ -218,8 +221,25 @@ fn oauth(required: &Required<'_>, get: &impl Fn(&str) -> Option<String>) -> Resu
                 .unwrap_or_else(|| DEFAULT_INSTALL_URL.to_owned()),
             redirect_uri: url_setting(get("OAUTH_REDIRECT_URI"), "OAUTH_REDIRECT_URI")?,
             scopes: get("OAUTH_SCOPES").unwrap_or_else(|| DEFAULT_SCOPES.to_owned()),
+            allow: install_allow(get("OAUTH_INSTALL_ALLOW"))?,
         },
     })
+}
+
+/// `OAUTH_INSTALL_ALLOW`: company and location ids separated by spaces or commas.
+fn install_allow(value: Option<String>) -> Result<Vec<String>, ConfigError> {
+    let text = value.unwrap_or_default();
+    text.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|id| !id.is_empty())
+        .map(|id| {
+            safe_location_id(id).map(str::to_owned).ok_or_else(|| {
+                invalid(
+                    "OAUTH_INSTALL_ALLOW",
+                    "list company and location ids (A-Z a-z 0-9 _ -), separated by spaces",
+                )
+            })
+        })
+        .collect()
 }
 
 fn read_issuer(
@@ -495,7 +515,7 @@ pub fn location_token(status: u16, body: &Value, sent_at_ms: i64) -> Result<Toke
         }
         _ => Err(TokenError::Refused(format!(
             "the location token endpoint refused the agency's token (HTTP {status}); install the app \
-             for the agency again at /oauth/install?agency=1"
+             for the agency again with an agency install link (POST /admin/installs), or at /oauth/install?agency=1 where OAUTH_INSTALL_ALLOW lists the company"
         ))),
     }
 }
@@ -504,7 +524,7 @@ pub fn location_token(status: u16, body: &Value, sent_at_ms: i64) -> Result<Toke
 const MAX_MINTED_SECS: u64 = 7 * 24 * 3600;
 
 fn refresh_grant(location_id: &str, stored: &Stored) -> Result<Grant, TokenError> {
-    let reinstall = "open /oauth/install on this worker to install the app for it";
+    let reinstall = "install the app for it with an install link (POST /admin/installs), or at /oauth/install where OAUTH_INSTALL_ALLOW lists it";
     match stored {
         Stored::Readable(TokenRecord { refresh_token: Some(refresh_token), .. }) => {
             Ok(Grant::RefreshToken(refresh_token.clone()))
@@ -645,12 +665,28 @@ mod tests {
                 [issuer_settings("oauth"), vec![("OAUTH_INSTALL_URL", "marketplace")]].concat(),
                 "`OAUTH_INSTALL_URL` is invalid",
             ),
+            (
+                [issuer_settings("oauth"), vec![("OAUTH_INSTALL_ALLOW", "co-1 loc/../x")]].concat(),
+                "`OAUTH_INSTALL_ALLOW` is invalid",
+            ),
         ];
         for (settings, expected) in cases {
             let message = config(&settings).unwrap_err().to_string();
             assert!(message.contains(expected), "{message}");
             assert!(!message.contains("very-secret") && !message.contains("AQEBAQ"), "{message}");
         }
+    }
+
+    #[test]
+    fn the_install_allow_list_is_a_list_of_ids() {
+        let allow = |value: &'static str| match config(
+            &[issuer_settings("oauth"), vec![("OAUTH_INSTALL_ALLOW", value)]].concat(),
+        ) {
+            Ok(TokenConfig::OAuth { install, .. }) => install.allow,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(allow("co-1, loc-2\nloc-3"), ["co-1", "loc-2", "loc-3"]);
+        assert!(allow("  ").is_empty(), "blank: every install needs a link");
     }
 
     #[test]

@@ -13,12 +13,13 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::auth::envelope::{Envelope, KeyRing, NONCE_LEN};
-use crate::intake::signature::SigningKey;
+use crate::intake::signature::{SignatureError, SigningKey, MIN_SECRET_BYTES};
 use crate::intake::{admit, Admitted, Delivery, Refusal};
 use crate::secret::Secret;
 use crate::sync::retry::parse_duration;
 
 pub mod agency;
+pub mod recent;
 
 /// Longest connection id (a location id is 20 characters today).
 pub const MAX_ID_LEN: usize = 64;
@@ -175,31 +176,24 @@ impl Connection {
     }
 
     /// Admits a delivery with one of the connection's valid secrets, and says which one: the
-    /// location's Durable Object checks again that it is still valid when it accepts. 401
-    /// `no_signing_secret` when none is valid; otherwise what [`admit`] says.
+    /// location's Durable Object checks again that it is still valid when it accepts. With no
+    /// valid secret the refusal is the one for a signature that matches none
+    /// ([`refuse_unknown`]), so that a stranger cannot tell this connection from no connection.
     pub fn admit(
         &self,
         delivery: Delivery<'_>,
         max_body_bytes: usize,
         now_ms: i64,
     ) -> Result<(Admitted, String), Refusal> {
-        let keys = self.signing_keys(now_ms);
-        let mut refusal = Refusal::new(
-            401,
-            "no_signing_secret",
-            format!(
-                "the connection `{}` has no valid signing secret; add one with POST /admin/connections/{}/secrets",
-                self.id, self.id
-            ),
-        );
-        for (fingerprint, key) in keys {
+        let mut refusal = None;
+        for (fingerprint, key) in self.signing_keys(now_ms) {
             match admit(delivery, std::slice::from_ref(&key), max_body_bytes, now_ms / 1000) {
                 Ok(admitted) => return Ok((admitted, fingerprint)),
-                Err(error) if error.code == "invalid_signature" => refusal = error,
+                Err(error) if error.code == "invalid_signature" => refusal = Some(error),
                 Err(error) => return Err(error),
             }
         }
-        Err(refusal)
+        Err(refusal.unwrap_or_else(|| refuse_unknown(delivery, max_body_bytes, now_ms)))
     }
 
     /// Adds `secret` as the newest; the secrets valid now stop `keep_old_ms` from now (0: at once).
@@ -225,7 +219,7 @@ impl Connection {
             return Err(Refusal::new(
                 404,
                 "unknown_secret",
-                format!("the connection has no secret `{fingerprint}`"),
+                "the connection has no secret with the fingerprint in the path",
             ));
         }
         Ok(())
@@ -417,6 +411,21 @@ pub fn new_secret(random: [u8; 32]) -> Secret {
     Secret::new(format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(random)))
 }
 
+/// The answer to a delivery for a connection id nobody connected (or one with no valid secret):
+/// exactly what a delivery signed with the wrong secret gets (413, 415, or 401
+/// `invalid_signature` with the same words), so that ids cannot be probed.
+pub fn refuse_unknown(delivery: Delivery<'_>, max_body_bytes: usize, now_ms: i64) -> Refusal {
+    // With no key nothing verifies: the answer is the first check that fails, as for a wrong key.
+    admit(delivery, &[], max_body_bytes, now_ms / 1000)
+        .err()
+        .unwrap_or_else(|| Refusal::new(401, "invalid_signature", SignatureError::NoMatch.to_string()))
+}
+
+/// The KV key under which the Directory publishes connection `id`'s sealed record for the edge.
+pub fn record_key(id: &ConnectionId) -> String {
+    format!("connection:{id}")
+}
+
 /// 409 `secret_in_use`.
 pub fn secret_in_use() -> Refusal {
     Refusal::new(409, "secret_in_use", "that signing secret is already in use; each connection needs its own")
@@ -470,8 +479,8 @@ pub fn connection_exists(id: &ConnectionId) -> Refusal {
 }
 
 /// 404 `unknown_connection`.
-pub fn unknown_connection(id: &ConnectionId) -> Refusal {
-    Refusal::new(404, "unknown_connection", format!("there is no connection `{id}`"))
+pub fn unknown_connection() -> Refusal {
+    Refusal::new(404, "unknown_connection", "there is no connection with the id in the path")
 }
 
 fn label(value: &Value) -> Result<Option<String>, Refusal> {
@@ -489,9 +498,11 @@ fn signing_secret(value: &Value) -> Result<Option<Secret>, Refusal> {
         return Ok(None);
     };
     let text = given.as_str().map(str::trim).unwrap_or_default();
-    match SigningKey::parse_list(text) {
+    match SigningKey::parse_strong_list(text) {
         Ok(keys) if keys.len() == 1 => Ok(Some(Secret::new(text))),
-        _ => Err(invalid_body("`signing_secret` is one `whsec_` followed by standard base64")),
+        _ => Err(invalid_body(format!(
+            "`signing_secret` is one `whsec_` followed by standard base64 of at least {MIN_SECRET_BYTES} random bytes"
+        ))),
     }
 }
 
@@ -559,13 +570,18 @@ mod tests {
     }
 
     #[test]
-    fn a_connection_without_a_valid_secret_says_so() {
+    fn a_connection_without_a_valid_secret_answers_as_no_connection_does() {
         let mut connection = connection();
         connection.secrets.clear();
         let timestamp = (NOW / 1000).to_string();
-        let refused =
-            connection.admit(delivery(BODY, &signed_with(&secret(1)), &timestamp), 1 << 16, NOW).unwrap_err();
-        assert_eq!((refused.status, refused.code), (401, "no_signing_secret"));
+        let signed = signed_with(&secret(1));
+        let refused = connection.admit(delivery(BODY, &signed, &timestamp), 1 << 16, NOW).unwrap_err();
+        let unknown = refuse_unknown(delivery(BODY, &signed, &timestamp), 1 << 16, NOW);
+        let wrong =
+            self::connection().admit(delivery(BODY, &signed_with(&secret(2)), &timestamp), 1 << 16, NOW);
+        assert_eq!((refused.status, refused.code), (401, "invalid_signature"));
+        assert_eq!(refused.body(), unknown.body());
+        assert_eq!(wrong.unwrap_err().body(), unknown.body(), "the same words as a wrong secret");
     }
 
     #[test]

@@ -15,6 +15,9 @@ pub const TOLERANCE_SECS: i64 = 5 * 60;
 const MAX_SIGNATURES: usize = 8;
 /// Longest `webhook-id` accepted; the id becomes part of a KV key (at most 512 bytes).
 pub const MAX_WEBHOOK_ID_LEN: usize = 128;
+/// Fewest bytes a signing secret given to the worker decodes to (`WEBHOOK_SECRETS`, an operator's
+/// `signing_secret`): a guessable secret is refused where it is set, never where it is used.
+pub const MIN_SECRET_BYTES: usize = 24;
 
 /// One HMAC key, decoded from its `whsec_<base64>` form. Its bytes never print.
 #[derive(Clone)]
@@ -34,6 +37,8 @@ pub enum KeyError {
     NotBase64(usize),
     #[error("no signing secret is configured")]
     NoneConfigured,
+    #[error("signing secret number {0} is shorter than {MIN_SECRET_BYTES} bytes after `whsec_` (make one with `openssl rand -base64 32`)")]
+    TooShort(usize),
 }
 
 impl SigningKey {
@@ -48,6 +53,16 @@ impl SigningKey {
             return Err(KeyError::NoneConfigured);
         }
         Ok(keys)
+    }
+
+    /// [`SigningKey::parse_list`] for a list being set: each secret also at least
+    /// [`MIN_SECRET_BYTES`] long.
+    pub fn parse_strong_list(list: &str) -> Result<Vec<SigningKey>, KeyError> {
+        let keys = SigningKey::parse_list(list)?;
+        match keys.iter().position(|key| key.0.len() < MIN_SECRET_BYTES) {
+            Some(index) => Err(KeyError::TooShort(index + 1)),
+            None => Ok(keys),
+        }
     }
 
     /// The entries of a list of secrets: separated by commas or whitespace.
@@ -261,6 +276,12 @@ mod tests {
     #[test]
     fn secret_lists_are_checked_without_echoing_them() {
         assert_eq!(SigningKey::parse_list("  ").unwrap_err(), KeyError::NoneConfigured);
+        for weak in ["whsec_", "whsec_AA==", "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=="] {
+            assert!(SigningKey::parse_list(weak).is_ok(), "a stored secret still verifies: {weak}");
+            let list = format!("{SECRET} {weak}");
+            assert_eq!(SigningKey::parse_strong_list(&list).unwrap_err(), KeyError::TooShort(2), "{weak}");
+        }
+        assert_eq!(SigningKey::parse_strong_list("whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").unwrap().len(), 1);
         assert_eq!(SigningKey::parse_list("whsec_AAAA,secret123").unwrap_err(), KeyError::MissingPrefix(2));
         let error = SigningKey::parse_list("whsec_%%%").unwrap_err();
         assert_eq!(error, KeyError::NotBase64(1));

@@ -18,6 +18,8 @@ use crate::intake::event::is_sightmill_id;
 use crate::intake::Refusal;
 use crate::sync::records::{contact_key, Link};
 
+pub mod budget;
+
 /// The secret holding the read API's keys; unset turns the read API off.
 pub const READ_KEYS_SETTING: &str = "READ_API_KEYS";
 /// The var that turns edge caching of contact reads on (seconds; 0 = off).
@@ -134,7 +136,8 @@ pub enum Item {
     Appointments,
 }
 
-/// A read the Contacts API can answer as it is.
+/// A read the Contacts API can answer as it is. The location's Durable Object sends only the
+/// call of one: it parses the path the Worker hands it again ([`ApiRoute::of_request`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApiRoute {
     /// GET /contacts/{contactId}[/tasks[/{taskId}] | /notes[/{id}] | /appointments].
@@ -176,7 +179,7 @@ impl ReadRoute {
                 let item = Item::parse(rest)?;
                 query.keep(&[])?;
                 if !is_sightmill_id(sightmill_id) {
-                    return Err(invalid_id(sightmill_id));
+                    return Err(invalid_id());
                 }
                 Ok(ReadRoute::SightMill { sightmill_id: (*sightmill_id).to_owned(), item })
             }
@@ -199,9 +202,9 @@ impl ReadRoute {
     pub fn resolve(self, link: Option<Link>) -> Result<ApiRoute, Refusal> {
         match self {
             ReadRoute::Api(route) => Ok(route),
-            ReadRoute::SightMill { sightmill_id, item } => match link {
+            ReadRoute::SightMill { item, .. } => match link {
                 Some(Link::Live { id, .. }) => Ok(ApiRoute::Contact { contact_id: id, item }),
-                Some(Link::InDoubt(_) | Link::Deleted { .. }) | None => Err(not_mapped(&sightmill_id)),
+                Some(Link::InDoubt(_) | Link::Deleted { .. }) | None => Err(not_mapped()),
             },
         }
     }
@@ -259,6 +262,23 @@ impl ApiRoute {
             ApiRoute::Business { business_id, query } => {
                 with_location(format!("/contacts/business/{}", business_id.as_str()), query)
             }
+        }
+    }
+
+    /// The route of a call's path as [`ApiRoute::request`] built it for `location_id`, parsed
+    /// again by the read API's own parser (checked ids, the routes and parameters it offers):
+    /// what a Durable Object is handed is sent only if the read API could have built it.
+    pub fn of_request(path: &str, location_id: &str) -> Result<ApiRoute, Refusal> {
+        let (path, query) = match path.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (path, None),
+        };
+        if !path.starts_with('/') {
+            return Err(not_found());
+        }
+        match ReadRoute::parse(path, query, location_id)? {
+            ReadRoute::Api(route) => Ok(route),
+            ReadRoute::SightMill { .. } => Err(not_found()),
         }
     }
 
@@ -327,12 +347,13 @@ pub fn upstream_refusal(response: &ApiResponse) -> Option<Refusal> {
     })
 }
 
-/// 404 `not_mapped`: no Contacts API contact is known for this SightMill id.
-fn not_mapped(sightmill_id: &str) -> Refusal {
+/// 404 `not_mapped`: no Contacts API contact is known for this SightMill id. Like every answer
+/// to a path, it does not repeat the path's ids (one could be a key sent by mistake).
+fn not_mapped() -> Refusal {
     Refusal::new(
         404,
         "not_mapped",
-        format!("SightMill contact `{sightmill_id}` is not mapped to a Contacts API contact"),
+        "the SightMill contact in the path is not mapped to a Contacts API contact",
     )
 }
 
@@ -340,12 +361,16 @@ fn not_found() -> Refusal {
     Refusal::new(404, "not_found", "no such route")
 }
 
-fn invalid_id(text: &str) -> Refusal {
-    Refusal::new(400, "invalid_id", format!("`{}` is not a valid id", shorten(text)))
+fn invalid_id() -> Refusal {
+    Refusal::new(
+        400,
+        "invalid_id",
+        "an id in the path is not a valid id (1-64 characters of A-Z a-z 0-9 _ -)",
+    )
 }
 
 fn record_id(text: &str) -> Result<ApiId, Refusal> {
-    ApiId::parse(text).ok_or_else(|| invalid_id(text))
+    ApiId::parse(text).ok_or_else(invalid_id)
 }
 
 /// Echoed input is cut to 64 characters.
@@ -617,6 +642,32 @@ mod tests {
     }
 
     #[test]
+    fn a_durable_object_sends_only_calls_the_read_api_could_have_built() {
+        for path in [
+            "/contacts/c1",
+            "/contacts/c1/notes/n1",
+            "/contacts/c1/appointments",
+            "/contacts/?query=Ada+L%26x&limit=5",
+            "/contacts/business/b1?skip=10",
+        ] {
+            let ReadRoute::Api(route) = parse(path).unwrap() else { panic!("{path}") };
+            let built = route.request(LOC).path;
+            assert_eq!(ApiRoute::of_request(&built, LOC).unwrap(), route, "{built}");
+        }
+        for path in [
+            "@evil.example/contacts/c1",
+            "//evil.example/contacts/c1",
+            "/contacts/../admin",
+            "/contacts/c1/tags",
+            "/contacts/?locationId=loc-2",
+            "/sightmill/contacts/sm_1",
+            "/contacts/c1?x=1",
+        ] {
+            assert!(ApiRoute::of_request(path, LOC).is_err(), "{path}");
+        }
+    }
+
+    #[test]
     fn a_sightmill_id_resolves_through_the_id_map() {
         let route = parse("/sightmill/contacts/sm_1/notes/n1").unwrap();
         assert_eq!(route.link_key(LOC).as_deref(), Some("contact:loc-1:sm_1"));
@@ -628,7 +679,7 @@ mod tests {
         assert_eq!((deleted.status, deleted.code), (404, "not_mapped"));
         let refusal = route.resolve(None).unwrap_err();
         assert_eq!((refusal.status, refusal.code), (404, "not_mapped"));
-        assert!(refusal.message.contains("sm_1"));
+        assert!(!refusal.message.contains("sm_1"), "the path is not repeated");
 
         let direct = parse("/contacts/c1").unwrap();
         assert_eq!(direct.link_key(LOC), None);

@@ -14,6 +14,9 @@ use worker::{
     console_error, event, Context, Env, Method, Request, Response, Result, ScheduleContext, ScheduledEvent,
 };
 
+use crate::auth::api_keys::{ApiKeys, ADMIN_KEYS_SETTING};
+use crate::auth::request_url;
+use crate::read::READ_KEYS_SETTING;
 use platform::respond;
 use routes::{connections, oauth, operator, read_api, webhook};
 
@@ -38,6 +41,9 @@ fn failed(error: &worker::Error) -> Result<Response> {
 }
 
 async fn route(req: Request, env: &Env) -> Result<Response> {
+    if let Err(refusal) = check_url(&req, env) {
+        return respond::refusal(&refusal);
+    }
     let path = req.path();
     let connection_webhook = path.strip_prefix(WEBHOOK_PATH).and_then(|rest| rest.strip_prefix('/'));
     let reaches_location = path == WEBHOOK_PATH
@@ -72,6 +78,19 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
         }
         _ => respond::error(404, "not_found", "no such route"),
     }
+}
+
+/// Every request's URL, before routing ([`crate::auth::request_url`]): no climbing path, and no
+/// operator or read key anywhere in it.
+fn check_url(req: &Request, env: &Env) -> std::result::Result<(), crate::intake::Refusal> {
+    let url = req.inner().url();
+    let parts = crate::read::split_url(&url);
+    request_url::check_path(parts.path)?;
+    let keys: Vec<ApiKeys> = [ADMIN_KEYS_SETTING, READ_KEYS_SETTING]
+        .iter()
+        .filter_map(|name| ApiKeys::parse(&platform::runtime::setting(env, name)?).ok())
+        .collect();
+    request_url::refuse_key_in_url(parts.path, parts.query, &keys.iter().collect::<Vec<_>>())
 }
 
 #[event(scheduled)]

@@ -2,7 +2,9 @@
 // list, read, change, rotate and remove secrets, pause, resume, remove with what happens to
 // pending events), each connection's own operator API forwarded to its location, the cron's
 // fan-out to every named connection, and connections made by the OAuth installs (a location
-// other than the default one, and an agency whose company token lists its locations). The real
+// other than the default one, and an agency whose company token lists its locations), started by
+// the operator's single-use install links or the allow-list (issue 22), and how soon a new
+// connection's record, which the Directory publishes in KV, is known at the edge. The real
 // worker runs in Miniflare with the Location and Directory Durable Objects; the simulator plays
 // the Contacts API and the OAuth endpoints.
 
@@ -128,8 +130,8 @@ describe("connections through the operator API", () => {
       ["POST", "connections", { id: "loc-c", token: { kind: "agency", company_id: "co-none" } }, 404, "unknown_agency"],
       ["POST", "connections/loc-b/secrets", { signing_secret: SECRET }, 409, "secret_in_use"],
       ["GET", "connections/loc-zz", undefined, 404, "unknown_connection"],
-      ["GET", "connections/loc%2Fb", undefined, 400, "invalid_connection_id"],
-      ["GET", "connections/loc%2Fb/status", undefined, 400, "invalid_connection_id"],
+      ["GET", "connections/loc%2Fb", undefined, 400, "invalid_path"],
+      ["GET", "connections/loc%2Fb/status", undefined, 400, "invalid_path"],
       ["GET", `connections/${"x".repeat(65)}/status`, undefined, 400, "invalid_connection_id"],
       ["DELETE", `connections/${LOCATION}`, undefined, 409, "default_connection"],
       ["POST", `connections/${LOCATION}/pause`, undefined, 409, "default_connection"],
@@ -303,6 +305,29 @@ describe("connections through the operator API", () => {
     assert.equal(world.sim.counts()["POST /contacts/"] >= 60, true);
   });
 
+  test("a new connection is known at the edge at once, or within KV's 30 s where its id was looked up before (production KV model)", async (t) => {
+    if (world.kvFlavour !== "production") return t.skip("a cached miss is the production KV model's");
+    // Never looked up before: its first webhook is accepted.
+    const b = await world.admin("POST", "connections", { body: { id: "loc-b", token: pit(PIT_B) } });
+    const first = await deliverTo(world, "loc-b", b.json.signing_secret, ada("sm_b1"));
+    assert.equal(first.status, 202, first.text);
+
+    // Looked up while it did not exist (the edge's KV cache keeps that miss, as production's does).
+    const probedAt = Date.now();
+    const probe = await deliverTo(world, "loc-c", newSecret(), ada("sm_c0"));
+    assert.equal(probe.status, 401);
+    const c = await world.admin("POST", "connections", { body: { id: "loc-c", token: pit(PIT_C) } });
+    assert.equal(c.status, 201, JSON.stringify(c.json));
+    const early = await deliverTo(world, "loc-c", c.json.signing_secret, ada("sm_c1"));
+    assert.equal(early.status, 401, "the cached miss still stands");
+    const accepted = await until("the cached miss to age out", async () => {
+      const answer = await deliverTo(world, "loc-c", c.json.signing_secret, ada("sm_c2"));
+      return answer.status === 202 ? Date.now() : null;
+    }, { timeoutMs: 40_000 });
+    t.diagnostic(`accepted ${accepted - probedAt} ms after the id was looked up while unknown`);
+    assert.ok(accepted - probedAt >= 30_000 - 1000 && accepted - probedAt <= 36_000, `${accepted - probedAt} ms`);
+  });
+
   test("past 40 connections the Directory's alarm carries the fan-out on: the 41st is nudged too", async () => {
     const ids = Array.from({ length: 41 }, (_, n) => `loc-n${String(n).padStart(2, "0")}`);
     let last;
@@ -319,7 +344,7 @@ describe("connections through the operator API", () => {
     const directory = namespace.get(namespace.idFromName("directory"));
     const answer = await until("the first batch", async () => {
       // Straight to the Directory's /cron (what the cron trigger calls), to read its answer.
-      const response = await directory.fetch("http://directory.test/cron", { method: "POST", body: "{}" });
+      const response = await directory.fetch("http://directory.test/internal/cron", { method: "POST", body: "{}" });
       const json = await response.json();
       return json.nudged === 40 ? json : null;
     });
@@ -327,7 +352,7 @@ describe("connections through the operator API", () => {
     const record = await until("the alarm's batch to retry loc-n40", async () => {
       const { json } = await ofConnection(world, "loc-n40", "GET", `events/${delivered.id}`);
       if (json.state === "finished") return json;
-      await directory.fetch("http://directory.test/cron", { method: "POST", body: "{}" });
+      await directory.fetch("http://directory.test/internal/cron", { method: "POST", body: "{}" });
       return null;
     }, { timeoutMs: 8000 });
     assert.equal(record.state, "finished");
@@ -337,9 +362,20 @@ describe("connections through the operator API", () => {
 const CLIENT_ID = "sightmill-sync-e2e";
 const CLIENT_SECRET = `client-secret-${randomBytes(12).toString("hex")}`;
 
-/** Runs the install flow like a browser (`query`: "?agency=1" for an agency install). */
-async function install(world, query = "") {
-  const start = await world.fetch(`/oauth/install${query}`, { redirect: "manual" });
+/** An install link the operator mints (`kind`: "location" or "agency"): the path to open. */
+async function installLink(world, kind) {
+  const minted = await world.admin("POST", "installs", { body: { kind } });
+  assert.equal(minted.status, 201, JSON.stringify(minted.json));
+  const url = new URL(minted.json.install_url);
+  return `${url.pathname}${url.search}`;
+}
+
+/**
+ * Runs the install flow like a browser, through an install link the operator minted (`query`:
+ * "?agency=1" for an agency install), or through `path` as given.
+ */
+async function install(world, query = "", path = undefined) {
+  const start = await world.fetch(path ?? (await installLink(world, query ? "agency" : "location")), { redirect: "manual" });
   assert.equal(start.status, 302, await start.clone().text());
   const cookie = start.headers.get("set-cookie").split(";")[0];
   const consent = await fetch(start.headers.get("location"), { redirect: "manual" });
@@ -378,7 +414,7 @@ describe("connections made by the OAuth installs", () => {
 
     const unsigned = await deliverTo(world, "loc-o", newSecret(), ada("sm_o1"));
     assert.equal(unsigned.status, 401, unsigned.text);
-    assert.equal(unsigned.json.error, "no_signing_secret");
+    assert.equal(unsigned.json.error, "invalid_signature", "answered as an unknown id is: nothing to probe");
     const { signing_secret: secret } = (await world.admin("POST", "connections/loc-o/secrets")).json;
     // The edge refetches a record it holds at most once per 5 s: the new secret is seen by then.
     const delivered = await until("the new secret to be taken", async () => {
@@ -427,6 +463,43 @@ describe("connections made by the OAuth installs", () => {
     // Installing again creates nothing new.
     const again = await install(world, "?agency=1");
     assert.deepEqual(again.json.connections, []);
+  });
+
+  test("an install link works once; without one (and no allow-list) nothing starts", async () => {
+    world.sim.oauth.setConsentLocation("loc-once");
+    const link = await installLink(world, "location");
+    assert.equal((await install(world, "", link)).status, 200);
+    world.sim.oauth.setConsentLocation("loc-twice");
+    const again = await install(world, "", link);
+    assert.deepEqual([again.status, again.json.error], [409, "install_link_used"], JSON.stringify(again.json));
+    const listed = (await world.admin("GET", "connections")).json.connections.map((c) => c.id);
+    assert.deepEqual(listed, [LOCATION, "loc-once"], "the second use created nothing");
+
+    for (const path of ["/oauth/install", "/oauth/install?agency=1"]) {
+      const start = await world.fetch(path, { redirect: "manual" });
+      assert.deepEqual([start.status, (await start.json()).error], [403, "install_link_required"], path);
+    }
+    const forged = `${link.slice(0, -4)}AAAA`;
+    const refused = await world.fetch(forged, { redirect: "manual" });
+    assert.deepEqual([refused.status, (await refused.json()).error], [401, "invalid_install_link"]);
+  });
+
+  test("with an allow-list, installs start without a link, and one it does not name creates nothing", async () => {
+    await world.reconfigure({ OAUTH_INSTALL_ALLOW: "loc-listed co-other" });
+    try {
+      world.sim.oauth.setConsentLocation("loc-listed");
+      assert.equal((await install(world, "", "/oauth/install")).status, 200);
+      world.sim.oauth.setConsentLocation("loc-stranger");
+      const stranger = await install(world, "", "/oauth/install");
+      assert.deepEqual([stranger.status, stranger.json.error], [403, "install_not_allowed"], JSON.stringify(stranger.json));
+      const agency = await install(world, "", "/oauth/install?agency=1");
+      assert.deepEqual([agency.status, agency.json.error], [403, "install_not_allowed"], "co-ag is not listed");
+      const listed = (await world.admin("GET", "connections")).json.connections.map((c) => c.id);
+      assert.deepEqual(listed, [LOCATION, "loc-listed"]);
+      assert.deepEqual((await world.admin("GET", "agencies")).json.agencies, []);
+    } finally {
+      await world.reconfigure({ OAUTH_INSTALL_ALLOW: undefined });
+    }
   });
 });
 

@@ -111,6 +111,13 @@ describe("the operator console's connections", () => {
     await page.locator("#create-result").filter({ hasText: "unknown_agency" }).waitFor({ timeout: WAIT_MS });
     await form.getByRole("radio", { name: "Private Integration Token" }).check();
 
+    // Install links are the oauth mode's: this deployment refuses to make one, and says why.
+    await page.locator("#install-form").getByRole("radio", { name: "An agency (its installed locations)" }).check();
+    await page.locator("#install-form").getByRole("button", { name: "Make an install link" }).click();
+    await page.locator("#install-result").filter({ hasText: "oauth_disabled" }).waitFor({ timeout: WAIT_MS });
+    assert.match(await text("#install-result"), /No install link was made/);
+    assert.equal(await text("#install-url"), "");
+
     await form.getByLabel("Location id").fill(NAMED);
     await form.getByLabel("Label (optional)").fill("Branch B");
     await form.getByRole("button", { name: "Create the connection" }).click();

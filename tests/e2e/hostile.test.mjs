@@ -44,6 +44,8 @@ const WORLD = {
   vars: {
     TOKEN_ENCRYPTION_KEYS: `k1:${Buffer.alloc(32, 9).toString("base64")}`,
     READ_API_KEYS: `${READ_KEYS.join(" ")} ${SCOPED_KEY}@loc-a`,
+    // One read per key per 10 s (1% of 100), so that a row can find a key's budget spent.
+    READ_KEY_SHARE_PERCENT: "1",
   },
   simulator: {
     tokens: { [TOKEN]: LOCATION, ...Object.fromEntries(CONNECTIONS.map((c) => [c.token, c.id])) },
@@ -52,6 +54,23 @@ const WORLD = {
 };
 /** A delivery of `good` to a named connection's URL, signed with `secret`. */
 const toConnection = (id, secret) => (world) => world.fetch(`${WEBHOOK_PATH}/${id}`, signedDelivery(secret, good));
+
+/** `text` percent-decoded, or as it is when it does not decode. */
+function decodeOr(text) {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
+/** `good` posted to a connection's URL with no signature headers at all. */
+const unsignedTo = (id) => (world) =>
+  world.fetch(`${WEBHOOK_PATH}/${id}`, { method: "POST", headers: { "content-type": "application/json" }, body: goodBody });
+
+/** A new connection's body with `secret` as its signing secret. */
+const weakConnection = (secret) =>
+  JSON.stringify({ id: "loc-w", token: { kind: "private_integration", token: "pit-w-0123456789abcdef" }, signing_secret: secret });
 
 /** A body that is `good` with `data` (or the envelope) changed. */
 const withData = (type, data) => JSON.stringify(contactEvent(type, data));
@@ -114,8 +133,12 @@ const WEBHOOK_ROWS = [
   // Connections
   ["connection A's URL signed with B's secret", toConnection("loc-a", CONNECTIONS[1].secret), 401, "invalid_signature", { connections: true }],
   ["a named connection's URL signed with the default secret", toConnection("loc-a", SECRET), 401, "invalid_signature", { connections: true }],
-  ["an unknown connection", toConnection("loc-nobody", SECRET), 404, "unknown_connection", { connections: true }],
-  ["a connection id with path characters", toConnection("loc-a%2F..%2Floc-b", SECRET), 400, "invalid_connection_id"],
+  ["an unknown connection (answered as a wrong signature: ids cannot be probed)", toConnection("loc-nobody", SECRET), 401, "invalid_signature", { connections: true }],
+  ["an unsigned delivery to a made-up connection", unsignedTo("loc-made-up"), 401, "invalid_signature", { connections: true }],
+  ["an unsigned delivery to a connected id", unsignedTo("loc-a"), 401, "invalid_signature", { connections: true }],
+  ["a connection id with path characters", toConnection("loc-a%2F..%2Floc-b", SECRET), 400, "invalid_path"],
+  ["a connection id of an encoded climb to an internal route", toConnection("%2e%2e%2finternal%2faccept", SECRET), 400, "invalid_path"],
+  ["a read key in the webhook's query", (world) => world.fetch(`${WEBHOOK_PATH}?x=${READ_KEYS[1]}`, signedDelivery(SECRET, good)), 400, "key_in_url"],
   ["a connection id with a dot", toConnection("loc.a", SECRET), 400, "invalid_connection_id"],
   ["a connection id of 65 characters", toConnection("a".repeat(65), SECRET), 400, "invalid_connection_id"],
   ["signature header of 64 KiB", webhook({ signature: `v1,${"A".repeat(64 * 1024)}` }), 401, "invalid_signature"],
@@ -182,7 +205,22 @@ const ADMIN_ROWS = [
   ["replay without a key", call(`/admin/events/${SEEDED_ID}/replay`, { method: "POST" }), 401, "missing_api_key", { seeded: true }],
   ["discard with a read key", call(`/admin/events/${SEEDED_ID}`, { method: "DELETE", key: READ_KEYS[1] }), 401, "invalid_api_key", { seeded: true }],
   ["dry run without a key", call("/admin/dry-run", { method: "POST", body: goodBody }), 401, "missing_api_key"],
-  ["an event id with path characters", asAdmin("/admin/events/..%2F..%2Fwebhook"), 404, "unknown_webhook"],
+  ["an event id with path characters", asAdmin("/admin/events/..%2F..%2Fwebhook"), 400, "invalid_path"],
+  ["an encoded climb from the operator API to an internal route", asAdmin("/admin/events%2F..%2F..%2Finternal%2Ftoken", { method: "POST", body: "{}" }), 400, "invalid_path"],
+  ["a backslash in an operator path", asAdmin("/admin/events/a%5C..%5Cstatus"), 400, "invalid_path"],
+  ["an empty segment in an operator path", asAdmin("/admin//status"), 400, "invalid_path"],
+  ["a Location's internal route from outside", asAdmin("/internal/accept", { method: "POST", body: "{}" }), 404, "not_found"],
+  ["the Directory's internal route from outside", asAdmin("/internal/connections/loc-a/verify"), 404, "not_found", { connections: true }],
+  ["an internal route's old name from outside", asAdmin("/token", { method: "POST", body: "{}" }), 404, "not_found"],
+  ["the key as an event id", call(`/admin/events/${ADMIN_KEY}`), 400, "key_in_url"],
+  ["the key in a query value's words", call(`/admin/status?note=Bearer%20${encodeURIComponent(ADMIN_KEY)}`), 400, "key_in_url"],
+  ["a long unknown event id is not repeated", asAdmin(`/admin/events/${"k".repeat(40)}`), 404, "unknown_webhook"],
+  ["minting an install link without a key", call("/admin/installs", { method: "POST" }), 401, "missing_api_key"],
+  ["minting an install link with a read key", call("/admin/installs", { method: "POST", key: READ_KEYS[0] }), 401, "invalid_api_key"],
+  ["minting an install link where the install flow is off", asAdmin("/admin/installs", { method: "POST" }), 404, "oauth_disabled"],
+  ["a connection's signing secret of no bytes", asAdmin("/admin/connections", { method: "POST", body: weakConnection("whsec_") }), 400, "invalid_body", { names: "signing_secret" }],
+  ["a connection's signing secret of one byte", asAdmin("/admin/connections", { method: "POST", body: weakConnection("whsec_AA==") }), 400, "invalid_body", { names: "signing_secret" }],
+  ["rotating to a signing secret of 23 bytes", asAdmin("/admin/connections/loc-a/secrets", { method: "POST", body: JSON.stringify({ signing_secret: `whsec_${Buffer.alloc(23, 7).toString("base64")}` }) }), 400, "invalid_body", { connections: true, names: "signing_secret" }],
   ["replaying an unknown event", asAdmin("/admin/events/msg_none/replay", { method: "POST" }), 404, "unknown_webhook"],
   ["discarding an unknown event", asAdmin("/admin/events/msg_none", { method: "DELETE" }), 404, "unknown_webhook"],
   ["replaying a finished event", asAdmin(`/admin/events/${SEEDED_ID}/replay`, { method: "POST" }), 409, "not_parked", { seeded: true }],
@@ -233,19 +271,21 @@ const READ_ROWS = [
   ["a contact id of 65 characters", asReader(`/contacts/${"a".repeat(65)}`), 400, "invalid_id"],
   ["a SightMill id of 129 characters", asReader(`/sightmill/contacts/${"a".repeat(129)}`), 400, "invalid_id"],
   ["a NUL in an id", asReader("/contacts/%00"), 400, "invalid_id"],
-  ["a traversal in a note id", asReader("/contacts/abc/notes/..%2F..%2Fadmin"), 400, "invalid_id"],
-  ["a traversal in a SightMill id", asReader("/sightmill/contacts/..%2F..%2Fadmin%2Fstatus"), 400, "invalid_id"],
+  ["a traversal in a note id", asReader("/contacts/abc/notes/..%2F..%2Fadmin"), 400, "invalid_path"],
+  ["a traversal in a SightMill id", asReader("/sightmill/contacts/..%2F..%2Fadmin%2Fstatus"), 400, "invalid_path"],
   ["a non-ASCII id", asReader("/contacts/%C3%A9"), 400, "invalid_id"],
   ["a business id with a dot", asReader("/contacts/business/a.b"), 400, "invalid_id"],
   ["an unmapped SightMill id", asReader("/sightmill/contacts/sm_unknown/notes"), 404, "not_mapped"],
-  ["an empty path segment", asReader("/contacts//notes"), 404, "not_found"],
+  ["an empty path segment", asReader("/contacts//notes"), 400, "invalid_path"],
+  ["a read key as a contact id", call(`/contacts/${READ_KEYS[0]}`), 400, "key_in_url"],
+  ["a read key's budget spent (one read per 10 s here)", asReader("/contacts/abc"), 429, "read_budget_spent", { budgetSpent: true, retryAfter: true }],
   ["a write through the read API", asReader("/contacts/abc/notes", { method: "POST", body: "{}" }), 405, "method_not_allowed"],
   ["a PATCH through the SightMill routes", asReader("/sightmill/contacts/sm_1", { method: "PATCH", body: "{}" }), 405, "method_not_allowed"],
   ["a list query for another location", asReader("/contacts/?locationId=someone-else"), 400, "invalid_query"],
   ["a scoped read key on a connection it does not name", call("/connections/loc-b/contacts/abc", { key: SCOPED_KEY }), 403, "connection_not_allowed", { connections: true }],
   ["a scoped read key on the default connection", call("/contacts/abc", { key: SCOPED_KEY }), 403, "connection_not_allowed"],
   ["a read on an unknown connection", asReader("/connections/loc-nobody/contacts/abc"), 404, "unknown_connection", { connections: true }],
-  ["a read on a connection id with path characters", asReader("/connections/..%2Fadmin/contacts/abc"), 400, "invalid_connection_id"],
+  ["a read on a connection id with path characters", asReader("/connections/..%2Fadmin/contacts/abc"), 400, "invalid_path"],
   ["a list query with an unknown parameter", asReader("/contacts/business/biz1?locationId=loc-e2e&sort=asc"), 400, "invalid_query"],
 ];
 
@@ -257,7 +297,7 @@ const OTHER_ROWS = [
   ["POST on the health check", call("/healthz", { method: "POST", body: "{}" }), 404, "not_found"],
   ["an unknown route with a key", asAdmin("/internal/kv"), 404, "not_found"],
   ["the console's headers file", call("/_headers"), 404, "not_found"],
-  ["a console path that climbs to the operator API", call("/console/..%2Fadmin%2Fstatus"), 404, "not_found"],
+  ["a console path that climbs to the operator API", call("/console/..%2Fadmin%2Fstatus"), 400, "invalid_path"],
 ];
 
 const ROWS = [
@@ -322,6 +362,10 @@ describe("hostile requests", () => {
       await world.reset();
       if (options.seeded) await seed(world);
       if (options.connections) await createConnections(world);
+      if (options.budgetSpent) {
+        const first = await asReader("/contacts/abc")(world);
+        assert.notEqual(first.status, 429, await first.text());
+      }
       if (options.live) {
         const saved = await world.admin("PUT", "mapping", { body: { fields: [{ from: "name", to: "name" }] } });
         assert.equal(saved.status, 200, JSON.stringify(saved.json));
@@ -330,7 +374,14 @@ describe("hostile requests", () => {
       const writesBefore = await kvWrites(world);
       const callsBefore = apiCalls(world.sim);
 
-      const response = await request(world);
+      const paths = [];
+      const recording = Object.assign(Object.create(world), {
+        fetch: (path, init) => {
+          paths.push(path);
+          return world.fetch(path, init);
+        },
+      });
+      const response = await request(recording);
       const text = await response.text();
       assert.equal(response.status, status, text);
       assert.match(response.headers.get("content-type") ?? "", /^application\/json/);
@@ -343,6 +394,12 @@ describe("hostile requests", () => {
         assert.equal(typeof json.message, "string", text);
         assert.ok(json.message.length <= 300, `the message stays short: ${json.message.length}`);
       }
+      if (options.names) assert.match(json.message, new RegExp(options.names), "the message names the setting");
+      if (options.retryAfter) assert.match(response.headers.get("retry-after") ?? "", /^[1-9][0-9]*$/);
+      for (const segment of paths.flatMap((path) => path.split("?")[0].split("/"))) {
+        const decoded = decodeOr(segment);
+        if (decoded.length >= 24) assert.ok(!text.includes(decoded), "no answer repeats a path segment that could be a key");
+      }
 
       await sleep(20); // anything the request started after answering would have begun by now
       assert.equal(apiCalls(world.sim), callsBefore, "nothing was sent to the Contacts API");
@@ -352,7 +409,179 @@ describe("hostile requests", () => {
   }
 });
 
+describe("made-up connection ids", () => {
+  let world;
+  before(async () => {
+    world = await startWorld(WORLD);
+    await createConnections(world);
+  });
+  after(() => world.close());
+
+  /** Fetches the Directory has served (the production KV model's wrapper counts them). */
+  async function directoryRequests() {
+    const response = await world.fetch("/__kvmodel/directory");
+    return (await response.json()).requests;
+  }
+
+  test("1,000 unsigned requests to made-up ids cost the Directory nothing, and answer as a wrong signature does", async (t) => {
+    if (world.kvFlavour !== "production") return t.skip("the Directory's requests are counted by the production KV model's wrapper");
+    const wrong = await toConnection("loc-a", newSecret())(world);
+    const wrongBody = await wrong.json();
+    assert.equal(wrong.status, 401);
+    const unsignedKnown = await (await unsignedTo("loc-a")(world)).json();
+    const counted = await directoryRequests();
+    assert.equal((await world.admin("GET", "connections")).status, 200);
+    const before = await directoryRequests();
+    assert.ok(before > counted, "the count sees the Directory's requests (listing the connections is one)");
+    const writesBefore = await kvWrites(world);
+    const started = Date.now();
+    for (let n = 0; n < 1000; n += 1) {
+      const response = await unsignedTo(`made-up-${n}`)(world);
+      const body = await response.json();
+      assert.equal(response.status, 401);
+      assert.deepEqual(body, unsignedKnown, `made-up-${n} reads exactly as a connected id`);
+    }
+    const signedToMadeUp = await (await toConnection("made-up-signed", newSecret())(world)).json();
+    assert.deepEqual(signedToMadeUp, wrongBody, "a signed delivery to a made-up id reads exactly as a wrong secret");
+    const after = await directoryRequests();
+    t.diagnostic(`1,000 made-up ids in ${Date.now() - started} ms; Directory requests: ${after - before}`);
+    assert.equal(after - before, 0, "no Directory request");
+    assert.equal(await kvWrites(world), writesBefore, "nothing written");
+    assert.equal(apiCalls(world.sim), 0);
+  });
+});
+
+describe("the Location's read call, handed a path the read API did not build", () => {
+  let world;
+  before(async () => {
+    world = await startWorld(WORLD);
+  });
+  after(() => world.close());
+
+  // Straight to the Durable Object (only the Worker can reach it): the one place that holds the
+  // location's token refuses to send it anywhere the read API's own parser would not route.
+  for (const path of ["@evil.example/contacts/abc", "//evil.example/contacts/abc", "/contacts/abc/../../x", "/users/abc", "/contacts/?locationId=someone-else"]) {
+    test(`${path}: refused, nothing sent`, async () => {
+      const namespace = await world.mf.getDurableObjectNamespace("LOCATIONS");
+      const location = namespace.get(namespace.idFromName(LOCATION));
+      const response = await location.fetch("http://location.test/internal/read/send", {
+        method: "POST",
+        body: JSON.stringify({ path, key: "key:00000000" }),
+      });
+      const json = await response.json();
+      assert.ok([400, 404].includes(response.status), `${response.status} ${JSON.stringify(json)}`);
+      assert.equal(typeof json.error, "string");
+      assert.equal(apiCalls(world.sim), 0, "nothing was sent to the Contacts API");
+    });
+  }
+
+  test("the control: a path the read API builds is sent", async () => {
+    const namespace = await world.mf.getDurableObjectNamespace("LOCATIONS");
+    const location = namespace.get(namespace.idFromName(LOCATION));
+    const response = await location.fetch("http://location.test/internal/read/send", {
+      method: "POST",
+      body: JSON.stringify({ path: "/contacts/abc", key: "key:00000000" }),
+    });
+    const json = await response.json();
+    assert.equal(response.status, 200, JSON.stringify(json));
+    assert.ok(json.answered, JSON.stringify(json));
+    assert.equal(apiCalls(world.sim), 1);
+  });
+});
+
+describe("installs without the operator", () => {
+  const CLIENT_ID = "sightmill-sync-hostile";
+  const CLIENT_SECRET = "client-secret-hostile-0123456789";
+  let world;
+  before(async () => {
+    world = await startWorld({
+      duplicates: WORLD.duplicates,
+      vars: { ...WORLD.vars, TOKEN_MODE: "oauth", CONTACTS_API_TOKEN: undefined, OAUTH_CLIENT_ID: CLIENT_ID, OAUTH_CLIENT_SECRET: CLIENT_SECRET },
+      simulator: { tokens: {}, oauth: { clients: { [CLIENT_ID]: { secret: CLIENT_SECRET, locationId: "loc-stranger", companyId: "co-stranger" } } } },
+    });
+  });
+  after(() => world.close());
+
+  const rows = [
+    ["an install with no link", "/oauth/install", 403, "install_link_required"],
+    ["an agency install with no link", "/oauth/install?agency=1", 403, "install_link_required"],
+    ["an install with a made-up link", "/oauth/install?invite=9999999999.AAAAAAAAAAAAAAAAAAAAAA.agency.AAAA", 401, "invalid_install_link"],
+    ["an install with a garbled link", "/oauth/install?invite=%00", 401, "invalid_install_link"],
+  ];
+  for (const [name, path, status, code] of rows) {
+    test(`${name}: ${status} ${code}, nothing connected, written or sent`, async () => {
+      await world.reset();
+      const response = await world.fetch(path, { redirect: "manual" });
+      const json = await response.json();
+      assert.deepEqual([response.status, json.error], [status, code], JSON.stringify(json));
+      assert.equal(typeof json.message, "string");
+      assert.equal(response.headers.get("set-cookie"), null, "no install state was handed out");
+      assert.deepEqual((await world.admin("GET", "connections")).json.connections.map((c) => c.id), [LOCATION]);
+      assert.deepEqual(await world.kvKeys(), []);
+      assert.deepEqual(world.sim.oauth.grants(), [], "no code was traded");
+    });
+  }
+
+  /** Runs the install flow from `path` like a browser: install route -> consent -> callback. */
+  async function install(path) {
+    const start = await world.fetch(path, { redirect: "manual" });
+    assert.equal(start.status, 302, await start.clone().text());
+    const cookie = start.headers.get("set-cookie").split(";")[0];
+    const consent = await fetch(start.headers.get("location"), { redirect: "manual" });
+    const callback = new URL(consent.headers.get("location"));
+    const answer = await world.fetch(`${callback.pathname}${callback.search}`, { headers: { cookie } });
+    return { status: answer.status, json: await answer.json() };
+  }
+  const connected = async () => (await world.admin("GET", "connections")).json.connections.map((c) => c.id);
+
+  test("an install link used a second time: 409 install_link_used, and its consent connects nothing", async () => {
+    await world.reset();
+    const minted = await world.admin("POST", "installs", { body: { kind: "location" } });
+    assert.equal(minted.status, 201, JSON.stringify(minted.json));
+    const link = new URL(minted.json.install_url);
+    assert.equal((await install(`${link.pathname}${link.search}`)).status, 200);
+    const keysAfterFirst = await world.kvKeys();
+    world.sim.oauth.setConsentLocation("loc-second");
+    const second = await install(`${link.pathname}${link.search}`);
+    assert.deepEqual([second.status, second.json.error], [409, "install_link_used"], JSON.stringify(second.json));
+    assert.equal(typeof second.json.message, "string");
+    assert.deepEqual(await connected(), [LOCATION, "loc-stranger"]);
+    assert.deepEqual(await world.kvKeys(), keysAfterFirst, "nothing written for the second consent");
+    world.sim.oauth.setConsentLocation(null);
+  });
+
+  test("an install the allow-list does not name: 403 install_not_allowed, nothing connected or written", async () => {
+    await world.reconfigure({ OAUTH_INSTALL_ALLOW: "loc-friend co-friend" });
+    try {
+      await world.reset();
+      const answer = await install("/oauth/install");
+      assert.deepEqual([answer.status, answer.json.error], [403, "install_not_allowed"], JSON.stringify(answer.json));
+      assert.match(answer.json.message, /OAUTH_INSTALL_ALLOW/);
+      assert.deepEqual(await connected(), [LOCATION]);
+      assert.deepEqual(await world.kvKeys(), []);
+    } finally {
+      await world.reconfigure({ OAUTH_INSTALL_ALLOW: undefined });
+    }
+  });
+});
+
 describe("misconfiguration", () => {
+  for (const [name, secret] of [["empty", "whsec_"], ["one byte", "whsec_AA=="]]) {
+    test(`a WEBHOOK_SECRETS entry of ${name} answers 500 naming the setting`, async () => {
+      const world = await startWorld({ duplicates: "refuse", vars: { WEBHOOK_SECRETS: `${SECRET} ${secret}` } });
+      try {
+        const answer = await world.deliver(good);
+        assert.equal(answer.status, 500, answer.text);
+        assert.equal(answer.json.error, "misconfigured");
+        assert.match(answer.json.message, /WEBHOOK_SECRETS.*number 2 is shorter than 24 bytes/);
+        assert.ok(!answer.text.includes(SECRET.slice(6)), "never a secret value");
+        assert.equal(apiCalls(world.sim), 0);
+      } finally {
+        await world.close();
+      }
+    });
+  }
+
   test("a missing setting answers 500 naming it, and never a secret value", async () => {
     const world = await startWorld({ duplicates: "refuse", vars: { GHL_LOCATION_ID: undefined } });
     try {
@@ -371,20 +600,20 @@ describe("misconfiguration", () => {
   const operatorCases = [
     ["no ADMIN_API_KEYS turns the operator API off", { ADMIN_API_KEYS: undefined }, 404, "admin_api_disabled"],
     ["a blank ADMIN_API_KEYS turns it off too", { ADMIN_API_KEYS: " " }, 404, "admin_api_disabled"],
-    ["an operator key shorter than 16 characters", { ADMIN_API_KEYS: "tiny-key" }, 500, "misconfigured"],
+    ["an operator key shorter than 24 characters", { ADMIN_API_KEYS: "operator-key-of-20ch" }, 500, "misconfigured"],
   ];
   for (const [name, vars, status, code] of operatorCases) {
     test(`${name}: ${status} ${code}, naming the setting and never a key`, async () => {
       const world = await startWorld({ duplicates: "refuse", vars });
       try {
-        for (const key of [undefined, ADMIN_KEY, "tiny-key"]) {
+        for (const key of [undefined, ADMIN_KEY, "operator-key-of-20ch"]) {
           const response = await call("/admin/status", { key })(world);
           const text = await response.text();
           assert.equal(response.status, status, text);
           const json = JSON.parse(text);
           assert.equal(json.error, code);
           assert.match(json.message, /ADMIN_API_KEYS/);
-          assert.ok(!text.includes("tiny-key") && !text.includes(ADMIN_KEY), "never a key");
+          assert.ok(!text.includes("operator-key-of-20ch") && !text.includes(ADMIN_KEY), "never a key");
         }
         await world.assertNothingStored();
       } finally {

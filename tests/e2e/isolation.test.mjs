@@ -120,8 +120,8 @@ describe("connections kept apart", () => {
   });
 
   const refusedRows = [
-    ["an unknown connection", "/webhooks/sightmill/loc-nobody", 404, "unknown_connection"],
-    ["a connection id with an encoded slash", "/webhooks/sightmill/loc-a%2F..%2Floc-b", 400, "invalid_connection_id"],
+    ["an unknown connection (answered as a wrong signature)", "/webhooks/sightmill/loc-nobody", 401, "invalid_signature"],
+    ["a connection id with an encoded slash", "/webhooks/sightmill/loc-a%2F..%2Floc-b", 400, "invalid_path"],
     ["a connection id with a dot", "/webhooks/sightmill/loc.a", 400, "invalid_connection_id"],
     ["a connection id and a further segment", "/webhooks/sightmill/loc-a/extra", 400, "invalid_connection_id"],
     ["a connection id of 65 characters", `/webhooks/sightmill/${"a".repeat(65)}`, 400, "invalid_connection_id"],
@@ -216,9 +216,10 @@ describe("connections kept apart", () => {
     const named = await cost((event) => post(A, event), () => status(A));
     const byDefault = await cost((event) => world.deliver(event), () => world.status());
     t.diagnostic(`per webhook, named: ${JSON.stringify(named)}; default: ${JSON.stringify(byDefault)}`);
-    assert.equal(named.kv_get, byDefault.kv_get);
+    // The named connection's record is read from KV at most once a minute (the edge's copy).
+    assert.ok(named.kv_get - byDefault.kv_get <= 1 / N + 1e-9, `${named.kv_get} vs ${byDefault.kv_get}`);
     assert.equal(named.kv_put, byDefault.kv_put);
-    assert.ok(named.directory_lookups <= 1, `the Directory at most once a minute: ${named.directory_lookups}`);
+    assert.ok(named.directory_lookups <= 1, `the record fetched at most once a minute: ${named.directory_lookups}`);
     assert.equal(byDefault.directory_lookups, 0);
   });
 

@@ -364,7 +364,7 @@ describe("reliability", () => {
       assert.equal(refused.status, expected);
       assert.ok(refused.json.error);
     }
-    assert.equal((await world.admin("GET", "events/..%2F..")).status, 404);
+    assert.equal((await world.admin("GET", "events/..%2F..")).status, 400, "a path that climbs is refused before routing");
     assert.equal((await world.admin("GET", "nope")).status, 404);
     assert.equal((await world.admin("GET", "events?state=bogus")).status, 400);
     assert.equal((await world.admin("POST", "replay", { body: { from: "yesterday" } })).status, 400);

@@ -22,6 +22,8 @@ const issuerVars = (mode) => ({
   OAUTH_CLIENT_ID: CLIENT_ID,
   OAUTH_CLIENT_SECRET: CLIENT_SECRET,
   TOKEN_ENCRYPTION_KEYS: `k1:${KEY1}`,
+  // Installs without an operator's install link are let in for this company's locations only.
+  OAUTH_INSTALL_ALLOW: "co-e2e",
 });
 
 /** A world in `mode` whose simulator knows only the app's client (no static token). */
@@ -230,7 +232,7 @@ describe("OAuth install", () => {
     assert.equal(redirect.searchParams.get("redirect_uri"), "http://worker.test/oauth/callback");
     const scopes = "contacts.readonly contacts.write locations/customFields.readonly workflows.readonly campaigns.readonly";
     assert.equal(redirect.searchParams.get("scope"), scopes, "the contacts, custom fields, workflows and campaigns scopes");
-    assert.match(redirect.searchParams.get("state"), /^\d+\.[\w-]+\.[\w-]+$/);
+    assert.match(redirect.searchParams.get("state"), /^\d+\.[\w-]+\.location\.-\.0\.[\w-]+$/, "kind, no install link (the allow-list let it start)");
     assert.match(flow.start.headers.get("set-cookie"), /^sightmill_sync_oauth=[\w-]+; Path=\/oauth\/callback; Max-Age=600; HttpOnly; Secure; SameSite=Lax$/);
 
     assert.equal(flow.status, 200, JSON.stringify(flow.json));
@@ -286,7 +288,7 @@ describe("OAuth install", () => {
     assert.equal(flow.status, 200, JSON.stringify(flow.json));
     assert.equal(flow.json.connection, "loc-elsewhere");
     assert.match(flow.json.next, /POST \/admin\/connections\/loc-elsewhere\/secrets/);
-    assert.deepEqual(await world.kvKeys(), ["token:loc-elsewhere"], "the tokens are the new location's");
+    assert.deepEqual(await world.kvKeys(), ["connection:loc-elsewhere", "token:loc-elsewhere"], "the tokens are the new location's, and its record is published for the edge");
     const { connection } = (await world.admin("GET", "connections/loc-elsewhere")).json;
     assert.deepEqual([connection.token.kind, connection.secrets], ["oauth", []]);
   });

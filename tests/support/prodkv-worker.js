@@ -7,7 +7,9 @@
 // - KV_MODEL_CACHE_MS and KV_MODEL_LIST_LAG_MS (bindings, optional) set the model's windows.
 // It also answers, without calling the product:
 // - GET /__kvmodel/ops: the model's operation counts, `{ [location]: { get, put, delete, list, refused } }`;
-// - POST /__kvmodel/reset: zeroes the counts and drops every location's caches.
+// - POST /__kvmodel/reset: zeroes the counts and drops every location's caches;
+// - GET /__kvmodel/directory: `{ requests }`, the fetches the Directory Durable Object has served
+//   in this isolate (kept outside the object, so that its eviction does not reset the count).
 // How env reaches the Wasm: worker-build's shim calls `exports.fetch(request, this.env, this.ctx)`
 // (and the same for `scheduled`) with the entrypoint instance's `env`, so each invocation sets
 // `this.env` before calling the product; the Durable Object's Rust constructor takes
@@ -21,6 +23,8 @@ const MODEL_PREFIX = "/__kvmodel/";
 const MODEL_BINDINGS = ["KV_MODEL_EDGES", "KV_MODEL_CACHE_MS", "KV_MODEL_LIST_LAG_MS"];
 
 let requestsSeen = 0;
+/** Fetches the Directory served (a module global: the object itself may be evicted and made again). */
+let directoryRequests = 0;
 
 /** The model's windows from the bindings (defaults: production's 60 s cache, 10 s list lag). */
 function modelOptions(env) {
@@ -46,6 +50,7 @@ function nextEdge(env) {
 /** The model's own routes. */
 function modelRoute(request, path) {
   if (path === `${MODEL_PREFIX}ops` && request.method === "GET") return Response.json(kvOps());
+  if (path === `${MODEL_PREFIX}directory` && request.method === "GET") return Response.json({ requests: directoryRequests });
   if (path === `${MODEL_PREFIX}reset` && request.method === "POST") {
     resetKvModel();
     return Response.json({ reset: true });
@@ -89,9 +94,14 @@ export class Location extends ProductLocation {
   }
 }
 
-/** The directory of connections, on the same model ("do"); it reads no KV today. */
+/** The directory of connections, on the same model ("do"), its fetches counted. */
 export class Directory extends ProductDirectory {
   constructor(state, env) {
     super(state, productEnv(env, "do"));
+  }
+
+  fetch(request) {
+    directoryRequests += 1;
+    return super.fetch(request);
   }
 }

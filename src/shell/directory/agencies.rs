@@ -31,11 +31,11 @@ const LISTING_TIMEOUT_MS: u32 = 10_000;
 const MAX_CREATED_PER_INSTALL: usize = 40;
 
 /// 404 `unknown_agency`.
-pub fn unknown_agency(company_id: &str) -> Refusal {
+pub fn unknown_agency() -> Refusal {
     Refusal::new(
         404,
         "unknown_agency",
-        format!("no company token is stored for the agency `{company_id}`; install the app for the agency at /oauth/install?agency=1"),
+        "no company token is stored for that agency; install the app for the agency with an install link (POST /admin/installs)",
     )
 }
 
@@ -143,7 +143,7 @@ async fn connect(
 async fn company_token(directory: &Directory, company: &str) -> Result<(Secret, i64), Refusal> {
     let _renewal = directory.turn(&directory.renewing).await;
     let issuer = issuer(directory)?;
-    let envelope = directory.db.agency(company).map_err(storage)?.ok_or_else(|| unknown_agency(company))?;
+    let envelope = directory.db.agency(company).map_err(storage)?.ok_or_else(unknown_agency)?;
     let record = open_record(&issuer.keys, &company_key(company), &envelope)
         .map_err(|error| refused(company, &format!("the stored company token does not open ({error})")))?;
     let now = now_ms();
@@ -255,6 +255,6 @@ fn refused(company: &str, reason: &str) -> Refusal {
     Refusal::new(
         409,
         "agency_token_refused",
-        format!("{reason}; install the app for the agency `{company}` again at /oauth/install?agency=1"),
+        format!("{reason}; install the app for the agency `{company}` again with an agency install link (POST /admin/installs), or at /oauth/install?agency=1 where OAUTH_INSTALL_ALLOW lists the company"),
     )
 }

@@ -6,7 +6,8 @@
 //! | --- | --- |
 //! | `connections` | one row per named connection: its record sealed ([`Envelope`] JSON, [`crate::connections::Connection::seal`]), `paused` and its `agency` (company id of an agency connection) in the clear so that the cron and the agencies' counts read no envelope, when it was created and last changed, and `removed_at` (a tombstone: the envelope is dropped) |
 //! | `agencies` | one row per agency install: the company token record, sealed ([`crate::auth::tokens::seal_record`] under [`crate::connections::agency::company_key`]), and when it was installed |
-//! | `meta` | small named values: where the cron's fan-out carries on |
+//! | `meta` | small named values: where the cron's fan-out carries on, whether the records were published for the edge |
+//! | `spent_invites` | the install links used, until they expire (each works once) |
 
 use worker::{SqlStorage, SqlStorageValue};
 
@@ -29,6 +30,7 @@ CREATE TABLE IF NOT EXISTS agencies (
   installed_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS spent_invites (nonce TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
 ";
 
 pub type DbResult<T> = Result<T, String>;
@@ -207,6 +209,24 @@ impl Db {
              FROM agencies a ORDER BY a.company_id",
             vec![],
         )
+    }
+
+    // ---- install links ----
+
+    /// Spends install link `nonce` (valid until `expires_at_ms`): `false` when it was spent
+    /// already. Links expired before `now_ms` are forgotten on the way.
+    pub fn spend_invite(&self, nonce: &str, expires_at_ms: i64, now_ms: i64) -> DbResult<bool> {
+        self.run("DELETE FROM spent_invites WHERE expires_at < ?", vec![now_ms.into()])?;
+        let spent: Vec<TextRow> =
+            self.rows("SELECT nonce FROM spent_invites WHERE nonce = ?", vec![nonce.into()])?;
+        if !spent.is_empty() {
+            return Ok(false);
+        }
+        self.run(
+            "INSERT INTO spent_invites (nonce, expires_at) VALUES (?, ?)",
+            vec![nonce.into(), expires_at_ms.into()],
+        )?;
+        Ok(true)
     }
 
     // ---- meta ----

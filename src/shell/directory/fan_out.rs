@@ -16,8 +16,11 @@ pub const BATCH: usize = 40;
 /// The `meta` row holding the last id nudged while a fan-out carries on.
 const CURSOR: &str = "cron_after";
 
-/// `POST /cron`: nudges the first batch; `{ "nudged": n, "more": bool }`.
+/// `POST /cron`: nudges the first batch; `{ "nudged": n, "more": bool }`. The first run also
+/// publishes the records for the edge ([`super::edge_copy::publish_all_once`]).
 pub async fn start(directory: &Directory) -> Answer {
+    // A failure is logged, and the next run tries again: it never holds up the nudges.
+    let _ = super::edge_copy::publish_all_once(directory).await;
     let (nudged, more) = batch(directory, "").await?;
     Ok((200, json!({ "nudged": nudged, "more": more })))
 }

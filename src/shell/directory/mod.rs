@@ -5,11 +5,14 @@
 //! pushed, sealed, to that location's Durable Object (`PUT /connection`) before it is kept here,
 //! so that a change the Location did not take is not made at all. The edge reads a connection's
 //! record to verify a webhook (`GET /connections/{id}/verify`), a Location asks for its agency's
-//! company token (`POST /agencies/{company}/access`, [`agencies`]), and each cron run asks it to
-//! nudge every named connection ([`fan_out`]).
+//! company token (`POST /agencies/{company}/access`, [`agencies`]), an install spends its
+//! operator's install link (`POST /invites/{nonce}/spend`), and each cron run asks it to nudge
+//! every named connection ([`fan_out`]). Every internal route is under `/internal`; the edge's
+//! copy of the records is published in KV ([`edge_copy`]).
 
 mod agencies;
 mod db;
+mod edge_copy;
 mod fan_out;
 mod operator;
 
@@ -62,13 +65,20 @@ impl DurableObject for Directory {
         self.requests.set(self.requests.get() + 1);
         let path = req.path();
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        // The Worker's internal routes (under `/internal`) and the operator's (under `/admin/`):
+        // the public router forwards only the latter.
         let answer = match (req.method(), segments.as_slice()) {
-            (Method::Get, ["connections", id, "verify"]) => self.verify(id),
-            (Method::Post, ["agencies", company, "access"]) => agencies::access(self, company).await,
-            (Method::Post, ["agencies", company, "install"]) => agencies::install(self, company, req).await,
-            (Method::Post, ["oauth", "connections", id]) => self.ensure_oauth(id).await,
-            (Method::Post, ["cron"]) => fan_out::start(self).await,
-            (Method::Get, ["usage"]) => Ok((200, self.usage())),
+            (Method::Get, ["internal", "connections", id, "verify"]) => self.verify(id),
+            (Method::Post, ["internal", "agencies", company, "access"]) => {
+                agencies::access(self, company).await
+            }
+            (Method::Post, ["internal", "agencies", company, "install"]) => {
+                agencies::install(self, company, req).await
+            }
+            (Method::Post, ["internal", "oauth", "connections", id]) => self.ensure_oauth(id).await,
+            (Method::Post, ["internal", "cron"]) => fan_out::start(self).await,
+            (Method::Post, ["internal", "invites", nonce, "spend"]) => self.spend_invite(nonce, req).await,
+            (Method::Get, ["internal", "usage"]) => Ok((200, self.usage())),
             (_, ["admin", "connections" | "agencies", ..]) => operator::handle(self, req).await,
             _ => Err(Refusal::new(404, "not_found", "no such route in the directory")),
         };
@@ -115,12 +125,25 @@ impl Directory {
         self.db.usage(self.requests.get())
     }
 
+    /// `POST /invites/{nonce}/spend` `{ "expires_at_ms" }`: an install link is used once (409
+    /// `install_link_used` the second time).
+    async fn spend_invite(&self, nonce: &str, mut req: Request) -> Answer {
+        let body: Value = serde_json::from_str(&req.text().await.unwrap_or_default()).unwrap_or(Value::Null);
+        let expires_at_ms = body["expires_at_ms"]
+            .as_i64()
+            .ok_or_else(|| Refusal::new(400, "invalid_body", "expected { expires_at_ms }"))?;
+        match self.db.spend_invite(nonce, expires_at_ms, now_ms()).map_err(storage)? {
+            true => Ok((200, json!({ "spent": true }))),
+            false => Err(Refusal::new(409, "install_link_used", "this install link was used already")),
+        }
+    }
+
     /// `GET /connections/{id}/verify`: the sealed record, for the edge to verify webhooks with.
     fn verify(&self, id: &str) -> Answer {
         let id = ConnectionId::parse(id)?;
         match self.db.connection(id.as_str()).map_err(storage)? {
             Presence::Live(envelope) => Ok((200, json!({ "envelope": envelope }))),
-            Presence::Removed | Presence::Absent => Err(unknown_connection(&id)),
+            Presence::Removed | Presence::Absent => Err(unknown_connection()),
         }
     }
 
@@ -139,7 +162,7 @@ impl Directory {
     fn live(&self, keys: &KeyRing, id: &ConnectionId) -> std::result::Result<Connection, Refusal> {
         match self.db.connection(id.as_str()).map_err(storage)? {
             Presence::Live(envelope) => open(keys, id, &envelope),
-            Presence::Removed | Presence::Absent => Err(unknown_connection(id)),
+            Presence::Removed | Presence::Absent => Err(unknown_connection()),
         }
     }
 
@@ -155,8 +178,9 @@ impl Directory {
     }
 
     /// Makes `next` the record: pushed to its Location first (503 `storage_unavailable` when it
-    /// does not take it, and nothing is kept), then written here. Should the write here fail, the
-    /// Location is given back what it had (`previous`), so that nothing is half-done.
+    /// does not take it, and nothing is kept), published for the edge (KV), then written here.
+    /// Should the publishing or the write here fail, the Location and KV are given back what they
+    /// had (`previous`), so that nothing is half-done.
     async fn commit(
         &self,
         keys: &KeyRing,
@@ -165,6 +189,7 @@ impl Directory {
     ) -> std::result::Result<(), Refusal> {
         let envelope = seal(keys, next)?;
         push(&self.env, next.id.as_str(), &json!({ "envelope": envelope })).await?;
+        let published = edge_copy::publish(&self.env, &next.id, &envelope).await;
         let agency = match &next.token {
             TokenSource::Agency { company_id } => Some(company_id.as_str()),
             _ => None,
@@ -176,24 +201,32 @@ impl Directory {
             agency,
             now_ms: now_ms(),
         };
-        let Err(error) = self.db.put_connection(&write) else {
+        let written = published.and_then(|()| self.db.put_connection(&write).map_err(storage));
+        let Err(refusal) = written else {
             return Ok(());
         };
         let undone = match previous {
             Some(previous) => match seal(keys, previous) {
-                Ok(envelope) => push(&self.env, next.id.as_str(), &json!({ "envelope": envelope })).await,
+                Ok(envelope) => {
+                    let pushed = push(&self.env, next.id.as_str(), &json!({ "envelope": envelope })).await;
+                    let republished = edge_copy::publish(&self.env, &next.id, &envelope).await;
+                    pushed.and(republished)
+                }
                 Err(refusal) => Err(refusal),
             },
-            None => forget(&self.env, next.id.as_str()).await,
+            None => {
+                let forgotten = forget(&self.env, next.id.as_str()).await;
+                forgotten.and(edge_copy::withdraw(&self.env, &next.id).await)
+            }
         };
-        if let Err(refusal) = undone {
+        if let Err(undo) = undone {
             console_error!(
                 "{}",
-                json!({"msg": "a connection change was not kept here and could not be undone in its location",
-                       "alert": true, "connection": next.id, "error": refusal.message})
+                json!({"msg": "a connection change was not kept here and could not be undone in its location or KV",
+                       "alert": true, "connection": next.id, "error": undo.message})
             );
         }
-        Err(storage(error))
+        Err(refusal)
     }
 
     /// `POST /oauth/connections/{id}`: the app was installed on location `id` (not the default

@@ -219,7 +219,7 @@ async fn remove(directory: &Directory, id: &str, pending: Option<&str>, by: Oper
     };
     let _turn = directory.turn(&directory.changing).await;
     if !directory.is_live(id.as_str())? {
-        return Err(unknown_connection(&id));
+        return Err(unknown_connection());
     }
     let path = format!("/connection?pending={pending}");
     let (status, answer) = location_call(&directory.env, id.as_str(), Method::Delete, &path, None).await?;
@@ -228,6 +228,9 @@ async fn remove(directory: &Directory, id: &str, pending: Option<&str>, by: Oper
         409 if answer["error"] == "pending_events" => return Ok((409, answer)),
         status => return Err(super::not_taken(id.as_str(), status)),
     }
+    // The Location's tombstone already refuses its webhooks; a record left in KV only delays
+    // the edge's 401 for them, so a failure here is reported, not undone.
+    let _ = super::edge_copy::withdraw(&directory.env, &id).await;
     directory.db.remove_connection(id.as_str(), now_ms()).map_err(storage)?;
     by.log("removed", &id);
     let discarded = answer["discarded"].as_u64().unwrap_or(0);
@@ -241,7 +244,7 @@ fn check_agency(directory: &Directory, token: &TokenSource) -> Result<(), Refusa
     };
     match directory.db.agency(company_id).map_err(storage)? {
         Some(_) => Ok(()),
-        None => Err(agencies::unknown_agency(company_id)),
+        None => Err(agencies::unknown_agency()),
     }
 }
 

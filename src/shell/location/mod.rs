@@ -38,6 +38,7 @@ use crate::config::Config;
 use crate::contacts_api::{classify, Answer, ApiRequest, ApiResponse};
 use crate::secret::Secret;
 use crate::shell::platform::contacts_client::{ContactsClient, TransportFailure};
+use crate::shell::platform::object_stub::INTERNAL;
 use crate::shell::platform::respond;
 use crate::shell::platform::runtime::{now_ms, setting};
 use crate::sync::mapping::LiveMapping;
@@ -81,6 +82,8 @@ pub struct Writer {
     db: Db,
     tokens: Tokens,
     pacing: Pacing,
+    /// The reads sent in the last 10 s, by key: the reads' budget ([`reads`]).
+    reads: RefCell<crate::read::budget::ReadWindow>,
     /// The contacts with an event being applied (a few at most: a list, not a set, whose
     /// hashing code would weigh on the Wasm).
     busy: RefCell<Vec<String>>,
@@ -120,6 +123,7 @@ impl DurableObject for Location {
             storage: state.storage(),
             db,
             pacing: Pacing::new(cap),
+            reads: RefCell::new(Default::default()),
             busy: RefCell::new(Vec::new()),
             ready: RefCell::new(VecDeque::new()),
             running: Cell::new(false),
@@ -136,9 +140,14 @@ impl DurableObject for Location {
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         self.writer.requests.set(self.writer.requests.get() + 1);
         let path = req.path();
-        match (req.method(), path.as_str()) {
-            (Method::Put, "/connection") => return self.store_connection(json_body(&mut req).await?).await,
-            (Method::Delete, "/connection") => return self.remove_connection(&req).await,
+        // The Worker's internal routes (under `/internal`) and the operator's (under `/admin/`):
+        // the public router forwards only the latter.
+        let internal = path.strip_prefix(INTERNAL);
+        match (req.method(), internal) {
+            (Method::Put, Some("/connection")) => {
+                return self.store_connection(json_body(&mut req).await?).await
+            }
+            (Method::Delete, Some("/connection")) => return self.remove_connection(&req).await,
             _ => {}
         }
         let identity = self.writer.identity();
@@ -147,21 +156,24 @@ impl DurableObject for Location {
             Err(response) => return response,
         };
         let unusable = self.writer.use_live_mapping(&mut config).err();
-        match (req.method(), path.as_str()) {
+        match (req.method(), internal) {
             // Accepting a webhook, installing a token and the operator API work whatever state
             // the live mapping is in (the operator mends it there; its status says why it is
             // unusable, and until then the deployed mapping stands in for dry runs).
-            (Method::Post, "/accept") => self.accept(&identity, json_body(&mut req).await?).await,
-            (Method::Post, "/nudge") => self.nudge(&identity).await,
-            (Method::Post, "/token") => self.install_token(json_body(&mut req).await?).await,
-            (_, p) if p.starts_with("/admin/") => operator::handle(&self.writer, &config, req).await,
+            (Method::Post, Some("/accept")) => self.accept(&identity, json_body(&mut req).await?).await,
+            (Method::Post, Some("/nudge")) => self.nudge(&identity).await,
+            (Method::Post, Some("/token")) => self.install_token(json_body(&mut req).await?).await,
+            (_, None) if path.starts_with("/admin/") => operator::handle(&self.writer, &config, req).await,
             _ if unusable.is_some() => {
                 let problem = unusable.unwrap_or_default();
                 log_unusable_mapping(&self.writer.log, &problem);
                 respond::error(503, "mapping_unusable", problem)
             }
-            (Method::Post, "/wake") => respond::json(200, &json!(self.run(&config, true).await)),
-            (_, p) if p.starts_with("/read/") => reads::handle(&self.writer, &config, req).await,
+            (Method::Post, Some("/wake")) => respond::json(200, &json!(self.run(&config, true).await)),
+            (_, Some(route)) if route.starts_with("/read/") => {
+                let route = route.to_owned();
+                reads::handle(&self.writer, &config, &route, req).await
+            }
             _ => respond::error(404, "not_found", "no such route in the location"),
         }
     }

@@ -175,7 +175,7 @@ fn summary(id: &str, record: &WebhookRecord) -> Value {
 
 fn inspect(writer: &Writer, id: &str) -> Answered {
     let Some(record) = load(writer, id)? else {
-        return Ok(not_found(id));
+        return Ok(not_found());
     };
     let mut body = summary(id, &record);
     let event = record.body().and_then(|text| serde_json::from_slice::<Value>(text.as_bytes()).ok());
@@ -192,14 +192,14 @@ fn load(writer: &Writer, id: &str) -> DbResult<Option<WebhookRecord>> {
     writer.db.webhook(id)
 }
 
-fn not_found(id: &str) -> Result<Response> {
-    let id: String = id.chars().take(64).collect();
-    respond::error(404, "unknown_webhook", format!("no webhook `{id}` on record"))
+/// 404 `unknown_webhook`; the id is not repeated (a path segment could be a key sent by mistake).
+fn not_found() -> Result<Response> {
+    respond::error(404, "unknown_webhook", "no webhook with the id in the path is on record")
 }
 
 fn replay_one(writer: &Writer, id: &str) -> Answered {
     let Some(record) = load(writer, id)? else {
-        return Ok(not_found(id));
+        return Ok(not_found());
     };
     match requeue(writer, id, record, now_ms())? {
         Ok(()) => Ok(respond::json(202, &json!({ "replayed": [id] }))),
@@ -327,7 +327,7 @@ fn replay_ids(writer: &Writer, ids: &Value) -> Answered {
 /// changes nothing either.
 async fn discard(writer: &Writer, id: &str) -> Answered {
     let Some(record) = load(writer, id)? else {
-        return Ok(not_found(id));
+        return Ok(not_found());
     };
     match queue::discard(record, now_ms()) {
         Ok(finished) => {

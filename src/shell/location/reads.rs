@@ -2,10 +2,13 @@
 //! parsed the route and serves the edge cache; what needs the location's state comes here.
 //! `/read/link` resolves a SightMill id through the id map; `/read/version` answers a contact's
 //! read version (bumped with every change the writer applies while caching is on, so that a
-//! cached answer keyed by an older one is never served again); `/read/send` sends one planned
-//! GET with the location's token (once more with a renewed token after a refused one), unless
-//! the location's rate-limit window is spent, and answers what came back. Reads share the
-//! location's pacing with the writes, so neither pushes the other into 429s.
+//! cached answer keyed by an older one is never served again); `/read/send` parses the call's
+//! path again with the read API's own parser ([`ApiRoute::of_request`]: nothing it could not
+//! have built is sent), builds the GET for this location from it, and sends it with the
+//! location's token (once more with a renewed token after a refused one), unless the reads'
+//! budget ([`crate::read::budget`]: a share of the rate limit per location and per key) or the
+//! location's rate-limit window is spent, and answers what came back. Reads share the location's
+//! pacing with the writes, so neither pushes the other into 429s.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -16,7 +19,8 @@ use super::tokens::TokenError;
 use super::{json_body, Writer};
 use crate::config::Config;
 use crate::contacts_api::{ApiRequest, ApiResponse};
-use crate::read::{cache_ttl_secs, read_version_key, token_rejected, CACHE_TTL_SETTING};
+use crate::read::budget::{ReadBudget, KEY_SHARE_SETTING, SHARE_SETTING};
+use crate::read::{cache_ttl_secs, read_version_key, token_rejected, ApiRoute, CACHE_TTL_SETTING};
 use crate::shell::platform::contacts_client::TransportFailure;
 use crate::shell::platform::respond;
 use crate::shell::platform::runtime::{now_ms, setting};
@@ -46,6 +50,14 @@ pub fn mark_contact_changed(db: &Db, contact_id: &str, now: i64) -> DbResult<()>
     db.put_meta(&read_version_key(contact_id), &now)
 }
 
+/// `/read/send`'s question: the call's path (as [`ApiRoute::request`] built it), and who asks
+/// (the read key's fingerprint).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SendQuery {
+    pub path: String,
+    pub key: String,
+}
+
 /// `/read/send`'s answer: the API's answer, or why nothing came back.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -56,6 +68,10 @@ pub enum Sent {
     },
     /// The location's rate-limit window is spent until then: nothing was sent.
     RateLimited {
+        until: i64,
+    },
+    /// The reads' share of the rate limit (the location's or the key's) is spent until then.
+    OverBudget {
         until: i64,
     },
     Failed {
@@ -89,8 +105,9 @@ impl ReadFailure {
     }
 }
 
-pub async fn handle(writer: &Writer, config: &Config, mut req: Request) -> Result<Response> {
-    match (req.method(), req.path().as_str()) {
+/// `route` is the internal route, below `/internal`.
+pub async fn handle(writer: &Writer, config: &Config, route: &str, mut req: Request) -> Result<Response> {
+    match (req.method(), route) {
         (Method::Post, "/read/link") => {
             let query: LinkQuery = json_body(&mut req).await?;
             match writer.db.link::<Value>(&query.key) {
@@ -106,7 +123,20 @@ pub async fn handle(writer: &Writer, config: &Config, mut req: Request) -> Resul
             }
         }
         (Method::Post, "/read/send") => {
-            let request: ApiRequest = json_body(&mut req).await?;
+            let query: SendQuery = json_body(&mut req).await?;
+            let route = match ApiRoute::of_request(&query.path, &writer.name) {
+                Ok(route) => route,
+                Err(refusal) => return respond::refusal(&refusal),
+            };
+            let shares = (setting(&writer.env, SHARE_SETTING), setting(&writer.env, KEY_SHARE_SETTING));
+            let budget = match ReadBudget::from_settings(config.cron.calls_per_10s, shares.0, shares.1) {
+                Ok(budget) => budget,
+                Err(error) => return respond::error(500, "misconfigured", error.to_string()),
+            };
+            if let Err(until) = writer.reads.borrow_mut().take(budget, &query.key, now_ms()) {
+                return respond::json(200, &json!(Sent::OverBudget { until }));
+            }
+            let request = route.request(&writer.name);
             respond::json(200, &json!(send(writer, config, &request).await))
         }
         _ => respond::error(404, "not_found", "no such read route in the location"),

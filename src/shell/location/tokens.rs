@@ -327,10 +327,10 @@ async fn company_access_token(env: &Env, company_id: &str) -> Result<Secret, Tok
     match (status, token) {
         (200, Some(token)) => Ok(Secret::new(token)),
         (404, _) => Err(TokenError::NotConfigured(format!(
-            "no agency token for company `{company_id}`; install the app for the agency at /oauth/install?agency=1"
+            "no agency token for company `{company_id}`; install the app for the agency with an agency install link (POST /admin/installs), or at /oauth/install?agency=1 where OAUTH_INSTALL_ALLOW lists the company"
         ))),
         (409, _) => Err(TokenError::Refused(format!(
-            "the agency token for company `{company_id}` was refused; install the app for the agency again at /oauth/install?agency=1"
+            "the agency token for company `{company_id}` was refused; install the app for the agency again with an agency install link (POST /admin/installs), or at /oauth/install?agency=1 where OAUTH_INSTALL_ALLOW lists the company"
         ))),
         (status, _) => Err(unavailable(format!("no company token (HTTP {status})"))),
     }
@@ -356,8 +356,8 @@ impl Tokens {
             TokenMode::ClientCredentials => {
                 "check OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET and the app's access to the location"
             }
-            TokenMode::OAuth => "install the app again for the location at /oauth/install",
-            TokenMode::Agency => "install the app again for the agency at /oauth/install?agency=1",
+            TokenMode::OAuth => "install the app again for the location with an install link (POST /admin/installs), or at /oauth/install where OAUTH_INSTALL_ALLOW lists it",
+            TokenMode::Agency => "install the app again for the agency with an agency install link (POST /admin/installs), or at /oauth/install?agency=1 where OAUTH_INSTALL_ALLOW lists the company",
         };
         self.log.error(json!({"msg": "token refused", "alert": true, "location_id": self.location_id, "mode": mode.as_str(),
                "error": reason, "action": action, "webhooks": "kept pending; they are applied once a token works"}));

@@ -39,7 +39,7 @@ impl ContactsClient<'_> {
         if request.body.is_some() {
             headers.set("Content-Type", "application/json")?;
         }
-        let url = format!("{}{}", self.base_url, request.path);
+        let url = request.url(self.base_url).map_err(worker::Error::RustError)?;
         let body = request.body.as_ref().map(|body| body.to_string());
         http::request(method(request.method), &url, &headers, body.as_deref())
     }

@@ -1,5 +1,6 @@
 //! Typed access to the Workers KV namespace `SYNC_KV`, which holds only what is read far more
-//! than written: the finished webhooks' idempotency keys and the encrypted tokens. Nothing that
+//! than written: the finished webhooks' idempotency keys, the encrypted tokens, and the named
+//! connections' sealed records that the Directory publishes for the edge. Nothing that
 //! decides whether a call is sent is read from here (production KV answers from a per-location
 //! cache up to 60 s old). A record that no longer parses is reported and read as absent: both
 //! readers fall back to the Durable Object, which holds the truth.
@@ -56,13 +57,37 @@ impl Kv {
     /// The JSON record under `key`. The read itself is not generic (one async state machine
     /// for every record type); only the parse is.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, KvError> {
-        Ok(self.get_text(key).await?.and_then(|text| parse(key, &text)))
+        Ok(self.get_text(key, None).await?.and_then(|text| parse(key, &text)))
     }
 
-    async fn get_text(&self, key: &str) -> Result<Option<String>, KvError> {
-        let options = options("type", &"text".into()).map_err(|_| KvError::new("read", key))?;
-        let value = self.call("get", key, None, &options).await.map_err(|_| KvError::new("read", key))?;
+    /// The JSON record under `key`, which this location's KV cache keeps (a miss included) for
+    /// `cache_ttl_secs` rather than KV's default 60 s.
+    pub async fn get_cached<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        cache_ttl_secs: u32,
+    ) -> Result<Option<T>, KvError> {
+        Ok(self.get_text(key, Some(cache_ttl_secs)).await?.and_then(|text| parse(key, &text)))
+    }
+
+    async fn get_text(&self, key: &str, cache_ttl_secs: Option<u32>) -> Result<Option<String>, KvError> {
+        let fail = || KvError::new("read", key);
+        let options = options("type", &"text".into()).map_err(|_| fail())?;
+        if let Some(ttl) = cache_ttl_secs {
+            Reflect::set(&options, &"cacheTtl".into(), &f64::from(ttl).into()).map_err(|_| fail())?;
+        }
+        let value = self.call("get", key, None, &options).await.map_err(|_| fail())?;
         Ok(value.as_string())
+    }
+
+    /// Removes `key`.
+    pub async fn delete(&self, key: &str) -> Result<(), KvError> {
+        let fail = || KvError::new("delete", key);
+        let method: Function =
+            Reflect::get(&self.kv, &"delete".into()).and_then(|m| m.dyn_into()).map_err(|_| fail())?;
+        let promise = method.call1(&self.kv, &key.into()).map_err(|_| fail())?;
+        JsFuture::from(promise.dyn_into::<Promise>().map_err(|_| fail())?).await.map_err(|_| fail())?;
+        Ok(())
     }
 
     /// Writes `record` under `key`, expiring after `ttl_secs` when given (KV's shortest is 60 s).

@@ -1,6 +1,8 @@
 //! The Worker's way to its Durable Objects: a location's (binding `LOCATIONS`, one object per
 //! location, named by its id) and the directory of connections (binding `DIRECTORY`, one object).
-//! JSON in, JSON out, on internal routes that only the Worker (or another object) can reach.
+//! JSON in, JSON out. Internal routes live under [`INTERNAL`], which [`ObjectStub::send`] adds
+//! and the public router never forwards: an operator's request reaches an object only through
+//! [`ObjectStub::send_as`], under `/admin/`, so that no outside path can name an internal route.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -15,8 +17,16 @@ pub const LOCATIONS: &str = "LOCATIONS";
 pub const DIRECTORY: &str = "DIRECTORY";
 /// The origin of the internal routes (any; the Durable Object reads only the path).
 const ORIGIN: &str = "https://location.internal";
+/// The prefix of every internal route of both Durable Objects.
+pub const INTERNAL: &str = "/internal";
 /// Who sent an operator request, as the Worker tells the Durable Object.
 pub const OPERATOR_HEADER: &str = "X-Operator";
+
+/// Whether `path` is the operator API's (`/admin` and under it): the one rule for what may be
+/// forwarded from outside.
+pub fn is_operator_path(path: &str) -> bool {
+    path == "/admin" || path.starts_with("/admin/")
+}
 
 pub struct ObjectStub {
     stub: Stub,
@@ -68,13 +78,14 @@ impl ObjectStub {
         Ok((response.status_code(), serde_json::from_str(&text).unwrap_or(Value::Null)))
     }
 
-    /// Sends `method` to `path` (with its query) and an optional body.
-    pub async fn send(&self, method: Method, path: &str, body: Option<String>) -> Result<Response> {
-        self.send_with(method, path, body, Headers::new()).await
+    /// Sends `method` to the internal route `route` (with its query) and an optional body.
+    pub async fn send(&self, method: Method, route: &str, body: Option<String>) -> Result<Response> {
+        self.send_with(method, &format!("{INTERNAL}{route}"), body, Headers::new()).await
     }
 
-    /// Sends an operator's request as they sent it, with who sent it ([`OPERATOR_HEADER`]: the
-    /// key's fingerprint, never the key).
+    /// Sends an operator's request as they sent it (a path under `/admin/`, checked before
+    /// routing: no dot segments), with who sent it ([`OPERATOR_HEADER`]: the key's fingerprint,
+    /// never the key).
     pub async fn send_as(
         &self,
         method: Method,
@@ -82,6 +93,9 @@ impl ObjectStub {
         body: Option<String>,
         operator: &str,
     ) -> Result<Response> {
+        if !is_operator_path(path.split('?').next().unwrap_or_default()) {
+            return Err(worker::Error::RustError("only operator routes are forwarded from outside".into()));
+        }
         let headers = Headers::new();
         headers.set(OPERATOR_HEADER, operator)?;
         self.send_with(method, path, body, headers).await

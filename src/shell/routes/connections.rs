@@ -1,4 +1,5 @@
-//! The operator API's connections and agencies, under `/admin/connections` and `/admin/agencies`:
+//! The operator API's connections, agencies and install links, under `/admin/connections`,
+//! `/admin/agencies` and `/admin/installs` (minted here, at the edge: [`oauth::mint`]):
 //! the same door as [`super::operator`] (no key in the URL, a key from `ADMIN_API_KEYS`, who sent
 //! it forwarded as the key's fingerprint), then the connection id's syntax, checked before
 //! anything is read. The records' routes go to the Directory, which keeps them; anything else
@@ -13,17 +14,22 @@ use crate::intake::Refusal;
 use crate::shell::directory::default_id;
 use crate::shell::platform::object_stub::ObjectStub;
 use crate::shell::platform::respond;
+use crate::shell::routes::oauth;
 use crate::shell::routes::operator::Caller;
 
 const CONNECTIONS: &str = "/admin/connections";
 const AGENCIES: &str = "/admin/agencies";
+const INSTALLS: &str = "/admin/installs";
 
 pub fn handles(path: &str) -> bool {
-    [CONNECTIONS, AGENCIES].iter().any(|base| path == *base || path.starts_with(&format!("{base}/")))
+    path == INSTALLS
+        || [CONNECTIONS, AGENCIES].iter().any(|base| path == *base || path.starts_with(&format!("{base}/")))
 }
 
 /// Where an operator request goes.
 enum Target<'a> {
+    /// `POST /admin/installs`: an install link, made here at the edge.
+    Installs,
     /// The Directory: the records of connections and agencies.
     Directory,
     /// Connection `id`'s own operator API, as `/admin/{rest}`.
@@ -32,6 +38,9 @@ enum Target<'a> {
 
 /// Which routes under `/admin/connections/{id}/` are the Directory's (the rest are the location's).
 fn target(path: &str) -> std::result::Result<Target<'_>, Refusal> {
+    if path == INSTALLS {
+        return Ok(Target::Installs);
+    }
     let Some(under) = path.strip_prefix(CONNECTIONS).and_then(|rest| rest.strip_prefix('/')) else {
         return Ok(Target::Directory);
     };
@@ -52,6 +61,16 @@ pub async fn handle(mut req: Request, env: &Env) -> Result<Response> {
     };
     let (method, operator) = (req.method(), &caller.operator);
     match target {
+        Target::Installs if method != Method::Post => {
+            respond::error(405, "method_not_allowed", "POST makes an install link")
+        }
+        Target::Installs => {
+            let origin = crate::auth::install::origin_of(&req.inner().url()).to_owned();
+            match oauth::mint(env, &origin, caller.body.as_deref(), operator) {
+                Ok(body) => respond::json(201, &body),
+                Err(refusal) => respond::refusal(&refusal),
+            }
+        }
         Target::Directory => {
             let path = caller.with_query(&caller.path);
             ObjectStub::directory(env)?.send_as(method, &path, caller.body, operator).await
@@ -75,7 +94,7 @@ async fn known(env: &Env, id: &ConnectionId) -> std::result::Result<(), Refusal>
     let path = format!("/connections/{id}/verify");
     match ask(ObjectStub::directory(env), Method::Get, &path, None).await? {
         (200, _) => Ok(()),
-        (404, _) => Err(unknown_connection(id)),
+        (404, _) => Err(unknown_connection()),
         (status, _) => Err(Refusal::new(
             503,
             "storage_unavailable",

@@ -1,6 +1,9 @@
-//! The OAuth install routes (`TOKEN_MODE=oauth`): `GET /oauth/install` (`?agency=1`: agency-wide)
-//! sends the browser to the marketplace consent page with a signed state; `GET /oauth/callback`
-//! checks that state (core: [`crate::auth::install`]) and trades the code. A location's first
+//! The OAuth install routes (`TOKEN_MODE=oauth`): `GET /oauth/install?invite=...` (an operator's
+//! install link) or, where the allow-list `OAUTH_INSTALL_ALLOW` is set, `GET /oauth/install`
+//! (`?agency=1`: agency-wide) sends the browser to the marketplace consent page with a signed
+//! state; `GET /oauth/callback` checks that state (core: [`crate::auth::install`]), trades the
+//! code, and then spends the install link in the Directory (single use) or checks the ids the
+//! token names against the allow-list: a callback that neither admits creates nothing. A location's first
 //! tokens are sealed and handed to the location's Durable Object, the one place that keeps and
 //! renews them; a location other than the default one becomes (or stays) a named connection of
 //! token kind `oauth` in the Directory first. An agency's company token is sealed and handed to
@@ -11,8 +14,9 @@ use worker::{console_error, console_log, Env, Request, Response, Result};
 
 use crate::auth::envelope::Envelope;
 use crate::auth::install::{
-    check_callback, clear_cookie, origin_of, query_param, start_install, CallbackQuery, InstallKind,
-    InstallRequest, InstallStart, NONCE_LEN,
+    allowed, check_callback, check_invite, clear_cookie, link_required, mint_invite, not_allowed, origin_of,
+    query_param, start_install, CallbackQuery, InstallKind, InstallRequest, InstallStart, Invite, Permit,
+    INVITE_PARAM, NONCE_LEN,
 };
 use crate::auth::token_endpoint::{Grant, UserType};
 use crate::auth::tokens::{
@@ -35,11 +39,9 @@ pub const CALLBACK_PATH: &str = "/oauth/callback";
 /// Redirects to the marketplace consent page, setting the cookie the callback checks.
 pub fn install(req: &Request, env: &Env) -> Result<Response> {
     let url = req.inner().url();
-    let kind = match query_param(&url, "agency").as_deref() {
-        Some("1" | "true") => InstallKind::Agency,
-        _ => InstallKind::Location,
-    };
-    let start = match begin_install(env, origin_of(&url), kind) {
+    let agency = matches!(query_param(&url, "agency").as_deref(), Some("1" | "true"));
+    let invite = query_param(&url, INVITE_PARAM);
+    let start = match begin_install(env, origin_of(&url), invite.as_deref(), agency) {
         Ok(start) => start,
         Err(refusal) => return respond::refusal(&refusal),
     };
@@ -52,6 +54,45 @@ pub fn install(req: &Request, env: &Env) -> Result<Response> {
             ("Cache-Control", "no-store"),
         ],
     )
+}
+
+/// `POST /admin/installs` `{ "kind": "location" | "agency" }` (the operator's door was passed):
+/// 201 with a single-use install link (`install_url`), valid for
+/// [`crate::auth::install::INVITE_TTL_SECS`].
+pub fn mint(
+    env: &Env,
+    origin: &str,
+    body: Option<&str>,
+    operator: &str,
+) -> std::result::Result<Value, Refusal> {
+    let kind = match serde_json::from_str::<Value>(body.unwrap_or("{}"))
+        .ok()
+        .as_ref()
+        .map(|body| &body["kind"])
+    {
+        Some(Value::Null) => InstallKind::Location,
+        Some(Value::String(kind)) if kind == "location" => InstallKind::Location,
+        Some(Value::String(kind)) if kind == "agency" => InstallKind::Agency,
+        _ => {
+            return Err(Refusal::new(400, "invalid_body", "expected { \"kind\": \"location\" | \"agency\" }"))
+        }
+    };
+    let settings = OAuthSettings::read(env)?;
+    let (issuer, _) = settings.oauth()?;
+    let mut nonce = [0u8; NONCE_LEN];
+    getrandom::fill(&mut nonce)
+        .map_err(|_| Refusal::new(503, "unavailable", "no randomness for the install link; try again"))?;
+    let minted = mint_invite(&issuer.keys, kind, nonce, now_ms() / 1000);
+    let expires_at_ms = minted.invite.expires_at_secs * 1000;
+    console_log!(
+        "{}",
+        json!({"msg": "install link minted", "kind": kind.as_str(), "expires_at_ms": expires_at_ms, "by": operator})
+    );
+    Ok(json!({
+        "install_url": format!("{origin}{INSTALL_PATH}?{INVITE_PARAM}={}", minted.token),
+        "kind": kind.as_str(),
+        "expires_at_ms": expires_at_ms,
+    }))
 }
 
 /// Checks the callback, trades the code, and stores the location's tokens.
@@ -73,14 +114,31 @@ pub async fn callback(req: &Request, env: &Env) -> Result<Response> {
     )
 }
 
-fn begin_install(env: &Env, origin: &str, kind: InstallKind) -> std::result::Result<InstallStart, Refusal> {
+/// Starts an install let in by an install link (`invite`: its kind is the link's) or, without
+/// one, by the allow-list (403 `install_link_required` when there is none).
+fn begin_install(
+    env: &Env,
+    origin: &str,
+    invite: Option<&str>,
+    agency: bool,
+) -> std::result::Result<InstallStart, Refusal> {
     let settings = OAuthSettings::read(env)?;
     let (issuer, install) = settings.oauth()?;
+    let (kind, permit) = match invite {
+        Some(token) => {
+            let invite = check_invite(&issuer.keys, token, now_ms() / 1000)?;
+            (invite.kind, Permit::Invite(invite))
+        }
+        None if install.allow.is_empty() => return Err(link_required()),
+        None if agency => (InstallKind::Agency, Permit::AllowList),
+        None => (InstallKind::Location, Permit::AllowList),
+    };
     let mut nonce = [0u8; NONCE_LEN];
     getrandom::fill(&mut nonce)
         .map_err(|_| Refusal::new(503, "unavailable", "no randomness for the install state; try again"))?;
     let redirect_uri = install.redirect_uri(origin);
-    let request = InstallRequest { client_id: &issuer.client.client_id, redirect_uri: &redirect_uri, kind };
+    let request =
+        InstallRequest { client_id: &issuer.client.client_id, redirect_uri: &redirect_uri, kind, permit };
     Ok(start_install(install, request, &issuer.keys, nonce, now_ms() / 1000))
 }
 
@@ -94,19 +152,43 @@ async fn complete_install(
     let (issuer, install) = settings.oauth()?;
     let callback = check_callback(&issuer.keys, query, cookie, now_ms() / 1000)?;
     let grant = Grant::AuthorizationCode { code: callback.code, redirect_uri: install.redirect_uri(origin) };
+    let user_type = match callback.kind {
+        InstallKind::Location => UserType::Location,
+        InstallKind::Agency => UserType::Company,
+    };
+    let record = exchange_as(&issuer.client, &grant, user_type, now_ms()).await.map_err(exchange_refusal)?;
+    if callback.kind == InstallKind::Location {
+        installed_location(&record)?;
+    }
+    let (company, location) = (record.company_id.as_deref(), record.location_id.as_deref());
+    match &callback.permit {
+        Permit::Invite(invite) => spend(env, invite).await?,
+        Permit::AllowList if allowed(&install.allow, callback.kind, company, location) => {}
+        Permit::AllowList => {
+            let refusal = not_allowed(company, location);
+            console_error!("{}", json!({"msg": "install refused", "error": refusal.message}));
+            return Err(refusal);
+        }
+    }
     match callback.kind {
-        InstallKind::Location => {
-            let record = exchange_as(&issuer.client, &grant, UserType::Location, now_ms())
-                .await
-                .map_err(exchange_refusal)?;
-            install_location(env, issuer, &record).await
-        }
-        InstallKind::Agency => {
-            let record = exchange_as(&issuer.client, &grant, UserType::Company, now_ms())
-                .await
-                .map_err(exchange_refusal)?;
-            install_agency(env, issuer, &record).await
-        }
+        InstallKind::Location => install_location(env, issuer, &record).await,
+        InstallKind::Agency => install_agency(env, issuer, &record).await,
+    }
+}
+
+/// Spends the install link in the Directory: 409 `install_link_used` when it was used already.
+async fn spend(env: &Env, invite: &Invite) -> std::result::Result<(), Refusal> {
+    let body = json!({ "expires_at_ms": invite.expires_at_secs * 1000 }).to_string();
+    let path = format!("/invites/{}/spend", invite.nonce);
+    let (status, answer) = ask(ObjectStub::directory(env), worker::Method::Post, &path, Some(body)).await?;
+    match status {
+        200 => Ok(()),
+        409 => Err(Refusal::new(
+            409,
+            "install_link_used",
+            "this install link was used already; nothing was connected: ask the operator for a new one",
+        )),
+        status => Err(passed_on(status, &answer)),
     }
 }
 

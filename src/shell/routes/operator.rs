@@ -1,11 +1,11 @@
-//! The operator API's door, under `/admin/`: refuses a key put in the URL, checks the bearer key
+//! The operator API's door, under `/admin/`: checks the bearer key
 //! against `ADMIN_API_KEYS` (never a read key, which is a different list) and forwards the
 //! request, as sent, with the key's fingerprint as who sent it, to the location's Durable Object,
 //! which holds everything the operator API shows and changes.
 
 use worker::{Env, Request, Response, Result};
 
-use crate::auth::api_keys::{admin_keys, fingerprint, refuse_key_in_query, Denied, ADMIN_KEYS_SETTING};
+use crate::auth::api_keys::{admin_keys, fingerprint, Denied, ADMIN_KEYS_SETTING};
 use crate::intake::Refusal;
 use crate::read::split_url;
 use crate::shell::location::load_config;
@@ -15,7 +15,7 @@ use crate::shell::platform::runtime::setting;
 
 /// The operator API lives under `/admin`.
 pub fn handles(path: &str) -> bool {
-    path == "/admin" || path.starts_with("/admin/")
+    crate::shell::platform::object_stub::is_operator_path(path)
 }
 
 pub async fn handle(mut req: Request, env: &Env) -> Result<Response> {
@@ -46,7 +46,7 @@ impl Caller {
         let raw_url = req.inner().url();
         let url = split_url(&raw_url);
         let authorization = req.headers().get("Authorization").ok().flatten();
-        if let Err(refusal) = authorize(url.query, authorization.as_deref(), env) {
+        if let Err(refusal) = authorize(authorization.as_deref(), env) {
             return Ok(Err(refusal));
         }
         let (path, query) = (url.path.to_owned(), url.query.map(str::to_owned));
@@ -67,14 +67,9 @@ impl Caller {
     }
 }
 
-/// No key in the URL, and a bearer key from `ADMIN_API_KEYS`, checked in constant time. Unset:
-/// the API is off; unusable: misconfigured. (The connections' routes use the same door.)
-fn authorize(
-    query: Option<&str>,
-    authorization: Option<&str>,
-    env: &Env,
-) -> std::result::Result<(), Refusal> {
-    let keys = admin_keys(setting(env, ADMIN_KEYS_SETTING).as_deref());
-    refuse_key_in_query(query, keys.as_ref().ok())?;
-    keys?.check(authorization).map_err(Denied::refusal)
+/// A bearer key from `ADMIN_API_KEYS`, checked in constant time (no key in the URL was checked
+/// before routing). Unset: the API is off; unusable: misconfigured. (The connections' routes use
+/// the same door.)
+fn authorize(authorization: Option<&str>, env: &Env) -> std::result::Result<(), Refusal> {
+    admin_keys(setting(env, ADMIN_KEYS_SETTING).as_deref())?.check(authorization).map_err(Denied::refusal)
 }

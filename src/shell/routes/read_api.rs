@@ -11,12 +11,12 @@ use serde_json::Value;
 use worker::{console_error, console_log, console_warn, Cache, Env, Request, Response, Result};
 
 use crate::connections::{unknown_connection, ConnectionId};
-use crate::contacts_api::{ApiRequest, ApiResponse};
+use crate::contacts_api::ApiResponse;
 use crate::intake::Refusal;
 use crate::read::{
     cacheable, config_refusal, split_connection, split_url, upstream_refusal, ApiRoute, ReadConfig, ReadRoute,
 };
-use crate::shell::location::reads::{LinkQuery, Sent, VersionQuery};
+use crate::shell::location::reads::{LinkQuery, SendQuery, Sent, VersionQuery};
 use crate::shell::platform::connections;
 use crate::shell::platform::object_stub::ObjectStub;
 use crate::shell::platform::respond;
@@ -44,7 +44,11 @@ pub async fn handle(req: Request, env: &Env) -> Result<Response> {
         }
         Err(Stop::RateLimited { until }) => {
             log.error = Some("rate_limited");
-            rate_limited(until, now_ms())
+            rate_limited(until, now_ms(), RATE_LIMITED)
+        }
+        Err(Stop::OverBudget { until }) => {
+            log.error = Some("read_budget_spent");
+            rate_limited(until, now_ms(), OVER_BUDGET)
         }
         Err(Stop::Failed(error)) => {
             log.error = Some("internal_error");
@@ -63,6 +67,7 @@ async fn answer(req: &Request, env: &Env, log: &mut ReadLog) -> std::result::Res
     let url = split_url(&url);
     let (named, path) = split_connection(url.path);
     let location_id = connection_of(env, &config, named, authorization.as_deref()).await?;
+    let key = crate::auth::api_keys::fingerprint(authorization.as_deref()).unwrap_or_default();
     let route = ReadRoute::parse(path, url.query, &location_id)?;
     let location = ObjectStub::open(env, &location_id)?;
     let link: Option<Link> = match route.link_key(&location_id) {
@@ -71,7 +76,7 @@ async fn answer(req: &Request, env: &Env, log: &mut ReadLog) -> std::result::Res
     };
     let route = route.resolve(link)?;
     log.route = route.name();
-    let reader = Reader { config: &config, location_id: &location_id, location: &location };
+    let reader = Reader { config: &config, location_id: &location_id, location: &location, key: &key };
     reader.read(&route, url.origin, log).await
 }
 
@@ -100,7 +105,7 @@ async fn connection_of(
     if config.default_location.as_deref() != Some(id.as_str())
         && connections::lookup(env, &id, now_ms()).await?.is_none()
     {
-        return Err(unknown_connection(&id).into());
+        return Err(unknown_connection().into());
     }
     Ok(id.to_string())
 }
@@ -114,11 +119,12 @@ async fn resolve(location: &ObjectStub, key: String) -> std::result::Result<Opti
     Ok(serde_json::from_value(answer["link"].clone()).ok())
 }
 
-/// One read's collaborators.
+/// One read's collaborators, and who reads (the key's fingerprint).
 struct Reader<'a> {
     config: &'a ReadConfig,
     location_id: &'a str,
     location: &'a ObjectStub,
+    key: &'a str,
 }
 
 impl Reader<'_> {
@@ -141,8 +147,7 @@ impl Reader<'_> {
             }
             log.cache = "miss";
         }
-        let request = route.request(self.location_id);
-        let response = self.send(&request, log).await?;
+        let response = self.send(route, log).await?;
         if let Some(refusal) = upstream_refusal(&response) {
             return Err(refusal.into());
         }
@@ -175,15 +180,18 @@ impl Reader<'_> {
         Ok(route.cache_key(origin, self.location_id, version["version"].as_u64().unwrap_or(0)))
     }
 
-    /// Has the location's Durable Object send `request` with the location's token (once more
-    /// after a refused token), unless the location's rate-limit window is spent.
-    async fn send(&self, request: &ApiRequest, log: &mut ReadLog) -> std::result::Result<ApiResponse, Stop> {
-        match self.location.call::<_, Sent>("/read/send", request).await? {
+    /// Has the location's Durable Object check and send the call for `route` with the
+    /// location's token (once more after a refused token), unless the reads' budget or the
+    /// location's rate-limit window is spent.
+    async fn send(&self, route: &ApiRoute, log: &mut ReadLog) -> std::result::Result<ApiResponse, Stop> {
+        let query = SendQuery { path: route.request(self.location_id).path, key: self.key.to_owned() };
+        match self.location.call::<_, Sent>("/read/send", &query).await? {
             Sent::Answered { response, api_calls } => {
                 log.api_calls += api_calls;
                 Ok(response)
             }
             Sent::RateLimited { until } => Err(Stop::RateLimited { until }),
+            Sent::OverBudget { until } => Err(Stop::OverBudget { until }),
             Sent::Failed { failure, message, api_calls } => {
                 log.api_calls += api_calls;
                 let (status, code) = failure.answer();
@@ -244,15 +252,21 @@ fn passthrough(response: &ApiResponse, cache: Option<&str>) -> Result<Response> 
     respond::json_with_headers(response.status, &response.body, &headers)
 }
 
-/// 429 while the location is blocked, with the seconds until the block ends as `Retry-After`.
-fn rate_limited(until: UnixMillis, now: UnixMillis) -> Result<Response> {
+/// The location is blocked by the Contacts API's rate limit.
+const RATE_LIMITED: (&str, &str) = (
+    "rate_limited",
+    "the Contacts API's rate limit for this location is spent; try again after `Retry-After` seconds",
+);
+/// The reads' share of the location's rate limit (all reads', or this key's) is spent.
+const OVER_BUDGET: (&str, &str) = (
+    "read_budget_spent",
+    "reads at this location (or with this key) have had their share of its rate limit (READ_SHARE_PERCENT, READ_KEY_SHARE_PERCENT); try again after `Retry-After` seconds",
+);
+
+/// 429 with the seconds until `until` as `Retry-After`, and why (`reason`: code and message).
+fn rate_limited(until: UnixMillis, now: UnixMillis, reason: (&'static str, &str)) -> Result<Response> {
     let retry_after = ((until - now).max(0) as u64).div_ceil(1_000).max(1).to_string();
-    let body = Refusal::new(
-        429,
-        "rate_limited",
-        "the Contacts API's rate limit for this location is spent; try again after `Retry-After` seconds",
-    )
-    .body();
+    let body = Refusal::new(429, reason.0, reason.1).body();
     respond::json_with_headers(429, &body, &[("Retry-After", &retry_after), ("Cache-Control", "no-store")])
 }
 
@@ -268,6 +282,10 @@ enum Stop {
     Refused(Refusal),
     /// The location's rate-limit window is spent until `until`: nothing was sent.
     RateLimited {
+        until: UnixMillis,
+    },
+    /// The reads' budget is spent until `until`: nothing was sent.
+    OverBudget {
         until: UnixMillis,
     },
     Failed(worker::Error),

@@ -1,5 +1,6 @@
 //! The webhook route: find the delivery's connection (the default one at `/webhooks/sightmill`,
-//! a named one at `/webhooks/sightmill/{id}`, its secrets from the edge's copy of its record),
+//! a named one at `/webhooks/sightmill/{id}`, its secrets from the edge's copy of its record; an
+//! id nobody connected is answered as a wrong signature is, without asking any Durable Object),
 //! admit the delivery (core), answer a redelivery of a finished webhook from its KV idempotency
 //! key, and otherwise hand it to the connection's Durable Object, which accepts it in one
 //! transaction (or answers from its record) before the route answers. A KV miss or a stale KV
@@ -13,7 +14,7 @@ use serde_json::{json, Value};
 use worker::{console_error, Env, Method, Request, Response, Result};
 
 use crate::config::Config;
-use crate::connections::{unknown_connection, Connection, ConnectionId};
+use crate::connections::{refuse_unknown, Connection, ConnectionId};
 use crate::intake::signature::SignatureHeaders;
 use crate::intake::{admit, check_declared_length, too_large, Admitted, Delivery, Refusal};
 use crate::shell::location::connection::is_default;
@@ -29,18 +30,20 @@ use crate::sync::records::{webhook_key_of, WebhookRecord, WebhookState};
 enum Target {
     Default(Config),
     Named(Config, Rc<Connection>),
+    /// An id no live connection has: refused as a wrong signature is.
+    Unknown(Config),
 }
 
 impl Target {
     fn config(&self) -> &Config {
         match self {
-            Target::Default(config) | Target::Named(config, _) => config,
+            Target::Default(config) | Target::Named(config, _) | Target::Unknown(config) => config,
         }
     }
 
     fn named_id(&self) -> Option<&str> {
         match self {
-            Target::Default(_) => None,
+            Target::Default(_) | Target::Unknown(_) => None,
             Target::Named(_, connection) => Some(connection.id.as_str()),
         }
     }
@@ -62,7 +65,8 @@ pub async fn handle(req: Request, env: &Env) -> Result<Response> {
 
 /// `POST /webhooks/sightmill/{id}`: the id is checked before anything else (400
 /// `invalid_connection_id`); the default connection's id is the default connection; an id the
-/// Directory does not know is 404 `unknown_connection`.
+/// edge's copy of the records does not know gets what a wrong signature gets (401
+/// `invalid_signature`), so that connected ids cannot be told from others.
 pub async fn handle_connection(req: Request, env: &Env, raw_id: &str) -> Result<Response> {
     let id = match ConnectionId::parse(raw_id) {
         Ok(id) => id,
@@ -77,7 +81,7 @@ pub async fn handle_connection(req: Request, env: &Env, raw_id: &str) -> Result<
     };
     match connections::lookup(env, &id, now_ms()).await? {
         Some(connection) => receive(req, env, Target::Named(config, connection)).await,
-        None => respond::refusal(&unknown_connection(&id)),
+        None => receive(req, env, Target::Unknown(config)).await,
     }
 }
 
@@ -154,12 +158,17 @@ async fn admit_for(
             return admit(delivery, &config.signing_keys, max, now / 1000).map(|admitted| (admitted, None))
         }
         Target::Named(_, connection) => connection,
+        Target::Unknown(_) => return Err(refuse_unknown(delivery, max, now)),
     };
+    if connection.signing_keys(now).is_empty() {
+        let line = json!({"msg": "webhook for a connection with no valid signing secret", "connection": connection.id});
+        worker::console_warn!("{line}");
+    }
     let named = |connection: &Connection| {
         connection.admit(delivery, max, now).map(|(admitted, fingerprint)| (admitted, Some(fingerprint)))
     };
     match named(connection) {
-        Err(refusal) if matches!(refusal.code, "invalid_signature" | "no_signing_secret") => {
+        Err(refusal) if refusal.code == "invalid_signature" => {
             match connections::refetch(env, &connection.id, now).await {
                 Ok(Some(fresh)) => named(&fresh),
                 _ => Err(refusal),
