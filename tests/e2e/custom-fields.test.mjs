@@ -156,7 +156,7 @@ for (const duplicates of ["allow", "refuse"]) describe(`custom fields by key (du
     const before = world.sim.requests().length;
     for (const [index, [data, reason]] of table.entries()) {
       const record = await apply(null, contactEvent("contact.created", { id: `sm_bad_${index}`, email: `b${index}@example.com`, ...data }));
-      assert.equal(record.state, "parked", JSON.stringify(record));
+      assert.equal(record.state, "parked", `the live mapping saved a moment ago applies: ${JSON.stringify(record)}`);
       assert.ok(record.reason.includes(reason), `${JSON.stringify(data)}: ${record.reason}`);
       assert.match(record.reason, /^mapping refused the contact: /);
     }
@@ -177,7 +177,7 @@ for (const duplicates of ["allow", "refuse"]) describe(`custom fields by key (du
     try {
       const listsBefore = world.sim.counts()["GET /locations/:locationId/customFields"] ?? 0;
       const record = await apply(null, contactEvent("contact.created", { id: "sm_tier", tier: "gold" }));
-      assert.equal(record.state, "parked");
+      assert.equal(record.state, "parked", `the live mapping saved a moment ago applies: ${JSON.stringify(record)}`);
       assert.match(record.reason, /custom field `contact\.tier` is not defined in this location/);
       // The copy read by the first test is younger than a minute: it is not read again per event.
       const listsAfter = world.sim.counts()["GET /locations/:locationId/customFields"];

@@ -74,6 +74,8 @@ pub struct Run<'a> {
     tally: std::cell::RefCell<CronRun>,
     /// Attempts under way: each may still make up to `MAX_CALLS` calls.
     in_flight: std::cell::Cell<u32>,
+    /// Whether `config.mapping` is the live mapping (saved when the run began).
+    live_at_start: bool,
 }
 
 impl<'a> Run<'a> {
@@ -85,6 +87,21 @@ impl<'a> Run<'a> {
             deadline,
             tally: std::cell::RefCell::new(CronRun { started_at: now, ..CronRun::default() }),
             in_flight: std::cell::Cell::new(0),
+            live_at_start: matches!(writer.live_mapping(), Ok(Some(_))),
+        }
+    }
+
+    /// The mapping in force for an attempt starting now: a live mapping saved (or removed) while
+    /// the run was under way applies to the next event at once, not from the next run. `Err`: the
+    /// live mapping cannot be used (nothing is applied with another).
+    fn mapping_now(&self) -> std::result::Result<Cow<'a, Mapping>, String> {
+        match self.writer.live_mapping()? {
+            Some(live) => Ok(Cow::Owned(live.mapping.clone())),
+            None if !self.live_at_start => Ok(Cow::Borrowed(&self.config.mapping)),
+            None => {
+                let deployed = self.writer.identity().config(&self.writer.env).map(|config| config.mapping);
+                deployed.map(Cow::Owned).map_err(|_| "the deployed mapping could not be read".to_owned())
+            }
         }
     }
 
@@ -201,12 +218,18 @@ impl<'a> Run<'a> {
                 .await
                 .map(|_| Ran::Retry);
         }
+        let current = match self.mapping_now() {
+            Ok(current) => current,
+            Err(problem) => {
+                let failure = Failure::Misconfigured(format!("the mapping cannot be used: {problem}"));
+                return self.failed(id, record, failure, 0, started, None).await;
+            }
+        };
         let mapping = match &event.change {
             Change::ContactUpsert(contact) => {
-                let data = Some(&contact.fields);
-                custom_fields::prepare(self.writer, self.config, &self.config.mapping, data).await
+                custom_fields::prepare(self.writer, self.config, &current, Some(&contact.fields)).await
             }
-            _ => Prepared::Ready(Cow::Borrowed(&self.config.mapping)),
+            _ => Prepared::Ready(Cow::Borrowed(&*current)),
         };
         let mapping = match mapping {
             Prepared::Ready(mapping) => mapping,
