@@ -43,6 +43,12 @@ pub fn format_rfc3339(at: UnixMillis) -> String {
     format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{milli:03}Z")
 }
 
+/// The UTC calendar date of an instant, `YYYY-MM-DD`.
+pub fn format_date(at: UnixMillis) -> String {
+    let (year, month, day) = civil_from_days(at.div_euclid(86_400_000));
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
 fn digits(bytes: &[u8]) -> Option<i64> {
     bytes.iter().try_fold(0i64, |acc, b| b.is_ascii_digit().then(|| acc * 10 + i64::from(b - b'0')))
 }

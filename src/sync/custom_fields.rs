@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use crate::case;
 use crate::contacts_api::{api_message, ApiId, ApiRequest, ApiResponse};
 use crate::sync::phone::to_e164;
-use crate::timestamp::{parse_rfc3339, UnixMillis};
+use crate::timestamp::{format_date, parse_rfc3339, UnixMillis};
 
 /// A copy of the list younger than this is not read again for a field it lacks or a value it
 /// refuses: a field the location really lacks parks its events at once, rather than reading the
@@ -372,24 +372,9 @@ fn date(text: &str) -> Result<String, String> {
     let refused = || format!("`{text}` is not a date (YYYY-MM-DD or RFC 3339)");
     if text.len() == 10 {
         let at = parse_rfc3339(&format!("{text}T00:00:00Z")).ok_or_else(refused)?;
-        return Ok(civil_date(at));
+        return Ok(format_date(at));
     }
-    parse_rfc3339(text).map(civil_date).ok_or_else(refused)
-}
-
-/// The UTC calendar date of an instant (days from civil, after Howard Hinnant's algorithm).
-fn civil_date(at: UnixMillis) -> String {
-    let days = at.div_euclid(86_400_000);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
+    parse_rfc3339(text).map(format_date).ok_or_else(refused)
 }
 
 /// The field's option that `text` names (the same letters in any case), in the field's spelling.
@@ -543,7 +528,7 @@ mod tests {
     #[test]
     fn dates_fall_on_the_right_day() {
         for (at, date) in [(0, "1970-01-01"), (951_782_400_000, "2000-02-29"), (-86_400_000, "1969-12-31")] {
-            assert_eq!(civil_date(at), date);
+            assert_eq!(format_date(at), date);
         }
     }
 }
