@@ -15,6 +15,8 @@ let rows = [];
 let actionRows = [];
 /** The location's lists (mapping/custom-fields, mapping/workflows, mapping/campaigns): empty until read. */
 let lists = { customFields: [], workflows: [], campaigns: [] };
+/** Which reading of the lists is the latest (see loadLists). */
+let listsReading = 0;
 const samples = new Map();
 
 /** Reads the catalogue and binds the form; false when the catalogue could not be read (tried again next time). */
@@ -72,12 +74,15 @@ export async function load() {
  */
 async function loadLists() {
   // Read fresh each time the view is shown (the worker's kept copy of the custom fields too):
-  // a field made in GoHighLevel since shows up here.
+  // a field made in GoHighLevel since shows up here. Only the latest reading is shown: an
+  // earlier one that answers later is dropped.
+  const reading = ++listsReading;
   const [fields, workflows, campaigns] = await Promise.all([
     api("GET", "mapping/custom-fields", { query: { refresh: "true" } }),
     api("GET", "mapping/workflows"),
     api("GET", "mapping/campaigns"),
   ]);
+  if (reading !== listsReading) return;
   lists = {
     customFields: fields.ok ? fields.json.customFields : [],
     workflows: workflows.ok ? workflows.json.workflows : [],
@@ -145,6 +150,8 @@ function fill(document_) {
   $("#status-to").value = !status ? "" : status.to === "tag" ? "tag" : "customField";
   $("#status-arg").value = !status ? "" : status.to === "tag" ? status.prefix ?? "" : status.to.slice(catalogue.custom_field_prefix.length);
   $("#country-code").value = document_.default_country_code ?? "";
+  $("#existing-contacts").value = document_.existing_contacts ?? "create";
+  $("#sightmill-id-field").value = document_.sightmill_id_field ?? "";
   render();
   changed();
 }
@@ -179,6 +186,8 @@ function documentOf() {
   if (statusTo === "tag") document_.status = { to: "tag", prefix: arg };
   if (statusTo === "customField") document_.status = { to: `${catalogue.custom_field_prefix}${arg}` };
   if ($("#country-code").value.trim()) document_.default_country_code = $("#country-code").value.trim();
+  if ($("#existing-contacts").value === "adopt") document_.existing_contacts = "adopt";
+  if ($("#sightmill-id-field").value.trim()) document_.sightmill_id_field = $("#sightmill-id-field").value.trim();
   return document_;
 }
 

@@ -176,6 +176,12 @@ describe("the operator console", () => {
     assert.match(planned, /POST \/contacts\//);
     assert.match(planned, /"phone": "\+15550100199"/, "the sample's phone in E.164");
     assert.match(await page.locator("#mapping-json").inputValue(), /"default_country_code": "1"/);
+    // Issue 20's settings: adopt an existing match, and a custom field that holds the SightMill id.
+    const idField = world.sim.seedCustomField(LOCATION, { name: "SightMill id", dataType: "TEXT" });
+    await page.locator("#existing-contacts").selectOption("adopt");
+    await page.getByLabel("Custom field id that holds the SightMill id (optional)").fill(idField.id);
+    await page.locator("#mapping-validation").filter({ hasText: "The mapping is valid." }).waitFor({ timeout: WAIT_MS });
+    assert.match(await page.locator("#mapping-json").inputValue(), /"existing_contacts": "adopt"/);
     await shoot("mapping");
 
     await page.locator("#save-mapping").click();
@@ -188,6 +194,10 @@ describe("the operator console", () => {
     const alan = world.sim.state().contacts.find((c) => c.firstName === "Alan");
     assert.equal(alan.phone, "+15550100123", "the live mapping's e164");
     assert.equal(alan.source, "console", "the live mapping's constant");
+    const saved = (await world.admin("GET", "mapping")).json.live.document;
+    assert.deepEqual([saved.existing_contacts, saved.sightmill_id_field], ["adopt", idField.id], "the console keeps both settings");
+    assert.equal(world.sim.counts()["GET /contacts/search/duplicate"], 1, "a new contact asks the location first");
+    assert.deepEqual(alan.customFields.find((f) => f.id === idField.id)?.value, "sm_console_2", "the SightMill id in its field");
 
     await page.locator("#revert-mapping").click();
     await confirmDialog();
@@ -264,7 +274,10 @@ describe("the operator console", () => {
       await page.locator("#nav a[href='#status']").click();
       await page.locator("#nav a[href='#mapping']").click();
       const lists = page.locator("#mapping-lists");
-      await lists.filter({ hasText: "Campaigns cannot be listed" }).waitFor({ timeout: WAIT_MS });
+      // The three lists are asked for at once and answer in any order: wait for each.
+      for (const list of ["Custom fields", "Workflows", "Campaigns"]) {
+        await lists.filter({ hasText: `${list} cannot be listed` }).waitFor({ timeout: WAIT_MS });
+      }
       await until(async () => (await page.locator("#mapping-rows tbody tr").count()) === 3, "the deployed mapping's three rows");
       const said = await lists.innerText();
       assert.match(said, /Custom fields cannot be listed: the token needs the scope locations\/customFields\.readonly\. Ids typed by hand still work\./);
