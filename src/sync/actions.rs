@@ -95,8 +95,24 @@ pub fn status_of(event: &Event) -> Option<Option<String>> {
     Some(Some(text).filter(|t| !t.is_empty()))
 }
 
-/// The rules `event` fires (at most [`MAX_FIRED`]; the rest are reported by [`fired`]'s caller).
-pub fn fired<'a>(rules: &'a [ActionRule], event: &Event, before: &Before) -> Vec<&'a ActionRule> {
+/// The rules `event` fires, or why it may not: more than [`MAX_FIRED`] (the event is parked).
+pub fn fired_within_limit<'a>(
+    rules: &'a [ActionRule],
+    event: &Event,
+    before: &Before,
+) -> Result<Vec<&'a ActionRule>, String> {
+    let rules = fired(rules, event, before);
+    if rules.len() > MAX_FIRED {
+        return Err(format!(
+            "the mapping's actions fire {} rules for this event; at most {MAX_FIRED} may",
+            rules.len()
+        ));
+    }
+    Ok(rules)
+}
+
+/// The rules `event` fires.
+fn fired<'a>(rules: &'a [ActionRule], event: &Event, before: &Before) -> Vec<&'a ActionRule> {
     let status = status_of(event);
     let fires = |rule: &&ActionRule| match (&rule.trigger, &event.change, &status) {
         (Trigger::StatusBecomes(value), _, Some(after)) => {

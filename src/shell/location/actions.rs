@@ -13,8 +13,8 @@ use crate::intake::event::Event;
 use crate::secret::Secret;
 use crate::shell::platform::runtime::now_ms;
 use crate::sync::actions::{
-    answered, describe, fired, last_status, ledger_key, remember_status, status_key, status_of, step, Before,
-    Done, Heard, Ledger, Step, MAX_FIRED,
+    answered, describe, fired_within_limit, last_status, ledger_key, remember_status, status_key, status_of,
+    step, Before, Done, Heard, Ledger, Step,
 };
 use crate::sync::mapping::Mapping;
 use crate::sync::plan::{Failure, Write};
@@ -60,14 +60,7 @@ pub async fn act(
     if let Some(status) = status_of(event) {
         acted.writes.push(remember_status(key, status));
     }
-    let rules = fired(mapping.actions(), event, &before);
-    if rules.len() > MAX_FIRED {
-        let reason = format!(
-            "the mapping's actions fire {} rules for this event; at most {MAX_FIRED} may",
-            rules.len()
-        );
-        return Err(Stopped::Park(reason));
-    }
+    let rules = fired_within_limit(mapping.actions(), event, &before).map_err(Stopped::Park)?;
     for rule in rules {
         let key = ledger_key(location, &event.contact_id, rule);
         let ledger = match writer.db.link::<Value>(&key).map_err(storage)? {
@@ -123,13 +116,7 @@ pub fn planned(
     let location = &config.location_id;
     let stored = writer.db.link::<Value>(&status_key(location, &event.contact_id)).ok().flatten();
     let before = Before { status: stored.as_ref().and_then(last_status), tag };
-    let rules = fired(mapping.actions(), event, &before);
-    if rules.len() > MAX_FIRED {
-        return Err(format!(
-            "the mapping's actions fire {} rules for this event; at most {MAX_FIRED} may",
-            rules.len()
-        ));
-    }
+    let rules = fired_within_limit(mapping.actions(), event, &before)?;
     let plan = |rule| {
         let key = ledger_key(location, &event.contact_id, rule);
         let ledger = writer.db.link::<Value>(&key).ok().flatten().as_ref().and_then(Ledger::from_json);
