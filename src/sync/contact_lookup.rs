@@ -28,8 +28,7 @@ const PAGE_LIMIT: u32 = 100;
 /// What a contact create with `body` (POST /contacts/) sent that recognises the contact it
 /// made; `id_field`: the custom field that carries the SightMill id, when the body sets it.
 pub fn sent(body: &Map<String, Value>, id_field: Option<&str>) -> Sent {
-    let field = |name: &str| body.get(name).and_then(Value::as_str).filter(|text| !text.is_empty());
-    let owned = |name: &str| field(name).map(str::to_owned);
+    let owned = |name: &str| text_field(body, name).map(str::to_owned);
     let tag = body.get("tags").and_then(Value::as_array).and_then(|tags| tags.first());
     Sent {
         email: owned("email"),
@@ -41,6 +40,11 @@ pub fn sent(body: &Map<String, Value>, id_field: Option<&str>) -> Sent {
         id_field: id_field.map(str::to_owned),
         ..Sent::default()
     }
+}
+
+/// A create's text field, absent when missing, not text, or empty.
+fn text_field<'a>(body: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
+    body.get(name).and_then(Value::as_str).filter(|text| !text.is_empty())
 }
 
 /// The search for the contact the create in doubt made for `sightmill_id`.
@@ -146,8 +150,7 @@ fn custom_value<'a>(contact: &'a Value, field: &str) -> Option<&'a str> {
 /// `GET /contacts/search/duplicate` with the email or phone of a create: the contact the location
 /// itself would match (the mapping's `existing_contacts: adopt`). `None` without either.
 pub fn duplicate_search(location_id: &str, create: &Map<String, Value>) -> Option<ApiRequest> {
-    let field = |name: &str| create.get(name).and_then(Value::as_str).filter(|text| !text.is_empty());
-    let (email, phone) = (field("email"), field("phone"));
+    let (email, phone) = (text_field(create, "email"), text_field(create, "phone"));
     if email.is_none() && phone.is_none() {
         return None;
     }
