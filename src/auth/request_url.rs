@@ -69,23 +69,7 @@ pub fn refuse_key_in_url(path: &str, query: Option<&str>, keys: &[&ApiKeys]) -> 
 
 /// `text` with its `%XX` escapes decoded (a stray `%` kept as it is).
 fn percent_decoded(text: &str) -> Vec<u8> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes.get(i + 1..i + 3).and_then(|pair| std::str::from_utf8(pair).ok());
-        match hex.and_then(|pair| u8::from_str_radix(pair, 16).ok()).filter(|_| bytes[i] == b'%') {
-            Some(byte) => {
-                out.push(byte);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    out
+    percent_encoding::percent_decode_str(text).collect()
 }
 
 fn invalid_path(message: &str) -> Refusal {
