@@ -30,6 +30,7 @@ pub mod case;
 pub mod config;
 pub mod connections;
 pub mod contacts_api;
+pub mod engine;
 pub mod intake;
 pub mod read;
 pub mod secret;

@@ -188,15 +188,49 @@ pub fn holds_contact(record: &WebhookRecord) -> bool {
     matches!(record.state, WebhookState::Pending { waiting_since: None, .. })
 }
 
-/// Where a record sits in the queue: the state and the time it is ordered by there (due, parked
+/// A webhook's state in the queue, as its row keeps it: the record's own three, and
+/// `unreadable`, a row whose record no longer parses, kept for an operator to look at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum QueueState {
+    Pending,
+    Parked,
+    Finished,
+    Unreadable,
+}
+
+impl QueueState {
+    pub const ALL: [QueueState; 4] =
+        [QueueState::Pending, QueueState::Parked, QueueState::Finished, QueueState::Unreadable];
+
+    /// The name the `webhooks` table's `state` column holds.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueState::Pending => "pending",
+            QueueState::Parked => "parked",
+            QueueState::Finished => "finished",
+            QueueState::Unreadable => "unreadable",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<QueueState> {
+        QueueState::ALL.into_iter().find(|state| state.as_str() == name)
+    }
+}
+
+/// Where a record sits in the queue: its state and the time it is ordered by there (due, parked
 /// or finished at). The Durable Object's `webhooks` table keeps these beside the record.
-pub fn place(record: &WebhookRecord) -> (&'static str, UnixMillis) {
-    let at = match &record.state {
-        WebhookState::Pending { due_at, .. } => *due_at,
-        WebhookState::Parked { parked_at, .. } => *parked_at,
-        WebhookState::Finished { finished_at, .. } => *finished_at,
-    };
-    (record.state_name(), at)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Place {
+    pub state: QueueState,
+    pub at: UnixMillis,
+}
+
+pub fn place(record: &WebhookRecord) -> Place {
+    match &record.state {
+        WebhookState::Pending { due_at, .. } => Place { state: QueueState::Pending, at: *due_at },
+        WebhookState::Parked { parked_at, .. } => Place { state: QueueState::Parked, at: *parked_at },
+        WebhookState::Finished { finished_at, .. } => Place { state: QueueState::Finished, at: *finished_at },
+    }
 }
 
 #[cfg(test)]
@@ -223,7 +257,7 @@ mod tests {
     #[test]
     fn an_accepted_webhook_is_pending_and_due_at_once() {
         let record = intake().accept(100);
-        assert_eq!(place(&record), ("pending", 100));
+        assert_eq!(place(&record), Place { state: QueueState::Pending, at: 100 });
         assert_eq!((record.attempts, record.accepted_at, record.sightmill_id.as_str()), (0, 100, "sm_1"));
     }
 
@@ -242,14 +276,14 @@ mod tests {
     fn only_a_waiting_record_is_woken() {
         let waiting = Later { waiting_since: Some(1), ..later(60_000, false) };
         let record = wake(retry_later(intake().accept(0), waiting, true), 500);
-        assert_eq!(place(&record), ("pending", 500));
+        assert_eq!(place(&record), Place { state: QueueState::Pending, at: 500 });
         let failed_while_waiting = retry_later(record, later(9_000, true), true);
         assert!(
             matches!(failed_while_waiting.state, WebhookState::Pending { waiting_since: Some(1), .. }),
             "a failure keeps the wait"
         );
         let failed = wake(retry_later(intake().accept(0), later(60_000, true), true), 500);
-        assert_eq!(place(&failed), ("pending", 60_000));
+        assert_eq!(place(&failed), Place { state: QueueState::Pending, at: 60_000 });
     }
 
     #[test]
@@ -265,13 +299,13 @@ mod tests {
     #[test]
     fn park_replay_and_discard_move_between_states() {
         let parked = park(intake().accept(0), "HTTP 400: no".into(), 7, true);
-        assert_eq!(place(&parked), ("parked", 7));
+        assert_eq!(place(&parked), Place { state: QueueState::Parked, at: 7 });
         assert_eq!(park(parked.clone(), "again".into(), 8, true), parked, "only a pending record parks");
         let replayed = replay(parked.clone(), 9).unwrap();
-        assert_eq!(place(&replayed), ("pending", 9));
+        assert_eq!(place(&replayed), Place { state: QueueState::Pending, at: 9 });
         assert_eq!(replay(replayed.clone(), 9), Err(NotApplicable::NotParked("pending")));
         let discarded = discard(parked, 11).unwrap();
-        assert_eq!(place(&discarded), ("finished", 11));
+        assert_eq!(place(&discarded), Place { state: QueueState::Finished, at: 11 });
         assert_eq!(discard(discarded, 12), Err(NotApplicable::AlreadyFinished));
     }
 
