@@ -12,7 +12,9 @@ use crate::sync::mapping::Mapping;
 use crate::sync::plan::Failure;
 use crate::timestamp::UnixMillis;
 
-/// The mapping an event is planned with, or why it cannot be had now.
+/// The mapping an event is planned with, or why it cannot be had now. (One per attempt, moved
+/// once: the size of its largest variant costs nothing worth a box.)
+#[allow(clippy::large_enum_variant)]
 pub enum Prepared<'a> {
     /// Resolved for this location (or needing nothing resolved); unresolved when the token may
     /// not list custom fields: ids are then sent unchecked, keys refused with the scope named.

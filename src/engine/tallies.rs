@@ -72,6 +72,7 @@ impl Counter {
 
 /// The running counts and totals, as kept in memory and stored in one row.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Tallies {
     pub pending: i64,
     pub parked: i64,
@@ -85,7 +86,6 @@ pub struct Tallies {
     /// The next webhook's place in arrival order.
     pub next_seq: i64,
     /// Whether the stored row is exact: `false` while changes are kept only in memory.
-    #[serde(default)]
     pub settled: bool,
 }
 

@@ -10,25 +10,9 @@ use worker::{Headers, Method, Request};
 use super::db::Db;
 use super::log::Log;
 use crate::config::AlertConfig;
+pub use crate::engine::ports::AlertKind;
 use crate::shell::platform::http::{self, fetch_with_timeout};
 use crate::shell::platform::runtime::now_ms;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AlertKind {
-    Parked,
-    TokenRenewal,
-    PendingAge,
-}
-
-impl AlertKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertKind::Parked => "parked",
-            AlertKind::TokenRenewal => "token_renewal",
-            AlertKind::PendingAge => "pending_age",
-        }
-    }
-}
 
 /// Raises an alert unless one of the same kind for the location was delivered within the quiet
 /// period. Failures to deliver are logged, never propagated: an alert must not stop the queue.

@@ -1,15 +1,22 @@
-//! The location's SQLite database (Durable Object storage): its tables, and typed reads and
-//! writes of them. Every method is synchronous; writes made with no `await` between them are
-//! committed together (the Durable Object's implicit transaction), which is how one accepted
-//! webhook, or one finished event with its id-map writes, lands as a whole or not at all.
+//! The location's SQLite database (Durable Object storage): its tables, their migrations, and
+//! typed reads and writes of them, with the running counts ([`Tallies`]) kept beside every change
+//! of a webhook's place. Every method is synchronous: writes made with no `await` between them
+//! are committed together (the Durable Object's implicit transaction), which is how one accepted
+//! webhook, or one finished event with its id-map writes, lands as a whole or not at all. The
+//! engine reaches it through [`crate::engine::ports::Store`] (`super::ports`).
 //!
 //! | table | holds |
 //! | --- | --- |
-//! | `webhooks` | one row per webhook: its record (JSON, [`WebhookRecord`]) and where it sits in the queue (`state`, `at`), its contact, its place in the contact's order (`order_at`, then arrival) and whether it holds the contact's later events back (`holds`) |
-//! | `links` | the id maps: a [`Link`] or [`TagState`] (JSON) under the key [`crate::sync::records`] names |
-//! | `meta` | small named values: the token record, the last run, alert quiet periods |
-//! | `counters` | totals since the location's first webhook (accepted, applied, stale, …) |
+//! | `webhooks` | one row per webhook: its record (JSON, [`WebhookRecord`]) and where it sits in the queue ([`QueueState`], `at`), its contact, its place in the contact's order (`order_at`, then arrival `seq`) and whether it holds the contact's later events back (`holds`) |
+//! | `links` | the id maps: a [`crate::sync::records::Link`] or tag state (JSON) under the key [`crate::sync::records`] names |
+//! | `meta` | small named values: the schema version, the running counts, the token record, the last run, alert quiet periods |
 //! | `metrics` | the charts' ring: 60 minute rows and 24 hour rows (a [`Bucket`] each), by slot |
+//!
+//! Rows written per webhook, as the platform counts them (a row and each index entry it adds; an
+//! update or delete once more when it moves an index): accepted 3, finished 2, forgotten 1, plus
+//! the plan's id-map writes; the running counts are written twice per run, not per webhook.
+
+use std::cell::{Cell, RefCell};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -17,49 +24,69 @@ use worker::{SqlStorage, SqlStorageValue};
 
 use crate::shell::platform::sql::{Columns, FromRow, IntegerRow, Sql, SqlError, TextRow};
 
+use crate::engine::ports::{Listed, StoreError};
+use crate::engine::tallies::{Counter, QueueFigures, Tallies};
 use crate::sync::metrics::{self, Bucket};
 use crate::sync::plan::{Known, Reads, RecordKey, Write};
-use crate::sync::queue::{holds_contact, place};
+use crate::sync::queue::{holds_contact, place, Place, QueueState};
 use crate::sync::records::WebhookRecord;
 use crate::timestamp::UnixMillis;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS webhooks (
-  id TEXT PRIMARY KEY,
-  contact TEXT NOT NULL,
-  order_at INTEGER NOT NULL,
-  accepted_at INTEGER NOT NULL,
-  state TEXT NOT NULL,
-  at INTEGER NOT NULL,
-  holds INTEGER NOT NULL,
-  record TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS webhooks_by_place ON webhooks (state, at);
-CREATE INDEX IF NOT EXISTS holding_by_contact ON webhooks (contact, order_at) WHERE holds = 1;
-CREATE TABLE IF NOT EXISTS links (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS metrics (slot INTEGER PRIMARY KEY, bucket TEXT NOT NULL);
-";
+/// The schema, as ordered migrations: `MIGRATIONS[n]` takes a database at version `n` to `n + 1`.
+/// A new database runs them all; one written by an earlier deployment runs those it lacks. The
+/// first is the schema before versions were kept (`IF NOT EXISTS`: it is a no-op on such a
+/// database).
+const MIGRATIONS: [&str; 2] = [
+    "CREATE TABLE IF NOT EXISTS webhooks (
+       id TEXT PRIMARY KEY, contact TEXT NOT NULL, order_at INTEGER NOT NULL, accepted_at INTEGER NOT NULL,
+       state TEXT NOT NULL, at INTEGER NOT NULL, holds INTEGER NOT NULL, record TEXT NOT NULL);
+     CREATE INDEX IF NOT EXISTS webhooks_by_place ON webhooks (state, at);
+     CREATE INDEX IF NOT EXISTS holding_by_contact ON webhooks (contact, order_at) WHERE holds = 1;
+     CREATE TABLE IF NOT EXISTS links (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+     CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+     CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+     CREATE TABLE IF NOT EXISTS metrics (slot INTEGER PRIMARY KEY, bucket TEXT NOT NULL);",
+    // Version 2: tables keyed by their text key alone (no second copy of the key in a rowid
+    // index), arrival order kept as `seq`, the queue's indexes only over the rows each query
+    // needs, and the counters moved into the running counts (`meta` row `tallies`).
+    "CREATE TABLE webhooks_v2 (
+       id TEXT PRIMARY KEY, contact TEXT NOT NULL, order_at INTEGER NOT NULL, seq INTEGER NOT NULL,
+       accepted_at INTEGER NOT NULL, state TEXT NOT NULL, at INTEGER NOT NULL, holds INTEGER NOT NULL,
+       record TEXT NOT NULL) WITHOUT ROWID;
+     INSERT INTO webhooks_v2 SELECT id, contact, order_at, rowid, accepted_at, state, at, holds, record FROM webhooks;
+     DROP TABLE webhooks;
+     ALTER TABLE webhooks_v2 RENAME TO webhooks;
+     CREATE INDEX pending_by_due ON webhooks (at, seq) WHERE state = 'pending';
+     CREATE INDEX pending_by_contact ON webhooks (contact, order_at, seq) WHERE state = 'pending';
+     CREATE INDEX settled_by_place ON webhooks (state, at) WHERE state <> 'pending';
+     CREATE TABLE links_v2 (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+     INSERT INTO links_v2 SELECT key, value FROM links;
+     DROP TABLE links;
+     ALTER TABLE links_v2 RENAME TO links;
+     CREATE TABLE meta_v2 (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+     INSERT INTO meta_v2 SELECT key, value FROM meta;
+     DROP TABLE meta;
+     ALTER TABLE meta_v2 RENAME TO meta;
+     INSERT INTO meta (key, value) SELECT 'tallies', json_object('totals', json_group_object(name, value), 'next_seq', (SELECT coalesce(max(seq), 0) + 1 FROM webhooks)) FROM counters;
+     DROP TABLE counters;",
+];
 
-/// A stored row that no longer parses: an error that stops what needed it, never a fresh start.
-#[derive(Debug, thiserror::Error)]
-pub enum DbError {
-    #[error("storage failed: {0}")]
-    Storage(String),
-    #[error("the stored record `{0}` is unreadable: {1}")]
-    Unreadable(String, String),
-}
+/// The table that holds the schema's version (one row; none before versions were kept).
+const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)";
+/// The `meta` row of the running counts.
+const TALLIES_KEY: &str = "tallies";
 
-impl From<worker::Error> for DbError {
-    fn from(error: worker::Error) -> DbError {
-        DbError::Storage(error.to_string())
+pub type DbError = StoreError;
+
+impl From<worker::Error> for StoreError {
+    fn from(error: worker::Error) -> StoreError {
+        StoreError::Storage(error.to_string())
     }
 }
 
-impl From<SqlError> for DbError {
-    fn from(error: SqlError) -> DbError {
-        DbError::Storage(error.0)
+impl From<SqlError> for StoreError {
+    fn from(error: SqlError) -> StoreError {
+        StoreError::Storage(error.0)
     }
 }
 
@@ -67,18 +94,30 @@ pub type DbResult<T> = Result<T, DbError>;
 
 pub struct Db {
     sql: Sql,
+    /// The running counts, as they are now.
+    tallies: RefCell<Tallies>,
+    /// Whether the stored `tallies` row says it is exact (`settled`).
+    stored_settled: Cell<bool>,
 }
 
-/// One webhook as listed: its id and record.
-#[derive(Debug, Clone)]
-pub struct Listed {
-    pub id: String,
-    pub record: WebhookRecord,
+/// No earlier pending webhook of `w`'s contact holds it back.
+const HEAD: &str = "NOT EXISTS (SELECT 1 FROM webhooks e WHERE e.state = 'pending' AND e.contact = w.contact
+    AND (e.order_at < w.order_at OR (e.order_at = w.order_at AND e.seq < w.seq)) AND e.holds = 1)";
+
+/// `state, at, accepted_at`: a row's place, for a recount.
+struct PlaceRow {
+    place: Option<Place>,
+    accepted_at: i64,
 }
 
-/// No earlier webhook of `w`'s contact holds it back.
-const HEAD: &str = "NOT EXISTS (SELECT 1 FROM webhooks e WHERE e.holds = 1 AND e.contact = w.contact
-    AND (e.order_at < w.order_at OR (e.order_at = w.order_at AND e.rowid < w.rowid)))";
+impl FromRow for PlaceRow {
+    fn from_row(columns: &mut Columns) -> Result<Self, SqlError> {
+        let state = QueueState::from_name(&columns.text()?);
+        let at = columns.not_null_integer()?;
+        let accepted_at = columns.not_null_integer()?;
+        Ok(PlaceRow { place: state.map(|state| Place { state, at }), accepted_at })
+    }
+}
 
 /// `id, record`.
 struct WebhookRow {
@@ -116,42 +155,58 @@ impl FromRow for MetricsRow {
     }
 }
 
-/// `name, value`.
-struct CounterRow {
-    name: String,
-    value: i64,
-}
-
-impl FromRow for CounterRow {
-    fn from_row(columns: &mut Columns) -> Result<Self, SqlError> {
-        Ok(CounterRow { name: columns.text()?, value: columns.not_null_integer()? })
-    }
-}
-
 /// Which webhooks a listing shows: their state, and optionally their event type, their
 /// SightMill contact and a window of their place's time (when due, or when parked).
 #[derive(Debug, Clone, Copy)]
 pub struct Filter<'a> {
-    pub state: &'a str,
+    pub state: QueueState,
     pub event_type: Option<&'a str>,
     pub contact: Option<&'a str>,
     pub from: UnixMillis,
     pub to: UnixMillis,
 }
 
-/// Queue figures for the operator's status.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct QueueFigures {
-    pub pending: i64,
-    pub due_now: i64,
-    pub parked: i64,
-    pub oldest_accepted_at: Option<UnixMillis>,
-}
-
 impl Db {
+    /// The database, migrated to the current schema, with its running counts (counted again
+    /// from the queue when the stored ones are not exact: a run cut short, or a new schema).
     pub fn open(sql: SqlStorage) -> DbResult<Db> {
-        Ok(Db { sql: Sql::open(sql, SCHEMA)? })
+        let db = Db {
+            sql: Sql::open(sql, VERSION_TABLE)?,
+            tallies: Default::default(),
+            stored_settled: Cell::new(false),
+        };
+        db.migrate()?;
+        let stored: Option<Tallies> = db.meta(TALLIES_KEY).ok().flatten();
+        match stored {
+            Some(tallies) if tallies.settled => {
+                db.stored_settled.set(true);
+                *db.tallies.borrow_mut() = tallies;
+            }
+            stored => {
+                let rows: Vec<PlaceRow> =
+                    db.rows("SELECT state, at, accepted_at FROM webhooks WHERE state <> 'finished'", vec![])?;
+                let places = rows.into_iter().filter_map(|row| Some((row.place?, row.accepted_at)));
+                *db.tallies.borrow_mut() = Tallies::recount(places, stored.unwrap_or_default());
+                db.settle()?;
+            }
+        }
+        Ok(db)
     }
+
+    /// Runs the migrations the database lacks, each with its new version in one transaction.
+    fn migrate(&self) -> DbResult<()> {
+        let rows: Vec<IntegerRow> = self.rows("SELECT version FROM schema_version", vec![])?;
+        let version = rows.first().and_then(|IntegerRow(version)| *version).unwrap_or(0);
+        for (index, migration) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+            self.run(migration, vec![])?;
+            self.run("DELETE FROM schema_version", vec![])?;
+            self.run("INSERT INTO schema_version (version) VALUES (?)", vec![(index as i64 + 1).into()])?;
+        }
+        Ok(())
+    }
+
+    /// The schema version this code writes.
+    pub const VERSION: usize = MIGRATIONS.len();
 
     /// What the object has cost since this instance started (its `requests` and the rows).
     pub fn usage(&self, requests: u64) -> serde_json::Value {
@@ -164,6 +219,50 @@ impl Db {
 
     fn run(&self, query: &str, bindings: Vec<SqlStorageValue>) -> DbResult<()> {
         Ok(self.sql.run(query, bindings)?)
+    }
+
+    // ---- the running counts ----
+
+    /// The running counts changed in memory: the stored row is marked inexact (once), so that a
+    /// restart before [`Db::settle`] counts again.
+    fn unsettle(&self) -> DbResult<()> {
+        if self.stored_settled.get() {
+            self.put_tallies(false)?;
+        }
+        Ok(())
+    }
+
+    /// Stores the running counts as exact (the end of a run, or of an operator's change).
+    pub fn settle(&self) -> DbResult<()> {
+        if !self.stored_settled.get() {
+            self.put_tallies(true)?;
+        }
+        Ok(())
+    }
+
+    fn put_tallies(&self, settled: bool) -> DbResult<()> {
+        let mut tallies = self.tallies.borrow().clone();
+        tallies.settled = settled;
+        self.put_meta(TALLIES_KEY, &tallies)?;
+        self.stored_settled.set(settled);
+        Ok(())
+    }
+
+    /// Adds to a total: in memory until the counts are settled.
+    pub fn count(&self, counter: Counter, by: i64) {
+        if by != 0 {
+            self.tallies.borrow_mut().add(counter, by);
+            // A total is a statistic: failing to mark the row costs at most the run's totals.
+            let _ = self.unsettle();
+        }
+    }
+
+    pub fn queue_figures(&self, now: UnixMillis) -> QueueFigures {
+        self.tallies.borrow().figures(now)
+    }
+
+    pub fn counters(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.tallies.borrow().totals()
     }
 
     // ---- webhooks ----
@@ -183,43 +282,50 @@ impl Db {
         order_at: UnixMillis,
         record: &WebhookRecord,
     ) -> DbResult<()> {
-        let (state, at) = place(record);
+        let Place { state, at } = place(record);
+        let seq = self.tallies.borrow().next_seq;
         self.run(
-            "INSERT INTO webhooks (id, contact, order_at, accepted_at, state, at, holds, record)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO webhooks (id, contact, order_at, seq, accepted_at, state, at, holds, record)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             vec![
                 id.into(),
                 contact.into(),
                 order_at.into(),
+                seq.into(),
                 record.accepted_at.into(),
-                state.into(),
+                state.as_str().into(),
                 at.into(),
                 i64::from(holds_contact(record)).into(),
                 to_json(record)?.into(),
             ],
-        )
+        )?;
+        self.tallies.borrow_mut().accept(place(record), record.accepted_at);
+        self.unsettle()
     }
 
-    /// Writes a webhook's new record, and its place derived from it.
-    pub fn put_webhook(&self, id: &str, record: &WebhookRecord) -> DbResult<()> {
-        let (state, at) = place(record);
+    /// Writes a webhook's new record (`before`: the one it replaces), its place derived from it,
+    /// and the running counts.
+    pub fn put_webhook(&self, id: &str, before: &WebhookRecord, after: &WebhookRecord) -> DbResult<()> {
+        let Place { state, at } = place(after);
         self.run(
             "UPDATE webhooks SET state = ?, at = ?, holds = ?, record = ? WHERE id = ?",
             vec![
-                state.into(),
+                state.as_str().into(),
                 at.into(),
-                i64::from(holds_contact(record)).into(),
-                to_json(record)?.into(),
+                i64::from(holds_contact(after)).into(),
+                to_json(after)?.into(),
                 id.into(),
             ],
-        )
+        )?;
+        self.tallies.borrow_mut().change(place(before), place(after), before.accepted_at);
+        self.unsettle()
     }
 
     /// The ids of up to `limit` pending webhooks due at `now` that no earlier webhook of their
     /// contact holds back (in the contact's order), in due order.
     pub fn due_heads(&self, now: UnixMillis, limit: u32) -> DbResult<Vec<String>> {
         let rows: Vec<TextRow> = self.rows(
-            &format!("SELECT w.id FROM webhooks w WHERE w.state = 'pending' AND w.at <= ? AND {HEAD} ORDER BY w.at, w.rowid LIMIT ?"),
+            &format!("SELECT w.id FROM webhooks w WHERE w.state = 'pending' AND w.at <= ? AND {HEAD} ORDER BY w.at, w.seq LIMIT ?"),
             vec![now.into(), i64::from(limit).into()],
         )?;
         Ok(rows.into_iter().map(|TextRow(id)| id).collect())
@@ -254,7 +360,15 @@ impl Db {
     /// Takes a webhook whose record cannot be read out of the queue: it is kept, as it is, under
     /// the state `unreadable` for an operator to look at.
     pub fn set_unreadable(&self, id: &str) -> DbResult<()> {
-        self.run("UPDATE webhooks SET state = 'unreadable', holds = 0 WHERE id = ?", vec![id.into()])
+        let rows: Vec<PlaceRow> =
+            self.rows("SELECT state, at, accepted_at FROM webhooks WHERE id = ?", vec![id.into()])?;
+        let Some(PlaceRow { place: Some(before), accepted_at }) = rows.into_iter().next() else {
+            return Ok(());
+        };
+        self.run("UPDATE webhooks SET state = 'unreadable', holds = 0 WHERE id = ?", vec![id.into()])?;
+        let after = Place { state: QueueState::Unreadable, ..before };
+        self.tallies.borrow_mut().change(before, after, accepted_at);
+        self.unsettle()
     }
 
     /// One page of the webhooks `filter` picks (pending: in due order; parked: in parking
@@ -267,13 +381,17 @@ impl Db {
     ) -> DbResult<Vec<DbResult<Listed>>> {
         let (at, id) = after.unwrap_or((i64::MIN, String::new()));
         let optional = |value: Option<&str>| value.map_or(SqlStorageValue::Null, Into::into);
+        // The state is written into the statement (it is one of four names), so that SQLite may
+        // use the index over that state's rows only.
         let rows: Vec<WebhookRow> = self.rows(
-            "SELECT id, record FROM webhooks WHERE state = ? AND (at > ? OR (at = ? AND id > ?))
-               AND at >= ? AND at <= ? AND (? IS NULL OR contact = ?)
-               AND (? IS NULL OR json_extract(record, '$.event_type') = ?)
-             ORDER BY at, id LIMIT ?",
+            &format!(
+                "SELECT id, record FROM webhooks WHERE state = '{}' AND (at > ? OR (at = ? AND id > ?))
+                   AND at >= ? AND at <= ? AND (? IS NULL OR contact = ?)
+                   AND (? IS NULL OR json_extract(record, '$.event_type') = ?)
+                 ORDER BY at, id LIMIT ?",
+                filter.state.as_str()
+            ),
             vec![
-                filter.state.into(),
                 at.into(),
                 at.into(),
                 id.into(),
@@ -289,37 +407,6 @@ impl Db {
         Ok(rows.into_iter().map(|row| listed(&row)).collect())
     }
 
-    pub fn queue_figures(&self, now: UnixMillis) -> DbResult<QueueFigures> {
-        let oldest: Vec<IntegerRow> =
-            self.rows("SELECT min(accepted_at) AS oldest FROM webhooks WHERE state = 'pending'", vec![])?;
-        Ok(QueueFigures {
-            pending: self.count("SELECT count(*) AS n FROM webhooks WHERE state = 'pending'", vec![])?,
-            due_now: self.due_count(now)?,
-            parked: self.count("SELECT count(*) AS n FROM webhooks WHERE state = 'parked'", vec![])?,
-            oldest_accepted_at: oldest.first().and_then(|IntegerRow(oldest)| *oldest),
-        })
-    }
-
-    /// How many pending webhooks are due at `now`.
-    pub fn due_count(&self, now: UnixMillis) -> DbResult<i64> {
-        self.count("SELECT count(*) AS n FROM webhooks WHERE state = 'pending' AND at <= ?", vec![now.into()])
-    }
-
-    /// How many pending webhooks are due at `now` and head their contact's order: the work a run
-    /// left that another run could do now (those behind a waiting head are not).
-    pub fn due_heads_count(&self, now: UnixMillis) -> DbResult<i64> {
-        self.count(
-            &format!(
-                "SELECT count(*) AS n FROM webhooks w WHERE w.state = 'pending' AND w.at <= ? AND {HEAD}"
-            ),
-            vec![now.into()],
-        )
-    }
-
-    pub fn unreadable_count(&self) -> DbResult<i64> {
-        self.count("SELECT count(*) AS n FROM webhooks WHERE state = 'unreadable'", vec![])
-    }
-
     /// Up to `limit` parked webhooks parked between `from` and `to` (inclusive), in parking order.
     pub fn parked_between(
         &self,
@@ -332,12 +419,6 @@ impl Db {
             vec![from.into(), to.into(), i64::from(limit).into()],
         )?;
         Ok(rows.into_iter().map(|row| listed(&row)).collect())
-    }
-
-    /// A `count(*) AS n` query's count.
-    fn count(&self, query: &str, bindings: Vec<SqlStorageValue>) -> DbResult<i64> {
-        let rows: Vec<IntegerRow> = self.rows(query, bindings)?;
-        Ok(rows.first().and_then(|IntegerRow(n)| *n).unwrap_or(0))
     }
 
     /// Forgets up to `limit` webhooks finished before `before` (their redeliveries have stopped).
@@ -371,8 +452,8 @@ impl Db {
     /// Every id-map record whose key starts with `prefix`, as (key, JSON).
     pub fn links_under(&self, prefix: &str) -> DbResult<Vec<(String, serde_json::Value)>> {
         let rows: Vec<KeyValueRow> = self.rows(
-            "SELECT key, value FROM links WHERE substr(key, 1, ?) = ? ORDER BY key",
-            vec![(prefix.len() as i64).into(), prefix.into()],
+            "SELECT key, value FROM links WHERE key >= ? AND key < ? ORDER BY key",
+            vec![prefix.into(), past_prefix(prefix).into()],
         )?;
         rows.into_iter().map(|row| parse(&row.key, &row.value).map(|value| (row.key, value))).collect()
     }
@@ -386,13 +467,13 @@ impl Db {
             ),
             Write::Delete(key) => self.run("DELETE FROM links WHERE key = ?", vec![key.as_str().into()]),
             Write::ClearPrefix(prefix) => self.run(
-                "DELETE FROM links WHERE substr(key, 1, ?) = ?",
-                vec![(prefix.len() as i64).into(), prefix.as_str().into()],
+                "DELETE FROM links WHERE key >= ? AND key < ?",
+                vec![prefix.as_str().into(), past_prefix(prefix).into()],
             ),
         }
     }
 
-    // ---- meta and counters ----
+    // ---- meta ----
 
     pub fn meta<T: DeserializeOwned>(&self, key: &str) -> DbResult<Option<T>> {
         let rows: Vec<TextRow> = self.rows("SELECT value FROM meta WHERE key = ?", vec![key.into()])?;
@@ -408,17 +489,6 @@ impl Db {
 
     pub fn delete_meta(&self, key: &str) -> DbResult<()> {
         self.run("DELETE FROM meta WHERE key = ?", vec![key.into()])
-    }
-
-    pub fn bump(&self, name: &str) -> DbResult<()> {
-        self.add(name, 1)
-    }
-
-    pub fn add(&self, name: &str, by: i64) -> DbResult<()> {
-        self.run(
-            "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
-            vec![name.into(), by.into()],
-        )
     }
 
     /// Every row of the charts' ring, as (slot, bucket).
@@ -449,11 +519,12 @@ impl Db {
         }
         Ok(())
     }
+}
 
-    pub fn counters(&self) -> DbResult<serde_json::Map<String, serde_json::Value>> {
-        let rows: Vec<CounterRow> = self.rows("SELECT name, value FROM counters ORDER BY name", vec![])?;
-        Ok(rows.into_iter().map(|row| (row.name, row.value.into())).collect())
-    }
+/// The least key greater than every key that starts with `prefix` (keys are text below
+/// U+10FFFF), so that a prefix is read as a range of the primary key.
+fn past_prefix(prefix: &str) -> String {
+    format!("{prefix}\u{10FFFF}")
 }
 
 fn listed(row: &WebhookRow) -> DbResult<Listed> {

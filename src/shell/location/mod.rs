@@ -1,8 +1,8 @@
 //! The location's Durable Object (`Location`, SQLite-backed, one per Contacts API location): the
 //! one writer for its location. It accepts webhooks in one transaction, keeps the queue, the dead
 //! letters, the id maps and the counters ([`db`]), applies events one per contact at a time in
-//! SightMill's order ([`runner`]), paces every Contacts API call to the location's rate limit
-//! ([`pacing`]), renews the token in one place ([`tokens`]), raises [`alerts`], answers the
+//! SightMill's order (the [`crate::engine`], through its [`ports`]), paces every Contacts API
+//! call to the location's rate limit, renews the token in one place ([`tokens`]), raises [`alerts`], answers the
 //! operator API ([`operator`]) and sends the read API's calls ([`reads`]). It works as one
 //! [`connection`]: the default one, or the named one whose record the Directory pushed; every
 //! line it logs names it ([`log`]).
@@ -11,7 +11,6 @@
 //! internal. An alarm, set when a webhook is accepted, makes the first attempt; each cron run
 //! wakes it (`/wake`) to work what is due; an idle wake reads a few rows and writes nothing.
 
-mod actions;
 mod alerts;
 pub mod connection;
 mod custom_fields;
@@ -19,14 +18,12 @@ mod db;
 mod live_mapping;
 mod log;
 mod operator;
-mod pacing;
 mod pickers;
+mod ports;
 pub mod reads;
-mod runner;
 pub mod tokens;
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -35,7 +32,9 @@ use worker::{console_error, durable_object, DurableObject, Env, Method, Request,
 
 use crate::auth::envelope::Envelope;
 use crate::config::Config;
-use crate::contacts_api::{classify, Answer, ApiRequest, ApiResponse};
+use crate::contacts_api::{ApiRequest, ApiResponse};
+use crate::engine::tallies::Counter;
+use crate::engine::{log_storage_error, Ended, Engine};
 use crate::secret::Secret;
 use crate::shell::platform::contacts_client::{ContactsClient, TransportFailure};
 use crate::shell::platform::object_stub::INTERNAL;
@@ -47,18 +46,13 @@ use crate::sync::queue::{self, reply, Intake, FINISHED_TTL_MS};
 use crate::sync::records::{webhook_key_of, CronRun};
 use crate::sync::retry::RateHeaders;
 use connection::{Identity, Row};
-use db::{Db, DbError, Listed};
+use db::{Db, DbError};
 use live_mapping::Live;
 use log::Log;
-use pacing::Pacing;
 use tokens::Tokens;
 
 /// Finished webhooks forgotten per run, at most (a week after they finished).
 const FORGET_PER_RUN: u32 = 500;
-/// How often a second run looks whether the first has finished.
-const RUN_POLL_MS: u64 = 25;
-/// Candidates one scan of the queue finds at most.
-const READY_BATCH: u32 = 64;
 /// The `meta` row of the last run that did something.
 const LAST_RUN_KEY: &str = "last_run";
 /// The key in the `last_run` row that keeps the charts' minute under way when the run ended: the
@@ -70,8 +64,9 @@ pub struct Location {
     writer: Writer,
 }
 
-/// What the Durable Object keeps in memory beside its database: which contacts have an event
-/// being applied, the pacing, the token renewal under way, and whether a run is going.
+/// What the Durable Object keeps in memory beside its database: the engine (its pacing, the
+/// contacts with an event being applied, the run under way), the token renewal under way, and
+/// the copies of what it read.
 pub struct Writer {
     env: Env,
     /// The object's name: its connection's (and location's) id.
@@ -81,20 +76,12 @@ pub struct Writer {
     storage: worker::Storage,
     db: Db,
     tokens: Tokens,
-    pacing: Pacing,
+    engine: Engine,
     /// The reads sent in the last 10 s, by key: the reads' budget ([`reads`]).
     reads: RefCell<crate::read::budget::ReadWindow>,
-    /// The contacts with an event being applied (a few at most: a list, not a set, whose
-    /// hashing code would weigh on the Wasm).
-    busy: RefCell<Vec<String>>,
-    /// Candidates from the last scan of the queue, checked again when taken.
-    ready: RefCell<VecDeque<String>>,
-    running: Cell<bool>,
     /// When the alarm is set for, as far as this instance knows.
     alarm_at: Cell<Option<i64>>,
     requests: Cell<u64>,
-    /// Contacts API calls (and 429s among them) not yet added to the counters.
-    unflushed_calls: Cell<(i64, i64)>,
     /// The charts' minute under way ([`crate::sync::metrics`]).
     metrics: RefCell<UnderWay>,
     /// The live mapping as last read or saved (`None`: not read yet; `Some(None)`: none saved).
@@ -122,14 +109,10 @@ impl DurableObject for Location {
             log,
             storage: state.storage(),
             db,
-            pacing: Pacing::new(cap),
+            engine: Engine::new(cap),
             reads: RefCell::new(Default::default()),
-            busy: RefCell::new(Vec::new()),
-            ready: RefCell::new(VecDeque::new()),
-            running: Cell::new(false),
             alarm_at: Cell::new(None),
             requests: Cell::new(0),
-            unflushed_calls: Cell::new((0, 0)),
             metrics: RefCell::new(UnderWay::resume(resumed)),
             live_mapping: RefCell::new(None),
             custom_fields: RefCell::new(None),
@@ -151,10 +134,11 @@ impl DurableObject for Location {
             _ => {}
         }
         let identity = self.writer.identity();
-        let mut config = match identity.config(&self.writer.env) {
+        let deployed = match identity.config(&self.writer.env) {
             Ok(config) => config,
             Err(response) => return response,
         };
+        let mut config = deployed.clone();
         let unusable = self.writer.use_live_mapping(&mut config).err();
         match (req.method(), internal) {
             // Accepting a webhook, installing a token and the operator API work whatever state
@@ -169,7 +153,7 @@ impl DurableObject for Location {
                 log_unusable_mapping(&self.writer.log, &problem);
                 respond::error(503, "mapping_unusable", problem)
             }
-            (Method::Post, Some("/wake")) => respond::json(200, &json!(self.run(&config, true).await)),
+            (Method::Post, Some("/wake")) => respond::json(200, &json!(self.run(&deployed, true).await)),
             (_, Some(route)) if route.starts_with("/read/") => {
                 let route = route.to_owned();
                 reads::handle(&self.writer, &config, &route, req).await
@@ -181,11 +165,11 @@ impl DurableObject for Location {
     async fn alarm(&self) -> Result<Response> {
         self.writer.requests.set(self.writer.requests.get() + 1);
         self.writer.alarm_at.set(None);
-        if let Ok(mut config) = self.writer.identity().config(&self.writer.env) {
+        if let Ok(deployed) = self.writer.identity().config(&self.writer.env) {
             // With an unusable live mapping nothing is applied; the next wake tries again.
-            match self.writer.use_live_mapping(&mut config) {
-                Ok(()) => {
-                    self.run(&config, false).await;
+            match self.writer.live_mapping() {
+                Ok(_) => {
+                    self.run(&deployed, false).await;
                 }
                 Err(problem) => log_unusable_mapping(&self.writer.log, &problem),
             }
@@ -211,14 +195,12 @@ impl Location {
             Ok(Some(existing)) => reply(&intake.webhook_id, &existing, &intake.body_sha256, false),
             Ok(None) => {
                 let record = intake.accept(now);
-                let stored = db
-                    .insert_webhook(&intake.webhook_id, &intake.contact, intake.order_at, &record)
-                    .and_then(|()| db.bump("accepted"));
+                let stored = db.insert_webhook(&intake.webhook_id, &intake.contact, intake.order_at, &record);
                 if let Err(error) = stored {
                     return storage_unavailable(&self.writer.log, &error);
                 }
                 self.writer.count(|bucket| bucket.add(Count::Accepted, 1));
-                if !self.writer.running.get() && !identity.paused() {
+                if !self.writer.engine.running() && !identity.paused() {
                     self.writer.arm(now).await?;
                 }
                 reply(&intake.webhook_id, &record, &intake.body_sha256, true)
@@ -280,13 +262,14 @@ impl Location {
                 return Ok(Err(unfinished.len()));
             }
             for id in &unfinished {
-                if let Some(finished) =
-                    writer.db.webhook(id)?.and_then(|record| queue::discard(record, now_ms()).ok())
-                {
-                    writer.db.put_webhook(id, &finished)?;
+                if let Some(record) = writer.db.webhook(id)? {
+                    if let Ok(finished) = queue::discard(record.clone(), now_ms()) {
+                        writer.db.put_webhook(id, &record, &finished)?;
+                    }
                 }
             }
-            writer.db.add("discarded", unfinished.len() as i64)?;
+            writer.db.count(Counter::Discarded, unfinished.len() as i64);
+            writer.db.settle()?;
             writer.db.put_meta(connection::META_KEY, &Row::Removed { removed_at_ms: now_ms() })?;
             Ok(Ok(unfinished.len()))
         });
@@ -317,8 +300,8 @@ impl Location {
     }
 
     async fn arm_if_pending(&self) -> Result<()> {
-        let pending = self.writer.db.queue_figures(now_ms()).map(|figures| figures.pending).unwrap_or(1);
-        if pending > 0 && !self.writer.running.get() {
+        let pending = self.writer.db.queue_figures(now_ms()).pending;
+        if pending > 0 && !self.writer.engine.running() {
             self.writer.arm(now_ms()).await?;
         }
         Ok(())
@@ -331,77 +314,43 @@ impl Location {
         }
     }
 
-    /// One run: waits for a run under way to end, works what is due, forgets webhooks finished
-    /// a week ago, raises the pending-age alert, records the run if it did anything, and sets
-    /// the alarm when work is left due now (budget spent) or a short block ends.
-    async fn run(&self, config: &Config, woken_by_cron: bool) -> CronRun {
-        if self.writer.identity().paused() {
+    /// One run of the engine with the `deployed` configuration (the live mapping is asked for
+    /// at each attempt), then the tidying: webhooks finished a week ago forgotten, the running
+    /// counts settled, the charts' minute stored, the run recorded if it did anything, and the
+    /// alarm set when the engine says to carry on.
+    async fn run(&self, deployed: &Config, woken_by_cron: bool) -> CronRun {
+        let writer = &self.writer;
+        if writer.identity().paused() {
             return CronRun::default();
         }
-        while self.writer.running.get() {
-            worker::Delay::from(Duration::from_millis(RUN_POLL_MS)).await;
-        }
-        self.writer.running.set(true);
+        let adapter = ports::Adapter { writer, config: deployed };
+        let Ended { tally, resume_at } =
+            writer.engine.run(adapter.ports(), deployed, |now| writer.db.queue_figures(now)).await;
         let now = now_ms();
-        let figures = self.writer.db.queue_figures(now).unwrap_or_default();
-        let mut tally = runner::Run::new(&self.writer, config, now).work().await;
-        tally.pending = figures.pending as u32;
-        tally.due = figures.due_now as u32;
-        tally.oldest_pending_age_secs = figures.oldest_accepted_at.map(|at| (now - at) / 1_000);
-        // Only webhooks that head their contact count: one behind a head that waits for a retry
-        // is due but cannot be worked, and counting it re-armed the alarm at once, again and again.
-        match self.writer.db.due_heads_count(now_ms()) {
-            Ok(left) => tally.left_for_next_run = left as u32,
-            Err(error) => runner::log_storage_error(&self.writer.log, "count what the run left due", &error),
-        }
-        self.writer.running.set(false);
-        let tidied = self
-            .writer
-            .flush_calls()
-            .and_then(|()| self.writer.db.forget_finished(now - FINISHED_TTL_MS, FORGET_PER_RUN));
-        self.writer.flush_metrics();
+        let tidied = writer
+            .db
+            .forget_finished(now - FINISHED_TTL_MS, FORGET_PER_RUN)
+            .and_then(|()| writer.db.settle());
         if let Err(error) = tidied {
-            runner::log_storage_error(
-                &self.writer.log,
-                "flush the counters and forget finished webhooks",
-                &error,
-            );
+            log_storage_error(&adapter, "forget finished webhooks and settle the counts", &error);
         }
-        self.after_run(config, &tally, woken_by_cron).await;
-        tally
-    }
-
-    async fn after_run(&self, config: &Config, tally: &CronRun, woken_by_cron: bool) {
-        if let Some(age) =
-            tally.oldest_pending_age_secs.filter(|age| *age as u64 > config.alerts.pending_age_secs)
-        {
-            let text = format!("{} webhooks pending; the oldest for {age} s", tally.pending);
-            alerts::raise(
-                &self.writer.db,
-                &self.writer.log,
-                &config.alerts,
-                alerts::AlertKind::PendingAge,
-                &text,
-            )
-            .await;
-        }
+        writer.flush_metrics();
         let did_something =
             tally.finished + tally.retried + tally.waiting + tally.parked + tally.api_calls > 0;
         if did_something {
-            self.writer.log.info(json!({"msg": "run", "cron": woken_by_cron, "run": tally}));
+            writer.log.info(json!({"msg": "run", "cron": woken_by_cron, "run": tally}));
             let mut row = json!(tally);
-            row[CHARTS_MINUTE] = json!(self.writer.metrics.borrow().current());
-            if let Err(error) = self.writer.db.put_meta(LAST_RUN_KEY, &row) {
-                runner::log_storage_error(&self.writer.log, "record the run", &error);
+            row[CHARTS_MINUTE] = json!(writer.metrics.borrow().current());
+            if let Err(error) = writer.db.put_meta(LAST_RUN_KEY, &row) {
+                log_storage_error(&adapter, "record the run", &error);
             }
         }
-        let now = now_ms();
-        let resume = (tally.left_for_next_run > 0).then(|| self.writer.pacing.blocked(now).unwrap_or(now));
-        if let Some(at) = resume {
-            if let Err(error) = self.writer.arm(at).await {
-                self.writer.log.error(json!({"msg": "alarm not set", "error": error.to_string()}));
+        if let Some(at) = resume_at {
+            if let Err(error) = writer.arm(at).await {
+                writer.log.error(json!({"msg": "alarm not set", "error": error.to_string()}));
             }
         }
+        tally
     }
 }
 
@@ -461,64 +410,9 @@ impl Writer {
         Ok(())
     }
 
-    /// The next due webhook that heads its contact's order and whose contact has no event being
-    /// applied; its contact is then busy until [`Writer::release`]. Candidates come from one scan
-    /// of the queue at a time ([`READY_BATCH`] of them, kept in memory), each checked again when
-    /// taken, so that a burst costs a scan per batch rather than per event. A row that cannot be
-    /// read is taken out of the queue (kept as `unreadable`) and reported.
-    fn take_next(&self, now: i64) -> db::DbResult<Option<Listed>> {
-        let mut scanned = false;
-        loop {
-            let candidate = self.ready.borrow_mut().pop_front();
-            let Some(id) = candidate else {
-                if scanned {
-                    return Ok(None);
-                }
-                let heads = self.db.due_heads(now, READY_BATCH)?;
-                if heads.is_empty() {
-                    return Ok(None);
-                }
-                self.ready.borrow_mut().extend(heads);
-                scanned = true;
-                continue;
-            };
-            match self.db.due_head(&id, now) {
-                Ok(Some(listed)) if !self.busy.borrow().contains(&listed.record.sightmill_id) => {
-                    self.busy.borrow_mut().push(listed.record.sightmill_id.clone());
-                    return Ok(Some(listed));
-                }
-                Ok(_) => {}
-                Err(DbError::Unreadable(what, error)) => {
-                    self.log.error(
-                        json!({"msg": "unreadable webhook taken out of the queue", "alert": true, "record": what, "error": error}),
-                    );
-                    self.db.set_unreadable(&id)?;
-                }
-                Err(error) => return Err(error),
-            }
-        }
-    }
-
     /// What this instance has cost since it started: requests (alarms included) and rows.
     fn usage(&self) -> serde_json::Value {
         self.db.usage(self.requests.get())
-    }
-
-    fn release(&self, contact: &str) {
-        self.busy.borrow_mut().retain(|busy| busy != contact);
-    }
-
-    fn any_busy(&self) -> bool {
-        !self.busy.borrow().is_empty()
-    }
-
-    /// Sends one call of an event, paced, and reads its answer; the answer's rate-limit headers
-    /// teach the pacing.
-    async fn send(&self, config: &Config, token: &Secret, request: &ApiRequest) -> Answer {
-        match self.send_raw(config, token, request, true).await {
-            Ok(response) => classify(&response),
-            Err(failure) => Answer::transport_failure(failure.to_string()),
-        }
     }
 
     /// Sends one call (waiting for its slot when `paced`), and heeds its rate-limit headers.
@@ -530,34 +424,21 @@ impl Writer {
         paced: bool,
     ) -> std::result::Result<ApiResponse, TransportFailure> {
         let now = now_ms();
-        let slot = self.pacing.take_slot(now);
+        let slot = self.engine.pacing.take_slot(now);
         if paced && slot > now {
             worker::Delay::from(Duration::from_millis((slot - now) as u64)).await;
         }
         let client = ContactsClient { base_url: &config.api_base, token, timeout_ms: config.api_timeout_ms };
         let sent = client.send_raw(request).await;
         let rate = sent.as_ref().map(|(_, rate)| *rate).unwrap_or_else(|_| RateHeaders::default());
-        self.pacing.heed(&rate, now_ms());
-        let (calls, too_many) = self.unflushed_calls.get();
-        self.unflushed_calls.set((calls + 1, too_many + i64::from(rate.status == 429)));
+        self.engine.pacing.heed(&rate, now_ms());
+        self.db.count(Counter::ApiCalls, 1);
+        self.db.count(Counter::Api429, i64::from(rate.status == 429));
         self.count(|bucket| {
             bucket.add(Count::ApiCalls, 1);
             bucket.add(Count::Api429, u64::from(rate.status == 429));
         });
         sent.map(|(response, _)| response)
-    }
-
-    /// Adds the calls made since the last flush to the counters: one write per run rather than
-    /// one per call (a restart loses at most a run's worth of this statistic).
-    pub(super) fn flush_calls(&self) -> db::DbResult<()> {
-        let (calls, too_many) = self.unflushed_calls.take();
-        if calls > 0 {
-            self.db.add("api_calls", calls)?;
-        }
-        if too_many > 0 {
-            self.db.add("api_429", too_many)?;
-        }
-        Ok(())
     }
 }
 
@@ -579,7 +460,7 @@ impl Writer {
     /// A statistic that cannot be stored is logged and lost; it never stops what counted it.
     fn fold(&self, done: Option<Bucket>) {
         if let Some(Err(error)) = done.map(|done| self.db.fold_metrics(&done)) {
-            runner::log_storage_error(&self.log, "store the charts' last minute", &error);
+            self.log.error(json!({"msg": "storage error", "doing": "store the charts' last minute", "error": error.to_string()}));
         }
     }
 
@@ -682,6 +563,6 @@ pub fn load_config(env: &Env) -> std::result::Result<Config, Result<Response>> {
 }
 
 fn storage_unavailable(log: &Log, error: &DbError) -> Result<Response> {
-    runner::log_storage_error(log, "accept a webhook", error);
+    log.error(json!({"msg": "storage error", "doing": "accept a webhook", "error": error.to_string()}));
     respond::error(503, "storage_unavailable", "the webhook could not be recorded; deliver it again")
 }

@@ -10,14 +10,16 @@ use worker::{Method, Request, Response, Result};
 
 use std::borrow::Cow;
 
-use super::actions;
-use super::custom_fields::{self, Prepared};
-use super::db::{DbError, DbResult, Filter, Listed};
+use super::db::{DbError, DbResult, Filter};
 use super::live_mapping;
-use super::runner::remember;
+use super::ports::{remember, Adapter};
 use super::{Writer, CHARTS_MINUTE, LAST_RUN_KEY};
 use crate::config::Config;
 use crate::contacts_api::Answer;
+use crate::engine::custom_fields::{self, Prepared};
+use crate::engine::planned_actions;
+use crate::engine::ports::Listed;
+use crate::engine::tallies::Counter;
 use crate::intake::event::{is_sightmill_id, parse_event, Change, EventType};
 use crate::intake::signature::is_valid_id;
 use crate::read::split_url;
@@ -25,7 +27,7 @@ use crate::shell::platform::respond;
 use crate::shell::platform::runtime::now_ms;
 use crate::sync::mapping::Mapping;
 use crate::sync::plan::{self, Next, Start};
-use crate::sync::queue::{self, NotApplicable};
+use crate::sync::queue::{self, NotApplicable, QueueState};
 use crate::sync::records::{child_prefixes, contact_key, Outcome, WebhookRecord};
 use crate::timestamp::parse_rfc3339;
 
@@ -57,6 +59,12 @@ pub async fn handle(writer: &Writer, config: &Config, mut req: Request) -> Resul
         }
         _ => return respond::error(404, "not_found", "no such operator route"),
     };
+    if matches!(req.method(), Method::Post | Method::Delete) {
+        // What an operator changed is counted exactly from now on (a restart need not recount).
+        if let Err(error) = writer.db.settle() {
+            return respond::error(503, "storage_unavailable", error.to_string());
+        }
+    }
     if req.method() == Method::Post {
         // A replay makes webhooks due now: the alarm applies them.
         writer.arm(now_ms()).await?;
@@ -68,13 +76,12 @@ type Answered = DbResult<Result<Response>>;
 
 async fn status(writer: &Writer, config: &Config) -> Answered {
     let now = now_ms();
-    writer.flush_calls()?;
-    let figures = writer.db.queue_figures(now)?;
+    let figures = writer.db.queue_figures(now);
     let mut last_run: Option<Value> = writer.db.meta(LAST_RUN_KEY)?;
     if let Some(Value::Object(run)) = &mut last_run {
         run.remove(CHARTS_MINUTE);
     }
-    let counters = writer.db.counters()?;
+    let counters = writer.db.counters();
     let tokens = writer.tokens.status(&writer.env, &writer.db).await;
     let body = json!({
         "location_id": config.location_id,
@@ -82,15 +89,16 @@ async fn status(writer: &Writer, config: &Config) -> Answered {
         "due_now": figures.due_now,
         "oldest_pending_age_secs": figures.oldest_accepted_at.map(|at| (now - at) / 1_000),
         "parked": figures.parked,
-        "unreadable": writer.db.unreadable_count()?,
+        "unreadable": figures.unreadable,
         "stale_dropped": counters.get("stale_dropped").cloned().unwrap_or(json!(0)),
         "last_cron_run": last_run,
-        "rate_limited_until": writer.pacing.blocked(now),
+        "rate_limited_until": writer.engine.pacing.blocked(now),
         "connection": writer.connection_view(),
         "paused": writer.identity().paused(),
         "tokens": [tokens],
         "counters": counters,
         "durable_object": writer.usage(),
+        "schema_version": super::db::Db::VERSION,
         "alert_pending_age_secs": config.alerts.pending_age_secs,
         "mapping": match writer.live_mapping() {
             Ok(None) => json!({"effective": "deployed"}),
@@ -109,8 +117,8 @@ async fn status(writer: &Writer, config: &Config) -> Answered {
 fn list(writer: &Writer, query_string: &str) -> Answered {
     let query = |name: &str| query_param(query_string, name);
     let state = match query("state").as_deref() {
-        None | Some("pending") => "pending",
-        Some("parked") => "parked",
+        None | Some("pending") => QueueState::Pending,
+        Some("parked") => QueueState::Parked,
         Some(_) => return Ok(respond::error(400, "bad_query", "state must be pending or parked")),
     };
     let event_type = query("type").filter(|kind| !kind.is_empty());
@@ -148,7 +156,7 @@ fn list(writer: &Writer, query_string: &str) -> Answered {
 
 /// A page's cursor: where its last webhook sits (`{at}:{id}`).
 fn cursor_of(id: &str, record: &WebhookRecord) -> String {
-    format!("{}:{id}", queue::place(record).1)
+    format!("{}:{id}", queue::place(record).at)
 }
 
 fn parse_cursor(cursor: &str) -> std::result::Result<(i64, String), ()> {
@@ -291,8 +299,8 @@ fn requeue(
     record: WebhookRecord,
     now: i64,
 ) -> DbResult<std::result::Result<(), NotApplicable>> {
-    match queue::replay(record, now) {
-        Ok(pending) => writer.db.put_webhook(id, &pending).map(Ok),
+    match queue::replay(record.clone(), now) {
+        Ok(pending) => writer.db.put_webhook(id, &record, &pending).map(Ok),
         Err(not_applicable) => Ok(Err(not_applicable)),
     }
 }
@@ -329,10 +337,10 @@ async fn discard(writer: &Writer, id: &str) -> Answered {
     let Some(record) = load(writer, id)? else {
         return Ok(not_found());
     };
-    match queue::discard(record, now_ms()) {
+    match queue::discard(record.clone(), now_ms()) {
         Ok(finished) => {
-            writer.db.put_webhook(id, &finished)?;
-            writer.db.bump("discarded")?;
+            writer.db.put_webhook(id, &record, &finished)?;
+            writer.db.count(Counter::Discarded, 1);
             remember(writer, id, &finished).await;
             Ok(respond::json(200, &json!({ "discarded": id })))
         }
@@ -404,7 +412,8 @@ pub(super) async fn dry_run(
     };
     let mapping = match &event.change {
         Change::ContactUpsert(contact) => {
-            custom_fields::prepare(writer, config, mapping, Some(&contact.fields)).await
+            let adapter = Adapter { writer, config };
+            custom_fields::prepare(adapter.ports(), mapping, Some(&contact.fields), now_ms()).await
         }
         _ => Prepared::Ready(Cow::Borrowed(mapping)),
     };
@@ -439,7 +448,9 @@ pub(super) async fn dry_run(
             let mut answer = json!({ "decision": "send", "requests": requests });
             if let Some(Outcome::Applied { contact_id, .. }) = applied.map(|applied| applied.outcome) {
                 let tag = known.tag.clone();
-                match actions::planned(writer, config, &mapping, &event, &contact_id, tag) {
+                let adapter = Adapter { writer, config };
+                let location = &config.location_id;
+                match planned_actions(&adapter, location, &mapping, &event, &contact_id, tag, now_ms()) {
                     Ok(planned) if planned.is_empty() => {}
                     Ok(planned) => answer["actions"] = json!(planned),
                     Err(reason) => {

@@ -147,7 +147,7 @@ async fn send(writer: &Writer, config: &Config, request: &ApiRequest) -> Sent {
     let mut rejected = None;
     let mut api_calls = 0;
     loop {
-        if let Some(until) = writer.pacing.blocked(now_ms()) {
+        if let Some(until) = writer.engine.pacing.blocked(now_ms()) {
             return Sent::RateLimited { until };
         }
         let token = match writer.tokens.access_token(&writer.env, &writer.db, rejected.as_ref()).await {
