@@ -1,7 +1,7 @@
 //! The location's running counts, kept by its one writer beside every change of a webhook's
 //! place in the queue, so that neither a run nor a status call reads the queue to count it:
 //! pending, parked and unreadable webhooks, the pending ones by the minute they were accepted
-//! (the oldest pending, to the minute) and by the minute they are due (due now, to the minute),
+//! (the oldest pending, within a minute) and by the minute they are due (due now, to the minute),
 //! and the totals since the location's first webhook (accepted, applied, retried, ...).
 //!
 //! The store keeps them in memory and writes them as one row, marked unsettled while changes
@@ -77,8 +77,10 @@ pub struct Tallies {
     pub pending: i64,
     pub parked: i64,
     pub unreadable: i64,
-    /// Pending webhooks by the minute (start, ms) they were accepted in.
-    accepted_minutes: BTreeMap<i64, i64>,
+    /// Pending webhooks by the minute (start, ms) they were accepted in: how many, and the
+    /// earliest acceptance among those that entered it (which may have left since: the oldest
+    /// pending then reads less than a minute too old).
+    accepted_minutes: BTreeMap<i64, (i64, UnixMillis)>,
     /// Pending webhooks by the minute (start, ms) they are due in.
     due_minutes: BTreeMap<i64, i64>,
     /// Totals by [`Counter::as_str`].
@@ -97,7 +99,7 @@ pub struct QueueFigures {
     pub due_now: i64,
     pub parked: i64,
     pub unreadable: i64,
-    /// The start of the minute the oldest pending webhook was accepted in.
+    /// When the oldest pending webhook was accepted (less than a minute too early at worst).
     pub oldest_accepted_at: Option<UnixMillis>,
 }
 
@@ -154,12 +156,21 @@ impl Tallies {
         match place.state {
             QueueState::Pending => {
                 self.pending += by;
-                shift(&mut self.accepted_minutes, accepted_at, by);
+                self.shift_accepted(accepted_at, by);
                 shift(&mut self.due_minutes, place.at, by);
             }
             QueueState::Parked => self.parked += by,
             QueueState::Unreadable => self.unreadable += by,
             QueueState::Finished => {}
+        }
+    }
+
+    fn shift_accepted(&mut self, accepted_at: UnixMillis, by: i64) {
+        let (count, earliest) = self.accepted_minutes.entry(minute(accepted_at)).or_insert((0, accepted_at));
+        *count += by;
+        *earliest = (*earliest).min(accepted_at);
+        if *count <= 0 {
+            self.accepted_minutes.remove(&minute(accepted_at));
         }
     }
 
@@ -185,7 +196,7 @@ impl Tallies {
             due_now: self.due_minutes.range(..=minute(now)).map(|(_, count)| count).sum(),
             parked: self.parked,
             unreadable: self.unreadable,
-            oldest_accepted_at: self.accepted_minutes.keys().next().copied(),
+            oldest_accepted_at: self.accepted_minutes.values().next().map(|(_, earliest)| *earliest),
         }
     }
 
@@ -212,7 +223,7 @@ mod tests {
         tallies.change(pending(70_000), Place { state: QueueState::Parked, at: 80_000 }, 70_000);
         let figures = tallies.figures(90_000);
         assert_eq!((figures.pending, figures.parked, figures.due_now), (1, 1, 0));
-        assert_eq!(figures.oldest_accepted_at, Some(0));
+        assert_eq!(figures.oldest_accepted_at, Some(1_000));
         assert_eq!(tallies.figures(200_000).due_now, 1);
         let rows = [(pending(200_000), 1_000), (Place { state: QueueState::Parked, at: 80_000 }, 70_000)];
         let again = Tallies::recount(rows, tallies.clone());
@@ -226,7 +237,7 @@ mod tests {
         tallies.accept(pending(0), 0);
         tallies.accept(pending(130_000), 130_000);
         tallies.change(pending(0), Place { state: QueueState::Finished, at: 5 }, 0);
-        assert_eq!(tallies.figures(130_000).oldest_accepted_at, Some(120_000));
+        assert_eq!(tallies.figures(130_000).oldest_accepted_at, Some(130_000));
         assert_eq!(tallies.pending, 1);
     }
 
