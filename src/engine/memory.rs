@@ -55,6 +55,8 @@ pub struct MemoryStore {
     rows: RefCell<Vec<Row>>,
     links: RefCell<BTreeMap<String, String>>,
     live: RefCell<Option<Result<Mapping, String>>>,
+    /// What the live mapping becomes at each next ask (saved between two attempts).
+    live_script: RefCell<VecDeque<Option<Result<Mapping, String>>>>,
     tallies: RefCell<Tallies>,
     /// The API contacts whose cached reads were marked stale, in order.
     pub changed: RefCell<Vec<String>>,
@@ -120,6 +122,12 @@ impl MemoryStore {
     /// Saves (or, `None`, removes) the operator's live mapping; `Some(Err)`: one that cannot be used.
     pub fn set_live(&self, live: Option<Result<Mapping, String>>) {
         *self.live.borrow_mut() = live;
+    }
+
+    /// The live mapping as each next ask finds it: the first entry at the next ask, and so on
+    /// (the last one stays).
+    pub fn script_live(&self, script: Vec<Option<Result<Mapping, String>>>) {
+        *self.live_script.borrow_mut() = script.into();
     }
 
     pub fn tallies(&self) -> Tallies {
@@ -260,6 +268,9 @@ impl Store for MemoryStore {
     }
 
     fn live_mapping(&self) -> Result<Option<Mapping>, String> {
+        if let Some(next) = self.live_script.borrow_mut().pop_front() {
+            *self.live.borrow_mut() = next;
+        }
         self.live.borrow().clone().transpose()
     }
 }
@@ -342,13 +353,16 @@ impl Clock for FakeClock {
 }
 
 /// Polls `future` to its end on `futures_executor::block_on`, moving `clock` to its earliest
-/// timer whenever nothing else can move; `None` when it is stuck (pending with no timer: a call
-/// whose answer never comes).
-pub fn drive<F: Future>(clock: &FakeClock, future: F) -> Option<F::Output> {
+/// timer whenever nothing else can move; `None` when `stop` says so while it waits, or when it
+/// is stuck (pending with no timer: a call whose answer never comes).
+pub fn drive<F: Future>(clock: &FakeClock, future: F, stop: impl Fn() -> bool) -> Option<F::Output> {
     let mut future = std::pin::pin!(future);
     futures_executor::block_on(std::future::poll_fn(|cx| {
         if let Poll::Ready(out) = future.as_mut().poll(cx) {
             return Poll::Ready(Some(out));
+        }
+        if stop() {
+            return Poll::Ready(None);
         }
         match clock.earliest_timer() {
             Some(at) => {
@@ -408,6 +422,9 @@ pub struct FakeApi {
     pub announce: Cell<Option<(u64, u64)>>,
     /// Answers took this long (virtual ms).
     pub latency_ms: Cell<u64>,
+    /// Calls under way now, and the most ever at once.
+    in_flight: Cell<u32>,
+    pub most_in_flight: Cell<u32>,
 }
 
 impl FakeApi {
@@ -426,6 +443,8 @@ impl FakeApi {
             tokens_asked: RefCell::default(),
             announce: Cell::new(None),
             latency_ms: Cell::new(0),
+            in_flight: Cell::new(0),
+            most_in_flight: Cell::new(0),
         }
     }
 
@@ -441,12 +460,12 @@ impl FakeApi {
         self.create_contact(body)["contact"]["id"].as_str().unwrap().to_owned()
     }
 
-    /// The requests seen of `method` whose path starts with `path`.
+    /// The requests seen of `method` to exactly `path`.
     pub fn calls(&self, method: Method, path: &str) -> Vec<Seen> {
         self.seen
             .borrow()
             .iter()
-            .filter(|seen| seen.method == method && seen.path.starts_with(path))
+            .filter(|seen| seen.method == method && seen.path == path)
             .cloned()
             .collect()
     }
@@ -630,7 +649,10 @@ impl Api for FakeApi {
     async fn send(&self, token: &Secret, request: &ApiRequest) -> Result<(ApiResponse, RateHeaders), String> {
         let latency = self.latency_ms.get();
         if latency > 0 {
+            self.in_flight.set(self.in_flight.get() + 1);
+            self.most_in_flight.set(self.most_in_flight.get().max(self.in_flight.get()));
             self.clock.sleep(latency).await;
+            self.in_flight.set(self.in_flight.get() - 1);
         }
         let now = self.clock.now.get();
         self.seen.borrow_mut().push(Seen {
@@ -693,13 +715,25 @@ impl Api for FakeApi {
 // ---- the outside ----
 
 /// What left the location: log lines, alerts, remembered records, chart counts.
-#[derive(Default)]
 pub struct Recorder {
     pub infos: RefCell<Vec<Value>>,
     pub errors: RefCell<Vec<Value>>,
     pub alerts: RefCell<Vec<(AlertKind, String)>>,
     pub remembered: RefCell<Vec<(String, WebhookRecord)>>,
     pub chart: RefCell<Bucket>,
+}
+
+impl Default for Recorder {
+    fn default() -> Recorder {
+        // Not `Bucket::default()`: its latency bins are empty (`applied_after` would panic).
+        Recorder {
+            infos: RefCell::default(),
+            errors: RefCell::default(),
+            alerts: RefCell::default(),
+            remembered: RefCell::default(),
+            chart: RefCell::new(Bucket::new(T0)),
+        }
+    }
 }
 
 impl Recorder {
@@ -787,9 +821,14 @@ impl Location {
 
     /// One run, `None` if it got stuck on a call whose answer never comes (then dropped).
     pub fn try_run(&self) -> Option<Ended> {
+        self.run_until(|_| false)
+    }
+
+    /// One run, dropped (`None`) as soon as it waits and `stop` says so (the writer restarts).
+    pub fn run_until(&self, stop: impl Fn(&Location) -> bool) -> Option<Ended> {
         let store = &self.store;
         let figures = |now| store.tallies().figures(now);
-        drive(&self.clock, self.engine.run(self.ports(), &self.config, figures))
+        drive(&self.clock, self.engine.run(self.ports(), &self.config, figures), || stop(self))
     }
 
     /// The writer restarts: the rows survive, the engine's memory does not.
