@@ -487,3 +487,47 @@ fn an_unusable_live_mapping_fails_the_attempt_as_misconfigured_without_sending()
     assert!(error.unwrap().contains("the saved mapping does not parse"));
     assert_eq!(location.outside.alerts_of(AlertKind::TokenRenewal).len(), 1);
 }
+
+// ---- found while testing ----
+
+/// A location whose SightMill contacts `sm_0`.. are in the API with the status tag `status:lead`.
+fn with_tagged_contacts(count: usize, pairs: &[(&str, &str)]) -> Location {
+    let mapping = ("CONTACT_MAPPING", r#"{"fields": [{"from": "email", "to": "email"}], "status": {"to": "tag", "prefix": "status:"}}"#);
+    let location = Location::new(config(&[pairs, &[mapping]].concat()));
+    for n in 0..count {
+        let id = location.api.add_contact(json!({"tags": ["status:lead"]}));
+        let link = json!({"state": "live", "id": id, "updated_at": T0, "status_tag": "status:lead"});
+        location.store.put_link(&contact_key(LOCATION, &format!("sm_{n}")), link);
+    }
+    location
+}
+
+#[test]
+fn an_unreadable_waiting_event_does_not_stop_its_contacts_finished_event_from_being_recorded() {
+    let location = location();
+    location.accept("w-note", note("sm_1", "n1", 2_000, "hello"));
+    location.run();
+    assert_eq!(pending(&location, "w-note").0, T0 + 60_000, "the note waits for its contact");
+    location.store.corrupt("w-note");
+    location.accept("w-contact", contact("contact.created", "sm_1", 1_000, "Ann Lee"));
+    location.run();
+    assert_eq!(action(&location, "w-contact"), Action::Created);
+    let id = live_id(&location, "sm_1");
+    assert_eq!(*location.store.changed.borrow(), vec![id], "its cached reads are stale");
+    let remembered: Vec<String> = location.outside.remembered.borrow().iter().map(|(id, _)| id.clone()).collect();
+    assert_eq!(remembered, ["w-contact"]);
+    location.wait(60_000);
+    location.run();
+    assert_eq!(location.store.state("w-note"), QueueState::Unreadable);
+}
+
+#[test]
+fn a_create_applied_then_refused_with_422_is_adopted_not_made_twice() {
+    let location = doubt_location();
+    location.api.fault(Method::Post, "/contacts/", Fault::AppliedThen422);
+    location.accept("w1", contact("contact.created", "sm_1", 1_000, "Ann Lee"));
+    run_until_done(&location, "w1");
+    assert_eq!(location.api.contacts.borrow().len(), 1);
+    assert_eq!(location.api.calls(Method::Post, "/contacts/search").len(), 1);
+    assert_eq!(action(&location, "w1"), Action::Adopted);
+}
