@@ -183,6 +183,11 @@ impl<'a, S: Store, A: Api, C: Clock, O: Outside> Run<'a, S, A, C, O> {
             if !self.wait_out_block().await {
                 break;
             }
+            // While this worker waited out a block, the others may have taken events: the
+            // budget it was checked against before the wait no longer holds.
+            if !self.has_budget() {
+                break;
+            }
             let next = match self.take_next(self.now()) {
                 Ok(next) => next,
                 Err(error) => return log_storage_error(self.ports.outside, "take the next webhook", &error),

@@ -503,6 +503,29 @@ fn with_tagged_contacts(count: usize, pairs: &[(&str, &str)]) -> Location {
 }
 
 #[test]
+fn a_worker_that_waited_out_a_block_checks_the_budget_again_before_taking_an_event() {
+    let location = with_tagged_contacts(5, &[("CRON_MAX_API_CALLS", "8")]);
+    location.api.latency_ms.set(100);
+    let updated = |n: usize| {
+        // An update, then the tag swap: three calls each.
+        event("contact.updated", 1_000, json!({"id": format!("sm_{n}"), "email": "a@b.c", "status": "customer"}))
+    };
+    let blocked = live_id(&location, "sm_4");
+    location.api.fault(Method::Put, &format!("/contacts/{blocked}"), Fault::Status(429, Some(20)));
+    location.accept("w4", updated(4));
+    location.run();
+    assert_eq!(location.engine.pacing.blocked(location.now()), Some(T0 + 20_100));
+    for n in 0..4 {
+        location.accept(&format!("w{n}"), updated(n));
+    }
+    location.wait(15_000);
+    let ended = location.run();
+    assert!(ended.tally.api_calls <= 8, "{} calls in a run allowed 8", ended.tally.api_calls);
+    while location.run().resume_at.is_some() {}
+    assert_eq!(location.store.ids_in(QueueState::Finished).len(), 5);
+}
+
+#[test]
 fn an_unreadable_waiting_event_does_not_stop_its_contacts_finished_event_from_being_recorded() {
     let location = location();
     location.accept("w-note", note("sm_1", "n1", 2_000, "hello"));
