@@ -13,6 +13,8 @@ use crate::sync::plan::Failure;
 use crate::timestamp::UnixMillis;
 
 /// The mapping an event is planned with, or why it cannot be had now.
+// Returned once per attempt and matched at once: not worth a box.
+#[allow(clippy::large_enum_variant)]
 pub enum Prepared<'a> {
     /// Resolved for this location (or needing nothing resolved); unresolved when the token may
     /// not list custom fields: ids are then sent unchecked, keys refused with the scope named.
