@@ -462,12 +462,7 @@ impl FakeApi {
 
     /// The requests seen of `method` to exactly `path`.
     pub fn calls(&self, method: Method, path: &str) -> Vec<Seen> {
-        self.seen
-            .borrow()
-            .iter()
-            .filter(|seen| seen.method == method && seen.path == path)
-            .cloned()
-            .collect()
+        self.seen.borrow().iter().filter(|seen| seen.method == method && seen.path == path).cloned().collect()
     }
 
     fn id(&self, prefix: &str) -> String {

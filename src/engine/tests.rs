@@ -62,9 +62,18 @@ fn a_contacts_events_apply_in_sightmills_order_even_when_accepted_out_of_order()
     location.run();
     let seen = location.api.seen.borrow().clone();
     assert_eq!(seen.len(), 2, "{seen:?}");
-    assert_eq!((seen[0].method, seen[0].body.as_ref().unwrap()["firstName"].as_str()), (Method::Post, Some("Ann")));
-    assert_eq!((seen[1].method, seen[1].body.as_ref().unwrap()["firstName"].as_str()), (Method::Put, Some("Bea")));
-    assert_eq!((action(&location, "w-create"), action(&location, "w-update")), (Action::Created, Action::Updated));
+    assert_eq!(
+        (seen[0].method, seen[0].body.as_ref().unwrap()["firstName"].as_str()),
+        (Method::Post, Some("Ann"))
+    );
+    assert_eq!(
+        (seen[1].method, seen[1].body.as_ref().unwrap()["firstName"].as_str()),
+        (Method::Put, Some("Bea"))
+    );
+    assert_eq!(
+        (action(&location, "w-create"), action(&location, "w-update")),
+        (Action::Created, Action::Updated)
+    );
     assert_eq!(location.api.contacts.borrow().len(), 1);
 }
 
@@ -266,7 +275,10 @@ fn a_restart_while_a_create_is_under_way_adopts_what_it_made_once() {
     let sent = |location: &Location| !location.api.seen.borrow().is_empty();
     assert_eq!(location.run_until(sent), None, "the run is cut short while the create is under way");
     assert_eq!(location.now(), T0);
-    assert!(matches!(contact_link(&location, "sm_1"), Some(Link::InDoubt(_))), "the intent was written first");
+    assert!(
+        matches!(contact_link(&location, "sm_1"), Some(Link::InDoubt(_))),
+        "the intent was written first"
+    );
     location.restart();
     location.check_tallies();
     let Some(Link::InDoubt(doubt)) = contact_link(&location, "sm_1") else { unreachable!() };
@@ -343,7 +355,8 @@ fn a_create_in_doubt_that_two_contacts_match_is_parked_naming_both() {
     location.accept("w1", contact("contact.created", "sm_1", 1_000, "Ann Lee"));
     location.run();
     let made = location.api.contacts.borrow().keys().next().unwrap().clone();
-    let twin = location.api.add_contact(json!({"email": "sm-1@example.com", "firstName": "Ann", "lastName": "Lee"}));
+    let twin =
+        location.api.add_contact(json!({"email": "sm-1@example.com", "firstName": "Ann", "lastName": "Lee"}));
     run_until_done(&location, "w1");
     let WebhookState::Parked { reason, .. } = location.store.record("w1").state else { panic!("parked") };
     assert!(reason.contains(&made) && reason.contains(&twin), "{reason}");
@@ -412,7 +425,10 @@ fn finishing_writes_the_link_and_remembers_the_record() {
     assert_eq!(remembered, vec![("w1".to_owned(), location.store.record("w1"))]);
     assert_eq!(*location.store.changed.borrow(), vec![id]);
     let tallies = location.store.tallies();
-    assert_eq!((tallies.pending, tallies.total(Counter::Accepted), tallies.total(Counter::Applied)), (0, 1, 1));
+    assert_eq!(
+        (tallies.pending, tallies.total(Counter::Accepted), tallies.total(Counter::Applied)),
+        (0, 1, 1)
+    );
     assert_eq!(tallies.total(Counter::ApiCalls), 1);
 }
 
@@ -455,8 +471,10 @@ fn an_unreadable_record_is_taken_out_of_the_queue_and_the_rest_drains() {
 // ---- the live mapping ----
 
 fn company_mapping() -> Mapping {
-    Mapping::parse(r#"{"fields": [{"from": "email", "to": "email"}, {"from": "company", "to": "companyName"}]}"#)
-        .unwrap()
+    Mapping::parse(
+        r#"{"fields": [{"from": "email", "to": "email"}, {"from": "company", "to": "companyName"}]}"#,
+    )
+    .unwrap()
 }
 
 #[test]
@@ -492,7 +510,10 @@ fn an_unusable_live_mapping_fails_the_attempt_as_misconfigured_without_sending()
 
 /// A location whose SightMill contacts `sm_0`.. are in the API with the status tag `status:lead`.
 fn with_tagged_contacts(count: usize, pairs: &[(&str, &str)]) -> Location {
-    let mapping = ("CONTACT_MAPPING", r#"{"fields": [{"from": "email", "to": "email"}], "status": {"to": "tag", "prefix": "status:"}}"#);
+    let mapping = (
+        "CONTACT_MAPPING",
+        r#"{"fields": [{"from": "email", "to": "email"}], "status": {"to": "tag", "prefix": "status:"}}"#,
+    );
     let location = Location::new(config(&[pairs, &[mapping]].concat()));
     for n in 0..count {
         let id = location.api.add_contact(json!({"tags": ["status:lead"]}));
@@ -508,7 +529,11 @@ fn a_worker_that_waited_out_a_block_checks_the_budget_again_before_taking_an_eve
     location.api.latency_ms.set(100);
     let updated = |n: usize| {
         // An update, then the tag swap: three calls each.
-        event("contact.updated", 1_000, json!({"id": format!("sm_{n}"), "email": "a@b.c", "status": "customer"}))
+        event(
+            "contact.updated",
+            1_000,
+            json!({"id": format!("sm_{n}"), "email": "a@b.c", "status": "customer"}),
+        )
     };
     let blocked = live_id(&location, "sm_4");
     location.api.fault(Method::Put, &format!("/contacts/{blocked}"), Fault::Status(429, Some(20)));
@@ -537,7 +562,8 @@ fn an_unreadable_waiting_event_does_not_stop_its_contacts_finished_event_from_be
     assert_eq!(action(&location, "w-contact"), Action::Created);
     let id = live_id(&location, "sm_1");
     assert_eq!(*location.store.changed.borrow(), vec![id], "its cached reads are stale");
-    let remembered: Vec<String> = location.outside.remembered.borrow().iter().map(|(id, _)| id.clone()).collect();
+    let remembered: Vec<String> =
+        location.outside.remembered.borrow().iter().map(|(id, _)| id.clone()).collect();
     assert_eq!(remembered, ["w-contact"]);
     location.wait(60_000);
     location.run();
