@@ -49,7 +49,9 @@ impl<S: Store, A: Api, C: Clock, O: Outside> Run<'_, S, A, C, O> {
         let event = match event {
             Ok(event) => event,
             Err(error) => {
-                return self.record(at, Transition::park(format!("the stored body no longer parses: {error}"))).await
+                return self
+                    .record(at, Transition::park(format!("the stored body no longer parses: {error}")))
+                    .await
             }
         };
         let location = &self.config.location_id;
@@ -61,10 +63,15 @@ impl<S: Store, A: Api, C: Clock, O: Outside> Run<'_, S, A, C, O> {
             }
             Err(error) => return Err(error),
         };
-        if let Some(due_at) = plan::lookup_not_before(&known, self.config.api_timeout_ms).filter(|at| *at > started) {
-            let error = "a create in doubt may still be applied by the API; it is looked up once it could have been";
+        if let Some(due_at) =
+            plan::lookup_not_before(&known, self.config.api_timeout_ms).filter(|at| *at > started)
+        {
+            let error =
+                "a create in doubt may still be applied by the API; it is looked up once it could have been";
             let later = Later { due_at, counts: false, waiting_since: None, error: error.to_owned() };
-            return self.record(at, Transition::Later { later, decision: LogDecision::Retry, kept: vec![] }).await;
+            return self
+                .record(at, Transition::Later { later, decision: LogDecision::Retry, kept: vec![] })
+                .await;
         }
         let current = match self.mapping_now() {
             Ok(current) => current,
@@ -171,10 +178,14 @@ impl<S: Store, A: Api, C: Clock, O: Outside> Run<'_, S, A, C, O> {
         mut applied: Applied,
         tag: Option<TagState>,
     ) -> StoreResult<Ran> {
-        let watched =
-            matches!(event.change, Change::ContactUpsert(_) | Change::TagAdded { .. } | Change::TagRemoved { .. });
+        let watched = matches!(
+            event.change,
+            Change::ContactUpsert(_) | Change::TagAdded { .. } | Change::TagRemoved { .. }
+        );
         let contact = match &applied.outcome {
-            Outcome::Applied { contact_id, .. } if watched && !mapping.actions().is_empty() => contact_id.clone(),
+            Outcome::Applied { contact_id, .. } if watched && !mapping.actions().is_empty() => {
+                contact_id.clone()
+            }
             _ => return self.record(at, Transition::Finish(applied)).await,
         };
         match actions::act(self, mapping, event, &contact, tag, &mut at).await {

@@ -111,7 +111,9 @@ impl Engine {
             Err(error) => log_storage_error(ports.outside, "count what the run left due", &error),
         }
         self.running.set(false);
-        if let Some(age) = tally.oldest_pending_age_secs.filter(|age| *age as u64 > deployed.alerts.pending_age_secs) {
+        if let Some(age) =
+            tally.oldest_pending_age_secs.filter(|age| *age as u64 > deployed.alerts.pending_age_secs)
+        {
             let text = format!("{} webhooks pending; the oldest for {age} s", tally.pending);
             ports.outside.alert(AlertKind::PendingAge, &text).await;
         }

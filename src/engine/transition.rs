@@ -59,7 +59,8 @@ impl<S: Store, A: Api, C: Clock, O: Outside> Run<'_, S, A, C, O> {
         }
         store.put_webhook(at.id, &at.record, &after)?;
         self.count_transition(&transition, now - accepted_at);
-        if let Transition::Finish(Applied { outcome: Outcome::Applied { contact_id, .. }, .. }) = &transition {
+        if let Transition::Finish(Applied { outcome: Outcome::Applied { contact_id, .. }, .. }) = &transition
+        {
             store.contact_changed(contact_id.as_str(), now)?;
             // A waiting event that cannot be read (taken out of the queue when it comes due) is
             // not woken; it must not keep the event just finished from its log line and its copy.
@@ -69,7 +70,9 @@ impl<S: Store, A: Api, C: Clock, O: Outside> Run<'_, S, A, C, O> {
         }
         let (decision, outcome, error, due_at) = match &transition {
             Transition::Finish(applied) => (LogDecision::Finished, Some(&applied.outcome), None, None),
-            Transition::Later { later, decision, .. } => (*decision, None, Some(later.error.as_str()), Some(later.due_at)),
+            Transition::Later { later, decision, .. } => {
+                (*decision, None, Some(later.error.as_str()), Some(later.due_at))
+            }
             Transition::Park { reason, .. } => (LogDecision::Parked, None, Some(reason.as_str()), None),
         };
         let entry = LogEntry {
@@ -147,13 +150,23 @@ impl<S: Store, A: Api, C: Clock, O: Outside> Run<'_, S, A, C, O> {
     }
 
     /// The attempt failed: `kept` is what the id maps must still learn from it.
-    pub(super) async fn fail(&self, at: Attempt<'_>, failure: Failure, kept: Option<Write>) -> StoreResult<Ran> {
+    pub(super) async fn fail(
+        &self,
+        at: Attempt<'_>,
+        failure: Failure,
+        kept: Option<Write>,
+    ) -> StoreResult<Ran> {
         self.decide(at, failure, kept.into_iter().collect()).await
     }
 
     /// Raises what a failure says about the location (a token that cannot be renewed, a spent
     /// rate limit), then retries the event along the schedule or parks it.
-    pub(super) async fn decide(&self, at: Attempt<'_>, failure: Failure, kept: Vec<Write>) -> StoreResult<Ran> {
+    pub(super) async fn decide(
+        &self,
+        at: Attempt<'_>,
+        failure: Failure,
+        kept: Vec<Write>,
+    ) -> StoreResult<Ran> {
         let WebhookState::Pending { failures, .. } = &at.record.state else {
             return Ok(Ran::Finished);
         };
