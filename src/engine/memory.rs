@@ -23,7 +23,7 @@ use crate::sync::mapping::Mapping;
 use crate::sync::metrics::Bucket;
 use crate::sync::plan::{Failure, Known, Reads, RecordKey, Write};
 use crate::sync::queue::{holds_contact, place, Intake, Place, QueueState};
-use crate::sync::records::{body_fingerprint, WebhookRecord};
+use crate::sync::records::{body_fingerprint, contact_key, WebhookRecord};
 use crate::sync::retry::RateHeaders;
 use crate::timestamp::{format_rfc3339, UnixMillis};
 
@@ -844,7 +844,28 @@ impl Location {
     }
 }
 
+/// A location whose SightMill contacts `sm_0`.. are in the API with the status tag `status:lead`.
+pub fn with_tagged_contacts(count: usize, pairs: &[(&str, &str)]) -> Location {
+    let mapping = (
+        "CONTACT_MAPPING",
+        r#"{"fields": [{"from": "email", "to": "email"}], "status": {"to": "tag", "prefix": "status:"}}"#,
+    );
+    let location = Location::new(config(&[pairs, &[mapping]].concat()));
+    for n in 0..count {
+        let id = location.api.add_contact(json!({"tags": ["status:lead"]}));
+        let link = json!({"state": "live", "id": id, "updated_at": T0, "status_tag": "status:lead"});
+        location.store.put_link(&contact_key(LOCATION, &format!("sm_{n}")), link);
+    }
+    location
+}
+
 // ---- events ----
+
+/// `contact.updated` of SightMill contact `sm_{n}` to the status `customer`: against a link
+/// whose status tag is `status:lead`, an update then the tag swap (three calls).
+pub fn status_update(n: usize) -> Value {
+    event("contact.updated", 1_000, json!({"id": format!("sm_{n}"), "email": "a@b.c", "status": "customer"}))
+}
 
 /// A SightMill event body of `kind` about `data`, changed at `updated_at` (ms after [`T0`]).
 pub fn event(kind: &str, updated_at: i64, data: Value) -> Value {
