@@ -12,8 +12,8 @@ use crate::sync::mapping::Mapping;
 use crate::sync::plan::Failure;
 use crate::timestamp::UnixMillis;
 
-/// The mapping an event is planned with, or why it cannot be had now. (One per attempt, moved
-/// once: the size of its largest variant costs nothing worth a box.)
+/// The mapping an event is planned with, or why it cannot be had now.
+// Returned once per attempt and matched at once: not worth a box.
 #[allow(clippy::large_enum_variant)]
 pub enum Prepared<'a> {
     /// Resolved for this location (or needing nothing resolved); unresolved when the token may

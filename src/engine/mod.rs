@@ -185,6 +185,11 @@ impl<'a, S: Store, A: Api, C: Clock, O: Outside> Run<'a, S, A, C, O> {
             if !self.wait_out_block().await {
                 break;
             }
+            // While this worker waited out a block, the others may have taken events: the
+            // budget it was checked against before the wait no longer holds.
+            if !self.has_budget() {
+                break;
+            }
             let next = match self.take_next(self.now()) {
                 Ok(next) => next,
                 Err(error) => return log_storage_error(self.ports.outside, "take the next webhook", &error),
@@ -275,13 +280,20 @@ impl<'a, S: Store, A: Api, C: Clock, O: Outside> Run<'a, S, A, C, O> {
         }
     }
 
-    /// Sends one call, paced to the location's rate limit: waits for its slot, sends it, lets
-    /// its rate-limit headers teach the pacing, and counts it.
+    /// Sends one call, paced to the location's rate limit: waits out a short block and for its
+    /// slot, sends it, lets its rate-limit headers teach the pacing, and counts it.
     async fn send(
         &self,
         token: &crate::secret::Secret,
         request: &crate::contacts_api::ApiRequest,
     ) -> Result<crate::contacts_api::ApiResponse, String> {
+        // A block set while this event was under way (a 429 to another event's call) is waited
+        // out when it is short; a longer one is left to the API to answer with its own 429.
+        let now = self.now();
+        if let Some(until) = self.engine.pacing.blocked(now).filter(|until| until - now <= MAX_BLOCK_WAIT_MS)
+        {
+            self.ports.clock.sleep((until - now) as u64).await;
+        }
         let now = self.now();
         let slot = self.engine.pacing.take_slot(now);
         if slot > now {

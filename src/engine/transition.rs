@@ -8,7 +8,7 @@
 use super::attempt::Attempt;
 use super::ports::{AlertKind, Api, Clock, Outside, Store, StoreResult};
 use super::tallies::Counter;
-use super::{Ran, Run};
+use super::{log_storage_error, Ran, Run};
 use crate::sync::metrics::Count;
 use crate::sync::plan::{Applied, Failure, Write};
 use crate::sync::queue::{self, Later};
@@ -61,8 +61,12 @@ impl<S: Store, A: Api, C: Clock, O: Outside> Run<'_, S, A, C, O> {
         self.count_transition(&transition, now - accepted_at);
         if let Transition::Finish(Applied { outcome: Outcome::Applied { contact_id, .. }, .. }) = &transition
         {
-            self.wake_waiting(&contact, now)?;
             store.contact_changed(contact_id.as_str(), now)?;
+            // A waiting event that cannot be read (taken out of the queue when it comes due) is
+            // not woken; it must not keep the event just finished from its log line and its copy.
+            if let Err(error) = self.wake_waiting(&contact, now) {
+                log_storage_error(self.ports.outside, "wake the events waiting for the contact", &error);
+            }
         }
         let (decision, outcome, error, due_at) = match &transition {
             Transition::Finish(applied) => (LogDecision::Finished, Some(&applied.outcome), None, None),
