@@ -913,9 +913,12 @@ function report({ n, c, upload, floor, product, idle, drain, many, kv }) {
     ...(many
       ? [`  each of ${many.count} locations >= 97% of its own limit, 0 429s: ${many.perLocation.filter((l) => l.steadyShare >= 0.97 && l.tooMany === 0).length} of ${many.count} (lowest ${f1(Math.min(...many.perLocation.map((l) => l.steadyShare)) * 100)}%, 429s ${many.tooMany}) -> ${verdict(many.perLocation.every((l) => l.steadyShare >= 0.97 && l.tooMany === 0) && !many.stalled)}`]
       : []),
+    `  Durable Object rows read per webhook <= 20: ${f2(webhook.do_rows_read)} -> ${verdict(webhook.do_rows_read <= 20)}`,
+    `  Durable Object rows written per webhook <= 6: ${f2(webhook.do_rows_written)} -> ${verdict(webhook.do_rows_written <= 6)}`,
+    ...(drain ? [`  backlog rows read per event <= 20: ${f2(drain.usage.rowsRead / drain.size)} -> ${verdict(drain.usage.rowsRead / drain.size <= 20)}`] : []),
     `  acknowledgement p99 <= 2 x the floor's: ${f1(product.ack.p99)} ms vs ${f1(2 * floor.ack.p99)} ms (${f2(ackRatio)} x) -> ${verdict(ackRatio <= 2)}`,
     `  webhook to applied p99 reported: ${f1(product.applied.p99)} ms (${product.applied.finished} of ${n} finished)`,
-    upload ? `  upload <= 300 KiB gzip: ${upload.gzip} KiB -> ${verdict(upload.gzip <= 300)}` : "  upload <= 300 KiB gzip: not measured (--no-build)",
+    upload ? `  upload <= 512 KiB gzip: ${upload.gzip} KiB -> ${verdict(upload.gzip <= 512)}` : "  upload <= 512 KiB gzip: not measured (--no-build)",
     ...perfLines(product),
   ];
   console.log(lines.join("\n"));
@@ -933,7 +936,7 @@ function backlogLine(drain) {
   const u = drain.usage;
   const lines = [
     `backlog: ${drain.applied} of ${drain.size} events applied in ${f1(drain.seconds)} s after the API recovered: ${f2(drain.perSecond)} events/s against the 10 requests/s the API allows (${f1(drain.perSecond * 10)}%); 429s seen: ${drain.tooMany} (the location's api_429 counter: ${u.counters.api_429 ?? 0})`,
-    `  ${drain.requests} API requests, ${drain.crons} cron run(s) (every minute), ${u.alarms} alarm(s); Durable Object requests ${int(u.doRequests)} (${f2(u.doRequests / drain.size)} per event), rows written ${f2(u.rowsWritten / drain.size)} per event; KV ${kvLine(u.kv, 1 / drain.size)} per event; worker CPU ${f2(drain.cpu.runner)} ms per event`,
+    `  ${drain.requests} API requests, ${drain.crons} cron run(s) (every minute), ${u.alarms} alarm(s); Durable Object requests ${int(u.doRequests)} (${f2(u.doRequests / drain.size)} per event), rows written ${f2(u.rowsWritten / drain.size)} / read ${f2(u.rowsRead / drain.size)} per event; KV ${kvLine(u.kv, 1 / drain.size)} per event; worker CPU ${f2(drain.cpu.runner)} ms per event`,
     `  first applied ${f1(drain.firstAppliedS)} s after the recovery; longest pause between applied calls ${int(drain.longestGapMs)} ms, ${drain.gapsOver1s} pause(s) over 1 s; acknowledged while the API was down: ${JSON.stringify(drain.acceptedStatuses)}`,
   ];
   if (drain.stalled) lines.push(`  STALLED: ${drain.stalled.pending} pending did not fall for ${STALL_MS / 1000} s (at ${f1(drain.stalled.seconds)} s; status: ${JSON.stringify(drain.stalled.status)})`);
