@@ -11,7 +11,8 @@ use worker::{console_error, console_log, Headers, Method, Request};
 use super::{misconfigured, operator::default_id, storage, Answer, Directory};
 use crate::auth::envelope::{Envelope, NONCE_LEN};
 use crate::auth::token_endpoint::{Grant, UserType};
-use crate::auth::tokens::{open_record, seal_record, Issuer, TokenError, TokenRecord};
+use crate::auth::token_record::{TokenError, TokenRecord};
+use crate::auth::tokens::{open_record, seal_record, Issuer};
 use crate::connections::agency::{
     app_id, company_key, installed_locations_url, read_page, InstalledLocation, API_VERSION, MAX_PAGES,
 };
