@@ -50,11 +50,29 @@ impl TokenMode {
             TokenMode::Agency => "agency",
         }
     }
+}
 
-    fn parse(text: &str) -> Option<TokenMode> {
-        [TokenMode::PrivateIntegration, TokenMode::ClientCredentials, TokenMode::OAuth]
+/// The modes `TOKEN_MODE` may name: the agency mode is a named connection's alone.
+#[derive(Debug, Clone, Copy)]
+enum SettingMode {
+    PrivateIntegration,
+    ClientCredentials,
+    OAuth,
+}
+
+impl SettingMode {
+    fn parse(text: &str) -> Option<SettingMode> {
+        [SettingMode::PrivateIntegration, SettingMode::ClientCredentials, SettingMode::OAuth]
             .into_iter()
-            .find(|mode| mode.as_str() == text)
+            .find(|mode| mode.token_mode().as_str() == text)
+    }
+
+    fn token_mode(self) -> TokenMode {
+        match self {
+            SettingMode::PrivateIntegration => TokenMode::PrivateIntegration,
+            SettingMode::ClientCredentials => TokenMode::ClientCredentials,
+            SettingMode::OAuth => TokenMode::OAuth,
+        }
     }
 }
 
@@ -116,20 +134,19 @@ impl TokenConfig {
         let get =
             |name: &str| lookup(name).map(|value| value.trim().to_owned()).filter(|value| !value.is_empty());
         let mode = match get("TOKEN_MODE") {
-            None => TokenMode::PrivateIntegration,
-            Some(text) => TokenMode::parse(&text).ok_or_else(|| {
+            None => SettingMode::PrivateIntegration,
+            Some(text) => SettingMode::parse(&text).ok_or_else(|| {
                 invalid("TOKEN_MODE", "use private_integration, client_credentials or oauth")
             })?,
         };
         let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
         Ok(match mode {
-            TokenMode::PrivateIntegration => TokenConfig::PrivateIntegration {
+            SettingMode::PrivateIntegration => TokenConfig::PrivateIntegration {
                 token: Secret::new(required("CONTACTS_API_TOKEN")?),
                 named: false,
             },
-            TokenMode::ClientCredentials => TokenConfig::ClientCredentials(read_issuer(&required, &get)?),
-            TokenMode::OAuth => oauth(&required, &get)?,
-            TokenMode::Agency => unreachable!("TOKEN_MODE never parses as agency"),
+            SettingMode::ClientCredentials => TokenConfig::ClientCredentials(read_issuer(&required, &get)?),
+            SettingMode::OAuth => oauth(&required, &get)?,
         })
     }
 
