@@ -31,7 +31,7 @@ impl Target<'_> {
             contact_id: self.contact_id,
             record: NewRecord { kind, key: self.key, updated_at: self.at, completed_at },
             then,
-            stage: RecordStage::Creating,
+            stage: RecordStage::Planned,
             before: self.link.cloned(),
         }
     }
@@ -252,15 +252,35 @@ enum Then {
 
 #[derive(Debug)]
 enum RecordStage {
+    /// Built, before [`RecordJob::start`] chose its first request: nothing sent, nothing to keep.
+    Planned,
     /// Looking the contact's notes or tasks up for what the create in doubt may have made.
     LookingUp(CreateInDoubt),
-    /// The create is sent (or about to be).
-    Creating,
+    /// The create is sent (or about to be), with what recognises the record it makes.
+    Creating(Box<Sent>),
     /// The create got no definite answer: it may have been applied.
-    Unanswered,
+    Unanswered(Box<Sent>),
     /// The event's own call on the record; `adopted`: the link to the record the lookup found,
     /// at the version in doubt.
     Following { call: SingleCall, adopted: Option<Link> },
+}
+
+/// A record job's move that answers no request (its first, or the one after a lookup): it
+/// sends, applies or waits, and never fails.
+enum Step {
+    Send(ApiRequest),
+    Applied(Applied),
+    Wait(String),
+}
+
+impl From<Step> for Next {
+    fn from(step: Step) -> Next {
+        match step {
+            Step::Send(request) => Next::Send(request),
+            Step::Applied(applied) => Next::Applied(applied),
+            Step::Wait(reason) => Next::Wait(reason),
+        }
+    }
 }
 
 /// A note or task event. Creates take no idempotency key, so a create that got no definite answer
@@ -280,28 +300,27 @@ pub struct RecordJob {
 impl RecordJob {
     /// The first move, given the record's link (already checked not to make the event stale).
     fn start(mut self, link: Option<&Link>) -> Start {
-        let next = match link {
+        let step = match link {
             Some(Link::InDoubt(doubt)) => {
                 self.stage = RecordStage::LookingUp(doubt.clone());
-                Next::Send(self.record.kind.list(&self.contact_id))
+                Step::Send(self.record.kind.list(&self.contact_id))
             }
             Some(Link::Live { id, .. }) => self.found(id.clone(), None),
             Some(Link::Deleted { .. }) | None => self.missing(),
         };
-        match next {
-            Next::Send(request) => Start::Send(Job::Record(Box::new(self)), request),
-            Next::Applied(applied) => Start::Finish(applied),
-            Next::Wait(reason) => Start::Wait(reason),
-            Next::Failed(_) => unreachable!("nothing was sent, so nothing failed"),
+        match step {
+            Step::Send(request) => Start::Send(Job::Record(Box::new(self)), request),
+            Step::Applied(applied) => Start::Finish(applied),
+            Step::Wait(reason) => Start::Wait(reason),
         }
     }
 
     /// The event's own call on the record `id`; `adopted_at`: the version in doubt, when the
     /// lookup found it.
-    fn found(&mut self, id: ApiId, adopted_at: Option<UnixMillis>) -> Next {
+    fn found(&mut self, id: ApiId, adopted_at: Option<UnixMillis>) -> Step {
         let (kind, contact_id) = (self.record.kind, &self.contact_id);
         let (request, action, remember) = match &self.then {
-            Then::Upsert { adopt: true, .. } => return self.applied(id, Action::Adopted),
+            Then::Upsert { adopt: true, .. } => return Step::Applied(self.applied(id, Action::Adopted)),
             Then::Upsert { body, .. } => {
                 let remember = Remember::Link {
                     key: self.record.key.clone(),
@@ -339,21 +358,22 @@ impl RecordJob {
         let adopted =
             adopted_at.map(|updated_at| Link::Live { id, updated_at, status_tag: None, completed_at: None });
         self.stage = RecordStage::Following { call, adopted };
-        Next::Send(request)
+        Step::Send(request)
     }
 
     /// No record in the API: create it, remember its deletion, or wait for the task.
-    fn missing(&mut self) -> Next {
+    fn missing(&mut self) -> Step {
         match &self.then {
             Then::Upsert { body, .. } => {
-                self.stage = RecordStage::Creating;
-                Next::Send(self.record.kind.upsert(&self.contact_id, None, body.clone()))
+                let request = self.record.kind.upsert(&self.contact_id, None, body.clone());
+                self.stage = RecordStage::Creating(Box::new(sent(body)));
+                Step::Send(request)
             }
-            Then::Delete => Next::Applied(Applied {
+            Then::Delete => Step::Applied(Applied {
                 outcome: Outcome::Skipped { reason: "it was never synced".into() },
                 writes: vec![tombstone(self.record.key.clone(), self.record.updated_at)],
             }),
-            Then::Complete { .. } => Next::Wait(TASK_MISSING.into()),
+            Then::Complete { .. } => Step::Wait(TASK_MISSING.into()),
         }
     }
 
@@ -363,29 +383,29 @@ impl RecordJob {
             (RecordStage::LookingUp(doubt), Answer::Success(list)) => {
                 let version = doubt.updated_at;
                 match self.record.kind.find(&list, doubt) {
-                    Ok(Some(id)) => self.found(id, Some(version)),
-                    Ok(None) => self.missing(),
+                    Ok(Some(id)) => self.found(id, Some(version)).into(),
+                    Ok(None) => self.missing().into(),
                     Err(detail) => Next::Failed(Failure::Retryable { detail }),
                 }
             }
-            (RecordStage::Creating, Answer::Success(answer)) => {
+            (RecordStage::Creating(sent), Answer::Success(answer)) => {
                 let id_at = self.record.kind.id_at();
                 match answer.pointer(id_at).and_then(Value::as_str).and_then(ApiId::parse) {
-                    Some(id) => self.applied(id, Action::Created),
+                    Some(id) => Next::Applied(self.applied(id, Action::Created)),
                     None => {
                         // Applied, but with no id to remember: the record stays in doubt.
-                        self.stage = RecordStage::Unanswered;
+                        self.stage = RecordStage::Unanswered(sent.clone());
                         let message = format!("the answer carried no usable id at {id_at}");
                         Next::Failed(Failure::Rejected { api_status: 200, message })
                     }
                 }
             }
-            (stage @ RecordStage::Creating, answer) if leaves_in_doubt(&answer) => {
-                *stage = RecordStage::Unanswered;
+            (RecordStage::Creating(sent), answer) if leaves_in_doubt(&answer) => {
+                self.stage = RecordStage::Unanswered(sent.clone());
                 Next::Failed(unanswered(answer))
             }
             // Refused: nothing was created, and the link is what it was before the create.
-            (RecordStage::Creating, answer) => match refused(answer, None) {
+            (RecordStage::Creating(_), answer) => match refused(answer, None) {
                 Next::Applied(mut skipped) => {
                     skipped.writes.push(self.restore());
                     Next::Applied(skipped)
@@ -397,11 +417,11 @@ impl RecordJob {
         }
     }
 
-    fn applied(&self, id: ApiId, action: Action) -> Next {
+    fn applied(&self, id: ApiId, action: Action) -> Applied {
         let NewRecord { key, updated_at, completed_at, .. } = &self.record;
         let writes = vec![link_write(key, &id, *updated_at, *completed_at)];
         let outcome = Outcome::Applied { action, contact_id: self.contact_id.clone(), record_id: Some(id) };
-        Next::Applied(Applied { outcome, writes })
+        Applied { outcome, writes }
     }
 
     /// What the link must say after a failed attempt that started at `attempt_started`: in doubt
@@ -409,28 +429,31 @@ impl RecordJob {
     /// lookup failed (so that the retry needs no lookup).
     pub(super) fn kept_on_failure(&self, attempt_started: UnixMillis) -> Option<Write> {
         match &self.stage {
-            RecordStage::Unanswered => Some(self.in_doubt(attempt_started)),
+            RecordStage::Unanswered(sent) => Some(self.in_doubt(sent, attempt_started)),
             RecordStage::Following { adopted, .. } => {
                 adopted.as_ref().map(|link| put(self.record.key.clone(), link))
             }
-            RecordStage::Creating => Some(self.restore()),
-            RecordStage::LookingUp(_) => None,
+            RecordStage::Creating(_) => Some(self.restore()),
+            RecordStage::Planned | RecordStage::LookingUp(_) => None,
         }
     }
 
     /// Before a request is sent: the create's link in doubt, written ahead of the create so that
     /// an answer lost even to a restart of the writer leaves the record known to be in doubt.
     pub(super) fn intent(&self, attempt_started: UnixMillis) -> Option<Write> {
-        matches!(self.stage, RecordStage::Creating).then(|| self.in_doubt(attempt_started))
+        match &self.stage {
+            RecordStage::Creating(sent) => Some(self.in_doubt(sent, attempt_started)),
+            _ => None,
+        }
     }
 
-    /// The link in doubt after this event's create was sent in an attempt begun at `attempt_started`.
-    fn in_doubt(&self, attempt_started: UnixMillis) -> Write {
-        let Then::Upsert { body, .. } = &self.then else { unreachable!("only an upsert creates") };
+    /// The link in doubt after this event's create, which sent `sent`, was sent in an attempt
+    /// begun at `attempt_started`.
+    fn in_doubt(&self, sent: &Sent, attempt_started: UnixMillis) -> Write {
         let doubt = CreateInDoubt {
             updated_at: self.record.updated_at,
             sent_at: attempt_started,
-            sent: Box::new(sent(body)),
+            sent: Box::new(sent.clone()),
         };
         put(self.record.key.clone(), &Link::InDoubt(doubt))
     }
