@@ -25,14 +25,21 @@ pub struct ContactTarget<'a> {
 
 #[derive(Debug, Clone, PartialEq)]
 enum Stage {
-    /// Searching for what the create in doubt made.
-    LookingUp(CreateInDoubt),
-    /// Asking the location for a contact with the same email or phone (`existing_contacts: adopt`).
-    Matching,
-    /// The create is sent (or about to be).
-    Creating,
-    /// The create got no definite answer: it may have been applied.
-    Unanswered,
+    /// Built, before [`ContactJob::start`] chose its first request: nothing sent, nothing to keep.
+    Planned,
+    /// Searching for what the create in doubt made; `create`: the fields to create it with when
+    /// it made nothing.
+    LookingUp {
+        doubt: CreateInDoubt,
+        create: serde_json::Map<String, Value>,
+    },
+    /// Asking the location for a contact with the same email or phone (`existing_contacts: adopt`),
+    /// before creating one with these fields.
+    Matching(serde_json::Map<String, Value>),
+    /// The create, with these fields, is sent (or about to be).
+    Creating(serde_json::Map<String, Value>),
+    /// The create with these fields got no definite answer: it may have been applied.
+    Unanswered(serde_json::Map<String, Value>),
     Updating {
         contact_id: ApiId,
         adopted: bool,
@@ -52,8 +59,6 @@ pub struct ContactJob {
     sightmill_id: String,
     location_id: String,
     update_fields: serde_json::Map<String, Value>,
-    /// The create's fields, when the contact may have to be created.
-    create: Option<serde_json::Map<String, Value>>,
     /// The custom field that carries the SightMill id on create.
     id_field: Option<String>,
     updated_at: UnixMillis,
@@ -89,13 +94,6 @@ impl ContactJob {
             Ok(update) => update,
             Err(reason) => return Start::Park(reason),
         };
-        let create = match link {
-            Some(Link::Live { .. }) => None,
-            _ => match mapped(Purpose::Create) {
-                Ok(create) => Some(create_fields(create.fields, target.sightmill_id, mapping)),
-                Err(reason) => return Start::Park(reason),
-            },
-        };
         let old_tag = match link {
             Some(Link::Live { status_tag, .. }) => status_tag.clone(),
             // What the create in doubt carried, if it was applied.
@@ -107,12 +105,11 @@ impl ContactJob {
             sightmill_id: target.sightmill_id.to_owned(),
             location_id: target.location_id.to_owned(),
             update_fields: update.fields,
-            create,
             id_field: mapping.sightmill_id_field().map(str::to_owned),
             updated_at: at,
             new_tag: update.status_tag.after(old_tag.clone()),
             old_tag,
-            stage: Stage::Creating,
+            stage: Stage::Planned,
             follow_ups: vec![],
             before: link.cloned(),
             adopted: None,
@@ -120,30 +117,50 @@ impl ContactJob {
         };
         let request = match link {
             Some(Link::Live { id, .. }) => job.update(id.clone(), false),
-            Some(Link::InDoubt(doubt)) => {
-                job.stage = Stage::LookingUp(doubt.clone());
-                contact_lookup::search(target.location_id, target.sightmill_id, doubt)
-            }
-            _ => match job.create.as_ref().and_then(|create| match mapping.existing_contacts() {
-                ExistingContacts::Adopt => contact_lookup::duplicate_search(target.location_id, create),
-                ExistingContacts::Create => None,
-            }) {
-                Some(search) => {
-                    job.stage = Stage::Matching;
-                    search
+            _ => match mapped(Purpose::Create) {
+                Ok(create) => {
+                    let create = create_fields(create.fields, target.sightmill_id, mapping);
+                    job.begin_create(link, create, mapping)
                 }
-                None => job.send_create(),
+                Err(reason) => return Start::Park(reason),
             },
         };
         Start::Send(Job::Contact(Box::new(job)), request)
     }
 
+    /// The first request for a contact that is not linked live, and may be created with `create`:
+    /// the search for what its create in doubt made, the location's search for a duplicate
+    /// (`existing_contacts: adopt`), or the create.
+    fn begin_create(
+        &mut self,
+        link: Option<&Link>,
+        create: serde_json::Map<String, Value>,
+        mapping: &Mapping,
+    ) -> ApiRequest {
+        if let Some(Link::InDoubt(doubt)) = link {
+            let search = contact_lookup::search(&self.location_id, &self.sightmill_id, doubt);
+            self.stage = Stage::LookingUp { doubt: doubt.clone(), create };
+            return search;
+        }
+        let duplicate = match mapping.existing_contacts() {
+            ExistingContacts::Adopt => contact_lookup::duplicate_search(&self.location_id, &create),
+            ExistingContacts::Create => None,
+        };
+        match duplicate {
+            Some(search) => {
+                self.stage = Stage::Matching(create);
+                search
+            }
+            None => self.send_create(create),
+        }
+    }
+
     pub(super) fn on_answer(&mut self, answer: Answer) -> Next {
         match (self.stage.clone(), answer) {
-            (Stage::LookingUp(doubt), Answer::Success(list)) => {
+            (Stage::LookingUp { doubt, create }, Answer::Success(list)) => {
                 match contact_lookup::find(&list, &self.sightmill_id, &doubt) {
                     Ok(Found::One(id)) => self.adopt(id, &doubt),
-                    Ok(Found::Nothing) => Next::Send(self.send_create()),
+                    Ok(Found::Nothing) => Next::Send(self.send_create(create)),
                     Ok(Found::Ambiguous(first, second)) => Next::Failed(Failure::Rejected {
                         api_status: 200,
                         message: format!(
@@ -154,40 +171,44 @@ impl ContactJob {
                     Err(detail) => Next::Failed(Failure::Retryable { detail }),
                 }
             }
-            (Stage::Matching, Answer::Success(answer)) => match contact_lookup::duplicate_found(&answer) {
-                Ok(Some(id)) => Next::Send(self.update(id, true)),
-                Ok(None) => Next::Send(self.send_create()),
-                Err(detail) => Next::Failed(Failure::Retryable { detail }),
-            },
-            (Stage::Creating, Answer::Success(body)) => {
+            (Stage::Matching(create), Answer::Success(answer)) => {
+                match contact_lookup::duplicate_found(&answer) {
+                    Ok(Some(id)) => Next::Send(self.update(id, true)),
+                    Ok(None) => Next::Send(self.send_create(create)),
+                    Err(detail) => Next::Failed(Failure::Retryable { detail }),
+                }
+            }
+            (Stage::Creating(create), Answer::Success(body)) => {
                 match body.pointer("/contact/id").and_then(Value::as_str).and_then(ApiId::parse) {
                     // The create carried the status tag in its body: nothing to swap.
                     Some(id) => self.applied(id, Action::Created),
                     None => {
                         // Applied, but with no id to remember: the contact stays in doubt.
-                        self.stage = Stage::Unanswered;
+                        self.stage = Stage::Unanswered(create);
                         let message = "the create answer carried no usable contact.id".into();
                         Next::Failed(Failure::Rejected { api_status: 201, message })
                     }
                 }
             }
-            (Stage::Creating, Answer::Duplicate(contact_id)) => {
+            (Stage::Creating(_), Answer::Duplicate(contact_id)) => {
                 // The location refuses duplicates and names the contact it holds: the create made
                 // nothing, so the old tag is the one that contact has from before, if any.
                 self.old_tag = None;
                 Next::Send(self.update(contact_id, true))
             }
-            (Stage::Creating, answer) if leaves_in_doubt(&answer) => {
-                self.stage = Stage::Unanswered;
+            (Stage::Creating(create), answer) if leaves_in_doubt(&answer) => {
+                self.stage = Stage::Unanswered(create);
                 Next::Failed(unanswered(answer))
             }
             (Stage::Updating { contact_id, adopted }, Answer::Success(_)) => {
                 let action = if adopted { Action::Adopted } else { Action::Updated };
                 self.queue_tag_swap(&contact_id);
-                self.stage = Stage::Tagging { contact_id, action };
-                self.next_follow_up()
+                self.stage = Stage::Tagging { contact_id: contact_id.clone(), action };
+                self.next_follow_up(contact_id, action)
             }
-            (Stage::Tagging { .. }, Answer::Success(_)) => self.next_follow_up(),
+            (Stage::Tagging { contact_id, action }, Answer::Success(_)) => {
+                self.next_follow_up(contact_id, action)
+            }
             (_, answer) => refused(answer, None),
         }
     }
@@ -209,16 +230,19 @@ impl ContactJob {
         request
     }
 
-    fn send_create(&mut self) -> ApiRequest {
-        self.stage = Stage::Creating;
+    fn send_create(&mut self, create: serde_json::Map<String, Value>) -> ApiRequest {
+        let request = ApiRequest::create_contact(&self.location_id, create.clone());
+        self.stage = Stage::Creating(create);
         self.created = true;
-        let fields = self.create.clone().expect("a contact that may be created has its create planned");
-        ApiRequest::create_contact(&self.location_id, fields)
+        request
     }
 
     /// Before the create is sent: the contact's link in doubt.
     pub(super) fn intent(&self, sent_at: UnixMillis) -> Option<Write> {
-        matches!(self.stage, Stage::Creating).then(|| self.in_doubt(sent_at))
+        match &self.stage {
+            Stage::Creating(create) => Some(self.in_doubt(create, sent_at)),
+            _ => None,
+        }
     }
 
     /// What the link must say after a failed attempt: in doubt when its create went unanswered;
@@ -226,15 +250,15 @@ impl ContactJob {
     /// it was (the create was refused, or the contact it named as a duplicate was not updated).
     pub(super) fn kept_on_failure(&self, sent_at: UnixMillis) -> Option<Write> {
         match (&self.stage, &self.adopted) {
-            (Stage::Unanswered, _) => Some(self.in_doubt(sent_at)),
+            (Stage::Unanswered(create), _) => Some(self.in_doubt(create, sent_at)),
             (_, Some(link)) => Some(put(self.key.clone(), link)),
             _ if self.created => Some(self.restore()),
             _ => None,
         }
     }
 
-    fn in_doubt(&self, sent_at: UnixMillis) -> Write {
-        let create = self.create.as_ref().expect("only a planned create is in doubt");
+    /// The link in doubt after a create with `create` was sent at `sent_at`.
+    fn in_doubt(&self, create: &serde_json::Map<String, Value>, sent_at: UnixMillis) -> Write {
         let sent = Box::new(contact_lookup::sent(create, self.id_field.as_deref()));
         put(self.key.clone(), &Link::InDoubt(CreateInDoubt { updated_at: self.updated_at, sent_at, sent }))
     }
@@ -259,11 +283,11 @@ impl ContactJob {
         }
     }
 
-    fn next_follow_up(&mut self) -> Next {
-        match (self.follow_ups.pop(), &self.stage) {
-            (Some(request), _) => Next::Send(request),
-            (None, Stage::Tagging { contact_id, action }) => self.applied(contact_id.clone(), *action),
-            (None, _) => unreachable!("follow-ups run only in the tagging stage"),
+    /// The next tag call for `contact_id`, or, when none is left, the event applied as `action`.
+    fn next_follow_up(&mut self, contact_id: ApiId, action: Action) -> Next {
+        match self.follow_ups.pop() {
+            Some(request) => Next::Send(request),
+            None => self.applied(contact_id, action),
         }
     }
 
