@@ -16,9 +16,9 @@
 //! ([`ContactJob`], [`crate::sync::contact_lookup`]), a note or task in its contact's list
 //! ([`RecordJob`]).
 
-mod contact;
-mod record;
-mod tag;
+pub mod contact;
+pub mod record;
+pub mod tag;
 #[cfg(test)]
 mod test_support;
 
