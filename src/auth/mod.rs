@@ -9,4 +9,5 @@ pub mod envelope;
 pub mod install;
 pub mod request_url;
 pub mod token_endpoint;
+pub mod token_record;
 pub mod tokens;

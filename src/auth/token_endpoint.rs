@@ -4,8 +4,17 @@
 
 use serde_json::Value;
 
-use crate::auth::tokens::{OAuthClient, TokenError, TokenRecord};
+use crate::auth::token_record::{TokenError, TokenRecord};
 use crate::secret::Secret;
+
+/// The app's credentials at the token endpoint.
+#[derive(Debug, Clone)]
+pub struct OAuthClient {
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// `{OAUTH_BASE}/oauth/token`.
+    pub token_url: String,
+}
 
 /// Whom a token acts for: one location (sub-account), or the agency (company), whose token
 /// mints location tokens.

@@ -9,17 +9,15 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use thiserror::Error;
 
 use crate::auth::envelope::{Envelope, EnvelopeError, KeyRing, NONCE_LEN};
-use crate::auth::token_endpoint::{form_encode, Grant};
+use crate::auth::token_endpoint::{form_encode, Grant, OAuthClient};
+use crate::auth::token_record::{safe_location_id, TokenError, TokenRecord};
 use crate::config::ConfigError;
 use crate::connections::TokenSource;
 use crate::contacts_api::{API_VERSION, DEFAULT_BASE_URL};
 use crate::secret::Secret;
 
-/// A stored token is renewed once it is this close to its expiry (tokens live about 24 hours).
-pub const REFRESH_MARGIN_MS: i64 = 5 * 60 * 1000;
 /// The marketplace page where an agency user picks the location to install the app on.
 pub const DEFAULT_INSTALL_URL: &str = "https://marketplace.gohighlevel.com/oauth/chooselocation";
 /// The scopes the worker asks for at install: contacts, read and write (the workflow, campaign and
@@ -31,24 +29,6 @@ pub const DEFAULT_SCOPES: &str =
 /// `token:{locationId}`: the encrypted token record of one location.
 pub fn token_key(location_id: &str) -> String {
     format!("token:{location_id}")
-}
-
-/// Why no token could be had. The shell maps each kind to a retry decision (and the operator
-/// alert); the message never carries a token or a secret.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum TokenError {
-    /// A setting is missing or invalid, or the location has no usable installation: the operator
-    /// must fix the configuration (or install the app) before anything can be sent.
-    #[error("{0}")]
-    NotConfigured(String),
-    /// The token endpoint or KV failed for now (5xx, 429, timeout, network): retry later.
-    #[error("{0}")]
-    Unavailable(String),
-    /// Refused for good: the token endpoint refused the grant or the client (`invalid_grant`,
-    /// `invalid_client`, location not active), or the API refused a static token. Retry later and
-    /// tell the operator.
-    #[error("{0}")]
-    Refused(String),
 }
 
 /// How the worker gets its access token (`TOKEN_MODE`).
@@ -70,11 +50,29 @@ impl TokenMode {
             TokenMode::Agency => "agency",
         }
     }
+}
 
-    fn parse(text: &str) -> Option<TokenMode> {
-        [TokenMode::PrivateIntegration, TokenMode::ClientCredentials, TokenMode::OAuth]
+/// The modes `TOKEN_MODE` may name: the agency mode is a named connection's alone.
+#[derive(Debug, Clone, Copy)]
+enum SettingMode {
+    PrivateIntegration,
+    ClientCredentials,
+    OAuth,
+}
+
+impl SettingMode {
+    fn parse(text: &str) -> Option<SettingMode> {
+        [SettingMode::PrivateIntegration, SettingMode::ClientCredentials, SettingMode::OAuth]
             .into_iter()
-            .find(|mode| mode.as_str() == text)
+            .find(|mode| mode.token_mode().as_str() == text)
+    }
+
+    fn token_mode(self) -> TokenMode {
+        match self {
+            SettingMode::PrivateIntegration => TokenMode::PrivateIntegration,
+            SettingMode::ClientCredentials => TokenMode::ClientCredentials,
+            SettingMode::OAuth => TokenMode::OAuth,
+        }
     }
 }
 
@@ -109,14 +107,6 @@ pub struct Issuer {
     pub keys: KeyRing,
 }
 
-#[derive(Debug, Clone)]
-pub struct OAuthClient {
-    pub client_id: String,
-    pub client_secret: Secret,
-    /// `{OAUTH_BASE}/oauth/token`.
-    pub token_url: String,
-}
-
 /// What the install route needs.
 #[derive(Debug, Clone)]
 pub struct InstallSettings {
@@ -144,20 +134,19 @@ impl TokenConfig {
         let get =
             |name: &str| lookup(name).map(|value| value.trim().to_owned()).filter(|value| !value.is_empty());
         let mode = match get("TOKEN_MODE") {
-            None => TokenMode::PrivateIntegration,
-            Some(text) => TokenMode::parse(&text).ok_or_else(|| {
+            None => SettingMode::PrivateIntegration,
+            Some(text) => SettingMode::parse(&text).ok_or_else(|| {
                 invalid("TOKEN_MODE", "use private_integration, client_credentials or oauth")
             })?,
         };
         let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
         Ok(match mode {
-            TokenMode::PrivateIntegration => TokenConfig::PrivateIntegration {
+            SettingMode::PrivateIntegration => TokenConfig::PrivateIntegration {
                 token: Secret::new(required("CONTACTS_API_TOKEN")?),
                 named: false,
             },
-            TokenMode::ClientCredentials => TokenConfig::ClientCredentials(read_issuer(&required, &get)?),
-            TokenMode::OAuth => oauth(&required, &get)?,
-            TokenMode::Agency => unreachable!("TOKEN_MODE never parses as agency"),
+            SettingMode::ClientCredentials => TokenConfig::ClientCredentials(read_issuer(&required, &get)?),
+            SettingMode::OAuth => oauth(&required, &get)?,
         })
     }
 
@@ -279,54 +268,6 @@ fn url_setting(value: Option<String>, name: &'static str) -> Result<Option<Strin
 
 fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { name, reason: reason.into() }
-}
-
-/// What the token endpoint issued, as kept (encrypted) in KV.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenRecord {
-    pub access_token: Secret,
-    /// Present for OAuth installs; each refresh replaces it (the old one is spent).
-    pub refresh_token: Option<Secret>,
-    /// When the grant was sent (the lifetime is counted from there, to err on the early side).
-    pub obtained_at_ms: i64,
-    pub expires_at_ms: i64,
-    pub location_id: Option<String>,
-    pub company_id: Option<String>,
-    pub scope: Option<String>,
-}
-
-impl TokenRecord {
-    /// The instant from which the token is renewed before use.
-    pub fn renew_at_ms(&self) -> i64 {
-        self.expires_at_ms.saturating_sub(REFRESH_MARGIN_MS)
-    }
-
-    /// Whether the token is within the refresh margin of its expiry (or past it) at `now_ms`.
-    pub fn is_due(&self, now_ms: i64) -> bool {
-        now_ms >= self.renew_at_ms()
-    }
-
-    /// Refuses a token issued for another location than the one it is meant for.
-    pub fn check_location(&self, location_id: &str) -> Result<(), TokenError> {
-        match &self.location_id {
-            Some(issued_for) if issued_for != location_id => Err(TokenError::Refused(format!(
-                "the token endpoint issued a token for location `{}`, not `{location_id}`",
-                printable_id(issued_for)
-            ))),
-            _ => Ok(()),
-        }
-    }
-}
-
-/// A location id from the token endpoint, fit for a message or a KV key; `None` when it is not.
-pub fn safe_location_id(text: &str) -> Option<&str> {
-    let safe = (1..=64).contains(&text.len())
-        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    safe.then_some(text)
-}
-
-fn printable_id(text: &str) -> &str {
-    safe_location_id(text).unwrap_or("(malformed)")
 }
 
 /// The plaintext inside the envelope. Private: it exists only between `seal_record` and
@@ -545,6 +486,7 @@ fn refresh_grant(location_id: &str, stored: &Stored) -> Result<Grant, TokenError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::token_record::REFRESH_MARGIN_MS;
     use std::collections::HashMap;
 
     const K1: &str = "k1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";

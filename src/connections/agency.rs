@@ -8,7 +8,7 @@
 use serde_json::Value;
 
 use crate::auth::token_endpoint::form_encode;
-use crate::auth::tokens::{safe_location_id, TokenError};
+use crate::auth::token_record::{safe_location_id, TokenError};
 
 pub use crate::contacts_api::API_VERSION;
 

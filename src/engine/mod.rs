@@ -14,9 +14,10 @@ pub mod ports;
 pub mod tallies;
 mod transition;
 
-#[cfg(test)]
+// The native tests (their executor is a native dev-dependency).
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod memory;
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests;
 
 use std::cell::{Cell, RefCell};

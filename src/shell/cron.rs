@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use worker::{console_error, Env};
 
 use crate::config::Config;
-use crate::shell::directory::default_id;
+use crate::shell::platform::connections::default_id;
 use crate::shell::platform::object_stub::ObjectStub;
 use crate::shell::platform::runtime::setting;
 

@@ -217,6 +217,14 @@ enum OnUpdate {
 }
 
 impl StandardField {
+    /// Writes `value` to this field, unless an update leaves it out.
+    fn write(&self, value: Value, purpose: Purpose, fields: &mut Map<String, Value>) {
+        if purpose == Purpose::Update && !self.updates_with(&value) {
+            return;
+        }
+        fields.insert(self.name.into(), value);
+    }
+
     /// Whether an update sends `value` for this field.
     fn updates_with(&self, value: &Value) -> bool {
         match self.on_update {
@@ -242,12 +250,16 @@ const fn field(name: &'static str, kind: Kind, on_update: OnUpdate) -> StandardF
 }
 
 /// The Contacts API contact fields a mapping may write (CreateContactDto / UpdateContactDto).
+/// The standard fields the default mapping writes by name.
+const EMAIL: StandardField = text("email");
+const PHONE: StandardField = text("phone");
+
 static STANDARD_FIELDS: [StandardField; 18] = [
     text("firstName"),
     text("lastName"),
     text("name"),
-    text("email"),
-    text("phone"),
+    EMAIL,
+    PHONE,
     text("address1"),
     text("city"),
     text("state"),
@@ -382,7 +394,6 @@ impl Default for Mapping {
     /// Used when no mapping is configured: name split into first and last name, email trimmed
     /// and lower-cased, phone trimmed; status not sent.
     fn default() -> Mapping {
-        let standard = |name| Target::Standard(standard_field(name).expect("a standard field"));
         let rule = |from: &str, target, transforms: Vec<Transform>| Rule {
             source: Source::Field(vec![from.to_owned()]),
             target,
@@ -391,8 +402,8 @@ impl Default for Mapping {
         Mapping {
             rules: vec![
                 rule("name", Target::SplitName, vec![Transform::Trim]),
-                rule("email", standard("email"), vec![Transform::Trim, Transform::Lowercase]),
-                rule("phone", standard("phone"), vec![Transform::Trim]),
+                rule("email", Target::Standard(&EMAIL), vec![Transform::Trim, Transform::Lowercase]),
+                rule("phone", Target::Standard(&PHONE), vec![Transform::Trim]),
             ],
             status: None,
             default_country_code: None,
@@ -638,7 +649,10 @@ impl Mapping {
                     };
                     custom.write(target, &field, value, self.default_country_code.as_deref())?;
                 }
-                target => target.write(self.transform(rule, value)?, purpose, &mut fields),
+                Target::Standard(standard) => {
+                    standard.write(self.transform(rule, value)?, purpose, &mut fields)
+                }
+                Target::SplitName => write_split_name(self.transform(rule, value)?, &mut fields),
             }
         }
         let mut status_tag = StatusTag::Unchanged;
@@ -741,28 +755,20 @@ impl Target {
         let custom = |t: &Target| matches!(t, Target::CustomField(_));
         custom(self) == custom(other) && self.names().iter().any(|name| other.names().contains(name))
     }
+}
 
-    /// Writes a standard field (or the split name); custom fields go through [`Custom::write`].
-    fn write(&self, value: Value, purpose: Purpose, fields: &mut Map<String, Value>) {
-        match self {
-            Target::Standard(field) if purpose == Purpose::Update && !field.updates_with(&value) => {}
-            Target::Standard(field) => {
-                fields.insert(field.name.into(), value);
-            }
-            Target::SplitName => {
-                let (first, last) = match value.as_str() {
-                    Some(full) => match full.split_once(char::is_whitespace) {
-                        Some((first, last)) => (Value::from(first), Value::from(last.trim())),
-                        None => (Value::from(full), Value::Null),
-                    },
-                    None => (Value::Null, Value::Null),
-                };
-                fields.insert("firstName".into(), first);
-                fields.insert("lastName".into(), last);
-            }
-            Target::CustomField(_) => unreachable!("custom fields are written by Custom::write"),
-        }
-    }
+/// Writes a full name as `firstName` and `lastName`, split at its first space (custom fields go
+/// through [`Custom::write`], standard ones through [`StandardField::write`]).
+fn write_split_name(value: Value, fields: &mut Map<String, Value>) {
+    let (first, last) = match value.as_str() {
+        Some(full) => match full.split_once(char::is_whitespace) {
+            Some((first, last)) => (Value::from(first), Value::from(last.trim())),
+            None => (Value::from(full), Value::Null),
+        },
+        None => (Value::Null, Value::Null),
+    };
+    fields.insert("firstName".into(), first);
+    fields.insert("lastName".into(), last);
 }
 
 /// The custom fields of one contact as they are mapped: the values to send and the ones left out.

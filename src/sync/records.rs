@@ -18,7 +18,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::contacts_api::ApiId;
-use crate::sync::wire::{WireLink, WireOutcome, WireRecord};
 use crate::timestamp::UnixMillis;
 
 pub fn webhook_key(webhook_id: &str) -> String {
@@ -86,8 +85,9 @@ pub fn body_fingerprint(body: &[u8]) -> String {
 
 /// Where a SightMill record lives in the Contacts API, or that it was deleted, with the newest
 /// `updated_at` applied to it: anything older is stale.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(into = "WireLink", try_from = "WireLink")]
+///
+/// Stored through its wire form ([`crate::sync::wire`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Link {
     Live {
         id: ApiId,
@@ -193,8 +193,7 @@ pub struct TagState {
 
 /// The idempotency and queue record of one webhook, stored as one flat JSON object (the common
 /// fields, `state`, and the state's fields; see [`crate::sync::wire`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(into = "WireRecord", try_from = "WireRecord")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookRecord {
     pub body_sha256: String,
     pub event_type: String,
@@ -242,8 +241,9 @@ pub enum Action {
 }
 
 /// The final result of one webhook, stored and answered (redeliveries get the same).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(into = "WireOutcome", try_from = "WireOutcome")]
+///
+/// Stored through its wire form ([`crate::sync::wire`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Applied {
         action: Action,

@@ -7,8 +7,8 @@ use thiserror::Error;
 use crate::sync::plan::Failure;
 use crate::timestamp::UnixMillis;
 
-/// 1 min, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, 24 h: then the event is parked.
-pub const DEFAULT_SCHEDULE: &str = "1m,5m,30m,2h,5h,10h,10h,24h";
+/// 1 min, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, 24 h (in seconds): then the event is parked.
+const DEFAULT_DELAYS_SECS: [u64; 8] = [60, 300, 1_800, 7_200, 18_000, 36_000, 36_000, 86_400];
 /// How long an event may wait for its contact (or task) before it is parked.
 pub const DEFAULT_MAX_WAIT_SECS: u64 = 24 * 60 * 60;
 /// Longest pause a `Retry-After` may impose.
@@ -52,8 +52,7 @@ impl Schedule {
 
 impl Default for Schedule {
     fn default() -> Schedule {
-        Schedule::parse(DEFAULT_SCHEDULE)
-            .unwrap_or_else(|error| unreachable!("the default schedule: {error}"))
+        Schedule(DEFAULT_DELAYS_SECS.to_vec())
     }
 }
 
@@ -207,6 +206,11 @@ mod tests {
     #[test]
     fn schedules_parse_and_refuse_nonsense() {
         assert_eq!(Schedule::default().0, vec![60, 300, 1_800, 7_200, 18_000, 36_000, 36_000, 86_400]);
+        assert_eq!(
+            Schedule::parse("1m,5m,30m,2h,5h,10h,10h,24h"),
+            Ok(Schedule::default()),
+            "as the README says"
+        );
         assert_eq!(Schedule::parse("90s, 1d").unwrap().0, vec![90, 86_400]);
         for bad in ["", "5", "5x", "m", "0s", "8d", "-1m", "1m,,2m", "1m,5µ", "é", "5мs"] {
             assert!(Schedule::parse(bad).is_err(), "{bad}");

@@ -3,8 +3,11 @@
 //! Each record goes through a flat "wire" struct and a conversion, rather than serde's `flatten`
 //! and internally tagged enums: those buffer every field through serde's generic `Content` tree,
 //! which costs the Wasm upload several KiB. The JSON is the same either way.
+//! The records' own `Serialize` and `Deserialize` are written here, through the wire form, so
+//! the records know nothing of how they are stored.
 
-use serde::{Deserialize, Serialize};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::contacts_api::ApiId;
 use crate::sync::records::{Action, CreateInDoubt, Link, Outcome, Sent, WebhookRecord, WebhookState};
@@ -252,5 +255,61 @@ impl TryFrom<WireLink> for Link {
             }),
             LinkName::Deleted => Link::Deleted { updated_at: wire.updated_at },
         })
+    }
+}
+
+/// Serialises `value` as its wire form `W`.
+fn serialize_as<W, T, S>(value: &T, serializer: S) -> Result<S::Ok, S::Error>
+where
+    W: Serialize + From<T>,
+    T: Clone,
+    S: Serializer,
+{
+    W::from(value.clone()).serialize(serializer)
+}
+
+/// Reads the wire form `W`, then converts it (a failed conversion is a serde error).
+fn deserialize_as<'de, W, T, D>(deserializer: D) -> Result<T, D::Error>
+where
+    W: Deserialize<'de>,
+    T: TryFrom<W, Error = String>,
+    D: Deserializer<'de>,
+{
+    T::try_from(W::deserialize(deserializer)?).map_err(D::Error::custom)
+}
+
+impl Serialize for WebhookRecord {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serialize_as::<WireRecord, _, _>(self, serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for WebhookRecord {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<WebhookRecord, D::Error> {
+        deserialize_as::<WireRecord, _, _>(deserializer)
+    }
+}
+
+impl Serialize for Outcome {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serialize_as::<WireOutcome, _, _>(self, serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Outcome {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Outcome, D::Error> {
+        deserialize_as::<WireOutcome, _, _>(deserializer)
+    }
+}
+
+impl Serialize for Link {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serialize_as::<WireLink, _, _>(self, serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Link {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Link, D::Error> {
+        deserialize_as::<WireLink, _, _>(deserializer)
     }
 }

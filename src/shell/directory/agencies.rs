@@ -8,10 +8,11 @@
 use serde_json::{json, Value};
 use worker::{console_error, console_log, Headers, Method, Request};
 
-use super::{misconfigured, operator::default_id, storage, Answer, Directory};
+use super::{misconfigured, storage, Answer, Directory};
 use crate::auth::envelope::{Envelope, NONCE_LEN};
 use crate::auth::token_endpoint::{Grant, UserType};
-use crate::auth::tokens::{open_record, seal_record, Issuer, TokenError, TokenRecord};
+use crate::auth::token_record::{TokenError, TokenRecord};
+use crate::auth::tokens::{open_record, seal_record, Issuer};
 use crate::connections::agency::{
     app_id, company_key, installed_locations_url, read_page, InstalledLocation, API_VERSION, MAX_PAGES,
 };
@@ -19,6 +20,7 @@ use crate::connections::{Connection, ConnectionId, TokenSource};
 use crate::intake::Refusal;
 use crate::secret::Secret;
 use crate::shell::location::tokens::token_config;
+use crate::shell::platform::connections::default_id;
 use crate::shell::platform::http::{self, fetch_with_timeout};
 use crate::shell::platform::runtime::now_ms;
 use crate::shell::platform::token_endpoint::exchange_as;

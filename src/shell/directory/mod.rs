@@ -29,7 +29,6 @@ use crate::shell::platform::object_stub::ObjectStub;
 use crate::shell::platform::respond;
 use crate::shell::platform::runtime::{now_ms, setting};
 use db::{Db, Presence, Write};
-pub use operator::default_id;
 
 /// The setting the records are sealed under.
 const KEYS_SETTING: &str = "TOKEN_ENCRYPTION_KEYS";

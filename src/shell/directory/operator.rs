@@ -14,6 +14,7 @@ use crate::connections::{
 };
 use crate::intake::Refusal;
 use crate::secret::Secret;
+use crate::shell::platform::connections::default_id;
 use crate::shell::platform::object_stub::OPERATOR_HEADER;
 use crate::shell::platform::runtime::{now_ms, setting};
 
@@ -58,11 +59,6 @@ impl Operator<'_> {
             json!({"msg": "connection changed", "action": action, "connection": id, "by": self.name})
         );
     }
-}
-
-/// The default connection's id, when the deployment has one (`GHL_LOCATION_ID`).
-pub fn default_id(env: &Env) -> Option<ConnectionId> {
-    setting(env, "GHL_LOCATION_ID").and_then(|text| ConnectionId::parse(text.trim()).ok())
 }
 
 /// The deployment's own signing secrets (`WEBHOOK_SECRETS`): no named connection may use them.

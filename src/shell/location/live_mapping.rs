@@ -117,7 +117,7 @@ async fn dry_run(writer: &Writer, config: &Config, req: &mut Request) -> Result<
         },
     };
     let event = parts.remove("event").unwrap_or(Value::Null).to_string();
-    super::operator::dry_run(writer, config, &mapping, event.as_bytes()).await
+    super::dry_run::answer(writer, config, &mapping, event.as_bytes()).await
 }
 
 /// The request's body as a checked mapping, or the refusal: 413 above [`MAX_DOCUMENT_BYTES`],

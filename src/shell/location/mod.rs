@@ -15,6 +15,7 @@ mod alerts;
 pub mod connection;
 mod custom_fields;
 mod db;
+mod dry_run;
 mod live_mapping;
 mod log;
 mod operator;

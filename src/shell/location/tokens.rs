@@ -18,9 +18,10 @@ use super::db::Db;
 use super::log::Log;
 use crate::auth::envelope::{Envelope, KeyRing, NONCE_LEN};
 use crate::auth::token_endpoint::Grant;
+use crate::auth::token_record::TokenRecord;
 use crate::auth::tokens::{
     location_token, location_token_request, plan, seal_record, token_key, AgencySource, Issuer, Plan, Stored,
-    TokenConfig, TokenMode, TokenRecord,
+    TokenConfig, TokenMode,
 };
 use crate::connections::TokenSource;
 use crate::secret::Secret;
@@ -31,7 +32,7 @@ use crate::shell::platform::runtime::{now_ms, setting};
 use crate::shell::platform::token_endpoint::exchange;
 use crate::sync::plan::Failure;
 
-pub use crate::auth::tokens::TokenError;
+pub use crate::auth::token_record::TokenError;
 
 /// The `meta` row that holds the encrypted token record.
 const META_KEY: &str = "token";

@@ -8,7 +8,8 @@
 //! them pushes no live record out. After a signature mismatch on a known connection the record
 //! is fetched again from the Directory (a secret rotated a moment ago), at most once per
 //! [`REFETCH_GAP_MS`] per id. Revocation does not wait for this copy: the location's Durable
-//! Object checks the secret again at accept.
+//! Object checks the secret again at accept. The default connection's id (`GHL_LOCATION_ID`,
+//! [`default_id`]) is read here too: the cron, the routes and the Directory tell it from the named ones.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -34,6 +35,11 @@ const MAX_UNKNOWN: usize = 256;
 /// KV's own cache of a record read here (its shortest): a location that read an id before the
 /// Directory published it sees it within this long.
 pub const RECORD_CACHE_TTL_SECS: u32 = 30;
+
+/// The default connection's id, when the deployment has one (`GHL_LOCATION_ID`).
+pub fn default_id(env: &Env) -> Option<ConnectionId> {
+    setting(env, "GHL_LOCATION_ID").and_then(|text| ConnectionId::parse(text.trim()).ok())
+}
 
 thread_local! {
     static LIVE: RefCell<Recent<Rc<Connection>>> = const { RefCell::new(Recent::new(MAX_LIVE)) };

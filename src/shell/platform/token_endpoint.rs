@@ -7,8 +7,8 @@ use worker::{Headers, Method, Request};
 
 use super::http::{self, fetch_with_timeout, TransportFailure};
 
-use crate::auth::token_endpoint::{interpret, token_request_as, Grant, TokenAnswer, UserType};
-use crate::auth::tokens::{OAuthClient, TokenError, TokenRecord};
+use crate::auth::token_endpoint::{interpret, token_request_as, Grant, OAuthClient, TokenAnswer, UserType};
+use crate::auth::token_record::{TokenError, TokenRecord};
 
 /// How long the token endpoint may take to answer.
 const TIMEOUT_MS: u32 = 10_000;

@@ -11,7 +11,7 @@ use worker::{Env, Method, Request, Response, Result};
 
 use crate::connections::{unknown_connection, ConnectionId};
 use crate::intake::Refusal;
-use crate::shell::directory::default_id;
+use crate::shell::platform::connections::default_id;
 use crate::shell::platform::object_stub::ObjectStub;
 use crate::shell::platform::respond;
 use crate::shell::routes::oauth;

@@ -19,14 +19,13 @@ use crate::auth::install::{
     INVITE_PARAM, NONCE_LEN,
 };
 use crate::auth::token_endpoint::{Grant, UserType};
-use crate::auth::tokens::{
-    safe_location_id, seal_record, InstallSettings, Issuer, TokenConfig, TokenError, TokenRecord,
-};
+use crate::auth::token_record::{safe_location_id, TokenError, TokenRecord};
+use crate::auth::tokens::{seal_record, InstallSettings, Issuer, TokenConfig};
 use crate::config::Config;
 use crate::connections::agency::company_key;
 use crate::intake::Refusal;
-use crate::shell::directory::default_id;
 use crate::shell::location::tokens::{seal, token_config};
+use crate::shell::platform::connections::default_id;
 use crate::shell::platform::object_stub::ObjectStub;
 use crate::shell::platform::respond;
 use crate::shell::platform::runtime::{now_ms, setting};
