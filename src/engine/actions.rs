@@ -5,9 +5,8 @@
 
 use serde_json::{json, Value};
 
-use super::attempt::Attempt;
 use super::ports::{Api, Clock, Outside, Store, StoreError};
-use super::Run;
+use super::{Attempt, Run};
 use crate::contacts_api::{classify, Answer, ApiId, ApiRequest};
 use crate::intake::event::Event;
 use crate::secret::Secret;

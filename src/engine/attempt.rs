@@ -10,7 +10,7 @@ use super::actions::{self, Stopped};
 use super::custom_fields::{self, Prepared};
 use super::ports::{Api, Clock, Outside, Store, StoreError, StoreResult};
 use super::transition::Transition;
-use super::{Ran, Run};
+use super::{Attempt, Ran, Run};
 use crate::contacts_api::{classify, Answer, ApiRequest};
 use crate::intake::event::{parse_event, Change, Event};
 use crate::sync::mapping::Mapping;
@@ -18,7 +18,6 @@ use crate::sync::plan::{self, Applied, Failure, Job, Next, Start, Write, MAX_CAL
 use crate::sync::queue::Later;
 use crate::sync::records::{Outcome, TagState, WebhookRecord, WebhookState};
 use crate::sync::report::Decision as LogDecision;
-use crate::timestamp::UnixMillis;
 
 /// How driving a job ended; a failure keeps what the id maps must still learn (a link in doubt
 /// or adopted).
@@ -26,15 +25,6 @@ enum Driven {
     Applied(Applied),
     Wait(String),
     Failed(Failure, Option<Write>),
-}
-
-/// An attempt under way: the webhook, its record as taken, and when it started.
-pub(super) struct Attempt<'r> {
-    pub id: &'r str,
-    pub record: WebhookRecord,
-    pub started: UnixMillis,
-    /// Calls made so far for this event.
-    pub calls: u32,
 }
 
 impl<S: Store, A: Api, C: Clock, O: Outside> Run<'_, S, A, C, O> {

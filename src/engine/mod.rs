@@ -34,7 +34,7 @@ use tallies::{Counter, QueueFigures};
 use crate::config::Config;
 use crate::sync::metrics::Count;
 use crate::sync::plan::MAX_CALLS;
-use crate::sync::records::CronRun;
+use crate::sync::records::{CronRun, WebhookRecord};
 use crate::timestamp::UnixMillis;
 
 /// Events applied at once (each about a different contact): enough to keep the location at its
@@ -132,6 +132,15 @@ struct Run<'a, S, A, C, O> {
     tally: RefCell<CronRun>,
     /// Attempts under way: each may still make up to `MAX_CALLS` calls.
     in_flight: Cell<u32>,
+}
+
+/// An attempt under way: the webhook, its record as taken, and when it started.
+struct Attempt<'r> {
+    id: &'r str,
+    record: WebhookRecord,
+    started: UnixMillis,
+    /// Calls made so far for this event.
+    calls: u32,
 }
 
 /// How a run left one webhook.

@@ -5,10 +5,9 @@
 //! one's idempotency copy). Also the decisions that lead there: a failure retried or parked
 //! ([`crate::sync::retry::decide`]), a wait rechecked or given up.
 
-use super::attempt::Attempt;
 use super::ports::{AlertKind, Api, Clock, Outside, Store, StoreResult};
 use super::tallies::Counter;
-use super::{log_storage_error, Ran, Run};
+use super::{log_storage_error, Attempt, Ran, Run};
 use crate::sync::metrics::Count;
 use crate::sync::plan::{Applied, Failure, Write};
 use crate::sync::queue::{self, Later};
