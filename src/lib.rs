@@ -32,6 +32,7 @@ pub mod connections;
 pub mod contacts_api;
 pub mod intake;
 pub mod read;
+pub mod refusal;
 pub mod secret;
 pub mod sync;
 pub mod timestamp;

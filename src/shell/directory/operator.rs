@@ -12,7 +12,7 @@ use crate::connections::{
     apply_patch, check_secret_free, connection_exists, default_connection, default_view, deployment_secrets,
     new_secret, unknown_connection, Connection, ConnectionId, NewConnection, Rotation, TokenSource,
 };
-use crate::intake::Refusal;
+use crate::refusal::Refusal;
 use crate::secret::Secret;
 use crate::shell::platform::object_stub::OPERATOR_HEADER;
 use crate::shell::platform::runtime::{now_ms, setting};
@@ -39,9 +39,9 @@ pub async fn handle(directory: &Directory, mut req: Request) -> Answer {
         (Method::Get, ["agencies"]) => agencies::list(directory),
         (Method::Get, ["agencies", company, "locations"]) => agencies::locations(directory, company).await,
         (_, ["connections" | "agencies", ..]) => {
-            Err(Refusal::new(405, "method_not_allowed", "that method is not used on this route"))
+            Err(Refusal::method_not_allowed("that method is not used on this route"))
         }
-        _ => Err(Refusal::new(404, "not_found", "no such operator route")),
+        _ => Err(Refusal::not_found("no such operator route")),
     }
 }
 
@@ -210,8 +210,7 @@ async fn remove(directory: &Directory, id: &str, pending: Option<&str>, by: Oper
         None | Some("refuse") => "refuse",
         Some("discard") => "discard",
         Some(_) => {
-            return Err(Refusal::new(
-                400,
+            return Err(Refusal::bad_request(
                 "invalid_query",
                 "`pending` is `discard` (or `refuse`, the default)",
             ))

@@ -6,11 +6,10 @@
 use worker::{Env, Request, Response, Result};
 
 use crate::auth::api_keys::{admin_keys, fingerprint, Denied, ADMIN_KEYS_SETTING};
-use crate::intake::Refusal;
 use crate::read::split_url;
+use crate::refusal::Refusal;
 use crate::shell::location::load_config;
 use crate::shell::platform::object_stub::ObjectStub;
-use crate::shell::platform::respond;
 use crate::shell::platform::runtime::setting;
 
 /// The operator API lives under `/admin`.
@@ -21,11 +20,11 @@ pub fn handles(path: &str) -> bool {
 pub async fn handle(mut req: Request, env: &Env) -> Result<Response> {
     let caller = match Caller::admit(&mut req, env).await? {
         Ok(caller) => caller,
-        Err(refusal) => return respond::refusal(&refusal),
+        Err(refusal) => return refusal.response(),
     };
     let config = match load_config(env) {
         Ok(config) => config,
-        Err(response) => return response,
+        Err(refusal) => return refusal.response(),
     };
     let stub = ObjectStub::open(env, &config.location_id)?;
     stub.send_as(req.method(), &caller.with_query(&caller.path), caller.body, &caller.operator).await
