@@ -34,6 +34,7 @@ pub mod intake;
 pub mod read;
 pub mod refusal;
 pub mod secret;
+pub mod settings;
 pub mod sync;
 pub mod timestamp;
 

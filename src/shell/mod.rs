@@ -14,9 +14,8 @@ use worker::{
     console_error, event, Context, Env, Method, Request, Response, Result, ScheduleContext, ScheduledEvent,
 };
 
-use crate::auth::api_keys::{ApiKeys, ADMIN_KEYS_SETTING};
+use crate::auth::api_keys::ApiKeys;
 use crate::auth::request_url;
-use crate::read::READ_KEYS_SETTING;
 use crate::refusal::Refusal;
 use platform::respond;
 use routes::{connections, oauth, operator, read_api, webhook};
@@ -87,11 +86,9 @@ fn check_url(req: &Request, env: &Env) -> std::result::Result<(), crate::refusal
     let url = req.inner().url();
     let parts = crate::read::split_url(&url);
     request_url::check_path(parts.path)?;
-    let keys: Vec<ApiKeys> = [ADMIN_KEYS_SETTING, READ_KEYS_SETTING]
-        .iter()
-        .filter_map(|name| ApiKeys::parse(&platform::runtime::setting(env, name)?).ok())
-        .collect();
-    request_url::refuse_key_in_url(parts.path, parts.query, &keys.iter().collect::<Vec<_>>())
+    let settings = platform::runtime::settings(env);
+    let keys: Vec<&ApiKeys> = settings.url_keys().iter().collect();
+    request_url::refuse_key_in_url(parts.path, parts.query, &keys)
 }
 
 #[event(scheduled)]

@@ -17,6 +17,7 @@ mod fan_out;
 mod operator;
 
 use std::cell::Cell;
+use std::rc::Rc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -27,12 +28,10 @@ use crate::connections::{unknown_connection, Connection, ConnectionId, TokenSour
 use crate::refusal::Refusal;
 use crate::shell::platform::object_stub::ObjectStub;
 use crate::shell::platform::respond;
-use crate::shell::platform::runtime::{now_ms, setting};
+use crate::shell::platform::runtime::{now_ms, settings};
 use db::{Db, Presence, Write};
 pub use operator::default_id;
 
-/// The setting the records are sealed under.
-const KEYS_SETTING: &str = "TOKEN_ENCRYPTION_KEYS";
 /// How often a change waits to see whether the change under way has finished.
 const TURN_POLL_MS: u64 = 10;
 
@@ -148,15 +147,14 @@ impl Directory {
     }
 
     /// The keys records are sealed under (500 `misconfigured` naming the setting without them).
-    fn keys(&self) -> std::result::Result<KeyRing, Refusal> {
-        let text = setting(&self.env, KEYS_SETTING).filter(|text| !text.trim().is_empty()).ok_or_else(|| {
-            Refusal::misconfigured(format!(
-                "the setting `{KEYS_SETTING}` is required for named connections (their records are sealed with it)"
-            ))
-        })?;
-        KeyRing::parse(&text).map_err(|error| {
-            Refusal::misconfigured(format!("the setting `{KEYS_SETTING}` is invalid: {error}"))
-        })
+    fn keys(&self) -> std::result::Result<Rc<KeyRing>, Refusal> {
+        match settings(&self.env).encryption_keys() {
+            Ok(keys) => Ok(keys),
+            Err(crate::config::ConfigError::Missing(name)) => Err(Refusal::misconfigured(format!(
+                "the setting `{name}` is required for named connections (their records are sealed with it)"
+            ))),
+            Err(error) => Err(Refusal::misconfigured(error)),
+        }
     }
 
     /// The live connection `id`, opened (404 `unknown_connection`).

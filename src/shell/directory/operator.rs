@@ -15,7 +15,7 @@ use crate::connections::{
 use crate::refusal::Refusal;
 use crate::secret::Secret;
 use crate::shell::platform::object_stub::OPERATOR_HEADER;
-use crate::shell::platform::runtime::{now_ms, setting};
+use crate::shell::platform::runtime::{now_ms, settings};
 
 pub async fn handle(directory: &Directory, mut req: Request) -> Answer {
     let path = req.path();
@@ -62,17 +62,16 @@ impl Operator<'_> {
 
 /// The default connection's id, when the deployment has one (`GHL_LOCATION_ID`).
 pub fn default_id(env: &Env) -> Option<ConnectionId> {
-    setting(env, "GHL_LOCATION_ID").and_then(|text| ConnectionId::parse(text.trim()).ok())
+    settings(env).default_location().and_then(|text| ConnectionId::parse(text).ok())
 }
 
 /// The deployment's own signing secrets (`WEBHOOK_SECRETS`): no named connection may use them.
 fn deployment(env: &Env) -> Vec<Secret> {
-    deployment_secrets(&setting(env, "WEBHOOK_SECRETS").unwrap_or_default())
+    deployment_secrets(settings(env).webhook_secrets())
 }
 
 fn default_connection_view(env: &Env, id: &ConnectionId) -> Value {
-    let mode = setting(env, "TOKEN_MODE").map(|mode| mode.trim().to_owned()).filter(|mode| !mode.is_empty());
-    default_view(id, &deployment(env), mode.as_deref().unwrap_or("private_integration"))
+    default_view(id, &deployment(env), settings(env).token_mode())
 }
 
 /// Refuses a change of the default connection (409 `default_connection`).
@@ -103,7 +102,7 @@ fn get(directory: &Directory, id: &str) -> Answer {
     if default_id(&directory.env).as_ref() == Some(&id) {
         return Ok((200, json!({ "connection": default_connection_view(&directory.env, &id) })));
     }
-    let connection = directory.live(&directory.keys()?, &id)?;
+    let connection = directory.live(&*directory.keys()?, &id)?;
     Ok((200, json!({ "connection": connection.view(now_ms()) })))
 }
 

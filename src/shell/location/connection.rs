@@ -16,7 +16,7 @@ use crate::auth::envelope::Envelope;
 use crate::config::Config;
 use crate::connections::{Connection, ConnectionId, TokenSource};
 use crate::refusal::Refusal;
-use crate::shell::platform::runtime::setting;
+use crate::shell::platform::runtime::settings;
 
 /// The `meta` row that holds the connection's record (or its tombstone).
 pub const META_KEY: &str = "connection";
@@ -91,8 +91,9 @@ impl Identity {
     pub fn config(&self, env: &Env) -> Result<Config, Refusal> {
         match self {
             Identity::Default => super::load_config(env),
-            Identity::Named(connection) => Config::for_connection(|name| setting(env, name), &connection.id)
-                .map_err(Refusal::misconfigured),
+            Identity::Named(connection) => {
+                settings(env).config_for(&connection.id).map_err(Refusal::misconfigured)
+            }
             Identity::Removed | Identity::Unknown => Err(unknown()),
             Identity::Unreadable(error) => Err(Refusal::unavailable(
                 "connection_unreadable",
@@ -117,12 +118,12 @@ pub fn unknown() -> Refusal {
 
 /// Whether the object named `name` is the default connection's.
 pub fn is_default(env: &Env, name: &str) -> bool {
-    setting(env, "GHL_LOCATION_ID").is_some_and(|id| id.trim() == name)
+    settings(env).default_location() == Some(name)
 }
 
 /// Opens a record pushed for the object named `name`: sealed for that id, under the
 /// deployment's keys.
 pub fn open(env: &Env, name: &str, envelope: &Envelope) -> std::result::Result<Connection, String> {
     let id = ConnectionId::parse(name).map_err(|refusal| refusal.message)?;
-    Connection::open(&crate::shell::platform::connections::keys(env)?, &id, envelope)
+    Connection::open(&*crate::shell::platform::connections::keys(&settings(env))?, &id, envelope)
 }

@@ -41,7 +41,7 @@ use crate::secret::Secret;
 use crate::shell::platform::contacts_client::{ContactsClient, TransportFailure};
 use crate::shell::platform::object_stub::INTERNAL;
 use crate::shell::platform::respond;
-use crate::shell::platform::runtime::{now_ms, setting};
+use crate::shell::platform::runtime::{now_ms, settings};
 use crate::sync::mapping::LiveMapping;
 use crate::sync::metrics::{Bucket, Count, UnderWay};
 use crate::sync::queue::{self, reply, Intake, FINISHED_TTL_MS};
@@ -422,7 +422,7 @@ fn object_name(state: &State, db: &Db, env: &Env) -> String {
             }
             name
         }
-        None => stored.or_else(|| setting(env, "GHL_LOCATION_ID")).unwrap_or_default(),
+        None => stored.or_else(|| settings(env).default_location().map(str::to_owned)).unwrap_or_default(),
     }
 }
 
@@ -674,7 +674,7 @@ struct Pushed {
 
 /// The checked configuration, or the 500 that says which setting is wrong.
 pub fn load_config(env: &Env) -> std::result::Result<Config, Refusal> {
-    Config::from_lookup(|name| setting(env, name)).map_err(Refusal::misconfigured)
+    settings(env).config().map_err(Refusal::misconfigured)
 }
 
 fn storage_unavailable(log: &Log, error: &DbError) -> Result<Response> {

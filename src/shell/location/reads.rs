@@ -19,12 +19,11 @@ use super::tokens::TokenError;
 use super::{json_body, Writer};
 use crate::config::Config;
 use crate::contacts_api::{ApiRequest, ApiResponse};
-use crate::read::budget::{ReadBudget, KEY_SHARE_SETTING, SHARE_SETTING};
-use crate::read::{cache_ttl_secs, read_version_key, token_rejected, ApiRoute, CACHE_TTL_SETTING};
+use crate::read::{read_version_key, token_rejected, ApiRoute};
 use crate::refusal::Refusal;
 use crate::shell::platform::contacts_client::TransportFailure;
 use crate::shell::platform::respond;
-use crate::shell::platform::runtime::{now_ms, setting};
+use crate::shell::platform::runtime::{now_ms, settings};
 
 /// `/read/link`'s question.
 #[derive(Debug, Serialize, Deserialize)]
@@ -41,8 +40,7 @@ pub struct VersionQuery {
 /// Whether read caching is on (`READ_CACHE_TTL_SECS` > 0): the writer bumps read versions only
 /// then, which saves a row written per change when nothing is cached.
 pub fn caching_enabled(env: &worker::Env) -> bool {
-    let value = setting(env, CACHE_TTL_SETTING).filter(|value| !value.trim().is_empty());
-    matches!(cache_ttl_secs(value.map(|v| v.trim().to_owned())), Ok(ttl) if ttl > 0)
+    settings(env).read_cache_ttl_secs() > 0
 }
 
 /// After the writer applied a change to `contact_id` (in the same transaction): a new read
@@ -129,8 +127,7 @@ pub async fn handle(writer: &Writer, config: &Config, route: &str, mut req: Requ
                 Ok(route) => route,
                 Err(refusal) => return refusal.response(),
             };
-            let shares = (setting(&writer.env, SHARE_SETTING), setting(&writer.env, KEY_SHARE_SETTING));
-            let budget = match ReadBudget::from_settings(config.cron.calls_per_10s, shares.0, shares.1) {
+            let budget = match settings(&writer.env).read_budget(config.cron.calls_per_10s) {
                 Ok(budget) => budget,
                 Err(error) => return Refusal::misconfigured(error.to_string()).response(),
             };

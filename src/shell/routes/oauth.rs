@@ -22,14 +22,13 @@ use crate::auth::token_endpoint::{Grant, UserType};
 use crate::auth::tokens::{
     safe_location_id, seal_record, InstallSettings, Issuer, TokenConfig, TokenError, TokenRecord,
 };
-use crate::config::Config;
 use crate::connections::agency::company_key;
 use crate::refusal::Refusal;
 use crate::shell::directory::default_id;
 use crate::shell::location::tokens::{seal, token_config};
 use crate::shell::platform::object_stub::ObjectStub;
 use crate::shell::platform::respond;
-use crate::shell::platform::runtime::{now_ms, setting};
+use crate::shell::platform::runtime::{now_ms, settings};
 use crate::shell::platform::token_endpoint::exchange_as;
 use crate::shell::routes::connections::ask;
 
@@ -284,7 +283,7 @@ struct OAuthSettings {
 
 impl OAuthSettings {
     fn read(env: &Env) -> std::result::Result<OAuthSettings, Refusal> {
-        Config::from_lookup(|name| setting(env, name)).map_err(Refusal::misconfigured)?;
+        settings(env).config().map_err(Refusal::misconfigured)?;
         let tokens = token_config(env).map_err(Refusal::misconfigured)?;
         Ok(OAuthSettings { tokens })
     }

@@ -20,7 +20,7 @@ use crate::shell::location::reads::{LinkQuery, SendQuery, Sent, VersionQuery};
 use crate::shell::platform::connections;
 use crate::shell::platform::object_stub::ObjectStub;
 use crate::shell::platform::respond;
-use crate::shell::platform::runtime::{now_ms, setting};
+use crate::shell::platform::runtime::{now_ms, settings};
 use crate::sync::records::Link;
 use crate::timestamp::UnixMillis;
 
@@ -61,7 +61,7 @@ pub async fn handle(req: Request, env: &Env) -> Result<Response> {
 }
 
 async fn answer(req: &Request, env: &Env, log: &mut ReadLog) -> std::result::Result<Response, Stop> {
-    let config = ReadConfig::from_lookup(|name| setting(env, name)).map_err(|e| config_refusal(&e))?;
+    let config = settings(env).read().map_err(config_refusal)?.clone();
     let authorization = req.headers().get("Authorization")?;
     let url = req.inner().url();
     let url = split_url(&url);

@@ -23,7 +23,7 @@ use crate::shell::platform::connections;
 use crate::shell::platform::kv::Kv;
 use crate::shell::platform::object_stub::ObjectStub;
 use crate::shell::platform::respond;
-use crate::shell::platform::runtime::{now_ms, setting};
+use crate::shell::platform::runtime::{now_ms, settings};
 use crate::sync::queue::{reply, Intake, Reply};
 use crate::sync::records::{webhook_key_of, WebhookRecord, WebhookState};
 
@@ -53,14 +53,14 @@ impl Target {
 /// `POST /webhooks/sightmill`: the default connection's (404 `no_default_connection` when the
 /// deployment has none).
 pub async fn handle(req: Request, env: &Env) -> Result<Response> {
-    match Config::default_connection(|name| setting(env, name)) {
-        Ok(Some(config)) => receive(req, env, Target::Default(config)).await,
+    match settings(env).default_connection() {
+        Ok(Some(config)) => receive(req, env, Target::Default(config.clone())).await,
         Ok(None) => Refusal::missing(
             "no_default_connection",
             "this deployment has no default connection; post to /webhooks/sightmill/{connection}",
         )
         .response(),
-        Err(error) => Refusal::misconfigured(&error).response(),
+        Err(error) => Refusal::misconfigured(error).response(),
     }
 }
 
@@ -76,9 +76,9 @@ pub async fn handle_connection(req: Request, env: &Env, raw_id: &str) -> Result<
     if is_default(env, id.as_str()) {
         return handle(req, env).await;
     }
-    let config = match Config::for_connection(|name| setting(env, name), &id) {
+    let config = match settings(env).config_for(&id) {
         Ok(config) => config,
-        Err(error) => return Refusal::misconfigured(&error).response(),
+        Err(error) => return Refusal::misconfigured(error).response(),
     };
     match connections::lookup(env, &id, now_ms()).await? {
         Some(connection) => receive(req, env, Target::Named(config, connection)).await,
