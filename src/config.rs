@@ -102,12 +102,13 @@ impl Config {
         shared(&get, id.as_str().to_owned(), Vec::new())
     }
 
-    /// Whether the deployment's settings are usable at all (the default pair and everything the
-    /// connections share), for an entry point that serves every connection: the cron.
-    pub fn check(lookup: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    /// What every connection shares, with no location and no signing keys, once the default
+    /// pair is checked: whether the deployment's settings are usable at all, and the base of a
+    /// named connection's config.
+    pub fn shared_by_all(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         default_pair(&get)?;
-        shared(&get, String::new(), Vec::new()).map(drop)
+        shared(&get, String::new(), Vec::new())
     }
 }
 
@@ -328,10 +329,10 @@ mod tests {
 
     #[test]
     fn the_deployment_is_checked_whole_even_without_a_default_connection() {
-        assert!(Config::check(|_| None).is_ok());
+        assert!(Config::shared_by_all(|_| None).is_ok());
         let bad_mapping = |name: &str| (name == "CONTACT_MAPPING").then(|| "{".to_owned());
-        assert!(matches!(Config::check(bad_mapping), Err(ConfigError::Mapping(_))));
+        assert!(matches!(Config::shared_by_all(bad_mapping), Err(ConfigError::Mapping(_))));
         let half_pair = |name: &str| (name == "GHL_LOCATION_ID").then(|| "loc-1".to_owned());
-        assert_eq!(Config::check(half_pair), Err(ConfigError::Missing("WEBHOOK_SECRETS")));
+        assert_eq!(Config::shared_by_all(half_pair).unwrap_err(), ConfigError::Missing("WEBHOOK_SECRETS"));
     }
 }

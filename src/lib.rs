@@ -33,7 +33,9 @@ pub mod contacts_api;
 pub mod engine;
 pub mod intake;
 pub mod read;
+pub mod refusal;
 pub mod secret;
+pub mod settings;
 pub mod sync;
 pub mod timestamp;
 

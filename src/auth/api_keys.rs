@@ -10,7 +10,7 @@ use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 use thiserror::Error;
 
 use crate::connections::ConnectionId;
-use crate::intake::Refusal;
+use crate::refusal::Refusal;
 
 /// The secret holding the operator API's keys (the read API's are `READ_API_KEYS`).
 pub const ADMIN_KEYS_SETTING: &str = "ADMIN_API_KEYS";
@@ -133,11 +133,10 @@ impl Denied {
     pub fn refusal(self) -> Refusal {
         match self {
             Denied::Missing => {
-                Refusal::new(401, "missing_api_key", "send the API key as `Authorization: Bearer <key>`")
+                Refusal::unauthorized("missing_api_key", "send the API key as `Authorization: Bearer <key>`")
             }
-            Denied::Invalid => Refusal::new(401, "invalid_api_key", "the API key is not valid"),
-            Denied::NotAllowed => Refusal::new(
-                403,
+            Denied::Invalid => Refusal::unauthorized("invalid_api_key", "the API key is not valid"),
+            Denied::NotAllowed => Refusal::forbidden(
                 "connection_not_allowed",
                 "the API key is limited to other connections than this one",
             ),
@@ -149,20 +148,15 @@ impl Denied {
 /// (404), a list that does not parse is a misconfiguration (500, naming the setting, never a key).
 pub fn admin_keys(setting: Option<&str>) -> Result<ApiKeys, Refusal> {
     match setting.map(ApiKeys::parse) {
-        Some(Ok(keys)) if keys.scoped() => Err(Refusal::new(
-            500,
-            "misconfigured",
-            format!("`{ADMIN_KEYS_SETTING}`: operator keys reach every connection; `key@connection` is for read keys"),
-        )),
+        Some(Ok(keys)) if keys.scoped() => Err(Refusal::misconfigured(format!(
+            "`{ADMIN_KEYS_SETTING}`: operator keys reach every connection; `key@connection` is for read keys"
+        ))),
         Some(Ok(keys)) => Ok(keys),
-        None | Some(Err(ApiKeysError::Empty)) => Err(Refusal::new(
-            404,
+        None | Some(Err(ApiKeysError::Empty)) => Err(Refusal::missing(
             "admin_api_disabled",
             format!("the operator API is off: set the secret `{ADMIN_KEYS_SETTING}` to turn it on"),
         )),
-        Some(Err(error)) => {
-            Err(Refusal::new(500, "misconfigured", format!("`{ADMIN_KEYS_SETTING}`: {error}")))
-        }
+        Some(Err(error)) => Err(Refusal::misconfigured(format!("`{ADMIN_KEYS_SETTING}`: {error}"))),
     }
 }
 

@@ -15,7 +15,7 @@ use sha2::Sha256;
 use crate::auth::envelope::KeyRing;
 use crate::auth::token_endpoint::form_encode;
 use crate::auth::tokens::InstallSettings;
-use crate::intake::Refusal;
+use crate::refusal::Refusal;
 use crate::secret::Secret;
 
 /// How long an install may take from the redirect to the callback.
@@ -92,7 +92,7 @@ pub fn mint_invite(keys: &KeyRing, kind: InstallKind, nonce: [u8; NONCE_LEN], no
 /// Checks an install link's token: issued by this worker and unexpired (401
 /// `invalid_install_link`). Whether it was used already is the Directory's to say.
 pub fn check_invite(keys: &KeyRing, token: &str, now_secs: i64) -> Result<Invite, Refusal> {
-    let invalid = |message: &str| Refusal::new(401, "invalid_install_link", message);
+    let invalid = |message: &str| Refusal::unauthorized("invalid_install_link", message);
     let payload = verified(keys, INVITE_PURPOSE, token)
         .ok_or_else(|| invalid("the install link was not issued by this worker; ask the operator for one"))?;
     let fields: Vec<&str> = payload.split('.').collect();
@@ -121,10 +121,7 @@ pub fn allowed(allow: &[String], kind: InstallKind, company: Option<&str>, locat
 /// what consented. Nothing is created.
 pub fn not_allowed(company: Option<&str>, location: Option<&str>) -> Refusal {
     let name = |id: Option<&str>| printable(id.unwrap_or("none"));
-    Refusal::new(
-        403,
-        "install_not_allowed",
-        format!(
+    Refusal::forbidden("install_not_allowed", format!(
             "neither the location `{}` nor the company `{}` is on the install allow-list `OAUTH_INSTALL_ALLOW`; nothing was connected: ask the operator for an install link",
             name(location),
             name(company)
@@ -134,10 +131,7 @@ pub fn not_allowed(company: Option<&str>, location: Option<&str>) -> Refusal {
 
 /// 403 `install_link_required`: no install link, and no allow-list to fall back on.
 pub fn link_required() -> Refusal {
-    Refusal::new(
-        403,
-        "install_link_required",
-        "installs need an install link from the operator (POST /admin/installs) or the allow-list `OAUTH_INSTALL_ALLOW`",
+    Refusal::forbidden("install_link_required", "installs need an install link from the operator (POST /admin/installs) or the allow-list `OAUTH_INSTALL_ALLOW`",
     )
 }
 
@@ -226,8 +220,7 @@ pub fn check_callback(
     now_secs: i64,
 ) -> Result<Callback, Refusal> {
     if let Some(error) = query.error {
-        return Err(Refusal::new(
-            400,
+        return Err(Refusal::bad_request(
             "authorization_denied",
             format!(
                 "the marketplace reported `{}` instead of a code; start again at /oauth/install",
@@ -245,7 +238,7 @@ pub fn check_callback(
         Some(code) if !code.is_empty() && code.len() <= MAX_CODE_LEN => {
             Ok(Callback { code: Secret::new(code), kind: state.kind, permit: state.permit })
         }
-        _ => Err(Refusal::new(400, "missing_code", "the callback carries no usable `code`")),
+        _ => Err(Refusal::bad_request("missing_code", "the callback carries no usable `code`")),
     }
 }
 
@@ -309,7 +302,7 @@ fn mac(key: &[u8; 32], payload: &str) -> Hmac<Sha256> {
 }
 
 fn invalid_state(message: &str) -> Refusal {
-    Refusal::new(401, "invalid_state", message)
+    Refusal::unauthorized("invalid_state", message)
 }
 
 /// The value of cookie `name` in a `Cookie` header.

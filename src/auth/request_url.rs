@@ -5,7 +5,7 @@
 //! route can then forward a path knowing it names what it says.
 
 use crate::auth::api_keys::ApiKeys;
-use crate::intake::Refusal;
+use crate::refusal::Refusal;
 
 /// Query parameter names that carry a credential, whatever their value.
 const CREDENTIAL_PARAMS: [&str; 6] = ["key", "api_key", "apikey", "token", "access_token", "authorization"];
@@ -58,8 +58,7 @@ pub fn refuse_key_in_url(path: &str, query: Option<&str>, keys: &[&ApiKeys]) -> 
             .any(|word| keys.iter().any(|keys| keys.accepts(word)))
     });
     if named || carries_key {
-        return Err(Refusal::new(
-            400,
+        return Err(Refusal::bad_request(
             "key_in_url",
             "never put an API key in a URL: send it as `Authorization: Bearer <key>`",
         ));
@@ -73,7 +72,7 @@ fn percent_decoded(text: &str) -> Vec<u8> {
 }
 
 fn invalid_path(message: &str) -> Refusal {
-    Refusal::new(400, "invalid_path", message)
+    Refusal::bad_request("invalid_path", message)
 }
 
 #[cfg(test)]

@@ -14,7 +14,8 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::envelope::{Envelope, KeyRing, NONCE_LEN};
 use crate::intake::signature::{SignatureError, SigningKey, MIN_SECRET_BYTES};
-use crate::intake::{admit, Admitted, Delivery, Refusal};
+use crate::intake::{admit, Admitted, Delivery};
+use crate::refusal::Refusal;
 use crate::secret::Secret;
 use crate::sync::retry::parse_duration;
 
@@ -41,8 +42,7 @@ impl ConnectionId {
     pub fn parse(text: &str) -> Result<ConnectionId, Refusal> {
         let safe = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
         if text.is_empty() || text.len() > MAX_ID_LEN || !text.bytes().all(safe) {
-            return Err(Refusal::new(
-                400,
+            return Err(Refusal::bad_request(
                 "invalid_connection_id",
                 format!("a connection id is 1-{MAX_ID_LEN} characters of A-Z a-z 0-9 _ - (its location id)"),
             ));
@@ -216,8 +216,7 @@ impl Connection {
         let before = self.secrets.len();
         self.secrets.retain(|secret| secret.fingerprint() != fingerprint);
         if self.secrets.len() == before {
-            return Err(Refusal::new(
-                404,
+            return Err(Refusal::missing(
                 "unknown_secret",
                 "the connection has no secret with the fingerprint in the path",
             ));
@@ -418,7 +417,7 @@ pub fn refuse_unknown(delivery: Delivery<'_>, max_body_bytes: usize, now_ms: i64
     // With no key nothing verifies: the answer is the first check that fails, as for a wrong key.
     admit(delivery, &[], max_body_bytes, now_ms / 1000)
         .err()
-        .unwrap_or_else(|| Refusal::new(401, "invalid_signature", SignatureError::NoMatch.to_string()))
+        .unwrap_or_else(|| Refusal::invalid_signature(SignatureError::NoMatch.to_string()))
 }
 
 /// The KV key under which the Directory publishes connection `id`'s sealed record for the edge.
@@ -428,7 +427,7 @@ pub fn record_key(id: &ConnectionId) -> String {
 
 /// 409 `secret_in_use`.
 pub fn secret_in_use() -> Refusal {
-    Refusal::new(409, "secret_in_use", "that signing secret is already in use; each connection needs its own")
+    Refusal::conflict("secret_in_use", "that signing secret is already in use; each connection needs its own")
 }
 
 /// The secrets of a `WEBHOOK_SECRETS` list (the default connection's), as given.
@@ -464,10 +463,7 @@ pub fn default_view(id: &ConnectionId, secrets: &[Secret], token_mode: &str) -> 
 
 /// 409 `default_connection`: the default connection is the deployment's settings.
 pub fn default_connection(id: &ConnectionId) -> Refusal {
-    Refusal::new(
-        409,
-        "default_connection",
-        format!(
+    Refusal::conflict("default_connection", format!(
             "`{id}` is the default connection: it is the deployment's settings (GHL_LOCATION_ID, WEBHOOK_SECRETS, TOKEN_MODE), changed with wrangler, not here"
         ),
     )
@@ -475,12 +471,12 @@ pub fn default_connection(id: &ConnectionId) -> Refusal {
 
 /// 409 `connection_exists`.
 pub fn connection_exists(id: &ConnectionId) -> Refusal {
-    Refusal::new(409, "connection_exists", format!("a connection `{id}` exists already"))
+    Refusal::conflict("connection_exists", format!("a connection `{id}` exists already"))
 }
 
 /// 404 `unknown_connection`.
 pub fn unknown_connection() -> Refusal {
-    Refusal::new(404, "unknown_connection", "there is no connection with the id in the path")
+    Refusal::missing("unknown_connection", "there is no connection with the id in the path")
 }
 
 fn label(value: &Value) -> Result<Option<String>, Refusal> {
@@ -507,7 +503,7 @@ fn signing_secret(value: &Value) -> Result<Option<Secret>, Refusal> {
 }
 
 fn invalid_body(message: impl Into<String>) -> Refusal {
-    Refusal::new(400, "invalid_body", message)
+    Refusal::bad_request("invalid_body", message)
 }
 
 #[cfg(test)]

@@ -5,30 +5,10 @@
 pub mod event;
 pub mod signature;
 
-use serde_json::json;
-
 use crate::intake::event::{parse_event, Event, ParseError};
 use crate::intake::signature::{verify, SignatureHeaders, SigningKey};
+use crate::refusal::Refusal;
 use crate::sync::records::body_fingerprint;
-
-/// A refusal: the status SightMill gets and a JSON body saying what was wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub status: u16,
-    pub code: &'static str,
-    pub message: String,
-}
-
-impl Refusal {
-    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Refusal {
-        Refusal { status, code, message: message.into() }
-    }
-
-    /// `{"error": code, "message": message}`.
-    pub fn body(&self) -> serde_json::Value {
-        json!({ "error": self.code, "message": self.message })
-    }
-}
 
 /// One delivery as the shell received it.
 #[derive(Debug, Clone, Copy)]
@@ -68,13 +48,13 @@ pub fn admit(
     }
     check_content_type(delivery.content_type)?;
     let webhook_id = verify(keys, delivery.signature, delivery.body, now_secs)
-        .map_err(|e| Refusal::new(401, "invalid_signature", e.to_string()))?;
+        .map_err(|e| Refusal::invalid_signature(e.to_string()))?;
     let event = parse_event(delivery.body).map_err(|e| match e {
-        ParseError::Malformed(_) => Refusal::new(400, "malformed_json", e.to_string()),
-        ParseError::Shape(_) => Refusal::new(422, "unprocessable_event", e.to_string()),
+        ParseError::Malformed(_) => Refusal::bad_request("malformed_json", e.to_string()),
+        ParseError::Shape(_) => Refusal::unprocessable("unprocessable_event", e.to_string()),
     })?;
     let body = String::from_utf8(delivery.body.to_vec())
-        .map_err(|_| Refusal::new(400, "malformed_json", "the body is not UTF-8"))?;
+        .map_err(|_| Refusal::bad_request("malformed_json", "the body is not UTF-8"))?;
     Ok(Admitted {
         webhook_id: webhook_id.to_owned(),
         event,
@@ -85,18 +65,13 @@ pub fn admit(
 
 /// The 413 for a body over `max_body_bytes`.
 pub fn too_large(max_body_bytes: usize) -> Refusal {
-    Refusal::new(413, "body_too_large", format!("the body is larger than {max_body_bytes} bytes"))
+    Refusal::too_large("body_too_large", format!("the body is larger than {max_body_bytes} bytes"))
 }
 
 /// `application/json`, optionally with `charset=utf-8`.
 fn check_content_type(content_type: Option<&str>) -> Result<(), Refusal> {
-    let refuse = || {
-        Refusal::new(
-            415,
-            "unsupported_media_type",
-            "the Content-Type must be application/json (charset utf-8)",
-        )
-    };
+    let refuse =
+        || Refusal::unsupported_media_type("the Content-Type must be application/json (charset utf-8)");
     let mut parts = content_type.ok_or_else(refuse)?.split(';').map(str::trim);
     if !parts.next().is_some_and(|media| media.eq_ignore_ascii_case("application/json")) {
         return Err(refuse());

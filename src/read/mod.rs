@@ -15,7 +15,7 @@ use crate::auth::api_keys::ApiKeys;
 use crate::config::{self, ConfigError};
 use crate::contacts_api::{classify, Answer, ApiId, ApiRequest, ApiResponse};
 use crate::intake::event::is_sightmill_id;
-use crate::intake::Refusal;
+use crate::refusal::Refusal;
 use crate::sync::records::{contact_key, Link};
 
 pub mod budget;
@@ -115,12 +115,11 @@ pub fn cache_ttl_secs(value: Option<String>) -> Result<u32, ConfigError> {
 /// configured, 500 `misconfigured` naming the setting (never its value) otherwise.
 pub fn config_refusal(error: &ConfigError) -> Refusal {
     match error {
-        ConfigError::Missing(name) if *name == READ_KEYS_SETTING => Refusal::new(
-            404,
+        ConfigError::Missing(name) if *name == READ_KEYS_SETTING => Refusal::missing(
             "read_api_disabled",
             "the read API is off: set the secret `READ_API_KEYS` to turn it on",
         ),
-        other => Refusal::new(500, "misconfigured", other.to_string()),
+        other => Refusal::misconfigured(other.to_string()),
     }
 }
 
@@ -336,8 +335,7 @@ pub fn token_rejected(response: &ApiResponse) -> bool {
 /// from the worker always means the caller's key. Everything else passes through.
 pub fn upstream_refusal(response: &ApiResponse) -> Option<Refusal> {
     (response.status == 401).then(|| {
-        Refusal::new(
-            502,
+        Refusal::bad_gateway(
             "contacts_api_unauthorized",
             format!(
                 "the Contacts API refused the worker's credentials: {}",
@@ -350,20 +348,18 @@ pub fn upstream_refusal(response: &ApiResponse) -> Option<Refusal> {
 /// 404 `not_mapped`: no Contacts API contact is known for this SightMill id. Like every answer
 /// to a path, it does not repeat the path's ids (one could be a key sent by mistake).
 fn not_mapped() -> Refusal {
-    Refusal::new(
-        404,
+    Refusal::missing(
         "not_mapped",
         "the SightMill contact in the path is not mapped to a Contacts API contact",
     )
 }
 
 fn not_found() -> Refusal {
-    Refusal::new(404, "not_found", "no such route")
+    Refusal::not_found("no such route")
 }
 
 fn invalid_id() -> Refusal {
-    Refusal::new(
-        400,
+    Refusal::bad_request(
         "invalid_id",
         "an id in the path is not a valid id (1-64 characters of A-Z a-z 0-9 _ -)",
     )
@@ -423,7 +419,7 @@ impl Query {
 }
 
 fn invalid_query(message: String) -> Refusal {
-    Refusal::new(400, "invalid_query", message)
+    Refusal::bad_request("invalid_query", message)
 }
 
 #[cfg(test)]

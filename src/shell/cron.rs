@@ -9,13 +9,12 @@
 use serde_json::{json, Value};
 use worker::{console_error, Env};
 
-use crate::config::Config;
 use crate::shell::platform::connections::default_id;
 use crate::shell::platform::object_stub::ObjectStub;
-use crate::shell::platform::runtime::setting;
+use crate::shell::platform::runtime::settings;
 
 pub async fn run(env: Env) {
-    if let Err(error) = Config::check(|name| setting(&env, name)) {
+    if let Err(error) = settings(&env).check() {
         console_error!("{}", json!({"msg": "configuration error", "error": error.to_string()}));
         return;
     }

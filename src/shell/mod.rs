@@ -14,9 +14,9 @@ use worker::{
     console_error, event, Context, Env, Method, Request, Response, Result, ScheduleContext, ScheduledEvent,
 };
 
-use crate::auth::api_keys::{ApiKeys, ADMIN_KEYS_SETTING};
+use crate::auth::api_keys::ApiKeys;
 use crate::auth::request_url;
-use crate::read::READ_KEYS_SETTING;
+use crate::refusal::Refusal;
 use platform::respond;
 use routes::{connections, oauth, operator, read_api, webhook};
 
@@ -37,12 +37,12 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
 /// JSON; why is in the log, not in the answer.
 fn failed(error: &worker::Error) -> Result<Response> {
     console_error!("{}", json!({ "msg": "request failed", "error": error.to_string() }));
-    respond::error(500, "internal_error", "the worker could not answer this request; its log says why")
+    Refusal::internal("the worker could not answer this request; its log says why").response()
 }
 
 async fn route(req: Request, env: &Env) -> Result<Response> {
     if let Err(refusal) = check_url(&req, env) {
-        return respond::refusal(&refusal);
+        return refusal.response();
     }
     let path = req.path();
     let connection_webhook = path.strip_prefix(WEBHOOK_PATH).and_then(|rest| rest.strip_prefix('/'));
@@ -60,37 +60,35 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
         (Method::Post, _) if connection_webhook.is_some() => {
             webhook::handle_connection(req, env, connection_webhook.unwrap_or_default()).await
         }
-        (_, WEBHOOK_PATH) => respond::error(405, "method_not_allowed", "use POST for webhooks"),
+        (_, WEBHOOK_PATH) => Refusal::method_not_allowed("use POST for webhooks").response(),
         (_, _) if connection_webhook.is_some() => {
-            respond::error(405, "method_not_allowed", "use POST for webhooks")
+            Refusal::method_not_allowed("use POST for webhooks").response()
         }
         (Method::Get, oauth::INSTALL_PATH) => oauth::install(&req, env),
         (Method::Get, oauth::CALLBACK_PATH) => oauth::callback(&req, env).await,
         (_, oauth::INSTALL_PATH | oauth::CALLBACK_PATH) => {
-            respond::error(405, "method_not_allowed", "use GET for the install flow")
+            Refusal::method_not_allowed("use GET for the install flow").response()
         }
         (Method::Get, "/healthz") => respond::json(200, &json!({ "ok": true })),
         (_, p) if connections::handles(p) => connections::handle(req, env).await,
         (_, p) if operator::handles(p) => operator::handle(req, env).await,
         (Method::Get, p) if read_api::handles(p) => read_api::handle(req, env).await,
         (_, p) if read_api::handles(p) => {
-            respond::error(405, "method_not_allowed", "the read API answers GET only")
+            Refusal::method_not_allowed("the read API answers GET only").response()
         }
-        _ => respond::error(404, "not_found", "no such route"),
+        _ => Refusal::not_found("no such route").response(),
     }
 }
 
 /// Every request's URL, before routing ([`crate::auth::request_url`]): no climbing path, and no
 /// operator or read key anywhere in it.
-fn check_url(req: &Request, env: &Env) -> std::result::Result<(), crate::intake::Refusal> {
+fn check_url(req: &Request, env: &Env) -> std::result::Result<(), crate::refusal::Refusal> {
     let url = req.inner().url();
     let parts = crate::read::split_url(&url);
     request_url::check_path(parts.path)?;
-    let keys: Vec<ApiKeys> = [ADMIN_KEYS_SETTING, READ_KEYS_SETTING]
-        .iter()
-        .filter_map(|name| ApiKeys::parse(&platform::runtime::setting(env, name)?).ok())
-        .collect();
-    request_url::refuse_key_in_url(parts.path, parts.query, &keys.iter().collect::<Vec<_>>())
+    let settings = platform::runtime::settings(env);
+    let keys: Vec<&ApiKeys> = settings.url_keys().iter().collect();
+    request_url::refuse_key_in_url(parts.path, parts.query, &keys)
 }
 
 #[event(scheduled)]

@@ -8,7 +8,7 @@
 use serde_json::{json, Value};
 use worker::{console_error, console_log, Headers, Method, Request};
 
-use super::{misconfigured, storage, Answer, Directory};
+use super::{storage, Answer, Directory};
 use crate::auth::envelope::{Envelope, NONCE_LEN};
 use crate::auth::token_endpoint::{Grant, UserType};
 use crate::auth::token_record::{TokenError, TokenRecord};
@@ -17,7 +17,7 @@ use crate::connections::agency::{
     app_id, company_key, installed_locations_url, read_page, InstalledLocation, API_VERSION, MAX_PAGES,
 };
 use crate::connections::{Connection, ConnectionId, TokenSource};
-use crate::intake::Refusal;
+use crate::refusal::Refusal;
 use crate::secret::Secret;
 use crate::shell::location::tokens::token_config;
 use crate::shell::platform::connections::default_id;
@@ -34,10 +34,7 @@ const MAX_CREATED_PER_INSTALL: usize = 40;
 
 /// 404 `unknown_agency`.
 pub fn unknown_agency() -> Refusal {
-    Refusal::new(
-        404,
-        "unknown_agency",
-        "no company token is stored for that agency; install the app for the agency with an install link (POST /admin/installs)",
+    Refusal::missing("unknown_agency", "no company token is stored for that agency; install the app for the agency with an install link (POST /admin/installs)",
     )
 }
 
@@ -81,12 +78,12 @@ pub async fn access(directory: &Directory, company: &str) -> Answer {
 pub async fn install(directory: &Directory, company: &str, mut req: Request) -> Answer {
     let company = checked_company(company)?;
     let body: Value = serde_json::from_str(&req.text().await.unwrap_or_default())
-        .map_err(|_| Refusal::new(400, "invalid_body", "expected { envelope }"))?;
+        .map_err(|_| Refusal::bad_request("invalid_body", "expected { envelope }"))?;
     let envelope: Envelope = serde_json::from_value(body["envelope"].clone())
-        .map_err(|_| Refusal::new(400, "invalid_body", "expected { envelope }"))?;
+        .map_err(|_| Refusal::bad_request("invalid_body", "expected { envelope }"))?;
     let issuer = issuer(directory)?;
     let record = open_record(&issuer.keys, &company_key(&company), &envelope)
-        .map_err(|error| misconfigured(format!("the company token does not open: {error}")))?;
+        .map_err(|error| Refusal::misconfigured(format!("the company token does not open: {error}")))?;
     {
         let _renewal = directory.turn(&directory.renewing).await;
         directory.db.put_agency(&company, &envelope, Some(now_ms()), now_ms()).map_err(storage)?;
@@ -223,10 +220,10 @@ async fn get_json(url: &str, token: &Secret) -> Result<(u16, Value), TokenError>
 
 /// The app's client (agencies need `TOKEN_MODE=oauth`: 500 `misconfigured` otherwise).
 fn issuer(directory: &Directory) -> Result<Issuer, Refusal> {
-    let config = token_config(&directory.env).map_err(|error| misconfigured(error.to_string()))?;
+    let config = token_config(&directory.env).map_err(|error| Refusal::misconfigured(error.to_string()))?;
     match config {
         crate::auth::tokens::TokenConfig::OAuth { issuer, .. } => Ok(issuer),
-        other => Err(misconfigured(format!(
+        other => Err(Refusal::misconfigured(format!(
             "agencies need TOKEN_MODE `oauth` (the app's client id and secret), not `{}`",
             other.mode().as_str()
         ))),
@@ -235,7 +232,7 @@ fn issuer(directory: &Directory) -> Result<Issuer, Refusal> {
 
 fn checked_company(company: &str) -> Result<String, Refusal> {
     ConnectionId::parse(company).map(String::from).map_err(|_| {
-        Refusal::new(400, "invalid_company_id", "a company id is 1-64 characters of A-Z a-z 0-9 _ -")
+        Refusal::bad_request("invalid_company_id", "a company id is 1-64 characters of A-Z a-z 0-9 _ -")
     })
 }
 
@@ -243,9 +240,9 @@ fn token_refusal(company: &str, error: TokenError) -> Refusal {
     match error {
         TokenError::Refused(reason) => refused(company, &reason),
         TokenError::Unavailable(reason) => {
-            Refusal::new(503, "token_unavailable", format!("{reason}; try again"))
+            Refusal::unavailable("token_unavailable", format!("{reason}; try again"))
         }
-        TokenError::NotConfigured(reason) => misconfigured(reason),
+        TokenError::NotConfigured(reason) => Refusal::misconfigured(reason),
     }
 }
 
@@ -254,9 +251,6 @@ fn refused(company: &str, reason: &str) -> Refusal {
         "{}",
         json!({"msg": "agency token refused", "alert": true, "company_id": company, "error": reason})
     );
-    Refusal::new(
-        409,
-        "agency_token_refused",
-        format!("{reason}; install the app for the agency `{company}` again with an agency install link (POST /admin/installs), or at /oauth/install?agency=1 where OAUTH_INSTALL_ALLOW lists the company"),
+    Refusal::conflict("agency_token_refused", format!("{reason}; install the app for the agency `{company}` again with an agency install link (POST /admin/installs), or at /oauth/install?agency=1 where OAUTH_INSTALL_ALLOW lists the company"),
     )
 }

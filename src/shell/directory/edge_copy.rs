@@ -13,7 +13,7 @@ use worker::{console_error, console_log, Env};
 use super::{storage, Directory};
 use crate::auth::envelope::Envelope;
 use crate::connections::{record_key, ConnectionId};
-use crate::intake::Refusal;
+use crate::refusal::Refusal;
 use crate::shell::platform::kv::{Kv, KvError};
 
 /// How long a second write of one key waits (KV: one write per key per second).
@@ -65,9 +65,7 @@ fn unavailable(id: &ConnectionId, error: &str) -> Refusal {
         "{}",
         json!({"msg": "connection record not published in KV", "connection": id, "error": error})
     );
-    Refusal::new(
-        503,
-        "storage_unavailable",
-        format!("the record of connection `{id}` could not be published for the edge; nothing was changed, try again"),
-    )
+    Refusal::storage_unavailable(format!(
+        "the record of connection `{id}` could not be published for the edge; nothing was changed, try again"
+    ))
 }

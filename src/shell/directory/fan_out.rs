@@ -9,7 +9,7 @@ use serde_json::json;
 use worker::{console_error, Method};
 
 use super::{location_call, storage, Answer, Directory};
-use crate::intake::Refusal;
+use crate::refusal::Refusal;
 
 /// Locations nudged per invocation (the Free plan allows 50 subrequests).
 pub const BATCH: usize = 40;
@@ -48,7 +48,7 @@ async fn batch(directory: &Directory, after: &str) -> Result<(usize, bool), Refu
                 .storage
                 .set_alarm(std::time::Duration::from_millis(0))
                 .await
-                .map_err(|error| Refusal::new(503, "storage_unavailable", error.to_string()))?;
+                .map_err(|error| Refusal::storage_unavailable(error.to_string()))?;
         }
         _ if !after.is_empty() => directory.db.delete_meta(CURSOR).map_err(storage)?,
         _ => {}

@@ -17,6 +17,7 @@ mod fan_out;
 mod operator;
 
 use std::cell::Cell;
+use std::rc::Rc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -24,14 +25,12 @@ use worker::{console_error, durable_object, DurableObject, Env, Method, Request,
 
 use crate::auth::envelope::{KeyRing, NONCE_LEN};
 use crate::connections::{unknown_connection, Connection, ConnectionId, TokenSource};
-use crate::intake::Refusal;
+use crate::refusal::Refusal;
 use crate::shell::platform::object_stub::ObjectStub;
 use crate::shell::platform::respond;
-use crate::shell::platform::runtime::{now_ms, setting};
+use crate::shell::platform::runtime::{now_ms, settings};
 use db::{Db, Presence, Write};
 
-/// The setting the records are sealed under.
-const KEYS_SETTING: &str = "TOKEN_ENCRYPTION_KEYS";
 /// How often a change waits to see whether the change under way has finished.
 const TURN_POLL_MS: u64 = 10;
 
@@ -79,11 +78,11 @@ impl DurableObject for Directory {
             (Method::Post, ["internal", "invites", nonce, "spend"]) => self.spend_invite(nonce, req).await,
             (Method::Get, ["internal", "usage"]) => Ok((200, self.usage())),
             (_, ["admin", "connections" | "agencies", ..]) => operator::handle(self, req).await,
-            _ => Err(Refusal::new(404, "not_found", "no such route in the directory")),
+            _ => Err(Refusal::not_found("no such route in the directory")),
         };
         match answer {
             Ok((status, body)) => respond::json(status, &body),
-            Err(refusal) => respond::refusal(&refusal),
+            Err(refusal) => refusal.response(),
         }
     }
 
@@ -130,10 +129,10 @@ impl Directory {
         let body: Value = serde_json::from_str(&req.text().await.unwrap_or_default()).unwrap_or(Value::Null);
         let expires_at_ms = body["expires_at_ms"]
             .as_i64()
-            .ok_or_else(|| Refusal::new(400, "invalid_body", "expected { expires_at_ms }"))?;
+            .ok_or_else(|| Refusal::bad_request("invalid_body", "expected { expires_at_ms }"))?;
         match self.db.spend_invite(nonce, expires_at_ms, now_ms()).map_err(storage)? {
             true => Ok((200, json!({ "spent": true }))),
-            false => Err(Refusal::new(409, "install_link_used", "this install link was used already")),
+            false => Err(Refusal::conflict("install_link_used", "this install link was used already")),
         }
     }
 
@@ -147,14 +146,14 @@ impl Directory {
     }
 
     /// The keys records are sealed under (500 `misconfigured` naming the setting without them).
-    fn keys(&self) -> std::result::Result<KeyRing, Refusal> {
-        let text = setting(&self.env, KEYS_SETTING).filter(|text| !text.trim().is_empty()).ok_or_else(|| {
-            misconfigured(format!(
-                "the setting `{KEYS_SETTING}` is required for named connections (their records are sealed with it)"
-            ))
-        })?;
-        KeyRing::parse(&text)
-            .map_err(|error| misconfigured(format!("the setting `{KEYS_SETTING}` is invalid: {error}")))
+    fn keys(&self) -> std::result::Result<Rc<KeyRing>, Refusal> {
+        match settings(&self.env).encryption_keys() {
+            Ok(keys) => Ok(keys),
+            Err(crate::config::ConfigError::Missing(name)) => Err(Refusal::misconfigured(format!(
+                "the setting `{name}` is required for named connections (their records are sealed with it)"
+            ))),
+            Err(error) => Err(Refusal::misconfigured(error)),
+        }
     }
 
     /// The live connection `id`, opened (404 `unknown_connection`).
@@ -240,10 +239,7 @@ impl Directory {
             Presence::Live(envelope) => {
                 let existing = open(&keys, &id, &envelope)?;
                 if existing.token != TokenSource::OAuth {
-                    return Err(Refusal::new(
-                        409,
-                        "connection_exists",
-                        format!(
+                    return Err(Refusal::conflict("connection_exists", format!(
                             "the connection `{id}` takes its token from `{}`; PATCH /admin/connections/{id} to token kind oauth first",
                             existing.token.kind()
                         ),
@@ -274,7 +270,7 @@ fn open(
     envelope: &crate::auth::envelope::Envelope,
 ) -> std::result::Result<Connection, Refusal> {
     Connection::open(keys, id, envelope).map_err(|error| {
-        misconfigured(format!(
+        Refusal::misconfigured(format!(
             "the record of connection `{id}` does not open with TOKEN_ENCRYPTION_KEYS ({error}); list the key it was sealed with"
         ))
     })
@@ -321,11 +317,9 @@ async fn location_call(
             "{}",
             json!({"msg": "location not reached", "connection": id, "path": path, "error": error.to_string()})
         );
-        Refusal::new(
-            503,
-            "storage_unavailable",
-            format!("the location of connection `{id}` could not be reached; nothing was changed, try again"),
-        )
+        Refusal::storage_unavailable(format!(
+            "the location of connection `{id}` could not be reached; nothing was changed, try again"
+        ))
     })
 }
 
@@ -334,23 +328,15 @@ fn not_taken(id: &str, status: u16) -> Refusal {
         "{}",
         json!({"msg": "location did not take the change", "connection": id, "status": status})
     );
-    Refusal::new(
-        503,
-        "storage_unavailable",
-        format!("the location of connection `{id}` did not take the change (HTTP {status}); nothing was changed, try again"),
+    Refusal::storage_unavailable(format!("the location of connection `{id}` did not take the change (HTTP {status}); nothing was changed, try again"),
     )
 }
 
 fn storage(error: String) -> Refusal {
     console_error!("{}", json!({"msg": "directory storage failed", "error": error}));
-    Refusal::new(503, "storage_unavailable", "the directory could not read or write its records; try again")
-}
-
-fn misconfigured(message: String) -> Refusal {
-    console_error!("{}", json!({"msg": "configuration error", "error": message}));
-    Refusal::new(500, "misconfigured", message)
+    Refusal::storage_unavailable("the directory could not read or write its records; try again")
 }
 
 fn unavailable(message: &str) -> Refusal {
-    Refusal::new(503, "unavailable", format!("{message}; try again"))
+    Refusal::unavailable("unavailable", format!("{message}; try again"))
 }

@@ -12,11 +12,11 @@ use crate::connections::{
     apply_patch, check_secret_free, connection_exists, default_connection, default_view, deployment_secrets,
     new_secret, unknown_connection, Connection, ConnectionId, NewConnection, Rotation, TokenSource,
 };
-use crate::intake::Refusal;
+use crate::refusal::Refusal;
 use crate::secret::Secret;
 use crate::shell::platform::connections::default_id;
 use crate::shell::platform::object_stub::OPERATOR_HEADER;
-use crate::shell::platform::runtime::{now_ms, setting};
+use crate::shell::platform::runtime::{now_ms, settings};
 
 pub async fn handle(directory: &Directory, mut req: Request) -> Answer {
     let path = req.path();
@@ -40,9 +40,9 @@ pub async fn handle(directory: &Directory, mut req: Request) -> Answer {
         (Method::Get, ["agencies"]) => agencies::list(directory),
         (Method::Get, ["agencies", company, "locations"]) => agencies::locations(directory, company).await,
         (_, ["connections" | "agencies", ..]) => {
-            Err(Refusal::new(405, "method_not_allowed", "that method is not used on this route"))
+            Err(Refusal::method_not_allowed("that method is not used on this route"))
         }
-        _ => Err(Refusal::new(404, "not_found", "no such operator route")),
+        _ => Err(Refusal::not_found("no such operator route")),
     }
 }
 
@@ -63,12 +63,11 @@ impl Operator<'_> {
 
 /// The deployment's own signing secrets (`WEBHOOK_SECRETS`): no named connection may use them.
 fn deployment(env: &Env) -> Vec<Secret> {
-    deployment_secrets(&setting(env, "WEBHOOK_SECRETS").unwrap_or_default())
+    deployment_secrets(settings(env).webhook_secrets())
 }
 
 fn default_connection_view(env: &Env, id: &ConnectionId) -> Value {
-    let mode = setting(env, "TOKEN_MODE").map(|mode| mode.trim().to_owned()).filter(|mode| !mode.is_empty());
-    default_view(id, &deployment(env), mode.as_deref().unwrap_or("private_integration"))
+    default_view(id, &deployment(env), settings(env).token_mode())
 }
 
 /// Refuses a change of the default connection (409 `default_connection`).
@@ -99,7 +98,7 @@ fn get(directory: &Directory, id: &str) -> Answer {
     if default_id(&directory.env).as_ref() == Some(&id) {
         return Ok((200, json!({ "connection": default_connection_view(&directory.env, &id) })));
     }
-    let connection = directory.live(&directory.keys()?, &id)?;
+    let connection = directory.live(&*directory.keys()?, &id)?;
     Ok((200, json!({ "connection": connection.view(now_ms()) })))
 }
 
@@ -206,8 +205,7 @@ async fn remove(directory: &Directory, id: &str, pending: Option<&str>, by: Oper
         None | Some("refuse") => "refuse",
         Some("discard") => "discard",
         Some(_) => {
-            return Err(Refusal::new(
-                400,
+            return Err(Refusal::bad_request(
                 "invalid_query",
                 "`pending` is `discard` (or `refuse`, the default)",
             ))

@@ -9,14 +9,14 @@ use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use worker::{Env, Response, Result};
+use worker::Env;
 
 use super::db::Db;
 use crate::auth::envelope::Envelope;
 use crate::config::Config;
 use crate::connections::{Connection, ConnectionId, TokenSource};
-use crate::shell::platform::respond;
-use crate::shell::platform::runtime::setting;
+use crate::refusal::Refusal;
+use crate::shell::platform::runtime::settings;
 
 /// The `meta` row that holds the connection's record (or its tombstone).
 pub const META_KEY: &str = "connection";
@@ -88,14 +88,14 @@ impl Identity {
     /// The config this object works with, or the answer that says why it cannot work: 404
     /// `unknown_connection` (removed or never created), 503 `connection_unreadable`, 500
     /// `misconfigured`.
-    pub fn config(&self, env: &Env) -> std::result::Result<Config, Result<Response>> {
+    pub fn config(&self, env: &Env) -> Result<Config, Refusal> {
         match self {
             Identity::Default => super::load_config(env),
-            Identity::Named(connection) => Config::for_connection(|name| setting(env, name), &connection.id)
-                .map_err(|error| respond::error(500, "misconfigured", error.to_string())),
+            Identity::Named(connection) => {
+                settings(env).config_for(&connection.id).map_err(Refusal::misconfigured)
+            }
             Identity::Removed | Identity::Unknown => Err(unknown()),
-            Identity::Unreadable(error) => Err(respond::error(
-                503,
+            Identity::Unreadable(error) => Err(Refusal::unavailable(
                 "connection_unreadable",
                 format!("the connection's record cannot be read: {error}"),
             )),
@@ -112,18 +112,18 @@ impl Identity {
 }
 
 /// 404 `unknown_connection`.
-pub fn unknown() -> Result<Response> {
-    respond::error(404, "unknown_connection", "no such connection (or it was removed)")
+pub fn unknown() -> Refusal {
+    Refusal::missing("unknown_connection", "no such connection (or it was removed)")
 }
 
 /// Whether the object named `name` is the default connection's.
 pub fn is_default(env: &Env, name: &str) -> bool {
-    setting(env, "GHL_LOCATION_ID").is_some_and(|id| id.trim() == name)
+    settings(env).default_location() == Some(name)
 }
 
 /// Opens a record pushed for the object named `name`: sealed for that id, under the
 /// deployment's keys.
 pub fn open(env: &Env, name: &str, envelope: &Envelope) -> std::result::Result<Connection, String> {
     let id = ConnectionId::parse(name).map_err(|refusal| refusal.message)?;
-    Connection::open(&crate::shell::platform::connections::keys(env)?, &id, envelope)
+    Connection::open(&*crate::shell::platform::connections::keys(&settings(env))?, &id, envelope)
 }

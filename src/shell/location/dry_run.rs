@@ -15,6 +15,7 @@ use crate::contacts_api::Answer;
 use crate::engine::custom_fields::{self, Prepared};
 use crate::engine::planned_actions;
 use crate::intake::event::{parse_event, Change};
+use crate::refusal::Refusal;
 use crate::shell::platform::respond;
 use crate::shell::platform::runtime::now_ms;
 use crate::sync::mapping::Mapping;
@@ -33,15 +34,15 @@ pub(super) async fn answer(
 ) -> Result<Response> {
     if body.len() > config.max_body_bytes {
         let message = format!("the body is larger than {} bytes", config.max_body_bytes);
-        return respond::error(413, "body_too_large", message);
+        return Refusal::too_large("body_too_large", message).response();
     }
     let event = match parse_event(body) {
         Ok(event) => event,
-        Err(error) => return respond::error(422, "unprocessable_event", error.to_string()),
+        Err(error) => return Refusal::unprocessable("unprocessable_event", error.to_string()).response(),
     };
     let known = match writer.db.known(&plan::reads(&event, &config.location_id)) {
         Ok(known) => known,
-        Err(error) => return respond::error(503, "storage_unavailable", error.to_string()),
+        Err(error) => return Refusal::storage_unavailable(error.to_string()).response(),
     };
     let mapping = match &event.change {
         Change::ContactUpsert(contact) => {

@@ -10,6 +10,7 @@ use worker::{Method, Request, Response, Result};
 use super::{load_config, pickers, Writer};
 use crate::config::Config;
 use crate::intake::event::EventType;
+use crate::refusal::Refusal;
 use crate::shell::platform::object_stub::OPERATOR_HEADER;
 use crate::shell::platform::respond;
 use crate::shell::platform::runtime::now_ms;
@@ -36,9 +37,10 @@ pub async fn handle(
         (Method::Put, []) => save(writer, req).await,
         (Method::Delete, []) => remove(writer),
         (Method::Get, ["catalogue"]) => respond::json(200, &with_event_types(catalogue())),
-        (Method::Post, ["validate"]) => match document(req).await {
-            Ok(mapping) => respond::json(200, &json!({ "valid": true, "document": mapping.document() })),
-            Err(refused) => refused,
+        (Method::Post, ["validate"]) => match req.text().await.map(|text| checked(&text)) {
+            Ok(Ok(mapping)) => respond::json(200, &json!({ "valid": true, "document": mapping.document() })),
+            Ok(Err(refusal)) => refusal.response(),
+            Err(error) => Err(error),
         },
         (Method::Post, ["dry-run"]) => dry_run(writer, config, req).await,
         (Method::Get, ["custom-fields"]) => {
@@ -59,7 +61,7 @@ pub async fn handle(
 fn show(writer: &Writer) -> Result<Response> {
     let deployed = match load_config(&writer.env) {
         Ok(config) => config.mapping,
-        Err(response) => return response,
+        Err(refusal) => return refusal.response(),
     };
     let body = match writer.live_mapping() {
         Ok(live) => json!({
@@ -76,14 +78,14 @@ fn show(writer: &Writer) -> Result<Response> {
 
 /// `PUT /admin/mapping` with a mapping document: checked, then the location's live mapping.
 async fn save(writer: &Writer, req: &mut Request) -> Result<Response> {
-    let mapping = match document(req).await {
+    let mapping = match checked(&req.text().await?) {
         Ok(mapping) => mapping,
-        Err(refused) => return refused,
+        Err(refusal) => return refusal.response(),
     };
     let saved_by = req.headers().get(OPERATOR_HEADER).ok().flatten().unwrap_or_default();
     let live = LiveMapping { document: mapping.document(), saved_by, saved_at: now_ms() };
     if let Err(error) = writer.db.put_meta(META_KEY, &live.to_json()) {
-        return respond::error(503, "storage_unavailable", error.to_string());
+        return Refusal::storage_unavailable(error.to_string()).response();
     }
     let body = json!({ "effective": "live", "live": live.to_json() });
     writer.set_live_mapping(Some(Live { saved: live, mapping }));
@@ -93,7 +95,7 @@ async fn save(writer: &Writer, req: &mut Request) -> Result<Response> {
 /// `DELETE /admin/mapping`: the deployed `CONTACT_MAPPING` applies again.
 fn remove(writer: &Writer) -> Result<Response> {
     if let Err(error) = writer.db.delete_meta(META_KEY) {
-        return respond::error(503, "storage_unavailable", error.to_string());
+        return Refusal::storage_unavailable(error.to_string()).response();
     }
     writer.set_live_mapping(None);
     respond::json(200, &json!({ "effective": "deployed", "live": null }))
@@ -104,42 +106,34 @@ fn remove(writer: &Writer) -> Result<Response> {
 async fn dry_run(writer: &Writer, config: &Config, req: &mut Request) -> Result<Response> {
     let body = req.bytes().await?;
     if body.len() > config.max_body_bytes + MAX_DOCUMENT_BYTES {
-        return respond::error(413, "body_too_large", "the event and mapping are too large");
+        return Refusal::too_large("body_too_large", "the event and mapping are too large").response();
     }
     let Ok(Value::Object(mut parts)) = serde_json::from_slice::<Value>(&body) else {
-        return respond::error(400, "bad_dry_run_request", "send {\"event\": {...}, \"mapping\": {...}}");
+        return Refusal::bad_request("bad_dry_run_request", "send {\"event\": {...}, \"mapping\": {...}}")
+            .response();
     };
     let mapping = match parts.remove("mapping") {
         None | Some(Value::Null) => config.mapping.clone(),
         Some(document) => match checked(&document.to_string()) {
             Ok(mapping) => mapping,
-            Err(refused) => return refused,
+            Err(refusal) => return refusal.response(),
         },
     };
     let event = parts.remove("event").unwrap_or(Value::Null).to_string();
     super::dry_run::answer(writer, config, &mapping, event.as_bytes()).await
 }
 
-/// The request's body as a checked mapping, or the refusal: 413 above [`MAX_DOCUMENT_BYTES`],
+/// A mapping document as a checked mapping, or the refusal: 413 above [`MAX_DOCUMENT_BYTES`],
 /// 422 with the parser's message (the entry and the problem) otherwise.
-async fn document(req: &mut Request) -> std::result::Result<Mapping, Result<Response>> {
-    let text = req.text().await.map_err(Err)?;
-    checked(&text)
-}
-
-fn checked(text: &str) -> std::result::Result<Mapping, Result<Response>> {
+fn checked(text: &str) -> std::result::Result<Mapping, Refusal> {
     if text.len() > MAX_DOCUMENT_BYTES {
         let message = format!("a mapping document is at most {MAX_DOCUMENT_BYTES} bytes");
-        return Err(respond::error(413, "mapping_too_large", message));
+        return Err(Refusal::too_large("mapping_too_large", message));
     }
     Mapping::parse(text).map_err(|error| {
-        let body = json!({
-            "error": "invalid_mapping",
-            "message": error.to_string(),
-            "entry": error.entry,
-            "problem": error.problem,
-        });
-        respond::json(422, &body)
+        Refusal::unprocessable("invalid_mapping", error.to_string())
+            .with("entry", json!(error.entry))
+            .with("problem", json!(error.problem))
     })
 }
 

@@ -29,18 +29,19 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use serde_json::json;
-use worker::{console_error, durable_object, DurableObject, Env, Method, Request, Response, Result, State};
+use worker::{durable_object, DurableObject, Env, Method, Request, Response, Result, State};
 
 use crate::auth::envelope::Envelope;
 use crate::config::Config;
 use crate::contacts_api::{ApiRequest, ApiResponse};
 use crate::engine::tallies::Counter;
 use crate::engine::{log_storage_error, Ended, Engine};
+use crate::refusal::Refusal;
 use crate::secret::Secret;
 use crate::shell::platform::contacts_client::{ContactsClient, TransportFailure};
 use crate::shell::platform::object_stub::INTERNAL;
 use crate::shell::platform::respond;
-use crate::shell::platform::runtime::{now_ms, setting};
+use crate::shell::platform::runtime::{now_ms, settings};
 use crate::sync::mapping::LiveMapping;
 use crate::sync::metrics::{Bucket, Count, UnderWay};
 use crate::sync::queue::{self, reply, Intake, FINISHED_TTL_MS};
@@ -137,7 +138,7 @@ impl DurableObject for Location {
         let identity = self.writer.identity();
         let deployed = match identity.config(&self.writer.env) {
             Ok(config) => config,
-            Err(response) => return response,
+            Err(refusal) => return refusal.response(),
         };
         let mut config = deployed.clone();
         let unusable = self.writer.use_live_mapping(&mut config).err();
@@ -152,14 +153,14 @@ impl DurableObject for Location {
             _ if unusable.is_some() => {
                 let problem = unusable.unwrap_or_default();
                 log_unusable_mapping(&self.writer.log, &problem);
-                respond::error(503, "mapping_unusable", problem)
+                Refusal::unavailable("mapping_unusable", problem).response()
             }
             (Method::Post, Some("/wake")) => respond::json(200, &json!(self.run(&deployed, true).await)),
             (_, Some(route)) if route.starts_with("/read/") => {
                 let route = route.to_owned();
                 reads::handle(&self.writer, &config, &route, req).await
             }
-            _ => respond::error(404, "not_found", "no such route in the location"),
+            _ => Refusal::not_found("no such route in the location").response(),
         }
     }
 
@@ -186,11 +187,10 @@ impl Location {
         let db = &self.writer.db;
         let now = now_ms();
         if !still_admits(identity, &intake, now) {
-            return respond::error(
-                401,
-                "invalid_signature",
+            return Refusal::invalid_signature(
                 "the secret this webhook was signed with is no longer valid for its connection",
-            );
+            )
+            .response();
         }
         let answer = match db.webhook(&intake.webhook_id) {
             Ok(Some(existing)) => reply(&intake.webhook_id, &existing, &intake.body_sha256, false),
@@ -217,15 +217,12 @@ impl Location {
     async fn store_connection(&self, pushed: Pushed) -> Result<Response> {
         let writer = &self.writer;
         if connection::is_default(&writer.env, &writer.name) {
-            return respond::error(
-                409,
-                "default_connection",
-                "the default connection has no record to store",
-            );
+            return Refusal::conflict("default_connection", "the default connection has no record to store")
+                .response();
         }
         let connection = match connection::open(&writer.env, &writer.name, &pushed.envelope) {
             Ok(connection) => connection,
-            Err(error) => return respond::error(400, "invalid_envelope", error),
+            Err(error) => return Refusal::bad_request("invalid_envelope", error).response(),
         };
         let before = writer.identity();
         if let Err(error) =
@@ -254,7 +251,8 @@ impl Location {
     async fn remove_connection(&self, req: &Request) -> Result<Response> {
         let writer = &self.writer;
         if connection::is_default(&writer.env, &writer.name) {
-            return respond::error(409, "default_connection", "the default connection cannot be removed");
+            return Refusal::conflict("default_connection", "the default connection cannot be removed")
+                .response();
         }
         let discard =
             crate::auth::install::query_param(&req.inner().url(), "pending").as_deref() == Some("discard");
@@ -281,11 +279,12 @@ impl Location {
                 writer.log.info(json!({"msg": "connection removed", "discarded": discarded}));
                 respond::json(200, &json!({ "removed": true, "discarded": discarded }))
             }
-            Ok(Err(pending)) => respond::json(
-                409,
-                &json!({ "error": "pending_events", "pending": pending,
-                         "message": format!("{pending} webhooks are not finished; remove with ?pending=discard to discard them") }),
-            ),
+            Ok(Err(pending)) => Refusal::conflict(
+                "pending_events",
+                format!("{pending} webhooks are not finished; remove with ?pending=discard to discard them"),
+            )
+            .with("pending", pending)
+            .response(),
             Err(error) => storage_unavailable(&writer.log, &error),
         }
     }
@@ -311,7 +310,7 @@ impl Location {
     async fn install_token(&self, envelope: Envelope) -> Result<Response> {
         match self.writer.tokens.install(&self.writer.env, &self.writer.db, envelope).await {
             Ok(()) => respond::json(200, &json!({ "stored": true })),
-            Err(error) => respond::error(503, "token_not_stored", error.to_string()),
+            Err(error) => Refusal::unavailable("token_not_stored", error.to_string()).response(),
         }
     }
 
@@ -373,7 +372,7 @@ fn object_name(state: &State, db: &Db, env: &Env) -> String {
             }
             name
         }
-        None => stored.or_else(|| setting(env, "GHL_LOCATION_ID")).unwrap_or_default(),
+        None => stored.or_else(|| settings(env).default_location().map(str::to_owned)).unwrap_or_default(),
     }
 }
 
@@ -556,14 +555,11 @@ struct Pushed {
 }
 
 /// The checked configuration, or the 500 that says which setting is wrong.
-pub fn load_config(env: &Env) -> std::result::Result<Config, Result<Response>> {
-    Config::from_lookup(|name| setting(env, name)).map_err(|error| {
-        console_error!("{}", json!({"msg": "configuration error", "error": error.to_string()}));
-        respond::error(500, "misconfigured", error.to_string())
-    })
+pub fn load_config(env: &Env) -> std::result::Result<Config, Refusal> {
+    settings(env).config().map_err(Refusal::misconfigured)
 }
 
 fn storage_unavailable(log: &Log, error: &DbError) -> Result<Response> {
     log.error(json!({"msg": "storage error", "doing": "accept a webhook", "error": error.to_string()}));
-    respond::error(503, "storage_unavailable", "the webhook could not be recorded; deliver it again")
+    Refusal::storage_unavailable("the webhook could not be recorded; deliver it again").response()
 }

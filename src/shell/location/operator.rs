@@ -20,6 +20,7 @@ use crate::engine::tallies::Counter;
 use crate::intake::event::{is_sightmill_id, EventType};
 use crate::intake::signature::is_valid_id;
 use crate::read::split_url;
+use crate::refusal::Refusal;
 use crate::shell::platform::respond;
 use crate::shell::platform::runtime::now_ms;
 use crate::sync::queue::{self, NotApplicable, QueueState};
@@ -50,21 +51,21 @@ pub async fn handle(writer: &Writer, config: &Config, mut req: Request) -> Resul
         (_, ["mapping", rest @ ..]) => {
             let rest = rest.to_vec();
             let answer = live_mapping::handle(writer, config, &mut req, &rest).await;
-            return answer.unwrap_or_else(|| respond::error(404, "not_found", "no such operator route"));
+            return answer.unwrap_or_else(|| Refusal::not_found("no such operator route").response());
         }
-        _ => return respond::error(404, "not_found", "no such operator route"),
+        _ => return Refusal::not_found("no such operator route").response(),
     };
     if matches!(req.method(), Method::Post | Method::Delete) {
         // What an operator changed is counted exactly from now on (a restart need not recount).
         if let Err(error) = writer.db.settle() {
-            return respond::error(503, "storage_unavailable", error.to_string());
+            return Refusal::storage_unavailable(error.to_string()).response();
         }
     }
     if req.method() == Method::Post {
         // A replay makes webhooks due now: the alarm applies them.
         writer.arm(now_ms()).await?;
     }
-    answered.unwrap_or_else(|error| respond::error(503, "storage_unavailable", error.to_string()))
+    answered.unwrap_or_else(|error| Refusal::storage_unavailable(error.to_string()).response())
 }
 
 type Answered = DbResult<Result<Response>>;
@@ -114,27 +115,29 @@ fn list(writer: &Writer, query_string: &str) -> Answered {
     let state = match query("state").as_deref() {
         None | Some("pending") => QueueState::Pending,
         Some("parked") => QueueState::Parked,
-        Some(_) => return Ok(respond::error(400, "bad_query", "state must be pending or parked")),
+        Some(_) => return Ok(Refusal::bad_request("bad_query", "state must be pending or parked").response()),
     };
     let event_type = query("type").filter(|kind| !kind.is_empty());
     if event_type.as_deref().is_some_and(|kind| EventType::from_name(kind).is_none()) {
-        return Ok(respond::error(400, "bad_query", "type must be an event type, e.g. contact.created"));
+        return Ok(
+            Refusal::bad_request("bad_query", "type must be an event type, e.g. contact.created").response()
+        );
     }
     let contact = query("sightmill_id").filter(|id| !id.is_empty());
     if contact.as_deref().is_some_and(|id| !is_sightmill_id(id)) {
-        return Ok(respond::error(400, "bad_query", "sightmill_id must be a SightMill id"));
+        return Ok(Refusal::bad_request("bad_query", "sightmill_id must be a SightMill id").response());
     }
     let bound = |name: &str, default: i64| match query(name).filter(|at| !at.is_empty()) {
         None => Ok(default),
         Some(at) => parse_rfc3339(&at).ok_or(()),
     };
     let (Ok(from), Ok(to)) = (bound("from", i64::MIN), bound("to", i64::MAX)) else {
-        return Ok(respond::error(400, "bad_query", "from and to must be RFC 3339 times"));
+        return Ok(Refusal::bad_request("bad_query", "from and to must be RFC 3339 times").response());
     };
     let filter = Filter { state, event_type: event_type.as_deref(), contact: contact.as_deref(), from, to };
     let limit = query("limit").and_then(|l| l.parse().ok()).unwrap_or(50u32).clamp(1, 100);
     let Ok(after) = query("cursor").map(|cursor| parse_cursor(&cursor)).transpose() else {
-        return Ok(respond::error(400, "bad_query", "the cursor is not one this API gave"));
+        return Ok(Refusal::bad_request("bad_query", "the cursor is not one this API gave").response());
     };
     let page = writer.db.page(&filter, after, limit)?;
     let full = page.len() as u32 == limit;
@@ -197,7 +200,7 @@ fn load(writer: &Writer, id: &str) -> DbResult<Option<WebhookRecord>> {
 
 /// 404 `unknown_webhook`; the id is not repeated (a path segment could be a key sent by mistake).
 fn not_found() -> Result<Response> {
-    respond::error(404, "unknown_webhook", "no webhook with the id in the path is on record")
+    Refusal::missing("unknown_webhook", "no webhook with the id in the path is on record").response()
 }
 
 fn replay_one(writer: &Writer, id: &str) -> Answered {
@@ -206,13 +209,13 @@ fn replay_one(writer: &Writer, id: &str) -> Answered {
     };
     match requeue(writer, id, record, now_ms())? {
         Ok(()) => Ok(respond::json(202, &json!({ "replayed": [id] }))),
-        Err(NotApplicable::NotParked(state)) => Ok(respond::error(
-            409,
+        Err(NotApplicable::NotParked(state)) => Ok(Refusal::conflict(
             "not_parked",
             format!("the webhook is {state}; only parked webhooks are replayed"),
-        )),
+        )
+        .response()),
         Err(NotApplicable::AlreadyFinished) => {
-            Ok(respond::error(409, "not_parked", "the webhook is finished"))
+            Ok(Refusal::conflict("not_parked", "the webhook is finished").response())
         }
     }
 }
@@ -263,7 +266,7 @@ fn replay_many(writer: &Writer, body: &Value) -> Answered {
     let (from, to) = match (body.get("all"), bound("from"), bound("to")) {
         (Some(Value::Bool(true)), None, None) => (i64::MIN, i64::MAX),
         (None, Some(Some(from)), Some(Some(to))) if from <= to => (from, to),
-        _ => return Ok(respond::error(400, "bad_replay_request", REPLAY_SHAPES)),
+        _ => return Ok(Refusal::bad_request("bad_replay_request", REPLAY_SHAPES).response()),
     };
     let now = now_ms();
     let page = writer.db.parked_between(from, to, REPLAY_PAGE + 1)?;
@@ -308,7 +311,7 @@ fn replay_ids(writer: &Writer, ids: &Value) -> Answered {
     let ids: Option<Vec<&str>> = ids.as_array().map(|ids| ids.iter().filter_map(Value::as_str).collect());
     let Some(ids) = ids.filter(|ids| !ids.is_empty() && ids.len() <= REPLAY_PAGE as usize) else {
         let message = format!("`ids` must list 1 to {REPLAY_PAGE} webhook ids");
-        return Ok(respond::error(400, "bad_replay_request", message));
+        return Ok(Refusal::bad_request("bad_replay_request", message).response());
     };
     let now = now_ms();
     let (mut replayed, mut skipped) = (Vec::new(), Vec::new());
@@ -339,11 +342,10 @@ async fn discard(writer: &Writer, id: &str) -> Answered {
             remember(writer, id, &finished).await;
             Ok(respond::json(200, &json!({ "discarded": id })))
         }
-        Err(_) => Ok(respond::error(
-            409,
-            "already_finished",
-            "the webhook is finished; there is nothing to discard",
-        )),
+        Err(_) => {
+            Ok(Refusal::conflict("already_finished", "the webhook is finished; there is nothing to discard")
+                .response())
+        }
     }
 }
 
@@ -351,11 +353,11 @@ async fn discard(writer: &Writer, id: &str) -> Answered {
 /// the Contacts API, as the id maps have them.
 fn contact_links(writer: &Writer, config: &Config, id: &str) -> Answered {
     if !is_sightmill_id(id) {
-        return Ok(respond::error(
-            400,
+        return Ok(Refusal::bad_request(
             "bad_sightmill_id",
             "a SightMill id is 1 to 128 of A-Z a-z 0-9 _ - . : @",
-        ));
+        )
+        .response());
     }
     let location = &config.location_id;
     let contact: Option<Value> = writer.db.link(&contact_key(location, id))?;

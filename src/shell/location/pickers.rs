@@ -9,6 +9,7 @@ use worker::{Response, Result};
 use super::Writer;
 use crate::config::Config;
 use crate::contacts_api::ApiRequest;
+use crate::refusal::Refusal;
 use crate::shell::platform::respond;
 use crate::sync::custom_fields::{ListError, CAMPAIGNS_SCOPE, WORKFLOWS_SCOPE};
 
@@ -46,10 +47,14 @@ pub async fn list(writer: &Writer, config: &Config, what: &str) -> Result<Respon
 
 /// A list that could not be read: 403 `missing_scope` (with `scope`), 502 otherwise.
 fn refused(error: &ListError) -> Result<Response> {
-    let (status, code, scope) = match error {
-        ListError::MissingScope { scope, .. } => (403, "missing_scope", Some(*scope)),
-        ListError::Unavailable(_) => (502, "contacts_api_unavailable", None),
-        ListError::Refused(_) => (502, "contacts_api_refused", None),
+    let (refusal, scope) = match error {
+        ListError::MissingScope { scope, .. } => {
+            (Refusal::forbidden("missing_scope", error.describe()), Some(*scope))
+        }
+        ListError::Unavailable(_) => {
+            (Refusal::bad_gateway("contacts_api_unavailable", error.describe()), None)
+        }
+        ListError::Refused(_) => (Refusal::bad_gateway("contacts_api_refused", error.describe()), None),
     };
-    respond::json(status, &json!({ "error": code, "message": error.describe(), "scope": scope }))
+    refusal.with("scope", scope).response()
 }

@@ -19,11 +19,11 @@ use super::tokens::TokenError;
 use super::{json_body, Writer};
 use crate::config::Config;
 use crate::contacts_api::{ApiRequest, ApiResponse};
-use crate::read::budget::{ReadBudget, KEY_SHARE_SETTING, SHARE_SETTING};
-use crate::read::{cache_ttl_secs, read_version_key, token_rejected, ApiRoute, CACHE_TTL_SETTING};
+use crate::read::{read_version_key, token_rejected, ApiRoute};
+use crate::refusal::Refusal;
 use crate::shell::platform::contacts_client::TransportFailure;
 use crate::shell::platform::respond;
-use crate::shell::platform::runtime::{now_ms, setting};
+use crate::shell::platform::runtime::{now_ms, settings};
 
 /// `/read/link`'s question.
 #[derive(Debug, Serialize, Deserialize)]
@@ -40,8 +40,7 @@ pub struct VersionQuery {
 /// Whether read caching is on (`READ_CACHE_TTL_SECS` > 0): the writer bumps read versions only
 /// then, which saves a row written per change when nothing is cached.
 pub fn caching_enabled(env: &worker::Env) -> bool {
-    let value = setting(env, CACHE_TTL_SETTING).filter(|value| !value.trim().is_empty());
-    matches!(cache_ttl_secs(value.map(|v| v.trim().to_owned())), Ok(ttl) if ttl > 0)
+    settings(env).read_cache_ttl_secs() > 0
 }
 
 /// After the writer applied a change to `contact_id` (in the same transaction): a new read
@@ -112,26 +111,25 @@ pub async fn handle(writer: &Writer, config: &Config, route: &str, mut req: Requ
             let query: LinkQuery = json_body(&mut req).await?;
             match writer.db.link::<Value>(&query.key) {
                 Ok(link) => respond::json(200, &json!({ "link": link })),
-                Err(error) => respond::error(503, "storage_unavailable", error.to_string()),
+                Err(error) => Refusal::storage_unavailable(error.to_string()).response(),
             }
         }
         (Method::Post, "/read/version") => {
             let query: VersionQuery = json_body(&mut req).await?;
             match writer.db.meta::<i64>(&read_version_key(&query.contact_id)) {
                 Ok(version) => respond::json(200, &json!({ "version": version.unwrap_or(0) })),
-                Err(error) => respond::error(503, "storage_unavailable", error.to_string()),
+                Err(error) => Refusal::storage_unavailable(error.to_string()).response(),
             }
         }
         (Method::Post, "/read/send") => {
             let query: SendQuery = json_body(&mut req).await?;
             let route = match ApiRoute::of_request(&query.path, &writer.name) {
                 Ok(route) => route,
-                Err(refusal) => return respond::refusal(&refusal),
+                Err(refusal) => return refusal.response(),
             };
-            let shares = (setting(&writer.env, SHARE_SETTING), setting(&writer.env, KEY_SHARE_SETTING));
-            let budget = match ReadBudget::from_settings(config.cron.calls_per_10s, shares.0, shares.1) {
+            let budget = match settings(&writer.env).read_budget(config.cron.calls_per_10s) {
                 Ok(budget) => budget,
-                Err(error) => return respond::error(500, "misconfigured", error.to_string()),
+                Err(error) => return Refusal::misconfigured(error.to_string()).response(),
             };
             if let Err(until) = writer.reads.borrow_mut().take(budget, &query.key, now_ms()) {
                 return respond::json(200, &json!(Sent::OverBudget { until }));
@@ -139,7 +137,7 @@ pub async fn handle(writer: &Writer, config: &Config, route: &str, mut req: Requ
             let request = route.request(&writer.name);
             respond::json(200, &json!(send(writer, config, &request).await))
         }
-        _ => respond::error(404, "not_found", "no such read route in the location"),
+        _ => Refusal::not_found("no such read route in the location").response(),
     }
 }
 

@@ -28,7 +28,7 @@ use crate::secret::Secret;
 use crate::shell::platform::http::{self, fetch_with_timeout};
 use crate::shell::platform::kv::Kv;
 use crate::shell::platform::object_stub::ObjectStub;
-use crate::shell::platform::runtime::{now_ms, setting};
+use crate::shell::platform::runtime::{now_ms, settings};
 use crate::shell::platform::token_endpoint::exchange;
 use crate::sync::plan::Failure;
 
@@ -104,8 +104,9 @@ impl Tokens {
     fn config(&self, env: &Env) -> Result<TokenConfig, TokenError> {
         match &*self.source.borrow() {
             None => token_config(env),
-            Some(source) => TokenConfig::for_connection(source, |name| setting(env, name))
-                .map_err(|error| TokenError::NotConfigured(error.to_string())),
+            Some(source) => {
+                settings(env).tokens_for(source).map_err(|error| TokenError::NotConfigured(error.to_string()))
+            }
         }
     }
 
@@ -339,8 +340,7 @@ async fn company_access_token(env: &Env, company_id: &str) -> Result<Secret, Tok
 
 /// The token settings, or why they are unusable.
 pub fn token_config(env: &Env) -> Result<TokenConfig, TokenError> {
-    TokenConfig::from_lookup(|name| setting(env, name))
-        .map_err(|error| TokenError::NotConfigured(error.to_string()))
+    settings(env).tokens().map_err(|error| TokenError::NotConfigured(error.to_string()))
 }
 
 impl Tokens {

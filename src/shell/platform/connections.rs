@@ -18,7 +18,7 @@ use worker::{Env, Method, Result};
 
 use super::kv::Kv;
 use super::object_stub::ObjectStub;
-use super::runtime::setting;
+use super::runtime::settings;
 use crate::auth::envelope::{Envelope, KeyRing};
 use crate::connections::recent::Recent;
 use crate::connections::{record_key, Connection, ConnectionId};
@@ -38,7 +38,7 @@ pub const RECORD_CACHE_TTL_SECS: u32 = 30;
 
 /// The default connection's id, when the deployment has one (`GHL_LOCATION_ID`).
 pub fn default_id(env: &Env) -> Option<ConnectionId> {
-    setting(env, "GHL_LOCATION_ID").and_then(|text| ConnectionId::parse(text.trim()).ok())
+    settings(env).default_location().and_then(|text| ConnectionId::parse(text).ok())
 }
 
 thread_local! {
@@ -115,13 +115,12 @@ fn keep(
 }
 
 fn open(env: &Env, id: &ConnectionId, envelope: &Envelope) -> Result<Connection> {
-    Connection::open(&keys(env).map_err(rust_error)?, id, envelope).map_err(rust_error)
+    Connection::open(&*keys(&settings(env)).map_err(rust_error)?, id, envelope).map_err(rust_error)
 }
 
 /// The keys connection records are sealed under (`TOKEN_ENCRYPTION_KEYS`).
-pub fn keys(env: &Env) -> std::result::Result<KeyRing, String> {
-    let keys = setting(env, "TOKEN_ENCRYPTION_KEYS").ok_or("`TOKEN_ENCRYPTION_KEYS` is not set")?;
-    KeyRing::parse(&keys).map_err(|error| format!("`TOKEN_ENCRYPTION_KEYS`: {error}"))
+pub fn keys(settings: &crate::settings::Settings) -> std::result::Result<std::rc::Rc<KeyRing>, String> {
+    settings.encryption_keys().map_err(|error| error.to_string())
 }
 
 fn rust_error(error: impl ToString) -> worker::Error {

@@ -1,9 +1,10 @@
-//! JSON answers: every response the worker gives, success or refusal, is built here.
+//! JSON answers: every response the worker gives, success or refusal, is built here; a
+//! [`Refusal`] (the core's one error type) becomes a response only through [`Refusal::response`].
 
 use serde_json::Value;
 use worker::{Response, Result};
 
-use crate::intake::Refusal;
+use crate::refusal::Refusal;
 
 pub fn json(status: u16, body: &Value) -> Result<Response> {
     json_with_headers(status, body, &[])
@@ -18,11 +19,20 @@ pub fn json_with_headers(status: u16, body: &Value, headers: &[(&str, &str)]) ->
     Ok(response)
 }
 
-/// `{"error": code, "message": message}` with `status`.
-pub fn error(status: u16, code: &'static str, message: impl Into<String>) -> Result<Response> {
-    refusal(&Refusal::new(status, code, message))
-}
-
-pub fn refusal(refusal: &Refusal) -> Result<Response> {
-    json(refusal.status, &refusal.body())
+impl Refusal {
+    /// The one conversion of a refusal to an answer: its status, its body, and `Retry-After`
+    /// when it carries one.
+    /// A `misconfigured` refusal is logged here too, once, naming the setting (never its value).
+    pub fn response(&self) -> Result<Response> {
+        if self.code == "misconfigured" {
+            worker::console_error!(
+                "{}",
+                serde_json::json!({"msg": "configuration error", "error": self.message})
+            );
+        }
+        let retry_after = self.retry_after_secs.map(|secs| secs.to_string());
+        let headers: Vec<(&str, &str)> =
+            retry_after.iter().map(|secs| ("Retry-After", secs.as_str())).collect();
+        json_with_headers(self.status, &self.body(), &headers)
+    }
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 use worker::{Env, Method, Request, Response, Result};
 
 use crate::connections::{unknown_connection, ConnectionId};
-use crate::intake::Refusal;
+use crate::refusal::Refusal;
 use crate::shell::platform::connections::default_id;
 use crate::shell::platform::object_stub::ObjectStub;
 use crate::shell::platform::respond;
@@ -53,22 +53,22 @@ fn target(path: &str) -> std::result::Result<Target<'_>, Refusal> {
 pub async fn handle(mut req: Request, env: &Env) -> Result<Response> {
     let caller = match Caller::admit(&mut req, env).await? {
         Ok(caller) => caller,
-        Err(refusal) => return respond::refusal(&refusal),
+        Err(refusal) => return refusal.response(),
     };
     let target = match target(&caller.path) {
         Ok(target) => target,
-        Err(refusal) => return respond::refusal(&refusal),
+        Err(refusal) => return refusal.response(),
     };
     let (method, operator) = (req.method(), &caller.operator);
     match target {
         Target::Installs if method != Method::Post => {
-            respond::error(405, "method_not_allowed", "POST makes an install link")
+            Refusal::method_not_allowed("POST makes an install link").response()
         }
         Target::Installs => {
             let origin = crate::auth::install::origin_of(&req.inner().url()).to_owned();
             match oauth::mint(env, &origin, caller.body.as_deref(), operator) {
                 Ok(body) => respond::json(201, &body),
-                Err(refusal) => respond::refusal(&refusal),
+                Err(refusal) => refusal.response(),
             }
         }
         Target::Directory => {
@@ -77,7 +77,7 @@ pub async fn handle(mut req: Request, env: &Env) -> Result<Response> {
         }
         Target::Location { id, rest } => {
             if let Err(refusal) = known(env, &id).await {
-                return respond::refusal(&refusal);
+                return refusal.response();
             }
             let path = caller.with_query(&format!("/admin/{rest}"));
             ObjectStub::open(env, id.as_str())?.send_as(method, &path, caller.body, operator).await
@@ -95,11 +95,9 @@ async fn known(env: &Env, id: &ConnectionId) -> std::result::Result<(), Refusal>
     match ask(ObjectStub::directory(env), Method::Get, &path, None).await? {
         (200, _) => Ok(()),
         (404, _) => Err(unknown_connection()),
-        (status, _) => Err(Refusal::new(
-            503,
-            "storage_unavailable",
-            format!("the directory of connections answered HTTP {status}; try again"),
-        )),
+        (status, _) => Err(Refusal::storage_unavailable(format!(
+            "the directory of connections answered HTTP {status}; try again"
+        ))),
     }
 }
 
@@ -116,11 +114,7 @@ pub async fn ask(
             "{}",
             serde_json::json!({"msg": "durable object not reached", "path": path, "error": error.to_string()})
         );
-        Refusal::new(
-            503,
-            "storage_unavailable",
-            "the directory of connections could not be reached; try again",
-        )
+        Refusal::storage_unavailable("the directory of connections could not be reached; try again")
     };
     stub.map_err(unreachable)?.ask(method, path, body).await.map_err(unreachable)
 }

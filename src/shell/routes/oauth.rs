@@ -21,14 +21,13 @@ use crate::auth::install::{
 use crate::auth::token_endpoint::{Grant, UserType};
 use crate::auth::token_record::{safe_location_id, TokenError, TokenRecord};
 use crate::auth::tokens::{seal_record, InstallSettings, Issuer, TokenConfig};
-use crate::config::Config;
 use crate::connections::agency::company_key;
-use crate::intake::Refusal;
+use crate::refusal::Refusal;
 use crate::shell::location::tokens::{seal, token_config};
 use crate::shell::platform::connections::default_id;
 use crate::shell::platform::object_stub::ObjectStub;
 use crate::shell::platform::respond;
-use crate::shell::platform::runtime::{now_ms, setting};
+use crate::shell::platform::runtime::{now_ms, settings};
 use crate::shell::platform::token_endpoint::exchange_as;
 use crate::shell::routes::connections::ask;
 
@@ -42,7 +41,7 @@ pub fn install(req: &Request, env: &Env) -> Result<Response> {
     let invite = query_param(&url, INVITE_PARAM);
     let start = match begin_install(env, origin_of(&url), invite.as_deref(), agency) {
         Ok(start) => start,
-        Err(refusal) => return respond::refusal(&refusal),
+        Err(refusal) => return refusal.response(),
     };
     respond::json_with_headers(
         302,
@@ -64,23 +63,23 @@ pub fn mint(
     body: Option<&str>,
     operator: &str,
 ) -> std::result::Result<Value, Refusal> {
-    let kind = match serde_json::from_str::<Value>(body.unwrap_or("{}"))
-        .ok()
-        .as_ref()
-        .map(|body| &body["kind"])
-    {
-        Some(Value::Null) => InstallKind::Location,
-        Some(Value::String(kind)) if kind == "location" => InstallKind::Location,
-        Some(Value::String(kind)) if kind == "agency" => InstallKind::Agency,
-        _ => {
-            return Err(Refusal::new(400, "invalid_body", "expected { \"kind\": \"location\" | \"agency\" }"))
-        }
-    };
+    let kind =
+        match serde_json::from_str::<Value>(body.unwrap_or("{}")).ok().as_ref().map(|body| &body["kind"]) {
+            Some(Value::Null) => InstallKind::Location,
+            Some(Value::String(kind)) if kind == "location" => InstallKind::Location,
+            Some(Value::String(kind)) if kind == "agency" => InstallKind::Agency,
+            _ => {
+                return Err(Refusal::bad_request(
+                    "invalid_body",
+                    "expected { \"kind\": \"location\" | \"agency\" }",
+                ))
+            }
+        };
     let settings = OAuthSettings::read(env)?;
     let (issuer, _) = settings.oauth()?;
     let mut nonce = [0u8; NONCE_LEN];
     getrandom::fill(&mut nonce)
-        .map_err(|_| Refusal::new(503, "unavailable", "no randomness for the install link; try again"))?;
+        .map_err(|_| Refusal::unavailable("unavailable", "no randomness for the install link; try again"))?;
     let minted = mint_invite(&issuer.keys, kind, nonce, now_ms() / 1000);
     let expires_at_ms = minted.invite.expires_at_secs * 1000;
     console_log!(
@@ -134,7 +133,7 @@ fn begin_install(
     };
     let mut nonce = [0u8; NONCE_LEN];
     getrandom::fill(&mut nonce)
-        .map_err(|_| Refusal::new(503, "unavailable", "no randomness for the install state; try again"))?;
+        .map_err(|_| Refusal::unavailable("unavailable", "no randomness for the install state; try again"))?;
     let redirect_uri = install.redirect_uri(origin);
     let request =
         InstallRequest { client_id: &issuer.client.client_id, redirect_uri: &redirect_uri, kind, permit };
@@ -182,8 +181,7 @@ async fn spend(env: &Env, invite: &Invite) -> std::result::Result<(), Refusal> {
     let (status, answer) = ask(ObjectStub::directory(env), worker::Method::Post, &path, Some(body)).await?;
     match status {
         200 => Ok(()),
-        409 => Err(Refusal::new(
-            409,
+        409 => Err(Refusal::conflict(
             "install_link_used",
             "this install link was used already; nothing was connected: ask the operator for a new one",
         )),
@@ -243,10 +241,7 @@ async fn install_agency(
     record: &TokenRecord,
 ) -> std::result::Result<Value, Refusal> {
     let company = record.company_id.as_deref().and_then(safe_location_id).ok_or_else(|| {
-        Refusal::new(
-            502,
-            "no_company",
-            "the token endpoint issued an agency token without a usable companyId; install the app for the agency again",
+        Refusal::bad_gateway("no_company", "the token endpoint issued an agency token without a usable companyId; install the app for the agency again",
         )
     })?;
     let mut nonce = [0u8; crate::auth::envelope::NONCE_LEN];
@@ -263,11 +258,7 @@ async fn install_agency(
 
 /// 503 `storage_unavailable`: what was obtained could not be kept.
 fn not_kept(error: String) -> Refusal {
-    Refusal::new(
-        503,
-        "storage_unavailable",
-        format!("{error}; the tokens were not kept, start again at /oauth/install"),
-    )
+    Refusal::storage_unavailable(format!("{error}; the tokens were not kept, start again at /oauth/install"))
 }
 
 /// The Directory's refusal, passed on (its code is one of the contract's).
@@ -280,7 +271,7 @@ fn passed_on(status: u16, answer: &Value) -> Refusal {
         Some("token_unavailable") => "token_unavailable",
         _ => "storage_unavailable",
     };
-    Refusal::new(status, code, message)
+    Refusal::relayed(status, code, message)
 }
 
 /// The settings both routes need (the others are checked too: a misconfigured deployment
@@ -291,12 +282,8 @@ struct OAuthSettings {
 
 impl OAuthSettings {
     fn read(env: &Env) -> std::result::Result<OAuthSettings, Refusal> {
-        let misconfigured = |message: String| {
-            console_error!("{}", json!({"msg": "configuration error", "error": message}));
-            Refusal::new(500, "misconfigured", message)
-        };
-        Config::from_lookup(|name| setting(env, name)).map_err(|error| misconfigured(error.to_string()))?;
-        let tokens = token_config(env).map_err(|error| misconfigured(error.to_string()))?;
+        settings(env).config().map_err(Refusal::misconfigured)?;
+        let tokens = token_config(env).map_err(Refusal::misconfigured)?;
         Ok(OAuthSettings { tokens })
     }
 
@@ -304,8 +291,7 @@ impl OAuthSettings {
     fn oauth(&self) -> std::result::Result<(&Issuer, &InstallSettings), Refusal> {
         match &self.tokens {
             TokenConfig::OAuth { issuer, install } => Ok((issuer, install)),
-            other => Err(Refusal::new(
-                404,
+            other => Err(Refusal::missing(
                 "oauth_disabled",
                 format!("the install flow is off: TOKEN_MODE is `{}`, not `oauth`", other.mode().as_str()),
             )),
@@ -320,24 +306,20 @@ fn installed_location(record: &TokenRecord) -> std::result::Result<&str, Refusal
         .as_deref()
         .and_then(safe_location_id)
         .ok_or_else(|| {
-            Refusal::new(
-                502,
-                "no_location",
-                "the token endpoint issued a token without a usable locationId; install the app on a sub-account (location)",
+            Refusal::bad_gateway("no_location", "the token endpoint issued a token without a usable locationId; install the app on a sub-account (location)",
             )
         })
 }
 
 fn exchange_refusal(error: TokenError) -> Refusal {
     match error {
-        TokenError::Refused(reason) => Refusal::new(
-            400,
+        TokenError::Refused(reason) => Refusal::bad_request(
             "authorization_code_rejected",
             format!("{reason}; start again at /oauth/install"),
         ),
         TokenError::Unavailable(reason) => {
-            Refusal::new(503, "token_endpoint_unavailable", format!("{reason}; try again"))
+            Refusal::unavailable("token_endpoint_unavailable", format!("{reason}; try again"))
         }
-        TokenError::NotConfigured(reason) => Refusal::new(500, "misconfigured", reason),
+        TokenError::NotConfigured(reason) => Refusal::misconfigured(reason),
     }
 }

@@ -5,13 +5,12 @@
 
 use worker::{Env, Request, Response, Result};
 
-use crate::auth::api_keys::{admin_keys, fingerprint, Denied, ADMIN_KEYS_SETTING};
-use crate::intake::Refusal;
+use crate::auth::api_keys::{admin_keys, fingerprint, Denied};
 use crate::read::split_url;
+use crate::refusal::Refusal;
 use crate::shell::location::load_config;
 use crate::shell::platform::object_stub::ObjectStub;
-use crate::shell::platform::respond;
-use crate::shell::platform::runtime::setting;
+use crate::shell::platform::runtime::settings;
 
 /// The operator API lives under `/admin`.
 pub fn handles(path: &str) -> bool {
@@ -21,11 +20,11 @@ pub fn handles(path: &str) -> bool {
 pub async fn handle(mut req: Request, env: &Env) -> Result<Response> {
     let caller = match Caller::admit(&mut req, env).await? {
         Ok(caller) => caller,
-        Err(refusal) => return respond::refusal(&refusal),
+        Err(refusal) => return refusal.response(),
     };
     let config = match load_config(env) {
         Ok(config) => config,
-        Err(response) => return response,
+        Err(refusal) => return refusal.response(),
     };
     let stub = ObjectStub::open(env, &config.location_id)?;
     stub.send_as(req.method(), &caller.with_query(&caller.path), caller.body, &caller.operator).await
@@ -71,5 +70,5 @@ impl Caller {
 /// before routing). Unset: the API is off; unusable: misconfigured. (The connections' routes use
 /// the same door.)
 fn authorize(authorization: Option<&str>, env: &Env) -> std::result::Result<(), Refusal> {
-    admin_keys(setting(env, ADMIN_KEYS_SETTING).as_deref())?.check(authorization).map_err(Denied::refusal)
+    admin_keys(settings(env).admin_keys())?.check(authorization).map_err(Denied::refusal)
 }

@@ -12,15 +12,15 @@ use worker::{console_error, console_log, console_warn, Cache, Env, Request, Resp
 
 use crate::connections::{unknown_connection, ConnectionId};
 use crate::contacts_api::ApiResponse;
-use crate::intake::Refusal;
 use crate::read::{
     cacheable, config_refusal, split_connection, split_url, upstream_refusal, ApiRoute, ReadConfig, ReadRoute,
 };
+use crate::refusal::Refusal;
 use crate::shell::location::reads::{LinkQuery, SendQuery, Sent, VersionQuery};
 use crate::shell::platform::connections;
 use crate::shell::platform::object_stub::ObjectStub;
 use crate::shell::platform::respond;
-use crate::shell::platform::runtime::{now_ms, setting};
+use crate::shell::platform::runtime::{now_ms, settings};
 use crate::sync::records::Link;
 use crate::timestamp::UnixMillis;
 
@@ -53,7 +53,7 @@ pub async fn handle(req: Request, env: &Env) -> Result<Response> {
         Err(Stop::Failed(error)) => {
             log.error = Some("internal_error");
             console_error!("{}", serde_json::json!({"msg": "read failed", "error": error.to_string()}));
-            respond::error(500, "internal_error", "the read could not be answered")
+            Refusal::internal("the read could not be answered").response()
         }
     }?;
     log.write(response.status_code());
@@ -61,7 +61,7 @@ pub async fn handle(req: Request, env: &Env) -> Result<Response> {
 }
 
 async fn answer(req: &Request, env: &Env, log: &mut ReadLog) -> std::result::Result<Response, Stop> {
-    let config = ReadConfig::from_lookup(|name| setting(env, name)).map_err(|e| config_refusal(&e))?;
+    let config = settings(env).read().map_err(config_refusal)?.clone();
     let authorization = req.headers().get("Authorization")?;
     let url = req.inner().url();
     let url = split_url(&url);
@@ -91,8 +91,7 @@ async fn connection_of(
     let Some(raw) = named else {
         config.keys.check(authorization).map_err(|denied| denied.refusal())?;
         let default = config.default_location.clone().ok_or_else(|| {
-            Refusal::new(
-                404,
+            Refusal::missing(
                 "no_default_connection",
                 "this deployment has no default connection; read under /connections/{id}/",
             )
@@ -114,7 +113,7 @@ async fn connection_of(
 async fn resolve(location: &ObjectStub, key: String) -> std::result::Result<Option<Link>, Stop> {
     let answer: Value = location.call("/read/link", &LinkQuery { key }).await.map_err(|error| {
         console_error!("{}", serde_json::json!({"msg": "id map unavailable", "error": error.to_string()}));
-        Stop::Refused(Refusal::new(503, "storage_unavailable", "the id map could not be read; try again"))
+        Stop::Refused(Refusal::storage_unavailable("the id map could not be read; try again"))
     })?;
     Ok(serde_json::from_value(answer["link"].clone()).ok())
 }
@@ -195,7 +194,7 @@ impl Reader<'_> {
             Sent::Failed { failure, message, api_calls } => {
                 log.api_calls += api_calls;
                 let (status, code) = failure.answer();
-                Err(Stop::Refused(Refusal::new(status, code, message)))
+                Err(Stop::Refused(Refusal::relayed(status, code, message)))
             }
         }
     }
@@ -265,16 +264,19 @@ const OVER_BUDGET: (&str, &str) = (
 
 /// 429 with the seconds until `until` as `Retry-After`, and why (`reason`: code and message).
 fn rate_limited(until: UnixMillis, now: UnixMillis, reason: (&'static str, &str)) -> Result<Response> {
-    let retry_after = ((until - now).max(0) as u64).div_ceil(1_000).max(1).to_string();
-    let body = Refusal::new(429, reason.0, reason.1).body();
-    respond::json_with_headers(429, &body, &[("Retry-After", &retry_after), ("Cache-Control", "no-store")])
+    let retry_after = ((until - now).max(0) as u64).div_ceil(1_000).max(1);
+    let mut response = Refusal::too_many_requests(reason.0, reason.1, retry_after).response()?;
+    response.headers_mut().set("Cache-Control", "no-store")?;
+    Ok(response)
 }
 
 /// A refusal as JSON; a 401 also says how to authenticate.
 fn refusal_response(refusal: &Refusal) -> Result<Response> {
-    let challenge = [("WWW-Authenticate", "Bearer")];
-    let headers: &[(&str, &str)] = if refusal.status == 401 { &challenge } else { &[] };
-    respond::json_with_headers(refusal.status, &refusal.body(), headers)
+    let mut response = refusal.response()?;
+    if refusal.status == 401 {
+        response.headers_mut().set("WWW-Authenticate", "Bearer")?;
+    }
+    Ok(response)
 }
 
 /// Why a read stopped before the API's answer could be passed on.

@@ -16,13 +16,14 @@ use worker::{console_error, Env, Method, Request, Response, Result};
 use crate::config::Config;
 use crate::connections::{refuse_unknown, Connection, ConnectionId};
 use crate::intake::signature::SignatureHeaders;
-use crate::intake::{admit, check_declared_length, too_large, Admitted, Delivery, Refusal};
+use crate::intake::{admit, check_declared_length, too_large, Admitted, Delivery};
+use crate::refusal::Refusal;
 use crate::shell::location::connection::is_default;
 use crate::shell::platform::connections;
 use crate::shell::platform::kv::Kv;
 use crate::shell::platform::object_stub::ObjectStub;
 use crate::shell::platform::respond;
-use crate::shell::platform::runtime::{now_ms, setting};
+use crate::shell::platform::runtime::{now_ms, settings};
 use crate::sync::queue::{reply, Intake, Reply};
 use crate::sync::records::{webhook_key_of, WebhookRecord, WebhookState};
 
@@ -52,14 +53,14 @@ impl Target {
 /// `POST /webhooks/sightmill`: the default connection's (404 `no_default_connection` when the
 /// deployment has none).
 pub async fn handle(req: Request, env: &Env) -> Result<Response> {
-    match Config::default_connection(|name| setting(env, name)) {
-        Ok(Some(config)) => receive(req, env, Target::Default(config)).await,
-        Ok(None) => respond::error(
-            404,
+    match settings(env).default_connection() {
+        Ok(Some(config)) => receive(req, env, Target::Default(config.clone())).await,
+        Ok(None) => Refusal::missing(
             "no_default_connection",
             "this deployment has no default connection; post to /webhooks/sightmill/{connection}",
-        ),
-        Err(error) => misconfigured(&error),
+        )
+        .response(),
+        Err(error) => Refusal::misconfigured(error).response(),
     }
 }
 
@@ -70,24 +71,19 @@ pub async fn handle(req: Request, env: &Env) -> Result<Response> {
 pub async fn handle_connection(req: Request, env: &Env, raw_id: &str) -> Result<Response> {
     let id = match ConnectionId::parse(raw_id) {
         Ok(id) => id,
-        Err(refusal) => return respond::refusal(&refusal),
+        Err(refusal) => return refusal.response(),
     };
     if is_default(env, id.as_str()) {
         return handle(req, env).await;
     }
-    let config = match Config::for_connection(|name| setting(env, name), &id) {
+    let config = match settings(env).config_for(&id) {
         Ok(config) => config,
-        Err(error) => return misconfigured(&error),
+        Err(error) => return Refusal::misconfigured(error).response(),
     };
     match connections::lookup(env, &id, now_ms()).await? {
         Some(connection) => receive(req, env, Target::Named(config, connection)).await,
         None => receive(req, env, Target::Unknown(config)).await,
     }
-}
-
-fn misconfigured(error: &crate::config::ConfigError) -> Result<Response> {
-    console_error!("{}", json!({"msg": "configuration error", "error": error.to_string()}));
-    respond::error(500, "misconfigured", error.to_string())
 }
 
 async fn receive(mut req: Request, env: &Env, target: Target) -> Result<Response> {
@@ -96,10 +92,10 @@ async fn receive(mut req: Request, env: &Env, target: Target) -> Result<Response
     let headers = req.headers().clone();
     let header = |name: &str| headers.get(name).ok().flatten();
     if let Err(refusal) = check_declared_length(header("content-length").as_deref(), config.max_body_bytes) {
-        return respond::refusal(&refusal);
+        return refusal.response();
     }
     let Some(body) = read_body(&mut req, config.max_body_bytes).await? else {
-        return respond::refusal(&too_large(config.max_body_bytes));
+        return too_large(config.max_body_bytes).response();
     };
     let (content_type, id, timestamp, signature) = (
         header("content-type"),
@@ -118,7 +114,7 @@ async fn receive(mut req: Request, env: &Env, target: Target) -> Result<Response
     };
     let (admitted, verified_with) = match admit_for(env, &target, delivery, now).await {
         Ok(admitted) => admitted,
-        Err(refusal) => return respond::refusal(&refusal),
+        Err(refusal) => return refusal.response(),
     };
     let key = webhook_key_of(target.named_id(), &admitted.webhook_id);
     if let Some(known) = finished_in_kv(env, &key, &admitted).await {
@@ -138,7 +134,7 @@ async fn receive(mut req: Request, env: &Env, target: Target) -> Result<Response
                 "{}",
                 json!({"msg": "webhook not accepted", "webhook_id": admitted.webhook_id, "error": error.to_string()})
             );
-            respond::error(503, "storage_unavailable", "the webhook could not be recorded; deliver it again")
+            Refusal::storage_unavailable("the webhook could not be recorded; deliver it again").response()
         }
     }
 }
