@@ -22,6 +22,11 @@
 //   - with --locations L (L > 1): the same backlog in each of L named connections at once, each its
 //     own location with its own rate limit in the simulator, drained together: each location's
 //     share of its own limit and its 429s, and the aggregate rate beside the single location's;
+//   - with --idle-connections 1,10,100: the idle hour again with that many named connections (made
+//     through the operator API, each its own location, each sent one webhook and left to apply it
+//     first, so that its Location has had work and emptied): Durable Object requests per cron run
+//     (the Directory's and the Locations', fetches and alarms), KV operations and rows (the default
+//     location's, the Directory's and every named location's) per hour, each count beside the others;
 //   - the targets, each with its figure.
 // The product runs as tests/bench/memkv-worker.js: build/index.js with both entry points' SYNC_KV
 // counted. --kv counted (the default) counts the simulated KV of `wrangler dev`; --kv memory counts
@@ -35,7 +40,7 @@
 // failure.
 //
 //   node scripts/bench.mjs [N=2000] [C=16] [--backlog 1000] [--seed 1] [--no-build] [--perf] [--no-backlog]
-//                          [--kv counted|memory] [--locations L]
+//                          [--kv counted|memory] [--locations L] [--idle-connections 1,10,100]
 
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -128,13 +133,20 @@ function parseOptions() {
       "no-backlog": { type: "boolean", default: false },
       kv: { type: "string", default: "counted" },
       locations: { type: "string", default: "1" },
+      "idle-connections": { type: "string", default: "" },
     },
   });
   const [n = 2000, c = 16] = positionals.map(Number);
   const parsed = {
     n, c, backlog: Number(values.backlog), seed: Number(values.seed), build: !values["no-build"],
     perf: values.perf, drain: !values["no-backlog"], kv: values.kv, locations: Number(values.locations),
+    idleConnections: values["idle-connections"] ? values["idle-connections"].split(",").map(Number) : [],
   };
+  const counts = parsed.idleConnections;
+  if (!counts.every((v, i) => Number.isInteger(v) && v > 0 && (i === 0 || v > counts[i - 1]))) {
+    console.error("bench: --idle-connections is a rising list of connection counts, such as 1,10,100");
+    process.exit(2);
+  }
   if (!["counted", "memory"].includes(parsed.kv)) {
     console.error("bench: --kv is counted (the simulated KV, counted) or memory (an in-memory stub, counted)");
     process.exit(2);
@@ -154,7 +166,7 @@ async function stopAll() {
   await Promise.all(groups.splice(0).map((group) => stopGroup(group)));
 }
 
-async function main({ n, c, backlog, seed, build, perf, drain: withDrain, kv, locations }) {
+async function main({ n, c, backlog, seed, build, perf, drain: withDrain, kv, locations, idleConnections }) {
   rmSync(DIR, { recursive: true, force: true });
   mkdirSync(DIR, { recursive: true });
   say(`machine: ${describeMachine()}`);
@@ -170,6 +182,10 @@ async function main({ n, c, backlog, seed, build, perf, drain: withDrain, kv, lo
   const product = await measureProduct(world, events, c, perf);
   say(`idle hour: ${IDLE_RUNS} cron runs with nothing pending`);
   const idle = await measureIdle(world);
+  if (idleConnections.length > 0) {
+    say(`idle hour with ${idleConnections.join(", ")} named connections: ${IDLE_RUNS} cron runs each`);
+    idle.named = await measureIdleConnections(world, idleConnections);
+  }
   product.paths = await measurePaths(world, events, c);
   let drain = null;
   if (withDrain) {
@@ -485,6 +501,87 @@ async function measureIdle(world) {
   await sleep(2000); // an alarm the runs set, if any, has fired
   const after = await reading(world);
   return usage(before, after, 1, meanCost(cost, await statusCost(world)));
+}
+
+/**
+ * The idle hour with named connections, for each of `counts` (rising): connections made through the
+ * operator API until there are that many (each its own token and location in the simulator), each
+ * new one sent one webhook and left to apply it, then IDLE_RUNS cron runs. Every reading of rows is
+ * made outside the wrapper's counts, so that the requests and KV operations counted are the cron's.
+ */
+async function measureIdleConnections(world, counts) {
+  const control = simControl(world);
+  const connections = [];
+  const results = [];
+  for (const count of counts) {
+    const fresh = [];
+    while (connections.length < count) {
+      const i = connections.length;
+      const id = `loc-idle-${i}`;
+      const token = `pit-idle-${i}-0123456789abcdef`;
+      await control("POST", "tokens", { token, locationId: id });
+      await control("POST", "locations", { locationId: id, allowDuplicates: false, rateLimit: API_RATE });
+      const created = await admin(world, "POST", "/admin/connections", { id, token: { kind: "private_integration", token } });
+      if (created.status !== 201) throw new Error(`creating ${id} answered ${created.status}: ${JSON.stringify(created.json)}`);
+      const connection = { id, secret: created.json.signing_secret };
+      connections.push(connection);
+      fresh.push(connection);
+    }
+    const { results: sent } = await drive(fresh.map(({ id, secret }) => ({
+      url: `${world.product.url}${WEBHOOK_PATH}/${id}`,
+      init: signedDelivery(secret, null, {
+        id: `msg_idle_${id}`,
+        rawBody: JSON.stringify(webhookBody({
+          type: "contact.created",
+          data: { id: `sm_idle_${id}`, name: `Idle ${id}`, email: `${id}@bench.test`, updated_at: "2026-11-27T10:00:00Z" },
+        })),
+      }),
+    })), 4);
+    if (sent.some((r) => r.status !== 202)) throw new Error(`webhooks to the new connections answered ${JSON.stringify(statusCounts(sent))}`);
+    const statuses = () => Promise.all(fresh.map(async ({ id }) => (await admin(world, "GET", `/admin/connections/${id}/status`)).json));
+    await waitFor(async () => (await statuses()).every((status) => status.pending === 0), { timeoutMs: 120_000, what: `the ${fresh.length} new connections' webhooks` });
+    await sleep(1000); // the runs' last reports to the Directory
+    results.push({ count, ...(await idleHourWith(world, connections)) });
+  }
+  return results;
+}
+
+/** One idle hour (IDLE_RUNS cron runs) with `connections` named: requests, KV and rows. */
+async function idleHourWith(world, connections) {
+  const namedUsage = async (id) => (await admin(world, "GET", `/admin/connections/${id}/status`)).json.durable_object;
+  const named = () => Promise.all(connections.map(({ id }) => namedUsage(id)));
+  const directory = async (route) => (await fetch(`${world.product.url}/__bench/directory/${route}`)).json();
+  // One status call's own rows on a named location: the second of two in a row less the first.
+  const [first, second] = [await namedUsage(connections[0].id), await namedUsage(connections[0].id)];
+  const defaultCost = await statusCost(world);
+  const namedBefore = await named();
+  const directoryBefore = await directory("usage");
+  const defaultBefore = await adminStatus(world);
+  const before = await benchCounts(world);
+  for (let i = 0; i < IDLE_RUNS; i += 1) await runCron(world);
+  await sleep(2000); // an alarm the runs set, if any, has fired
+  const after = await benchCounts(world);
+  const defaultAfter = await adminStatus(world);
+  const directoryAfter = await directory("usage");
+  const namedAfter = await named();
+  const work = (await directory("work")).work;
+  const rows = (key) => {
+    const defaults = defaultAfter.durable_object[key] - defaultBefore.durable_object[key] - defaultCost[key];
+    const directoryRows = directoryAfter[key] - directoryBefore[key];
+    const namedRows = namedAfter.reduce((sum, usage, i) => sum + usage[key] - namedBefore[i][key] - (second[key] - first[key]), 0);
+    return defaults + directoryRows + namedRows;
+  };
+  const locationRequests = after.durable_object.fetches + after.durable_object.alarms - before.durable_object.fetches - before.durable_object.alarms;
+  const directoryRequests = after.directory.fetches + after.directory.alarms - before.directory.fetches - before.directory.alarms;
+  return {
+    perCron: { directory: directoryRequests / IDLE_RUNS, locations: locationRequests / IDLE_RUNS },
+    kv: Object.fromEntries(KV_OPS.map((op) => [op, after.kv[op] - before.kv[op]])),
+    rowsRead: rows("rows_read"),
+    rowsWritten: rows("rows_written"),
+    started: after.durable_object.instances - before.durable_object.instances,
+    recorded: work.length,
+    due: work.filter((row) => row.due_at !== null && row.due_at <= Date.now()).length,
+  };
 }
 
 function ackFigures(results, elapsedMs) {
@@ -891,6 +988,7 @@ function report({ n, c, upload, floor, product, idle, drain, many, kv }) {
     `  Durable Object rows written: per hour ${int(idle.rowsWritten)}; per day ${int(idle.rowsWritten * 24)}; rows read: per hour ${int(idle.rowsRead)}; per day ${int(idle.rowsRead * 24)}`,
     `  Durable Object awake: ${f1(idle.awakeMs)} ms per hour; Contacts API calls ${idle.counters.api_calls ?? 0}`,
     ...(idle.started ? [`  NOTE: the Durable Object restarted ${idle.started} time(s) during the idle hour`] : []),
+    ...(idle.named ? idleNamedLines(idle.named) : []),
     "",
     "Free plan, webhooks a day before each quota binds (after the idle day's own usage):",
     ...capacity.rows.map((r) => `  ${r.label.padEnd(44)} ${int(r.limit).padStart(10)} a day; idle day ${int(r.idle).padStart(8)}; per webhook ${f3(r.each).padStart(8)} -> ${int(r.webhooks)}`),
@@ -922,6 +1020,15 @@ function report({ n, c, upload, floor, product, idle, drain, many, kv }) {
     ...perfLines(product),
   ];
   console.log(lines.join("\n"));
+}
+
+function idleNamedLines(named) {
+  return [
+    `per idle hour with named connections (${IDLE_RUNS} cron runs; each connection sent one webhook, applied, before; rows: the default location's, the Directory's and every named location's, less the bench's status calls):`,
+    `  ${"connections".padEnd(12)} ${"DO requests per cron run (Directory + Locations)".padEnd(50)} ${"KV operations per hour".padEnd(40)} DO rows read / written per hour`,
+    ...named.map((r) => `  ${String(r.count).padEnd(12)} ${`${f2(r.perCron.directory + r.perCron.locations)} (${f2(r.perCron.directory)} + ${f2(r.perCron.locations)})`.padEnd(50)} ${kvLine(r.kv, 1, int).padEnd(40)} ${int(r.rowsRead)} / ${int(r.rowsWritten)}`
+      + `; work record ${r.recorded} row(s), ${r.due} due${r.started ? `; NOTE: ${r.started} Location instance(s) started` : ""}`),
+  ];
 }
 
 function manyLines(many, drain) {

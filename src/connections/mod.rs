@@ -21,6 +21,7 @@ use crate::sync::retry::parse_duration;
 
 pub mod agency;
 pub mod recent;
+pub mod work;
 
 /// Longest connection id (a location id is 20 characters today).
 pub const MAX_ID_LEN: usize = 64;

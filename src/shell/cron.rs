@@ -1,10 +1,11 @@
 //! The cron trigger (every minute), the users' retry driver: wakes the default connection's
 //! Durable Object (when the deployment has one), which works what is due within its own limits
-//! and answers what it did, and asks the Directory to nudge every named connection's (it fans out
-//! 40 at a time and carries on with its alarm). An idle run costs two Durable Object requests
-//! (the default location's and the Directory's) and a few rows read; nothing is written or listed
-//! in KV. A deployment whose settings are wrong touches nothing until they are fixed (the error is
-//! logged).
+//! and answers what it did, and asks the Directory to nudge the named connections whose work is
+//! due by the work record their Locations keep current as their queues fill and empty (it fans
+//! out 40 at a time and carries on with its alarm). An idle run costs two Durable Object
+//! requests (the default location's and the Directory's), however many named connections there
+//! are, and a few rows read; nothing is written or listed in KV. A deployment whose settings are
+//! wrong touches nothing until they are fixed (the error is logged).
 
 use serde_json::{json, Value};
 use worker::{console_error, Env};

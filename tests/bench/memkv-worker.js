@@ -10,7 +10,7 @@
 // It also times the Durable Object: how many instances started, its fetches and alarms, and the
 // wall time during which at least one of them was under way (awake), for the duration estimate.
 // GET /__bench/counts answers all of it, from the Worker, without touching KV or the Durable
-// Object. Under `wrangler dev` the Worker and its Durable Objects share one isolate, so these
+// Object, with the Directory's requests beside it. Under `wrangler dev` the Worker and its Durable Objects share one isolate, so these
 // module-level counts are the product's.
 import Product, { Directory as ProductDirectory, Location as ProductLocation } from "../../build/index.js";
 
@@ -18,6 +18,8 @@ import Product, { Directory as ProductDirectory, Location as ProductLocation } f
 const kvCounts = { get: 0, put: 0, delete: 0, list: 0 };
 /** The Durable Object as the wrapper saw it. */
 const doCounts = { instances: 0, fetches: 0, alarms: 0, awake_ms: 0 };
+/** The Directory as the wrapper saw it (its requests: fetches and alarms). */
+const directoryCounts = { fetches: 0, alarms: 0 };
 let underWay = 0;
 let awakeSince = 0;
 
@@ -137,8 +139,21 @@ export default class extends Product {
   }
 
   async fetch(request) {
-    if (new URL(request.url).pathname === "/__bench/counts") {
-      return Response.json({ kv: kvCounts, durable_object: { ...doCounts, awake_ms: awakeMs(), under_way: underWay } });
+    const path = new URL(request.url).pathname;
+    if (path === "/__bench/counts") {
+      return Response.json({
+        kv: kvCounts,
+        durable_object: { ...doCounts, awake_ms: awakeMs(), under_way: underWay },
+        directory: directoryCounts,
+      });
+    }
+    // The Directory's own figures, from its internal routes: GET /__bench/directory/usage (its
+    // requests and rows; reads no row) and /__bench/directory/work (its work record). Each is a
+    // Directory request, which the bench makes outside what it measures.
+    if (path === "/__bench/directory/usage" || path === "/__bench/directory/work") {
+      const stub = this.env.DIRECTORY.get(this.env.DIRECTORY.idFromName("directory"));
+      const answer = await stub.fetch(`https://directory.internal/internal/${path.slice("/__bench/directory/".length)}`);
+      return new Response(answer.body, answer);
     }
     return super.fetch(request);
   }
@@ -171,9 +186,19 @@ export class Location extends ProductLocation {
   }
 }
 
-/** The directory of connections, with the same counted env. */
+/** The directory of connections, with the same counted env, its requests counted. */
 export class Directory extends ProductDirectory {
   constructor(state, env) {
     super(state, benchEnv(env));
+  }
+
+  async fetch(...args) {
+    directoryCounts.fetches += 1;
+    return super.fetch(...args);
+  }
+
+  async alarm(...args) {
+    directoryCounts.alarms += 1;
+    return super.alarm(...args);
   }
 }

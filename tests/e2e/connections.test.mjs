@@ -1,7 +1,8 @@
 // Named connections end to end (issue 16): the operator API under /admin/connections (create,
 // list, read, change, rotate and remove secrets, pause, resume, remove with what happens to
 // pending events), each connection's own operator API forwarded to its location, the cron's
-// fan-out to every named connection, and connections made by the OAuth installs (a location
+// fan-out to the named connections whose work is due by the Directory's work record (issue 21),
+// and connections made by the OAuth installs (a location
 // other than the default one, and an agency whose company token lists its locations), started by
 // the operator's single-use install links or the allow-list (issue 22), and how soon a new
 // connection's record, which the Directory publishes in KV, is known at the edge. The real
@@ -40,6 +41,24 @@ async function deliverTo(world, id, secret, event, overrides = {}) {
 
 /** Connection `id`'s own operator API (forwarded to its location). */
 const ofConnection = (world, id, method, path, options) => world.admin(method, `connections/${id}/${path}`, options);
+
+/** One call to the Directory's internal route `/internal/{path}` (what the Worker and the Locations call). */
+async function directoryCall(world, method, path, body) {
+  const namespace = await world.mf.getDurableObjectNamespace("DIRECTORY");
+  const stub = namespace.get(namespace.idFromName("directory"));
+  const init = { method };
+  if (body !== undefined) init.body = typeof body === "string" ? body : JSON.stringify(body);
+  const response = await stub.fetch(`http://directory.test/internal/${path}`, init);
+  const text = await response.text();
+  return { status: response.status, json: text ? JSON.parse(text) : null };
+}
+
+/** Location `id`'s alarm through the test hook of the production KV model's wrapper: `GET` reads it, `DELETE` drops it. */
+async function alarmOf(world, id, method) {
+  const namespace = await world.mf.getDurableObjectNamespace("LOCATIONS");
+  const response = await namespace.get(namespace.idFromName(id)).fetch("http://location.test/__test/alarm", { method });
+  return response.json();
+}
 
 /** The webhook's record in connection `id`'s location, once its first attempt is over. */
 async function settled(world, id, webhookId) {
@@ -273,7 +292,7 @@ describe("connections through the operator API", () => {
     assert.deepEqual((await world.admin("GET", "events?state=pending")).json.events, []);
   });
 
-  test("the cron nudges every named connection: a failed event is retried", async () => {
+  test("the cron nudges a named connection whose retry is due: a failed event is retried", async () => {
     const b = (await world.admin("POST", "connections", { body: { id: "loc-b", token: pit(PIT_B) } })).json;
     world.sim.injectFault({ route: "POST /contacts/", location: "loc-b", status: 500 });
     const delivered = await deliverTo(world, "loc-b", b.signing_secret, ada("sm_c1"));
@@ -328,7 +347,7 @@ describe("connections through the operator API", () => {
     assert.ok(accepted - probedAt >= 30_000 - 1000 && accepted - probedAt <= 36_000, `${accepted - probedAt} ms`);
   });
 
-  test("past 40 connections the Directory's alarm carries the fan-out on: the 41st is nudged too", async () => {
+  test("past 40 connections with work due the Directory's alarm carries the fan-out on: the 41st is nudged too", async () => {
     const ids = Array.from({ length: 41 }, (_, n) => `loc-n${String(n).padStart(2, "0")}`);
     let last;
     for (const id of ids) {
@@ -340,22 +359,173 @@ describe("connections through the operator API", () => {
     world.sim.injectFault({ route: "POST /contacts/", location: "loc-n40", status: 500 });
     const delivered = await deliverTo(world, "loc-n40", last.signing_secret, ada("sm_n40"));
     assert.equal((await settled(world, "loc-n40", delivered.id)).state, "pending");
-    const namespace = await world.mf.getDurableObjectNamespace("DIRECTORY");
-    const directory = namespace.get(namespace.idFromName("directory"));
-    const answer = await until("the first batch", async () => {
-      // Straight to the Directory's /cron (what the cron trigger calls), to read its answer.
-      const response = await directory.fetch("http://directory.test/internal/cron", { method: "POST", body: "{}" });
-      const json = await response.json();
-      return json.nudged === 40 ? json : null;
+    // The other 40 recorded as due, as if each had reported work (an old sequence number: the
+    // Location's own report, newer, is kept for loc-n40).
+    for (const id of ids) {
+      const kept = await directoryCall(world, "POST", `work/${id}`, { due_at: 1, seq: 1 });
+      assert.deepEqual(kept, { status: 200, json: { recorded: id !== "loc-n40" } });
+    }
+    await until("loc-n40's retry to fall due", async () => {
+      const { json } = await directoryCall(world, "GET", "work");
+      return json.work.find((row) => row.connection === "loc-n40").due_at <= Date.now();
     });
+    // Straight to the Directory's /cron (what the cron trigger calls), to read its answer.
+    const answer = (await directoryCall(world, "POST", "cron", {})).json;
     assert.deepEqual(answer, { nudged: 40, more: true });
     const record = await until("the alarm's batch to retry loc-n40", async () => {
       const { json } = await ofConnection(world, "loc-n40", "GET", `events/${delivered.id}`);
       if (json.state === "finished") return json;
-      await directory.fetch("http://directory.test/internal/cron", { method: "POST", body: "{}" });
+      await directoryCall(world, "POST", "cron", {});
       return null;
     }, { timeoutMs: 8000 });
     assert.equal(record.state, "finished");
+    // Every nudge found an empty queue: the record holds no work, and the next run nudges nobody.
+    const work = await until("the record to empty", async () => {
+      const { json } = await directoryCall(world, "GET", "work");
+      return json.work.every((row) => row.due_at === null) ? json.work : null;
+    });
+    assert.equal(work.length, 41);
+    assert.deepEqual((await directoryCall(world, "POST", "cron", {})).json, { nudged: 0, more: false });
+  });
+});
+
+describe("the work record: the cron nudges only the connections with work due", () => {
+  let world;
+  before(async () => {
+    world = await startWorld({
+      duplicates: "refuse",
+      vars: { TOKEN_ENCRYPTION_KEYS: KEYS },
+      simulator: {
+        tokens: { [TOKEN]: LOCATION, [PIT_B]: "loc-b", [PIT_C]: "loc-c" },
+        locations: { [LOCATION]: { allowDuplicates: false }, "loc-b": { allowDuplicates: false }, "loc-c": { allowDuplicates: false } },
+      },
+    });
+  });
+  after(() => world?.close());
+  beforeEach(() => world.reset());
+
+  const workOf = async (world, id) => (await directoryCall(world, "GET", "work")).json.work.find((row) => row.connection === id);
+  const cron = async (world) => (await directoryCall(world, "POST", "cron", {})).json;
+  /** Location `id`'s Durable Object requests so far (its status call itself is one). */
+  const requestsOf = async (world, id) => (await ofConnection(world, id, "GET", "status")).json.durable_object.requests;
+
+  test("an idle connection is not nudged; one with a retry due is, and leaves the record once its queue empties", async () => {
+    const b = (await world.admin("POST", "connections", { body: { id: "loc-b", token: pit(PIT_B) } })).json;
+    await world.admin("POST", "connections", { body: { id: "loc-c", token: pit(PIT_C) } });
+    assert.deepEqual(await cron(world), { nudged: 0, more: false }, "nothing to do: nobody nudged");
+    const idleBefore = await requestsOf(world, "loc-c");
+    for (let n = 0; n < 3; n++) await world.cron();
+    assert.equal(await requestsOf(world, "loc-c"), idleBefore + 1, "only the status call reached the idle connection");
+    assert.equal(await workOf(world, "loc-c"), undefined, "an idle connection is not in the record");
+
+    world.sim.injectFault({ route: "POST /contacts/", location: "loc-b", status: 500 });
+    const delivered = await deliverTo(world, "loc-b", b.signing_secret, ada("sm_w1"));
+    const failed = await settled(world, "loc-b", delivered.id);
+    assert.match(failed.last_error, /500/);
+    // The run that failed it told the Directory when the retry is due (RETRY_SCHEDULE 1s).
+    const row = await until("the retry's time in the record", async () => {
+      const row = await workOf(world, "loc-b");
+      return row?.due_at >= failed.accepted_at + 700 ? row : null;
+    });
+    assert.ok(row.due_at <= Date.now() + 1300, JSON.stringify(row));
+    const answers = [];
+    await until("the cron to retry the event", async () => {
+      answers.push(await cron(world));
+      const { json } = await ofConnection(world, "loc-b", "GET", `events/${delivered.id}`);
+      return json.state === "finished";
+    });
+    assert.ok(answers.some((answer) => answer.nudged === 1), JSON.stringify(answers));
+    assert.ok(answers.every((answer) => answer.nudged <= 1 && !answer.more), "loc-b alone was nudged");
+    const emptied = await until("the record to say loc-b is empty", async () => ((await workOf(world, "loc-b"))?.due_at === null ? true : null));
+    assert.ok(emptied);
+    assert.deepEqual(await cron(world), { nudged: 0, more: false });
+  });
+
+  test("a burst is reported once, and a connection whose alarm was lost mid-drain is woken by the cron and drains", async (t) => {
+    if (world.kvFlavour !== "production") return t.skip("the alarm hook is the production KV model's wrapper's");
+    const b = (await world.admin("POST", "connections", { body: { id: "loc-b", token: pit(PIT_B) } })).json;
+    // Slow calls (250 ms each), so that the drain is still under way when the alarm is lost.
+    world.sim.injectFault({ route: "POST /contacts/", location: "loc-b", latencyMs: 250, count: null });
+    const first = await deliverTo(world, "loc-b", b.signing_secret, ada("sm_l0"));
+    assert.equal(first.status, 202);
+    const reported = await workOf(world, "loc-b");
+    assert.ok(reported?.due_at > 0, `the first webhook filled the queue: ${JSON.stringify(reported)}`);
+    for (let n = 1; n < 60; n++) assert.equal((await deliverTo(world, "loc-b", b.signing_secret, ada(`sm_l${n}`))).status, 202);
+    assert.deepEqual(await workOf(world, "loc-b"), reported, "59 more webhooks, no more reports");
+    await until("the drain to start", () => contactsOf(world, "loc-b").length >= 5);
+
+    // The alarm is lost: dropped, and the runtime restarted (the drain under way ends with it).
+    await alarmOf(world, "loc-b", "DELETE");
+    await world.restart();
+    await alarmOf(world, "loc-b", "DELETE");
+    assert.deepEqual(await alarmOf(world, "loc-b", "GET"), { at: null });
+    world.sim.clearFaults();
+    const stalled = contactsOf(world, "loc-b").length;
+    await sleep(1500);
+    assert.equal(contactsOf(world, "loc-b").length, stalled, "nothing drains without the alarm");
+    assert.ok(stalled < 60, `${stalled} applied before the restart`);
+
+    assert.deepEqual(await cron(world), { nudged: 1, more: false }, "the record says loc-b has work due");
+    // The cron runs every second from here: a webhook cut off mid-attempt by the restart waits for
+    // its retry, which only the cron drives.
+    let cronAt = Date.now();
+    const withCron = async (check) => {
+      if (Date.now() - cronAt > 1000) {
+        cronAt = Date.now();
+        assert.ok((await cron(world)).nudged <= 1);
+      }
+      return check();
+    };
+    await until("the nudged alarm to finish the drain", () => withCron(() => contactsOf(world, "loc-b").length === 60), { timeoutMs: 20_000 });
+    await until("the record to say loc-b is empty", () => withCron(async () => (await workOf(world, "loc-b"))?.due_at === null), { timeoutMs: 10_000 });
+    assert.equal((await ofConnection(world, "loc-b", "GET", "status")).json.pending, 0);
+  });
+
+  test("a paused connection is not nudged; resumed, it is", async () => {
+    const b = (await world.admin("POST", "connections", { body: { id: "loc-b", token: pit(PIT_B) } })).json;
+    world.sim.injectFault({ route: "POST /contacts/", location: "loc-b", status: 500, count: 1 });
+    const delivered = await deliverTo(world, "loc-b", b.signing_secret, ada("sm_p1"));
+    assert.match((await settled(world, "loc-b", delivered.id)).last_error, /500/);
+    assert.equal((await world.admin("POST", "connections/loc-b/pause")).status, 200);
+    await sleep(1100); // the retry falls due
+    assert.ok((await workOf(world, "loc-b")).due_at <= Date.now(), "its work is due");
+    const before = await requestsOf(world, "loc-b");
+    assert.deepEqual(await cron(world), { nudged: 0, more: false });
+    assert.equal(await requestsOf(world, "loc-b"), before + 1, "only the status call reached it");
+
+    assert.equal((await world.admin("POST", "connections/loc-b/resume")).status, 200);
+    const record = await until("the resumed connection to finish the event", async () => {
+      await cron(world);
+      const { json } = await ofConnection(world, "loc-b", "GET", `events/${delivered.id}`);
+      return json.state === "finished" ? json : null;
+    });
+    assert.equal(record.state, "finished");
+  });
+
+  test("a removed connection leaves the record", async () => {
+    const b = (await world.admin("POST", "connections", { body: { id: "loc-b", token: pit(PIT_B) } })).json;
+    await world.admin("POST", "connections/loc-b/pause");
+    assert.equal((await deliverTo(world, "loc-b", b.signing_secret, ada("sm_x1"))).status, 202);
+    assert.ok((await workOf(world, "loc-b"))?.due_at > 0);
+    assert.equal((await world.admin("DELETE", "connections/loc-b?pending=discard")).status, 200);
+    assert.equal(await workOf(world, "loc-b"), undefined);
+    assert.deepEqual(await cron(world), { nudged: 0, more: false });
+  });
+
+  test("refusals of a work report: a bad id, a bad body, an unknown or removed connection", async () => {
+    const refused = async (path, body) => {
+      const { status, json } = await directoryCall(world, "POST", path, body);
+      return [status, json.error, typeof json.message];
+    };
+    assert.deepEqual(await refused("work/bad.id", { due_at: 1, seq: 1 }), [400, "invalid_connection_id", "string"]);
+    await world.admin("POST", "connections", { body: { id: "loc-b", token: pit(PIT_B) } });
+    assert.deepEqual(await refused("work/loc-b", "not json"), [400, "invalid_body", "string"]);
+    assert.deepEqual(await refused("work/loc-b", { due_at: "soon", seq: 1 }), [400, "invalid_body", "string"]);
+    assert.deepEqual(await refused("work/loc-b", { due_at: 1 }), [400, "invalid_body", "string"]);
+    assert.deepEqual(await refused("work/loc-z", { due_at: 1, seq: 1 }), [404, "unknown_connection", "string"]);
+    await world.admin("DELETE", "connections/loc-b");
+    assert.deepEqual(await refused("work/loc-b", { due_at: 1, seq: 1 }), [404, "unknown_connection", "string"]);
+    assert.equal(await workOf(world, "loc-b"), undefined, "nothing kept");
   });
 });
 

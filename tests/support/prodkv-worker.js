@@ -87,10 +87,20 @@ export class Location extends ProductLocation {
    * `POST /__test/sql` `{query, bindings}` runs one statement on the Durable Object's own SQLite
    * and answers its rows: how a test damages a stored row, which nothing in the product can do.
    * Reached only from Node (`mf.getDurableObjectNamespace`), never through the Worker.
+   * `GET /__test/alarm` answers `{ at }` (the alarm set, or null) and `DELETE /__test/alarm`
+   * drops it: how a test loses an alarm, which production can (an alarm given up after its
+   * retries), and nothing in the product does.
    */
-  fetch(request) {
-    if (new URL(request.url).pathname !== "/__test/sql") return super.fetch(request);
-    return request.json().then(({ query, bindings = [] }) => Response.json(this.testState.storage.sql.exec(query, ...bindings).toArray()));
+  async fetch(request) {
+    const path = new URL(request.url).pathname;
+    if (path === "/__test/alarm" && request.method === "DELETE") {
+      await this.testState.storage.deleteAlarm();
+      return Response.json({ at: null });
+    }
+    if (path === "/__test/alarm") return Response.json({ at: await this.testState.storage.getAlarm() });
+    if (path !== "/__test/sql") return super.fetch(request);
+    const { query, bindings = [] } = await request.json();
+    return Response.json(this.testState.storage.sql.exec(query, ...bindings).toArray());
   }
 }
 

@@ -6,12 +6,14 @@
 //! | --- | --- |
 //! | `connections` | one row per named connection: its record sealed ([`Envelope`] JSON, [`crate::connections::Connection::seal`]), `paused` and its `agency` (company id of an agency connection) in the clear so that the cron and the agencies' counts read no envelope, when it was created and last changed, and `removed_at` (a tombstone: the envelope is dropped) |
 //! | `agencies` | one row per agency install: the company token record, sealed ([`crate::auth::tokens::seal_record`] under [`crate::connections::agency::company_key`]), and when it was installed |
-//! | `meta` | small named values: where the cron's fan-out carries on, whether the records were published for the edge |
+//! | `work` | one row per named connection whose Location has reported its queue: when its earliest pending webhook is due (`NULL`: nothing pending) and the report's sequence number (a late, older report never overwrites a newer one); the cron nudges only the rows due |
+//! | `meta` | small named values: where the cron's fan-out carries on, whether the records were published for the edge, whether the work record is complete |
 //! | `spent_invites` | the install links used, until they expire (each works once) |
 
 use worker::{SqlStorage, SqlStorageValue};
 
 use crate::auth::envelope::Envelope;
+use crate::connections::work::WorkReport;
 use crate::shell::platform::sql::{Columns, FromRow, Sql, SqlError, TextRow};
 
 const SCHEMA: &str = "
@@ -29,6 +31,8 @@ CREATE TABLE IF NOT EXISTS agencies (
   record TEXT NOT NULL,
   installed_at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS work (connection TEXT PRIMARY KEY, due_at INTEGER, seq INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS work_by_due ON work (due_at);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS spent_invites (nonce TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
 ";
@@ -68,6 +72,25 @@ impl FromRow for AgencyRow {
             company_id: columns.text()?,
             installed_at: columns.not_null_integer()?,
             connections: columns.not_null_integer()?,
+        })
+    }
+}
+
+/// One row of the work record: a connection, when its work is due (`None`: none pending), the
+/// sequence number of the report.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WorkRow {
+    pub connection: String,
+    pub due_at: Option<i64>,
+    pub seq: i64,
+}
+
+impl FromRow for WorkRow {
+    fn from_row(columns: &mut Columns) -> Result<Self, SqlError> {
+        Ok(WorkRow {
+            connection: columns.text()?,
+            due_at: columns.integer()?,
+            seq: columns.not_null_integer()?,
         })
     }
 }
@@ -161,14 +184,58 @@ impl Db {
         )
     }
 
-    /// Up to `limit` ids of live, unpaused connections after `after`, in id order: whom the cron
-    /// nudges (no envelope is read).
+    /// Whether any connection was ever recorded (removed ones included).
+    pub fn any_connection(&self) -> DbResult<bool> {
+        let rows: Vec<TextRow> = self.rows("SELECT id FROM connections LIMIT 1", vec![])?;
+        Ok(!rows.is_empty())
+    }
+
+    /// Up to `limit` ids of live, unpaused connections after `after`, in id order: whom the
+    /// cron's one sweep nudges (no envelope is read).
     pub fn to_nudge(&self, after: &str, limit: usize) -> DbResult<Vec<String>> {
         let rows: Vec<TextRow> = self.rows(
             "SELECT id FROM connections WHERE removed_at IS NULL AND paused = 0 AND id > ? ORDER BY id LIMIT ?",
             vec![after.into(), (limit as i64).into()],
         )?;
         Ok(rows.into_iter().map(|TextRow(id)| id).collect())
+    }
+
+    // ---- work ----
+
+    /// Keeps connection `id`'s report of its queue, unless a newer one is kept already: whether
+    /// it was kept.
+    pub fn record_work(&self, id: &str, report: &WorkReport) -> DbResult<bool> {
+        let kept: Vec<TextRow> = self.rows(
+            "INSERT INTO work (connection, due_at, seq) VALUES (?, ?, ?)
+             ON CONFLICT (connection) DO UPDATE SET due_at = excluded.due_at, seq = excluded.seq
+               WHERE excluded.seq > work.seq
+             RETURNING connection",
+            vec![id.into(), report.due_at.into(), report.seq.into()],
+        )?;
+        Ok(!kept.is_empty())
+    }
+
+    /// Forgets connection `id`'s work (it was removed).
+    pub fn forget_work(&self, id: &str) -> DbResult<()> {
+        self.run("DELETE FROM work WHERE connection = ?", vec![id.into()])
+    }
+
+    /// Up to `limit` ids after `after`, in id order, of live, unpaused connections whose work is
+    /// due at `now`: whom the cron nudges. Only the due rows are read (the `due_at` index); an
+    /// idle deployment reads none.
+    pub fn due_work(&self, now: i64, after: &str, limit: usize) -> DbResult<Vec<String>> {
+        let rows: Vec<TextRow> = self.rows(
+            "SELECT w.connection FROM work w INDEXED BY work_by_due JOIN connections c ON c.id = w.connection
+             WHERE w.due_at <= ? AND w.connection > ? AND c.removed_at IS NULL AND c.paused = 0
+             ORDER BY w.connection LIMIT ?",
+            vec![now.into(), after.into(), (limit as i64).into()],
+        )?;
+        Ok(rows.into_iter().map(|TextRow(id)| id).collect())
+    }
+
+    /// The whole record, by connection: `[id, due_at, seq]` each (`GET /internal/work`).
+    pub fn work(&self) -> DbResult<Vec<WorkRow>> {
+        self.rows("SELECT connection, due_at, seq FROM work ORDER BY connection", vec![])
     }
 
     // ---- agencies ----

@@ -6,8 +6,9 @@
 //! so that a change the Location did not take is not made at all. The edge reads a connection's
 //! record to verify a webhook (`GET /connections/{id}/verify`), a Location asks for its agency's
 //! company token (`POST /agencies/{company}/access`, [`agencies`]), an install spends its
-//! operator's install link (`POST /invites/{nonce}/spend`), and each cron run asks it to nudge
-//! every named connection ([`fan_out`]). Every internal route is under `/internal`; the edge's
+//! operator's install link (`POST /invites/{nonce}/spend`), the Locations report when their
+//! queues fill and empty ([`work`]), and each cron run asks it to nudge the named
+//! connections with work due ([`fan_out`]). Every internal route is under `/internal`; the edge's
 //! copy of the records is published in KV ([`edge_copy`]).
 
 mod agencies;
@@ -15,6 +16,7 @@ mod db;
 mod edge_copy;
 mod fan_out;
 mod operator;
+mod work;
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -49,6 +51,7 @@ pub struct Directory {
 impl DurableObject for Directory {
     fn new(state: State, env: Env) -> Self {
         let db = Db::open(state.storage().sql()).expect("the directory's tables can be created");
+        fan_out::swept_when_new(&db);
         Directory {
             env,
             storage: state.storage(),
@@ -75,6 +78,8 @@ impl DurableObject for Directory {
             }
             (Method::Post, ["internal", "oauth", "connections", id]) => self.ensure_oauth(id).await,
             (Method::Post, ["internal", "cron"]) => fan_out::start(self).await,
+            (Method::Post, ["internal", "work", id]) => work::report(self, id, req).await,
+            (Method::Get, ["internal", "work"]) => work::record(self),
             (Method::Post, ["internal", "invites", nonce, "spend"]) => self.spend_invite(nonce, req).await,
             (Method::Get, ["internal", "usage"]) => Ok((200, self.usage())),
             (_, ["admin", "connections" | "agencies", ..]) => operator::handle(self, req).await,

@@ -226,6 +226,7 @@ async fn remove(directory: &Directory, id: &str, pending: Option<&str>, by: Oper
     // the edge's 401 for them, so a failure here is reported, not undone.
     let _ = super::edge_copy::withdraw(&directory.env, &id).await;
     directory.db.remove_connection(id.as_str(), now_ms()).map_err(storage)?;
+    directory.db.forget_work(id.as_str()).map_err(storage)?;
     by.log("removed", &id);
     let discarded = answer["discarded"].as_u64().unwrap_or(0);
     Ok((200, json!({ "removed": id, "discarded": discarded })))

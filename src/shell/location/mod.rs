@@ -9,7 +9,10 @@
 //!
 //! Only the Worker reaches it, through [`crate::shell::platform::object_stub`]; its routes are
 //! internal. An alarm, set when a webhook is accepted, makes the first attempt; each cron run
-//! wakes it (`/wake`) to work what is due; an idle wake reads a few rows and writes nothing.
+//! wakes the default connection's (`/wake`) to work what is due (an idle wake reads a few rows
+//! and writes nothing), and nudges a named one's (`/nudge`) only while the work record says its
+//! work is due: a named connection tells the Directory when its queue fills and empties
+//! ([`work_report`]).
 
 mod alerts;
 pub mod connection;
@@ -23,6 +26,7 @@ mod pickers;
 mod ports;
 pub mod reads;
 pub mod tokens;
+mod work_report;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -64,6 +68,8 @@ const CHARTS_MINUTE: &str = "charts_minute";
 #[durable_object]
 pub struct Location {
     writer: Writer,
+    /// What the Location last told the Directory about its queue ([`work_report`]).
+    work: work_report::WorkReports,
 }
 
 /// What the Durable Object keeps in memory beside its database: the engine (its pacing, the
@@ -119,7 +125,7 @@ impl DurableObject for Location {
             live_mapping: RefCell::new(None),
             custom_fields: RefCell::new(None),
         };
-        Location { writer }
+        Location { writer, work: work_report::WorkReports::new(state.storage().sql()) }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -147,7 +153,7 @@ impl DurableObject for Location {
             // the live mapping is in (the operator mends it there; its status says why it is
             // unusable, and until then the deployed mapping stands in for dry runs).
             (Method::Post, Some("/accept")) => self.accept(&identity, json_body(&mut req).await?).await,
-            (Method::Post, Some("/nudge")) => self.nudge(&identity).await,
+            (Method::Post, Some("/nudge")) => self.work.nudge(&self.writer, &identity).await,
             (Method::Post, Some("/token")) => self.install_token(json_body(&mut req).await?).await,
             (_, None) if path.starts_with("/admin/") => operator::handle(&self.writer, &config, req).await,
             _ if unusable.is_some() => {
@@ -204,6 +210,7 @@ impl Location {
                 if !self.writer.engine.running() && !identity.paused() {
                     self.writer.arm(now).await?;
                 }
+                self.work.filled(&self.writer, identity, now).await;
                 reply(&intake.webhook_id, &record, &intake.body_sha256, true)
             }
             Err(error) => return storage_unavailable(&self.writer.log, &error),
@@ -289,16 +296,6 @@ impl Location {
         }
     }
 
-    /// `POST /nudge` from the Directory's cron: arms the alarm for now when anything is pending,
-    /// and answers at once; a paused connection is left alone.
-    async fn nudge(&self, identity: &Identity) -> Result<Response> {
-        if identity.paused() {
-            return respond::json(200, &json!({ "armed": false, "paused": true }));
-        }
-        self.arm_if_pending().await?;
-        respond::json(200, &json!({ "armed": true }))
-    }
-
     async fn arm_if_pending(&self) -> Result<()> {
         let pending = self.writer.db.queue_figures(now_ms()).pending;
         if pending > 0 && !self.writer.engine.running() {
@@ -350,6 +347,7 @@ impl Location {
                 writer.log.error(json!({"msg": "alarm not set", "error": error.to_string()}));
             }
         }
+        self.work.settled(writer).await;
         tally
     }
 }

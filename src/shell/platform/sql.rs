@@ -94,6 +94,11 @@ impl Sql {
         Ok(sql)
     }
 
+    /// The storage as it is, for a reader of tables that another [`Sql`] created.
+    pub fn over(sql: SqlStorage) -> Sql {
+        Sql { sql, rows_read: Cell::new(0), rows_written: Cell::new(0) }
+    }
+
     /// What the object has cost since this instance started: `requests` (alarms included, the
     /// object counts them) and the rows read and written.
     pub fn usage(&self, requests: u64) -> serde_json::Value {
