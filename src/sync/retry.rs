@@ -191,6 +191,12 @@ impl Pacer {
         self.sent.push_back(at);
     }
 
+    /// Calls that may still go in the window that ends at `now`.
+    pub fn room(&mut self, now: UnixMillis) -> u32 {
+        self.next_slot(now);
+        self.limit.saturating_sub(self.sent.len() as u32)
+    }
+
     /// Changes the limit (the API announced another), keeping the calls already sent.
     pub fn set_limit(&mut self, limit: u32, window_ms: i64) {
         (self.limit, self.window_ms) = (limit.max(1), window_ms);
