@@ -48,7 +48,8 @@ const MIGRATIONS: [&str; 2] = [
      CREATE TABLE IF NOT EXISTS metrics (slot INTEGER PRIMARY KEY, bucket TEXT NOT NULL);",
     // Version 2: tables keyed by their text key alone (no second copy of the key in a rowid
     // index), arrival order kept as `seq`, the queue's indexes only over the rows each query
-    // needs, and the counters moved into the running counts (`meta` row `tallies`).
+    // needs (partial, one state each: SQLite uses a partial index only for a query that names
+    // its state), and the counters moved into the running counts (`meta` row `tallies`).
     "CREATE TABLE webhooks_v2 (
        id TEXT PRIMARY KEY, contact TEXT NOT NULL, order_at INTEGER NOT NULL, seq INTEGER NOT NULL,
        accepted_at INTEGER NOT NULL, state TEXT NOT NULL, at INTEGER NOT NULL, holds INTEGER NOT NULL,
@@ -58,7 +59,8 @@ const MIGRATIONS: [&str; 2] = [
      ALTER TABLE webhooks_v2 RENAME TO webhooks;
      CREATE INDEX pending_by_due ON webhooks (at, seq) WHERE state = 'pending';
      CREATE INDEX pending_by_contact ON webhooks (contact, order_at, seq) WHERE state = 'pending';
-     CREATE INDEX settled_by_place ON webhooks (state, at) WHERE state <> 'pending';
+     CREATE INDEX parked_by_at ON webhooks (at, id) WHERE state = 'parked';
+     CREATE INDEX finished_by_at ON webhooks (at) WHERE state = 'finished';
      CREATE TABLE links_v2 (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
      INSERT INTO links_v2 SELECT key, value FROM links;
      DROP TABLE links;
