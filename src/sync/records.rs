@@ -254,6 +254,12 @@ pub enum Outcome {
     },
     /// Older (by `updated_at`) than what was already applied: dropped, nothing sent.
     Stale,
+    /// A contact update whose mapped fields (and status tag) are what its link says were last
+    /// sent: nothing sent, the link moved on to the event's version.
+    Unchanged {
+        /// The Contacts API contact.
+        contact_id: ApiId,
+    },
     /// Nothing to do (e.g. a note for a contact that was deleted); `reason` says why.
     Skipped { reason: String },
     /// An operator discarded it.
@@ -385,6 +391,9 @@ mod tests {
             json!({"body_sha256": "h", "event_type": "note.created", "sightmill_id": "sm_1", "accepted_at": 1,
                    "attempts": 1, "state": "finished", "finished_at": 5,
                    "outcome": {"status": "skipped", "reason": "its contact was deleted"}}),
+            json!({"body_sha256": "h", "event_type": "contact.updated", "sightmill_id": "sm_1", "accepted_at": 1,
+                   "attempts": 1, "state": "finished", "finished_at": 5,
+                   "outcome": {"status": "unchanged", "contact_id": "c1"}}),
             json!({"body_sha256": "h", "event_type": "note.created", "sightmill_id": "sm_1", "accepted_at": 1,
                    "attempts": 0, "state": "finished", "finished_at": 5, "outcome": {"status": "discarded"}}),
         ];
@@ -408,6 +417,8 @@ mod tests {
                    "state": "pending", "due_at": 9}),
             json!({"body_sha256": "h", "event_type": "x", "sightmill_id": "s", "accepted_at": 1, "attempts": 0,
                    "state": "finished", "finished_at": 5, "outcome": {"status": "applied", "action": "created"}}),
+            json!({"body_sha256": "h", "event_type": "x", "sightmill_id": "s", "accepted_at": 1, "attempts": 0,
+                   "state": "finished", "finished_at": 5, "outcome": {"status": "unchanged"}}),
             json!({"body_sha256": "h", "event_type": "x", "sightmill_id": "s", "accepted_at": 1, "attempts": 0,
                    "state": "gone"}),
         ] {

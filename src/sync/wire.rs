@@ -148,6 +148,7 @@ pub struct WireOutcome {
 enum OutcomeName {
     Applied,
     Stale,
+    Unchanged,
     Skipped,
     Discarded,
 }
@@ -164,6 +165,9 @@ impl From<Outcome> for WireOutcome {
                 ..bare(OutcomeName::Applied)
             },
             Outcome::Stale => bare(OutcomeName::Stale),
+            Outcome::Unchanged { contact_id } => {
+                WireOutcome { contact_id: Some(contact_id), ..bare(OutcomeName::Unchanged) }
+            }
             Outcome::Skipped { reason } => WireOutcome { reason: Some(reason), ..bare(OutcomeName::Skipped) },
             Outcome::Discarded => bare(OutcomeName::Discarded),
         }
@@ -181,6 +185,9 @@ impl TryFrom<WireOutcome> for Outcome {
                 record_id: wire.record_id,
             },
             OutcomeName::Stale => Outcome::Stale,
+            OutcomeName::Unchanged => Outcome::Unchanged {
+                contact_id: required(wire.contact_id, "contact_id", "unchanged outcome")?,
+            },
             OutcomeName::Skipped => {
                 Outcome::Skipped { reason: required(wire.reason, "reason", "skipped outcome")? }
             }
