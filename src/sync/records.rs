@@ -98,6 +98,10 @@ pub enum Link {
         /// `updated_at` (the newest snapshot) because `task.completed` carries no snapshot: an
         /// older snapshot that arrives after it still brings newer titles and dates.
         completed_at: Option<UnixMillis>,
+        /// Contacts only: the digest of the fields (and status tag) last sent
+        /// ([`crate::sync::plan::contact::digest`]): an update that would send the same is not
+        /// sent. `None` for links written before digests were kept.
+        digest: Option<String>,
     },
     /// A create was sent for this version and got no definite answer (a timeout, a network
     /// error, a 5xx or a 422, or a restart of the writer while it was under way), so the API may

@@ -208,6 +208,8 @@ pub struct WireLink {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     completed_at: Option<UnixMillis>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    digest: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     sent_at: Option<UnixMillis>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     sent: Option<Box<Sent>>,
@@ -229,13 +231,18 @@ impl From<Link> for WireLink {
             updated_at,
             status_tag: None,
             completed_at: None,
+            digest: None,
             sent_at: None,
             sent: None,
         };
         match link {
-            Link::Live { id, updated_at, status_tag, completed_at } => {
-                WireLink { id: Some(id), status_tag, completed_at, ..bare(LinkName::Live, updated_at) }
-            }
+            Link::Live { id, updated_at, status_tag, completed_at, digest } => WireLink {
+                id: Some(id),
+                status_tag,
+                completed_at,
+                digest,
+                ..bare(LinkName::Live, updated_at)
+            },
             Link::InDoubt(CreateInDoubt { updated_at, sent_at, sent }) => {
                 WireLink { sent_at: Some(sent_at), sent: Some(sent), ..bare(LinkName::InDoubt, updated_at) }
             }
@@ -254,6 +261,7 @@ impl TryFrom<WireLink> for Link {
                 updated_at: wire.updated_at,
                 status_tag: wire.status_tag,
                 completed_at: wire.completed_at,
+                digest: wire.digest,
             },
             LinkName::InDoubt => Link::InDoubt(CreateInDoubt {
                 updated_at: wire.updated_at,
