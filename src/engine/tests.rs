@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use super::memory::*;
 use super::ports::AlertKind;
 use super::tallies::Counter;
-use crate::contacts_api::Method;
+use crate::contacts_api::{ApiId, Method};
 use crate::sync::mapping::Mapping;
 use crate::sync::plan::lookup_not_before;
 use crate::sync::queue::QueueState;
@@ -454,6 +454,28 @@ fn the_tallies_follow_every_kind_of_transition() {
     assert_eq!(outcome(&location, "w-stale"), Outcome::Stale);
     let totals = [Counter::StaleDropped, Counter::Retried, Counter::Waiting, Counter::Applied];
     assert_eq!(totals.map(|counter| tallies.total(counter)), [1, 1, 1, 1]);
+}
+
+#[test]
+fn an_update_with_the_values_last_sent_makes_no_call_and_counts_as_unchanged() {
+    let location = location();
+    location.accept("w1", contact("contact.created", "sm_1", 1_000, "Ann Lee"));
+    location.run();
+    let created_at = contact_link(&location, "sm_1").unwrap().updated_at();
+    location.accept("w2", contact("contact.updated", "sm_1", 2_000, "Ann Lee"));
+    location.run();
+    assert_eq!(location.api.seen.borrow().len(), 1, "only the create was sent");
+    let id = live_id(&location, "sm_1");
+    assert_eq!(outcome(&location, "w2"), Outcome::Unchanged { contact_id: ApiId::parse(&id).unwrap() });
+    let moved_to = contact_link(&location, "sm_1").unwrap().updated_at();
+    assert_eq!(moved_to - created_at, 1_000, "the link moved on to the unchanged event's version");
+    let tallies = location.store.tallies();
+    assert_eq!((tallies.total(Counter::Unchanged), tallies.total(Counter::Applied)), (1, 1));
+    let chart = serde_json::to_value(&*location.outside.chart.borrow()).unwrap();
+    assert_eq!(chart[1 + 5], 1, "the charts' skipped series: {chart}");
+    location.accept("w3", contact("contact.updated", "sm_1", 3_000, "Ann Leigh"));
+    location.run();
+    assert_eq!(methods(&location)[1], (Method::Put, format!("/contacts/{id}")));
 }
 
 // ---- unreadable rows ----

@@ -109,6 +109,7 @@ impl<S: Store, A: Api, C: Clock, O: Outside> Run<'_, S, A, C, O> {
             Transition::Finish(applied) => match &applied.outcome {
                 Outcome::Applied { .. } => (Counter::Applied, Some(Count::Applied)),
                 Outcome::Stale => (Counter::StaleDropped, Some(Count::Skipped)),
+                Outcome::Unchanged { .. } => (Counter::Unchanged, Some(Count::Skipped)),
                 Outcome::Skipped { .. } => (Counter::Skipped, Some(Count::Skipped)),
                 Outcome::Discarded => (Counter::Discarded, None),
             },
