@@ -8,5 +8,5 @@
 mod csv;
 mod lines;
 mod ndjson;
-// pub mod progress;
+pub mod progress;
 pub mod reader;
