@@ -35,7 +35,19 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $NF}')" != "$WASM_BINDG
   cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
 fi
 
-if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# By content, not by date: a fresh checkout (or a git worktree whose node_modules is a link to
+# another checkout's) has a newer package-lock.json but needs nothing, and `npm ci` would empty
+# the linked directory under whoever else uses it.
+npm_tools_match() {
+  node -e '
+    const fs = require("fs");
+    const want = JSON.parse(fs.readFileSync("package-lock.json", "utf8")).packages;
+    const have = JSON.parse(fs.readFileSync("node_modules/.package-lock.json", "utf8")).packages;
+    const stale = Object.entries(want).filter(([path, pkg]) =>
+      path && !(pkg.optional && !have[path]) && have[path]?.version !== pkg.version);
+    process.exit(stale.length ? 1 : 0);' 2>/dev/null
+}
+if ! npm_tools_match; then
   say "installing the pinned npm tools (npm ci)"
   npm ci --no-audit --no-fund --loglevel=error
 fi
