@@ -3,7 +3,8 @@
 # target, worker-build, the wasm-bindgen CLI that matches Cargo.lock, and the npm tools
 # (wrangler, miniflare, binaryen's wasm-opt, playwright-core, uPlot) from package-lock.json, and
 # the headless Chromium the browser suite drives (apt on Debian and Ubuntu; elsewhere it says what
-# to install). A second run installs nothing. Needs only rustup/cargo, Node 20 and npm.
+# to install; `--no-browser` skips it). A second run installs nothing. Needs only rustup/cargo,
+# Node 20 and npm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -53,7 +54,8 @@ if ! npm_tools_match; then
 fi
 
 # The browser suite (tests/e2e/console.test.mjs) drives the system's Chromium; playwright-core
-# downloads no browser.
+# downloads no browser. `--no-browser` (the deploy command) skips it: a build needs none.
+[ "${1:-}" = "--no-browser" ] && exit 0
 if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null && [ -z "${CHROMIUM_PATH:-}" ]; then
   if command -v apt-get >/dev/null; then
     as_root=""
