@@ -19,7 +19,7 @@ use crate::read::{cache_ttl_secs, ReadConfig, READ_KEYS_SETTING};
 /// The keys records and tokens are sealed under.
 pub const ENCRYPTION_KEYS_SETTING: &str = "TOKEN_ENCRYPTION_KEYS";
 
-/// Every var and secret the worker reads (wrangler.toml and README.md describe each).
+/// Every var and secret the worker reads (docs/configuration.md describes each).
 pub const NAMES: &[&str] = &[
     "GHL_LOCATION_ID",
     "WEBHOOK_SECRETS",
