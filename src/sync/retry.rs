@@ -215,7 +215,7 @@ mod tests {
         assert_eq!(
             Schedule::parse("1m,5m,30m,2h,5h,10h,10h,24h"),
             Ok(Schedule::default()),
-            "as the README says"
+            "as docs/configuration.md says"
         );
         assert_eq!(Schedule::parse("90s, 1d").unwrap().0, vec![90, 86_400]);
         for bad in ["", "5", "5x", "m", "0s", "8d", "-1m", "1m,,2m", "1m,5µ", "é", "5мs"] {
