@@ -86,7 +86,10 @@ impl<S: Store, A: Api, C: Clock, O: Outside> Run<'_, S, A, C, O> {
             at.record.notes = mapping.left_out(&contact.fields);
         }
         match plan::start(&event, &known, location, &mapping) {
-            Start::Finish(applied) => self.record(at, Transition::Finish(applied)).await,
+            // An unchanged contact sends nothing, but its status may still fire the rules.
+            Start::Finish(applied) => {
+                self.act_then_finish(at, &event, &mapping, applied, known.tag.clone()).await
+            }
             Start::Park(reason) => self.record(at, Transition::park(reason)).await,
             Start::Wait(reason) => self.wait(at, reason).await,
             Start::Send(job, request) => {
@@ -174,7 +177,9 @@ impl<S: Store, A: Api, C: Clock, O: Outside> Run<'_, S, A, C, O> {
             Change::ContactUpsert(_) | Change::TagAdded { .. } | Change::TagRemoved { .. }
         );
         let contact = match &applied.outcome {
-            Outcome::Applied { contact_id, .. } if watched && !mapping.actions().is_empty() => {
+            Outcome::Applied { contact_id, .. } | Outcome::Unchanged { contact_id }
+                if watched && !mapping.actions().is_empty() =>
+            {
                 contact_id.clone()
             }
             _ => return self.record(at, Transition::Finish(applied)).await,
