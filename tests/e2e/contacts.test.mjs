@@ -154,7 +154,8 @@ describe("contact sync", () => {
   test("logs carry one JSON line per outcome and never a secret or contact data", async () => {
     await world.deliverAndSettle(contactEvent("contact.created", ada), { id: "msg_logged" });
     world.sim.injectFault({ route: "PUT /contacts/:contactId", status: 500 });
-    await world.deliverAndSettle(contactEvent("contact.updated", { ...ada, updated_at: "2026-11-27T13:00:00Z" }));
+    // A change to send (an update of the same fields sends nothing: the link's digest matches).
+    await world.deliverAndSettle(contactEvent("contact.updated", { ...ada, name: "Ada King", updated_at: "2026-11-27T13:00:00Z" }));
     const logs = world.logs();
     const line = logs.split("\n").find((l) => l.includes('"webhook_id":"msg_logged"'));
     assert.ok(line, logs);
