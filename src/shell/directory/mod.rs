@@ -29,7 +29,7 @@ use crate::auth::envelope::{KeyRing, NONCE_LEN};
 use crate::calls::{Call, DirectoryCall, InviteSpend, LocationCall, PendingPolicy, Sealed};
 use crate::connections::{unknown_connection, Connection, ConnectionId, TokenSource};
 use crate::refusal::Refusal;
-use crate::shell::platform::object_stub::{called, ObjectStub, NO_BODY};
+use crate::shell::platform::object_stub::{called, ObjectStub};
 use crate::shell::platform::respond;
 use crate::shell::platform::runtime::{now_ms, settings};
 use db::{Db, Presence, Write};
@@ -308,7 +308,7 @@ async fn push(
 /// Removes a connection that was pushed but not kept here (best effort; its events discarded).
 async fn forget(env: &Env, id: &str) -> std::result::Result<(), Refusal> {
     let discard = LocationCall::RemoveConnection { pending: PendingPolicy::Discard };
-    match location_call(env, id, discard, NO_BODY).await? {
+    match location_call(env, id, discard, None).await? {
         (200, _) => Ok(()),
         (status, _) => Err(not_taken(id, status)),
     }
@@ -316,11 +316,11 @@ async fn forget(env: &Env, id: &str) -> std::result::Result<(), Refusal> {
 
 /// One call to location `id`'s Durable Object: its status and JSON body (read to its end); 503
 /// `storage_unavailable` when it cannot be reached.
-async fn location_call<T: serde::Serialize>(
+async fn location_call(
     env: &Env,
     id: &str,
     call: LocationCall,
-    body: Option<&T>,
+    body: Option<&Sealed>,
 ) -> std::result::Result<(u16, Value), Refusal> {
     let reached = async { ObjectStub::open(env, id)?.ask(&call, body).await };
     reached.await.map_err(|error| {

@@ -16,7 +16,7 @@ use crate::connections::{
 use crate::refusal::Refusal;
 use crate::secret::Secret;
 use crate::shell::platform::connections::default_id;
-use crate::shell::platform::object_stub::{NO_BODY, OPERATOR_HEADER};
+use crate::shell::platform::object_stub::OPERATOR_HEADER;
 use crate::shell::platform::runtime::{now_ms, settings};
 
 pub async fn handle(directory: &Directory, mut req: Request) -> Answer {
@@ -213,7 +213,7 @@ async fn remove(directory: &Directory, id: &str, pending: Option<&str>, by: Oper
         return Err(unknown_connection());
     }
     let call = LocationCall::RemoveConnection { pending };
-    let (status, answer) = location_call(&directory.env, id.as_str(), call, NO_BODY).await?;
+    let (status, answer) = location_call(&directory.env, id.as_str(), call, None).await?;
     match status {
         200 => {}
         409 if answer["error"] == "pending_events" => return Ok((409, answer)),

@@ -7,6 +7,7 @@
 //! an object only through [`ObjectStub::send_as`], under `/admin/`, so that no outside path can
 //! name an internal route.
 
+use std::future::Future;
 use std::marker::PhantomData;
 
 use serde::de::DeserializeOwned;
@@ -36,13 +37,15 @@ pub fn is_operator_path(path: &str) -> bool {
 }
 
 /// The internal call `req` makes (its method and its path under [`INTERNAL`], query included);
-/// `None` for any other request.
+/// `None` for any other request. The query is cut from the URL as the platform gives it, not
+/// with `Request::url`, whose URL parser would weigh on the Wasm.
 pub fn called<C: Call>(req: &Request) -> Option<C> {
     let verb = Verb::parse(req.method().as_ref())?;
-    let url = req.url().ok()?;
-    let target = match url.query() {
-        Some(query) => format!("{}?{query}", url.path()),
-        None => url.path().to_owned(),
+    let path = req.path();
+    let url = req.inner().url();
+    let target = match url.split('#').next().and_then(|url| url.split_once('?')) {
+        Some((_, query)) => format!("{path}?{query}"),
+        None => path,
     };
     C::route(verb, below_internal(&target)?)
 }
@@ -78,20 +81,48 @@ impl ObjectStub<DirectoryCall> {
 
 /// One call to the directory of connections: its status and JSON body (read to its end); 503
 /// `storage_unavailable` when it cannot be reached.
-pub async fn ask_directory<T: Serialize>(
-    env: &Env,
+pub fn ask_directory<'a, T: Serialize>(
+    env: &'a Env,
     call: &DirectoryCall,
     body: Option<&T>,
+) -> impl Future<Output = std::result::Result<(u16, Value), Refusal>> + 'a {
+    directory_answer(env, Outgoing::new(call, body))
+}
+
+async fn directory_answer(
+    env: &Env,
+    outgoing: Result<Outgoing>,
 ) -> std::result::Result<(u16, Value), Refusal> {
+    let route = outgoing.as_ref().map(|outgoing| outgoing.route.clone()).unwrap_or_default();
     let unreachable = |error: worker::Error| {
         console_error!(
             "{}",
-            serde_json::json!({"msg": "durable object not reached", "path": call.path(), "error": error.to_string()})
+            serde_json::json!({"msg": "durable object not reached", "path": route, "error": error.to_string()})
         );
         Refusal::storage_unavailable("the directory of connections could not be reached; try again")
     };
     let directory = ObjectStub::directory(env).map_err(unreachable)?;
-    directory.ask(call, body).await.map_err(unreachable)
+    ask(&directory.stub, outgoing).await.map_err(unreachable)
+}
+
+/// A call ready to go: its method, its route below [`INTERNAL`], its body as JSON. The generic
+/// part of a call (the call's type, its body's) ends here, so that what awaits is compiled once.
+struct Outgoing {
+    method: Method,
+    route: String,
+    body: Option<String>,
+}
+
+impl Outgoing {
+    fn new<C: Call, T: Serialize>(call: &C, body: Option<&T>) -> Result<Outgoing> {
+        let body = match body {
+            Some(body) => Some(
+                serde_json::to_string(body).map_err(|error| worker::Error::RustError(error.to_string()))?,
+            ),
+            None => None,
+        };
+        Ok(Outgoing { method: method(call.method()), route: call.path(), body })
+    }
 }
 
 impl<C: Call> ObjectStub<C> {
@@ -108,37 +139,28 @@ impl<C: Call> ObjectStub<C> {
     /// Sends `call` with `body` as JSON and reads its JSON answer, which must be a 200. The
     /// answer is always read to its end: an unread body keeps the invocation open.
     pub async fn call<T: Serialize, R: DeserializeOwned>(&self, call: &C, body: &T) -> Result<R> {
-        let mut response = self.send(call, Some(body)).await?;
-        let answer = response.text().await?;
-        if response.status_code() != 200 {
-            let status = response.status_code();
-            let path = call.path();
-            return Err(worker::Error::RustError(format!(
-                "the Durable Object answered {path} with {status}: {answer}"
-            )));
-        }
+        let answer = answered(&self.stub, Outgoing::new(call, Some(body))).await?;
         serde_json::from_slice(answer.as_bytes()).map_err(|error| worker::Error::RustError(error.to_string()))
     }
 
     /// Sends `call` with an optional JSON body, and reads the answer to its end: its status and
     /// JSON body (`null` when it is not JSON). The one way an internal answer is read whole; an
     /// unread body keeps the invocation open.
-    pub async fn ask<T: Serialize>(&self, call: &C, body: Option<&T>) -> Result<(u16, Value)> {
-        let mut response = self.send(call, body).await?;
-        let text = response.text().await?;
-        Ok((response.status_code(), serde_json::from_str(&text).unwrap_or(Value::Null)))
+    pub fn ask<T: Serialize>(
+        &self,
+        call: &C,
+        body: Option<&T>,
+    ) -> impl Future<Output = Result<(u16, Value)>> + '_ {
+        ask(&self.stub, Outgoing::new(call, body))
     }
 
     /// Sends `call` (its method, its path under [`INTERNAL`]) with an optional JSON body.
-    pub async fn send<T: Serialize>(&self, call: &C, body: Option<&T>) -> Result<Response> {
-        let body = match body {
-            Some(body) => Some(
-                serde_json::to_string(body).map_err(|error| worker::Error::RustError(error.to_string()))?,
-            ),
-            None => None,
-        };
-        let path = format!("{INTERNAL}{}", call.path());
-        self.send_with(method(call.method()), &path, body, Headers::new()).await
+    pub fn send<T: Serialize>(
+        &self,
+        call: &C,
+        body: Option<&T>,
+    ) -> impl Future<Output = Result<Response>> + '_ {
+        send(&self.stub, Outgoing::new(call, body))
     }
 
     /// Sends an operator's request as they sent it (a path under `/admin/`, checked before
@@ -156,18 +178,45 @@ impl<C: Call> ObjectStub<C> {
         }
         let headers = Headers::new();
         headers.set(OPERATOR_HEADER, operator)?;
-        self.send_with(method, path, body, headers).await
+        send_with(&self.stub, method, path, body, headers).await
     }
+}
 
-    async fn send_with(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<String>,
-        headers: Headers,
-    ) -> Result<Response> {
-        headers.set("Content-Type", "application/json")?;
-        let request = http::request(method, &format!("{ORIGIN}{path}"), &headers, body.as_deref())?;
-        self.stub.fetch_with_request(request).await
+/// The answer to `outgoing`, which must be a 200, read to its end.
+async fn answered(stub: &Stub, outgoing: Result<Outgoing>) -> Result<String> {
+    let outgoing = outgoing?;
+    let route = outgoing.route.clone();
+    let mut response = send(stub, Ok(outgoing)).await?;
+    let answer = response.text().await?;
+    if response.status_code() != 200 {
+        let status = response.status_code();
+        return Err(worker::Error::RustError(format!(
+            "the Durable Object answered {route} with {status}: {answer}"
+        )));
     }
+    Ok(answer)
+}
+
+/// The status and JSON body (`null` when it is not JSON) of the answer to `outgoing`.
+async fn ask(stub: &Stub, outgoing: Result<Outgoing>) -> Result<(u16, Value)> {
+    let mut response = send(stub, outgoing).await?;
+    let text = response.text().await?;
+    Ok((response.status_code(), serde_json::from_str(&text).unwrap_or(Value::Null)))
+}
+
+async fn send(stub: &Stub, outgoing: Result<Outgoing>) -> Result<Response> {
+    let Outgoing { method, route, body } = outgoing?;
+    send_with(stub, method, &format!("{INTERNAL}{route}"), body, Headers::new()).await
+}
+
+async fn send_with(
+    stub: &Stub,
+    method: Method,
+    path: &str,
+    body: Option<String>,
+    headers: Headers,
+) -> Result<Response> {
+    headers.set("Content-Type", "application/json")?;
+    let request = http::request(method, &format!("{ORIGIN}{path}"), &headers, body.as_deref())?;
+    stub.fetch_with_request(request).await
 }
