@@ -26,6 +26,7 @@
 //! [`sync::mapping::LiveMapping`], which then applies instead of the deployed one.
 
 pub mod auth;
+pub mod calls;
 pub mod case;
 pub mod config;
 pub mod connections;

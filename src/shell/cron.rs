@@ -10,6 +10,7 @@
 use serde_json::{json, Value};
 use worker::{console_error, Env};
 
+use crate::calls::{DirectoryCall, LocationCall};
 use crate::shell::platform::connections::default_id;
 use crate::shell::platform::object_stub::ObjectStub;
 use crate::shell::platform::runtime::settings;
@@ -23,7 +24,7 @@ pub async fn run(env: Env) {
         wake_default(&env).await;
     }
     let nudged: worker::Result<Value> = match ObjectStub::directory(&env) {
-        Ok(stub) => stub.call("/cron", &json!({})).await,
+        Ok(stub) => stub.call(&DirectoryCall::Cron, &json!({})).await,
         Err(error) => Err(error),
     };
     if let Err(error) = nudged {
@@ -39,7 +40,7 @@ async fn wake_default(env: &Env) {
         return;
     };
     let woken: worker::Result<Value> = match ObjectStub::open(env, id.as_str()) {
-        Ok(stub) => stub.call("/wake", &json!({})).await,
+        Ok(stub) => stub.call(&LocationCall::Wake, &json!({})).await,
         Err(error) => Err(error),
     };
     if let Err(error) = woken {

@@ -9,10 +9,11 @@ use serde_json::{json, Value};
 use worker::{console_error, console_log, Headers, Method, Request};
 
 use super::{storage, Answer, Directory};
-use crate::auth::envelope::{Envelope, NONCE_LEN};
+use crate::auth::envelope::NONCE_LEN;
 use crate::auth::token_endpoint::{Grant, UserType};
 use crate::auth::token_record::{TokenError, TokenRecord};
 use crate::auth::tokens::{open_record, seal_record, Issuer};
+use crate::calls::Sealed;
 use crate::connections::agency::{
     app_id, company_key, installed_locations_url, read_page, InstalledLocation, API_VERSION, MAX_PAGES,
 };
@@ -77,9 +78,7 @@ pub async fn access(directory: &Directory, company: &str) -> Answer {
 /// `agency` connection (no signing secret) for each one not connected yet.
 pub async fn install(directory: &Directory, company: &str, mut req: Request) -> Answer {
     let company = checked_company(company)?;
-    let body: Value = serde_json::from_str(&req.text().await.unwrap_or_default())
-        .map_err(|_| Refusal::bad_request("invalid_body", "expected { envelope }"))?;
-    let envelope: Envelope = serde_json::from_value(body["envelope"].clone())
+    let Sealed { envelope } = serde_json::from_str(&req.text().await.unwrap_or_default())
         .map_err(|_| Refusal::bad_request("invalid_body", "expected { envelope }"))?;
     let issuer = issuer(directory)?;
     let record = open_record(&issuer.keys, &company_key(&company), &envelope)

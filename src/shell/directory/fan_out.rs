@@ -11,9 +11,10 @@
 
 use futures_util::future::join_all;
 use serde_json::json;
-use worker::{console_error, Method};
+use worker::console_error;
 
 use super::{location_call, storage, Answer, Directory};
+use crate::calls::LocationCall;
 use crate::connections::work::WorkReport;
 use crate::refusal::Refusal;
 use crate::shell::platform::runtime::now_ms;
@@ -86,7 +87,7 @@ async fn batch(directory: &Directory, after: &str) -> Result<(usize, bool), Refu
 /// One nudge; its answer (the Location's queue) is kept in the work record. A Location that
 /// does not answer is logged, and the next cron run tries again (its row stays due).
 async fn nudge(directory: &Directory, id: &str) {
-    match location_call(&directory.env, id, Method::Post, "/nudge", None).await {
+    match location_call(&directory.env, id, LocationCall::Nudge, None).await {
         // A paused Location answers without its queue: its row stays as it was.
         Ok((200, body)) => {
             if let Ok(report) = serde_json::from_value::<WorkReport>(body) {

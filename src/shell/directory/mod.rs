@@ -24,12 +24,13 @@ use std::rc::Rc;
 use futures_util::lock::Mutex;
 
 use serde_json::{json, Value};
-use worker::{console_error, durable_object, DurableObject, Env, Method, Request, Response, Result, State};
+use worker::{console_error, durable_object, DurableObject, Env, Request, Response, Result, State};
 
 use crate::auth::envelope::{KeyRing, NONCE_LEN};
+use crate::calls::{Call, DirectoryCall, InviteSpend, LocationCall, PendingPolicy, Sealed};
 use crate::connections::{unknown_connection, Connection, ConnectionId, TokenSource};
 use crate::refusal::Refusal;
-use crate::shell::platform::object_stub::ObjectStub;
+use crate::shell::platform::object_stub::{called, ObjectStub};
 use crate::shell::platform::respond;
 use crate::shell::platform::runtime::{now_ms, settings};
 use db::{Db, Presence, Write};
@@ -62,26 +63,20 @@ impl DurableObject for Directory {
 
     async fn fetch(&self, req: Request) -> Result<Response> {
         self.requests.set(self.requests.get() + 1);
-        let path = req.path();
-        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        // The Worker's internal routes (under `/internal`) and the operator's (under `/admin/`):
-        // the public router forwards only the latter.
-        let answer = match (req.method(), segments.as_slice()) {
-            (Method::Get, ["internal", "connections", id, "verify"]) => self.verify(id),
-            (Method::Post, ["internal", "agencies", company, "access"]) => {
-                agencies::access(self, company).await
-            }
-            (Method::Post, ["internal", "agencies", company, "install"]) => {
-                agencies::install(self, company, req).await
-            }
-            (Method::Post, ["internal", "oauth", "connections", id]) => self.ensure_oauth(id).await,
-            (Method::Post, ["internal", "cron"]) => fan_out::start(self).await,
-            (Method::Post, ["internal", "work", id]) => work::report(self, id, req).await,
-            (Method::Get, ["internal", "work"]) => work::record(self),
-            (Method::Post, ["internal", "invites", nonce, "spend"]) => self.spend_invite(nonce, req).await,
-            (Method::Get, ["internal", "usage"]) => Ok((200, self.usage())),
-            (_, ["admin", "connections" | "agencies", ..]) => operator::handle(self, req).await,
-            _ => Err(Refusal::not_found("no such route in the directory")),
+        // The Worker's internal calls (under `/internal`) and the operator's routes (under
+        // `/admin/`): the public router forwards only the latter.
+        let answer = match called::<DirectoryCall>(&req) {
+            Some(DirectoryCall::Verify { id }) => self.verify(&id),
+            Some(DirectoryCall::AgencyAccess { company }) => agencies::access(self, &company).await,
+            Some(DirectoryCall::AgencyInstall { company }) => agencies::install(self, &company, req).await,
+            Some(DirectoryCall::EnsureOAuth { id }) => self.ensure_oauth(&id).await,
+            Some(DirectoryCall::Cron) => fan_out::start(self).await,
+            Some(DirectoryCall::ReportWork { id }) => work::report(self, &id, req).await,
+            Some(DirectoryCall::Work) => work::record(self),
+            Some(DirectoryCall::SpendInvite { nonce }) => self.spend_invite(&nonce, req).await,
+            Some(DirectoryCall::Usage) => Ok((200, self.usage())),
+            None if is_operator_route(&req.path()) => operator::handle(self, req).await,
+            None => Err(Refusal::not_found("no such route in the directory")),
         };
         match answer {
             Ok((status, body)) => respond::json(status, &body),
@@ -98,6 +93,13 @@ impl DurableObject for Directory {
     }
 }
 
+/// Whether `path` is one of the Directory's operator routes (`/admin/connections...`,
+/// `/admin/agencies...`).
+fn is_operator_route(path: &str) -> bool {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    matches!(segments.as_slice(), ["admin", "connections" | "agencies", ..])
+}
+
 /// A status and a JSON body, or a refusal.
 type Answer = std::result::Result<(u16, Value), Refusal>;
 
@@ -107,13 +109,11 @@ impl Directory {
         self.db.usage(self.requests.get())
     }
 
-    /// `POST /invites/{nonce}/spend` `{ "expires_at_ms" }`: an install link is used once (409
+    /// `POST /invites/{nonce}/spend` [`InviteSpend`]: an install link is used once (409
     /// `install_link_used` the second time).
     async fn spend_invite(&self, nonce: &str, mut req: Request) -> Answer {
-        let body: Value = serde_json::from_str(&req.text().await.unwrap_or_default()).unwrap_or(Value::Null);
-        let expires_at_ms = body["expires_at_ms"]
-            .as_i64()
-            .ok_or_else(|| Refusal::bad_request("invalid_body", "expected { expires_at_ms }"))?;
+        let InviteSpend { expires_at_ms } = serde_json::from_str(&req.text().await.unwrap_or_default())
+            .map_err(|_| Refusal::bad_request("invalid_body", "expected { expires_at_ms }"))?;
         match self.db.spend_invite(nonce, expires_at_ms, now_ms()).map_err(storage)? {
             true => Ok((200, json!({ "spent": true }))),
             false => Err(Refusal::conflict("install_link_used", "this install link was used already")),
@@ -170,7 +170,7 @@ impl Directory {
         next: &Connection,
     ) -> std::result::Result<(), Refusal> {
         let envelope = seal(keys, next)?;
-        push(&self.env, next.id.as_str(), &json!({ "envelope": envelope })).await?;
+        push(&self.env, next.id.as_str(), &envelope).await?;
         let published = edge_copy::publish(&self.env, &next.id, &envelope).await;
         let agency = match &next.token {
             TokenSource::Agency { company_id } => Some(company_id.as_str()),
@@ -190,7 +190,7 @@ impl Directory {
         let undone = match previous {
             Some(previous) => match seal(keys, previous) {
                 Ok(envelope) => {
-                    let pushed = push(&self.env, next.id.as_str(), &json!({ "envelope": envelope })).await;
+                    let pushed = push(&self.env, next.id.as_str(), &envelope).await;
                     let republished = edge_copy::publish(&self.env, &next.id, &envelope).await;
                     pushed.and(republished)
                 }
@@ -270,9 +270,14 @@ fn seal(
     Ok(connection.seal(keys, nonce))
 }
 
-/// `PUT /connection` on the location's Durable Object; 503 unless it answers 200.
-async fn push(env: &Env, id: &str, body: &Value) -> std::result::Result<(), Refusal> {
-    let answer = location_call(env, id, Method::Put, "/connection", Some(body.to_string())).await?;
+/// [`LocationCall::StoreConnection`] on the location's Durable Object; 503 unless it answers 200.
+async fn push(
+    env: &Env,
+    id: &str,
+    envelope: &crate::auth::envelope::Envelope,
+) -> std::result::Result<(), Refusal> {
+    let body = Sealed { envelope: envelope.clone() };
+    let answer = location_call(env, id, LocationCall::StoreConnection, Some(&body)).await?;
     match answer {
         (200, _) => Ok(()),
         (status, _) => Err(not_taken(id, status)),
@@ -281,25 +286,26 @@ async fn push(env: &Env, id: &str, body: &Value) -> std::result::Result<(), Refu
 
 /// Removes a connection that was pushed but not kept here (best effort; its events discarded).
 async fn forget(env: &Env, id: &str) -> std::result::Result<(), Refusal> {
-    match location_call(env, id, Method::Delete, "/connection?pending=discard", None).await? {
+    let discard = LocationCall::RemoveConnection { pending: PendingPolicy::Discard };
+    match location_call(env, id, discard, None).await? {
         (200, _) => Ok(()),
         (status, _) => Err(not_taken(id, status)),
     }
 }
 
-/// One call to location `id`'s Durable Object: its status and JSON body (read to its end).
+/// One call to location `id`'s Durable Object: its status and JSON body (read to its end); 503
+/// `storage_unavailable` when it cannot be reached.
 async fn location_call(
     env: &Env,
     id: &str,
-    method: Method,
-    path: &str,
-    body: Option<String>,
+    call: LocationCall,
+    body: Option<&Sealed>,
 ) -> std::result::Result<(u16, Value), Refusal> {
-    let reached = async { ObjectStub::open(env, id)?.ask(method, path, body).await };
+    let reached = async { ObjectStub::open(env, id)?.ask(&call, body).await };
     reached.await.map_err(|error| {
         console_error!(
             "{}",
-            json!({"msg": "location not reached", "connection": id, "path": path, "error": error.to_string()})
+            json!({"msg": "location not reached", "connection": id, "path": call.path(), "error": error.to_string()})
         );
         Refusal::storage_unavailable(format!(
             "the location of connection `{id}` could not be reached; nothing was changed, try again"

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use worker::{console_log, Env, Method, Request};
 
 use super::{agencies, location_call, storage, unavailable, Answer, Directory};
+use crate::calls::{LocationCall, PendingPolicy};
 use crate::connections::{
     apply_patch, check_secret_free, connection_exists, default_connection, default_view, deployment_secrets,
     new_secret, unknown_connection, Connection, ConnectionId, NewConnection, Rotation, TokenSource,
@@ -202,21 +203,17 @@ async fn rotate(directory: &Directory, id: &str, body: &str, by: Operator<'_>) -
 async fn remove(directory: &Directory, id: &str, pending: Option<&str>, by: Operator<'_>) -> Answer {
     let id = named(&directory.env, id)?;
     let pending = match pending {
-        None | Some("refuse") => "refuse",
-        Some("discard") => "discard",
-        Some(_) => {
-            return Err(Refusal::bad_request(
-                "invalid_query",
-                "`pending` is `discard` (or `refuse`, the default)",
-            ))
-        }
+        None => PendingPolicy::Refuse,
+        Some(text) => PendingPolicy::parse(text).ok_or_else(|| {
+            Refusal::bad_request("invalid_query", "`pending` is `discard` (or `refuse`, the default)")
+        })?,
     };
     let _turn = directory.changing.lock().await;
     if !directory.is_live(id.as_str())? {
         return Err(unknown_connection());
     }
-    let path = format!("/connection?pending={pending}");
-    let (status, answer) = location_call(&directory.env, id.as_str(), Method::Delete, &path, None).await?;
+    let call = LocationCall::RemoveConnection { pending };
+    let (status, answer) = location_call(&directory.env, id.as_str(), call, None).await?;
     match status {
         200 => {}
         409 if answer["error"] == "pending_events" => return Ok((409, answer)),

@@ -34,9 +34,9 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use serde_json::json;
-use worker::{durable_object, DurableObject, Env, Method, Request, Response, Result, State};
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
-use crate::auth::envelope::Envelope;
+use crate::calls::{LocationCall, PendingPolicy, Sealed};
 use crate::config::Config;
 use crate::contacts_api::{ApiRequest, ApiResponse};
 use crate::engine::tallies::Counter;
@@ -44,7 +44,7 @@ use crate::engine::{log_storage_error, Ended, Engine};
 use crate::refusal::Refusal;
 use crate::secret::Secret;
 use crate::shell::platform::contacts_client::{ContactsClient, TransportFailure};
-use crate::shell::platform::object_stub::INTERNAL;
+use crate::shell::platform::object_stub::called;
 use crate::shell::platform::respond;
 use crate::shell::platform::runtime::{now_ms, settings};
 use crate::sync::mapping::LiveMapping;
@@ -131,15 +131,14 @@ impl DurableObject for Location {
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         self.writer.requests.set(self.writer.requests.get() + 1);
-        let path = req.path();
-        // The Worker's internal routes (under `/internal`) and the operator's (under `/admin/`):
-        // the public router forwards only the latter.
-        let internal = path.strip_prefix(INTERNAL);
-        match (req.method(), internal) {
-            (Method::Put, Some("/connection")) => {
+        // The Worker's internal calls (under `/internal`) and the operator's routes (under
+        // `/admin/`): the public router forwards only the latter.
+        let call = called::<LocationCall>(&req);
+        match call {
+            Some(LocationCall::StoreConnection) => {
                 return self.store_connection(json_body(&mut req).await?).await
             }
-            (Method::Delete, Some("/connection")) => return self.remove_connection(&req).await,
+            Some(LocationCall::RemoveConnection { pending }) => return self.remove_connection(pending).await,
             _ => {}
         }
         let identity = self.writer.identity();
@@ -149,24 +148,21 @@ impl DurableObject for Location {
         };
         let mut config = deployed.clone();
         let unusable = self.writer.use_live_mapping(&mut config).err();
-        match (req.method(), internal) {
+        match call {
             // Accepting a webhook, installing a token and the operator API work whatever state
             // the live mapping is in (the operator mends it there; its status says why it is
             // unusable, and until then the deployed mapping stands in for dry runs).
-            (Method::Post, Some("/accept")) => self.accept(&identity, json_body(&mut req).await?).await,
-            (Method::Post, Some("/nudge")) => self.work.nudge(&self.writer, &identity).await,
-            (Method::Post, Some("/token")) => self.install_token(json_body(&mut req).await?).await,
-            (_, None) if path.starts_with("/admin/") => operator::handle(&self.writer, &config, req).await,
+            Some(LocationCall::Accept) => self.accept(&identity, json_body(&mut req).await?).await,
+            Some(LocationCall::Nudge) => self.work.nudge(&self.writer, &identity).await,
+            Some(LocationCall::InstallToken) => self.install_token(json_body(&mut req).await?).await,
+            None if req.path().starts_with("/admin/") => operator::handle(&self.writer, &config, req).await,
             _ if unusable.is_some() => {
                 let problem = unusable.unwrap_or_default();
                 log_unusable_mapping(&self.writer.log, &problem);
                 Refusal::unavailable("mapping_unusable", problem).response()
             }
-            (Method::Post, Some("/wake")) => respond::json(200, &json!(self.run(&deployed, true).await)),
-            (_, Some(route)) if route.starts_with("/read/") => {
-                let route = route.to_owned();
-                reads::handle(&self.writer, &config, &route, req).await
-            }
+            Some(LocationCall::Wake) => respond::json(200, &json!(self.run(&deployed, true).await)),
+            Some(LocationCall::Read(read)) => reads::handle(&self.writer, &config, read, req).await,
             _ => Refusal::not_found("no such route in the location").response(),
         }
     }
@@ -222,7 +218,7 @@ impl Location {
     /// `PUT /connection` from the Directory: the named connection's record, sealed, kept as the
     /// `meta` row `connection`; from then on the object works as that connection. A change of
     /// token source drops the token kept for the old one; a resumed connection's alarm is armed.
-    async fn store_connection(&self, pushed: Pushed) -> Result<Response> {
+    async fn store_connection(&self, pushed: Sealed) -> Result<Response> {
         let writer = &self.writer;
         if connection::is_default(&writer.env, &writer.name) {
             return Refusal::conflict("default_connection", "the default connection has no record to store")
@@ -256,14 +252,13 @@ impl Location {
     /// `DELETE /connection?pending=discard|refuse` from the Directory: leaves a tombstone, so
     /// that later deliveries are refused, after discarding the webhooks not finished (refused
     /// with 409 `pending_events` when there are some and `refuse` was asked, the default).
-    async fn remove_connection(&self, req: &Request) -> Result<Response> {
+    async fn remove_connection(&self, pending: PendingPolicy) -> Result<Response> {
         let writer = &self.writer;
         if connection::is_default(&writer.env, &writer.name) {
             return Refusal::conflict("default_connection", "the default connection cannot be removed")
                 .response();
         }
-        let discard =
-            crate::auth::install::query_param(&req.inner().url(), "pending").as_deref() == Some("discard");
+        let discard = pending == PendingPolicy::Discard;
         let removed = writer.db.unfinished().and_then(|unfinished| {
             if !discard && !unfinished.is_empty() {
                 return Ok(Err(unfinished.len()));
@@ -305,7 +300,7 @@ impl Location {
         Ok(())
     }
 
-    async fn install_token(&self, envelope: Envelope) -> Result<Response> {
+    async fn install_token(&self, envelope: crate::auth::envelope::Envelope) -> Result<Response> {
         match self.writer.tokens.install(&self.writer.env, &self.writer.db, envelope).await {
             Ok(()) => respond::json(200, &json!({ "stored": true })),
             Err(error) => Refusal::unavailable("token_not_stored", error.to_string()).response(),
@@ -545,12 +540,6 @@ fn still_admits(identity: &Identity, intake: &Intake, now: i64) -> bool {
         (Identity::Default, None) => true,
         _ => false,
     }
-}
-
-/// The body of `PUT /connection`.
-#[derive(serde::Deserialize)]
-struct Pushed {
-    envelope: Envelope,
 }
 
 /// The checked configuration, or the 500 that says which setting is wrong.

@@ -12,11 +12,12 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use worker::{Method, Request, Response, Result};
+use worker::{Request, Response, Result};
 
 use super::db::{Db, DbResult};
 use super::tokens::TokenError;
 use super::{json_body, Writer};
+use crate::calls::{LinkQuery, ReadCall, SendQuery, VersionQuery};
 use crate::config::Config;
 use crate::contacts_api::{ApiRequest, ApiResponse};
 use crate::read::{read_version_key, token_rejected, ApiRoute};
@@ -24,18 +25,6 @@ use crate::refusal::Refusal;
 use crate::shell::platform::contacts_client::TransportFailure;
 use crate::shell::platform::respond;
 use crate::shell::platform::runtime::{now_ms, settings};
-
-/// `/read/link`'s question.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct LinkQuery {
-    pub key: String,
-}
-
-/// `/read/version`'s question.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct VersionQuery {
-    pub contact_id: String,
-}
 
 /// Whether read caching is on (`READ_CACHE_TTL_SECS` > 0): the writer bumps read versions only
 /// then, which saves a row written per change when nothing is cached.
@@ -47,14 +36,6 @@ pub fn caching_enabled(env: &worker::Env) -> bool {
 /// version for the contact, so that its cached reads, keyed by the old one, are never served again.
 pub fn mark_contact_changed(db: &Db, contact_id: &str, now: i64) -> DbResult<()> {
     db.put_meta(&read_version_key(contact_id), &now)
-}
-
-/// `/read/send`'s question: the call's path (as [`ApiRoute::request`] built it), and who asks
-/// (the read key's fingerprint).
-#[derive(Debug, Serialize, Deserialize)]
-pub struct SendQuery {
-    pub path: String,
-    pub key: String,
 }
 
 /// `/read/send`'s answer: the API's answer, or why nothing came back.
@@ -104,24 +85,24 @@ impl ReadFailure {
     }
 }
 
-/// `route` is the internal route, below `/internal`.
-pub async fn handle(writer: &Writer, config: &Config, route: &str, mut req: Request) -> Result<Response> {
-    match (req.method(), route) {
-        (Method::Post, "/read/link") => {
+/// Answers the read call `call`.
+pub async fn handle(writer: &Writer, config: &Config, call: ReadCall, mut req: Request) -> Result<Response> {
+    match call {
+        ReadCall::Link => {
             let query: LinkQuery = json_body(&mut req).await?;
             match writer.db.link::<Value>(&query.key) {
                 Ok(link) => respond::json(200, &json!({ "link": link })),
                 Err(error) => Refusal::storage_unavailable(error.to_string()).response(),
             }
         }
-        (Method::Post, "/read/version") => {
+        ReadCall::Version => {
             let query: VersionQuery = json_body(&mut req).await?;
             match writer.db.meta::<i64>(&read_version_key(&query.contact_id)) {
                 Ok(version) => respond::json(200, &json!({ "version": version.unwrap_or(0) })),
                 Err(error) => Refusal::storage_unavailable(error.to_string()).response(),
             }
         }
-        (Method::Post, "/read/send") => {
+        ReadCall::Send => {
             let query: SendQuery = json_body(&mut req).await?;
             let route = match ApiRoute::of_request(&query.path, &writer.name) {
                 Ok(route) => route,
@@ -137,7 +118,6 @@ pub async fn handle(writer: &Writer, config: &Config, route: &str, mut req: Requ
             let request = route.request(&writer.name);
             respond::json(200, &json!(send(writer, config, &request).await))
         }
-        _ => Refusal::not_found("no such read route in the location").response(),
     }
 }
 

@@ -25,11 +25,12 @@ use crate::auth::tokens::{
     location_token, location_token_request, plan, seal_record, token_key, AgencySource, Issuer, Plan, Stored,
     TokenConfig, TokenMode,
 };
+use crate::calls::DirectoryCall;
 use crate::connections::TokenSource;
 use crate::secret::Secret;
 use crate::shell::platform::http::{self, fetch_with_timeout};
 use crate::shell::platform::kv::Kv;
-use crate::shell::platform::object_stub::ObjectStub;
+use crate::shell::platform::object_stub::{ObjectStub, NO_BODY};
 use crate::shell::platform::runtime::{now_ms, settings};
 use crate::shell::platform::token_endpoint::exchange;
 use crate::sync::plan::Failure;
@@ -325,9 +326,9 @@ fn build_mint(request: &crate::auth::tokens::LocationTokenRequest) -> worker::Re
 async fn company_access_token(env: &Env, company_id: &str) -> Result<Secret, TokenError> {
     let unavailable = |detail: String| TokenError::Unavailable(format!("the Directory: {detail}"));
     let directory = ObjectStub::directory(env).map_err(|error| unavailable(error.to_string()))?;
-    let path = format!("/agencies/{company_id}/access");
+    let call = DirectoryCall::AgencyAccess { company: company_id.to_owned() };
     let (status, body) =
-        directory.ask(Method::Post, &path, None).await.map_err(|error| unavailable(error.to_string()))?;
+        directory.ask(&call, NO_BODY).await.map_err(|error| unavailable(error.to_string()))?;
     let token = body.get("access_token").and_then(Value::as_str).filter(|token| !token.is_empty());
     match (status, token) {
         (200, Some(token)) => Ok(Secret::new(token)),

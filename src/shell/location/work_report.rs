@@ -9,10 +9,11 @@
 use std::cell::Cell;
 
 use serde_json::json;
-use worker::{Method, Response, Result, SqlStorage};
+use worker::{Response, Result, SqlStorage};
 
 use super::connection::Identity;
 use super::Writer;
+use crate::calls::DirectoryCall;
 use crate::connections::work::{next_seq, Reported, WorkReport};
 use crate::shell::platform::object_stub::ObjectStub;
 use crate::shell::platform::respond;
@@ -102,9 +103,8 @@ impl WorkReports {
     /// remembered as unknown, unless a newer report went out meanwhile).
     async fn tell(&self, writer: &Writer, due_at: Option<UnixMillis>) {
         let report = self.stamp(due_at);
-        let body = json!(report).to_string();
-        let path = format!("/work/{}", writer.name);
-        let sent = async { ObjectStub::directory(&writer.env)?.ask(Method::Post, &path, Some(body)).await };
+        let call = DirectoryCall::ReportWork { id: writer.name.clone() };
+        let sent = async { ObjectStub::directory(&writer.env)?.ask(&call, Some(&report)).await };
         let failure = match sent.await {
             Ok((200, _)) => return,
             Ok((status, answer)) => json!({ "status": status, "answer": answer }),

@@ -14,12 +14,13 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use worker::{Env, Method, Result};
+use worker::{Env, Result};
 
 use super::kv::Kv;
-use super::object_stub::ObjectStub;
+use super::object_stub::{ObjectStub, NO_BODY};
 use super::runtime::settings;
 use crate::auth::envelope::{Envelope, KeyRing};
+use crate::calls::DirectoryCall;
 use crate::connections::recent::Recent;
 use crate::connections::{record_key, Connection, ConnectionId};
 
@@ -71,7 +72,7 @@ pub async fn refetch(env: &Env, id: &ConnectionId, now: i64) -> Result<Option<Rc
         return Ok(None);
     }
     let (status, mut answer) =
-        ObjectStub::directory(env)?.ask(Method::Get, &format!("/connections/{id}/verify"), None).await?;
+        ObjectStub::directory(env)?.ask(&DirectoryCall::Verify { id: id.to_string() }, NO_BODY).await?;
     let envelope = match status {
         200 => Some(serde_json::from_value(answer["envelope"].take()).map_err(rust_error)?),
         404 => None,

@@ -6,13 +6,13 @@
 //! under `/admin/connections/{id}/...` is that connection's own operator API, forwarded to its
 //! location's Durable Object as `/admin/...` (the default connection's id too).
 
-use serde_json::Value;
 use worker::{Env, Method, Request, Response, Result};
 
+use crate::calls::DirectoryCall;
 use crate::connections::{unknown_connection, ConnectionId};
 use crate::refusal::Refusal;
 use crate::shell::platform::connections::default_id;
-use crate::shell::platform::object_stub::ObjectStub;
+use crate::shell::platform::object_stub::{ask_directory, ObjectStub, NO_BODY};
 use crate::shell::platform::respond;
 use crate::shell::routes::oauth;
 use crate::shell::routes::operator::Caller;
@@ -91,30 +91,12 @@ async fn known(env: &Env, id: &ConnectionId) -> std::result::Result<(), Refusal>
     if default_id(env).as_ref() == Some(id) {
         return Ok(());
     }
-    let path = format!("/connections/{id}/verify");
-    match ask(ObjectStub::directory(env), Method::Get, &path, None).await? {
+    let verify = DirectoryCall::Verify { id: id.to_string() };
+    match ask_directory(env, &verify, NO_BODY).await? {
         (200, _) => Ok(()),
         (404, _) => Err(unknown_connection()),
         (status, _) => Err(Refusal::storage_unavailable(format!(
             "the directory of connections answered HTTP {status}; try again"
         ))),
     }
-}
-
-/// One internal call to a Durable Object: its status and JSON body (read to its end); 503
-/// `storage_unavailable` when it cannot be reached.
-pub async fn ask(
-    stub: Result<ObjectStub>,
-    method: Method,
-    path: &str,
-    body: Option<String>,
-) -> std::result::Result<(u16, Value), Refusal> {
-    let unreachable = |error: worker::Error| {
-        worker::console_error!(
-            "{}",
-            serde_json::json!({"msg": "durable object not reached", "path": path, "error": error.to_string()})
-        );
-        Refusal::storage_unavailable("the directory of connections could not be reached; try again")
-    };
-    stub.map_err(unreachable)?.ask(method, path, body).await.map_err(unreachable)
 }

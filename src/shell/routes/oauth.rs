@@ -21,15 +21,15 @@ use crate::auth::install::{
 use crate::auth::token_endpoint::{Grant, UserType};
 use crate::auth::token_record::{safe_location_id, TokenError, TokenRecord};
 use crate::auth::tokens::{seal_record, InstallSettings, Issuer, TokenConfig};
+use crate::calls::{DirectoryCall, InviteSpend, LocationCall, Sealed};
 use crate::connections::agency::company_key;
 use crate::refusal::Refusal;
 use crate::shell::location::tokens::{seal, token_config};
 use crate::shell::platform::connections::default_id;
-use crate::shell::platform::object_stub::ObjectStub;
+use crate::shell::platform::object_stub::{ask_directory, ObjectStub, NO_BODY};
 use crate::shell::platform::respond;
 use crate::shell::platform::runtime::{now_ms, settings};
 use crate::shell::platform::token_endpoint::exchange_as;
-use crate::shell::routes::connections::ask;
 
 pub const INSTALL_PATH: &str = "/oauth/install";
 pub const CALLBACK_PATH: &str = "/oauth/callback";
@@ -176,9 +176,9 @@ async fn complete_install(
 
 /// Spends the install link in the Directory: 409 `install_link_used` when it was used already.
 async fn spend(env: &Env, invite: &Invite) -> std::result::Result<(), Refusal> {
-    let body = json!({ "expires_at_ms": invite.expires_at_secs * 1000 }).to_string();
-    let path = format!("/invites/{}/spend", invite.nonce);
-    let (status, answer) = ask(ObjectStub::directory(env), worker::Method::Post, &path, Some(body)).await?;
+    let body = InviteSpend { expires_at_ms: invite.expires_at_secs * 1000 };
+    let call = DirectoryCall::SpendInvite { nonce: invite.nonce.clone() };
+    let (status, answer) = ask_directory(env, &call, Some(&body)).await?;
     match status {
         200 => Ok(()),
         409 => Err(Refusal::conflict(
@@ -199,20 +199,18 @@ async fn install_location(
     let location_id = installed_location(record)?;
     let named = default_id(env).is_none_or(|id| id.as_str() != location_id);
     if named {
-        let (status, answer) = ask(
-            ObjectStub::directory(env),
-            worker::Method::Post,
-            &format!("/oauth/connections/{location_id}"),
-            None,
-        )
-        .await?;
+        let call = DirectoryCall::EnsureOAuth { id: location_id.to_owned() };
+        let (status, answer) = ask_directory(env, &call, NO_BODY).await?;
         if status != 200 {
             return Err(passed_on(status, &answer));
         }
     }
     let envelope = seal(issuer, location_id, record).map_err(|error| not_kept(error.to_string()))?;
     let stub = ObjectStub::open(env, location_id).map_err(|error| not_kept(error.to_string()))?;
-    let _: Value = stub.call("/token", &envelope).await.map_err(|error| not_kept(error.to_string()))?;
+    let _: Value = stub
+        .call(&LocationCall::InstallToken, &envelope)
+        .await
+        .map_err(|error| not_kept(error.to_string()))?;
     console_log!(
         "{}",
         json!({"msg": "oauth installed", "location_id": location_id, "connection": location_id, "company_id": record.company_id,
@@ -247,9 +245,8 @@ async fn install_agency(
     let mut nonce = [0u8; crate::auth::envelope::NONCE_LEN];
     getrandom::fill(&mut nonce).map_err(|_| not_kept("no randomness for the token nonce".into()))?;
     let envelope: Envelope = seal_record(&issuer.keys, &company_key(company), record, nonce);
-    let body = json!({ "envelope": envelope }).to_string();
-    let path = format!("/agencies/{company}/install");
-    let (status, answer) = ask(ObjectStub::directory(env), worker::Method::Post, &path, Some(body)).await?;
+    let call = DirectoryCall::AgencyInstall { company: company.to_owned() };
+    let (status, answer) = ask_directory(env, &call, Some(&Sealed { envelope })).await?;
     if status != 200 {
         return Err(passed_on(status, &answer));
     }

@@ -6,6 +6,7 @@
 use worker::{Env, Method, Request, Response, Result};
 
 use crate::auth::api_keys::{admin_keys, fingerprint, Denied};
+use crate::calls::Call;
 use crate::read::split_url;
 use crate::refusal::Refusal;
 use crate::shell::location::load_config;
@@ -72,7 +73,12 @@ impl Caller {
     }
 
     /// Forwards the request to `stub` at `path`: its body, or its upload as it streams in.
-    pub async fn forward(self, stub: &ObjectStub, method: Method, path: &str) -> Result<Response> {
+    pub async fn forward<C: Call>(
+        self,
+        stub: &ObjectStub<C>,
+        method: Method,
+        path: &str,
+    ) -> Result<Response> {
         match &self.upload {
             Some(upload) => stub.stream_as(method, path, upload, &self.operator).await,
             None => stub.send_as(method, path, self.body, &self.operator).await,

@@ -10,13 +10,14 @@
 use serde_json::Value;
 use worker::{console_error, console_log, console_warn, Cache, Env, Request, Response, Result};
 
+use crate::calls::{LinkQuery, LocationCall, ReadCall, SendQuery, VersionQuery};
 use crate::connections::{unknown_connection, ConnectionId};
 use crate::contacts_api::ApiResponse;
 use crate::read::{
     cacheable, config_refusal, split_connection, split_url, upstream_refusal, ApiRoute, ReadConfig, ReadRoute,
 };
 use crate::refusal::Refusal;
-use crate::shell::location::reads::{LinkQuery, SendQuery, Sent, VersionQuery};
+use crate::shell::location::reads::Sent;
 use crate::shell::platform::connections;
 use crate::shell::platform::object_stub::ObjectStub;
 use crate::shell::platform::respond;
@@ -110,11 +111,18 @@ async fn connection_of(
 }
 
 /// The id-map record under `key`, from the location's Durable Object.
-async fn resolve(location: &ObjectStub, key: String) -> std::result::Result<Option<Link>, Stop> {
-    let answer: Value = location.call("/read/link", &LinkQuery { key }).await.map_err(|error| {
-        console_error!("{}", serde_json::json!({"msg": "id map unavailable", "error": error.to_string()}));
-        Stop::Refused(Refusal::storage_unavailable("the id map could not be read; try again"))
-    })?;
+async fn resolve(
+    location: &ObjectStub<LocationCall>,
+    key: String,
+) -> std::result::Result<Option<Link>, Stop> {
+    let answer: Value =
+        location.call(&LocationCall::Read(ReadCall::Link), &LinkQuery { key }).await.map_err(|error| {
+            console_error!(
+                "{}",
+                serde_json::json!({"msg": "id map unavailable", "error": error.to_string()})
+            );
+            Stop::Refused(Refusal::storage_unavailable("the id map could not be read; try again"))
+        })?;
     Ok(serde_json::from_value(answer["link"].clone()).ok())
 }
 
@@ -122,7 +130,7 @@ async fn resolve(location: &ObjectStub, key: String) -> std::result::Result<Opti
 struct Reader<'a> {
     config: &'a ReadConfig,
     location_id: &'a str,
-    location: &'a ObjectStub,
+    location: &'a ObjectStub<LocationCall>,
     key: &'a str,
 }
 
@@ -166,7 +174,7 @@ impl Reader<'_> {
             return Ok(None);
         };
         let query = VersionQuery { contact_id: contact_id.as_str().to_owned() };
-        let version: Value = match self.location.call("/read/version", &query).await {
+        let version: Value = match self.location.call(&LocationCall::Read(ReadCall::Version), &query).await {
             Ok(answer) => answer,
             Err(error) => {
                 console_warn!(
@@ -184,7 +192,7 @@ impl Reader<'_> {
     /// location's rate-limit window is spent.
     async fn send(&self, route: &ApiRoute, log: &mut ReadLog) -> std::result::Result<ApiResponse, Stop> {
         let query = SendQuery { path: route.request(self.location_id).path, key: self.key.to_owned() };
-        match self.location.call::<_, Sent>("/read/send", &query).await? {
+        match self.location.call::<_, Sent>(&LocationCall::Read(ReadCall::Send), &query).await? {
             Sent::Answered { response, api_calls } => {
                 log.api_calls += api_calls;
                 Ok(response)

@@ -11,8 +11,9 @@ use std::rc::Rc;
 
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use worker::{console_error, Env, Method, Request, Response, Result};
+use worker::{console_error, Env, Request, Response, Result};
 
+use crate::calls::{Call, LocationCall};
 use crate::config::Config;
 use crate::connections::{refuse_unknown, Connection, ConnectionId};
 use crate::intake::signature::SignatureHeaders;
@@ -191,14 +192,14 @@ enum Accepted {
 
 /// Hands the webhook to its location's Durable Object, which accepts it or answers from its record.
 async fn accept(env: &Env, location_id: &str, intake: &Intake) -> Result<Accepted> {
-    let body = serde_json::to_string(intake).map_err(|error| worker::Error::RustError(error.to_string()))?;
-    let mut response = ObjectStub::open(env, location_id)?.send(Method::Post, "/accept", Some(body)).await?;
+    let mut response = ObjectStub::open(env, location_id)?.send(&LocationCall::Accept, Some(intake)).await?;
     let text = response.text().await?;
     match response.status_code() {
         200 => Ok(Accepted::Reply(parsed(&text)?)),
         status @ (401 | 404) => Ok(Accepted::Refused(status, parsed(&text)?)),
         status => Err(worker::Error::RustError(format!(
-            "the Durable Object answered /accept with {status}: {text}"
+            "the Durable Object answered {} with {status}: {text}",
+            LocationCall::Accept.path()
         ))),
     }
 }
