@@ -7,7 +7,7 @@ use csv_core::ReadRecordResult;
 use serde_json::{json, Map, Value};
 
 use super::lines::{quoted, Lines, Raw};
-use super::reader::{FileRefused, Record, MAX_RECORD_BYTES};
+use super::record::{FileRefused, Record, MAX_RECORD_BYTES};
 use crate::intake::event::{is_sightmill_id, EventType, MAX_SIGHTMILL_ID_LEN};
 use crate::timestamp::parse_rfc3339;
 

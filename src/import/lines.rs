@@ -1,7 +1,7 @@
 //! Line numbers and the original text of a record, kept while the [`super::reader`] consumes
 //! its bytes: shared by the CSV and NDJSON readers, so that a bad row names the file's line.
 
-use super::reader::MAX_RAW_BYTES;
+use super::record::MAX_RAW_BYTES;
 
 /// The number of the line being read (1-based): a line ends at `\n`, `\r\n` or a lone `\r`,
 /// inside a quoted CSV cell too (they are lines of the file).

@@ -10,3 +10,4 @@ mod lines;
 mod ndjson;
 pub mod progress;
 pub mod reader;
+mod record;

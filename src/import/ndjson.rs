@@ -6,7 +6,7 @@
 use serde_json::{Map, Value};
 
 use super::lines::{capped, quoted};
-use super::reader::{FileRefused, Record, MAX_RECORD_BYTES};
+use super::record::{FileRefused, Record, MAX_RECORD_BYTES};
 use crate::intake::event::parse_event;
 use crate::timestamp::parse_rfc3339;
 
@@ -55,8 +55,8 @@ impl NdjsonReader {
             self.line.extend_from_slice(bytes);
         } else if !self.too_long {
             self.too_long = true;
-            let room = (super::reader::MAX_RAW_BYTES + 4).saturating_sub(self.line.len());
-            self.line.truncate(super::reader::MAX_RAW_BYTES + 4);
+            let room = (super::record::MAX_RAW_BYTES + 4).saturating_sub(self.line.len());
+            self.line.truncate(super::record::MAX_RAW_BYTES + 4);
             self.line.extend_from_slice(&bytes[..room.min(bytes.len())]);
         }
     }

@@ -5,18 +5,11 @@
 //! row is yielded. It keeps at most the first [`SNIFF_BYTES`] and one partial record.
 
 use serde::{Deserialize, Serialize};
-use thiserror::Error;
 
 use super::csv::CsvReader;
 use super::ndjson::NdjsonReader;
-use crate::intake::event::EventType;
-use crate::timestamp::UnixMillis;
+pub use super::record::{FileRefused, Record, MAX_RAW_BYTES, MAX_RECORD_BYTES};
 
-/// Longest record (a CSV row, an NDJSON line): a longer one is [`Record::Bad`] and skipped to
-/// its end.
-pub const MAX_RECORD_BYTES: usize = 64 * 1024;
-/// Most of a bad record's original text kept in [`Record::Bad::raw`].
-pub const MAX_RAW_BYTES: usize = 2 * 1024;
 /// The start of the file checked to be UTF-8 before anything is read: a file that is not (an
 /// export saved as Latin-1 or UTF-16, say) is refused whole. Past it, a line that is not UTF-8
 /// is one bad row.
@@ -66,42 +59,6 @@ impl Format {
         }
     }
 }
-
-/// One record of the file: a row to apply, or a bad one to report.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Record {
-    Row {
-        /// The line (1-based, of the file) the record starts on.
-        line: u64,
-        /// SightMill's id of the contact the event is about.
-        contact: String,
-        /// Its `updated_at`: what orders it against the contact's other events.
-        order_at: UnixMillis,
-        event_type: EventType,
-        /// A webhook-shaped body (`type`, `timestamp`, `data`) that
-        /// [`crate::intake::event::parse_event`] accepts.
-        body: String,
-    },
-    Bad {
-        line: u64,
-        reason: String,
-        /// The record's original text, its line break dropped, at most [`MAX_RAW_BYTES`].
-        raw: String,
-    },
-}
-
-impl Record {
-    pub fn line(&self) -> u64 {
-        match self {
-            Record::Row { line, .. } | Record::Bad { line, .. } => *line,
-        }
-    }
-}
-
-/// The file is not what it claims: refused whole, nothing of it to be stored.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("{0}")]
-pub struct FileRefused(pub String);
 
 /// An export read as it streams in: [`Reader::feed`] each chunk, then [`Reader::finish`].
 #[derive(Debug)]

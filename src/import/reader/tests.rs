@@ -1,6 +1,8 @@
 use super::super::csv::MAX_COLUMNS;
 use super::*;
+use crate::intake::event::EventType;
 use crate::intake::event::{parse_event, Change};
+use crate::timestamp::UnixMillis;
 
 const T10: &str = "2026-11-27T10:00:00Z";
 const MS10: UnixMillis = 1_795_773_600_000;
