@@ -111,11 +111,19 @@ impl Engine {
         let end = ports.clock.now();
         // Only webhooks that head their contact count: one behind a head that waits for a retry
         // is due but cannot be worked, and counting it would re-arm the alarm at once, again
-        // and again.
-        match ports.store.due_heads(end, READY_BATCH) {
-            Ok(left) => tally.left_for_next_run = left.len() as u32,
-            Err(error) => log_storage_error(ports.outside, "count what the run left due", &error),
-        }
+        // and again. The candidates the run's last scan left are counted without a read; when
+        // there are none, one row says whether any is due.
+        let scanned = self.ready.borrow().len();
+        tally.left_for_next_run = match scanned {
+            0 => ports.store.due_heads(end, 1).map_or_else(
+                |error| {
+                    log_storage_error(ports.outside, "count what the run left due", &error);
+                    0
+                },
+                |left| left.len() as u32,
+            ),
+            scanned => scanned as u32,
+        };
         self.running.set(false);
         if let Some(age) =
             tally.oldest_pending_age_secs.filter(|age| *age as u64 > deployed.alerts.pending_age_secs)

@@ -71,7 +71,8 @@ pub struct CronRun {
     /// Not attempted: the location's rate limit was spent for longer than the run could wait.
     pub deferred: u32,
     /// Due when the run ended: left for the alarm that carries on (its budget was spent, or a
-    /// contact's next event became due as the run ended).
+    /// contact's next event became due as the run ended). The candidates of the run's last scan
+    /// of the queue, or 1 when none was left and one more is due.
     pub left_for_next_run: u32,
     pub api_calls: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]

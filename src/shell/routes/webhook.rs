@@ -1,11 +1,11 @@
 //! The webhook route: find the delivery's connection (the default one at `/webhooks/sightmill`,
 //! a named one at `/webhooks/sightmill/{id}`, its secrets from the edge's copy of its record; an
 //! id nobody connected is answered as a wrong signature is, without asking any Durable Object),
-//! admit the delivery (core), answer a redelivery of a finished webhook from its KV idempotency
-//! key, and otherwise hand it to the connection's Durable Object, which accepts it in one
-//! transaction (or answers from its record) before the route answers. A KV miss or a stale KV
-//! answer costs only that trip: the Durable Object dedupes exactly, and checks again that the
-//! secret the edge admitted with is still valid.
+//! admit the delivery (core), then at once read its KV idempotency key and hand it to the
+//! connection's Durable Object, which accepts it in one transaction (or answers from its record);
+//! a redelivery of a finished webhook is answered from KV, anything else from the object. A KV
+//! miss or a stale KV answer costs nothing: the Durable Object dedupes exactly, and checks again
+//! that the secret the edge admitted with is still valid.
 
 use std::rc::Rc;
 
@@ -118,11 +118,19 @@ async fn receive(mut req: Request, env: &Env, target: Target) -> Result<Response
         Err(refusal) => return refusal.response(),
     };
     let key = webhook_key_of(target.named_id(), &admitted.webhook_id);
-    if let Some(known) = finished_in_kv(env, &key, &admitted).await {
+    let intake = Intake { verified_with, ..Intake::of(&admitted) };
+    // KV and the Durable Object are asked at once: a first delivery (nearly all of them) waits
+    // for the slower of the two, not both; a redelivery of a finished webhook is answered from
+    // KV, and the object, which still holds its record, only answers from it too.
+    let (known, accepted) = futures_util::future::join(
+        finished_in_kv(env, &key, &admitted),
+        accept(env, &config.location_id, &intake),
+    )
+    .await;
+    if let Some(known) = known {
         return answer(&known);
     }
-    let intake = Intake { verified_with, ..Intake::of(&admitted) };
-    match accept(env, &config.location_id, &intake).await {
+    match accepted {
         Ok(Accepted::Reply(reply)) => answer(&reply),
         Ok(Accepted::Refused(status, body)) => {
             if let (404, Target::Named(_, connection)) = (status, &target) {
