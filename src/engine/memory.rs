@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use serde_json::{json, Value};
 
 use super::ports::{AlertKind, Api, Clock, Lane, Listed, Outside, Ports, Store, StoreError, StoreResult};
-use super::tallies::{Counter, Tallies};
+use super::tallies::{Counter, QueueFigures, Tallies};
 use super::{Ended, Engine};
 use crate::config::Config;
 use crate::contacts_api::{ApiRequest, ApiResponse, Method};
@@ -319,6 +319,10 @@ impl Store for MemoryStore {
 
     fn count(&self, counter: Counter, by: i64) {
         self.tallies.borrow_mut().add(counter, by);
+    }
+
+    fn queue_figures(&self, now: UnixMillis) -> QueueFigures {
+        self.tallies.borrow().figures(now)
     }
 
     fn known(&self, reads: &Reads) -> StoreResult<Known> {
@@ -912,9 +916,7 @@ impl Location {
 
     /// One run, dropped (`None`) as soon as it waits and `stop` says so (the writer restarts).
     pub fn run_until(&self, stop: impl Fn(&Location) -> bool) -> Option<Ended> {
-        let store = &self.store;
-        let figures = |now| store.tallies().figures(now);
-        drive(&self.clock, self.engine.run(self.ports(), &self.config, figures), || stop(self))
+        drive(&self.clock, self.engine.run(self.ports(), &self.config), || stop(self))
     }
 
     /// The writer restarts: the rows survive, the engine's memory does not.

@@ -29,7 +29,7 @@ use serde_json::json;
 pub use actions::planned as planned_actions;
 use pacing::Pacing;
 use ports::{AlertKind, Api, Clock, Lane, Listed, Outside, Ports, Store, StoreError, StoreResult};
-use tallies::{Counter, QueueFigures};
+use tallies::Counter;
 
 use crate::config::Config;
 use crate::sync::metrics::Count;
@@ -97,12 +97,11 @@ impl Engine {
         &self,
         ports: Ports<'_, S, A, C, O>,
         deployed: &Config,
-        figures: impl Fn(UnixMillis) -> QueueFigures,
     ) -> Ended {
         let _one_at_a_time = self.run_lock.lock().await;
         self.running.set(true);
         let now = ports.clock.now();
-        let before = figures(now);
+        let before = ports.store.queue_figures(now);
         let run = Run::new(self, ports, deployed, now);
         let mut tally = run.work().await;
         tally.pending = before.pending as u32;

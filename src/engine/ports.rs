@@ -12,7 +12,7 @@ use std::rc::Rc;
 
 use serde_json::Value;
 
-use super::tallies::Counter;
+use super::tallies::{Counter, QueueFigures};
 use crate::contacts_api::{ApiRequest, ApiResponse};
 use crate::secret::Secret;
 use crate::sync::custom_fields::{Definitions, ListError};
@@ -82,6 +82,8 @@ pub trait Store {
         after: &WebhookRecord,
         calls: u32,
     ) -> StoreResult<()>;
+    /// The queue's running counts at `now` (no row is read to count them).
+    fn queue_figures(&self, now: UnixMillis) -> QueueFigures;
     /// Adds to a total (kept in memory, stored with the running counts).
     fn count(&self, counter: Counter, by: i64);
     /// What the id maps hold under the keys planning reads.

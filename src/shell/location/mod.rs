@@ -317,8 +317,7 @@ impl Location {
             return CronRun::default();
         }
         let adapter = ports::Adapter { writer, config: deployed };
-        let Ended { tally, resume_at } =
-            writer.engine.run(adapter.ports(), deployed, |now| writer.db.queue_figures(now)).await;
+        let Ended { tally, resume_at } = writer.engine.run(adapter.ports(), deployed).await;
         let now = now_ms();
         let tidied = writer
             .db

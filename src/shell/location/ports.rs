@@ -17,7 +17,7 @@ use super::Writer;
 use crate::config::Config;
 use crate::contacts_api::{ApiRequest, ApiResponse};
 use crate::engine::ports::{AlertKind, Api, Clock, Lane, Listed, Outside, Ports, Store, StoreResult};
-use crate::engine::tallies::Counter;
+use crate::engine::tallies::{Counter, QueueFigures};
 use crate::secret::Secret;
 use crate::shell::platform::contacts_client::ContactsClient;
 use crate::shell::platform::kv::Kv;
@@ -87,6 +87,10 @@ impl Store for Adapter<'_> {
 
     fn count(&self, counter: Counter, by: i64) {
         self.writer.db.count(counter, by)
+    }
+
+    fn queue_figures(&self, now: UnixMillis) -> QueueFigures {
+        self.writer.db.queue_figures(now)
     }
 
     fn known(&self, reads: &Reads) -> StoreResult<Known> {
