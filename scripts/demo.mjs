@@ -1,6 +1,7 @@
 // The dev command's demo: signs and sends sample SightMill webhooks to a running worker, shows each
-// answer, lets the worker apply them (running the cron once for the event that had to wait), then
-// prints what the Contacts API simulator holds and the operator status.
+// answer, lets the worker apply them (running the cron once for the event that had to wait), ends
+// with one dead letter (a contact the simulator refuses once with a 400) to replay in the console,
+// then prints what the Contacts API simulator holds and the operator status.
 //   node scripts/demo.mjs --worker URL --simulator URL --secret whsec_... --admin-key KEY
 
 import { parseArgs } from "node:util";
@@ -58,6 +59,24 @@ await fetch(`${args.worker}/__scheduled?cron=*+*+*+*+*`);
 await sleep(500);
 
 const get = (url, headers = {}) => fetch(url, { headers }).then((r) => r.json());
+
+// One dead letter: the simulator refuses the next contact create once with a 400, which the
+// worker parks at once (a 4xx is not retried). A replay in the console is accepted.
+const ada = { id: `sm_ada_${run}`, email: "ada@example.com", name: "Ada Lovelace", phone: "+44 20 7946 0018", status: "lead" };
+await fetch(`${args.simulator}/__control/faults`, {
+  method: "POST",
+  headers: { "content-type": "application/json" },
+  body: JSON.stringify({ route: "POST /contacts/", status: 400, body: { statusCode: 400, message: "phone is invalid" } }),
+});
+const refused = signedDelivery(args.secret, sightmillEvent("contact.created", { ...ada, updated_at: at(2) }));
+await send("contact.created (Ada; the simulator refuses it once with a 400: a dead letter)", refused);
+await sleep(1500);
+if (args["admin-key"]) {
+  const parked = await get(`${args.worker}/admin/events?state=parked`, { authorization: `Bearer ${args["admin-key"]}` });
+  const letter = (parked.events ?? []).find((event) => event.webhook_id === refused.id) ?? {};
+  console.log(`demo: dead letter ${refused.id}: ${letter.reason ?? JSON.stringify(letter)}`);
+  console.log("      replay it in the console (Events, Dead letters, open it, Replay): the simulator accepts it this time");
+}
 const state = await get(`${args.simulator}/__control/state`);
 console.log("\ndemo: the simulator now holds:");
 for (const c of state.contacts) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The dev command: installs what is missing, starts the Contacts API simulator and the worker under
 # `wrangler dev` (local workerd, local KV under .dev/state), sends a short demo of signed SightMill
-# webhooks, prints what the simulator now holds, and keeps both serving until Ctrl-C.
+# webhooks (ending with one dead letter to replay in the console), prints what the simulator now
+# holds, the console's URL and its key, and keeps both serving until Ctrl-C.
 #   WORKER_PORT (8787) and SIMULATOR_PORT (8788) choose the ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,10 +62,13 @@ node scripts/demo.mjs --worker "http://127.0.0.1:$WORKER_PORT" \
 
 cat <<EOF
 
-dev: running. Worker: http://127.0.0.1:$WORKER_PORT/webhooks/sightmill
+dev: running. Console: http://127.0.0.1:$WORKER_PORT/console/ (sign in with the key $ADMIN_KEY;
+     the dead letter above is under Events, Dead letters: open it and Replay)
+     Webhooks: http://127.0.0.1:$WORKER_PORT/webhooks/sightmill
      Simulator state: http://127.0.0.1:$SIMULATOR_PORT/__control/state
      Signing secret for your own webhooks: $SECRET
      Operator API: curl -H "Authorization: Bearer $ADMIN_KEY" http://127.0.0.1:$WORKER_PORT/admin/status
+     Settings check: curl http://127.0.0.1:$WORKER_PORT/health
      Run the cron now: curl http://127.0.0.1:$WORKER_PORT/__scheduled
      Logs: .dev/wrangler.log and .dev/simulator.log. Ctrl-C stops everything.
 EOF

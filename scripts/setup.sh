@@ -3,7 +3,8 @@
 # target, worker-build, the wasm-bindgen CLI that matches Cargo.lock, and the npm tools
 # (wrangler, miniflare, binaryen's wasm-opt, playwright-core, uPlot) from package-lock.json, and
 # the headless Chromium the browser suite drives (apt on Debian and Ubuntu; elsewhere it says what
-# to install). A second run installs nothing. Needs only rustup/cargo, Node 20 and npm.
+# to install; `--no-browser` skips it). A second run installs nothing. Needs only rustup/cargo,
+# Node 20 and npm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -35,13 +36,26 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $NF}')" != "$WASM_BINDG
   cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
 fi
 
-if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# By content, not by date: a fresh checkout (or a git worktree whose node_modules is a link to
+# another checkout's) has a newer package-lock.json but needs nothing, and `npm ci` would empty
+# the linked directory under whoever else uses it.
+npm_tools_match() {
+  node -e '
+    const fs = require("fs");
+    const want = JSON.parse(fs.readFileSync("package-lock.json", "utf8")).packages;
+    const have = JSON.parse(fs.readFileSync("node_modules/.package-lock.json", "utf8")).packages;
+    const stale = Object.entries(want).filter(([path, pkg]) =>
+      path && !(pkg.optional && !have[path]) && have[path]?.version !== pkg.version);
+    process.exit(stale.length ? 1 : 0);' 2>/dev/null
+}
+if ! npm_tools_match; then
   say "installing the pinned npm tools (npm ci)"
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
 # The browser suite (tests/e2e/console.test.mjs) drives the system's Chromium; playwright-core
-# downloads no browser.
+# downloads no browser. `--no-browser` (the deploy command) skips it: a build needs none.
+[ "${1:-}" = "--no-browser" ] && exit 0
 if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null && [ -z "${CHROMIUM_PATH:-}" ]; then
   if command -v apt-get >/dev/null; then
     as_root=""

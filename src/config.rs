@@ -71,6 +71,17 @@ pub enum ConfigError {
     Mapping(#[from] MappingError),
 }
 
+impl ConfigError {
+    /// The setting this error is about (never its value): what `GET /health` names.
+    pub fn setting(&self) -> &'static str {
+        match self {
+            ConfigError::Missing(name) | ConfigError::Invalid { name, .. } => name,
+            ConfigError::SigningKeys(_) => "WEBHOOK_SECRETS",
+            ConfigError::Mapping(_) => "CONTACT_MAPPING",
+        }
+    }
+}
+
 impl Config {
     /// The default connection's config from `lookup` (a var or secret by name; `None` or blank
     /// when unset): `GHL_LOCATION_ID` and `WEBHOOK_SECRETS` are required.

@@ -31,6 +31,7 @@ pub mod config;
 pub mod connections;
 pub mod contacts_api;
 pub mod engine;
+pub mod import;
 pub mod intake;
 pub mod read;
 pub mod refusal;

@@ -8,7 +8,7 @@
 
 use std::rc::Rc;
 
-use crate::auth::api_keys::{ApiKeys, ADMIN_KEYS_SETTING};
+use crate::auth::api_keys::{admin_keys, ApiKeys, ADMIN_KEYS_SETTING};
 use crate::auth::envelope::KeyRing;
 use crate::auth::tokens::TokenConfig;
 use crate::config::{invalid, Config, ConfigError};
@@ -19,7 +19,7 @@ use crate::read::{cache_ttl_secs, ReadConfig, READ_KEYS_SETTING};
 /// The keys records and tokens are sealed under.
 pub const ENCRYPTION_KEYS_SETTING: &str = "TOKEN_ENCRYPTION_KEYS";
 
-/// Every var and secret the worker reads (wrangler.toml and README.md describe each).
+/// Every var and secret the worker reads (docs/configuration.md describes each).
 pub const NAMES: &[&str] = &[
     "GHL_LOCATION_ID",
     "WEBHOOK_SECRETS",
@@ -181,6 +181,42 @@ impl Settings {
     pub fn url_keys(&self) -> &[ApiKeys] {
         &self.url_keys
     }
+
+    /// The settings that stop some part of the deployment, by name (never by value), sorted:
+    /// what `GET /health` answers. Empty: every part that is turned on can work. A setting that
+    /// is unset because its part is off (`READ_API_KEYS`, `ADMIN_API_KEYS`) is not a problem;
+    /// `TOKEN_ENCRYPTION_KEYS` is, when the deployment has no default connection (named
+    /// connections cannot be made without it) or a token mode needs it.
+    pub fn problems(&self) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        let mut note = |result: Result<(), &ConfigError>| {
+            if let Err(error) = result {
+                names.push(error.setting());
+            }
+        };
+        note(self.default.as_ref().map(drop));
+        note(self.shared.as_ref().map(drop));
+        if let Ok(Some(_)) = &self.default {
+            note(self.tokens().as_ref().map(drop));
+        }
+        let no_default = matches!(self.default, Ok(None));
+        match &self.encryption_keys {
+            Err(ConfigError::Missing(_)) if !no_default => {}
+            other => note(other.as_ref().map(drop)),
+        }
+        match &self.read {
+            Err(ConfigError::Missing(name)) if *name == READ_KEYS_SETTING => {}
+            other => note(other.as_ref().map(drop)),
+        }
+        let calls_per_10s = self.shared.as_ref().map_or(100, |config| config.cron.calls_per_10s);
+        note(self.read_budget(calls_per_10s).as_ref().map(drop));
+        if matches!(admin_keys(self.admin_keys()), Err(refusal) if refusal.code == "misconfigured") {
+            names.push(ADMIN_KEYS_SETTING);
+        }
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
 }
 
 #[cfg(test)]
@@ -249,6 +285,44 @@ mod tests {
             half.config_for(&ConnectionId::parse("loc-b").unwrap()).is_err(),
             "half set misconfigures all"
         );
+    }
+
+    #[test]
+    fn problems_name_each_broken_setting_once_and_never_a_value() {
+        assert_eq!(
+            settings(&[LOCATION, SECRET, ("CONTACTS_API_TOKEN", "pit-1")]).problems(),
+            Vec::<&str>::new()
+        );
+        assert_eq!(settings(&[LOCATION, SECRET]).problems(), ["CONTACTS_API_TOKEN"]);
+        assert_eq!(settings(&[KEYS]).problems(), Vec::<&str>::new(), "named connections only");
+        assert_eq!(settings(&[]).problems(), ["TOKEN_ENCRYPTION_KEYS"], "nothing could ever be connected");
+        let broken = settings(&[
+            LOCATION,
+            ("WEBHOOK_SECRETS", "whsec_c2hvcnQ="),
+            ("CONTACTS_API_TOKEN", "pit-1"),
+            ("TOKEN_ENCRYPTION_KEYS", "k1:hunter2"),
+            ("READ_API_KEYS", "short"),
+            ("READ_SHARE_PERCENT", "300"),
+            ("ADMIN_API_KEYS", "tiny"),
+            ("CONTACT_MAPPING", "{"),
+        ]);
+        assert_eq!(
+            broken.problems(),
+            [
+                "ADMIN_API_KEYS",
+                "READ_API_KEYS",
+                "READ_SHARE_PERCENT",
+                "TOKEN_ENCRYPTION_KEYS",
+                "WEBHOOK_SECRETS"
+            ]
+        );
+        let mapping =
+            settings(&[LOCATION, SECRET, ("CONTACTS_API_TOKEN", "pit-1"), ("CONTACT_MAPPING", "{")]);
+        assert_eq!(mapping.problems(), ["CONTACT_MAPPING"]);
+        let oauth = settings(&[LOCATION, SECRET, ("TOKEN_MODE", "oauth")]);
+        assert_eq!(oauth.problems(), ["OAUTH_CLIENT_ID"], "the first missing one of its mode");
+        let scoped = settings(&[KEYS, ("ADMIN_API_KEYS", "admin-key-0123456789abcdefghij@loc-a")]);
+        assert_eq!(scoped.problems(), ["ADMIN_API_KEYS"], "operator keys cannot be scoped");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use super::actions::{self, Stopped};
 use super::custom_fields::{self, Prepared};
-use super::ports::{Api, Clock, Outside, Store, StoreError, StoreResult};
+use super::ports::{Api, Clock, Lane, Outside, Store, StoreError, StoreResult};
 use super::transition::Transition;
 use super::{Attempt, Ran, Run};
 use crate::contacts_api::{classify, Answer, ApiRequest};
@@ -28,14 +28,15 @@ enum Driven {
 }
 
 impl<S: Store, A: Api, C: Clock, O: Outside> Run<'_, S, A, C, O> {
-    /// Attempts one pending webhook; its contact is this worker's until it returns.
-    pub(super) async fn attempt(&self, id: &str, record: WebhookRecord) -> StoreResult<Ran> {
+    /// Attempts one pending webhook (or import row: the same record, from its own lane); its
+    /// contact is this worker's until it returns.
+    pub(super) async fn attempt(&self, id: &str, lane: Lane, record: WebhookRecord) -> StoreResult<Ran> {
         let started = self.now();
         let WebhookState::Pending { body, .. } = &record.state else {
             return Ok(Ran::Finished);
         };
         let event = parse_event(body.as_bytes());
-        let mut at = Attempt { id, record, started, calls: 0 };
+        let mut at = Attempt { id, lane, record, started, calls: 0 };
         let event = match event {
             Ok(event) => event,
             Err(error) => {
@@ -85,7 +86,10 @@ impl<S: Store, A: Api, C: Clock, O: Outside> Run<'_, S, A, C, O> {
             at.record.notes = mapping.left_out(&contact.fields);
         }
         match plan::start(&event, &known, location, &mapping) {
-            Start::Finish(applied) => self.record(at, Transition::Finish(applied)).await,
+            // An unchanged contact sends nothing, but its status may still fire the rules.
+            Start::Finish(applied) => {
+                self.act_then_finish(at, &event, &mapping, applied, known.tag.clone()).await
+            }
             Start::Park(reason) => self.record(at, Transition::park(reason)).await,
             Start::Wait(reason) => self.wait(at, reason).await,
             Start::Send(job, request) => {
@@ -173,7 +177,9 @@ impl<S: Store, A: Api, C: Clock, O: Outside> Run<'_, S, A, C, O> {
             Change::ContactUpsert(_) | Change::TagAdded { .. } | Change::TagRemoved { .. }
         );
         let contact = match &applied.outcome {
-            Outcome::Applied { contact_id, .. } if watched && !mapping.actions().is_empty() => {
+            Outcome::Applied { contact_id, .. } | Outcome::Unchanged { contact_id }
+                if watched && !mapping.actions().is_empty() =>
+            {
                 contact_id.clone()
             }
             _ => return self.record(at, Transition::Finish(applied)).await,

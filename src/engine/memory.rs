@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 
 use serde_json::{json, Value};
 
-use super::ports::{AlertKind, Api, Clock, Listed, Outside, Ports, Store, StoreError, StoreResult};
+use super::ports::{AlertKind, Api, Clock, Lane, Listed, Outside, Ports, Store, StoreError, StoreResult};
 use super::tallies::{Counter, Tallies};
 use super::{Ended, Engine};
 use crate::config::Config;
@@ -23,7 +23,7 @@ use crate::sync::mapping::Mapping;
 use crate::sync::metrics::Bucket;
 use crate::sync::plan::{Failure, Known, Reads, RecordKey, Write};
 use crate::sync::queue::{holds_contact, place, Intake, Place, QueueState};
-use crate::sync::records::{body_fingerprint, contact_key, WebhookRecord};
+use crate::sync::records::{body_fingerprint, contact_key, Outcome, WebhookRecord, WebhookState};
 use crate::sync::retry::RateHeaders;
 use crate::timestamp::{format_rfc3339, UnixMillis};
 
@@ -60,6 +60,13 @@ pub struct MemoryStore {
     tallies: RefCell<Tallies>,
     /// The API contacts whose cached reads were marked stale, in order.
     pub changed: RefCell<Vec<String>>,
+    /// The import's rows (id, contact, record or `None` once failed), in the file's order.
+    import_rows: RefCell<Vec<(String, String, Option<WebhookRecord>)>>,
+    /// Whether the import runs (paused: not).
+    pub import_running: Cell<bool>,
+    /// What the import's finished rows came to, and the calls they made.
+    pub import_finished: RefCell<Vec<(String, Outcome)>>,
+    pub import_calls: Cell<u32>,
 }
 
 impl MemoryStore {
@@ -91,6 +98,47 @@ impl MemoryStore {
             holds: holds_contact(&record),
             record: serde_json::to_string(&record).unwrap(),
         });
+    }
+
+    /// Adds the import row of `line` with `body` (webhook-shaped), pending and due `now`.
+    pub fn add_import_row(&self, line: u64, body: &Value, now: UnixMillis) -> String {
+        let text = body.to_string();
+        let event = parse_event(text.as_bytes()).expect("a test's event parses");
+        let contact = event.sightmill_contact_id().to_owned();
+        let record = WebhookRecord::accepted(text, String::new(), event.kind().as_str(), &contact, now, now);
+        let id = format!("imp:{line:010}");
+        self.import_rows.borrow_mut().push((id.clone(), contact, Some(record)));
+        self.import_running.set(true);
+        id
+    }
+
+    /// The import rows still pending, and those failed for good.
+    pub fn import_left(&self) -> (usize, usize) {
+        let rows = self.import_rows.borrow();
+        let failed = rows
+            .iter()
+            .filter(|(_, _, record)| {
+                record.as_ref().is_none_or(|r| matches!(r.state, WebhookState::Parked { .. }))
+            })
+            .count();
+        (rows.len() - failed, failed)
+    }
+
+    fn import_due(&self, now: UnixMillis) -> Vec<(String, WebhookRecord)> {
+        if !self.import_running.get() {
+            return vec![];
+        }
+        let live = self.rows.borrow();
+        let rows = self.import_rows.borrow();
+        rows.iter()
+            .filter_map(|(id, contact, record)| {
+                let record = record.as_ref()?;
+                let due = matches!(record.state, WebhookState::Pending { due_at, .. } if due_at <= now);
+                let live_pending =
+                    live.iter().any(|row| row.state == QueueState::Pending && row.contact == *contact);
+                (due && !live_pending).then(|| (id.clone(), record.clone()))
+            })
+            .collect()
     }
 
     /// Makes webhook `id`'s stored record unreadable (its row, place and all, stays).
@@ -201,7 +249,46 @@ impl Store for MemoryStore {
         row.map(Self::listed).transpose()
     }
 
-    fn set_unreadable(&self, id: &str) -> StoreResult<()> {
+    fn import_heads(&self, now: UnixMillis, limit: u32) -> StoreResult<Vec<String>> {
+        let mut due = self.import_due(now);
+        due.sort_by_key(|(id, record)| (place(record).at, id.clone()));
+        Ok(due.into_iter().take(limit as usize).map(|(id, _)| id).collect())
+    }
+
+    fn import_head(&self, id: &str, now: UnixMillis) -> StoreResult<Option<Listed>> {
+        let due = self.import_due(now);
+        Ok(due.into_iter().find(|(row, _)| row == id).map(|(id, record)| Listed { id, record }))
+    }
+
+    fn put_import_row(
+        &self,
+        id: &str,
+        _before: &WebhookRecord,
+        after: &WebhookRecord,
+        calls: u32,
+    ) -> StoreResult<()> {
+        self.import_calls.set(self.import_calls.get() + calls);
+        let mut rows = self.import_rows.borrow_mut();
+        match &after.state {
+            WebhookState::Finished { outcome, .. } => {
+                rows.retain(|(row, _, _)| row != id);
+                self.import_finished.borrow_mut().push((id.to_owned(), outcome.clone()));
+            }
+            _ => {
+                let row = rows.iter_mut().find(|(row, _, _)| row == id).expect("an import row");
+                row.2 = Some(after.clone());
+            }
+        }
+        Ok(())
+    }
+
+    fn set_unreadable(&self, lane: Lane, id: &str) -> StoreResult<()> {
+        if lane == Lane::Import {
+            let mut rows = self.import_rows.borrow_mut();
+            let row = rows.iter_mut().find(|(row, _, _)| row == id).expect("an import row");
+            row.2 = None;
+            return Ok(());
+        }
         let mut rows = self.rows.borrow_mut();
         let row = rows.iter_mut().find(|row| row.id == id).expect("a webhook");
         let before = Place { state: row.state, at: row.at };
@@ -420,6 +507,8 @@ pub struct FakeApi {
     pub tokens_asked: RefCell<Vec<Option<String>>>,
     /// What the API announces: (`X-RateLimit-Max`, `X-RateLimit-Interval-Milliseconds`).
     pub announce: Cell<Option<(u64, u64)>>,
+    /// What the API announces of the day's calls left (`X-RateLimit-Daily-Remaining`).
+    pub daily_remaining: Cell<Option<u64>>,
     /// Answers took this long (virtual ms).
     pub latency_ms: Cell<u64>,
     /// Calls under way now, and the most ever at once.
@@ -442,6 +531,7 @@ impl FakeApi {
             renewals_fail: Cell::new(false),
             tokens_asked: RefCell::default(),
             announce: Cell::new(None),
+            daily_remaining: Cell::new(None),
             latency_ms: Cell::new(0),
             in_flight: Cell::new(0),
             most_in_flight: Cell::new(0),
@@ -581,7 +671,8 @@ impl FakeApi {
 
     /// The rate-limit headers of an answer at `now` with `status`: what is left of the window.
     fn rate(&self, status: u16, retry_after_secs: Option<u64>, now: UnixMillis) -> RateHeaders {
-        let mut rate = RateHeaders { status, retry_after_secs, ..RateHeaders::default() };
+        let daily_remaining = self.daily_remaining.get();
+        let mut rate = RateHeaders { status, retry_after_secs, daily_remaining, ..RateHeaders::default() };
         if let Some((max, interval)) = self.announce.get() {
             let recent = self.seen.borrow().iter().filter(|seen| seen.at > now - interval as i64).count();
             rate.max = Some(max);

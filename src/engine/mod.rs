@@ -28,7 +28,7 @@ use serde_json::json;
 
 pub use actions::planned as planned_actions;
 use pacing::Pacing;
-use ports::{AlertKind, Api, Clock, Listed, Outside, Ports, Store, StoreError, StoreResult};
+use ports::{AlertKind, Api, Clock, Lane, Listed, Outside, Ports, Store, StoreError, StoreResult};
 use tallies::{Counter, QueueFigures};
 
 use crate::config::Config;
@@ -47,6 +47,8 @@ const MAX_BLOCK_WAIT_MS: i64 = 15_000;
 const IDLE_POLL_MS: u64 = 20;
 /// Candidates one scan of the queue finds at most.
 const READY_BATCH: u32 = 64;
+/// How long a worker waits for room in the rate limit's window when only the import has work.
+const IMPORT_POLL_MS: u64 = 250;
 
 /// What the engine keeps in memory between runs: the pacing, the candidates of the last scan,
 /// the contacts with an event being applied, and the lock that keeps runs one at a time.
@@ -54,6 +56,8 @@ pub struct Engine {
     pub pacing: Pacing,
     /// Candidates from the last scan of the queue, checked again when taken.
     ready: RefCell<VecDeque<String>>,
+    /// Candidates from the last scan of the running import's rows.
+    ready_import: RefCell<VecDeque<String>>,
     /// The contacts with an event being applied (a few at most: a list, not a set).
     busy: RefCell<Vec<String>>,
     run_lock: Mutex<()>,
@@ -74,6 +78,7 @@ impl Engine {
         Engine {
             pacing: Pacing::new(calls_per_10s),
             ready: RefCell::new(VecDeque::new()),
+            ready_import: RefCell::new(VecDeque::new()),
             busy: RefCell::new(Vec::new()),
             run_lock: Mutex::new(()),
             running: Cell::new(false),
@@ -118,8 +123,16 @@ impl Engine {
             let text = format!("{} webhooks pending; the oldest for {age} s", tally.pending);
             ports.outside.alert(AlertKind::PendingAge, &text).await;
         }
-        let resume_at = (tally.left_for_next_run > 0).then(|| self.pacing.blocked(end).unwrap_or(end));
-        Ended { tally, resume_at }
+        let live = (tally.left_for_next_run > 0).then(|| self.pacing.blocked(end).unwrap_or(end));
+        Ended { tally, resume_at: live.or_else(|| self.import_resume(ports.store, end)) }
+    }
+
+    /// When the running import's rows should be worked again, if any are left due: at once, or
+    /// when the location's block or the import's stop for the day ends.
+    fn import_resume<S: Store>(&self, store: &S, now: UnixMillis) -> Option<UnixMillis> {
+        let left = store.import_heads(now, 1).is_ok_and(|heads| !heads.is_empty());
+        let waits = self.pacing.import_stopped_until(now).or(self.pacing.blocked(now));
+        left.then(|| waits.unwrap_or(now))
     }
 }
 
@@ -137,10 +150,19 @@ struct Run<'a, S, A, C, O> {
 /// An attempt under way: the webhook, its record as taken, and when it started.
 struct Attempt<'r> {
     id: &'r str,
+    lane: Lane,
     record: WebhookRecord,
     started: UnixMillis,
     /// Calls made so far for this event.
     calls: u32,
+}
+
+/// What a worker takes next.
+enum Taken {
+    Next(Lane, Box<Listed>),
+    /// Nothing live is due and the import's rows wait for room in the rate limit's window.
+    ImportWaitsForRoom,
+    Nothing,
 }
 
 /// How a run left one webhook.
@@ -189,31 +211,32 @@ impl<'a, S: Store, A: Api, C: Clock, O: Outside> Run<'a, S, A, C, O> {
         self.calls() + reserved <= self.config.cron.max_api_calls && self.now() < self.deadline
     }
 
-    /// One worker: takes the next eligible webhook, applies it, and again.
+    /// One worker: takes the next eligible webhook (or, when no live one is due, the running
+    /// import's next row), applies it, and again.
     async fn worker(&self) {
         while self.has_budget() {
-            if !self.wait_out_block().await {
+            if !self.wait_out_block().await || !self.has_budget() {
                 break;
             }
-            // While this worker waited out a block, the others may have taken events: the
-            // budget it was checked against before the wait no longer holds.
-            if !self.has_budget() {
-                break;
-            }
-            let next = match self.take_next(self.now()) {
-                Ok(next) => next,
+            let taken = match self.take_next(self.now()) {
+                Ok(taken) => taken,
                 Err(error) => return log_storage_error(self.ports.outside, "take the next webhook", &error),
             };
-            let Some(Listed { id, record }) = next else {
-                if !self.engine.busy.borrow().is_empty() {
+            let (lane, Listed { id, record }) = match taken {
+                Taken::Next(lane, listed) => (lane, *listed),
+                Taken::ImportWaitsForRoom => {
+                    self.ports.clock.sleep(IMPORT_POLL_MS).await;
+                    continue;
+                }
+                Taken::Nothing if !self.engine.busy.borrow().is_empty() => {
                     self.ports.clock.sleep(IDLE_POLL_MS).await;
                     continue;
                 }
-                break;
+                Taken::Nothing => break,
             };
             let contact = record.sightmill_id.clone();
             self.in_flight.set(self.in_flight.get() + 1);
-            let ran = self.attempt(&id, record).await;
+            let ran = self.attempt(&id, lane, record).await;
             self.in_flight.set(self.in_flight.get() - 1);
             self.engine.busy.borrow_mut().retain(|busy| *busy != contact);
             match ran {
@@ -225,29 +248,55 @@ impl<'a, S: Store, A: Api, C: Clock, O: Outside> Run<'a, S, A, C, O> {
         }
     }
 
-    /// The next due webhook that heads its contact's order and whose contact has no event being
-    /// applied; its contact is then busy until the attempt ends. Candidates come from one scan
-    /// of the queue at a time ([`READY_BATCH`] of them, kept in memory), each checked again when
-    /// taken, so that a burst costs a scan per batch rather than per event. A row that cannot be
-    /// read is taken out of the queue (kept as `unreadable`) and reported.
-    fn take_next(&self, now: UnixMillis) -> StoreResult<Option<Listed>> {
+    /// The next record to attempt: a live webhook when one is due, else a row of the running
+    /// import when the rate limit's window has room beyond what it leaves to live webhooks.
+    fn take_next(&self, now: UnixMillis) -> StoreResult<Taken> {
         let store = self.ports.store;
+        let live = |limit| store.due_heads(now, limit);
+        if let Some(listed) = self.take_from(Lane::Live, live, |id| store.due_head(id, now))? {
+            return Ok(Taken::Next(Lane::Live, Box::new(listed)));
+        }
+        if !self.engine.pacing.import_may_send(now) {
+            let waiting = self.engine.pacing.import_stopped_until(now).is_none()
+                && !self.engine.ready_import.borrow().is_empty();
+            return Ok(if waiting { Taken::ImportWaitsForRoom } else { Taken::Nothing });
+        }
+        let import = |limit| store.import_heads(now, limit);
+        let taken = self.take_from(Lane::Import, import, |id| store.import_head(id, now))?;
+        Ok(taken.map_or(Taken::Nothing, |listed| Taken::Next(Lane::Import, Box::new(listed))))
+    }
+
+    /// The next candidate of the lane's ready list (refilled by one `scan` when empty) that `check` still
+    /// finds eligible and whose contact has no event being applied; its contact is then busy
+    /// until the attempt ends. Candidates come from one scan at a time ([`READY_BATCH`] of them,
+    /// kept in memory), each checked again when taken, so that a burst costs a scan per batch
+    /// rather than per event. A row that cannot be read is taken out (kept as `unreadable`).
+    fn take_from(
+        &self,
+        lane: Lane,
+        scan: impl Fn(u32) -> StoreResult<Vec<String>>,
+        check: impl Fn(&str) -> StoreResult<Option<Listed>>,
+    ) -> StoreResult<Option<Listed>> {
+        let ready = match lane {
+            Lane::Live => &self.engine.ready,
+            Lane::Import => &self.engine.ready_import,
+        };
         let mut scanned = false;
         loop {
-            let candidate = self.engine.ready.borrow_mut().pop_front();
+            let candidate = ready.borrow_mut().pop_front();
             let Some(id) = candidate else {
                 if scanned {
                     return Ok(None);
                 }
-                let heads = store.due_heads(now, READY_BATCH)?;
+                let heads = scan(READY_BATCH)?;
                 if heads.is_empty() {
                     return Ok(None);
                 }
-                self.engine.ready.borrow_mut().extend(heads);
+                ready.borrow_mut().extend(heads);
                 scanned = true;
                 continue;
             };
-            match store.due_head(&id, now) {
+            match check(&id) {
                 Ok(Some(listed)) if !self.engine.busy.borrow().contains(&listed.record.sightmill_id) => {
                     self.engine.busy.borrow_mut().push(listed.record.sightmill_id.clone());
                     return Ok(Some(listed));
@@ -257,7 +306,7 @@ impl<'a, S: Store, A: Api, C: Clock, O: Outside> Run<'a, S, A, C, O> {
                     self.ports.outside.error(
                         json!({"msg": "unreadable webhook taken out of the queue", "alert": true, "record": what, "error": error}),
                     );
-                    store.set_unreadable(&id)?;
+                    self.ports.store.set_unreadable(lane, &id)?;
                 }
                 Err(error) => return Err(error),
             }

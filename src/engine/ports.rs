@@ -42,6 +42,14 @@ pub struct Listed {
     pub record: WebhookRecord,
 }
 
+/// Where a webhook-shaped record waits: the live queue (webhooks, always first) or the running
+/// import's rows (a lower-priority lane that takes what is left of the rate limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    Live,
+    Import,
+}
+
 /// The location's rows. Every method is synchronous: what the engine writes with no `await`
 /// between is committed together (the Durable Object's implicit transaction).
 pub trait Store {
@@ -50,13 +58,30 @@ pub trait Store {
     fn due_heads(&self, now: UnixMillis, limit: u32) -> StoreResult<Vec<String>>;
     /// Webhook `id`, if it is still pending, due at `now` and heads its contact's order.
     fn due_head(&self, id: &str, now: UnixMillis) -> StoreResult<Option<Listed>>;
-    /// Takes a webhook whose record cannot be read out of the queue, kept as `unreadable`.
-    fn set_unreadable(&self, id: &str) -> StoreResult<()>;
+    /// Takes a webhook (or import row) whose record cannot be read out of its lane, kept as
+    /// `unreadable` (an import row: failed).
+    fn set_unreadable(&self, lane: Lane, id: &str) -> StoreResult<()>;
     /// The pending webhooks about `contact` due later than `now`.
     fn waiting_on(&self, contact: &str, now: UnixMillis) -> StoreResult<Vec<Listed>>;
     /// Writes webhook `id`'s new record (`before` is the one it replaces), with its place and the
     /// running counts.
     fn put_webhook(&self, id: &str, before: &WebhookRecord, after: &WebhookRecord) -> StoreResult<()>;
+    /// The ids of up to `limit` rows of the running import due at `now`, in the file's order,
+    /// whose contact has no live webhook pending (none when no import is running).
+    fn import_heads(&self, now: UnixMillis, limit: u32) -> StoreResult<Vec<String>>;
+    /// Import row `id`, if it is still pending, due at `now`, and its contact has no live
+    /// webhook pending.
+    fn import_head(&self, id: &str, now: UnixMillis) -> StoreResult<Option<Listed>>;
+    /// Writes an import row's new record (`before`: the one it replaces) and the import's
+    /// progress (`calls`: the Contacts API calls the attempt made): a finished row leaves the
+    /// table, a parked one is kept as failed.
+    fn put_import_row(
+        &self,
+        id: &str,
+        before: &WebhookRecord,
+        after: &WebhookRecord,
+        calls: u32,
+    ) -> StoreResult<()>;
     /// Adds to a total (kept in memory, stored with the running counts).
     fn count(&self, counter: Counter, by: i64);
     /// What the id maps hold under the keys planning reads.

@@ -24,6 +24,8 @@ pub enum Counter {
     Accepted,
     Applied,
     StaleDropped,
+    /// Contact updates that sent nothing: the fields were what the contact's link last sent.
+    Unchanged,
     Skipped,
     Discarded,
     Retried,
@@ -35,10 +37,11 @@ pub enum Counter {
 }
 
 impl Counter {
-    pub const ALL: [Counter; 11] = [
+    pub const ALL: [Counter; 12] = [
         Counter::Accepted,
         Counter::Applied,
         Counter::StaleDropped,
+        Counter::Unchanged,
         Counter::Skipped,
         Counter::Discarded,
         Counter::Retried,
@@ -54,6 +57,7 @@ impl Counter {
             Counter::Accepted => "accepted",
             Counter::Applied => "applied",
             Counter::StaleDropped => "stale_dropped",
+            Counter::Unchanged => "unchanged",
             Counter::Skipped => "skipped",
             Counter::Discarded => "discarded",
             Counter::Retried => "retried",

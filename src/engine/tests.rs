@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use super::memory::*;
 use super::ports::AlertKind;
 use super::tallies::Counter;
-use crate::contacts_api::Method;
+use crate::contacts_api::{ApiId, Method};
 use crate::sync::mapping::Mapping;
 use crate::sync::plan::lookup_not_before;
 use crate::sync::queue::QueueState;
@@ -456,6 +456,28 @@ fn the_tallies_follow_every_kind_of_transition() {
     assert_eq!(totals.map(|counter| tallies.total(counter)), [1, 1, 1, 1]);
 }
 
+#[test]
+fn an_update_with_the_values_last_sent_makes_no_call_and_counts_as_unchanged() {
+    let location = location();
+    location.accept("w1", contact("contact.created", "sm_1", 1_000, "Ann Lee"));
+    location.run();
+    let created_at = contact_link(&location, "sm_1").unwrap().updated_at();
+    location.accept("w2", contact("contact.updated", "sm_1", 2_000, "Ann Lee"));
+    location.run();
+    assert_eq!(location.api.seen.borrow().len(), 1, "only the create was sent");
+    let id = live_id(&location, "sm_1");
+    assert_eq!(outcome(&location, "w2"), Outcome::Unchanged { contact_id: ApiId::parse(&id).unwrap() });
+    let moved_to = contact_link(&location, "sm_1").unwrap().updated_at();
+    assert_eq!(moved_to - created_at, 1_000, "the link moved on to the unchanged event's version");
+    let tallies = location.store.tallies();
+    assert_eq!((tallies.total(Counter::Unchanged), tallies.total(Counter::Applied)), (1, 1));
+    let chart = serde_json::to_value(&*location.outside.chart.borrow()).unwrap();
+    assert_eq!(chart[1 + 5], 1, "the charts' skipped series: {chart}");
+    location.accept("w3", contact("contact.updated", "sm_1", 3_000, "Ann Leigh"));
+    location.run();
+    assert_eq!(methods(&location)[1], (Method::Put, format!("/contacts/{id}")));
+}
+
 // ---- unreadable rows ----
 
 #[test]
@@ -586,4 +608,99 @@ fn calls_of_events_under_way_wait_out_a_short_block_too() {
         .map(|seen| (seen.method, seen.path.clone(), seen.at))
         .collect();
     assert_eq!(during, vec![], "nothing is sent while the location is blocked");
+}
+
+// ---- the import lane ----
+
+/// A location with `count` import rows, each a new contact `imp_{n}` (file order).
+fn with_import(count: u64, pairs: &[(&str, &str)]) -> Location {
+    let location = Location::new(config(pairs));
+    for n in 0..count {
+        let body = contact("contact.created", &format!("imp_{n}"), 1_000, "Imp Orted");
+        location.store.add_import_row(n + 2, &body, location.now());
+    }
+    location
+}
+
+#[test]
+fn live_webhooks_go_before_the_imports_rows() {
+    let location = with_import(6, &[]);
+    for n in 0..3 {
+        location.accept(&format!("w{n}"), contact("contact.created", &format!("sm_{n}"), 1_000, "Ann Lee"));
+    }
+    location.run();
+    let created: Vec<String> = location
+        .api
+        .calls(Method::Post, "/contacts/")
+        .iter()
+        .map(|seen| {
+            seen.body.as_ref().and_then(|body| body["firstName"].as_str()).unwrap_or_default().to_owned()
+        })
+        .collect();
+    assert_eq!(created.len(), 9);
+    assert!(created[..3].iter().all(|name| name == "Ann"), "live first: {created:?}");
+    assert_eq!(location.store.import_left(), (0, 0));
+    assert_eq!(location.store.import_finished.borrow().len(), 6);
+    assert_eq!(location.store.tallies().total(Counter::Applied), 3, "import rows are not live totals");
+}
+
+#[test]
+fn an_import_row_waits_while_its_contact_has_a_live_webhook_pending() {
+    let location = with_import(1, &[]);
+    location.api.fault(Method::Post, "/contacts/", Fault::Status(503, None));
+    location.accept("w0", contact("contact.created", "imp_0", 2_000, "Live Newer"));
+    location.run();
+    assert_eq!(location.api.calls(Method::Post, "/contacts/").len(), 1, "only the live create was tried");
+    assert_eq!(location.store.import_left(), (1, 0));
+    location.wait(120_000);
+    while location.run().resume_at.is_some() {}
+    let finished = location.store.import_finished.borrow();
+    assert!(matches!(finished[0].1, Outcome::Stale), "the older row is left alone: {finished:?}");
+    assert_eq!(location.api.contacts.borrow().len(), 1);
+}
+
+#[test]
+fn the_import_leaves_room_in_each_window_for_live_webhooks() {
+    let location = with_import(40, &[]);
+    location.api.announce.set(Some((20, 10_000)));
+    while location.run().resume_at.is_some() {}
+    let times: Vec<i64> = location.api.seen.borrow().iter().map(|seen| seen.at).collect();
+    assert_eq!(times.len(), 40);
+    let most = times
+        .iter()
+        .map(|start| times.iter().filter(|at| **at >= *start && **at < start + 10_000).count())
+        .max();
+    let reserve = super::pacing::IMPORT_WINDOW_RESERVE as usize;
+    assert!(most.unwrap() <= 20 - reserve, "an import window used {most:?} of 20");
+}
+
+#[test]
+fn the_import_stops_for_the_day_when_the_days_calls_run_low_and_live_goes_on() {
+    let location = with_import(5, &[]);
+    location.api.daily_remaining.set(Some(900));
+    let ended = location.run();
+    assert_eq!(location.store.import_finished.borrow().len(), 1, "the first answer says the day is spent");
+    let midnight = (location.now().div_euclid(86_400_000) + 1) * 86_400_000;
+    assert_eq!(ended.resume_at, Some(midnight));
+    location.accept("w0", contact("contact.created", "sm_live", 1_000, "Ann Lee"));
+    location.run();
+    assert_eq!(location.api.calls(Method::Post, "/contacts/").len(), 2, "live goes on; the import waits");
+    location.api.daily_remaining.set(Some(150_000));
+    location.clock.set(midnight);
+    while location.run().resume_at.is_some() {}
+    assert_eq!(location.store.import_finished.borrow().len(), 5);
+}
+
+#[test]
+fn a_paused_import_sends_nothing_and_a_failed_row_raises_no_alert() {
+    let location = with_import(2, &[]);
+    location.store.import_running.set(false);
+    assert_eq!(location.run().resume_at, None);
+    assert!(location.api.seen.borrow().is_empty());
+    location.store.import_running.set(true);
+    location.api.fault(Method::Post, "/contacts/", Fault::Status(400, None));
+    while location.run().resume_at.is_some() {}
+    assert_eq!(location.store.import_left(), (0, 1), "the refused row failed for good");
+    assert!(location.outside.alerts_of(AlertKind::Parked).is_empty());
+    assert_eq!(location.store.import_calls.get(), 2);
 }

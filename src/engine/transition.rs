@@ -5,7 +5,7 @@
 //! one's idempotency copy). Also the decisions that lead there: a failure retried or parked
 //! ([`crate::sync::retry::decide`]), a wait rechecked or given up.
 
-use super::ports::{AlertKind, Api, Clock, Outside, Store, StoreResult};
+use super::ports::{AlertKind, Api, Clock, Lane, Outside, Store, StoreResult};
 use super::tallies::Counter;
 use super::{log_storage_error, Attempt, Ran, Run};
 use crate::sync::metrics::Count;
@@ -56,8 +56,14 @@ impl<S: Store, A: Api, C: Clock, O: Outside> Run<'_, S, A, C, O> {
         for write in writes {
             store.write(write)?;
         }
-        store.put_webhook(at.id, &at.record, &after)?;
-        self.count_transition(&transition, now - accepted_at);
+        match at.lane {
+            Lane::Live => {
+                store.put_webhook(at.id, &at.record, &after)?;
+                self.count_transition(&transition, now - accepted_at);
+            }
+            // An import row counts into its import's progress, not the live totals and charts.
+            Lane::Import => store.put_import_row(at.id, &at.record, &after, at.calls)?,
+        }
         if let Transition::Finish(Applied { outcome: Outcome::Applied { contact_id, .. }, .. }) = &transition
         {
             store.contact_changed(contact_id.as_str(), now)?;
@@ -86,6 +92,7 @@ impl<S: Store, A: Api, C: Clock, O: Outside> Run<'_, S, A, C, O> {
         };
         self.ports.outside.info(log_line(&entry));
         match &transition {
+            _ if at.lane == Lane::Import => {}
             Transition::Finish(_) => self.ports.outside.remember(at.id, &after).await,
             Transition::Park { reason, .. } => {
                 let text = format!("webhook {} ({}) was parked: {reason}", at.id, after.event_type);
@@ -102,6 +109,7 @@ impl<S: Store, A: Api, C: Clock, O: Outside> Run<'_, S, A, C, O> {
             Transition::Finish(applied) => match &applied.outcome {
                 Outcome::Applied { .. } => (Counter::Applied, Some(Count::Applied)),
                 Outcome::Stale => (Counter::StaleDropped, Some(Count::Skipped)),
+                Outcome::Unchanged { .. } => (Counter::Unchanged, Some(Count::Skipped)),
                 Outcome::Skipped { .. } => (Counter::Skipped, Some(Count::Skipped)),
                 Outcome::Discarded => (Counter::Discarded, None),
             },

@@ -667,7 +667,8 @@ mod tests {
     fn a_sightmill_id_resolves_through_the_id_map() {
         let route = parse("/sightmill/contacts/sm_1/notes/n1").unwrap();
         assert_eq!(route.link_key(LOC).as_deref(), Some("contact:loc-1:sm_1"));
-        let link = Link::Live { id: id("c9"), updated_at: 1, status_tag: None, completed_at: None };
+        let link =
+            Link::Live { id: id("c9"), updated_at: 1, status_tag: None, completed_at: None, digest: None };
         let resolved = route.clone().resolve(Some(link.clone())).unwrap();
         assert_eq!(resolved.request(LOC).path, "/contacts/c9/notes/n1");
 

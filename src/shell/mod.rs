@@ -70,6 +70,7 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
             Refusal::method_not_allowed("use GET for the install flow").response()
         }
         (Method::Get, "/healthz") => respond::json(200, &json!({ "ok": true })),
+        (Method::Get, "/health") => health(env),
         (_, p) if connections::handles(p) => connections::handle(req, env).await,
         (_, p) if operator::handles(p) => operator::handle(req, env).await,
         (Method::Get, p) if read_api::handles(p) => read_api::handle(req, env).await,
@@ -78,6 +79,24 @@ async fn route(req: Request, env: &Env) -> Result<Response> {
         }
         _ => Refusal::not_found("no such route").response(),
     }
+}
+
+/// `GET /health`: whether the settings let every part that is turned on work. 200 `{"ok": true}`,
+/// or 503 with the broken settings by name (never a value). It reads only the settings object
+/// (no KV, no Durable Object); `/healthz` answers 200 whenever the worker runs at all.
+fn health(env: &Env) -> Result<Response> {
+    let problems = platform::runtime::settings(env).problems();
+    if problems.is_empty() {
+        return respond::json(200, &json!({ "ok": true }));
+    }
+    respond::json(
+        503,
+        &json!({
+            "ok": false,
+            "misconfigured": problems,
+            "message": "these settings are missing or invalid (docs/configuration.md describes each)",
+        }),
+    )
 }
 
 /// Every request's URL, before routing ([`crate::auth::request_url`]): no climbing path, and no

@@ -27,7 +27,7 @@ pub enum Count {
     Retried,
     Waiting,
     Parked,
-    /// Finished without a change: skipped, or dropped as stale.
+    /// Finished without a change: skipped, unchanged, or dropped as stale.
     Skipped,
     ApiCalls,
     Api429,

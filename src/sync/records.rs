@@ -98,6 +98,10 @@ pub enum Link {
         /// `updated_at` (the newest snapshot) because `task.completed` carries no snapshot: an
         /// older snapshot that arrives after it still brings newer titles and dates.
         completed_at: Option<UnixMillis>,
+        /// Contacts only: the digest of the fields (and status tag) last sent
+        /// ([`crate::sync::plan::contact::digest`]): an update that would send the same is not
+        /// sent. `None` for links written before digests were kept.
+        digest: Option<String>,
     },
     /// A create was sent for this version and got no definite answer (a timeout, a network
     /// error, a 5xx or a 422, or a restart of the writer while it was under way), so the API may
@@ -254,6 +258,12 @@ pub enum Outcome {
     },
     /// Older (by `updated_at`) than what was already applied: dropped, nothing sent.
     Stale,
+    /// A contact update whose mapped fields (and status tag) are what its link says were last
+    /// sent: nothing sent, the link moved on to the event's version.
+    Unchanged {
+        /// The Contacts API contact.
+        contact_id: ApiId,
+    },
     /// Nothing to do (e.g. a note for a contact that was deleted); `reason` says why.
     Skipped { reason: String },
     /// An operator discarded it.
@@ -385,6 +395,9 @@ mod tests {
             json!({"body_sha256": "h", "event_type": "note.created", "sightmill_id": "sm_1", "accepted_at": 1,
                    "attempts": 1, "state": "finished", "finished_at": 5,
                    "outcome": {"status": "skipped", "reason": "its contact was deleted"}}),
+            json!({"body_sha256": "h", "event_type": "contact.updated", "sightmill_id": "sm_1", "accepted_at": 1,
+                   "attempts": 1, "state": "finished", "finished_at": 5,
+                   "outcome": {"status": "unchanged", "contact_id": "c1"}}),
             json!({"body_sha256": "h", "event_type": "note.created", "sightmill_id": "sm_1", "accepted_at": 1,
                    "attempts": 0, "state": "finished", "finished_at": 5, "outcome": {"status": "discarded"}}),
         ];
@@ -408,6 +421,8 @@ mod tests {
                    "state": "pending", "due_at": 9}),
             json!({"body_sha256": "h", "event_type": "x", "sightmill_id": "s", "accepted_at": 1, "attempts": 0,
                    "state": "finished", "finished_at": 5, "outcome": {"status": "applied", "action": "created"}}),
+            json!({"body_sha256": "h", "event_type": "x", "sightmill_id": "s", "accepted_at": 1, "attempts": 0,
+                   "state": "finished", "finished_at": 5, "outcome": {"status": "unchanged"}}),
             json!({"body_sha256": "h", "event_type": "x", "sightmill_id": "s", "accepted_at": 1, "attempts": 0,
                    "state": "gone"}),
         ] {

@@ -126,6 +126,12 @@ mod tests {
             json!({"webhook_id": "msg_1", "event": "contact.updated", "sightmill_id": "sm_1",
                    "status": "applied", "contact_id": "c1", "action": "created"})
         );
+        let unchanged = Outcome::Unchanged { contact_id: ApiId::parse("c1").unwrap() };
+        assert_eq!(
+            outcome_body(SUBJECT, &unchanged),
+            json!({"webhook_id": "msg_1", "event": "contact.updated", "sightmill_id": "sm_1",
+                   "status": "unchanged", "contact_id": "c1"})
+        );
         assert_eq!(
             accepted_body(SUBJECT, "pending"),
             json!({"webhook_id": "msg_1", "event": "contact.updated", "sightmill_id": "sm_1",

@@ -191,6 +191,12 @@ impl Pacer {
         self.sent.push_back(at);
     }
 
+    /// Calls that may still go in the window that ends at `now`.
+    pub fn room(&mut self, now: UnixMillis) -> u32 {
+        self.next_slot(now);
+        self.limit.saturating_sub(self.sent.len() as u32)
+    }
+
     /// Changes the limit (the API announced another), keeping the calls already sent.
     pub fn set_limit(&mut self, limit: u32, window_ms: i64) {
         (self.limit, self.window_ms) = (limit.max(1), window_ms);
@@ -209,7 +215,7 @@ mod tests {
         assert_eq!(
             Schedule::parse("1m,5m,30m,2h,5h,10h,10h,24h"),
             Ok(Schedule::default()),
-            "as the README says"
+            "as docs/configuration.md says"
         );
         assert_eq!(Schedule::parse("90s, 1d").unwrap().0, vec![90, 86_400]);
         for bad in ["", "5", "5x", "m", "0s", "8d", "-1m", "1m,,2m", "1m,5µ", "é", "5мs"] {

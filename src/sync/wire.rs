@@ -148,6 +148,7 @@ pub struct WireOutcome {
 enum OutcomeName {
     Applied,
     Stale,
+    Unchanged,
     Skipped,
     Discarded,
 }
@@ -164,6 +165,9 @@ impl From<Outcome> for WireOutcome {
                 ..bare(OutcomeName::Applied)
             },
             Outcome::Stale => bare(OutcomeName::Stale),
+            Outcome::Unchanged { contact_id } => {
+                WireOutcome { contact_id: Some(contact_id), ..bare(OutcomeName::Unchanged) }
+            }
             Outcome::Skipped { reason } => WireOutcome { reason: Some(reason), ..bare(OutcomeName::Skipped) },
             Outcome::Discarded => bare(OutcomeName::Discarded),
         }
@@ -181,6 +185,9 @@ impl TryFrom<WireOutcome> for Outcome {
                 record_id: wire.record_id,
             },
             OutcomeName::Stale => Outcome::Stale,
+            OutcomeName::Unchanged => Outcome::Unchanged {
+                contact_id: required(wire.contact_id, "contact_id", "unchanged outcome")?,
+            },
             OutcomeName::Skipped => {
                 Outcome::Skipped { reason: required(wire.reason, "reason", "skipped outcome")? }
             }
@@ -200,6 +207,8 @@ pub struct WireLink {
     status_tag: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     completed_at: Option<UnixMillis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    digest: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     sent_at: Option<UnixMillis>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -222,13 +231,18 @@ impl From<Link> for WireLink {
             updated_at,
             status_tag: None,
             completed_at: None,
+            digest: None,
             sent_at: None,
             sent: None,
         };
         match link {
-            Link::Live { id, updated_at, status_tag, completed_at } => {
-                WireLink { id: Some(id), status_tag, completed_at, ..bare(LinkName::Live, updated_at) }
-            }
+            Link::Live { id, updated_at, status_tag, completed_at, digest } => WireLink {
+                id: Some(id),
+                status_tag,
+                completed_at,
+                digest,
+                ..bare(LinkName::Live, updated_at)
+            },
             Link::InDoubt(CreateInDoubt { updated_at, sent_at, sent }) => {
                 WireLink { sent_at: Some(sent_at), sent: Some(sent), ..bare(LinkName::InDoubt, updated_at) }
             }
@@ -247,6 +261,7 @@ impl TryFrom<WireLink> for Link {
                 updated_at: wire.updated_at,
                 status_tag: wire.status_tag,
                 completed_at: wire.completed_at,
+                digest: wire.digest,
             },
             LinkName::InDoubt => Link::InDoubt(CreateInDoubt {
                 updated_at: wire.updated_at,

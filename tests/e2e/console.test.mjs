@@ -4,7 +4,7 @@
 // sees a parked event appear after a simulated 400, inspects and replays it and sees it applied,
 // edits the mapping, sees a validation error, dry-runs a sample, saves, and sees the next webhook
 // use the new mapping. Takes screenshots of the main views; with UPDATE_SCREENSHOTS=1 they go
-// into docs/console/ (the README shows them), otherwise into a temporary folder, so that a test
+// into docs/console/ (docs/console.md shows them), otherwise into a temporary folder, so that a test
 // run leaves the working tree as it found it.
 
 import assert from "node:assert/strict";

@@ -85,7 +85,7 @@ pub async fn install(directory: &Directory, company: &str, mut req: Request) -> 
     let record = open_record(&issuer.keys, &company_key(&company), &envelope)
         .map_err(|error| Refusal::misconfigured(format!("the company token does not open: {error}")))?;
     {
-        let _renewal = directory.turn(&directory.renewing).await;
+        let _renewal = directory.renewing.lock().await;
         directory.db.put_agency(&company, &envelope, Some(now_ms()), now_ms()).map_err(storage)?;
     }
     let listed = installed(&issuer, &company, &record.access_token).await?;
@@ -106,7 +106,7 @@ async fn connect(
 ) -> Result<Vec<String>, Refusal> {
     let keys = directory.keys()?;
     let default = default_id(&directory.env);
-    let _turn = directory.turn(&directory.changing).await;
+    let _turn = directory.changing.lock().await;
     let mut created = Vec::new();
     for location in listed {
         let Ok(id) = ConnectionId::parse(&location.id) else {
@@ -140,7 +140,7 @@ async fn connect(
 /// The agency's company access token and its expiry, renewed first when it is within 5 minutes
 /// of expiring (one renewal at a time: a second caller waits, then finds the renewed token).
 async fn company_token(directory: &Directory, company: &str) -> Result<(Secret, i64), Refusal> {
-    let _renewal = directory.turn(&directory.renewing).await;
+    let _renewal = directory.renewing.lock().await;
     let issuer = issuer(directory)?;
     let envelope = directory.db.agency(company).map_err(storage)?.ok_or_else(unknown_agency)?;
     let record = open_record(&issuer.keys, &company_key(company), &envelope)

@@ -20,7 +20,8 @@ mod work;
 
 use std::cell::Cell;
 use std::rc::Rc;
-use std::time::Duration;
+
+use futures_util::lock::Mutex;
 
 use serde_json::{json, Value};
 use worker::{console_error, durable_object, DurableObject, Env, Method, Request, Response, Result, State};
@@ -33,18 +34,15 @@ use crate::shell::platform::respond;
 use crate::shell::platform::runtime::{now_ms, settings};
 use db::{Db, Presence, Write};
 
-/// How often a change waits to see whether the change under way has finished.
-const TURN_POLL_MS: u64 = 10;
-
 #[durable_object]
 pub struct Directory {
     env: Env,
     storage: worker::Storage,
     db: Db,
     /// A change of records under way (they are changed one at a time: each awaits its Location).
-    changing: Cell<bool>,
+    changing: Mutex<()>,
     /// A company token renewal under way (one at a time: each spends a refresh token).
-    renewing: Cell<bool>,
+    renewing: Mutex<()>,
     requests: Cell<u64>,
 }
 
@@ -56,8 +54,8 @@ impl DurableObject for Directory {
             env,
             storage: state.storage(),
             db,
-            changing: Cell::new(false),
-            renewing: Cell::new(false),
+            changing: Mutex::new(()),
+            renewing: Mutex::new(()),
             requests: Cell::new(0),
         }
     }
@@ -103,26 +101,7 @@ impl DurableObject for Directory {
 /// A status and a JSON body, or a refusal.
 type Answer = std::result::Result<(u16, Value), Refusal>;
 
-/// Holds the directory's turn to change records; released when dropped.
-struct Turn<'a>(&'a Cell<bool>);
-
-impl Drop for Turn<'_> {
-    fn drop(&mut self) {
-        self.0.set(false);
-    }
-}
-
 impl Directory {
-    /// Waits for the change under way, then takes the turn: a record is read, pushed to its
-    /// Location and written back by one change at a time, so that none undoes another.
-    async fn turn<'a>(&'a self, flag: &'a Cell<bool>) -> Turn<'a> {
-        while flag.get() {
-            worker::Delay::from(Duration::from_millis(TURN_POLL_MS)).await;
-        }
-        flag.set(true);
-        Turn(flag)
-    }
-
     /// What this instance has cost since it started: requests (alarms included) and rows.
     fn usage(&self) -> Value {
         self.db.usage(self.requests.get())
@@ -239,7 +218,7 @@ impl Directory {
     async fn ensure_oauth(&self, id: &str) -> Answer {
         let id = ConnectionId::parse(id)?;
         let keys = self.keys()?;
-        let _turn = self.turn(&self.changing).await;
+        let _turn = self.changing.lock().await;
         match self.db.connection(id.as_str()).map_err(storage)? {
             Presence::Live(envelope) => {
                 let existing = open(&keys, &id, &envelope)?;

@@ -109,7 +109,7 @@ async fn create(directory: &Directory, body: &str, by: Operator<'_>) -> Answer {
         return Err(connection_exists(&new.id));
     }
     let keys = directory.keys()?;
-    let _turn = directory.turn(&directory.changing).await;
+    let _turn = directory.changing.lock().await;
     if directory.is_live(new.id.as_str())? {
         return Err(connection_exists(&new.id));
     }
@@ -159,7 +159,7 @@ async fn change(
 ) -> Answer {
     let id = named(&directory.env, id)?;
     let keys = directory.keys()?;
-    let _turn = directory.turn(&directory.changing).await;
+    let _turn = directory.changing.lock().await;
     let previous = directory.live(&keys, &id)?;
     let mut next = previous.clone();
     edit(directory, &mut next)?;
@@ -176,7 +176,7 @@ async fn rotate(directory: &Directory, id: &str, body: &str, by: Operator<'_>) -
     let id = named(&directory.env, id)?;
     let rotation = Rotation::parse(body)?;
     let keys = directory.keys()?;
-    let _turn = directory.turn(&directory.changing).await;
+    let _turn = directory.changing.lock().await;
     let previous = directory.live(&keys, &id)?;
     let secret = match rotation.signing_secret {
         Some(secret) => secret,
@@ -211,7 +211,7 @@ async fn remove(directory: &Directory, id: &str, pending: Option<&str>, by: Oper
             ))
         }
     };
-    let _turn = directory.turn(&directory.changing).await;
+    let _turn = directory.changing.lock().await;
     if !directory.is_live(id.as_str())? {
         return Err(unknown_connection());
     }

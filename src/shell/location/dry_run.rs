@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::contacts_api::Answer;
 use crate::engine::custom_fields::{self, Prepared};
 use crate::engine::planned_actions;
-use crate::intake::event::{parse_event, Change};
+use crate::intake::event::{parse_event, Change, Event};
 use crate::refusal::Refusal;
 use crate::shell::platform::respond;
 use crate::shell::platform::runtime::now_ms;
@@ -40,9 +40,22 @@ pub(super) async fn answer(
         Ok(event) => event,
         Err(error) => return Refusal::unprocessable("unprocessable_event", error.to_string()).response(),
     };
-    let known = match writer.db.known(&plan::reads(&event, &config.location_id)) {
+    match decide(writer, config, mapping, &event).await {
+        Ok(answer) => respond::json(200, &answer),
+        Err(refusal) => refusal.response(),
+    }
+}
+
+/// What the writer would do with `event` now with `mapping`: `{decision, requests, ...}`.
+pub(super) async fn decide(
+    writer: &Writer,
+    config: &Config,
+    mapping: &Mapping,
+    event: &Event,
+) -> std::result::Result<serde_json::Value, Refusal> {
+    let known = match writer.db.known(&plan::reads(event, &config.location_id)) {
         Ok(known) => known,
-        Err(error) => return Refusal::storage_unavailable(error.to_string()).response(),
+        Err(error) => return Err(Refusal::storage_unavailable(error.to_string())),
     };
     let mapping = match &event.change {
         Change::ContactUpsert(contact) => {
@@ -54,18 +67,15 @@ pub(super) async fn answer(
     let mapping = match mapping {
         Prepared::Ready(mapping) => mapping,
         Prepared::Retry(failure) => {
-            let body = json!({ "decision": "retry", "requests": [], "reason": failure.describe() });
-            return respond::json(200, &body);
+            return Ok(json!({ "decision": "retry", "requests": [], "reason": failure.describe() }));
         }
-        Prepared::Park(reason) => {
-            return respond::json(200, &json!({ "decision": "park", "requests": [], "reason": reason }))
-        }
+        Prepared::Park(reason) => return Ok(json!({ "decision": "park", "requests": [], "reason": reason })),
     };
     let left_out = match &event.change {
         Change::ContactUpsert(contact) => mapping.left_out(&contact.fields),
         _ => vec![],
     };
-    let mut answer = match plan::start(&event, &known, &config.location_id, &mapping) {
+    let mut answer = match plan::start(event, &known, &config.location_id, &mapping) {
         Start::Finish(applied) => json!({ "decision": "finish", "requests": [], "outcome": applied.outcome }),
         Start::Wait(reason) => json!({ "decision": "wait", "requests": [], "reason": reason }),
         Start::Park(reason) => json!({ "decision": "park", "requests": [], "reason": reason }),
@@ -84,14 +94,11 @@ pub(super) async fn answer(
                 let tag = known.tag.clone();
                 let adapter = Adapter { writer, config };
                 let location = &config.location_id;
-                match planned_actions(&adapter, location, &mapping, &event, &contact_id, tag, now_ms()) {
+                match planned_actions(&adapter, location, &mapping, event, &contact_id, tag, now_ms()) {
                     Ok(planned) if planned.is_empty() => {}
                     Ok(planned) => answer["actions"] = json!(planned),
                     Err(reason) => {
-                        return respond::json(
-                            200,
-                            &json!({ "decision": "park", "requests": [], "reason": reason }),
-                        )
+                        return Ok(json!({ "decision": "park", "requests": [], "reason": reason }))
                     }
                 }
             }
@@ -101,5 +108,5 @@ pub(super) async fn answer(
     if !left_out.is_empty() {
         answer["left_out"] = json!(left_out);
     }
-    respond::json(200, &answer)
+    Ok(answer)
 }

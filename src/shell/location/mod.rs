@@ -19,6 +19,7 @@ pub mod connection;
 mod custom_fields;
 mod db;
 mod dry_run;
+mod imports;
 mod live_mapping;
 mod log;
 mod operator;

@@ -48,6 +48,11 @@ pub async fn handle(writer: &Writer, config: &Config, mut req: Request) -> Resul
             return dry_run::answer(writer, config, &config.mapping, &req.bytes().await?).await
         }
         (Method::Get, ["metrics"]) => writer.chart(now_ms()).map(|chart| respond::json(200, &chart)),
+        (_, ["imports", rest @ ..]) => {
+            let rest = rest.to_vec();
+            let answer = super::imports::handle(writer, config, &mut req, &query, &rest).await;
+            return answer.unwrap_or_else(|| Refusal::not_found("no such operator route").response());
+        }
         (_, ["mapping", rest @ ..]) => {
             let rest = rest.to_vec();
             let answer = live_mapping::handle(writer, config, &mut req, &rest).await;

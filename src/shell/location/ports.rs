@@ -16,7 +16,7 @@ use super::tokens::token_failure;
 use super::Writer;
 use crate::config::Config;
 use crate::contacts_api::{ApiRequest, ApiResponse};
-use crate::engine::ports::{AlertKind, Api, Clock, Listed, Outside, Ports, Store, StoreResult};
+use crate::engine::ports::{AlertKind, Api, Clock, Lane, Listed, Outside, Ports, Store, StoreResult};
 use crate::engine::tallies::Counter;
 use crate::secret::Secret;
 use crate::shell::platform::contacts_client::ContactsClient;
@@ -52,8 +52,29 @@ impl Store for Adapter<'_> {
         self.writer.db.due_head(id, now)
     }
 
-    fn set_unreadable(&self, id: &str) -> StoreResult<()> {
-        self.writer.db.set_unreadable(id)
+    fn set_unreadable(&self, lane: Lane, id: &str) -> StoreResult<()> {
+        match lane {
+            Lane::Live => self.writer.db.set_unreadable(id),
+            Lane::Import => self.writer.db.set_import_row_unreadable(id),
+        }
+    }
+
+    fn import_heads(&self, now: UnixMillis, limit: u32) -> StoreResult<Vec<String>> {
+        self.writer.db.import_heads(now, limit)
+    }
+
+    fn import_head(&self, id: &str, now: UnixMillis) -> StoreResult<Option<Listed>> {
+        self.writer.db.import_head(id, now)
+    }
+
+    fn put_import_row(
+        &self,
+        id: &str,
+        _before: &WebhookRecord,
+        after: &WebhookRecord,
+        calls: u32,
+    ) -> StoreResult<()> {
+        self.writer.db.put_import_row(id, after, calls)
     }
 
     fn waiting_on(&self, contact: &str, now: UnixMillis) -> StoreResult<Vec<Listed>> {

@@ -8,7 +8,9 @@
 //! Integration Token, the app's OAuth install on its location, or a location token minted from
 //! its agency's company token (which the Directory keeps and hands out), kept like an OAuth one.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
+
+use futures_util::lock::Mutex;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -38,8 +40,6 @@ pub use crate::auth::token_record::TokenError;
 const META_KEY: &str = "token";
 /// KV's gap between two writes of one key, and a little more.
 const KV_WRITE_GAP_MS: u64 = 1_100;
-/// How often a waiting attempt looks whether the renewal under way has finished.
-const RENEWAL_POLL_MS: u64 = 25;
 
 /// How long the location-token endpoint may take to answer.
 const MINT_TIMEOUT_MS: u32 = 10_000;
@@ -50,7 +50,8 @@ pub struct Tokens {
     log: Log,
     /// A named connection's token source; `None`: the deployment's (`TOKEN_MODE`).
     source: RefCell<Option<TokenSource>>,
-    renewing: Cell<bool>,
+    /// Held while a renewal is under way: one at a time, the others wait for its outcome.
+    renewal: Mutex<()>,
     /// The outcome of the last renewal, for the attempts that waited for it.
     renewed: RefCell<Option<Result<Secret, TokenError>>>,
     /// The stored record, opened: this Durable Object is its only writer, so it stays right
@@ -64,7 +65,7 @@ impl Tokens {
             location_id: location_id.to_owned(),
             log,
             source: RefCell::new(source),
-            renewing: Cell::new(false),
+            renewal: Mutex::new(()),
             renewed: RefCell::new(None),
             opened: RefCell::new(None),
         }
@@ -85,7 +86,7 @@ impl Tokens {
         };
         let outcome = match plan(&config, &self.location_id, &stored, now_ms(), rejected) {
             Ok(Plan::Use(token)) => Ok(token),
-            Ok(Plan::Obtain { .. } | Plan::Mint(_)) if self.renewing.get() => self.await_renewal().await,
+            Ok(Plan::Obtain { .. } | Plan::Mint(_)) if self.renewing() => self.await_renewal().await,
             Ok(Plan::Obtain { issuer, grant }) => {
                 self.renew(env, db, &issuer.keys, config.mode(), Obtain::Grant(issuer, grant)).await
             }
@@ -129,10 +130,12 @@ impl Tokens {
     }
 
     /// Waits for the renewal under way and takes its outcome.
+    fn renewing(&self) -> bool {
+        self.renewal.try_lock().is_none()
+    }
+
     async fn await_renewal(&self) -> Result<Secret, TokenError> {
-        while self.renewing.get() {
-            Delay::from(Duration::from_millis(RENEWAL_POLL_MS)).await;
-        }
+        drop(self.renewal.lock().await);
         self.renewed.borrow().clone().unwrap_or_else(|| {
             Err(TokenError::Unavailable("the token renewal ended without an outcome".into()))
         })
@@ -210,7 +213,7 @@ impl Tokens {
         mode: TokenMode,
         how: Obtain<'_>,
     ) -> Result<Secret, TokenError> {
-        self.renewing.set(true);
+        let under_way = self.renewal.lock().await;
         let (issued, grant) = match &how {
             Obtain::Grant(issuer, grant) => (exchange(&issuer.client, grant, now_ms()).await, grant.name()),
             Obtain::Mint(agency) => (mint(env, agency, &self.location_id).await, "location_token"),
@@ -222,7 +225,7 @@ impl Tokens {
         };
         let outcome = issued.as_ref().map(|record| record.access_token.clone()).map_err(Clone::clone);
         *self.renewed.borrow_mut() = Some(outcome);
-        self.renewing.set(false);
+        drop(under_way);
         let record = issued?;
         if let Err(error) = kept {
             self.log.error(

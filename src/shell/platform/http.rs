@@ -35,6 +35,23 @@ pub fn request(method: Method, url: &str, headers: &Headers, body: Option<&str>)
     })
 }
 
+/// A request whose body is `body`, streamed as it arrives.
+pub fn streaming_request(
+    method: Method,
+    url: &str,
+    headers: &Headers,
+    body: &web_sys::ReadableStream,
+) -> worker::Result<Request> {
+    let init = web_sys::RequestInit::new();
+    init.set_method(method.as_ref());
+    init.set_headers(&headers.0);
+    init.set_body(body);
+    web_sys::Request::new_with_str_and_init(url, &init).map(Request::from).map_err(|error| {
+        let message = error.as_string();
+        worker::Error::JsError(message.unwrap_or_else(|| "invalid URL or options for Request".to_owned()))
+    })
+}
+
 /// Sends `request` and reads the whole answer, or gives up after `timeout_ms`.
 pub async fn fetch_with_timeout(
     request: Request,

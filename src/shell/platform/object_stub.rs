@@ -22,6 +22,12 @@ pub const INTERNAL: &str = "/internal";
 /// Who sent an operator request, as the Worker tells the Durable Object.
 pub const OPERATOR_HEADER: &str = "X-Operator";
 
+/// An operator's request body forwarded as a stream, with its Content-Type.
+pub struct Upload {
+    pub body: worker::web_sys::ReadableStream,
+    pub content_type: Option<String>,
+}
+
 /// Whether `path` is the operator API's (`/admin` and under it): the one rule for what may be
 /// forwarded from outside.
 pub fn is_operator_path(path: &str) -> bool {
@@ -99,6 +105,27 @@ impl ObjectStub {
         let headers = Headers::new();
         headers.set(OPERATOR_HEADER, operator)?;
         self.send_with(method, path, body, headers).await
+    }
+
+    /// Forwards an operator's upload as it streams in (an import's file: no isolate holds it
+    /// whole), with its Content-Type and who sent it.
+    pub async fn stream_as(
+        &self,
+        method: Method,
+        path: &str,
+        upload: &Upload,
+        operator: &str,
+    ) -> Result<Response> {
+        if !is_operator_path(path.split('?').next().unwrap_or_default()) {
+            return Err(worker::Error::RustError("only operator routes are forwarded from outside".into()));
+        }
+        let headers = Headers::new();
+        headers.set(OPERATOR_HEADER, operator)?;
+        if let Some(content_type) = &upload.content_type {
+            headers.set("Content-Type", content_type)?;
+        }
+        let request = http::streaming_request(method, &format!("{ORIGIN}{path}"), &headers, &upload.body)?;
+        self.stub.fetch_with_request(request).await
     }
 
     async fn send_with(

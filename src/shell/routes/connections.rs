@@ -73,14 +73,14 @@ pub async fn handle(mut req: Request, env: &Env) -> Result<Response> {
         }
         Target::Directory => {
             let path = caller.with_query(&caller.path);
-            ObjectStub::directory(env)?.send_as(method, &path, caller.body, operator).await
+            caller.forward(&ObjectStub::directory(env)?, method, &path).await
         }
         Target::Location { id, rest } => {
             if let Err(refusal) = known(env, &id).await {
                 return refusal.response();
             }
             let path = caller.with_query(&format!("/admin/{rest}"));
-            ObjectStub::open(env, id.as_str())?.send_as(method, &path, caller.body, operator).await
+            caller.forward(&ObjectStub::open(env, id.as_str())?, method, &path).await
         }
     }
 }

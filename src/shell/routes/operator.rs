@@ -3,13 +3,13 @@
 //! request, as sent, with the key's fingerprint as who sent it, to the location's Durable Object,
 //! which holds everything the operator API shows and changes.
 
-use worker::{Env, Request, Response, Result};
+use worker::{Env, Method, Request, Response, Result};
 
 use crate::auth::api_keys::{admin_keys, fingerprint, Denied};
 use crate::read::split_url;
 use crate::refusal::Refusal;
 use crate::shell::location::load_config;
-use crate::shell::platform::object_stub::ObjectStub;
+use crate::shell::platform::object_stub::{ObjectStub, Upload};
 use crate::shell::platform::runtime::settings;
 
 /// The operator API lives under `/admin`.
@@ -27,7 +27,8 @@ pub async fn handle(mut req: Request, env: &Env) -> Result<Response> {
         Err(refusal) => return refusal.response(),
     };
     let stub = ObjectStub::open(env, &config.location_id)?;
-    stub.send_as(req.method(), &caller.with_query(&caller.path), caller.body, &caller.operator).await
+    let path = caller.with_query(&caller.path);
+    caller.forward(&stub, req.method(), &path).await
 }
 
 /// An operator request let in through the door: its path and query, its body (none when empty),
@@ -36,6 +37,8 @@ pub(super) struct Caller {
     pub path: String,
     query: Option<String>,
     pub body: Option<String>,
+    /// An import's file, forwarded as it streams in rather than read here.
+    upload: Option<Upload>,
     pub operator: String,
 }
 
@@ -49,12 +52,31 @@ impl Caller {
             return Ok(Err(refusal));
         }
         let (path, query) = (url.path.to_owned(), url.query.map(str::to_owned));
+        let upload = match (req.method(), req.inner().body()) {
+            (Method::Post, Some(body)) if path.ends_with("/imports") => {
+                Some(Upload { body, content_type: req.headers().get("Content-Type").ok().flatten() })
+            }
+            _ => None,
+        };
+        let body = match upload {
+            Some(_) => None,
+            None => Some(req.text().await?).filter(|body| !body.is_empty()),
+        };
         Ok(Ok(Caller {
             path,
             query,
-            body: Some(req.text().await?).filter(|body| !body.is_empty()),
+            body,
+            upload,
             operator: fingerprint(authorization.as_deref()).unwrap_or_default(),
         }))
+    }
+
+    /// Forwards the request to `stub` at `path`: its body, or its upload as it streams in.
+    pub async fn forward(self, stub: &ObjectStub, method: Method, path: &str) -> Result<Response> {
+        match &self.upload {
+            Some(upload) => stub.stream_as(method, path, upload, &self.operator).await,
+            None => stub.send_as(method, path, self.body, &self.operator).await,
+        }
     }
 
     /// `path` with the request's query, as forwarded.

@@ -1,9 +1,13 @@
 //! The contact job: a contact's own event, planned by [`super::start`]. A create or update
 //! ([`ContactJob`]) with the follow-up calls that swap its status tag; a deletion, of a contact
 //! whose create is in doubt too ([`DeleteInDoubt`]). A contact whose create is in doubt is
-//! searched for first ([`crate::sync::contact_lookup`]) and adopted when found.
+//! searched for first ([`crate::sync::contact_lookup`]) and adopted when found. An update whose
+//! fields are what the contact's link says were last sent ([`digest`]) sends nothing.
 
-use serde_json::Value;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
 
 use super::{
     finish, leaves_in_doubt, put, refused, tombstone, unanswered, Applied, Failure, Job, Next, Remember,
@@ -73,6 +77,8 @@ pub struct ContactJob {
     adopted: Option<Link>,
     /// Whether this attempt sent (or is about to send) a create.
     created: bool,
+    /// The [`digest`] of what this event sends: kept on the link it writes.
+    digest: String,
 }
 
 impl ContactJob {
@@ -100,6 +106,11 @@ impl ContactJob {
             Some(Link::InDoubt(doubt)) => doubt.sent.tag.clone(),
             _ => None,
         };
+        let new_tag = update.status_tag.after(old_tag.clone());
+        let digest = digest(&update.fields, new_tag.as_deref());
+        if let Some(unchanged) = unchanged(link, &digest, &new_tag, at, &target.key) {
+            return unchanged;
+        }
         let mut job = ContactJob {
             key: target.key,
             sightmill_id: target.sightmill_id.to_owned(),
@@ -107,13 +118,14 @@ impl ContactJob {
             update_fields: update.fields,
             id_field: mapping.sightmill_id_field().map(str::to_owned),
             updated_at: at,
-            new_tag: update.status_tag.after(old_tag.clone()),
+            new_tag,
             old_tag,
             stage: Stage::Planned,
             follow_ups: vec![],
             before: link.cloned(),
             adopted: None,
             created: false,
+            digest,
         };
         let request = match link {
             Some(Link::Live { id, .. }) => job.update(id.clone(), false),
@@ -220,7 +232,8 @@ impl ContactJob {
             return self.applied(id, Action::Adopted);
         }
         let (updated_at, status_tag) = (doubt.updated_at, doubt.sent.tag.clone());
-        self.adopted = Some(Link::Live { id: id.clone(), updated_at, status_tag, completed_at: None });
+        self.adopted =
+            Some(Link::Live { id: id.clone(), updated_at, status_tag, completed_at: None, digest: None });
         Next::Send(self.update(id, true))
     }
 
@@ -297,11 +310,76 @@ impl ContactJob {
             updated_at: self.updated_at,
             status_tag: self.new_tag.clone(),
             completed_at: None,
+            digest: Some(self.digest.clone()),
         };
         Next::Applied(Applied {
             outcome: Outcome::Applied { action, contact_id, record_id: None },
             writes: vec![put(self.key.clone(), &link)],
         })
+    }
+}
+
+/// An update of a live contact whose [`digest`] is the one its link keeps (and whose status tag
+/// stays): nothing to send, the link moved on to `at` (so that older events stay stale).
+fn unchanged(
+    link: Option<&Link>,
+    digest: &str,
+    new_tag: &Option<String>,
+    at: UnixMillis,
+    key: &str,
+) -> Option<Start> {
+    let Some(Link::Live { id, status_tag, digest: Some(kept), .. }) = link else { return None };
+    if kept != digest || status_tag != new_tag {
+        return None;
+    }
+    let link = Link::Live {
+        id: id.clone(),
+        updated_at: at,
+        status_tag: status_tag.clone(),
+        completed_at: None,
+        digest: Some(kept.clone()),
+    };
+    Some(finish(Outcome::Unchanged { contact_id: id.clone() }, vec![put(key.to_owned(), &link)]))
+}
+
+/// What a contact's link remembers of what was sent: SHA-256 (base64url) of the canonical JSON
+/// (keys sorted, no spaces) of the fields an update with the same data sends, and of the status
+/// tag the contact carries afterwards. A create stores the digest of the update form of its
+/// data, so that a create and a later update of the same values digest alike.
+pub fn digest(fields: &Map<String, Value>, status_tag: Option<&str>) -> String {
+    let mut text = String::new();
+    canonical(&json!({"fields": fields, "tag": status_tag}), &mut text);
+    URL_SAFE_NO_PAD.encode(Sha256::digest(text.as_bytes()))
+}
+
+/// `value` as JSON with every object's keys in order, whatever order the map keeps them in.
+fn canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (at, (key, value)) in entries.into_iter().enumerate() {
+                if at > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                canonical(value, out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (at, item) in items.iter().enumerate() {
+                if at > 0 {
+                    out.push(',');
+                }
+                canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
     }
 }
 
@@ -435,7 +513,8 @@ mod tests {
             done.outcome,
             Outcome::Applied { action: Action::Created, contact_id: id("new1"), record_id: None }
         );
-        assert_eq!(done.writes, vec![put(contact_key(LOC, "sm_1"), &live("new1", MS10))]);
+        let sent = sent_digest(json!({"email": "a@b.co"}), None);
+        assert_eq!(done.writes, vec![put(contact_key(LOC, "sm_1"), &with_digest(live("new1", MS10), &sent))]);
     }
 
     #[test]
@@ -468,6 +547,7 @@ mod tests {
             updated_at: MS10,
             status_tag: Some("status:lead".into()),
             completed_at: None,
+            digest: None,
         };
         let (mut job, put_request) = send(start(&event, &known_contact(link), LOC, &mapping));
         assert_eq!(put_request.body, Some(json!({})), "tags never go into a PUT");
@@ -492,7 +572,8 @@ mod tests {
                 id: id("c9"),
                 updated_at: MS10,
                 status_tag: Some("status:customer".into()),
-                completed_at: None
+                completed_at: None,
+                digest: Some(digest(&Map::new(), Some("status:customer"))),
             }
         );
     }
@@ -503,7 +584,13 @@ mod tests {
             Mapping::parse(r#"{"fields": [], "status": {"to": "tag", "prefix": "status:"}}"#).unwrap();
         let event = event("contact.updated", json!({"id": "sm_1", "email": "a@b.co", "updated_at": T10}));
         let tagged = Some("status:lead".to_owned());
-        let link = Link::Live { id: id("c9"), updated_at: 0, status_tag: tagged.clone(), completed_at: None };
+        let link = Link::Live {
+            id: id("c9"),
+            updated_at: 0,
+            status_tag: tagged.clone(),
+            completed_at: None,
+            digest: None,
+        };
         let (mut job, _) = send(start(&event, &known_contact(link), LOC, &mapping));
         let done = applied(job.on_answer(Answer::Success(json!({}))));
         let Write::Put { value, .. } = &done.writes[0] else { panic!("{:?}", done.writes) };
@@ -540,6 +627,21 @@ mod tests {
                 assert_eq!(writes.len(), 1)
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    /// The digest of an update that sends `fields` and leaves the contact with `tag`.
+    fn sent_digest(fields: Value, tag: Option<&str>) -> String {
+        let Value::Object(fields) = fields else { panic!("fields are an object") };
+        digest(&fields, tag)
+    }
+
+    fn with_digest(link: Link, sent: &str) -> Link {
+        match link {
+            Link::Live { id, updated_at, status_tag, completed_at, .. } => {
+                Link::Live { id, updated_at, status_tag, completed_at, digest: Some(sent.to_owned()) }
+            }
+            other => other,
         }
     }
 
@@ -627,8 +729,12 @@ mod tests {
             updated_at: MS10,
             status_tag: Some("status:lead".into()),
             completed_at: None,
+            digest: Some(sent_digest(
+                json!({"firstName": "Ada", "lastName": "Byron", "email": "a@b.co"}),
+                Some("status:lead"),
+            )),
         };
-        assert_eq!(done.writes, vec![put(contact_key(LOC, "sm_1"), &link)]);
+        assert_eq!(done.writes, vec![put(contact_key(LOC, "sm_1"), &link)], "the digest of what was sent");
 
         // Nothing found: the create was not applied, and is sent again (in doubt again).
         let (mut job, _) = send(start(&created, &known, LOC, &mapping));
@@ -666,6 +772,7 @@ mod tests {
             updated_at: MS10,
             status_tag: Some("status:lead".into()),
             completed_at: None,
+            digest: None,
         };
         assert_eq!(job.kept_on_failure(MS11), Some(put(contact_key(LOC, "sm_1"), &adopted)));
         let Next::Send(remove) = job.on_answer(Answer::Success(json!({}))) else { panic!("swaps the tag") };
@@ -728,6 +835,129 @@ mod tests {
             search.body.unwrap()["filters"][1],
             json!({"field": "customFields.cf_sm", "operator": "eq", "value": "sm_1"})
         );
+    }
+
+    /// The link an applied attempt wrote.
+    fn written(done: &Applied) -> Link {
+        let Some(Write::Put { value, .. }) = done.writes.first() else { panic!("{:?}", done.writes) };
+        serde_json::from_value(value.clone()).unwrap()
+    }
+
+    fn unchanged(start: Start) -> Link {
+        match start {
+            Start::Finish(done @ Applied { outcome: Outcome::Unchanged { .. }, .. }) => {
+                assert_eq!(done.writes.len(), 1, "only the link");
+                written(&done)
+            }
+            other => panic!("expected unchanged, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_same_values_again_send_nothing_and_move_the_link_on() {
+        let mapping = tagged();
+        let (mut job, _) =
+            send(start(&contact_event("contact.created", T10), &Known::default(), LOC, &mapping));
+        let created = written(&applied(job.on_answer(Answer::Success(json!({"contact": {"id": "c1"}})))));
+        let again = contact_event("contact.updated", T11);
+        let moved = unchanged(start(&again, &known_contact(created.clone()), LOC, &mapping));
+        assert_eq!(moved.updated_at(), MS11, "written at the new version");
+        assert_eq!((moved.live_id(), &moved), (Some(&id("c1")), &with_digest_of(&created, MS11)));
+        let Start::Finish(done) = start(&again, &known_contact(created), LOC, &mapping) else { panic!() };
+        assert_eq!(done.outcome, Outcome::Unchanged { contact_id: id("c1") });
+        // Staleness still works against the version the unchanged event left.
+        let older = contact_event("contact.updated", "2026-11-27T10:30:00Z");
+        assert!(matches!(
+            start(&older, &known_contact(moved), LOC, &mapping),
+            Start::Finish(Applied { outcome: Outcome::Stale, .. })
+        ));
+    }
+
+    /// `link` at `updated_at`, everything else kept.
+    fn with_digest_of(link: &Link, updated_at: UnixMillis) -> Link {
+        let Link::Live { id, status_tag, digest, .. } = link.clone() else { panic!("{link:?}") };
+        Link::Live { id, updated_at, status_tag, completed_at: None, digest }
+    }
+
+    #[test]
+    fn one_changed_field_or_status_sends_the_update() {
+        let mapping = tagged();
+        let (mut job, _) =
+            send(start(&contact_event("contact.created", T10), &Known::default(), LOC, &mapping));
+        let created = written(&applied(job.on_answer(Answer::Success(json!({"contact": {"id": "c1"}})))));
+        let renamed = event(
+            "contact.updated",
+            json!({"id": "sm_1", "name": "Ada Lovelace", "email": "a@b.co", "status": "lead", "updated_at": T11}),
+        );
+        let (mut job, update) = send(start(&renamed, &known_contact(created.clone()), LOC, &mapping));
+        assert_eq!((update.method, update.path.as_str()), (Method::Put, "/contacts/c1"));
+        let updated = written(&applied(job.on_answer(Answer::Success(json!({})))));
+        let sent = sent_digest(
+            json!({"firstName": "Ada", "lastName": "Lovelace", "email": "a@b.co"}),
+            Some("status:lead"),
+        );
+        assert_eq!(updated, with_digest(live_tagged("c1", MS11, "status:lead"), &sent));
+        let Link::Live { digest: before, .. } = &created else { panic!() };
+        assert_ne!(before.as_deref(), Some(sent.as_str()));
+
+        let promoted = event(
+            "contact.updated",
+            json!({"id": "sm_1", "name": "Ada Byron", "email": "a@b.co", "status": "customer", "updated_at": T11}),
+        );
+        let (_, update) = send(start(&promoted, &known_contact(created), LOC, &mapping));
+        assert_eq!(update.method, Method::Put, "a new status tag is sent");
+    }
+
+    fn live_tagged(text: &str, updated_at: UnixMillis, tag: &str) -> Link {
+        Link::Live {
+            id: id(text),
+            updated_at,
+            status_tag: Some(tag.into()),
+            completed_at: None,
+            digest: None,
+        }
+    }
+
+    #[test]
+    fn a_link_stored_without_a_digest_is_updated_once_then_keeps_one() {
+        let old: Link =
+            serde_json::from_value(json!({"state": "live", "id": "c9", "updated_at": MS10})).unwrap();
+        assert_eq!(old, live("c9", MS10), "a link written before digests reads as one without");
+        let update =
+            |at: &str| event("contact.updated", json!({"id": "sm_1", "email": "a@b.co", "updated_at": at}));
+        let (mut job, request) = send(plan(&update(T11), &known_contact(old)));
+        assert_eq!(request.method, Method::Put);
+        let kept = written(&applied(job.on_answer(Answer::Success(json!({})))));
+        assert_eq!(kept, with_digest(live("c9", MS11), &sent_digest(json!({"email": "a@b.co"}), None)));
+        let stored = serde_json::to_value(&kept).unwrap();
+        assert_eq!(stored["digest"], json!(sent_digest(json!({"email": "a@b.co"}), None)));
+        assert_eq!(serde_json::from_value::<Link>(stored).unwrap(), kept);
+        unchanged(plan(&update("2026-11-27T12:00:00Z"), &known_contact(kept)));
+    }
+
+    #[test]
+    fn an_adopted_duplicate_keeps_the_digest_of_its_update() {
+        let created = contact_event("contact.created", T10);
+        let (mut job, _) = send(plan(&created, &Known::default()));
+        let Next::Send(_) = job.on_answer(Answer::Duplicate(id("old7"))) else { panic!() };
+        let adopted = written(&applied(job.on_answer(Answer::Success(json!({})))));
+        let fields = json!({"firstName": "Ada", "lastName": "Byron", "email": "a@b.co"});
+        assert_eq!(adopted, with_digest(live("old7", MS10), &sent_digest(fields, None)));
+        unchanged(plan(&contact_event("contact.updated", T11), &known_contact(adopted)));
+    }
+
+    #[test]
+    fn the_digest_is_of_canonical_json() {
+        let one = sent_digest(json!({"b": 1, "a": [{"y": null, "x": "é"}]}), Some("t"));
+        let mut reordered = Map::new();
+        reordered.insert("a".into(), json!([{"x": "é", "y": null}]));
+        reordered.insert("b".into(), json!(1));
+        assert_eq!(digest(&reordered, Some("t")), one);
+        assert_ne!(digest(&reordered, None), one, "the tag counts");
+        assert_eq!(one.len(), 43, "sha256, base64url without padding");
+        let mut text = String::new();
+        canonical(&json!({"b": [1, {"d": true, "c": "\"q\""}], "a": null}), &mut text);
+        assert_eq!(text, r#"{"a":null,"b":[1,{"c":"\"q\"","d":true}]}"#);
     }
 
     #[test]

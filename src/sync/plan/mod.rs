@@ -296,7 +296,10 @@ impl Job {
 
 /// A note or task link at `updated_at`; a task keeps its `completed_at`.
 fn link_write(key: &str, id: &ApiId, updated_at: UnixMillis, completed_at: Option<UnixMillis>) -> Write {
-    put(key.to_owned(), &Link::Live { id: id.clone(), updated_at, status_tag: None, completed_at })
+    put(
+        key.to_owned(),
+        &Link::Live { id: id.clone(), updated_at, status_tag: None, completed_at, digest: None },
+    )
 }
 
 /// What a single call's success is recorded as.

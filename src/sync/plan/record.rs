@@ -262,7 +262,7 @@ enum RecordStage {
     Unanswered(Box<Sent>),
     /// The event's own call on the record; `adopted`: the link to the record the lookup found,
     /// at the version in doubt.
-    Following { call: SingleCall, adopted: Option<Link> },
+    Following { call: SingleCall, adopted: Option<Box<Link>> },
 }
 
 /// A record job's move that answers no request (its first, or the one after a lookup): it
@@ -343,6 +343,7 @@ impl RecordJob {
                     updated_at: *snapshot_at,
                     status_tag: None,
                     completed_at: Some(self.record.updated_at),
+                    digest: None,
                 };
                 let remember = Remember::Put { key: self.record.key.clone(), link };
                 (ApiRequest::complete_task(contact_id, &id), Action::Completed, remember)
@@ -355,8 +356,9 @@ impl RecordJob {
             updated_at: self.record.updated_at,
             remember,
         };
-        let adopted =
-            adopted_at.map(|updated_at| Link::Live { id, updated_at, status_tag: None, completed_at: None });
+        let adopted = adopted_at.map(|updated_at| {
+            Box::new(Link::Live { id, updated_at, status_tag: None, completed_at: None, digest: None })
+        });
         self.stage = RecordStage::Following { call, adopted };
         Step::Send(request)
     }
@@ -688,6 +690,7 @@ mod tests {
             updated_at: MS10,
             status_tag: None,
             completed_at: Some(MS10 + 3_600_000),
+            digest: None,
         };
         assert_eq!(done.writes, vec![put(task_key(LOC, "c", "k1"), &link)]);
 
@@ -736,7 +739,13 @@ mod tests {
         assert_eq!(request.path, "/contacts/c9/tasks/K1/completed");
         assert_eq!(request.body, Some(json!({"completed": true})));
         let done = applied(job.on_answer(Answer::Success(json!({"task": {}}))));
-        let link = Link::Live { id: id("K1"), updated_at: 0, status_tag: None, completed_at: Some(MS10) };
+        let link = Link::Live {
+            id: id("K1"),
+            updated_at: 0,
+            status_tag: None,
+            completed_at: Some(MS10),
+            digest: None,
+        };
         assert_eq!(done.writes, vec![put(task_key(LOC, "c", "k"), &link)]);
     }
 
@@ -751,8 +760,13 @@ mod tests {
         let known = Known { contact: contact.clone(), link: Some(live("K1", MS10)), tag: None };
         let (mut job, _) = send(plan(&completed, &known));
         let done = applied(job.on_answer(Answer::Success(json!({"task": {}}))));
-        let after_completion =
-            Link::Live { id: id("K1"), updated_at: MS10, status_tag: None, completed_at: Some(MS11) };
+        let after_completion = Link::Live {
+            id: id("K1"),
+            updated_at: MS10,
+            status_tag: None,
+            completed_at: Some(MS11),
+            digest: None,
+        };
         assert_eq!(done.writes, vec![put(task_key(LOC, "c", "k"), &after_completion)]);
 
         let renamed = event(
@@ -768,8 +782,13 @@ mod tests {
             "the snapshot has no body: the PUT clears it"
         );
         let done = applied(job.on_answer(Answer::Success(json!({"task": {}}))));
-        let after_rename =
-            Link::Live { id: id("K1"), updated_at: MS1030, status_tag: None, completed_at: Some(MS11) };
+        let after_rename = Link::Live {
+            id: id("K1"),
+            updated_at: MS1030,
+            status_tag: None,
+            completed_at: Some(MS11),
+            digest: None,
+        };
         assert_eq!(done.writes, vec![put(task_key(LOC, "c", "k"), &after_rename)]);
 
         let known = Known { contact: contact.clone(), link: Some(after_rename), tag: None };

@@ -24,7 +24,7 @@ pub(super) fn id(text: &str) -> ApiId {
 }
 
 pub(super) fn live(text: &str, updated_at: UnixMillis) -> Link {
-    Link::Live { id: id(text), updated_at, status_tag: None, completed_at: None }
+    Link::Live { id: id(text), updated_at, status_tag: None, completed_at: None, digest: None }
 }
 
 pub(super) fn known_contact(link: Link) -> Known {

@@ -11,10 +11,13 @@
 //! | `links` | the id maps: a [`crate::sync::records::Link`] or tag state (JSON) under the key [`crate::sync::records`] names |
 //! | `meta` | small named values: the schema version, the running counts, the token record, the last run, alert quiet periods |
 //! | `metrics` | the charts' ring: 60 minute rows and 24 hour rows (a [`Bucket`] each), by slot |
+//! | `imports`, `import_rows` | the imports and the rows of the one under way ([`imports`]) |
 //!
 //! Rows written per webhook, as the platform counts them (a row and each index entry it adds; an
 //! update or delete once more when it moves an index): accepted 3, finished 2, forgotten 1, plus
 //! the plan's id-map writes; the running counts are written twice per run, not per webhook.
+
+pub mod imports;
 
 use std::cell::{Cell, RefCell};
 
@@ -36,7 +39,7 @@ use crate::timestamp::UnixMillis;
 /// A new database runs them all; one written by an earlier deployment runs those it lacks. The
 /// first is the schema before versions were kept (`IF NOT EXISTS`: it is a no-op on such a
 /// database).
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     "CREATE TABLE IF NOT EXISTS webhooks (
        id TEXT PRIMARY KEY, contact TEXT NOT NULL, order_at INTEGER NOT NULL, accepted_at INTEGER NOT NULL,
        state TEXT NOT NULL, at INTEGER NOT NULL, holds INTEGER NOT NULL, record TEXT NOT NULL);
@@ -48,7 +51,8 @@ const MIGRATIONS: [&str; 2] = [
      CREATE TABLE IF NOT EXISTS metrics (slot INTEGER PRIMARY KEY, bucket TEXT NOT NULL);",
     // Version 2: tables keyed by their text key alone (no second copy of the key in a rowid
     // index), arrival order kept as `seq`, the queue's indexes only over the rows each query
-    // needs, and the counters moved into the running counts (`meta` row `tallies`).
+    // needs (partial, one state each: SQLite uses a partial index only for a query that names
+    // its state), and the counters moved into the running counts (`meta` row `tallies`).
     "CREATE TABLE webhooks_v2 (
        id TEXT PRIMARY KEY, contact TEXT NOT NULL, order_at INTEGER NOT NULL, seq INTEGER NOT NULL,
        accepted_at INTEGER NOT NULL, state TEXT NOT NULL, at INTEGER NOT NULL, holds INTEGER NOT NULL,
@@ -58,7 +62,8 @@ const MIGRATIONS: [&str; 2] = [
      ALTER TABLE webhooks_v2 RENAME TO webhooks;
      CREATE INDEX pending_by_due ON webhooks (at, seq) WHERE state = 'pending';
      CREATE INDEX pending_by_contact ON webhooks (contact, order_at, seq) WHERE state = 'pending';
-     CREATE INDEX settled_by_place ON webhooks (state, at) WHERE state <> 'pending';
+     CREATE INDEX parked_by_at ON webhooks (at, id) WHERE state = 'parked';
+     CREATE INDEX finished_by_at ON webhooks (at) WHERE state = 'finished';
      CREATE TABLE links_v2 (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
      INSERT INTO links_v2 SELECT key, value FROM links;
      DROP TABLE links;
@@ -69,6 +74,13 @@ const MIGRATIONS: [&str; 2] = [
      ALTER TABLE meta_v2 RENAME TO meta;
      INSERT INTO meta (key, value) SELECT 'tallies', json_object('totals', json_group_object(name, value), 'next_seq', (SELECT coalesce(max(seq), 0) + 1 FROM webhooks)) FROM counters;
      DROP TABLE counters;",
+    // Version 3: imports (their progress) and the rows of the one under way, due in the file's
+    // order; a finished row leaves, a failed one stays for the operator's list of failed rows.
+    "CREATE TABLE imports (id TEXT PRIMARY KEY, progress TEXT NOT NULL) WITHOUT ROWID;
+     CREATE TABLE import_rows (
+       id TEXT PRIMARY KEY, import TEXT NOT NULL, line INTEGER NOT NULL, contact TEXT NOT NULL,
+       state TEXT NOT NULL, at INTEGER NOT NULL, record TEXT NOT NULL, raw TEXT, reason TEXT) WITHOUT ROWID;
+     CREATE INDEX import_rows_due ON import_rows (at, id) WHERE state = 'pending';",
 ];
 
 /// The table that holds the schema's version (one row; none before versions were kept).
@@ -98,6 +110,8 @@ pub struct Db {
     tallies: RefCell<Tallies>,
     /// Whether the stored `tallies` row says it is exact (`settled`).
     stored_settled: Cell<bool>,
+    /// The import under way (running, paused or stopped for the day), with its progress.
+    import: RefCell<Option<imports::UnderWay>>,
 }
 
 /// No earlier pending webhook of `w`'s contact holds it back.
@@ -120,7 +134,7 @@ impl FromRow for PlaceRow {
 }
 
 /// `id, record`.
-struct WebhookRow {
+pub(super) struct WebhookRow {
     id: String,
     record: String,
 }
@@ -174,6 +188,7 @@ impl Db {
             sql: Sql::open(sql, VERSION_TABLE)?,
             tallies: Default::default(),
             stored_settled: Cell::new(false),
+            import: Default::default(),
         };
         db.migrate()?;
         let stored: Option<Tallies> = db.meta(TALLIES_KEY).ok().flatten();
@@ -190,6 +205,7 @@ impl Db {
                 db.settle()?;
             }
         }
+        db.resume_import()?;
         Ok(db)
     }
 
@@ -237,7 +253,7 @@ impl Db {
         if !self.stored_settled.get() {
             self.put_tallies(true)?;
         }
-        Ok(())
+        self.store_import_progress()
     }
 
     fn put_tallies(&self, settled: bool) -> DbResult<()> {
@@ -527,7 +543,7 @@ fn past_prefix(prefix: &str) -> String {
     format!("{prefix}\u{10FFFF}")
 }
 
-fn listed(row: &WebhookRow) -> DbResult<Listed> {
+pub(super) fn listed(row: &WebhookRow) -> DbResult<Listed> {
     Ok(Listed { id: row.id.clone(), record: parse_record(row)? })
 }
 
@@ -535,11 +551,11 @@ fn parse_record(row: &WebhookRow) -> DbResult<WebhookRecord> {
     parse(&format!("webhook {}", row.id), &row.record)
 }
 
-fn parse<T: DeserializeOwned>(what: &str, text: &str) -> DbResult<T> {
+pub(super) fn parse<T: DeserializeOwned>(what: &str, text: &str) -> DbResult<T> {
     serde_json::from_slice(text.as_bytes())
         .map_err(|error| DbError::Unreadable(what.to_owned(), error.to_string()))
 }
 
-fn to_json<T: Serialize>(value: &T) -> DbResult<String> {
+pub(super) fn to_json<T: Serialize>(value: &T) -> DbResult<String> {
     serde_json::to_string(value).map_err(|error| DbError::Storage(error.to_string()))
 }
