@@ -196,7 +196,7 @@ async function open(id) {
   if (mine !== epoch) return;
   if (!answer.ok) return result(describe(answer), true);
   shownId = id;
-  show(answer.json);
+  show(progressIn(answer.json));
   for (const tr of document.querySelectorAll("#import-table tbody tr")) {
     if (tr.dataset.id === id) tr.setAttribute("aria-current", "true");
     else tr.removeAttribute("aria-current");
@@ -239,6 +239,9 @@ function show(p) {
   poll(p);
 }
 
+/** An import's progress from GET /admin/imports/{id}: `{ import: P }` (as pause/resume/cancel answer), or P. */
+const progressIn = (json) => json?.import ?? json;
+
 function hideProgress() {
   $("#import-progress-panel").hidden = true;
 }
@@ -259,8 +262,9 @@ function poll(p) {
       result(`The import could not be read: ${describe(answer)}`, true);
       return poll(p); // tried again, as it still runs as far as is known
     }
-    show(answer.json);
-    if (ENDED.has(answer.json.state)) load(); // the list shows how it ended
+    const progress = progressIn(answer.json);
+    show(progress);
+    if (ENDED.has(progress.state)) load(); // the list shows how it ended
   }, every);
 }
 
