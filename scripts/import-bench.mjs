@@ -382,7 +382,7 @@ async function measureImport(world, live, file, { withLive }) {
     const read = await admin(world, "GET", `imports/${id}`);
     polls += 1;
     if (read.status !== 200) throw new Error(`GET /admin/imports/${id} answered ${read.status}: ${JSON.stringify(read.json)}`);
-    progress = read.json;
+    progress = read.json.import ?? read.json; // `{ import: P }`, as pause/resume/cancel answer
     if (["done", "cancelled"].includes(progress.state)) break;
     if (progress.done > lastDone) {
       lastDone = progress.done;
