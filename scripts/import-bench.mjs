@@ -458,11 +458,22 @@ function say(line) {
   console.log(`import-bench: ${line}`);
 }
 
-const f1 = (x) => (Number.isFinite(x) ? x.toFixed(1) : String(x));
-const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : String(x));
-const int = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString("en-US") : String(x));
-const verdict = (ok) => (ok ? "meets" : "MISSES");
-const mb = (kb) => `${f1(kb / 1024)} MB`;
+// Function declarations, not constants: main() runs (top-level await) before this point is reached.
+function f1(x) {
+  return Number.isFinite(x) ? x.toFixed(1) : String(x);
+}
+function f2(x) {
+  return Number.isFinite(x) ? x.toFixed(2) : String(x);
+}
+function int(x) {
+  return Number.isFinite(x) ? Math.round(x).toLocaleString("en-US") : String(x);
+}
+function verdict(ok) {
+  return ok ? "meets" : "MISSES";
+}
+function mb(kb) {
+  return `${f1(kb / 1024)} MB`;
+}
 
 function report({ n, liveRate, rate, liveSecs, alone, first, again, startedAt }) {
   const p = first.progress;
