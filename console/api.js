@@ -24,17 +24,28 @@ export function whenRefused(handler) {
   onRefused = handler;
 }
 
-/**
- * Calls the operator API: `path` under the base (or under `at`, e.g. `/admin` for the routes of
- * every connection), `query` as parameters (empty ones left out), `body` as JSON (a string is
- * sent as it is). Answers `{ status, ok, json }`.
- */
-export async function api(method, path, { query, body, at = base } = {}) {
+/** The request for `path` under `at` with `query` (empty parameters left out), the key as a header. */
+function request(method, path, { query, at }) {
   const params = new URLSearchParams(Object.entries(query ?? {}).filter(([, value]) => value !== "" && value != null));
   const url = `${at}/${path}${params.size ? `?${params}` : ""}`;
   const headers = { authorization: `Bearer ${operatorKey.get() ?? ""}` };
-  const init = { method, headers, cache: "no-store", credentials: "omit", referrerPolicy: "no-referrer" };
-  if (body !== undefined) {
+  return { url, headers, init: { method, headers, cache: "no-store", credentials: "omit", referrerPolicy: "no-referrer" } };
+}
+
+const UNREACHABLE = { status: 0, ok: false, json: { error: "unreachable", message: "the worker could not be reached" } };
+
+/**
+ * Calls the operator API: `path` under the base (or under `at`, e.g. `/admin` for the routes of
+ * every connection), `query` as parameters (empty ones left out), `body` as JSON (a string is
+ * sent as it is; a Blob, such as a chosen File, is sent as it is with `type` as its Content-Type).
+ * Answers `{ status, ok, json }`.
+ */
+export async function api(method, path, { query, body, type, at = base } = {}) {
+  const { url, headers, init } = request(method, path, { query, at });
+  if (body instanceof Blob) {
+    headers["content-type"] = type || body.type || "application/octet-stream";
+    init.body = body;
+  } else if (body !== undefined) {
     headers["content-type"] = "application/json";
     init.body = typeof body === "string" ? body : JSON.stringify(body);
   }
@@ -42,9 +53,28 @@ export async function api(method, path, { query, body, at = base } = {}) {
   try {
     response = await fetch(url, init);
   } catch {
-    return { status: 0, ok: false, json: { error: "unreachable", message: "the worker could not be reached" } };
+    return UNREACHABLE;
   }
-  const text = await response.text();
+  return answered(response, await response.text());
+}
+
+/**
+ * Reads a file the operator API answers (e.g. an import's failed.csv) with the key as a header:
+ * `{ status, ok, blob }` when it answers 2xx, otherwise `{ status, ok: false, json }` (its refusal).
+ */
+export async function download(path, { query, at = base } = {}) {
+  const { url, init } = request("GET", path, { query, at });
+  let response;
+  try {
+    response = await fetch(url, init);
+  } catch {
+    return UNREACHABLE;
+  }
+  if (response.ok) return { status: response.status, ok: true, blob: await response.blob() };
+  return answered(response, await response.text());
+}
+
+function answered(response, text) {
   let json = null;
   try {
     json = text ? JSON.parse(text) : null;

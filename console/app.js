@@ -1,5 +1,5 @@
 // The operator console: sign in with an operator key, then one view at a time (Connections,
-// Status, Charts, Events, Mapping) of one connection, both chosen by the address's fragment
+// Status, Charts, Events, Mapping, Imports) of one connection, both chosen by the address's fragment
 // (`#events@loc-a`; see selection.js). Every view reads and changes the worker only through the
 // operator API (api.js); switching the connection switches every view to its own.
 
@@ -11,8 +11,9 @@ import * as status from "./status.js";
 import * as charts from "./charts.js";
 import * as events from "./events.js";
 import * as mapping from "./mapping.js";
+import * as imports from "./imports.js";
 
-const VIEWS = { connections, status, charts, events, mapping };
+const VIEWS = { connections, status, charts, events, mapping, imports };
 const shown = new Set();
 
 function signedIn(yes) {
