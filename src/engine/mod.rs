@@ -64,6 +64,23 @@ pub struct Engine {
     running: Cell<bool>,
 }
 
+/// The engine's `running` flag while a run is under way, cleared when the run ends or is
+/// dropped (its request cancelled): a flag left set would stop acceptances arming the alarm.
+struct Running<'a>(&'a Cell<bool>);
+
+impl<'a> Running<'a> {
+    fn set(flag: &'a Cell<bool>) -> Running<'a> {
+        flag.set(true);
+        Running(flag)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
+}
+
 /// How a run ended: its tally, and when the next run should start (`None`: nothing is left due;
 /// the cron or an acceptance starts the next).
 #[derive(Debug, Clone, PartialEq)]
@@ -99,7 +116,7 @@ impl Engine {
         deployed: &Config,
     ) -> Ended {
         let _one_at_a_time = self.run_lock.lock().await;
-        self.running.set(true);
+        let running = Running::set(&self.running);
         let now = ports.clock.now();
         let before = ports.store.queue_figures(now);
         let run = Run::new(self, ports, deployed, now);
@@ -123,7 +140,7 @@ impl Engine {
             ),
             scanned => scanned as u32,
         };
-        self.running.set(false);
+        drop(running);
         if let Some(age) =
             tally.oldest_pending_age_secs.filter(|age| *age as u64 > deployed.alerts.pending_age_secs)
         {

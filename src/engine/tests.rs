@@ -704,3 +704,13 @@ fn a_paused_import_sends_nothing_and_a_failed_row_raises_no_alert() {
     assert!(location.outside.alerts_of(AlertKind::Parked).is_empty());
     assert_eq!(location.store.import_calls.get(), 2);
 }
+
+#[test]
+fn a_run_dropped_part_way_does_not_leave_the_engine_marked_running() {
+    let location = location();
+    location.api.fault(Method::Post, "/contacts/", Fault::AppliedHang);
+    location.accept("w1", contact("contact.created", "sm_1", 1_000, "Ann Lee"));
+    let sent = |location: &Location| !location.api.seen.borrow().is_empty();
+    assert_eq!(location.run_until(sent), None, "the run's request is cancelled while a call is under way");
+    assert!(!location.engine.running(), "an acceptance arms the alarm again");
+}

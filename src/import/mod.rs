@@ -5,6 +5,9 @@
 //! Re-sync costs only what changed because a contact's link keeps a digest of what it last sent
 //! ([`crate::sync::plan::contact`]).
 
+/// The largest export taken: larger is refused (413 `body_too_large`) with nothing stored.
+pub const MAX_EXPORT_BYTES: usize = 50 * 1024 * 1024;
+
 mod csv;
 mod lines;
 mod ndjson;

@@ -29,7 +29,7 @@ use crate::sync::records::WebhookRecord;
 use crate::timestamp::{format_rfc3339, UnixMillis};
 
 /// The largest export taken (it is streamed: no isolate holds it whole).
-const MAX_BYTES: usize = 50 * 1024 * 1024;
+use crate::import::MAX_EXPORT_BYTES as MAX_BYTES;
 /// Rows a dry run shows at most.
 const MAX_DRY_RUN: usize = 20;
 
@@ -58,6 +58,9 @@ type Answer = std::result::Result<Result<Response>, Refusal>;
 /// `POST /admin/imports`: reads the body as it arrives, refusing a file that is not what it
 /// claims before anything is stored.
 async fn upload(writer: &Writer, config: &Config, req: &mut Request, query: &str) -> Answer {
+    if declared_length(req).is_some_and(|length| length > MAX_BYTES) {
+        return Err(too_large());
+    }
     let content_type = req.headers().get("Content-Type").ok().flatten();
     let named = query_param(query, "format");
     let format = match named {
@@ -84,8 +87,9 @@ async fn upload(writer: &Writer, config: &Config, req: &mut Request, query: &str
     let id = progress.id.clone();
     let mut loader = Loader { writer, progress: Some(progress), now };
     if let Err(refusal) = loader.load(req, format).await {
+        // A file refused part way (too large, cut off) leaves nothing behind.
         if loader.progress.is_none() {
-            writer.db.set_import_state(&id, ImportState::Cancelled, now_ms()).map_err(storage)?;
+            writer.db.discard_import(&id).map_err(storage)?;
         }
         return Err(refusal);
     }
@@ -121,10 +125,7 @@ impl Loader<'_> {
             let chunk = chunk.map_err(|error| Refusal::bad_request("invalid_import", error.to_string()))?;
             bytes += chunk.len();
             if bytes > MAX_BYTES {
-                return Err(Refusal::too_large(
-                    "body_too_large",
-                    format!("an export is at most {MAX_BYTES} bytes"),
-                ));
+                return Err(too_large());
             }
             let items = reader.feed(&chunk).map_err(refused)?;
             self.store(items)?;
@@ -275,6 +276,15 @@ fn import_id(now: UnixMillis) -> String {
 
 fn query_param(query: &str, name: &str) -> Option<String> {
     form_urlencoded::parse(query.as_bytes()).find(|(key, _)| key == name).map(|(_, value)| value.into_owned())
+}
+
+/// The upload's declared length, when it declares one.
+fn declared_length(req: &Request) -> Option<usize> {
+    req.headers().get("Content-Length").ok().flatten()?.trim().parse().ok()
+}
+
+fn too_large() -> Refusal {
+    Refusal::too_large("body_too_large", format!("an export is at most {MAX_BYTES} bytes"))
 }
 
 fn refused(reason: impl std::fmt::Display) -> Refusal {

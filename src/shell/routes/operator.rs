@@ -7,6 +7,7 @@ use worker::{Env, Method, Request, Response, Result};
 
 use crate::auth::api_keys::{admin_keys, fingerprint, Denied};
 use crate::calls::Call;
+use crate::import::MAX_EXPORT_BYTES;
 use crate::read::split_url;
 use crate::refusal::Refusal;
 use crate::shell::location::load_config;
@@ -55,6 +56,14 @@ impl Caller {
         let (path, query) = (url.path.to_owned(), url.query.map(str::to_owned));
         let upload = match (req.method(), req.inner().body()) {
             (Method::Post, Some(body)) if path.ends_with("/imports") => {
+                let declared = req.headers().get("Content-Length").ok().flatten();
+                if declared
+                    .and_then(|length| length.trim().parse::<usize>().ok())
+                    .is_some_and(|n| n > MAX_EXPORT_BYTES)
+                {
+                    let message = format!("an export is at most {MAX_EXPORT_BYTES} bytes");
+                    return Ok(Err(Refusal::too_large("body_too_large", message)));
+                }
                 Some(Upload { body, content_type: req.headers().get("Content-Type").ok().flatten() })
             }
             _ => None,

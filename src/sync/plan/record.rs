@@ -43,6 +43,9 @@ pub(super) fn upsert_note(note: &SightmillNote, target: Target) -> Start {
     if is_stale_snapshot(link, at) {
         return finish(Outcome::Stale, vec![]);
     }
+    if is_applied_snapshot(link, at) {
+        return finish(Outcome::Unchanged { contact_id: target.contact_id }, vec![]);
+    }
     let body = json!({ "body": note.body });
     target.job(RecordKind::Note, None, upsert_then(link, at, body)).start(link)
 }
@@ -52,6 +55,9 @@ pub(super) fn upsert_task(task: &SightmillTask, target: Target) -> Start {
     let (link, at) = (target.link, target.at);
     if is_stale_snapshot(link, at) {
         return finish(Outcome::Stale, vec![]);
+    }
+    if is_applied_snapshot(link, at) {
+        return finish(Outcome::Unchanged { contact_id: target.contact_id }, vec![]);
     }
     let completed_at = link.and_then(Link::completed_at);
     let body = task_body(task, completed_at, at);
@@ -90,6 +96,12 @@ pub(super) fn delete(kind: RecordKind, target: Target) -> Start {
 }
 
 const TASK_MISSING: &str = "its task is not in the Contacts API yet";
+
+/// A note or task snapshot is already applied when the record's live link is at its very version
+/// (SightMill changes `updated_at` with every change): an export imported again sends nothing.
+fn is_applied_snapshot(link: Option<&Link>, at: UnixMillis) -> bool {
+    matches!(link, Some(Link::Live { updated_at, .. }) if *updated_at == at)
+}
 
 /// A note or task snapshot is stale when a newer version, or a deletion of the same one, is on
 /// record.
@@ -505,6 +517,27 @@ mod tests {
         assert_eq!((request.method, request.path.as_str()), (Method::Delete, "/contacts/c9/notes/N1"));
         let done = applied(job.on_answer(Answer::Success(json!({"succeded": true}))));
         assert_eq!(done.writes, vec![tombstone(note_key(LOC, "c", "n1"), MS10 + 3_600_000)]);
+    }
+
+    #[test]
+    fn a_note_or_task_at_the_version_on_record_is_unchanged_and_sends_nothing() {
+        let contact = Some(live("c9", 0));
+        let note =
+            event("note.updated", json!({"id": "n1", "contact_id": "c", "body": "hi", "updated_at": T10}));
+        let known = Known { contact: contact.clone(), link: Some(live("N1", MS10)), tag: None };
+        let done = match plan(&note, &known) {
+            Start::Finish(done) => done,
+            other => panic!("expected nothing to send: {other:?}"),
+        };
+        assert_eq!((done.outcome, done.writes), (Outcome::Unchanged { contact_id: id("c9") }, vec![]));
+        let task = task_created();
+        let known = Known { contact, link: Some(live("K1", MS10)), tag: None };
+        assert!(matches!(
+            plan(&task, &known),
+            Start::Finish(Applied { outcome: Outcome::Unchanged { .. }, .. })
+        ));
+        let in_doubt = Known { link: Some(in_doubt(task_sent())), ..known };
+        assert!(matches!(plan(&task, &in_doubt), Start::Send(..)), "a create in doubt is still looked up");
     }
 
     fn task_created() -> Event {

@@ -20,6 +20,10 @@ pub(super) fn start(
     if on_record.is_some_and(|state| state.updated_at > at) {
         return finish(Outcome::Stale, vec![]);
     }
+    // The same change on record already (an export imported again): nothing to send.
+    if on_record.is_some_and(|state| state.updated_at == at && state.present == present) {
+        return finish(Outcome::Unchanged { contact_id }, vec![]);
+    }
     let tags = [name.to_owned()];
     let (request, action) = if present {
         (ApiRequest::add_tags(&contact_id, &tags), Action::TagAdded)
@@ -53,6 +57,28 @@ mod tests {
             assert_eq!(
                 done.writes,
                 vec![put(tag_key(LOC, "c", "vip"), &TagState { present, updated_at: MS10 })]
+            );
+        }
+    }
+
+    #[test]
+    fn the_same_tag_change_on_record_sends_nothing() {
+        for (kind, present) in [("tag.added", true), ("tag.removed", false)] {
+            let tag = event(kind, json!({"contact_id": "c", "tag": "vip", "updated_at": T10}));
+            let mut known = known_contact(live("c9", 0));
+            known.tag = Some(TagState { present, updated_at: MS10 });
+            let done = match plan(&tag, &known) {
+                Start::Finish(done) => done,
+                other => panic!("expected nothing to send: {other:?}"),
+            };
+            assert_eq!(
+                done.outcome,
+                Outcome::Unchanged { contact_id: crate::contacts_api::ApiId::parse("c9").unwrap() }
+            );
+            known.tag = Some(TagState { present: !present, updated_at: MS10 });
+            assert!(
+                matches!(plan(&tag, &known), Start::Send(..)),
+                "the other change at that version is sent"
             );
         }
     }

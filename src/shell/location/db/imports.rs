@@ -3,7 +3,8 @@
 //! ([`crate::engine::ports::Lane::Import`]), due in the file's order. A row that finishes
 //! leaves the table at once; a row that fails for good (a bad line, or parked) stays, with its
 //! reason and its text, for the operator's list of failed rows until the next import begins. The
-//! progress is kept in memory and stored when a run ends and at every change of state.
+//! progress is stored with every row that ends (in the same transaction), and while the file is
+//! stored, at its end.
 
 use super::{listed, parse, to_json, Db, DbResult, WebhookRow};
 use crate::engine::ports::Listed;
@@ -189,6 +190,17 @@ impl Db {
         Ok(Some(progress))
     }
 
+    /// Forgets an import whose file was refused part way (too large): its rows and its record,
+    /// as if it had never begun.
+    pub fn discard_import(&self, id: &str) -> DbResult<()> {
+        self.run("DELETE FROM import_rows WHERE import = ?", vec![id.into()])?;
+        self.run("DELETE FROM imports WHERE id = ?", vec![id.into()])?;
+        if self.import_under_way().is_some_and(|under_way| under_way.id == id) {
+            *self.import.borrow_mut() = None;
+        }
+        Ok(())
+    }
+
     fn delete_pending_rows(&self, import: &str) -> DbResult<()> {
         self.run("DELETE FROM import_rows WHERE import = ? AND state = 'pending'", vec![import.into()])
     }
@@ -265,36 +277,47 @@ impl Db {
         (under_way.progress.state == ImportState::Running).then(|| under_way.progress.id.clone())
     }
 
-    /// Writes an import row's new record and the progress: a finished row leaves, a parked one
-    /// is failed for good (kept with its reason), a pending one waits for its time.
+    /// Writes an import row's new record and the progress, in the same transaction (exact across
+    /// restarts): a finished row leaves, a parked one is failed for good (kept with its reason),
+    /// a pending one waits for its time. A row of an import cancelled while it was under way
+    /// still counts into that import's progress.
     pub fn put_import_row(&self, id: &str, after: &WebhookRecord, calls: u32) -> DbResult<()> {
         match &after.state {
             WebhookState::Finished { outcome, .. } => {
                 self.run("DELETE FROM import_rows WHERE id = ?", vec![id.into()])?;
-                self.with_import(|progress| {
-                    progress.record(outcome);
-                    progress.add_calls(u64::from(calls));
-                });
+                self.count_row(id, |progress| progress.record(outcome), calls)
             }
             WebhookState::Parked { reason, .. } => {
                 self.run(
                     "UPDATE import_rows SET state = 'failed', reason = ?, record = ? WHERE id = ?",
                     vec![reason.as_str().into(), to_json(after)?.into(), id.into()],
                 )?;
-                self.with_import(|progress| {
-                    progress.fail();
-                    progress.add_calls(u64::from(calls));
-                });
+                self.count_row(id, Progress::fail, calls)
             }
             WebhookState::Pending { due_at, .. } => {
                 self.run(
                     "UPDATE import_rows SET at = ?, record = ? WHERE id = ?",
                     vec![(*due_at).into(), to_json(after)?.into(), id.into()],
                 )?;
-                self.with_import(|progress| progress.add_calls(u64::from(calls)));
+                self.count_row(id, |_| {}, calls)
             }
         }
-        Ok(())
+    }
+
+    /// Folds a row's end (`change`) and its calls into its import's progress, and stores it.
+    fn count_row(&self, row: &str, change: impl FnOnce(&mut Progress), calls: u32) -> DbResult<()> {
+        let import = row.rsplit_once(':').map_or(row, |(import, _)| import);
+        let under_way = self.import_under_way().filter(|under_way| under_way.id == import);
+        let Some(mut progress) = under_way.map_or_else(|| self.import(import), |live| Ok(Some(live)))? else {
+            return Ok(());
+        };
+        change(&mut progress);
+        progress.add_calls(u64::from(calls));
+        if let Some(slot) = self.import.borrow_mut().as_mut().filter(|slot| slot.progress.id == import) {
+            slot.progress = progress.clone();
+            slot.stored = true;
+        }
+        self.put_progress(&progress)
     }
 
     /// An import row whose record cannot be read: failed for good.
@@ -303,7 +326,6 @@ impl Db {
             "UPDATE import_rows SET state = 'failed', reason = 'the stored row is unreadable' WHERE id = ?",
             vec![id.into()],
         )?;
-        self.with_import(|progress| progress.fail());
-        Ok(())
+        self.count_row(id, Progress::fail, 0)
     }
 }
