@@ -212,17 +212,20 @@ impl Db {
         )
     }
 
-    /// Stores the import under way's progress if it changed (a run's end); ends it when every
-    /// row is done.
+    /// Ends the import under way when every row is done; otherwise stores its progress if it
+    /// changed since last stored (a run's end).
     pub(super) fn store_import_progress(&self) -> DbResult<()> {
         let (progress, done) = {
             let mut slot = self.import.borrow_mut();
-            let Some(under_way) = slot.as_mut().filter(|under_way| !under_way.stored) else {
+            let Some(under_way) = slot.as_mut() else {
                 return Ok(());
             };
-            under_way.stored = true;
             let progress = &under_way.progress;
             let done = progress.state == ImportState::Running && progress.done >= progress.total;
+            if !done && under_way.stored {
+                return Ok(());
+            }
+            under_way.stored = true;
             (progress.clone(), done)
         };
         if done {
