@@ -392,12 +392,16 @@ impl Writer {
         webhook_key_of(named.as_deref(), id)
     }
 
-    /// Sets the alarm for `at` unless it is already set for then or sooner.
+    /// Sets the alarm for `at` unless it is already set for then or sooner, and still ahead. An
+    /// alarm remembered as set for a time now past is set again: it may have been taken as done
+    /// (the runtime drops an alarm set, during its handler, for the time it was scheduled for),
+    /// and trusting the memory would leave the queue waiting for a cron run.
     async fn arm(&self, at: i64) -> Result<()> {
-        if self.alarm_at.get().is_some_and(|set| set <= at) {
+        let now = now_ms();
+        if self.alarm_at.get().is_some_and(|set| set <= at && set > now) {
             return Ok(());
         }
-        let delay = (at - now_ms()).max(0) as u64;
+        let delay = (at - now).max(0) as u64;
         self.storage.set_alarm(Duration::from_millis(delay)).await?;
         self.alarm_at.set(Some(at));
         Ok(())
