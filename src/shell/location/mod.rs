@@ -393,9 +393,10 @@ impl Writer {
     }
 
     /// Sets the alarm for `at` unless it is already set for then or sooner, and still ahead. An
-    /// alarm remembered as set for a time now past is set again: it may have been taken as done
-    /// (the runtime drops an alarm set, during its handler, for the time it was scheduled for),
-    /// and trusting the memory would leave the queue waiting for a cron run.
+    /// alarm remembered as set for a time now past should have fired and cleared the memory; it
+    /// is set again, because it may have been lost (seen when it was set at the end of a run
+    /// inside an alarm's own handler), and trusting the memory would leave the queue waiting for
+    /// a cron run.
     async fn arm(&self, at: i64) -> Result<()> {
         let now = now_ms();
         if self.alarm_at.get().is_some_and(|set| set <= at && set > now) {
